@@ -1,0 +1,56 @@
+# cetus: one Makefile. `make` builds build/cetus and the library; `make test` builds and runs
+# the whole suite; `make san` runs the suite under address+undefined sanitizers.
+CC      ?= gcc
+BUILD   ?= build
+OPT     ?= -O3 -march=native
+SANFLAGS ?=
+BLAS_DIR = /usr/lib/x86_64-linux-gnu/openblas-openmp
+BLAS_INC = /usr/include/x86_64-linux-gnu/openblas-openmp
+
+CFLAGS  = -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror -g $(OPT) -fopenmp \
+          -fno-fast-math -Iinclude -Isrc -I$(BLAS_INC) $(SANFLAGS) -MMD -MP
+LDLIBS  = -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas -lcjson -lxxhash -lpcre2-8 -lm -fopenmp $(SANFLAGS)
+
+LIB_SRC  = $(wildcard src/core/*.c src/ops/*.c src/model/*.c src/train/*.c src/data/*.c)
+CLI_SRC  = $(wildcard src/cli/*.c)
+TEST_SRC = $(wildcard tests/test_*.c)
+BENCH_SRC = $(wildcard bench/*.c)
+
+LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o)
+CLI_OBJ  = $(CLI_SRC:%.c=$(BUILD)/%.o)
+TESTS    = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+BENCHES  = $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+
+.PHONY: all test san clean bench
+all: $(BUILD)/cetus $(TESTS) $(BENCHES)
+
+$(BUILD)/libcetus.a: $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	ar rcs $@ $^
+
+$(BUILD)/cetus: $(CLI_OBJ) $(BUILD)/libcetus.a
+	$(CC) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/libcetus.a
+	$(CC) -o $@ $^ -lcriterion $(LDLIBS)
+
+$(BUILD)/bench/%: $(BUILD)/bench/%.o $(BUILD)/libcetus.a
+	$(CC) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+test: all
+	BUILD=$(BUILD) bash tests/run.sh
+
+san:
+	$(MAKE) BUILD=build-san OPT="-O1" SANFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" test
+
+bench: all
+	bash bench/run.sh
+
+clean:
+	rm -rf build build-san
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

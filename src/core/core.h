@@ -1,0 +1,77 @@
+/* core.h: internal helpers every module uses: failure reporting, checked allocation,
+ * logging, timing, the deterministic RNG and file utilities (atomic write, mmap). */
+#ifndef CT_CORE_H
+#define CT_CORE_H
+
+#include "cetus.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <stdint.h>
+#include <stddef.h>
+
+/* ---- failure --------------------------------------------------------------------------- */
+
+/* Records a printf-style message for ct_last_error() and returns code. */
+ct_status ct_fail(ct_status code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Prefixes the current error message with more context ("loading X: <old message>"). */
+ct_status ct_fail_context(ct_status code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#define CT_TRY(expr) do { ct_status ct_s_ = (expr); if (ct_s_ != CT_OK) return ct_s_; } while (0)
+
+/* Always-on assertion for programmer errors: prints and aborts. */
+#define CT_ASSERT(cond) \
+    do { if (!(cond)) ct_panic(__FILE__, __LINE__, #cond); } while (0)
+_Noreturn void ct_panic(const char *file, int line, const char *what);
+
+/* ---- memory ---------------------------------------------------------------------------- */
+
+/* Pluggable allocator: tests install one that fails on the n-th call; the default is
+ * 64-byte aligned malloc. ct_alloc returns NULL (and sets CT_ENOMEM message) on failure. */
+typedef struct ct_allocator {
+    void *(*alloc)(size_t bytes, void *ctx);
+    void (*free)(void *p, void *ctx);
+    void *ctx;
+} ct_allocator;
+void ct_set_allocator(const ct_allocator *a); /* NULL restores the default */
+void *ct_alloc(size_t bytes, const char *what);  /* uninitialised, 64-byte aligned */
+void *ct_calloc(size_t bytes, const char *what); /* zeroed */
+void ct_free(void *p);
+
+/* ---- logging and time ------------------------------------------------------------------ */
+
+void ct_log(const char *fmt, ...) __attribute__((format(printf, 1, 2))); /* to stderr */
+double ct_now(void); /* monotonic seconds */
+
+/* ---- deterministic RNG ----------------------------------------------------------------- */
+
+/* xoshiro256** seeded through splitmix64; the whole state is 4 words so checkpoints can
+ * store and restore it exactly. */
+typedef struct ct_rng { uint64_t s[4]; } ct_rng;
+void ct_rng_seed(ct_rng *r, uint64_t seed);
+uint64_t ct_rng_u64(ct_rng *r);
+uint64_t ct_rng_below(ct_rng *r, uint64_t n); /* uniform in [0, n) */
+float ct_rng_uniform(ct_rng *r);              /* [0, 1) */
+float ct_rng_normal(ct_rng *r);               /* standard normal (Box-Muller) */
+
+/* ---- files ----------------------------------------------------------------------------- */
+
+/* Writes a file atomically: data goes to "<path>.tmp", is fsynced, renamed over path and
+ * the directory fsynced. On any failure path is untouched and the temp file removed. */
+typedef struct ct_atomic_file ct_atomic_file;
+ct_status ct_atomic_open(ct_atomic_file **out, const char *path);
+ct_status ct_atomic_write(ct_atomic_file *f, const void *data, size_t bytes);
+ct_status ct_atomic_commit(ct_atomic_file *f); /* fsync + rename; frees f */
+void ct_atomic_abort(ct_atomic_file *f);       /* removes the temp file; frees f */
+
+/* Read-only memory map of a whole file. */
+typedef struct ct_mapped { const uint8_t *data; size_t size; } ct_mapped;
+ct_status ct_map_file(ct_mapped *m, const char *path);
+void ct_unmap_file(ct_mapped *m);
+
+/* Reads a whole file into a NUL-terminated buffer from ct_alloc. */
+ct_status ct_read_file(const char *path, char **out, size_t *size);
+
+/* Creates a directory and its parents (like mkdir -p). */
+ct_status ct_mkdirs(const char *path);
+
+#endif /* CT_CORE_H */

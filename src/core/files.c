@@ -1,0 +1,148 @@
+/* files.c: atomic file writes (temp + fsync + rename), read-only mmap, whole-file reads and
+ * mkdir -p. Every failure message names the path and the system error. */
+#define _GNU_SOURCE
+#include "core.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct ct_atomic_file {
+    int fd;
+    char *path;
+    char *tmp;
+};
+
+ct_status ct_atomic_open(ct_atomic_file **out, const char *path) {
+    ct_atomic_file *f = calloc(1, sizeof *f);
+    size_t n = strlen(path);
+    if (!f || !(f->path = strdup(path)) || !(f->tmp = malloc(n + 5))) {
+        if (f) { free(f->path); free(f); }
+        return ct_fail(CT_ENOMEM, "out of memory opening %s", path);
+    }
+    memcpy(f->tmp, path, n);
+    memcpy(f->tmp + n, ".tmp", 5);
+    f->fd = open(f->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (f->fd < 0) {
+        ct_status s = ct_fail(CT_EIO, "cannot create %s: %s", f->tmp, strerror(errno));
+        free(f->path); free(f->tmp); free(f);
+        return s;
+    }
+    *out = f;
+    return CT_OK;
+}
+
+ct_status ct_atomic_write(ct_atomic_file *f, const void *data, size_t bytes) {
+    const uint8_t *p = data;
+    while (bytes > 0) {
+        size_t chunk = bytes > (1u << 30) ? (1u << 30) : bytes;
+        ssize_t w = write(f->fd, p, chunk);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            return ct_fail(CT_EIO, "cannot write %s: %s", f->tmp, strerror(errno));
+        }
+        p += w;
+        bytes -= (size_t)w;
+    }
+    return CT_OK;
+}
+
+static void atomic_release(ct_atomic_file *f) {
+    free(f->path);
+    free(f->tmp);
+    free(f);
+}
+
+void ct_atomic_abort(ct_atomic_file *f) {
+    if (!f) return;
+    if (f->fd >= 0) close(f->fd);
+    unlink(f->tmp);
+    atomic_release(f);
+}
+
+static void fsync_parent_dir(const char *path) {
+    char *copy = strdup(path);
+    if (!copy) return;
+    int dfd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) { fsync(dfd); close(dfd); }
+    free(copy);
+}
+
+ct_status ct_atomic_commit(ct_atomic_file *f) {
+    ct_status s = CT_OK;
+    if (fsync(f->fd) != 0) s = ct_fail(CT_EIO, "cannot fsync %s: %s", f->tmp, strerror(errno));
+    if (close(f->fd) != 0 && s == CT_OK) s = ct_fail(CT_EIO, "cannot close %s: %s", f->tmp, strerror(errno));
+    f->fd = -1;
+    if (s == CT_OK && rename(f->tmp, f->path) != 0)
+        s = ct_fail(CT_EIO, "cannot rename %s to %s: %s", f->tmp, f->path, strerror(errno));
+    if (s != CT_OK) { ct_atomic_abort(f); return s; }
+    fsync_parent_dir(f->path);
+    atomic_release(f);
+    return CT_OK;
+}
+
+ct_status ct_map_file(ct_mapped *m, const char *path) {
+    m->data = NULL;
+    m->size = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return ct_fail(CT_EIO, "cannot open %s: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        close(fd);
+        return ct_fail(CT_EIO, "cannot stat %s: %s", path, strerror(errno));
+    }
+    if (st.st_size == 0) { close(fd); return CT_OK; }
+    void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (p == MAP_FAILED) return ct_fail(CT_EIO, "cannot map %s: %s", path, strerror(errno));
+    m->data = p;
+    m->size = (size_t)st.st_size;
+    return CT_OK;
+}
+
+void ct_unmap_file(ct_mapped *m) {
+    if (m->data) munmap((void *)m->data, m->size);
+    m->data = NULL;
+    m->size = 0;
+}
+
+ct_status ct_read_file(const char *path, char **out, size_t *size) {
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return ct_fail(CT_EIO, "cannot open %s: %s", path, strerror(errno));
+    fseek(fp, 0, SEEK_END);
+    long n = ftell(fp);
+    fseek(fp, 0, SEEK_SET);
+    if (n < 0) { fclose(fp); return ct_fail(CT_EIO, "cannot read %s: not a regular file", path); }
+    char *buf = ct_alloc((size_t)n + 1, path);
+    if (!buf) { fclose(fp); return CT_ENOMEM; }
+    size_t got = fread(buf, 1, (size_t)n, fp);
+    int err = ferror(fp);
+    fclose(fp);
+    if (err || got != (size_t)n) {
+        ct_free(buf);
+        return ct_fail(CT_EIO, "cannot read %s: short read", path);
+    }
+    buf[n] = 0;
+    *out = buf;
+    if (size) *size = (size_t)n;
+    return CT_OK;
+}
+
+ct_status ct_mkdirs(const char *path) {
+    char buf[4096];
+    size_t n = strlen(path);
+    if (n == 0 || n >= sizeof buf) return ct_fail(CT_EINVAL, "bad directory path '%s'", path);
+    memcpy(buf, path, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (buf[i] != '/' && buf[i] != 0) continue;
+        char c = buf[i];
+        buf[i] = 0;
+        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+            return ct_fail(CT_EIO, "cannot create directory %s: %s", buf, strerror(errno));
+        buf[i] = c;
+    }
+    return CT_OK;
+}

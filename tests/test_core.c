@@ -1,0 +1,74 @@
+/* test_core.c: the core helpers: RNG determinism, atomic writes, error messages, allocator. */
+#include <criterion/criterion.h>
+#include "core/core.h"
+#include <string.h>
+#include <unistd.h>
+
+Test(core, rng_is_deterministic_and_uniform) {
+    ct_rng a, b;
+    ct_rng_seed(&a, 42);
+    ct_rng_seed(&b, 42);
+    double sum = 0;
+    for (int i = 0; i < 10000; i++) {
+        uint64_t x = ct_rng_u64(&a);
+        cr_assert_eq(x, ct_rng_u64(&b));
+    }
+    for (int i = 0; i < 10000; i++) sum += ct_rng_uniform(&a);
+    cr_assert(sum / 10000 > 0.48 && sum / 10000 < 0.52, "mean %f", sum / 10000);
+    for (int i = 0; i < 1000; i++) cr_assert_lt(ct_rng_below(&a, 7), 7u);
+}
+
+Test(core, atomic_write_replaces_or_leaves_intact) {
+    char dir[] = "/tmp/cetus_test_XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char path[256];
+    snprintf(path, sizeof path, "%s/f.bin", dir);
+    ct_atomic_file *f;
+    cr_assert_eq(ct_atomic_open(&f, path), CT_OK);
+    cr_assert_eq(ct_atomic_write(f, "hello", 5), CT_OK);
+    cr_assert_eq(ct_atomic_commit(f), CT_OK);
+    /* an aborted second write leaves the first content */
+    cr_assert_eq(ct_atomic_open(&f, path), CT_OK);
+    cr_assert_eq(ct_atomic_write(f, "XXXXXXXX", 8), CT_OK);
+    ct_atomic_abort(f);
+    char *buf;
+    size_t n;
+    cr_assert_eq(ct_read_file(path, &buf, &n), CT_OK);
+    cr_assert_eq(n, 5);
+    cr_assert_str_eq(buf, "hello");
+    ct_free(buf);
+    char tmp[300];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    cr_assert_neq(access(tmp, F_OK), 0, "temp file left behind");
+    unlink(path);
+    rmdir(dir);
+}
+
+Test(core, errors_name_the_file) {
+    char *buf;
+    cr_assert_eq(ct_read_file("/nonexistent/x.json", &buf, NULL), CT_EIO);
+    cr_assert(strstr(ct_last_error(), "/nonexistent/x.json") != NULL, "%s", ct_last_error());
+    ct_fail(CT_EINVAL, "inner");
+    ct_fail_context(CT_EINVAL, "outer");
+    cr_assert_str_eq(ct_last_error(), "outer: inner");
+}
+
+static int allocs_left;
+static void *failing_alloc(size_t n, void *ctx) {
+    (void)ctx;
+    return allocs_left-- > 0 ? malloc(n) : NULL;
+}
+static void plain_free(void *p, void *ctx) { (void)ctx; free(p); }
+
+Test(core, allocator_failure_is_reported) {
+    ct_allocator a = {failing_alloc, plain_free, NULL};
+    allocs_left = 1;
+    ct_set_allocator(&a);
+    void *p = ct_alloc(16, "first");
+    void *q = ct_alloc(16, "second buffer");
+    ct_set_allocator(NULL);
+    cr_assert_not_null(p);
+    cr_assert_null(q);
+    cr_assert(strstr(ct_last_error(), "second buffer") != NULL, "%s", ct_last_error());
+    free(p);
+}
