@@ -14,15 +14,17 @@ LDLIBS  = -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas -lcjson -lxxhash -lpcr
 LIB_SRC  = $(wildcard src/core/*.c src/ops/*.c src/model/*.c src/train/*.c src/data/*.c)
 CLI_SRC  = $(wildcard src/cli/*.c)
 TEST_SRC = $(wildcard tests/test_*.c)
+TOOL_SRC = $(wildcard tests/tool_*.c)
 BENCH_SRC = $(wildcard bench/*.c)
 
 LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ  = $(CLI_SRC:%.c=$(BUILD)/%.o)
 TESTS    = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+TOOLS    = $(TOOL_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCHES  = $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
 .PHONY: all test san clean bench
-all: $(BUILD)/cetus $(TESTS) $(BENCHES)
+all: $(BUILD)/cetus $(TESTS) $(TOOLS) $(BENCHES)
 
 $(BUILD)/libcetus.a: $(LIB_OBJ)
 	@mkdir -p $(dir $@)
@@ -31,8 +33,11 @@ $(BUILD)/libcetus.a: $(LIB_OBJ)
 $(BUILD)/cetus: $(CLI_OBJ) $(BUILD)/libcetus.a
 	$(CC) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/libcetus.a
+$(BUILD)/tests/test_%: $(BUILD)/tests/test_%.o $(BUILD)/libcetus.a
 	$(CC) -o $@ $^ -lcriterion $(LDLIBS)
+
+$(BUILD)/tests/tool_%: $(BUILD)/tests/tool_%.o $(BUILD)/libcetus.a
+	$(CC) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/bench/%: $(BUILD)/bench/%.o $(BUILD)/libcetus.a
 	$(CC) -o $@ $^ $(LDLIBS)

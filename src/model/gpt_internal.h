@@ -1,0 +1,36 @@
+/* gpt_internal.h: the ct_model struct, shared by the files that implement the model:
+ * gpt.c (parameter table, init) and gpt_pass.c (activations, forward, backward). */
+#ifndef CT_GPT_INTERNAL_H
+#define CT_GPT_INTERNAL_H
+
+#include "cetus.h"
+#include "model/block.h"
+
+#define MAX_NAME 48
+
+struct ct_model {
+    ct_model_config cfg;
+    ct_tensor_info *tensors;
+    char (*names)[MAX_NAME];
+    size_t n_tensors, n_params;
+    float *params, *grads;
+    ct_block_params *blocks, *block_grads;
+    size_t wte, wpe, lnf_w, lnf_b; /* offsets */
+    /* activations, laid out for the last (B, T) */
+    float *acts;
+    size_t acts_cap;
+    int B, T, threads;
+    ct_block_acts *block_acts;
+    ct_block_scratch scratch;
+    float *res;             /* [L+1, N, C] residual stream at block boundaries */
+    float *lnf, *lnf_mean, *lnf_rstd, *logits, *lse, *dres;
+    int32_t *tokens, *targets, *prefix; /* copies of the last forward's inputs [B*T] */
+    size_t ints_cap;
+    int has_targets, counted, prefix_set;
+};
+
+/* Points block views at base (the parameter or the gradient buffer) using the table. */
+void ct_model_bind_blocks(const ct_model *m, ct_block_params *views, float *base);
+
+
+#endif

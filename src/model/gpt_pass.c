@@ -1,0 +1,142 @@
+/* gpt_pass.c: the model's activation buffer (one allocation, laid out per (B, T)) and the
+ * forward and backward passes: embeddings -> blocks -> final LayerNorm -> tied head -> loss,
+ * then back in reverse. */
+#include "core/core.h"
+#include "model/gpt_internal.h"
+#include "ops/ops.h"
+#include <cblas.h>
+#include <omp.h>
+#include <string.h>
+
+static size_t acts_size(const ct_model *m, ct_dims d, int threads) {
+    size_t N = (size_t)d.B * d.T, C = (size_t)d.C, L = (size_t)m->cfg.n_layer;
+    return (L + 1) * N * C + L * ct_block_acts_size(d) + ct_block_scratch_size(d, threads) +
+           N * C + 3 * N + N * (size_t)m->cfg.vocab_size + N * C;
+}
+
+static ct_status layout_acts(ct_model *m, int B, int T) {
+    ct_dims d = {B, T, m->cfg.d_model, m->cfg.n_head};
+    int threads = omp_get_max_threads();
+    size_t need = acts_size(m, d, threads), N = (size_t)B * T, C = (size_t)d.C;
+    if (need > m->acts_cap) {
+        ct_free(m->acts);
+        m->acts_cap = 0;
+        m->acts = ct_alloc(need * sizeof(float), "model activations");
+        if (!m->acts) return CT_ENOMEM;
+        m->acts_cap = need;
+    }
+    if (N > m->ints_cap) {
+        free(m->tokens);
+        m->tokens = malloc(3 * N * sizeof(int32_t));
+        if (!m->tokens) { m->ints_cap = 0; return ct_fail(CT_ENOMEM, "out of memory for token buffers"); }
+        m->targets = m->tokens + N;
+        m->prefix = m->tokens + 2 * N;
+        m->ints_cap = N;
+    }
+    float *p = m->acts;
+    m->res = p; p += ((size_t)m->cfg.n_layer + 1) * N * C;
+    for (int l = 0; l < m->cfg.n_layer; l++) {
+        ct_block_acts_layout(&m->block_acts[l], p, d);
+        p += ct_block_acts_size(d);
+    }
+    ct_block_scratch_layout(&m->scratch, p, d, threads);
+    p += ct_block_scratch_size(d, threads);
+    m->lnf = p; p += N * C;
+    m->lnf_mean = p; p += N;
+    m->lnf_rstd = p; p += N;
+    m->lse = p; p += N;
+    m->logits = p; p += N * (size_t)m->cfg.vocab_size;
+    m->dres = p;
+    m->B = B;
+    m->T = T;
+    m->threads = threads;
+    return CT_OK;
+}
+
+static ct_status check_inputs(const ct_model *m, const int32_t *tokens, const int32_t *targets,
+                              const int32_t *prefix_len, int B, int T) {
+    const ct_model_config *c = &m->cfg;
+    if (B < 1 || T < 1) return ct_fail(CT_EINVAL, "forward: batch %d x %d is empty", B, T);
+    if (T > c->seq_len)
+        return ct_fail(CT_EINVAL, "forward: sequence length %d exceeds model.seq_len = %d", T, c->seq_len);
+    for (size_t i = 0; i < (size_t)B * T; i++) {
+        if (tokens[i] < 0 || tokens[i] >= c->vocab_size)
+            return ct_fail(CT_EINVAL, "forward: token %d at position %zu is outside the vocabulary [0, %d)",
+                           tokens[i], i, c->vocab_size);
+        if (targets && targets[i] >= c->vocab_size)
+            return ct_fail(CT_EINVAL, "forward: target %d at position %zu is outside the vocabulary [0, %d)",
+                           targets[i], i, c->vocab_size);
+    }
+    for (int b = 0; prefix_len && b < B; b++)
+        if (prefix_len[b] < 0 || prefix_len[b] > T)
+            return ct_fail(CT_EINVAL, "forward: prefix length %d of row %d is outside [0, %d]", prefix_len[b], b, T);
+    return CT_OK;
+}
+
+ct_status ct_model_forward(ct_model *m, const int32_t *tokens, const int32_t *targets,
+                           const int32_t *prefix_len, int B, int T, float *loss) {
+    CT_TRY(check_inputs(m, tokens, targets, prefix_len, B, T));
+    CT_TRY(layout_acts(m, B, T));
+    const ct_model_config *c = &m->cfg;
+    int N = B * T, C = c->d_model, V = c->vocab_size;
+    ct_dims d = {B, T, C, c->n_head};
+    memcpy(m->tokens, tokens, (size_t)N * sizeof(int32_t));
+    m->has_targets = targets != NULL;
+    if (targets) memcpy(m->targets, targets, (size_t)N * sizeof(int32_t));
+    const int32_t *prefix = NULL;
+    m->prefix_set = prefix_len != NULL;
+    if (prefix_len) {
+        memcpy(m->prefix, prefix_len, (size_t)B * sizeof(int32_t));
+        prefix = m->prefix;
+    }
+    ct_embedding_forward(m->res, tokens, m->params + m->wte, m->params + m->wpe, B, T, C);
+    for (int l = 0; l < c->n_layer; l++)
+        ct_block_forward(&m->blocks[l], &m->block_acts[l], m->res + (size_t)l * N * C,
+                         m->res + (size_t)(l + 1) * N * C, prefix, d);
+    float *x = m->res + (size_t)c->n_layer * N * C;
+    ct_layernorm_forward(m->lnf, m->lnf_mean, m->lnf_rstd, x, m->params + m->lnf_w,
+                         m->params + m->lnf_b, N, C);
+    /* logits[N,V] = lnf[N,C] wte[V,C]^T */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, V, C, 1.0f, m->lnf, C,
+                m->params + m->wte, C, 0.0f, m->logits, V);
+    if (targets) {
+        float l = ct_crossentropy_forward(m->lse, m->logits, targets, N, V, &m->counted);
+        if (loss) *loss = l;
+    }
+    return CT_OK;
+}
+
+void ct_model_zero_grad(ct_model *m) {
+    if (m->grads) memset(m->grads, 0, m->n_params * sizeof(float));
+}
+
+ct_status ct_model_backward(ct_model *m, float grad_scale) {
+    if (!m->has_targets) return ct_fail(CT_EINVAL, "backward: the last forward had no targets");
+    if (!m->grads) {
+        m->grads = ct_calloc(m->n_params * sizeof(float), "model gradients");
+        if (!m->grads) return CT_ENOMEM;
+        ct_model_bind_blocks(m, m->block_grads, m->grads);
+    }
+    const ct_model_config *c = &m->cfg;
+    int B = m->B, T = m->T, N = B * T, C = c->d_model, V = c->vocab_size;
+    ct_dims d = {B, T, C, c->n_head};
+    const int32_t *prefix = m->prefix_set ? m->prefix : NULL;
+    float scale = m->counted ? grad_scale / (float)m->counted : 0.0f;
+    ct_crossentropy_backward(m->logits, m->lse, m->targets, N, V, scale);
+    float *dlogits = m->logits, *dlnf = m->scratch.dln, *g = m->grads;
+    /* dlnf[N,C] = dlogits[N,V] wte[V,C];  dwte[V,C] += dlogits^T lnf */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, V, 1.0f, dlogits, V,
+                m->params + m->wte, C, 0.0f, dlnf, C);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, V, C, N, 1.0f, dlogits, V, m->lnf, C,
+                1.0f, g + m->wte, C);
+    memset(m->dres, 0, (size_t)N * C * sizeof(float));
+    ct_layernorm_backward(m->dres, g + m->lnf_w, g + m->lnf_b, dlnf,
+                          m->res + (size_t)c->n_layer * N * C, m->params + m->lnf_w,
+                          m->lnf_mean, m->lnf_rstd, N, C);
+    for (int l = c->n_layer - 1; l >= 0; l--)
+        ct_block_backward(&m->blocks[l], &m->block_grads[l], &m->block_acts[l],
+                          m->res + (size_t)l * N * C, m->dres, &m->scratch, prefix, d);
+    ct_embedding_backward(g + m->wte, g + m->wpe, m->dres, m->tokens, B, T, C);
+    m->has_targets = 0; /* logits were overwritten by their gradient */
+    return CT_OK;
+}

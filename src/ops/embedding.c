@@ -1,0 +1,30 @@
+/* embedding.c: token + learned position embeddings, forward and backward. */
+#include "ops/ops.h"
+#include <omp.h>
+
+void ct_embedding_forward(float *x, const int32_t *tokens, const float *wte, const float *wpe,
+                          int B, int T, int C) {
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) {
+            float *out = x + ((size_t)b * T + t) * C;
+            const float *te = wte + (size_t)tokens[b * T + t] * C, *pe = wpe + (size_t)t * C;
+            for (int c = 0; c < C; c++) out[c] = te[c] + pe[c];
+        }
+}
+
+/* Each thread owns a slice of channels, so the scatter-add has no races and a fixed order. */
+void ct_embedding_backward(float *dwte, float *dwpe, const float *dx, const int32_t *tokens,
+                           int B, int T, int C) {
+#pragma omp parallel
+    {
+        int nt = omp_get_num_threads(), id = omp_get_thread_num();
+        int c0 = (int)((long)C * id / nt), c1 = (int)((long)C * (id + 1) / nt);
+        for (int b = 0; b < B; b++)
+            for (int t = 0; t < T; t++) {
+                const float *d = dx + ((size_t)b * T + t) * C;
+                float *te = dwte + (size_t)tokens[b * T + t] * C, *pe = dwpe + (size_t)t * C;
+                for (int c = c0; c < c1; c++) { te[c] += d[c]; pe[c] += d[c]; }
+            }
+    }
+}

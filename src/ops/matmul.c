@@ -1,0 +1,49 @@
+/* matmul.c: the linear layer y = x W + b on OpenBLAS sgemm, with W stored [in, out] as in
+ * Hugging Face's GPT-2 Conv1D, and the deterministic column-sum used for bias gradients. */
+#include "ops/ops.h"
+#include <cblas.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define COLSUM_CHUNKS 32 /* fixed, so the sum order does not depend on the thread count */
+
+void ct_colsum_accumulate(float *dst, const float *src, int N, int C) {
+    float *partial = malloc(sizeof(float) * COLSUM_CHUNKS * (size_t)C);
+    if (!partial) abort();
+    int chunk = (N + COLSUM_CHUNKS - 1) / COLSUM_CHUNKS;
+#pragma omp parallel for schedule(static)
+    for (int k = 0; k < COLSUM_CHUNKS; k++) {
+        float *acc = partial + (size_t)k * C;
+        memset(acc, 0, sizeof(float) * (size_t)C);
+        int end = (k + 1) * chunk < N ? (k + 1) * chunk : N;
+        for (int n = k * chunk; n < end; n++) {
+            const float *row = src + (size_t)n * C;
+            for (int c = 0; c < C; c++) acc[c] += row[c];
+        }
+    }
+    for (int k = 0; k < COLSUM_CHUNKS; k++)
+        for (int c = 0; c < C; c++) dst[c] += partial[(size_t)k * C + c];
+    free(partial);
+}
+
+void ct_matmul_forward(float *out, const float *inp, const float *w, const float *bias,
+                       int N, int IC, int OC) {
+    float beta = 0.0f;
+    if (bias) {
+#pragma omp parallel for schedule(static)
+        for (int n = 0; n < N; n++) memcpy(out + (size_t)n * OC, bias, sizeof(float) * (size_t)OC);
+        beta = 1.0f;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, OC, IC, 1.0f, inp, IC, w, OC,
+                beta, out, OC);
+}
+
+void ct_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout,
+                        const float *inp, const float *w, int N, int IC, int OC) {
+    if (dinp)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, IC, OC, 1.0f, dout, OC, w, OC,
+                    0.0f, dinp, IC);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, IC, OC, N, 1.0f, inp, IC, dout, OC,
+                1.0f, dw, OC);
+    if (dbias) ct_colsum_accumulate(dbias, dout, N, OC);
+}

@@ -1,0 +1,63 @@
+/* ops.h: the compute kernels. Every op has a forward and a backward; backward functions
+ * ACCUMULATE (+=) into parameter gradients and into the input gradient where noted, and
+ * OVERWRITE (=) activation gradients otherwise. Shapes: N = B*T rows, C channels, V vocab,
+ * H heads, hd = C/H. All loops are parallel over OpenMP threads and deterministic for a
+ * given thread count. */
+#ifndef CT_OPS_H
+#define CT_OPS_H
+
+#include <stdint.h>
+#include <stddef.h>
+
+/* out[N,OC] = inp[N,IC] @ w[IC,OC] + bias[OC]   (bias may be NULL) */
+void ct_matmul_forward(float *out, const float *inp, const float *w, const float *bias,
+                       int N, int IC, int OC);
+/* dinp[N,IC] = dout @ w^T (overwrites; skipped if dinp NULL), dw[IC,OC] += inp^T @ dout,
+ * dbias[OC] += column sums of dout (skipped if NULL) */
+void ct_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout,
+                        const float *inp, const float *w, int N, int IC, int OC);
+
+/* out[N,C] = (inp - mean) * rstd * g + b; saves mean[N], rstd[N]. eps = 1e-5 */
+void ct_layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
+                          const float *g, const float *b, int N, int C);
+/* dinp[N,C] += ..., dg[C] += ..., db[C] += ... */
+void ct_layernorm_backward(float *dinp, float *dg, float *db, const float *dout,
+                           const float *inp, const float *g, const float *mean,
+                           const float *rstd, int N, int C);
+
+/* GELU, tanh approximation (GPT-2's "gelu_new"). out[n] = gelu(inp[n]) */
+void ct_gelu_forward(float *out, const float *inp, size_t n);
+/* dinp[n] = gelu'(inp[n]) * dout[n] (overwrites; dinp may alias dout) */
+void ct_gelu_backward(float *dinp, const float *inp, const float *dout, size_t n);
+
+/* Multi-head attention on a packed qkv[B,T,3C] (q | k | v, heads contiguous inside each).
+ * Mask: position i attends to j iff j <= max(i, prefix_len[b] - 1); prefix_len NULL means
+ * causal. out[B,T,C]; probs[B,H,T,T] saved for backward. */
+void ct_attention_forward(float *out, float *probs, const float *qkv, const int32_t *prefix_len,
+                          int B, int T, int C, int H);
+/* dqkv[B,T,3C] (overwrites); scratch holds threads * T * T floats */
+void ct_attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv,
+                           const float *probs, const int32_t *prefix_len, int B, int T, int C,
+                           int H);
+
+/* x[B,T,C] = wte[tokens[b,t]] + wpe[t] */
+void ct_embedding_forward(float *x, const int32_t *tokens, const float *wte, const float *wpe,
+                          int B, int T, int C);
+/* dwte[V,C] += scatter of dx by token, dwpe[T,C] += sum over batch */
+void ct_embedding_backward(float *dwte, float *dwpe, const float *dx, const int32_t *tokens,
+                           int B, int T, int C);
+
+/* Softmax cross-entropy over logits[N,V]. Rows whose target < 0 are ignored. Saves the
+ * log-sum-exp of each row in lse[N]. Returns the mean loss over counted rows (0 if none)
+ * and the count in *counted. */
+float ct_crossentropy_forward(float *lse, const float *logits, const int32_t *targets,
+                              int N, int V, int *counted);
+/* In place: logits[N,V] becomes dlogits = scale * (softmax - onehot) (0 rows if ignored).
+ * scale is typically grad_scale / counted. */
+void ct_crossentropy_backward(float *logits, const float *lse, const int32_t *targets,
+                              int N, int V, float scale);
+
+/* dst[C] += sum over rows of src[N,C], in a fixed row-chunk order (deterministic). */
+void ct_colsum_accumulate(float *dst, const float *src, int N, int C);
+
+#endif

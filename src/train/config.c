@@ -1,0 +1,226 @@
+/* config.c: the table of configuration keys and the JSON / key=value readers over it. */
+#include "core/core.h"
+#include "train/config.h"
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <stddef.h>
+#include <string.h>
+
+typedef enum { K_INT, K_I64, K_FLOAT, K_BOOL, K_STR } key_type;
+
+typedef struct key_def {
+    const char *name;
+    key_type type;
+    size_t offset;
+    double min, max; /* inclusive range for numbers */
+    const char *def; /* default, as text */
+    const char *help;
+} key_def;
+
+#define F(field) offsetof(ct_config, field)
+static const key_def keys[] = {
+    {"model.n_layer", K_INT, F(model.n_layer), 1, 4096, "4", "decoder blocks"},
+    {"model.d_model", K_INT, F(model.d_model), 1, 1 << 16, "256", "channels"},
+    {"model.n_head", K_INT, F(model.n_head), 1, 4096, "4", "attention heads (must divide d_model)"},
+    {"model.seq_len", K_INT, F(model.seq_len), 1, 1 << 20, "128", "context length (position table size)"},
+    {"model.vocab_size", K_INT, F(model.vocab_size), 1, 1 << 24, "50257", "vocabulary size (GPT-2 BPE: 50257)"},
+    {"train.batch_size", K_INT, F(train.batch_size), 1, 1 << 20, "8", "micro-batch rows per forward/backward"},
+    {"train.grad_accum", K_INT, F(train.grad_accum), 1, 1 << 20, "1", "micro-batches accumulated per optimizer step"},
+    {"train.steps", K_INT, F(train.steps), 1, 1e9, "1000", "optimizer steps in total"},
+    {"train.lr", K_FLOAT, F(train.lr), 1e-12, 10, "1e-3", "peak learning rate"},
+    {"train.lr_min", K_FLOAT, F(train.lr_min), 0, 10, "1e-4", "learning rate at the end of the cosine decay"},
+    {"train.warmup_steps", K_INT, F(train.warmup_steps), 0, 1e9, "50", "linear warmup steps"},
+    {"train.weight_decay", K_FLOAT, F(train.weight_decay), 0, 10, "0.1", "AdamW decoupled weight decay (matrices and embeddings only)"},
+    {"train.beta1", K_FLOAT, F(train.beta1), 0, 0.999999, "0.9", "AdamW beta1"},
+    {"train.beta2", K_FLOAT, F(train.beta2), 0, 0.999999999, "0.95", "AdamW beta2"},
+    {"train.eps", K_FLOAT, F(train.eps), 1e-30, 1, "1e-8", "AdamW epsilon"},
+    {"train.grad_clip", K_FLOAT, F(train.grad_clip), 0, 1e9, "1.0", "clip the global gradient norm to this (0 = off)"},
+    {"train.seed", K_I64, F(train.seed), 0, 9.2e18, "1337", "seed for initialisation and data order"},
+    {"train.log_interval", K_INT, F(train.log_interval), 1, 1e9, "10", "steps between progress lines when not on a terminal"},
+    {"train.eval_interval", K_INT, F(train.eval_interval), 0, 1e9, "100", "steps between validation evaluations (0 = only at the end)"},
+    {"train.eval_batches", K_INT, F(train.eval_batches), 1, 1e9, "20", "validation micro-batches per evaluation"},
+    {"train.sample_interval", K_INT, F(train.sample_interval), 0, 1e9, "200", "steps between printed samples (0 = only at the end)"},
+    {"train.sample_tokens", K_INT, F(train.sample_tokens), 0, 1e6, "64", "tokens per printed sample"},
+    {"train.ckpt_interval", K_INT, F(train.ckpt_interval), 0, 1e9, "250", "steps between checkpoints (0 = only at the end)"},
+    {"train.ckpt_keep", K_INT, F(train.ckpt_keep), 1, 1e6, "2", "checkpoints kept in run.dir/ckpt"},
+    {"data.dir", K_STR, F(data.dir), 0, 0, "data/pydocs", "token shards written by `cetus prepare`"},
+    {"run.dir", K_STR, F(run.dir), 0, 0, "runs/default", "where checkpoints and metrics.jsonl go"},
+    {"run.resume", K_BOOL, F(run.resume), 0, 1, "true", "continue from the latest checkpoint in run.dir if one exists"},
+    {"runtime.threads", K_INT, F(runtime.threads), 0, 4096, "0", "compute threads (0 = all cores)"},
+    {"runtime.pin", K_BOOL, F(runtime.pin), 0, 1, "true", "pin compute thread i to core i"},
+};
+#undef F
+#define N_KEYS (sizeof keys / sizeof keys[0])
+
+static const key_def *find_key(const char *name) {
+    for (size_t i = 0; i < N_KEYS; i++)
+        if (strcmp(keys[i].name, name) == 0) return &keys[i];
+    return NULL;
+}
+
+static ct_status unknown_key(const char *name, const char *source) {
+    /* suggest keys sharing the section */
+    char section[64] = "";
+    const char *dot = strchr(name, '.');
+    if (dot && (size_t)(dot - name) < sizeof section) memcpy(section, name, (size_t)(dot - name));
+    char hint[512] = "";
+    size_t used = 0;
+    for (size_t i = 0; i < N_KEYS && used < sizeof hint - 64; i++)
+        if (section[0] && strncmp(keys[i].name, section, strlen(section)) == 0 &&
+            keys[i].name[strlen(section)] == '.')
+            used += (size_t)snprintf(hint + used, sizeof hint - used, "%s%s", used ? ", " : "", keys[i].name);
+    return ct_fail(CT_EINVAL, "%s: unknown key '%s'%s%s (see `cetus train --help`)", source, name,
+                   used ? "; keys in this section: " : "", hint);
+}
+
+static ct_status set_number(ct_config *c, const key_def *k, double v, const char *text,
+                            const char *source) {
+    void *dst = (char *)c + k->offset;
+    if (!isfinite(v) || v < k->min || v > k->max)
+        return ct_fail(CT_EINVAL, "%s: %s = %s is out of range: allowed %g to %g (%s)", source,
+                       k->name, text, k->min, k->max, k->help);
+    if ((k->type == K_INT || k->type == K_I64 || k->type == K_BOOL) && v != floor(v))
+        return ct_fail(CT_EINVAL, "%s: %s = %s must be a whole number (%s)", source, k->name, text, k->help);
+    switch (k->type) {
+    case K_INT: case K_BOOL: *(int *)dst = (int)v; break;
+    case K_I64: *(long long *)dst = (long long)v; break;
+    case K_FLOAT: *(double *)dst = v; break;
+    case K_STR: break;
+    }
+    return CT_OK;
+}
+
+/* Sets key k from its textual form (defaults and key=value overrides). */
+static ct_status set_from_text(ct_config *c, const key_def *k, const char *text, const char *source) {
+    if (k->type == K_STR) {
+        size_t n = strlen(text);
+        if (n == 0 || n >= 512)
+            return ct_fail(CT_EINVAL, "%s: %s must be a non-empty path under 512 bytes", source, k->name);
+        memcpy((char *)c + k->offset, text, n + 1);
+        return CT_OK;
+    }
+    if (k->type == K_BOOL) {
+        int b = -1;
+        if (!strcmp(text, "true") || !strcmp(text, "1")) b = 1;
+        if (!strcmp(text, "false") || !strcmp(text, "0")) b = 0;
+        if (b < 0) return ct_fail(CT_EINVAL, "%s: %s = '%s': expected true or false (%s)", source, k->name, text, k->help);
+        return set_number(c, k, b, text, source);
+    }
+    char *end;
+    errno = 0;
+    double v = strtod(text, &end);
+    if (end == text || *end || errno)
+        return ct_fail(CT_EINVAL, "%s: %s = '%s' is not a number (%s)", source, k->name, text, k->help);
+    return set_number(c, k, v, text, source);
+}
+
+void ct_config_defaults(ct_config *c) {
+    memset(c, 0, sizeof *c);
+    for (size_t i = 0; i < N_KEYS; i++) {
+        ct_status s = set_from_text(c, &keys[i], keys[i].def, "defaults");
+        CT_ASSERT(s == CT_OK);
+    }
+}
+
+static ct_status apply_json_value(ct_config *c, const char *name, const cJSON *item, const char *source) {
+    const key_def *k = find_key(name);
+    if (!k) return unknown_key(name, source);
+    if (k->type == K_STR) {
+        if (!cJSON_IsString(item)) return ct_fail(CT_EINVAL, "%s: %s must be a string (%s)", source, name, k->help);
+        return set_from_text(c, k, item->valuestring, source);
+    }
+    if (k->type == K_BOOL) {
+        if (!cJSON_IsBool(item)) return ct_fail(CT_EINVAL, "%s: %s must be true or false (%s)", source, name, k->help);
+        return set_number(c, k, cJSON_IsTrue(item) ? 1 : 0, cJSON_IsTrue(item) ? "true" : "false", source);
+    }
+    if (!cJSON_IsNumber(item)) return ct_fail(CT_EINVAL, "%s: %s must be a number (%s)", source, name, k->help);
+    char text[64];
+    snprintf(text, sizeof text, "%.17g", item->valuedouble);
+    return set_number(c, k, item->valuedouble, text, source);
+}
+
+static ct_status apply_object(ct_config *c, const cJSON *obj, const char *prefix, const char *source) {
+    for (const cJSON *it = obj->child; it; it = it->next) {
+        char name[128];
+        snprintf(name, sizeof name, "%s%s%s", prefix, prefix[0] ? "." : "", it->string);
+        if (cJSON_IsObject(it)) CT_TRY(apply_object(c, it, name, source));
+        else CT_TRY(apply_json_value(c, name, it, source));
+    }
+    return CT_OK;
+}
+
+ct_status ct_config_apply_json(ct_config *c, const char *json, const char *source) {
+    const char *err_at = NULL;
+    cJSON *root = cJSON_ParseWithOpts(json, &err_at, 1);
+    if (!root) {
+        int line = 1;
+        for (const char *p = json; err_at && p < err_at; p++) line += *p == '\n';
+        return ct_fail(CT_EINVAL, "%s: malformed JSON near line %d", source, line);
+    }
+    if (!cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        return ct_fail(CT_EINVAL, "%s: the configuration must be a JSON object", source);
+    }
+    ct_status s = apply_object(c, root, "", source);
+    cJSON_Delete(root);
+    return s;
+}
+
+ct_status ct_config_load_file(ct_config *c, const char *path) {
+    char *text;
+    CT_TRY(ct_read_file(path, &text, NULL));
+    ct_status s = ct_config_apply_json(c, text, path);
+    ct_free(text);
+    return s;
+}
+
+ct_status ct_config_apply_override(ct_config *c, const char *kv) {
+    const char *eq = strchr(kv, '=');
+    if (!eq || eq == kv) return ct_fail(CT_EINVAL, "argument '%s': expected key=value, e.g. train.lr=3e-4", kv);
+    char name[128];
+    size_t n = (size_t)(eq - kv);
+    if (n >= sizeof name) return ct_fail(CT_EINVAL, "argument '%s': key too long", kv);
+    memcpy(name, kv, n);
+    name[n] = 0;
+    const key_def *k = find_key(name);
+    if (!k) return unknown_key(name, "command line");
+    return set_from_text(c, k, eq + 1, "command line");
+}
+
+ct_status ct_config_validate(const ct_config *c) {
+    CT_TRY(ct_model_config_check(&c->model));
+    if (c->train.lr_min > c->train.lr)
+        return ct_fail(CT_EINVAL, "train.lr_min = %g exceeds train.lr = %g", c->train.lr_min, c->train.lr);
+    if (c->train.warmup_steps > c->train.steps)
+        return ct_fail(CT_EINVAL, "train.warmup_steps = %d exceeds train.steps = %d", c->train.warmup_steps, c->train.steps);
+    return CT_OK;
+}
+
+char *ct_config_to_json(const ct_config *c) {
+    cJSON *root = cJSON_CreateObject();
+    for (size_t i = 0; i < N_KEYS; i++) {
+        const key_def *k = &keys[i];
+        char section[32];
+        const char *dot = strchr(k->name, '.');
+        snprintf(section, sizeof section, "%.*s", (int)(dot - k->name), k->name);
+        cJSON *obj = cJSON_GetObjectItemCaseSensitive(root, section);
+        if (!obj) obj = cJSON_AddObjectToObject(root, section);
+        const void *src = (const char *)c + k->offset;
+        switch (k->type) {
+        case K_INT: cJSON_AddNumberToObject(obj, dot + 1, *(const int *)src); break;
+        case K_I64: cJSON_AddNumberToObject(obj, dot + 1, (double)*(const long long *)src); break;
+        case K_FLOAT: cJSON_AddNumberToObject(obj, dot + 1, *(const double *)src); break;
+        case K_BOOL: cJSON_AddBoolToObject(obj, dot + 1, *(const int *)src); break;
+        case K_STR: cJSON_AddStringToObject(obj, dot + 1, (const char *)src); break;
+        }
+    }
+    char *out = cJSON_Print(root);
+    cJSON_Delete(root);
+    return out;
+}
+
+void ct_config_print_keys(FILE *out) {
+    for (size_t i = 0; i < N_KEYS; i++)
+        fprintf(out, "  %-22s %-12s %s\n", keys[i].name, keys[i].def, keys[i].help);
+}

@@ -1,0 +1,51 @@
+/* config.h: the run configuration: every key with its type, default, allowed range and help,
+ * read from a JSON file (nested objects: {"model": {"n_layer": 4}}) and from key=value
+ * overrides ("train.lr=3e-4"). Unknown keys and out-of-range values are errors that name the
+ * key, the value and what is allowed. */
+#ifndef CT_CONFIG_H
+#define CT_CONFIG_H
+
+#include "cetus.h"
+#include <stdio.h>
+
+typedef struct ct_config {
+    ct_model_config model;
+    struct {
+        int batch_size;     /* micro-batch rows B */
+        int grad_accum;     /* micro-batches per optimizer step */
+        int steps;          /* optimizer steps in total */
+        double lr, lr_min;
+        int warmup_steps;
+        double weight_decay, beta1, beta2, eps, grad_clip;
+        long long seed;
+        int log_interval, eval_interval, eval_batches;
+        int sample_interval, sample_tokens;
+        int ckpt_interval, ckpt_keep;
+    } train;
+    struct {
+        char dir[512];      /* token shards from `cetus prepare` */
+    } data;
+    struct {
+        char dir[512];      /* checkpoints and metrics.jsonl */
+        int resume;         /* continue from run.dir's latest checkpoint if there is one */
+    } run;
+    struct {
+        int threads;        /* 0 = all cores */
+        int pin;
+    } runtime;
+} ct_config;
+
+void ct_config_defaults(ct_config *c);
+/* Applies a JSON document (file contents); `source` names it in messages. */
+ct_status ct_config_apply_json(ct_config *c, const char *json, const char *source);
+ct_status ct_config_load_file(ct_config *c, const char *path);
+/* Applies one "key=value" override. */
+ct_status ct_config_apply_override(ct_config *c, const char *kv);
+/* Cross-key checks (model shape, batch layout); run after all sources are applied. */
+ct_status ct_config_validate(const ct_config *c);
+/* The whole configuration as a JSON object string (caller frees with free()). */
+char *ct_config_to_json(const ct_config *c);
+/* Prints every key with its default and help. */
+void ct_config_print_keys(FILE *out);
+
+#endif

@@ -1,0 +1,40 @@
+/* optim.h: AdamW with decoupled weight decay (only on tensors the model marks for decay:
+ * matrices and embeddings, never biases or norm gains), global-norm gradient clipping, and
+ * the learning-rate schedule (linear warmup, then cosine decay to a floor). */
+#ifndef CT_OPTIM_H
+#define CT_OPTIM_H
+
+#include "cetus.h"
+
+typedef struct ct_adamw_config {
+    float beta1, beta2, eps, weight_decay;
+    float grad_clip; /* max global L2 norm; <= 0 disables clipping */
+} ct_adamw_config;
+
+typedef struct ct_adamw ct_adamw;
+
+ct_status ct_adamw_create(ct_adamw **out, size_t num_params);
+void ct_adamw_free(ct_adamw *o);
+/* Moments [num_params], in the model's parameter layout (for checkpoints). */
+float *ct_adamw_m(ct_adamw *o);
+float *ct_adamw_v(ct_adamw *o);
+int64_t ct_adamw_steps(const ct_adamw *o);
+void ct_adamw_set_steps(ct_adamw *o, int64_t t);
+
+/* Global L2 norm of the gradients, summed in a fixed order (deterministic). */
+float ct_grad_norm(const float *grads, size_t n);
+
+/* One update of the model's parameters from its gradients; returns the gradient norm
+ * before clipping. */
+float ct_adamw_step(ct_adamw *o, ct_model *m, float lr, const ct_adamw_config *c);
+
+typedef struct ct_lr_schedule {
+    float lr_max, lr_min;   /* cosine decays from lr_max to lr_min */
+    int64_t warmup_steps, total_steps;
+} ct_lr_schedule;
+
+/* Learning rate for step (0-based): linear warmup to lr_max over warmup_steps, cosine to
+ * lr_min at total_steps, lr_min after. */
+float ct_lr_at(const ct_lr_schedule *s, int64_t step);
+
+#endif

@@ -1,0 +1,167 @@
+/* test_model.c: the whole GPT model: loss at initialisation, every parameter tensor's
+ * gradient against central finite differences (sampled entries, objective in double), the
+ * prefix-LM mask, gradient accumulation, that AdamW lowers the loss, and bad shapes. */
+#include <criterion/criterion.h>
+#include "core/core.h"
+#include "train/optim.h"
+#include <math.h>
+#include <string.h>
+
+enum { B = 2, T = 8 };
+static const ct_model_config tiny = {.n_layer = 2, .d_model = 16, .n_head = 2, .seq_len = 12, .vocab_size = 23};
+static int32_t toks[B * T], tgts[B * T];
+
+static void make_batch(uint64_t seed) {
+    ct_rng r;
+    ct_rng_seed(&r, seed);
+    for (int i = 0; i < B * T; i++) {
+        toks[i] = (int32_t)ct_rng_below(&r, 23);
+        tgts[i] = i % 7 == 5 ? -1 : (int32_t)ct_rng_below(&r, 23);
+    }
+}
+
+static void setup(void) { ct_runtime_init(0, 0); make_batch(7); }
+
+Test(model, loss_at_init_is_log_vocab, .init = setup) {
+    ct_model *m;
+    cr_assert_eq(ct_model_create(&m, &tiny, 1), CT_OK);
+    float loss;
+    cr_assert_eq(ct_model_forward(m, toks, tgts, NULL, B, T, &loss), CT_OK);
+    cr_assert(fabsf(loss - logf(23.0f)) < 0.1f, "loss %f vs ln V %f", loss, logf(23.0f));
+    cr_assert_eq(ct_model_num_tensors(m), 2 + 12 * 2 + 2);
+    const ct_tensor_info *t = ct_model_find_tensor(m, "h.1.attn.c_attn.weight");
+    cr_assert_not_null(t);
+    cr_assert(t->shape[0] == 16 && t->shape[1] == 48 && t->decay == 1);
+    cr_assert_eq(ct_model_find_tensor(m, "h.0.ln_1.bias")->decay, 0);
+    ct_model_free(m);
+}
+
+static double loss_d(ct_model *m, const int32_t *prefix) {
+    float loss;
+    cr_assert_eq(ct_model_forward(m, toks, tgts, prefix, B, T, &loss), CT_OK);
+    return loss;
+}
+
+/* Larger-than-init weights so every path carries signal; eps 1e-2 in float32. */
+static void check_fd(const int32_t *prefix) {
+    ct_model *m;
+    cr_assert_eq(ct_model_create(&m, &tiny, 3), CT_OK);
+    float *p = ct_model_params(m);
+    ct_rng r;
+    ct_rng_seed(&r, 99);
+    for (size_t i = 0; i < ct_model_num_params(m); i++) p[i] += 0.2f * ct_rng_normal(&r);
+    loss_d(m, prefix);
+    ct_model_zero_grad(m);
+    cr_assert_eq(ct_model_backward(m, 1.0f), CT_OK);
+    const float *g = ct_model_grads(m);
+    const float eps = 1e-2f;
+    for (size_t k = 0; k < ct_model_num_tensors(m); k++) {
+        const ct_tensor_info *t = ct_model_tensor(m, k);
+        for (int s = 0; s < 6; s++) {
+            size_t i = t->offset + ct_rng_below(&r, t->numel);
+            float saved = p[i];
+            p[i] = saved + eps;
+            double lp = loss_d(m, prefix);
+            p[i] = saved - eps;
+            double lm = loss_d(m, prefix);
+            p[i] = saved;
+            double num = (lp - lm) / (2.0 * eps);
+            cr_assert(fabs(g[i] - num) <= 2e-3 + 2e-2 * fabs(num), "%s[%zu]: analytic %g numeric %g",
+                      t->name, i - t->offset, (double)g[i], num);
+        }
+    }
+    ct_model_free(m);
+}
+
+Test(model, gradients_match_finite_differences, .init = setup) { check_fd(NULL); }
+
+Test(model, prefix_lm_gradients_match_finite_differences, .init = setup) {
+    int32_t prefix[B] = {5, 2};
+    check_fd(prefix);
+}
+
+Test(model, prefix_lm_sees_the_future_inside_the_prefix, .init = setup) {
+    ct_model *m;
+    cr_assert_eq(ct_model_create(&m, &tiny, 1), CT_OK);
+    int32_t prefix[B] = {4, 4};
+    size_t V = 23;
+    float *l0 = malloc(sizeof(float) * B * T * V);
+    for (int mode = 0; mode < 2; mode++) {
+        cr_assert_eq(ct_model_forward(m, toks, NULL, mode ? prefix : NULL, B, T, NULL), CT_OK);
+        memcpy(l0, ct_model_logits(m), sizeof(float) * B * T * V);
+        toks[3] = (toks[3] + 1) % 23; /* change position 3 of row 0 */
+        cr_assert_eq(ct_model_forward(m, toks, NULL, mode ? prefix : NULL, B, T, NULL), CT_OK);
+        toks[3] = (toks[3] + 22) % 23;
+        int pos0_changed = memcmp(l0, ct_model_logits(m), sizeof(float) * V) != 0;
+        cr_assert_eq(pos0_changed, mode, "mode %d", mode);
+    }
+    free(l0);
+    ct_model_free(m);
+}
+
+Test(model, gradient_accumulation_matches_the_full_batch, .init = setup) {
+    for (int i = 0; i < B * T; i++) if (tgts[i] < 0) tgts[i] = 1; /* equal counts per half */
+    ct_model *m;
+    cr_assert_eq(ct_model_create(&m, &tiny, 5), CT_OK);
+    size_t n = ct_model_num_params(m);
+    float loss;
+    cr_assert_eq(ct_model_forward(m, toks, tgts, NULL, B, T, &loss), CT_OK);
+    ct_model_zero_grad(m);
+    cr_assert_eq(ct_model_backward(m, 1.0f), CT_OK);
+    float *full = malloc(sizeof(float) * n);
+    memcpy(full, ct_model_grads(m), sizeof(float) * n);
+    ct_model_zero_grad(m);
+    for (int half = 0; half < 2; half++) {
+        cr_assert_eq(ct_model_forward(m, toks + half * T, tgts + half * T, NULL, 1, T, &loss), CT_OK);
+        cr_assert_eq(ct_model_backward(m, 0.5f), CT_OK);
+    }
+    const float *acc = ct_model_grads(m);
+    for (size_t i = 0; i < n; i++)
+        cr_assert(fabsf(acc[i] - full[i]) <= 1e-6f + 1e-4f * fabsf(full[i]), "grad %zu: %g vs %g", i, acc[i], full[i]);
+    free(full);
+    ct_model_free(m);
+}
+
+Test(model, adamw_overfits_a_batch, .init = setup) {
+    ct_model *m;
+    ct_adamw *opt;
+    cr_assert_eq(ct_model_create(&m, &tiny, 1), CT_OK);
+    cr_assert_eq(ct_adamw_create(&opt, ct_model_num_params(m)), CT_OK);
+    ct_adamw_config ac = {0.9f, 0.95f, 1e-8f, 0.0f, 1.0f};
+    float first = 0, loss = 0;
+    for (int step = 0; step < 60; step++) {
+        cr_assert_eq(ct_model_forward(m, toks, tgts, NULL, B, T, &loss), CT_OK);
+        if (step == 0) first = loss;
+        ct_model_zero_grad(m);
+        cr_assert_eq(ct_model_backward(m, 1.0f), CT_OK);
+        ct_adamw_step(opt, m, 1e-2f, &ac);
+    }
+    cr_assert(loss < 0.3f * first, "loss %f did not fall below 30%% of %f", loss, first);
+    ct_adamw_free(opt);
+    ct_model_free(m);
+}
+
+Test(model, schedule_warms_up_then_decays, .init = setup) {
+    ct_lr_schedule s = {.lr_max = 1.0f, .lr_min = 0.1f, .warmup_steps = 10, .total_steps = 110};
+    cr_assert_float_eq(ct_lr_at(&s, 0), 0.1f, 1e-6);
+    cr_assert_float_eq(ct_lr_at(&s, 9), 1.0f, 1e-6);
+    cr_assert_float_eq(ct_lr_at(&s, 60), 0.55f, 1e-6);
+    cr_assert_float_eq(ct_lr_at(&s, 110), 0.1f, 1e-6);
+    cr_assert(ct_lr_at(&s, 30) > ct_lr_at(&s, 31));
+}
+
+Test(model, bad_shapes_are_refused, .init = setup) {
+    ct_model *m;
+    ct_model_config c = tiny;
+    c.n_head = 3;
+    cr_assert_eq(ct_model_create(&m, &c, 1), CT_EINVAL);
+    cr_assert(strstr(ct_last_error(), "model.n_head") != NULL, "%s", ct_last_error());
+    cr_assert_eq(ct_model_create(&m, &tiny, 1), CT_OK);
+    int32_t big[2 * 13] = {0};
+    cr_assert_eq(ct_model_forward(m, big, NULL, NULL, 2, 13, NULL), CT_EINVAL);
+    cr_assert(strstr(ct_last_error(), "seq_len") != NULL, "%s", ct_last_error());
+    big[3] = 23;
+    cr_assert_eq(ct_model_forward(m, big, NULL, NULL, 2, 8, NULL), CT_EINVAL);
+    cr_assert(strstr(ct_last_error(), "vocabulary") != NULL, "%s", ct_last_error());
+    ct_model_free(m);
+}

@@ -1,0 +1,196 @@
+/* test_ops.c: every op's backward against central finite differences. Each op is wrapped as
+ * f(inputs) -> outputs; the objective L = sum(out * w) (w fixed random) is accumulated in
+ * double, so the difference quotient is taken in double precision over the float op.
+ * Tolerance per op in the registry: |analytic - numeric| <= atol + rtol * |numeric|. */
+#include <criterion/criterion.h>
+#include "core/core.h"
+#include "ops/ops.h"
+#include "ops/vmath.h"
+#include <math.h>
+#include <string.h>
+
+enum { B = 2, T = 7, C = 8, H = 2, V = 11, N = B * T };
+
+typedef struct op_case {
+    const char *name;
+    size_t n_in;   /* floats of the differentiated input */
+    size_t n_out;  /* floats of the output */
+    float eps, atol, rtol;
+    void (*fwd)(const float *in, float *out);
+    void (*bwd)(const float *in, const float *dout, float *din); /* din overwritten */
+} op_case;
+
+static ct_rng rng;
+static float fixed_a[4 * N * C], fixed_b[4 * N * C]; /* second operands held constant */
+static int32_t toks[N], tgts[N], prefix[B] = {3, 0};
+
+static void fill(float *x, size_t n, float scale) {
+    for (size_t i = 0; i < n; i++) x[i] = scale * ct_rng_normal(&rng);
+}
+
+/* ---- op wrappers ----------------------------------------------------------------------- */
+static void mm_x_fwd(const float *x, float *y) { ct_matmul_forward(y, x, fixed_a, fixed_b, N, C, 3 * C); }
+static void mm_x_bwd(const float *x, const float *dy, float *dx) {
+    float dw[C * 3 * C], db[3 * C];
+    ct_matmul_backward(dx, dw, db, dy, x, fixed_a, N, C, 3 * C);
+}
+static void mm_w_fwd(const float *w, float *y) { ct_matmul_forward(y, fixed_a, w, fixed_b, N, C, 3 * C); }
+static void mm_w_bwd(const float *w, const float *dy, float *dw) {
+    memset(dw, 0, sizeof(float) * C * 3 * C);
+    ct_matmul_backward(NULL, dw, NULL, dy, fixed_a, w, N, C, 3 * C);
+}
+static void mm_b_fwd(const float *b, float *y) { ct_matmul_forward(y, fixed_a, fixed_b, b, N, C, 3 * C); }
+static void mm_b_bwd(const float *b, const float *dy, float *db) {
+    float dw[C * 3 * C];
+    (void)b;
+    memset(db, 0, sizeof(float) * 3 * C);
+    ct_matmul_backward(NULL, dw, db, dy, fixed_a, fixed_b, N, C, 3 * C);
+}
+
+static void ln_x_fwd(const float *x, float *y) {
+    float mean[N], rstd[N];
+    ct_layernorm_forward(y, mean, rstd, x, fixed_a, fixed_b, N, C);
+}
+static void ln_x_bwd(const float *x, const float *dy, float *dx) {
+    float mean[N], rstd[N], y[N * C], dg[C] = {0}, db[C] = {0};
+    ct_layernorm_forward(y, mean, rstd, x, fixed_a, fixed_b, N, C);
+    memset(dx, 0, sizeof(float) * N * C);
+    ct_layernorm_backward(dx, dg, db, dy, x, fixed_a, mean, rstd, N, C);
+}
+/* gain and bias packed as one input [2C] */
+static void ln_gb_fwd(const float *gb, float *y) {
+    float mean[N], rstd[N];
+    ct_layernorm_forward(y, mean, rstd, fixed_a, gb, gb + C, N, C);
+}
+static void ln_gb_bwd(const float *gb, const float *dy, float *dgb) {
+    float mean[N], rstd[N], y[N * C], dx[N * C];
+    ct_layernorm_forward(y, mean, rstd, fixed_a, gb, gb + C, N, C);
+    memset(dgb, 0, sizeof(float) * 2 * C);
+    ct_layernorm_backward(dx, dgb, dgb + C, dy, fixed_a, gb, mean, rstd, N, C);
+}
+
+static void gelu_fwd(const float *x, float *y) { ct_gelu_forward(y, x, N * C); }
+static void gelu_bwd(const float *x, const float *dy, float *dx) { ct_gelu_backward(dx, x, dy, N * C); }
+
+static float probs[B * H * T * T], att_scratch[64 * T * T];
+static void attn_fwd_mask(const float *qkv, float *y, const int32_t *pl) {
+    ct_attention_forward(y, probs, qkv, pl, B, T, C, H);
+}
+static void attn_bwd_mask(const float *qkv, const float *dy, float *dqkv, const int32_t *pl) {
+    float y[N * C];
+    ct_attention_forward(y, probs, qkv, pl, B, T, C, H);
+    ct_attention_backward(dqkv, att_scratch, dy, qkv, probs, pl, B, T, C, H);
+}
+static void attn_fwd(const float *q, float *y) { attn_fwd_mask(q, y, NULL); }
+static void attn_bwd(const float *q, const float *dy, float *dq) { attn_bwd_mask(q, dy, dq, NULL); }
+static void attnp_fwd(const float *q, float *y) { attn_fwd_mask(q, y, prefix); }
+static void attnp_bwd(const float *q, const float *dy, float *dq) { attn_bwd_mask(q, dy, dq, prefix); }
+
+/* token and position tables packed [V*C + T*C] */
+static void emb_fwd(const float *w, float *y) { ct_embedding_forward(y, toks, w, w + V * C, B, T, C); }
+static void emb_bwd(const float *w, const float *dy, float *dw) {
+    (void)w;
+    memset(dw, 0, sizeof(float) * (V + T) * C);
+    ct_embedding_backward(dw, dw + V * C, dy, toks, B, T, C);
+}
+
+/* cross-entropy: output is the scalar loss (n_out = 1) */
+static void ce_fwd(const float *logits, float *y) {
+    float lse[N];
+    y[0] = ct_crossentropy_forward(lse, logits, tgts, N, V, NULL);
+}
+static void ce_bwd(const float *logits, const float *dy, float *dl) {
+    float lse[N];
+    int counted;
+    ct_crossentropy_forward(lse, logits, tgts, N, V, &counted);
+    memcpy(dl, logits, sizeof(float) * N * V);
+    ct_crossentropy_backward(dl, lse, tgts, N, V, dy[0] / (float)counted);
+}
+
+static const op_case cases[] = {
+    {"matmul.input", N * C, N * 3 * C, 1e-2f, 1e-4f, 1e-3f, mm_x_fwd, mm_x_bwd},
+    {"matmul.weight", C * 3 * C, N * 3 * C, 1e-2f, 1e-4f, 1e-3f, mm_w_fwd, mm_w_bwd},
+    {"matmul.bias", 3 * C, N * 3 * C, 1e-2f, 1e-4f, 1e-3f, mm_b_fwd, mm_b_bwd},
+    {"layernorm.input", N * C, N * C, 1e-2f, 1e-3f, 5e-3f, ln_x_fwd, ln_x_bwd},
+    {"layernorm.gain_bias", 2 * C, N * C, 1e-2f, 1e-3f, 5e-3f, ln_gb_fwd, ln_gb_bwd},
+    {"gelu", N * C, N * C, 1e-2f, 1e-3f, 5e-3f, gelu_fwd, gelu_bwd},
+    {"attention.causal", N * 3 * C, N * C, 1e-2f, 1e-3f, 5e-3f, attn_fwd, attn_bwd},
+    {"attention.prefix_lm", N * 3 * C, N * C, 1e-2f, 1e-3f, 5e-3f, attnp_fwd, attnp_bwd},
+    {"embedding", (V + T) * C, N * C, 1e-2f, 1e-4f, 1e-3f, emb_fwd, emb_bwd},
+    {"crossentropy", N * V, 1, 1e-2f, 1e-4f, 5e-3f, ce_fwd, ce_bwd},
+};
+
+static double objective(const op_case *oc, const float *in, const float *w, float *out) {
+    oc->fwd(in, out);
+    double s = 0.0;
+    for (size_t i = 0; i < oc->n_out; i++) s += (double)out[i] * (double)w[i];
+    return s;
+}
+
+static void check_case(const op_case *oc) {
+    float *in = calloc(oc->n_in, sizeof(float)), *w = calloc(oc->n_out, sizeof(float));
+    float *out = calloc(oc->n_out, sizeof(float)), *din = calloc(oc->n_in, sizeof(float));
+    fill(in, oc->n_in, 1.0f);
+    fill(w, oc->n_out, 1.0f);
+    oc->bwd(in, w, din);
+    double worst = 0.0;
+    for (size_t i = 0; i < oc->n_in; i++) {
+        float saved = in[i];
+        in[i] = saved + oc->eps;
+        double lp = objective(oc, in, w, out);
+        in[i] = saved - oc->eps;
+        double lm = objective(oc, in, w, out);
+        in[i] = saved;
+        double numeric = (lp - lm) / (2.0 * (double)oc->eps), err = fabs(din[i] - numeric);
+        double allowed = oc->atol + oc->rtol * fabs(numeric);
+        if (err / allowed > worst) worst = err / allowed;
+        cr_assert(err <= allowed, "%s: d/din[%zu] analytic %.7g numeric %.7g", oc->name, i,
+                  (double)din[i], numeric);
+    }
+    cr_log_info("%s: worst error %.2f of tolerance over %zu inputs", oc->name, worst, oc->n_in);
+    free(in); free(w); free(out); free(din);
+}
+
+static void setup(void) {
+    ct_runtime_init(0, 0);
+    ct_rng_seed(&rng, 1234);
+    fill(fixed_a, sizeof fixed_a / sizeof(float), 1.0f);
+    fill(fixed_b, sizeof fixed_b / sizeof(float), 1.0f);
+    for (int i = 0; i < N; i++) {
+        toks[i] = (int32_t)ct_rng_below(&rng, V);
+        tgts[i] = i % 5 == 3 ? -1 : (int32_t)ct_rng_below(&rng, V); /* some ignored targets */
+    }
+}
+
+Test(ops, finite_differences, .init = setup) {
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) check_case(&cases[i]);
+}
+
+Test(ops, attention_mask_blocks_future, .init = setup) {
+    /* changing a future position must not change earlier outputs (causal) but must change
+     * outputs inside the prefix (prefix-LM) */
+    float qkv[N * 3 * C], y0[N * C], y1[N * C];
+    fill(qkv, N * 3 * C, 1.0f);
+    for (int mode = 0; mode < 2; mode++) {
+        const int32_t *pl = mode ? prefix : NULL;
+        attn_fwd_mask(qkv, y0, pl);
+        float saved = qkv[2 * 3 * C + 2 * C]; /* v of row 0, position 2 */
+        qkv[2 * 3 * C + 2 * C] += 1.0f;
+        attn_fwd_mask(qkv, y1, pl);
+        qkv[2 * 3 * C + 2 * C] = saved;
+        int changed_pos0 = memcmp(y0, y1, sizeof(float) * C) != 0;
+        cr_assert_eq(changed_pos0, mode, "mode %d: position 0 %s", mode, changed_pos0 ? "saw position 2" : "did not see position 2");
+    }
+}
+
+Test(ops, expf_accuracy) {
+    double worst = 0;
+    for (float x = -80.0f; x < 80.0f; x += 0.0137f) {
+        double rel = fabs((double)ct_expf(x) - exp((double)x)) / exp((double)x);
+        if (rel > worst) worst = rel;
+    }
+    cr_assert_lt(worst, 5e-7, "ct_expf worst relative error %g", worst);
+    cr_assert_lt(fabs(ct_tanhf(0.5f) - tanh(0.5)), 1e-6);
+    cr_assert_eq(ct_tanhf(30.0f), 1.0f);
+    cr_assert_eq(ct_tanhf(-30.0f), -1.0f);
+}
