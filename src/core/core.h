@@ -62,6 +62,9 @@ ct_status ct_atomic_open(ct_atomic_file **out, const char *path);
 ct_status ct_atomic_write(ct_atomic_file *f, const void *data, size_t bytes);
 ct_status ct_atomic_commit(ct_atomic_file *f); /* fsync + rename; frees f */
 void ct_atomic_abort(ct_atomic_file *f);       /* removes the temp file; frees f */
+/* Test hook simulating a full disk: after after_bytes more bytes (over all files),
+ * ct_atomic_write writes what fits and fails with ENOSPC. -1 turns it off. */
+void ct_files_inject_write_failure(long long after_bytes);
 
 /* Read-only memory map of a whole file. */
 typedef struct ct_mapped { const uint8_t *data; size_t size; } ct_mapped;

@@ -16,6 +16,25 @@ struct ct_atomic_file {
     char *tmp;
 };
 
+/* Test hook: bytes ct_atomic_write may still write before it fails with ENOSPC; -1 = off.
+ * Counted across all files, so a test can make a multi-file save fail at any byte. */
+static long long inject_left = -1;
+
+void ct_files_inject_write_failure(long long after_bytes) { inject_left = after_bytes; }
+
+/* Applies the injected disk-full limit: shortens *bytes to what may still be written and
+ * returns 1 when the write must then fail. */
+static int injected_full(size_t *bytes) {
+    if (inject_left < 0) return 0;
+    if ((unsigned long long)*bytes <= (unsigned long long)inject_left) {
+        inject_left -= (long long)*bytes;
+        return 0;
+    }
+    *bytes = (size_t)inject_left;
+    inject_left = 0;
+    return 1;
+}
+
 ct_status ct_atomic_open(ct_atomic_file **out, const char *path) {
     ct_atomic_file *f = calloc(1, sizeof *f);
     size_t n = strlen(path);
@@ -37,6 +56,7 @@ ct_status ct_atomic_open(ct_atomic_file **out, const char *path) {
 
 ct_status ct_atomic_write(ct_atomic_file *f, const void *data, size_t bytes) {
     const uint8_t *p = data;
+    int full = injected_full(&bytes);
     while (bytes > 0) {
         size_t chunk = bytes > (1u << 30) ? (1u << 30) : bytes;
         ssize_t w = write(f->fd, p, chunk);
@@ -47,6 +67,7 @@ ct_status ct_atomic_write(ct_atomic_file *f, const void *data, size_t bytes) {
         p += w;
         bytes -= (size_t)w;
     }
+    if (full) return ct_fail(CT_EIO, "cannot write %s: %s", f->tmp, strerror(ENOSPC));
     return CT_OK;
 }
 

@@ -7,9 +7,22 @@
 #include <stdint.h>
 #include <string.h>
 
+/* lo <= x <= hi ? x : the bound (NaN passes through), as an integer-mask select: a float
+ * ?: is a branch GCC does not if-convert under the default -ftrapping-math, which kept
+ * every loop calling ct_expf from vectorizing (5x slower GELU, softmax, cross-entropy). */
+static inline float ct_clampf(float x, float lo, float hi) {
+    int32_t xi, li, hi_i, below = -(int32_t)(x < lo), above = -(int32_t)(x > hi);
+    memcpy(&xi, &x, sizeof xi);
+    memcpy(&li, &lo, sizeof li);
+    memcpy(&hi_i, &hi, sizeof hi_i);
+    xi = (xi & ~below) | (li & below);
+    xi = (xi & ~above) | (hi_i & above);
+    memcpy(&x, &xi, sizeof x);
+    return x;
+}
+
 static inline float ct_expf(float x) {
-    x = x < -87.0f ? -87.0f : x;
-    x = x > 88.0f ? 88.0f : x;
+    x = ct_clampf(x, -87.0f, 88.0f);
     const float shifter = 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer */
     float n = (x * 1.44269504088896341f + shifter) - shifter;
     float r = x - n * 0.693145751953125f;   /* ln2 split into hi + lo (Cody-Waite) */

@@ -192,8 +192,6 @@ ct_status ct_config_validate(const ct_config *c) {
     CT_TRY(ct_model_config_check(&c->model));
     if (c->train.lr_min > c->train.lr)
         return ct_fail(CT_EINVAL, "train.lr_min = %g exceeds train.lr = %g", c->train.lr_min, c->train.lr);
-    if (c->train.warmup_steps > c->train.steps)
-        return ct_fail(CT_EINVAL, "train.warmup_steps = %d exceeds train.steps = %d", c->train.warmup_steps, c->train.steps);
     return CT_OK;
 }
 

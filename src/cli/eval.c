@@ -1,0 +1,81 @@
+/* eval.c: `cetus eval`: validation loss and perplexity of a checkpoint over the whole
+ * validation split (or its first N batches). */
+#include "cli/cli.h"
+#include "core/core.h"
+#include "data/loader.h"
+#include "train/trainer.h"
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void eval_help(void) {
+    printf("usage: cetus eval [--ckpt PATH] [--data DIR] [--batches N] [--batch-size B]\n\n"
+           "Reports the mean validation loss and perplexity of a checkpoint.\n"
+           "  --ckpt PATH     checkpoint directory or run directory (default runs/default)\n"
+           "  --data DIR      token shards (default: the data.dir the checkpoint was trained on)\n"
+           "  --batches N     evaluate only the first N batches (default: the whole split)\n"
+           "  --batch-size B  rows per batch (default: the training micro-batch)\n");
+}
+
+static ct_status evaluate_split(ct_model *m, const ct_config *cfg, const char *data, int batches, int B,
+                                double *loss, long *tokens) {
+    ct_loader *val;
+    int T = cfg->model.seq_len;
+    CT_TRY(ct_loader_open(&val, data, "val", B, T, 0, 0));
+    long available = (long)(ct_loader_num_windows(val) / (uint64_t)B);
+    if (available < 1) available = 1;
+    if (batches <= 0 || batches > available) batches = (int)available;
+    int32_t *in = malloc(sizeof(int32_t) * 2 * (size_t)B * T), *tg = in + (size_t)B * T;
+    double sum = 0.0;
+    int tty = isatty(STDERR_FILENO);
+    ct_status s = in ? CT_OK : ct_fail(CT_ENOMEM, "out of memory");
+    for (int i = 0; i < batches && s == CT_OK; i++) {
+        float l;
+        s = ct_loader_next(val, in, tg);
+        if (s == CT_OK) s = ct_model_forward(m, in, tg, NULL, B, T, &l);
+        sum += l;
+        if (tty) fprintf(stderr, "\reval: batch %d/%d", i + 1, batches);
+    }
+    if (tty) fprintf(stderr, "\n");
+    free(in);
+    ct_loader_free(val);
+    *loss = sum / batches;
+    *tokens = (long)batches * B * T;
+    return s;
+}
+
+int cmd_eval(int argc, char **argv) {
+    const char *ckpt = "runs/default", *data = NULL;
+    int batches = 0, B = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { eval_help(); return 0; }
+        if (i + 1 >= argc) { fprintf(stderr, "cetus eval: %s needs a value (see --help)\n", argv[i]); return 2; }
+        const char *k = argv[i], *v = argv[++i];
+        char *end = NULL;
+        if (!strcmp(k, "--ckpt")) ckpt = v;
+        else if (!strcmp(k, "--data")) data = v;
+        else if (!strcmp(k, "--batches")) batches = (int)strtol(v, &end, 10);
+        else if (!strcmp(k, "--batch-size")) B = (int)strtol(v, &end, 10);
+        else { fprintf(stderr, "cetus eval: unknown option %s (see --help)\n", k); return 2; }
+        if (end && (*end || end == v || strtol(v, NULL, 10) < 0)) {
+            fprintf(stderr, "cetus eval: %s = '%s' is not a non-negative whole number\n", k, v);
+            return 2;
+        }
+    }
+    ct_runtime_init(0, 1);
+    char dir[1100];
+    ct_model *m = NULL;
+    ct_config cfg;
+    double loss = 0;
+    long tokens = 0;
+    ct_status s = cli_resolve_checkpoint(ckpt, dir, sizeof dir) == 0 ? CT_OK : CT_EIO;
+    if (s == CT_OK) s = ct_model_from_checkpoint(&m, dir, &cfg);
+    if (s == CT_OK)
+        s = evaluate_split(m, &cfg, data ? data : cfg.data.dir, batches, B > 0 ? B : cfg.train.batch_size,
+                           &loss, &tokens);
+    ct_model_free(m);
+    if (s != CT_OK) { fprintf(stderr, "cetus eval: error: %s\n", ct_last_error()); return 1; }
+    printf("checkpoint %s: val loss %.4f, perplexity %.2f over %ld tokens\n", dir, loss, exp(loss), tokens);
+    return 0;
+}

@@ -1,0 +1,36 @@
+/* main.c: the `cetus` command: dispatches to the subcommands. */
+#include "cli/cli.h"
+#include <stdio.h>
+#include <string.h>
+
+typedef struct command {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} command;
+
+static const command commands[] = {
+    {"train", cmd_train, "train a model (no arguments: the default model on the bundled corpus)"},
+    {"generate", cmd_generate, "sample text from a checkpoint"},
+    {"eval", cmd_eval, "validation loss and perplexity of a checkpoint"},
+    {"prepare", cmd_prepare, "tokenize text files into checksummed token shards"},
+    {"tokenize", cmd_tokenize, "print the GPT-2 token ids of a file (or decode ids)"},
+};
+#define N_COMMANDS (sizeof commands / sizeof commands[0])
+
+static void usage(FILE *out) {
+    fprintf(out, "usage: cetus <command> [options]   (cetus <command> --help for details)\n\ncommands:\n");
+    for (size_t i = 0; i < N_COMMANDS; i++) fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "cetus: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

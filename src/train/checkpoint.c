@@ -1,0 +1,620 @@
+/* checkpoint.c: checkpoint directories (model.safetensors, optimizer.safetensors,
+ * trainer.json): the crash-safe save protocol, finding a complete checkpoint after an
+ * interrupted save, the "latest" pointer, and the load that verifies everything before it
+ * copies anything. The on-disk layout is described in checkpoint.h. */
+#include "train/checkpoint.h"
+#include "train/safetensors.h"
+#include <xxhash.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define CKPT_PATH 4096
+#define CKPT_NAME 1024
+#define CKPT_FORMAT "cetus-checkpoint"
+#define CKPT_VERSION 1
+#define F_MODEL "model.safetensors"
+#define F_OPTIM "optimizer.safetensors"
+#define F_TRAINER "trainer.json"
+#define F_LATEST "latest"
+
+/* The only files cetus deletes from a checkpoint directory. */
+static const char *const owned_files[] = {F_MODEL, F_OPTIM, F_TRAINER, F_MODEL ".tmp",
+                                          F_OPTIM ".tmp", F_TRAINER ".tmp"};
+static const char *const model_suffix[] = {""};
+static const char *const optim_suffixes[] = {".exp_avg", ".exp_avg_sq"};
+
+/* ---- paths and small file-system helpers ------------------------------------------------ */
+
+typedef struct ckpt_paths {
+    char dir[CKPT_PATH];    /* DIR without trailing slashes */
+    char parent[CKPT_PATH]; /* its parent directory */
+    char base[CKPT_NAME];   /* its last component */
+    char tmp[CKPT_PATH];    /* DIR.tmp-<pid> */
+    char old[CKPT_PATH];    /* DIR.old-<pid> */
+} ckpt_paths;
+
+static ct_status join(char out[CKPT_PATH], const char *a, const char *b) {
+    if (snprintf(out, CKPT_PATH, "%s/%s", a, b) >= CKPT_PATH)
+        return ct_fail(CT_EINVAL, "path %s/%s is too long", a, b);
+    return CT_OK;
+}
+
+static ct_status paths_init(ckpt_paths *p, const char *dir) {
+    size_t n = strlen(dir);
+    while (n > 1 && dir[n - 1] == '/') n--;
+    if (n == 0 || n + 32 >= CKPT_PATH)
+        return ct_fail(CT_EINVAL, "bad checkpoint directory '%s'", dir);
+    memcpy(p->dir, dir, n);
+    p->dir[n] = 0;
+    const char *slash = strrchr(p->dir, '/');
+    const char *base = slash ? slash + 1 : p->dir;
+    if (!*base || !strcmp(base, ".") || !strcmp(base, "..") || strlen(base) + 32 >= CKPT_NAME)
+        return ct_fail(CT_EINVAL, "checkpoint directory '%s' needs a name of its own "
+                       "(not /, . or ..)", dir);
+    strcpy(p->base, base);
+    if (!slash) strcpy(p->parent, ".");
+    else if (slash == p->dir) strcpy(p->parent, "/");
+    else { memcpy(p->parent, p->dir, (size_t)(slash - p->dir)); p->parent[slash - p->dir] = 0; }
+    long pid = (long)getpid();
+    if (snprintf(p->tmp, CKPT_PATH, "%s.tmp-%ld", p->dir, pid) >= CKPT_PATH ||
+        snprintf(p->old, CKPT_PATH, "%s.old-%ld", p->dir, pid) >= CKPT_PATH)
+        return ct_fail(CT_EINVAL, "checkpoint directory '%s' is too long", dir);
+    return CT_OK;
+}
+
+static int is_dir(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* 1 if dir holds trainer.json (written last: the directory is complete); its mtime. */
+static int is_complete(const char *dir, struct timespec *mtime) {
+    char path[CKPT_PATH];
+    struct stat st;
+    if (join(path, dir, F_TRAINER) != CT_OK || stat(path, &st) != 0) return 0;
+    if (mtime) *mtime = st.st_mtim;
+    return 1;
+}
+
+static ct_status fsync_dir(const char *path) {
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return ct_fail(CT_EIO, "cannot open directory %s: %s", path, strerror(errno));
+    int rc = fsync(fd), err = errno;
+    close(fd);
+    if (rc != 0 && err != EINVAL)
+        return ct_fail(CT_EIO, "cannot fsync directory %s: %s", path, strerror(err));
+    return CT_OK;
+}
+
+/* Deletes the files cetus writes in dir, then dir itself. 1 if dir is gone. */
+static int remove_owned(const char *dir) {
+    char path[CKPT_PATH];
+    for (size_t i = 0; i < sizeof owned_files / sizeof *owned_files; i++)
+        if (join(path, dir, owned_files[i]) == CT_OK) unlink(path);
+    return rmdir(dir) == 0 || errno == ENOENT;
+}
+
+static int all_digits(const char *s) {
+    if (!*s) return 0;
+    for (; *s; s++)
+        if (*s < '0' || *s > '9') return 0;
+    return 1;
+}
+
+/* Calls fn on each sibling "<base><tag><digits>" of p->dir (tag is ".tmp-" or ".old-"). */
+typedef void (*sibling_fn)(const char *path, void *ctx);
+static void each_sibling(const ckpt_paths *p, const char *tag, sibling_fn fn, void *ctx) {
+    DIR *d = opendir(p->parent);
+    if (!d) return;
+    size_t bl = strlen(p->base), tl = strlen(tag);
+    char path[CKPT_PATH];
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        const char *s = e->d_name;
+        if (strncmp(s, p->base, bl) || strncmp(s + bl, tag, tl) || !all_digits(s + bl + tl))
+            continue;
+        if (join(path, p->parent, s) == CT_OK) fn(path, ctx);
+    }
+    closedir(d);
+}
+
+typedef struct newest { char path[CKPT_PATH]; struct timespec t; int found; } newest;
+
+static void pick_newest(const char *path, void *ctx) {
+    newest *b = ctx;
+    struct timespec t;
+    if (!is_dir(path) || !is_complete(path, &t)) return;
+    if (b->found && (t.tv_sec < b->t.tv_sec ||
+                     (t.tv_sec == b->t.tv_sec && t.tv_nsec <= b->t.tv_nsec)))
+        return;
+    snprintf(b->path, sizeof b->path, "%s", path);
+    b->t = t;
+    b->found = 1;
+}
+
+static void remove_sibling(const char *path, void *ctx) {
+    (void)ctx;
+    if (is_dir(path)) remove_owned(path);
+}
+
+/* The directory to load for dir: dir itself, or after an interrupted save the complete
+ * new copy (DIR.tmp-*) or else the old one (DIR.old-*). */
+static ct_status resolve(const char *dir, char out[CKPT_PATH]) {
+    ckpt_paths p;
+    CT_TRY(paths_init(&p, dir));
+    if (is_dir(p.dir)) { strcpy(out, p.dir); return CT_OK; }
+    newest b = {.found = 0};
+    each_sibling(&p, ".tmp-", pick_newest, &b);
+    if (!b.found) each_sibling(&p, ".old-", pick_newest, &b);
+    if (!b.found) return ct_fail(CT_EIO, "checkpoint %s does not exist", p.dir);
+    ct_log("checkpoint %s is missing (an interrupted save); using %s", p.dir, b.path);
+    strcpy(out, b.path);
+    return CT_OK;
+}
+
+/* ---- the view --------------------------------------------------------------------------- */
+
+static const char *shape_str(char *buf, size_t cap, int ndim, const int64_t *shape) {
+    size_t k = (size_t)snprintf(buf, cap, "[");
+    for (int i = 0; i < ndim && k < cap; i++)
+        k += (size_t)snprintf(buf + k, cap - k, "%s%" PRId64, i ? ", " : "", shape[i]);
+    if (k < cap) snprintf(buf + k, cap - k, "]");
+    return buf;
+}
+
+static void view_shape(const ct_ckpt_tensor *t, int64_t out[4]) {
+    for (int i = 0; i < 4; i++) out[i] = i < t->ndim ? t->shape[i] : 1;
+}
+
+static ct_status check_view_tensor(const char *dir, const ct_ckpt_view *v,
+                                   const ct_ckpt_tensor *t) {
+    if (!t->name || t->ndim < 0 || t->ndim > 4)
+        return ct_fail(CT_EINVAL, "checkpoint %s: a tensor has no name or a bad ndim", dir);
+    size_t numel = 1;
+    for (int i = 0; i < t->ndim; i++) {
+        size_t d = (size_t)t->shape[i];
+        if (t->shape[i] < 0 || (d && numel > SIZE_MAX / d))
+            return ct_fail(CT_EINVAL, "checkpoint %s: tensor %s has a bad shape", dir, t->name);
+        numel *= d;
+    }
+    if (numel != t->numel || t->offset > v->num_params || t->numel > v->num_params - t->offset)
+        return ct_fail(CT_EINVAL, "checkpoint %s: tensor %s (offset %zu, numel %zu) does not "
+                       "match its shape or fit in %zu params", dir, t->name, t->offset,
+                       t->numel, v->num_params);
+    return CT_OK;
+}
+
+static int cmp_str_ptr(const void *a, const void *b) {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static ct_status check_unique_names(const char *dir, const ct_ckpt_view *v) {
+    const char **names = ct_alloc((v->n_tensors + 1) * sizeof *names, "checkpoint names");
+    if (!names) return CT_ENOMEM;
+    for (size_t i = 0; i < v->n_tensors; i++) names[i] = v->tensors[i].name;
+    qsort(names, v->n_tensors, sizeof *names, cmp_str_ptr);
+    ct_status s = CT_OK;
+    for (size_t i = 1; i < v->n_tensors && s == CT_OK; i++)
+        if (strcmp(names[i - 1], names[i]) == 0)
+            s = ct_fail(CT_EINVAL, "checkpoint %s: tensor name %s appears twice", dir, names[i]);
+    ct_free(names);
+    return s;
+}
+
+static ct_status check_view(const char *dir, const ct_ckpt_view *v) {
+    if (!v || (v->n_tensors && (!v->tensors || !v->params)) || (!v->adam_m) != (!v->adam_v))
+        return ct_fail(CT_EINVAL, "checkpoint %s: the view needs tensors, params and both or "
+                       "neither AdamW moment buffers", dir);
+    for (size_t i = 0; i < v->n_tensors; i++) CT_TRY(check_view_tensor(dir, v, &v->tensors[i]));
+    return check_unique_names(dir, v);
+}
+
+/* ---- save ------------------------------------------------------------------------------- */
+
+typedef struct file_rec { uint64_t bytes, hash; } file_rec;
+
+static ct_st_tensor st_tensor(const ct_ckpt_tensor *t, const char *name, const float *buf) {
+    ct_st_tensor s = {name, t->ndim, {0}, buf + t->offset};
+    for (int d = 0; d < t->ndim; d++) s.shape[d] = t->shape[d];
+    return s;
+}
+
+/* Writes one safetensors file of the view: buffer bufs[k] under suffixes[k], k < nsuf. */
+static ct_status write_st(const char *path, const ct_ckpt_view *v, const char *const *suffixes,
+                          float *const *bufs, int nsuf, const char *content, file_rec *rec) {
+    size_t n = v->n_tensors * (size_t)nsuf;
+    ct_st_tensor *t = ct_alloc((n + 1) * sizeof *t, "checkpoint tensor table");
+    char **names = ct_calloc((n + 1) * sizeof *names, "checkpoint tensor names");
+    ct_status s = t && names ? CT_OK : CT_ENOMEM;
+    for (size_t i = 0; s == CT_OK && i < n; i++) {
+        const ct_ckpt_tensor *vt = &v->tensors[i % v->n_tensors];
+        const char *suf = suffixes[i / v->n_tensors];
+        size_t len = strlen(vt->name) + strlen(suf) + 1;
+        if (!(names[i] = malloc(len))) s = ct_fail(CT_ENOMEM, "%s: out of memory", path);
+        else snprintf(names[i], len, "%s%s", vt->name, suf);
+        t[i] = st_tensor(vt, names[i], bufs[i / v->n_tensors]);
+    }
+    const char *meta[] = {"format", "pt", "cetus.content", content, NULL};
+    if (s == CT_OK) s = ct_safetensors_write(path, t, n, meta, &rec->bytes, &rec->hash);
+    for (size_t i = 0; names && i < n; i++) free(names[i]);
+    ct_free(names);
+    ct_free(t);
+    return s;
+}
+
+static int add_record(cJSON *files, const char *name, const file_rec *r) {
+    char hex[17];
+    snprintf(hex, sizeof hex, "%016" PRIx64, r->hash);
+    cJSON *o = cJSON_AddObjectToObject(files, name);
+    return o && cJSON_AddNumberToObject(o, "bytes", (double)r->bytes) &&
+           cJSON_AddStringToObject(o, "xxh64", hex);
+}
+
+static int add_state(cJSON *root, const cJSON *state) {
+    cJSON *st = state ? cJSON_Duplicate(state, 1) : cJSON_CreateObject();
+    if (st && cJSON_AddItemToObject(root, "trainer", st)) return 1;
+    cJSON_Delete(st);
+    return 0;
+}
+
+/* The text of trainer.json (malloc'd), or NULL when out of memory. */
+static char *trainer_text(const file_rec *model, const file_rec *optim, const cJSON *state) {
+    cJSON *root = cJSON_CreateObject(), *files = NULL;
+    int ok = root && cJSON_AddStringToObject(root, "format", CKPT_FORMAT) &&
+             cJSON_AddNumberToObject(root, "version", CKPT_VERSION) &&
+             (files = cJSON_AddObjectToObject(root, "files")) &&
+             add_record(files, F_MODEL, model) && (!optim || add_record(files, F_OPTIM, optim)) &&
+             add_state(root, state);
+    char *canon = ok ? cJSON_PrintUnformatted(root) : NULL, hex[17], *text = NULL;
+    if (canon) {
+        snprintf(hex, sizeof hex, "%016" PRIx64, (uint64_t)XXH64(canon, strlen(canon), 0));
+        if (cJSON_AddStringToObject(root, "xxh64", hex)) text = cJSON_Print(root);
+    }
+    cJSON_free(canon);
+    cJSON_Delete(root);
+    return text;
+}
+
+static ct_status write_trainer(const char *path, const file_rec *model, const file_rec *optim,
+                               const cJSON *state) {
+    char *text = trainer_text(model, optim, state);
+    if (!text) return ct_fail(CT_ENOMEM, "%s: out of memory building the trainer state", path);
+    ct_atomic_file *f;
+    ct_status s = ct_atomic_open(&f, path);
+    if (s != CT_OK) { cJSON_free(text); return s; }
+    s = ct_atomic_write(f, text, strlen(text));
+    if (s == CT_OK) s = ct_atomic_write(f, "\n", 1);
+    cJSON_free(text);
+    if (s != CT_OK) { ct_atomic_abort(f); return s; }
+    return ct_atomic_commit(f);
+}
+
+/* Writes the complete new checkpoint into p->tmp; trainer.json goes last. */
+static ct_status write_tmp(const ckpt_paths *p, const ct_ckpt_view *v, const cJSON *state) {
+    if (!remove_owned(p->tmp) || mkdir(p->tmp, 0755) != 0)
+        return ct_fail(CT_EIO, "cannot create %s: %s", p->tmp, strerror(errno));
+    char path[CKPT_PATH];
+    file_rec model, optim;
+    float *const weights[] = {v->params}, *const moments[] = {v->adam_m, v->adam_v};
+    CT_TRY(join(path, p->tmp, F_MODEL));
+    CT_TRY(write_st(path, v, model_suffix, weights, 1, "model", &model));
+    if (v->adam_m) {
+        CT_TRY(join(path, p->tmp, F_OPTIM));
+        CT_TRY(write_st(path, v, optim_suffixes, moments, 2, "adamw moments", &optim));
+    }
+    CT_TRY(join(path, p->tmp, F_TRAINER));
+    CT_TRY(write_trainer(path, &model, v->adam_m ? &optim : NULL, state));
+    return fsync_dir(p->tmp);
+}
+
+/* Replaces p->dir by p->tmp: old aside, new in, old removed. */
+static ct_status swap_in(const ckpt_paths *p) {
+    remove_owned(p->old);
+    int had_old = is_dir(p->dir);
+    if (had_old && rename(p->dir, p->old) != 0)
+        return ct_fail(CT_EIO, "cannot move %s aside to %s: %s", p->dir, p->old, strerror(errno));
+    if (rename(p->tmp, p->dir) != 0) {
+        ct_status s = ct_fail(CT_EIO, "cannot rename %s to %s: %s", p->tmp, p->dir,
+                              strerror(errno));
+        if (had_old) rename(p->old, p->dir);
+        return s;
+    }
+    CT_TRY(fsync_dir(p->parent));
+    if (had_old && !remove_owned(p->old))
+        ct_log("checkpoint: kept %s: it holds files cetus did not write", p->old);
+    return CT_OK;
+}
+
+static ct_status write_latest(const ckpt_paths *p) {
+    char path[CKPT_PATH];
+    CT_TRY(join(path, p->parent, F_LATEST));
+    ct_atomic_file *f;
+    CT_TRY(ct_atomic_open(&f, path));
+    ct_status s = ct_atomic_write(f, p->base, strlen(p->base));
+    if (s == CT_OK) s = ct_atomic_write(f, "\n", 1);
+    if (s != CT_OK) { ct_atomic_abort(f); return s; }
+    return ct_atomic_commit(f);
+}
+
+static ct_status refuse_foreign(const ckpt_paths *p) {
+    struct stat st;
+    if (stat(p->dir, &st) != 0) return CT_OK;
+    if (!S_ISDIR(st.st_mode) || !is_complete(p->dir, NULL))
+        return ct_fail(CT_EINVAL, "%s exists and is not a checkpoint (no %s); refusing to "
+                       "replace it", p->dir, F_TRAINER);
+    return CT_OK;
+}
+
+ct_status ct_checkpoint_save(const char *dir, const ct_ckpt_view *v, const cJSON *trainer_state) {
+    ckpt_paths p;
+    CT_TRY(paths_init(&p, dir));
+    CT_TRY(check_view(p.dir, v));
+    CT_TRY(refuse_foreign(&p));
+    ct_status s = write_tmp(&p, v, trainer_state);
+    if (s == CT_OK) s = swap_in(&p);
+    if (s != CT_OK) {
+        remove_owned(p.tmp);
+        return ct_fail_context(s, "saving checkpoint %s", p.dir);
+    }
+    each_sibling(&p, ".tmp-", remove_sibling, NULL);
+    each_sibling(&p, ".old-", remove_sibling, NULL);
+    s = write_latest(&p);
+    return s == CT_OK ? s : ct_fail_context(s, "saving checkpoint %s", p.dir);
+}
+
+/* ---- load ------------------------------------------------------------------------------- */
+
+typedef struct ckpt_open {
+    char dir[CKPT_PATH];
+    cJSON *doc; /* trainer.json */
+    ct_safetensors *model, *optim;
+} ckpt_open;
+
+static void ckpt_close(ckpt_open *c) {
+    cJSON_Delete(c->doc);
+    ct_safetensors_close(c->model);
+    ct_safetensors_close(c->optim);
+}
+
+/* A JSON string of 16 hex digits. */
+static int json_hex64(const cJSON *j, uint64_t *v) {
+    if (!cJSON_IsString(j) || strlen(j->valuestring) != 16) return 0;
+    char *end;
+    *v = strtoull(j->valuestring, &end, 16);
+    return *end == 0;
+}
+
+static int json_uint(const cJSON *j, uint64_t *v) {
+    if (!cJSON_IsNumber(j)) return 0;
+    double d = j->valuedouble;
+    if (!(d >= 0 && d <= 9007199254740992.0) || (double)(uint64_t)d != d) return 0;
+    *v = (uint64_t)d;
+    return 1;
+}
+
+/* Checks trainer.json's own checksum (which it then drops from the tree). */
+static ct_status verify_self(const char *path, cJSON *doc) {
+    cJSON *h = cJSON_DetachItemFromObjectCaseSensitive(doc, "xxh64");
+    uint64_t want;
+    int ok = json_hex64(h, &want);
+    cJSON_Delete(h);
+    if (!ok) return ct_fail(CT_ECORRUPT, "%s: no valid \"xxh64\" checksum field", path);
+    char *canon = cJSON_PrintUnformatted(doc);
+    if (!canon) return ct_fail(CT_ENOMEM, "%s: out of memory", path);
+    uint64_t got = XXH64(canon, strlen(canon), 0);
+    cJSON_free(canon);
+    if (got != want)
+        return ct_fail(CT_ECORRUPT, "%s: checksum mismatch: the content hashes to %016" PRIx64
+                       ", the file records %016" PRIx64 " (corrupt or edited)", path, got, want);
+    return CT_OK;
+}
+
+static ct_status read_trainer(ckpt_open *c) {
+    char path[CKPT_PATH], *text;
+    size_t n;
+    CT_TRY(join(path, c->dir, F_TRAINER));
+    CT_TRY(ct_read_file(path, &text, &n));
+    c->doc = cJSON_ParseWithLength(text, n);
+    ct_free(text);
+    if (!cJSON_IsObject(c->doc))
+        return ct_fail(CT_ECORRUPT, "%s: not a JSON object (corrupt or truncated)", path);
+    const cJSON *fmt = cJSON_GetObjectItemCaseSensitive(c->doc, "format");
+    const cJSON *ver = cJSON_GetObjectItemCaseSensitive(c->doc, "version");
+    if (!cJSON_IsString(fmt) || strcmp(fmt->valuestring, CKPT_FORMAT) || !cJSON_IsNumber(ver) ||
+        ver->valuedouble != CKPT_VERSION)
+        return ct_fail(CT_ECORRUPT, "%s: expected format \"%s\" version %d", path, CKPT_FORMAT,
+                       CKPT_VERSION);
+    CT_TRY(verify_self(path, c->doc));
+    if (!cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(c->doc, "files")) ||
+        !cJSON_GetObjectItemCaseSensitive(c->doc, "trainer"))
+        return ct_fail(CT_ECORRUPT, "%s: missing \"files\" or \"trainer\"", path);
+    return CT_OK;
+}
+
+/* Opens c->dir/fname and checks its size and XXH64 against trainer.json. */
+static ct_status open_verified(ckpt_open *c, const char *fname, ct_safetensors **out) {
+    char path[CKPT_PATH];
+    CT_TRY(join(path, c->dir, fname));
+    const cJSON *files = cJSON_GetObjectItemCaseSensitive(c->doc, "files");
+    const cJSON *rec = cJSON_GetObjectItemCaseSensitive(files, fname);
+    uint64_t bytes, hash;
+    if (!rec)
+        return ct_fail(CT_ECORRUPT, "%s/%s has no record of %s (saved without it?)", c->dir,
+                       F_TRAINER, fname);
+    if (!json_uint(cJSON_GetObjectItemCaseSensitive(rec, "bytes"), &bytes) ||
+        !json_hex64(cJSON_GetObjectItemCaseSensitive(rec, "xxh64"), &hash))
+        return ct_fail(CT_ECORRUPT, "%s/%s: bad record for %s", c->dir, F_TRAINER, fname);
+    CT_TRY(ct_safetensors_open(out, path));
+    size_t size;
+    const uint8_t *data = ct_safetensors_bytes(*out, &size);
+    if (size != bytes)
+        return ct_fail(CT_ECORRUPT, "%s: %zu bytes, %s records %" PRIu64, path, size,
+                       F_TRAINER, bytes);
+    uint64_t got = XXH64(data, size, 0);
+    if (got != hash)
+        return ct_fail(CT_ECORRUPT, "%s: file checksum mismatch: it hashes to %016" PRIx64
+                       ", %s records %016" PRIx64 " (corrupt file)", path, got, F_TRAINER, hash);
+    return CT_OK;
+}
+
+static ct_status full_name(char out[CKPT_NAME], const char *name, const char *suffix) {
+    if (snprintf(out, CKPT_NAME, "%s%s", name, suffix) >= CKPT_NAME)
+        return ct_fail(CT_EINVAL, "tensor name %s%s is too long", name, suffix);
+    return CT_OK;
+}
+
+static ct_status match_one(const ct_safetensors *st, const ct_ckpt_tensor *t, const char *suf) {
+    char name[CKPT_NAME], a[160], b[160];
+    int64_t want[4], got[4];
+    int ndim;
+    CT_TRY(full_name(name, t->name, suf));
+    view_shape(t, want);
+    if (!ct_safetensors_find(st, name, &ndim, got))
+        return ct_fail(CT_ECORRUPT, "%s: tensor %s is missing (expected shape %s)",
+                       ct_safetensors_path(st), name, shape_str(a, sizeof a, t->ndim, want));
+    if (ndim != t->ndim || memcmp(got, want, sizeof got) != 0)
+        return ct_fail(CT_ECORRUPT, "%s: tensor %s has shape %s, expected %s",
+                       ct_safetensors_path(st), name, shape_str(a, sizeof a, ndim, got),
+                       shape_str(b, sizeof b, t->ndim, want));
+    return CT_OK;
+}
+
+/* 1 if name is some view tensor's name followed by one of the suffixes. */
+static int known_name(const char *name, const ct_ckpt_view *v, const char *const *suf, int nsuf) {
+    for (size_t i = 0; i < v->n_tensors; i++) {
+        size_t k = strlen(v->tensors[i].name);
+        if (strncmp(name, v->tensors[i].name, k) != 0) continue;
+        for (int s = 0; s < nsuf; s++)
+            if (strcmp(name + k, suf[s]) == 0) return 1;
+    }
+    return 0;
+}
+
+/* Every view tensor (with each suffix) is in st with its shape, and st has nothing else. */
+static ct_status match_tensors(const ct_safetensors *st, const ct_ckpt_view *v,
+                               const char *const *suf, int nsuf) {
+    for (int s = 0; s < nsuf; s++)
+        for (size_t i = 0; i < v->n_tensors; i++) CT_TRY(match_one(st, &v->tensors[i], suf[s]));
+    size_t n = ct_safetensors_count(st);
+    if (n == v->n_tensors * (size_t)nsuf) return CT_OK;
+    for (size_t j = 0; j < n; j++) {
+        const char *name = ct_safetensors_name(st, j, NULL, NULL);
+        if (!known_name(name, v, suf, nsuf))
+            return ct_fail(CT_ECORRUPT, "%s: unexpected tensor %s (the model has no such "
+                           "tensor)", ct_safetensors_path(st), name);
+    }
+    return ct_fail(CT_ECORRUPT, "%s: %zu tensors, expected %zu", ct_safetensors_path(st), n,
+                   v->n_tensors * (size_t)nsuf);
+}
+
+static void copy_into(const ct_safetensors *st, const ct_ckpt_view *v, const char *suf,
+                      float *dst) {
+    char name[CKPT_NAME];
+    for (size_t i = 0; i < v->n_tensors; i++) {
+        const ct_ckpt_tensor *t = &v->tensors[i];
+        full_name(name, t->name, suf); /* checked by match_tensors */
+        const float *src = ct_safetensors_find(st, name, NULL, NULL);
+        if (t->numel) memcpy(dst + t->offset, src, t->numel * sizeof(float));
+    }
+}
+
+/* Opens and verifies everything a load needs; touches no caller buffer. */
+static ct_status open_all(ckpt_open *c, const char *dir, const ct_ckpt_view *v, int optim) {
+    CT_TRY(check_view(dir, v));
+    CT_TRY(resolve(dir, c->dir));
+    CT_TRY(read_trainer(c));
+    CT_TRY(open_verified(c, F_MODEL, &c->model));
+    CT_TRY(match_tensors(c->model, v, model_suffix, 1));
+    if (!optim) return CT_OK;
+    CT_TRY(open_verified(c, F_OPTIM, &c->optim));
+    return match_tensors(c->optim, v, optim_suffixes, 2);
+}
+
+ct_status ct_checkpoint_load(const char *dir, const ct_ckpt_view *v, cJSON **trainer_state) {
+    if (trainer_state) *trainer_state = NULL;
+    ckpt_open c = {.doc = NULL};
+    cJSON *state = NULL;
+    ct_status s = open_all(&c, dir, v, v && v->adam_m);
+    if (s == CT_OK && trainer_state &&
+        !(state = cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(c.doc, "trainer"), 1)))
+        s = ct_fail(CT_ENOMEM, "%s: out of memory copying the trainer state", c.dir);
+    if (s == CT_OK) {
+        copy_into(c.model, v, "", v->params);
+        if (c.optim) copy_into(c.optim, v, optim_suffixes[0], v->adam_m);
+        if (c.optim) copy_into(c.optim, v, optim_suffixes[1], v->adam_v);
+        if (trainer_state) *trainer_state = state;
+    }
+    ckpt_close(&c);
+    return s == CT_OK ? s : ct_fail_context(s, "loading checkpoint %s", dir);
+}
+
+static int is_safetensors_file(const char *path) {
+    struct stat st;
+    size_t n = strlen(path), k = strlen(".safetensors");
+    return n > k && strcmp(path + n - k, ".safetensors") == 0 && stat(path, &st) == 0 &&
+           S_ISREG(st.st_mode);
+}
+
+static ct_status load_weights_file(const char *path, const ct_ckpt_view *v) {
+    CT_TRY(check_view(path, v));
+    ct_safetensors *st;
+    CT_TRY(ct_safetensors_open(&st, path));
+    ct_status s = match_tensors(st, v, model_suffix, 1);
+    if (s == CT_OK) copy_into(st, v, "", v->params);
+    ct_safetensors_close(st);
+    return s;
+}
+
+ct_status ct_checkpoint_load_weights(const char *path, const ct_ckpt_view *v) {
+    ct_status s;
+    if (is_safetensors_file(path)) {
+        s = load_weights_file(path, v);
+    } else {
+        ckpt_open c = {.doc = NULL};
+        s = open_all(&c, path, v, 0);
+        if (s == CT_OK) copy_into(c.model, v, "", v->params);
+        ckpt_close(&c);
+    }
+    return s == CT_OK ? s : ct_fail_context(s, "loading weights from %s", path);
+}
+
+ct_status ct_checkpoint_read_state(const char *dir, cJSON **trainer_state) {
+    *trainer_state = NULL;
+    ckpt_open c = {.doc = NULL};
+    ct_status s = resolve(dir, c.dir);
+    if (s == CT_OK) s = read_trainer(&c);
+    if (s == CT_OK &&
+        !(*trainer_state = cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(c.doc, "trainer"), 1)))
+        s = ct_fail(CT_ENOMEM, "%s: out of memory copying the trainer state", c.dir);
+    ckpt_close(&c);
+    return s == CT_OK ? s : ct_fail_context(s, "reading checkpoint %s", dir);
+}
+
+/* ---- the latest pointer ----------------------------------------------------------------- */
+
+static int valid_name(const char *s, size_t n) {
+    return n > 0 && strlen(s) == n && !strchr(s, '/') && strcmp(s, ".") && strcmp(s, "..");
+}
+
+ct_status ct_checkpoint_latest(const char *parent, char *out, size_t cap) {
+    char path[CKPT_PATH], *text, real[CKPT_PATH];
+    size_t n;
+    CT_TRY(join(path, parent, F_LATEST));
+    CT_TRY(ct_read_file(path, &text, &n));
+    while (n > 0 && (text[n - 1] == '\n' || text[n - 1] == '\r' || text[n - 1] == ' ')) n--;
+    text[n] = 0;
+    ct_status s = CT_OK;
+    if (!valid_name(text, n))
+        s = ct_fail(CT_ECORRUPT, "%s does not hold a checkpoint directory name", path);
+    else if ((size_t)snprintf(out, cap, "%s/%s", parent, text) >= cap)
+        s = ct_fail(CT_EINVAL, "%s: the path %s/%s does not fit in %zu bytes", path, parent,
+                    text, cap);
+    else if ((s = resolve(out, real)) != CT_OK)
+        s = ct_fail_context(s, "%s names %s", path, text);
+    ct_free(text);
+    return s;
+}

@@ -1,0 +1,84 @@
+/* checkpoint.h: saving and loading training checkpoints: model weights, AdamW moments and
+ * the trainer's state, written crash-safely and verified completely before any byte reaches
+ * the caller's buffers.
+ *
+ * A checkpoint is a directory DIR holding
+ *   model.safetensors      the weights under the caller's (layout-free) names, e.g.
+ *                          "wte.weight", "h.0.attn.c_attn.weight"; __metadata__ has
+ *                          "format": "pt" so Hugging Face tools accept it
+ *   optimizer.safetensors  AdamW moments "<name>.exp_avg" (all tensors, in view order),
+ *                          then "<name>.exp_avg_sq"; absent in a weights-only checkpoint
+ *   trainer.json           {"format": "cetus-checkpoint", "version": 1,
+ *                           "files": {"model.safetensors": {"bytes": N, "xxh64": "<hex>"},
+ *                                     "optimizer.safetensors": {...}},
+ *                           "trainer": <the caller's state, stored as given>,
+ *                           "xxh64": "<hex>"}
+ *                          where the last xxh64 is the XXH64 of the unformatted JSON of the
+ *                          object without that key, so a changed byte is caught here too.
+ * and the parent directory holds "latest", a one-line file with the name of the newest
+ * checkpoint directory saved there.
+ *
+ * Save writes everything into "DIR.tmp-<pid>" (each file fsynced; trainer.json last, so its
+ * presence marks a complete directory), renames an existing DIR to "DIR.old-<pid>", renames
+ * the new one to DIR, removes the old one and then replaces "latest" atomically. If the
+ * process dies between the two renames, DIR is missing and load finds the complete new copy
+ * (DIR.tmp-*, preferred) or the old one (DIR.old-*) instead; the next save cleans up.
+ * Only the files named above are ever deleted: a directory with other files is left aside.
+ *
+ * Numbers in the trainer state are JSON doubles: store 64-bit values (RNG words, seeds,
+ * token positions past 2^53) as strings.
+ */
+#ifndef CT_CHECKPOINT_H
+#define CT_CHECKPOINT_H
+
+#include "core/core.h"
+#include <cjson/cJSON.h>
+
+/* One named tensor inside the view's flat buffers. */
+typedef struct ct_ckpt_tensor {
+    const char *name;
+    int ndim;        /* 0 to 4 */
+    int shape[4];
+    size_t offset;   /* in floats, into params / adam_m / adam_v */
+    size_t numel;    /* == prod(shape[0..ndim)) */
+} ct_ckpt_tensor;
+
+/* The caller's state: a tensor table over flat buffers of num_params floats. adam_m and
+ * adam_v are both set (weights + AdamW moments) or both NULL (weights only). */
+typedef struct ct_ckpt_view {
+    const ct_ckpt_tensor *tensors;
+    size_t n_tensors;
+    size_t num_params;
+    float *params;
+    float *adam_m;
+    float *adam_v;
+} ct_ckpt_view;
+
+/* Saves v (and the moments when present) and trainer_state (may be NULL: stored as {})
+ * into dir as described above, then points parent/latest at it. Refuses to replace an
+ * existing dir that is not a checkpoint (has no trainer.json). On failure an existing
+ * checkpoint at dir is left as it was. */
+ct_status ct_checkpoint_save(const char *dir, const ct_ckpt_view *v, const cJSON *trainer_state);
+
+/* Loads weights, and the moments when v has them, into v's buffers. Every file is verified
+ * first (trainer.json's own checksum, size and XXH64 of each safetensors file, structure,
+ * every name and shape against v, no extra tensors); on any failure nothing is written to
+ * the buffers and the message names the file, the tensor and expected vs found shape.
+ * If trainer_state != NULL it receives a copy of the stored state (free with cJSON_Delete). */
+ct_status ct_checkpoint_load(const char *dir, const ct_ckpt_view *v, cJSON **trainer_state);
+
+/* Loads only the weights (generate, eval): no optimizer file is needed and v's moment
+ * pointers are ignored. path is a checkpoint directory, or a .safetensors file, which is
+ * then checked on its own (structure, embedded checksum, names and shapes). */
+ct_status ct_checkpoint_load_weights(const char *path, const ct_ckpt_view *v);
+
+/* Reads only the stored trainer state (e.g. its config, to build the model before loading
+ * weights), after the same discovery and trainer.json checks as a load. Free the copy with
+ * cJSON_Delete. */
+ct_status ct_checkpoint_read_state(const char *dir, cJSON **trainer_state);
+
+/* Resolves parent/latest to "parent/<name>" in out. Fails when there is no pointer, it is
+ * malformed, or no complete checkpoint of that name can be found. */
+ct_status ct_checkpoint_latest(const char *parent, char *out, size_t cap);
+
+#endif /* CT_CHECKPOINT_H */

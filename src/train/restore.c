@@ -1,0 +1,46 @@
+/* restore.c: rebuilding a trained model from a checkpoint directory alone (its trainer.json
+ * carries the config), for generate and eval. */
+#include "core/core.h"
+#include "train/checkpoint.h"
+#include "train/trainer_internal.h"
+#include <cjson/cJSON.h>
+#include <string.h>
+
+void ct_model_ckpt_table(const ct_model *m, ct_ckpt_tensor *out) {
+    for (size_t i = 0; i < ct_model_num_tensors(m); i++) {
+        const ct_tensor_info *t = ct_model_tensor(m, i);
+        out[i] = (ct_ckpt_tensor){t->name, t->ndim, {t->shape[0], t->shape[1], t->shape[2], t->shape[3]},
+                                  t->offset, t->numel};
+    }
+}
+
+ct_status ct_checkpoint_read_config(const char *ckpt_dir, ct_config *out) {
+    cJSON *state;
+    CT_TRY(ct_checkpoint_read_state(ckpt_dir, &state));
+    const cJSON *cfg = cJSON_GetObjectItemCaseSensitive(state, "config");
+    char *cfg_text = cfg ? cJSON_PrintUnformatted(cfg) : NULL;
+    cJSON_Delete(state);
+    if (!cfg_text) return ct_fail(CT_ECORRUPT, "%s/trainer.json: no config in the trainer state", ckpt_dir);
+    ct_config_defaults(out);
+    ct_status s = ct_config_apply_json(out, cfg_text, ckpt_dir);
+    free(cfg_text);
+    return s;
+}
+
+ct_status ct_model_from_checkpoint(ct_model **out, const char *ckpt_dir, ct_config *cfg_out) {
+    ct_config cfg;
+    CT_TRY(ct_checkpoint_read_config(ckpt_dir, &cfg));
+    ct_model *m;
+    CT_TRY(ct_model_create(&m, &cfg.model, 0));
+    size_t n = ct_model_num_tensors(m);
+    ct_ckpt_tensor *tensors = calloc(n, sizeof *tensors);
+    if (!tensors) { ct_model_free(m); return ct_fail(CT_ENOMEM, "out of memory"); }
+    ct_model_ckpt_table(m, tensors);
+    ct_ckpt_view view = {tensors, n, ct_model_num_params(m), ct_model_params(m), NULL, NULL};
+    ct_status s = ct_checkpoint_load_weights(ckpt_dir, &view);
+    free(tensors);
+    if (s != CT_OK) { ct_model_free(m); return s; }
+    if (cfg_out) *cfg_out = cfg;
+    *out = m;
+    return CT_OK;
+}

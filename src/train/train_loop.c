@@ -1,0 +1,132 @@
+/* train_loop.c: ct_trainer_run: the loop a user watches. A live progress line (step, loss,
+ * lr, tokens/s, MFU, ETA; rewritten in place on a terminal, one line per log_interval
+ * otherwise), JSONL metrics appended to run.dir/metrics.jsonl, validation at an interval,
+ * printed samples, checkpoints at an interval and at the end. */
+#include "core/core.h"
+#include "data/tokenizer.h"
+#include "model/sample.h"
+#include "train/trainer_internal.h"
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef struct run_output {
+    FILE *metrics;
+    int tty;
+    double peak_flops;
+    ct_tokenizer *tok; /* NULL: samples print token ids */
+} run_output;
+
+static void metrics_line(run_output *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void metrics_line(run_output *o, const char *fmt, ...) {
+    if (!o->metrics) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(o->metrics, fmt, ap);
+    va_end(ap);
+    fputc('\n', o->metrics);
+    fflush(o->metrics);
+}
+
+static void print_token(int32_t id, void *ctx) {
+    run_output *o = ctx;
+    if (o->tok) {
+        char *text;
+        size_t len;
+        if (ct_tokenizer_decode(o->tok, &id, 1, &text, &len) == CT_OK) {
+            fwrite(text, 1, len, stdout);
+            ct_free(text);
+        }
+    } else {
+        printf(" %d", id);
+    }
+    fflush(stdout);
+}
+
+static ct_status print_sample(ct_trainer *tr, run_output *o) {
+    if (tr->cfg.train.sample_tokens <= 0) return CT_OK;
+    ct_rng rng;
+    ct_rng_seed(&rng, (uint64_t)tr->cfg.train.seed * 1000003u + (uint64_t)tr->step);
+    int32_t prompt = tr->cfg.model.vocab_size > 50256 ? 50256 : 0; /* <|endoftext|> starts a document */
+    printf("%s--- sample at step %" PRId64 " ---\n", o->tty ? "\n" : "", tr->step);
+    ct_status s = ct_generate(tr->model, &prompt, 1, tr->cfg.train.sample_tokens, 0.8f, 40, &rng,
+                              print_token, o);
+    printf("\n---\n");
+    fflush(stdout);
+    return s;
+}
+
+static ct_status evaluate(ct_trainer *tr, run_output *o) {
+    float val;
+    double t0 = ct_now();
+    CT_TRY(ct_trainer_evaluate(tr, &val));
+    printf("%sstep %" PRId64 ": val loss %.4f (perplexity %.1f) in %.1fs\n", o->tty ? "\n" : "",
+           tr->step, (double)val, exp((double)val), ct_now() - t0);
+    fflush(stdout);
+    metrics_line(o, "{\"step\": %" PRId64 ", \"val_loss\": %.9g}", tr->step, (double)val);
+    return CT_OK;
+}
+
+static void progress(ct_trainer *tr, run_output *o, const ct_step_stats *st, double tok_s, double eta) {
+    double mfu = tok_s * ct_model_flops_per_token(tr->model, tr->cfg.model.seq_len) / o->peak_flops;
+    metrics_line(o, "{\"step\": %" PRId64 ", \"loss\": %.9g, \"lr\": %.6g, \"grad_norm\": %.4f, "
+                 "\"tokens_per_s\": %.1f, \"mfu\": %.4f, \"step_s\": %.4f}", tr->step, (double)st->loss,
+                 (double)st->lr, (double)st->grad_norm, tok_s, mfu, st->seconds);
+    int show = o->tty || tr->step % tr->cfg.train.log_interval == 0 || tr->step == tr->cfg.train.steps;
+    if (!show) return;
+    printf("%sstep %6" PRId64 "/%d | loss %.4f | lr %.2e | norm %.2f | %.0f tok/s | MFU %4.1f%% | ETA %dm%02ds%s",
+           o->tty ? "\r" : "", tr->step, tr->cfg.train.steps, (double)st->loss, (double)st->lr,
+           (double)st->grad_norm, tok_s, 100.0 * mfu, (int)(eta / 60), (int)eta % 60, o->tty ? "   " : "\n");
+    fflush(stdout);
+}
+
+static int due(int64_t step, int interval, int64_t last) {
+    return step == last || (interval > 0 && step % interval == 0);
+}
+
+static ct_status run_steps(ct_trainer *tr, run_output *o) {
+    const ct_config *c = &tr->cfg;
+    double tokens_per_step = (double)c->train.batch_size * c->model.seq_len * c->train.grad_accum;
+    double smoothed = 0.0; /* exponential average of step time */
+    while (tr->step < c->train.steps) {
+        ct_step_stats st;
+        CT_TRY(ct_trainer_step(tr, &st));
+        smoothed = smoothed == 0.0 ? st.seconds : 0.9 * smoothed + 0.1 * st.seconds;
+        progress(tr, o, &st, tokens_per_step / st.seconds, smoothed * (double)(c->train.steps - tr->step));
+        if (due(tr->step, c->train.eval_interval, c->train.steps)) CT_TRY(evaluate(tr, o));
+        if (due(tr->step, c->train.sample_interval, c->train.steps)) CT_TRY(print_sample(tr, o));
+        if (due(tr->step, c->train.ckpt_interval, c->train.steps)) CT_TRY(ct_trainer_save(tr));
+    }
+    return CT_OK;
+}
+
+ct_status ct_trainer_run(ct_trainer *tr) {
+    const ct_config *c = &tr->cfg;
+    run_output o = {0};
+    o.tty = isatty(STDOUT_FILENO);
+    o.peak_flops = 115.2e9 * ct_runtime_threads(); /* per core: 3.6 GHz x 32 FP32 FLOP/cycle */
+    CT_TRY(ct_mkdirs(c->run.dir));
+    char path[1100];
+    snprintf(path, sizeof path, "%s/metrics.jsonl", c->run.dir);
+    o.metrics = fopen(path, "a");
+    if (!o.metrics) return ct_fail(CT_EIO, "cannot open %s for appending", path);
+    if (c->model.vocab_size == CT_TOKENIZER_VOCAB && ct_tokenizer_load_default(&o.tok) != CT_OK) {
+        ct_log("warning: %s; samples will show token ids", ct_last_error());
+        o.tok = NULL;
+    }
+    printf("model: %d layers, d_model %d, %d heads, seq_len %d, vocab %d: %.2fM parameters\n",
+           c->model.n_layer, c->model.d_model, c->model.n_head, c->model.seq_len, c->model.vocab_size,
+           (double)ct_model_num_params(tr->model) / 1e6);
+    printf("training: %d steps of %d x %d tokens x %d accumulation, from step %" PRId64 "; run dir %s\n",
+           c->train.steps, c->train.batch_size, c->model.seq_len, c->train.grad_accum, tr->step, c->run.dir);
+    fflush(stdout);
+    metrics_line(&o, "{\"event\": \"start\", \"step\": %" PRId64 ", \"params\": %zu}", tr->step,
+                 ct_model_num_params(tr->model));
+    ct_status s = run_steps(tr, &o);
+    if (o.tty) printf("\n");
+    if (o.tok) ct_tokenizer_free(o.tok);
+    fclose(o.metrics);
+    return s;
+}

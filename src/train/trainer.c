@@ -1,0 +1,226 @@
+/* trainer.c: the training state and its transitions: build or resume, one optimizer step
+ * with gradient accumulation, evaluation, and checkpoint save/restore. The trainer state in
+ * a checkpoint is: step, AdamW moments and step count, data position, and the config. */
+#include "core/core.h"
+#include "data/loader.h"
+#include "train/checkpoint.h"
+#include "train/optim.h"
+#include "train/trainer_internal.h"
+#include <dirent.h>
+#include <inttypes.h>
+#include <math.h>
+#include <string.h>
+#include <unistd.h>
+
+static ct_status open_loaders(ct_trainer *tr) {
+    const ct_config *c = &tr->cfg;
+    int B = c->train.batch_size, T = c->model.seq_len;
+    CT_TRY(ct_loader_open(&tr->train, c->data.dir, "train", B, T, (uint64_t)c->train.seed, 1));
+    CT_TRY(ct_loader_open(&tr->val, c->data.dir, "val", B, T, (uint64_t)c->train.seed, 0));
+    int v = ct_loader_vocab_size(tr->train);
+    if (v > c->model.vocab_size)
+        return ct_fail(CT_EINVAL, "%s holds tokens of a %d-token vocabulary but model.vocab_size = %d",
+                       c->data.dir, v, c->model.vocab_size);
+    return CT_OK;
+}
+
+static void build_ckpt_view(ct_trainer *tr) {
+    size_t n = ct_model_num_tensors(tr->model);
+    ct_model_ckpt_table(tr->model, tr->ckpt_tensors);
+    tr->view = (ct_ckpt_view){tr->ckpt_tensors, n, ct_model_num_params(tr->model),
+                              ct_model_params(tr->model), ct_adamw_m(tr->opt), ct_adamw_v(tr->opt)};
+}
+
+static ct_status json_u64(const cJSON *obj, const char *key, uint64_t *out, const char *where) {
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (!cJSON_IsString(it) || sscanf(it->valuestring, "%" SCNu64, out) != 1)
+        return ct_fail(CT_ECORRUPT, "%s: trainer state lacks '%s'", where, key);
+    return CT_OK;
+}
+
+/* The stored config must describe the same model. */
+static ct_status check_same_model(const ct_trainer *tr, const cJSON *state, const char *where) {
+    ct_config stored;
+    ct_config_defaults(&stored);
+    const cJSON *cfg = cJSON_GetObjectItemCaseSensitive(state, "config");
+    char *text = cfg ? cJSON_PrintUnformatted(cfg) : NULL;
+    ct_status s = text ? ct_config_apply_json(&stored, text, where) : ct_fail(CT_ECORRUPT, "%s: no config", where);
+    free(text);
+    CT_TRY(s);
+    if (memcmp(&stored.model, &tr->cfg.model, sizeof stored.model) != 0)
+        return ct_fail(CT_EINVAL, "%s holds a model of n_layer %d, d_model %d, n_head %d, seq_len %d, vocab %d, "
+                       "but the config asks for n_layer %d, d_model %d, n_head %d, seq_len %d, vocab %d; "
+                       "use another run.dir or run.resume=false", where, stored.model.n_layer,
+                       stored.model.d_model, stored.model.n_head, stored.model.seq_len, stored.model.vocab_size,
+                       tr->cfg.model.n_layer, tr->cfg.model.d_model, tr->cfg.model.n_head,
+                       tr->cfg.model.seq_len, tr->cfg.model.vocab_size);
+    if (stored.train.batch_size != tr->cfg.train.batch_size || stored.train.seed != tr->cfg.train.seed)
+        ct_log("warning: %s was trained with batch_size %d and seed %lld; continuing with %d and %lld "
+               "changes the data order", where, stored.train.batch_size, stored.train.seed,
+               tr->cfg.train.batch_size, tr->cfg.train.seed);
+    return CT_OK;
+}
+
+static ct_status resume(ct_trainer *tr, const char *dir) {
+    cJSON *state = NULL;
+    CT_TRY(ct_checkpoint_load(dir, &tr->view, &state));
+    uint64_t step = 0, adam_t = 0, epoch = 0, index = 0;
+    ct_status s = check_same_model(tr, state, dir);
+    if (s == CT_OK) s = json_u64(state, "step", &step, dir);
+    if (s == CT_OK) s = json_u64(state, "adam_steps", &adam_t, dir);
+    const cJSON *data = cJSON_GetObjectItemCaseSensitive(state, "data");
+    if (s == CT_OK) s = json_u64(data, "epoch", &epoch, dir);
+    if (s == CT_OK) s = json_u64(data, "index", &index, dir);
+    cJSON_Delete(state);
+    CT_TRY(s);
+    tr->step = (int64_t)step;
+    ct_adamw_set_steps(tr->opt, (int64_t)adam_t);
+    CT_TRY(ct_loader_set_pos(tr->train, (ct_loader_pos){epoch, index}));
+    ct_log("resumed from %s at step %" PRId64, dir, tr->step);
+    return CT_OK;
+}
+
+ct_status ct_trainer_create(ct_trainer **out, const ct_config *cfg) {
+    CT_TRY(ct_config_validate(cfg));
+    ct_trainer *tr = calloc(1, sizeof *tr);
+    if (!tr) return ct_fail(CT_ENOMEM, "out of memory for the trainer");
+    tr->cfg = *cfg;
+    snprintf(tr->ckpt_root, sizeof tr->ckpt_root, "%s/ckpt", cfg->run.dir);
+    ct_status s = open_loaders(tr);
+    if (s == CT_OK) s = ct_model_create(&tr->model, &cfg->model, (uint64_t)cfg->train.seed);
+    if (s == CT_OK) s = ct_adamw_create(&tr->opt, ct_model_num_params(tr->model));
+    if (s == CT_OK && !(tr->ckpt_tensors = calloc(ct_model_num_tensors(tr->model), sizeof *tr->ckpt_tensors)))
+        s = ct_fail(CT_ENOMEM, "out of memory for the checkpoint table");
+    if (s == CT_OK) {
+        build_ckpt_view(tr);
+        char latest[1024];
+        if (cfg->run.resume && access(tr->ckpt_root, F_OK) == 0) {
+            s = ct_checkpoint_latest(tr->ckpt_root, latest, sizeof latest);
+            if (s == CT_OK) s = resume(tr, latest);
+        }
+    }
+    if (s != CT_OK) { ct_trainer_free(tr); return s; }
+    *out = tr;
+    return CT_OK;
+}
+
+void ct_trainer_free(ct_trainer *tr) {
+    if (!tr) return;
+    ct_loader_free(tr->train);
+    ct_loader_free(tr->val);
+    ct_adamw_free(tr->opt);
+    ct_model_free(tr->model);
+    free(tr->ckpt_tensors);
+    free(tr->inputs);
+    free(tr);
+}
+
+static ct_status ensure_batch_buffers(ct_trainer *tr) {
+    if (tr->inputs) return CT_OK;
+    size_t n = (size_t)tr->cfg.train.batch_size * tr->cfg.model.seq_len;
+    tr->inputs = malloc(2 * n * sizeof(int32_t));
+    if (!tr->inputs) return ct_fail(CT_ENOMEM, "out of memory for batch buffers");
+    tr->targets = tr->inputs + n;
+    return CT_OK;
+}
+
+ct_status ct_trainer_step(ct_trainer *tr, ct_step_stats *st) {
+    const ct_config *c = &tr->cfg;
+    CT_TRY(ensure_batch_buffers(tr));
+    double t0 = ct_now(), loss_sum = 0.0;
+    int accum = c->train.grad_accum, B = c->train.batch_size, T = c->model.seq_len;
+    ct_model_zero_grad(tr->model);
+    for (int micro = 0; micro < accum; micro++) {
+        float loss;
+        CT_TRY(ct_loader_next(tr->train, tr->inputs, tr->targets));
+        CT_TRY(ct_model_forward(tr->model, tr->inputs, tr->targets, NULL, B, T, &loss));
+        CT_TRY(ct_model_backward(tr->model, 1.0f / (float)accum));
+        loss_sum += loss;
+    }
+    float loss = (float)(loss_sum / accum);
+    if (!isfinite(loss))
+        return ct_fail(CT_EINVAL, "the training loss became %f at step %" PRId64 "; lower train.lr (now %g) "
+                       "or raise train.warmup_steps", (double)loss, tr->step, c->train.lr);
+    ct_lr_schedule sched = {(float)c->train.lr, (float)c->train.lr_min, c->train.warmup_steps, c->train.steps};
+    ct_adamw_config ac = {(float)c->train.beta1, (float)c->train.beta2, (float)c->train.eps,
+                          (float)c->train.weight_decay, (float)c->train.grad_clip};
+    float lr = ct_lr_at(&sched, tr->step);
+    float norm = ct_adamw_step(tr->opt, tr->model, lr, &ac);
+    tr->step++;
+    if (st) *st = (ct_step_stats){loss, lr, norm, ct_now() - t0};
+    return CT_OK;
+}
+
+ct_status ct_trainer_evaluate(ct_trainer *tr, float *val_loss) {
+    CT_TRY(ensure_batch_buffers(tr));
+    ct_loader_reset(tr->val);
+    double sum = 0.0;
+    int n = 0;
+    uint64_t windows = ct_loader_num_windows(tr->val) / (uint64_t)tr->cfg.train.batch_size;
+    int batches = (uint64_t)tr->cfg.train.eval_batches < windows ? tr->cfg.train.eval_batches : (int)windows;
+    if (batches < 1) batches = 1; /* fewer windows than a batch: the loader wraps */
+    for (; n < batches; n++) {
+        float loss;
+        CT_TRY(ct_loader_next(tr->val, tr->inputs, tr->targets));
+        CT_TRY(ct_model_forward(tr->model, tr->inputs, tr->targets, NULL, tr->cfg.train.batch_size,
+                                tr->cfg.model.seq_len, &loss));
+        sum += loss;
+    }
+    *val_loss = (float)(sum / n);
+    return CT_OK;
+}
+
+static cJSON *trainer_state(const ct_trainer *tr) {
+    cJSON *st = cJSON_CreateObject();
+    char buf[32];
+    snprintf(buf, sizeof buf, "%" PRId64, tr->step);
+    cJSON_AddStringToObject(st, "step", buf);
+    snprintf(buf, sizeof buf, "%" PRId64, ct_adamw_steps(tr->opt));
+    cJSON_AddStringToObject(st, "adam_steps", buf);
+    ct_loader_pos pos = ct_loader_get_pos(tr->train);
+    cJSON *data = cJSON_AddObjectToObject(st, "data");
+    snprintf(buf, sizeof buf, "%" PRIu64, pos.epoch);
+    cJSON_AddStringToObject(data, "epoch", buf);
+    snprintf(buf, sizeof buf, "%" PRIu64, pos.index);
+    cJSON_AddStringToObject(data, "index", buf);
+    char *cfg = ct_config_to_json(&tr->cfg);
+    cJSON_AddItemToObject(st, "config", cJSON_Parse(cfg));
+    free(cfg);
+    return st;
+}
+
+/* Removes checkpoint directories beyond the newest ckpt_keep (names sort by step). */
+static void prune_checkpoints(const ct_trainer *tr) {
+    DIR *d = opendir(tr->ckpt_root);
+    if (!d) return;
+    char names[256][64];
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d)) && n < 256;)
+        if (strncmp(e->d_name, "step_", 5) == 0 && strlen(e->d_name) < 64 && !strchr(e->d_name, '.'))
+            snprintf(names[n++], 64, "%s", e->d_name);
+    closedir(d);
+    qsort(names, (size_t)n, 64, (int (*)(const void *, const void *))strcmp);
+    static const char *files[] = {"model.safetensors", "optimizer.safetensors", "trainer.json"};
+    for (int i = 0; i + tr->cfg.train.ckpt_keep < n; i++) {
+        char path[1200];
+        for (int f = 0; f < 3; f++)
+            if (snprintf(path, sizeof path, "%s/%s/%s", tr->ckpt_root, names[i], files[f]) < (int)sizeof path)
+                unlink(path);
+        if (snprintf(path, sizeof path, "%s/%s", tr->ckpt_root, names[i]) < (int)sizeof path) rmdir(path);
+    }
+}
+
+ct_status ct_trainer_save(ct_trainer *tr) {
+    CT_TRY(ct_mkdirs(tr->ckpt_root));
+    char dir[1100];
+    snprintf(dir, sizeof dir, "%s/step_%08" PRId64, tr->ckpt_root, tr->step);
+    cJSON *state = trainer_state(tr);
+    ct_status s = ct_checkpoint_save(dir, &tr->view, state);
+    cJSON_Delete(state);
+    CT_TRY(s);
+    prune_checkpoints(tr);
+    return CT_OK;
+}
+
+int64_t ct_trainer_step_index(const ct_trainer *tr) { return tr->step; }
+ct_model *ct_trainer_model(ct_trainer *tr) { return tr->model; }

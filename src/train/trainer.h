@@ -1,0 +1,38 @@
+/* trainer.h: one training run: model, AdamW, data loaders, schedule, evaluation, samples,
+ * checkpoints (save, resume bit-identically) and the progress/metrics output. */
+#ifndef CT_TRAINER_H
+#define CT_TRAINER_H
+
+#include "train/config.h"
+
+typedef struct ct_trainer ct_trainer;
+
+typedef struct ct_step_stats {
+    float loss;       /* mean over the step's micro-batches */
+    float lr;
+    float grad_norm;  /* before clipping */
+    double seconds;
+} ct_step_stats;
+
+/* Builds everything from cfg; resumes from run.dir's latest checkpoint when run.resume is
+ * set and one exists (the checkpoint's model shape must match cfg). */
+ct_status ct_trainer_create(ct_trainer **out, const ct_config *cfg);
+void ct_trainer_free(ct_trainer *tr);
+
+ct_status ct_trainer_step(ct_trainer *tr, ct_step_stats *st);
+/* Mean loss over train.eval_batches validation micro-batches, always the same ones. */
+ct_status ct_trainer_evaluate(ct_trainer *tr, float *val_loss);
+/* Writes run.dir/ckpt/step_NNNNNNNN and prunes to train.ckpt_keep checkpoints. */
+ct_status ct_trainer_save(ct_trainer *tr);
+/* The whole run: steps with progress lines, metrics, evaluations, samples, checkpoints. */
+ct_status ct_trainer_run(ct_trainer *tr);
+
+int64_t ct_trainer_step_index(const ct_trainer *tr); /* optimizer steps done */
+ct_model *ct_trainer_model(ct_trainer *tr);
+
+/* For generate and eval: reads the run config stored in a checkpoint directory and builds
+ * the model with its weights (verified; no optimizer state needed). */
+ct_status ct_checkpoint_read_config(const char *ckpt_dir, ct_config *out);
+ct_status ct_model_from_checkpoint(ct_model **out, const char *ckpt_dir, ct_config *cfg_out);
+
+#endif
