@@ -1,0 +1,111 @@
+/* prepare.c: `cetus prepare`: argument parsing for ct_prepare (tokenize a text corpus into
+ * train/val token shards plus meta.json). */
+#include "data/prepare.h"
+#include "cli/cli.h"
+#include <errno.h>
+#include <string.h>
+
+static void prepare_usage(FILE *f) {
+    fprintf(f,
+        "usage: cetus prepare [--input PATH]... [--out DIR] [--val-fraction F] [--shard-tokens N]\n"
+        "  Tokenizes a text corpus with the GPT-2 tokenizer into token shards for training.\n"
+        "  --input PATH        a text file, or a directory walked recursively for *.txt, *.rst\n"
+        "                      and *.md files; repeatable (default %s)\n"
+        "  --out DIR           output directory (default %s): train_000.bin..., val_000.bin...,\n"
+        "                      meta.json with token counts and the unigram-entropy baseline\n"
+        "  --val-fraction F    share of documents for validation, in (0, 1) (default %g);\n"
+        "                      each file is one document and each split gets at least one\n"
+        "  --shard-tokens N    tokens per shard file (default %llu)\n"
+        "  Documents are separated by the end-of-text token %d. Progress goes to stderr.\n",
+        CT_PREPARE_DEFAULT_INPUT, CT_PREPARE_DEFAULT_OUT, CT_PREPARE_DEFAULT_VAL_FRACTION,
+        (unsigned long long)CT_PREPARE_DEFAULT_SHARD_TOKENS, CT_TOKEN_EOT);
+}
+
+/* Parses the value of option argv[*i]; returns 0 on a usage error (message printed). */
+static int option_value(int argc, char **argv, int *i, const char **out) {
+    if (*i + 1 >= argc) {
+        fprintf(stderr, "cetus prepare: %s needs a value\n", argv[*i]);
+        return 0;
+    }
+    *out = argv[++*i];
+    return 1;
+}
+
+static int bad_value(const char *opt, const char *v, const char *expected) {
+    fprintf(stderr, "cetus prepare: bad value '%s' for %s: expected %s\n", v, opt, expected);
+    return 0;
+}
+
+static int parse_double(const char *opt, const char *v, double *out) {
+    char *end;
+    errno = 0;
+    *out = strtod(v, &end);
+    return (end == v || *end || errno) ? bad_value(opt, v, "a number") : 1;
+}
+
+static int parse_u64(const char *opt, const char *v, uint64_t *out) {
+    char *end;
+    errno = 0;
+    unsigned long long u = strtoull(v, &end, 10);
+    if (v[0] < '0' || v[0] > '9' || *end || errno) return bad_value(opt, v, "a positive integer");
+    *out = u;
+    return 1;
+}
+
+/* Fills o from argv; returns -1 when parsed, else the exit code (0 for --help). */
+static int parse_prepare_args(int argc, char **argv, ct_prepare_opts *o, const char **inputs) {
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { prepare_usage(stdout); return 0; }
+        if (!strcmp(a, "--input")) {
+            if (!option_value(argc, argv, &i, &v)) return 2;
+            inputs[o->n_inputs++] = v;
+        } else if (!strcmp(a, "--out")) {
+            if (!option_value(argc, argv, &i, &o->out_dir)) return 2;
+        } else if (!strcmp(a, "--val-fraction")) {
+            if (!option_value(argc, argv, &i, &v) || !parse_double(a, v, &o->val_fraction)) return 2;
+        } else if (!strcmp(a, "--shard-tokens")) {
+            if (!option_value(argc, argv, &i, &v) || !parse_u64(a, v, &o->shard_tokens)) return 2;
+        } else {
+            fprintf(stderr, "cetus prepare: unknown argument '%s'\n", a);
+            prepare_usage(stderr);
+            return 2;
+        }
+    }
+    if (o->n_inputs == 0) inputs[o->n_inputs++] = CT_PREPARE_DEFAULT_INPUT;
+    return -1;
+}
+
+static void print_summary(const ct_prepare_opts *o, const ct_prepare_stats *st) {
+    fprintf(stderr,
+            "prepare: wrote %s: train %llu documents, %llu tokens in %d shard(s); val %llu documents, "
+            "%llu tokens in %d shard(s)\n"
+            "prepare: unigram entropy of train %.4f nats; val under the train unigram %.4f nats "
+            "(the loss to beat)\n",
+            o->out_dir, (unsigned long long)st->train.documents, (unsigned long long)st->train.tokens,
+            st->train.shards, (unsigned long long)st->val.documents, (unsigned long long)st->val.tokens,
+            st->val.shards, st->train_entropy, st->val_cross_entropy);
+}
+
+int cmd_prepare(int argc, char **argv) {
+    const char **inputs = calloc((size_t)argc + 1, sizeof *inputs);
+    if (!inputs) return 1;
+    ct_prepare_opts o = {.inputs = inputs, .out_dir = CT_PREPARE_DEFAULT_OUT,
+                         .val_fraction = CT_PREPARE_DEFAULT_VAL_FRACTION,
+                         .shard_tokens = CT_PREPARE_DEFAULT_SHARD_TOKENS, .progress = 1};
+    int rc = parse_prepare_args(argc, argv, &o, inputs);
+    if (rc >= 0) { free(inputs); return rc; }
+    ct_tokenizer *tok = NULL;
+    ct_prepare_stats st;
+    ct_status s = ct_tokenizer_load_default(&tok);
+    if (s == CT_OK) s = ct_prepare(&o, tok, &st);
+    ct_tokenizer_free(tok);
+    if (s == CT_OK) print_summary(&o, &st);
+    else if (strstr(ct_last_error(), CT_PREPARE_DEFAULT_INPUT))
+        fprintf(stderr, "cetus prepare: %s\n(the default corpus comes from the Debian package "
+                "python3.11-doc: run scripts/setup.sh, or pass --input)\n", ct_last_error());
+    else
+        fprintf(stderr, "cetus prepare: %s\n", ct_last_error());
+    free(inputs);
+    return s == CT_OK ? 0 : s == CT_EINVAL ? 2 : 1;
+}
