@@ -21,7 +21,7 @@ static void eval_help(void) {
 static ct_status evaluate_split(ct_model *m, const ct_config *cfg, const char *data, int batches, int B,
                                 double *loss, long *tokens) {
     ct_loader *val;
-    int T = cfg->model.seq_len;
+    int T = ct_config_train_seq_len(cfg);
     CT_TRY(ct_loader_open(&val, data, "val", B, T, 0, 0));
     long available = (long)(ct_loader_num_windows(val) / (uint64_t)B);
     if (available < 1) available = 1;

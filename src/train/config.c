@@ -26,6 +26,7 @@ static const key_def keys[] = {
     {"model.seq_len", K_INT, F(model.seq_len), 1, 1 << 20, "128", "context length (position table size)"},
     {"model.vocab_size", K_INT, F(model.vocab_size), 1, 1 << 24, "50257", "vocabulary size (GPT-2 BPE: 50257)"},
     {"train.batch_size", K_INT, F(train.batch_size), 1, 1 << 20, "8", "micro-batch rows per forward/backward"},
+    {"train.seq_len", K_INT, F(train.seq_len), 0, 1 << 20, "0", "training context length (0 = model.seq_len; at most model.seq_len)"},
     {"train.grad_accum", K_INT, F(train.grad_accum), 1, 1 << 20, "1", "micro-batches accumulated per optimizer step"},
     {"train.steps", K_INT, F(train.steps), 1, 1e9, "1000", "optimizer steps in total"},
     {"train.lr", K_FLOAT, F(train.lr), 1e-12, 10, "1e-3", "peak learning rate"},
@@ -47,6 +48,7 @@ static const key_def keys[] = {
     {"data.dir", K_STR, F(data.dir), 0, 0, "data/pydocs", "token shards written by `cetus prepare`"},
     {"run.dir", K_STR, F(run.dir), 0, 0, "runs/default", "where checkpoints and metrics.jsonl go"},
     {"run.resume", K_BOOL, F(run.resume), 0, 1, "true", "continue from the latest checkpoint in run.dir if one exists"},
+    {"run.stop_at_step", K_INT, F(run.stop_at_step), 0, 1e9, "0", "end this invocation at this step with a checkpoint, to continue later (0 = run to train.steps)"},
     {"runtime.threads", K_INT, F(runtime.threads), 0, 4096, "0", "compute threads (0 = all cores)"},
     {"runtime.pin", K_BOOL, F(runtime.pin), 0, 1, "true", "pin compute thread i to core i"},
 };
@@ -190,9 +192,16 @@ ct_status ct_config_apply_override(ct_config *c, const char *kv) {
 
 ct_status ct_config_validate(const ct_config *c) {
     CT_TRY(ct_model_config_check(&c->model));
+    if (c->train.seq_len > c->model.seq_len)
+        return ct_fail(CT_EINVAL, "train.seq_len = %d exceeds model.seq_len = %d, the size of the position "
+                       "table; raise model.seq_len or lower train.seq_len", c->train.seq_len, c->model.seq_len);
     if (c->train.lr_min > c->train.lr)
         return ct_fail(CT_EINVAL, "train.lr_min = %g exceeds train.lr = %g", c->train.lr_min, c->train.lr);
     return CT_OK;
+}
+
+int ct_config_train_seq_len(const ct_config *c) {
+    return c->train.seq_len > 0 ? c->train.seq_len : c->model.seq_len;
 }
 
 char *ct_config_to_json(const ct_config *c) {

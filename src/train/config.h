@@ -12,6 +12,7 @@ typedef struct ct_config {
     ct_model_config model;
     struct {
         int batch_size;     /* micro-batch rows B */
+        int seq_len;        /* training context T; 0 = model.seq_len */
         int grad_accum;     /* micro-batches per optimizer step */
         int steps;          /* optimizer steps in total */
         double lr, lr_min;
@@ -28,6 +29,7 @@ typedef struct ct_config {
     struct {
         char dir[512];      /* checkpoints and metrics.jsonl */
         int resume;         /* continue from run.dir's latest checkpoint if there is one */
+        int stop_at_step;   /* end this invocation (with a checkpoint) at this step; 0 = never */
     } run;
     struct {
         int threads;        /* 0 = all cores */
@@ -43,6 +45,8 @@ ct_status ct_config_load_file(ct_config *c, const char *path);
 ct_status ct_config_apply_override(ct_config *c, const char *kv);
 /* Cross-key checks (model shape, batch layout); run after all sources are applied. */
 ct_status ct_config_validate(const ct_config *c);
+/* The training context length: train.seq_len, or model.seq_len when that is 0. */
+int ct_config_train_seq_len(const ct_config *c);
 /* The whole configuration as a JSON object string (caller frees with free()). */
 char *ct_config_to_json(const ct_config *c);
 /* Prints every key with its default and help. */

@@ -70,7 +70,7 @@ static ct_status evaluate(ct_trainer *tr, run_output *o) {
 }
 
 static void progress(ct_trainer *tr, run_output *o, const ct_step_stats *st, double tok_s, double eta) {
-    double mfu = tok_s * ct_model_flops_per_token(tr->model, tr->cfg.model.seq_len) / o->peak_flops;
+    double mfu = tok_s * ct_model_flops_per_token(tr->model, ct_config_train_seq_len(&tr->cfg)) / o->peak_flops;
     metrics_line(o, "{\"step\": %" PRId64 ", \"loss\": %.9g, \"lr\": %.6g, \"grad_norm\": %.4f, "
                  "\"tokens_per_s\": %.1f, \"mfu\": %.4f, \"step_s\": %.4f}", tr->step, (double)st->loss,
                  (double)st->lr, (double)st->grad_norm, tok_s, mfu, st->seconds);
@@ -88,17 +88,21 @@ static int due(int64_t step, int interval, int64_t last) {
 
 static ct_status run_steps(ct_trainer *tr, run_output *o) {
     const ct_config *c = &tr->cfg;
-    double tokens_per_step = (double)c->train.batch_size * c->model.seq_len * c->train.grad_accum;
+    double tokens_per_step = (double)c->train.batch_size * ct_config_train_seq_len(c) * c->train.grad_accum;
     double smoothed = 0.0; /* exponential average of step time */
-    while (tr->step < c->train.steps) {
+    int64_t stop = c->run.stop_at_step > 0 && c->run.stop_at_step < c->train.steps ? c->run.stop_at_step
+                                                                                   : c->train.steps;
+    while (tr->step < stop) {
         ct_step_stats st;
         CT_TRY(ct_trainer_step(tr, &st));
         smoothed = smoothed == 0.0 ? st.seconds : 0.9 * smoothed + 0.1 * st.seconds;
         progress(tr, o, &st, tokens_per_step / st.seconds, smoothed * (double)(c->train.steps - tr->step));
         if (due(tr->step, c->train.eval_interval, c->train.steps)) CT_TRY(evaluate(tr, o));
         if (due(tr->step, c->train.sample_interval, c->train.steps)) CT_TRY(print_sample(tr, o));
-        if (due(tr->step, c->train.ckpt_interval, c->train.steps)) CT_TRY(ct_trainer_save(tr));
+        if (due(tr->step, c->train.ckpt_interval, stop)) CT_TRY(ct_trainer_save(tr));
     }
+    if (stop < c->train.steps)
+        printf("stopped at step %" PRId64 " as run.stop_at_step asks; run again to continue\n", tr->step);
     return CT_OK;
 }
 
@@ -120,7 +124,7 @@ ct_status ct_trainer_run(ct_trainer *tr) {
            c->model.n_layer, c->model.d_model, c->model.n_head, c->model.seq_len, c->model.vocab_size,
            (double)ct_model_num_params(tr->model) / 1e6);
     printf("training: %d steps of %d x %d tokens x %d accumulation, from step %" PRId64 "; run dir %s\n",
-           c->train.steps, c->train.batch_size, c->model.seq_len, c->train.grad_accum, tr->step, c->run.dir);
+           c->train.steps, c->train.batch_size, ct_config_train_seq_len(c), c->train.grad_accum, tr->step, c->run.dir);
     fflush(stdout);
     metrics_line(&o, "{\"event\": \"start\", \"step\": %" PRId64 ", \"params\": %zu}", tr->step,
                  ct_model_num_params(tr->model));

@@ -14,7 +14,7 @@
 
 static ct_status open_loaders(ct_trainer *tr) {
     const ct_config *c = &tr->cfg;
-    int B = c->train.batch_size, T = c->model.seq_len;
+    int B = c->train.batch_size, T = ct_config_train_seq_len(c);
     CT_TRY(ct_loader_open(&tr->train, c->data.dir, "train", B, T, (uint64_t)c->train.seed, 1));
     CT_TRY(ct_loader_open(&tr->val, c->data.dir, "val", B, T, (uint64_t)c->train.seed, 0));
     int v = ct_loader_vocab_size(tr->train);
@@ -63,10 +63,13 @@ static ct_status check_same_model(const ct_trainer *tr, const cJSON *state, cons
 
 static ct_status resume(ct_trainer *tr, const char *dir) {
     cJSON *state = NULL;
+    CT_TRY(ct_checkpoint_read_state(dir, &state)); /* the model shape first, for a clear message */
+    ct_status s = check_same_model(tr, state, dir);
+    cJSON_Delete(state);
+    CT_TRY(s);
     CT_TRY(ct_checkpoint_load(dir, &tr->view, &state));
     uint64_t step = 0, adam_t = 0, epoch = 0, index = 0;
-    ct_status s = check_same_model(tr, state, dir);
-    if (s == CT_OK) s = json_u64(state, "step", &step, dir);
+    s = json_u64(state, "step", &step, dir);
     if (s == CT_OK) s = json_u64(state, "adam_steps", &adam_t, dir);
     const cJSON *data = cJSON_GetObjectItemCaseSensitive(state, "data");
     if (s == CT_OK) s = json_u64(data, "epoch", &epoch, dir);
@@ -117,7 +120,7 @@ void ct_trainer_free(ct_trainer *tr) {
 
 static ct_status ensure_batch_buffers(ct_trainer *tr) {
     if (tr->inputs) return CT_OK;
-    size_t n = (size_t)tr->cfg.train.batch_size * tr->cfg.model.seq_len;
+    size_t n = (size_t)tr->cfg.train.batch_size * ct_config_train_seq_len(&tr->cfg);
     tr->inputs = malloc(2 * n * sizeof(int32_t));
     if (!tr->inputs) return ct_fail(CT_ENOMEM, "out of memory for batch buffers");
     tr->targets = tr->inputs + n;
@@ -128,7 +131,7 @@ ct_status ct_trainer_step(ct_trainer *tr, ct_step_stats *st) {
     const ct_config *c = &tr->cfg;
     CT_TRY(ensure_batch_buffers(tr));
     double t0 = ct_now(), loss_sum = 0.0;
-    int accum = c->train.grad_accum, B = c->train.batch_size, T = c->model.seq_len;
+    int accum = c->train.grad_accum, B = c->train.batch_size, T = ct_config_train_seq_len(c);
     ct_model_zero_grad(tr->model);
     for (int micro = 0; micro < accum; micro++) {
         float loss;
@@ -163,7 +166,7 @@ ct_status ct_trainer_evaluate(ct_trainer *tr, float *val_loss) {
         float loss;
         CT_TRY(ct_loader_next(tr->val, tr->inputs, tr->targets));
         CT_TRY(ct_model_forward(tr->model, tr->inputs, tr->targets, NULL, tr->cfg.train.batch_size,
-                                tr->cfg.model.seq_len, &loss));
+                                ct_config_train_seq_len(&tr->cfg), &loss));
         sum += loss;
     }
     *val_loss = (float)(sum / n);

@@ -1,0 +1,32 @@
+# tests/lib.sh: shared helpers for the script tests (sourced). Each test gets a scratch
+# directory removed on exit, and a small real corpus tokenized from the Python docs.
+set -euo pipefail
+BUILD=${BUILD:-build}
+CETUS="$PWD/$BUILD/cetus"
+SCRATCH=$(mktemp -d /tmp/cetus-test.XXXXXX)
+trap 'rm -rf "$SCRATCH"' EXIT
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+# A tiny model that trains in seconds; extra key=value arguments override.
+TINY="model.n_layer=2 model.d_model=64 model.n_head=2 model.seq_len=32 train.batch_size=4
+      train.warmup_steps=2 train.lr=3e-3 train.eval_batches=2 train.sample_tokens=8
+      runtime.threads=2 runtime.pin=false"
+
+# make_corpus DIR: ~40 documents of the Python docs, tokenized into DIR/data
+make_corpus() {
+    local src=/usr/share/doc/python3.11/html/_sources/library
+    mkdir -p "$1/text"
+    find "$src" -name '*.rst.txt' | sort | sed -n '1,40p' | xargs -I{} cp {} "$1/text/"
+    "$CETUS" prepare --input "$1/text" --out "$1/data" --val-fraction 0.1 2>/dev/null
+}
+
+# expect_error EXPECTED_TEXT CMD...: CMD must exit non-zero and print EXPECTED_TEXT on stderr
+expect_error() {
+    local want=$1; shift
+    local out rc=0
+    out=$("$@" 2>&1 >/dev/null) || rc=$?
+    [ "$rc" -ne 0 ] || fail "expected failure of: $*"
+    grep -qF -- "$want" <<<"$out" || fail "message of '$*' lacks '$want': $out"
+    echo "ok: $* -> $(head -n 1 <<<"$out")"
+}
