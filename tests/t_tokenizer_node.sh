@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # t_tokenizer_node.sh: cetus's GPT-2 tokenizer against the reference JavaScript encoder (npm
 # gpt-3-encoder under node), token for token, on a deterministic ~2 MB selection of the
-# Python docs corpus plus handcrafted Unicode edge cases and invalid UTF-8; then checks that
-# decoding round-trips byte for byte. Needs $BUILD/cetus (make), node and scripts/setup.sh's
-# data. Exits 0 only when every id matches and every round trip is exact.
+# Python docs corpus plus handcrafted Unicode edge cases, long words and invalid UTF-8; then
+# checks that decoding round-trips byte for byte. Needs $BUILD/cetus (make), node and
+# scripts/setup.sh's data. Exits 0 only when every id matches and every round trip is exact.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
@@ -49,12 +49,20 @@ const s = [
   "end with spaces   "
 ].join("\n");
 fs.writeFileSync(process.argv[1] + "/handcrafted.txt", s);
+// long words with many distinct merges (the heap-ordered BPE path): pseudo-random letters, CJK
+let x = 12345;
+const rnd = () => { x = (x * 1103515245 + 12345) % 2147483648; return x; };
+let lw = "";
+for (let i = 0; i < 4000; i++) lw += String.fromCharCode(97 + rnd() % 26);
+lw += " ";
+for (let i = 0; i < 1500; i++) lw += String.fromCodePoint(0x4e00 + rnd() % 20000);
+fs.writeFileSync(process.argv[1] + "/longwords.txt", lw);
 fs.writeFileSync(process.argv[1] + "/short.txt", "Hello world");
 fs.writeFileSync(process.argv[1] + "/empty.txt", "");
 ' "$tmp"
 # Invalid UTF-8: stray continuation bytes, overlong forms, surrogates, truncated sequences.
 printf '\xef\xbb\xbfa\xff\xc0\x80b\xed\xa0\x80c\xf0\x9f\x98d\xe0\x80e\xf4\x90\x80\x80f \xc3\n caf\xc3\xa9\xe2\x82' >"$tmp/invalid.txt"
-extra=("$tmp/handcrafted.txt" "$tmp/short.txt" "$tmp/empty.txt" "$tmp/invalid.txt")
+extra=("$tmp/handcrafted.txt" "$tmp/longwords.txt" "$tmp/short.txt" "$tmp/empty.txt" "$tmp/invalid.txt")
 inputs=("${files[@]}" "${extra[@]}")
 bytes=$(cat "${inputs[@]}" | wc -c)
 echo "inputs: ${#files[@]} corpus files + ${#extra[@]} handcrafted, $bytes bytes"
@@ -81,7 +89,7 @@ END { printf "compared %d reference ids in %d inputs: %d mismatches\n", total, N
 [ "$(wc -l <"$tmp/ref.ids")" -eq "${#inputs[@]}" ] || fail "reference produced the wrong number of lines"
 
 # Round trips: decode(encode(x)) == x for valid UTF-8, byte for byte.
-cat "${files[@]}" "$tmp/handcrafted.txt" >"$tmp/all.txt"
+cat "${files[@]}" "$tmp/handcrafted.txt" "$tmp/longwords.txt" >"$tmp/all.txt"
 "$CETUS" tokenize "$tmp/all.txt" >"$tmp/all.ids"
 "$CETUS" tokenize --decode "$tmp/all.ids" >"$tmp/all.back"
 cmp "$tmp/all.txt" "$tmp/all.back" || fail "decode(encode(text)) differs from the text"
