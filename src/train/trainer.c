@@ -192,24 +192,33 @@ static cJSON *trainer_state(const ct_trainer *tr) {
     return st;
 }
 
-/* Removes checkpoint directories beyond the newest ckpt_keep (names sort by step). */
+static int compare_names(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Removes one checkpoint directory: only the files a checkpoint holds, then the directory
+ * (which stays if anything else is in it). */
+static void remove_checkpoint(const char *root, const char *name) {
+    static const char *files[] = {"model.safetensors", "optimizer.safetensors", "trainer.json"};
+    char path[2048];
+    for (int f = 0; f < 3; f++)
+        if (snprintf(path, sizeof path, "%s/%s/%s", root, name, files[f]) < (int)sizeof path) unlink(path);
+    if (snprintf(path, sizeof path, "%s/%s", root, name) < (int)sizeof path) rmdir(path);
+}
+
+/* Keeps the newest train.ckpt_keep checkpoints (names sort by step). */
 static void prune_checkpoints(const ct_trainer *tr) {
     DIR *d = opendir(tr->ckpt_root);
     if (!d) return;
-    char names[256][64];
-    int n = 0;
-    for (struct dirent *e; (e = readdir(d)) && n < 256;)
-        if (strncmp(e->d_name, "step_", 5) == 0 && strlen(e->d_name) < 64 && !strchr(e->d_name, '.'))
-            snprintf(names[n++], 64, "%s", e->d_name);
+    char *names[1024];
+    size_t n = 0;
+    for (struct dirent *e; (e = readdir(d)) && n < 1024;)
+        if (strncmp(e->d_name, "step_", 5) == 0 && !strchr(e->d_name, '.') && (names[n] = strdup(e->d_name))) n++;
     closedir(d);
-    qsort(names, (size_t)n, 64, (int (*)(const void *, const void *))strcmp);
-    static const char *files[] = {"model.safetensors", "optimizer.safetensors", "trainer.json"};
-    for (int i = 0; i + tr->cfg.train.ckpt_keep < n; i++) {
-        char path[1200];
-        for (int f = 0; f < 3; f++)
-            if (snprintf(path, sizeof path, "%s/%s/%s", tr->ckpt_root, names[i], files[f]) < (int)sizeof path)
-                unlink(path);
-        if (snprintf(path, sizeof path, "%s/%s", tr->ckpt_root, names[i]) < (int)sizeof path) rmdir(path);
+    qsort(names, n, sizeof names[0], compare_names);
+    for (size_t i = 0; i < n; i++) {
+        if (i + (size_t)tr->cfg.train.ckpt_keep < n) remove_checkpoint(tr->ckpt_root, names[i]);
+        free(names[i]);
     }
 }
 
