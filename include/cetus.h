@@ -38,12 +38,48 @@ int ct_runtime_threads(void);
 
 /* ---- model ----------------------------------------------------------------------------- */
 
+/* Mixture-of-Experts feed-forward layers (see src/model/moe.h for the semantics). */
+/* moe.routing */
+typedef enum ct_moe_routing {
+    CT_MOE_TOP1 = 0,      /* "top1": Switch; k = 1, gate = full softmax probability */
+    CT_MOE_TOP2,          /* "top2": GShard; k = 2, gates renormalised over the two */
+    CT_MOE_TOPK,          /* "topk": any k, gates renormalised over the chosen k */
+    CT_MOE_PROTOTYPE,     /* "prototype": M6-T k top-1: k groups of E/k experts, top-1 in
+                           * each; gate = softmax probability within the group */
+} ct_moe_routing;
+
+typedef struct ct_moe_config {
+    int n_experts;         /* moe.n_experts: E >= 1 */
+    int top_k;             /* moe.top_k: experts per token (prototype: number of groups) */
+    int d_hidden;          /* moe.d_hidden: F, each expert's hidden size */
+    ct_moe_routing routing;
+    float capacity_factor; /* moe.capacity_factor: > 0 unless dropless */
+    int dropless;          /* moe.dropless: 1 = no capacity, every routed token computed */
+    float aux_coef;        /* moe.aux_coef: load-balancing loss weight, >= 0 (e.g. 0.01) */
+    float z_coef;          /* moe.z_coef: router z-loss weight, >= 0 (e.g. 0.001) */
+    float router_noise;    /* moe.router_noise: std of Gaussian noise on router logits while
+                            * training, >= 0 (0 = off) */
+} ct_moe_config;
+
+/* What a forward reports (views into the acts; valid until the next forward on them). */
+typedef struct ct_moe_stats {
+    float aux;          /* load-balancing loss E * sum_i f_i P_i (prototype: group mean) */
+    float z;            /* router z-loss mean_n logsumexp(logits_n)^2 */
+    float loss;         /* aux_coef * aux + z_coef * z: what forward returns */
+    float dropped;      /* fraction of the N*k assignments dropped by capacity */
+    int capacity;       /* per-expert capacity used (N when dropless) */
+    const float *load;  /* [E] fraction of assignments routed to each expert (pre-drop) */
+    const int32_t *kept; /* [E] rows computed per expert */
+} ct_moe_stats;
+
 typedef struct ct_model_config {
     int n_layer;    /* decoder blocks */
     int d_model;    /* channels C */
     int n_head;     /* attention heads; d_model % n_head == 0 */
     int seq_len;    /* maximum sequence length (position table size) */
     int vocab_size; /* token vocabulary V */
+    int moe_every;  /* 0: all blocks dense; n: block l has an MoE feed-forward iff (l+1) % n == 0 */
+    ct_moe_config moe;
 } ct_model_config;
 
 /* Checks a model shape; on failure the message names the offending key and what fits. */
@@ -89,6 +125,15 @@ const float *ct_model_logits(const ct_model *m);
  * with weight grad_scale (1/accumulation steps): grads += grad_scale * dLoss/dparams. */
 ct_status ct_model_backward(ct_model *m, float grad_scale);
 void ct_model_zero_grad(ct_model *m);
+
+/* Training mode turns on MoE router noise, drawn from noise_seed (derive it from the run
+ * seed and the step so a replayed step routes identically). Off by default. */
+void ct_model_set_training(ct_model *m, int training, uint64_t noise_seed);
+/* MoE auxiliary losses (aux_coef * aux + z_coef * z, summed over MoE blocks) of the last
+ * forward: backward includes their gradients; the loss that forward returns does not. */
+float ct_model_aux_loss(const ct_model *m);
+/* Statistics of block l's MoE layer in the last forward; EINVAL if block l is dense. */
+ct_status ct_model_moe_stats(const ct_model *m, int layer, ct_moe_stats *out);
 
 /* Model FLOPs per token for forward+backward (6N + attention), for MFU reporting. */
 double ct_model_flops_per_token(const ct_model *m, int T);

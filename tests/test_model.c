@@ -165,3 +165,81 @@ Test(model, bad_shapes_are_refused, .init = setup) {
     cr_assert(strstr(ct_last_error(), "vocabulary") != NULL, "%s", ct_last_error());
     ct_model_free(m);
 }
+
+/* An MoE model (block 1 MoE, top-2 with dropping, aux and z losses on): every tensor's
+ * gradient of (loss + aux losses) against finite differences; samples whose perturbation
+ * changes the routing (seen as a change in expert load) are skipped. */
+static ct_model_config tiny_moe(void) {
+    ct_model_config c = tiny;
+    c.moe_every = 2;
+    c.moe = (ct_moe_config){.n_experts = 4, .top_k = 2, .d_hidden = 24, .routing = CT_MOE_TOP2,
+                            .capacity_factor = 0.75f, .aux_coef = 0.1f, .z_coef = 0.01f};
+    return c;
+}
+
+static double total_loss(ct_model *m, float *load) {
+    double l = loss_d(m, NULL) + ct_model_aux_loss(m);
+    ct_moe_stats ms;
+    cr_assert_eq(ct_model_moe_stats(m, 1, &ms), CT_OK);
+    memcpy(load, ms.load, sizeof(float) * 4);
+    return l;
+}
+
+Test(model, moe_gradients_match_finite_differences, .init = setup) {
+    ct_model_config c = tiny_moe();
+    ct_model *m;
+    cr_assert_eq(ct_model_create(&m, &c, 3), CT_OK);
+    cr_assert_not_null(ct_model_find_tensor(m, "h.1.mlp.experts.c_fc.weight"));
+    cr_assert_null(ct_model_find_tensor(m, "h.1.mlp.c_fc.weight"));
+    cr_assert_eq(ct_model_find_tensor(m, "h.1.mlp.experts.c_fc.weight")->shape[0], 4);
+    float *p = ct_model_params(m), load0[4], load[4];
+    ct_rng r;
+    ct_rng_seed(&r, 5);
+    for (size_t i = 0; i < ct_model_num_params(m); i++) p[i] += 0.2f * ct_rng_normal(&r);
+    total_loss(m, load0);
+    ct_moe_stats ms;
+    ct_model_moe_stats(m, 1, &ms);
+    cr_assert(ms.dropped > 0.0f, "the test needs a capacity that drops tokens");
+    ct_model_zero_grad(m);
+    cr_assert_eq(ct_model_backward(m, 1.0f), CT_OK);
+    const float *g = ct_model_grads(m);
+    const float eps = 1e-2f;
+    int checked = 0, skipped = 0;
+    for (size_t k = 0; k < ct_model_num_tensors(m); k++) {
+        const ct_tensor_info *t = ct_model_tensor(m, k);
+        for (int s = 0; s < 6; s++) {
+            size_t i = t->offset + ct_rng_below(&r, t->numel);
+            float saved = p[i];
+            p[i] = saved + eps;
+            double lp = total_loss(m, load);
+            int moved = memcmp(load, load0, sizeof load);
+            p[i] = saved - eps;
+            double lm = total_loss(m, load);
+            moved |= memcmp(load, load0, sizeof load);
+            p[i] = saved;
+            if (moved) { skipped++; continue; }
+            double num = (lp - lm) / (2.0 * eps);
+            cr_assert(fabs(g[i] - num) <= 2e-3 + 2e-2 * fabs(num), "%s[%zu]: analytic %g numeric %g",
+                      t->name, i - t->offset, (double)g[i], num);
+            checked++;
+        }
+    }
+    cr_assert(checked > 5 * skipped, "too many samples changed the routing: %d of %d", skipped, checked + skipped);
+    ct_model_free(m);
+}
+
+Test(model, moe_router_noise_follows_the_seed, .init = setup) {
+    ct_model_config c = tiny_moe();
+    c.moe.router_noise = 1.0f;
+    ct_model *m;
+    cr_assert_eq(ct_model_create(&m, &c, 3), CT_OK);
+    float a, b, d;
+    ct_model_set_training(m, 1, 42);
+    ct_model_forward(m, toks, tgts, NULL, B, T, &a);
+    ct_model_forward(m, toks, tgts, NULL, B, T, &b);
+    ct_model_set_training(m, 1, 43);
+    ct_model_forward(m, toks, tgts, NULL, B, T, &d);
+    cr_assert_eq(a, b, "same seed, same loss");
+    cr_assert_neq(a, d, "another seed routes differently");
+    ct_model_free(m);
+}

@@ -1,11 +1,13 @@
-/* block.h: the GPT-2 decoder block (pre-LayerNorm attention + GELU MLP, both residual):
- * its parameter views, the activations its forward saves for backward, and the pair of
+/* block.h: the GPT-2 decoder block (pre-LayerNorm attention, then a pre-LayerNorm feed-forward
+ * that is either the dense GELU MLP or a Mixture-of-Experts layer, both residual): its
+ * parameter views, the activations its forward saves for backward, and the pair of
  * hand-written forward/backward passes. */
 #ifndef CT_BLOCK_H
 #define CT_BLOCK_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include "model/moe.h"
 
 typedef struct ct_dims { int B, T, C, H; } ct_dims;
 
@@ -15,11 +17,21 @@ typedef struct ct_block_params {
     float *qkv_w, *qkv_b;   /* [C, 3C], [3C] */
     float *proj_w, *proj_b; /* [C, C], [C] */
     float *ln2_w, *ln2_b;   /* [C], [C] */
-    float *fc_w, *fc_b;     /* [C, 4C], [4C] */
+    float *fc_w, *fc_b;     /* [C, 4C], [4C]   dense feed-forward (NULL in an MoE block) */
     float *out_w, *out_b;   /* [4C, C], [C] */
+    ct_moe_params moe;      /* MoE feed-forward (NULL pointers in a dense block) */
 } ct_block_params;
 
-#define CT_BLOCK_TENSORS 12
+/* Tensors of the attention half (ln_1 .. ln_2) and of each feed-forward kind. */
+#define CT_BLOCK_ATTN_TENSORS 8
+#define CT_BLOCK_MLP_TENSORS 4
+
+/* The block's feed-forward kind and, for MoE, its per-call routing inputs. */
+typedef struct ct_block_ffn {
+    const ct_moe_config *moe; /* NULL: dense MLP */
+    uint64_t noise_seed;      /* router noise seed of this call */
+    int training;             /* router noise only while training */
+} ct_block_ffn;
 
 /* What forward saves for backward. N = B*T. */
 typedef struct ct_block_acts {
@@ -29,14 +41,15 @@ typedef struct ct_block_acts {
     float *att;                       /* [N, C] attention output before projection */
     float *res2;                      /* [N, C] x + attention */
     float *ln2, *ln2_mean, *ln2_rstd; /* [N, C], [N], [N] */
-    float *fc;                        /* [N, 4C] before GELU */
-    float *gelu;                      /* [N, 4C] */
+    float *fc;                        /* [N, 4C] before GELU (dense) */
+    float *gelu;                      /* [N, 4C] (dense) */
+    ct_moe_acts moe;                  /* routing and expert activations (MoE) */
 } ct_block_acts;
 
-/* Floats one block's activations take for dims d. */
-size_t ct_block_acts_size(ct_dims d);
-/* Lays a block's activations out in buf (ct_block_acts_size(d) floats). */
-void ct_block_acts_layout(ct_block_acts *a, float *buf, ct_dims d);
+/* Floats one block's activations take for dims d (moe NULL: dense). */
+size_t ct_block_acts_size(ct_dims d, const ct_moe_config *moe);
+/* Lays a block's activations out in buf (ct_block_acts_size floats). */
+void ct_block_acts_layout(ct_block_acts *a, float *buf, ct_dims d, const ct_moe_config *moe);
 
 /* Scratch shared by all blocks in backward. */
 typedef struct ct_block_scratch {
@@ -45,16 +58,22 @@ typedef struct ct_block_scratch {
     float *datt;  /* [N, C] */
     float *dfc;   /* [N, 4C] */
     float *dprob; /* [threads, T, T] */
+    ct_moe_scratch moe;
 } ct_block_scratch;
-size_t ct_block_scratch_size(ct_dims d, int threads);
-void ct_block_scratch_layout(ct_block_scratch *s, float *buf, ct_dims d, int threads);
+/* moe: the model's MoE configuration, or NULL when no block is MoE */
+size_t ct_block_scratch_size(ct_dims d, int threads, const ct_moe_config *moe);
+void ct_block_scratch_layout(ct_block_scratch *s, float *buf, ct_dims d, int threads,
+                             const ct_moe_config *moe);
 
-/* y[N,C] = block(x[N,C]) */
-void ct_block_forward(const ct_block_params *p, ct_block_acts *a, const float *x, float *y,
-                      const int32_t *prefix_len, ct_dims d);
-/* On entry dres holds dL/dy; on exit dL/dx. Parameter gradients accumulate into g. */
+/* y[N,C] = block(x[N,C]). Returns the MoE auxiliary loss (coefficients applied) to add to
+ * the training loss; 0 for a dense block. */
+float ct_block_forward(const ct_block_params *p, ct_block_acts *a, const float *x, float *y,
+                       const int32_t *prefix_len, ct_dims d, const ct_block_ffn *ffn);
+/* On entry dres holds dL/dy; on exit dL/dx. Parameter gradients accumulate into g.
+ * grad_scale weighs the MoE auxiliary losses' gradients like the main loss's. */
 void ct_block_backward(const ct_block_params *p, ct_block_params *g, const ct_block_acts *a,
                        const float *x, float *dres, ct_block_scratch *s,
-                       const int32_t *prefix_len, ct_dims d);
+                       const int32_t *prefix_len, ct_dims d, const ct_block_ffn *ffn,
+                       float grad_scale);
 
 #endif

@@ -17,50 +17,83 @@ ct_status ct_model_config_check(const ct_model_config *c) {
                        "pick n_head among the divisors of d_model", c->d_model, c->n_head);
     if (c->seq_len < 1) return ct_fail(CT_EINVAL, "model.seq_len = %d: must be at least 1", c->seq_len);
     if (c->vocab_size < 1) return ct_fail(CT_EINVAL, "model.vocab_size = %d: must be at least 1", c->vocab_size);
+    if (c->moe_every < 0 || c->moe_every > c->n_layer)
+        return ct_fail(CT_EINVAL, "model.moe_every = %d: allowed 0 (no MoE) to model.n_layer = %d",
+                       c->moe_every, c->n_layer);
+    if (c->moe_every > 0) CT_TRY(ct_moe_config_check(&c->moe, c->d_model));
     return CT_OK;
 }
 
-static void add_tensor(ct_model *m, const char *name, int decay, int d0, int d1) {
+int ct_model_layer_is_moe(const ct_model_config *c, int l) {
+    return c->moe_every > 0 && (l + 1) % c->moe_every == 0;
+}
+
+static void add_tensor(ct_model *m, const char *name, int decay, int ndim, const int *shape) {
     ct_tensor_info *t = &m->tensors[m->n_tensors];
     snprintf(m->names[m->n_tensors], MAX_NAME, "%s", name);
     t->name = m->names[m->n_tensors];
-    t->ndim = d1 ? 2 : 1;
-    t->shape[0] = d0;
-    t->shape[1] = d1;
-    t->numel = (size_t)d0 * (d1 ? (size_t)d1 : 1);
+    t->ndim = ndim;
+    t->numel = 1;
+    for (int k = 0; k < ndim; k++) { t->shape[k] = shape[k]; t->numel *= (size_t)shape[k]; }
     t->offset = m->n_params;
     t->decay = decay;
     m->n_params += t->numel;
     m->n_tensors++;
 }
 
+typedef struct tensor_spec { const char *suffix; int decay, ndim, shape[3]; } tensor_spec;
+
+static void add_layer_tensors(ct_model *m, int l, const tensor_spec *spec, int n) {
+    char name[MAX_NAME];
+    for (int k = 0; k < n; k++) {
+        snprintf(name, sizeof name, "h.%d.%s", l, spec[k].suffix);
+        add_tensor(m, name, spec[k].decay, spec[k].ndim, spec[k].shape);
+    }
+}
+
+/* The size table: embeddings, then each block (attention half, then its feed-forward), then
+ * the final LayerNorm. MoE experts are stacked: expert e is slice e of each tensor. */
 static void build_table(ct_model *m) {
     const ct_model_config *c = &m->cfg;
-    int C = c->d_model;
-    char name[MAX_NAME];
-    add_tensor(m, "wte.weight", 1, c->vocab_size, C);
-    add_tensor(m, "wpe.weight", 1, c->seq_len, C);
-    static const char *suffix[CT_BLOCK_TENSORS] = {
-        "ln_1.weight", "ln_1.bias", "attn.c_attn.weight", "attn.c_attn.bias",
-        "attn.c_proj.weight", "attn.c_proj.bias", "ln_2.weight", "ln_2.bias",
-        "mlp.c_fc.weight", "mlp.c_fc.bias", "mlp.c_proj.weight", "mlp.c_proj.bias"};
-    const int dims[CT_BLOCK_TENSORS][2] = {
-        {C, 0}, {C, 0}, {C, 3 * C}, {3 * C, 0}, {C, C}, {C, 0},
-        {C, 0}, {C, 0}, {C, 4 * C}, {4 * C, 0}, {4 * C, C}, {C, 0}};
-    for (int l = 0; l < c->n_layer; l++)
-        for (int k = 0; k < CT_BLOCK_TENSORS; k++) {
-            snprintf(name, sizeof name, "h.%d.%s", l, suffix[k]);
-            add_tensor(m, name, dims[k][1] != 0, dims[k][0], dims[k][1]);
-        }
-    add_tensor(m, "ln_f.weight", 0, C, 0);
-    add_tensor(m, "ln_f.bias", 0, C, 0);
+    int C = c->d_model, E = c->moe.n_experts, F = c->moe.d_hidden;
+    add_tensor(m, "wte.weight", 1, 2, (int[]){c->vocab_size, C});
+    add_tensor(m, "wpe.weight", 1, 2, (int[]){c->seq_len, C});
+    const tensor_spec attn[CT_BLOCK_ATTN_TENSORS] = {
+        {"ln_1.weight", 0, 1, {C}}, {"ln_1.bias", 0, 1, {C}},
+        {"attn.c_attn.weight", 1, 2, {C, 3 * C}}, {"attn.c_attn.bias", 0, 1, {3 * C}},
+        {"attn.c_proj.weight", 1, 2, {C, C}}, {"attn.c_proj.bias", 0, 1, {C}},
+        {"ln_2.weight", 0, 1, {C}}, {"ln_2.bias", 0, 1, {C}}};
+    const tensor_spec mlp[CT_BLOCK_MLP_TENSORS] = {
+        {"mlp.c_fc.weight", 1, 2, {C, 4 * C}}, {"mlp.c_fc.bias", 0, 1, {4 * C}},
+        {"mlp.c_proj.weight", 1, 2, {4 * C, C}}, {"mlp.c_proj.bias", 0, 1, {C}}};
+    const tensor_spec moe[CT_MOE_TENSORS] = {
+        {"mlp.router.weight", 1, 2, {C, E}},
+        {"mlp.experts.c_fc.weight", 1, 3, {E, C, F}}, {"mlp.experts.c_fc.bias", 0, 2, {E, F}},
+        {"mlp.experts.c_proj.weight", 1, 3, {E, F, C}}, {"mlp.experts.c_proj.bias", 0, 2, {E, C}}};
+    for (int l = 0; l < c->n_layer; l++) {
+        m->layer_first[l] = m->n_tensors;
+        add_layer_tensors(m, l, attn, CT_BLOCK_ATTN_TENSORS);
+        if (ct_model_layer_is_moe(c, l)) add_layer_tensors(m, l, moe, CT_MOE_TENSORS);
+        else add_layer_tensors(m, l, mlp, CT_BLOCK_MLP_TENSORS);
+    }
+    add_tensor(m, "ln_f.weight", 0, 1, (int[]){C});
+    add_tensor(m, "ln_f.bias", 0, 1, (int[]){C});
 }
 
 void ct_model_bind_blocks(const ct_model *m, ct_block_params *views, float *base) {
     for (int l = 0; l < m->cfg.n_layer; l++) {
-        const ct_tensor_info *t = &m->tensors[2 + (size_t)l * CT_BLOCK_TENSORS];
-        float **f = (float **)&views[l];
-        for (int k = 0; k < CT_BLOCK_TENSORS; k++) f[k] = base + t[k].offset;
+        const ct_tensor_info *t = &m->tensors[m->layer_first[l]];
+        ct_block_params *v = &views[l];
+        memset(v, 0, sizeof *v);
+        float **attn = &v->ln1_w; /* the first eight fields, in table order */
+        for (int k = 0; k < CT_BLOCK_ATTN_TENSORS; k++) attn[k] = base + t[k].offset;
+        t += CT_BLOCK_ATTN_TENSORS;
+        if (ct_model_layer_is_moe(&m->cfg, l)) {
+            ct_moe_params_layout(&v->moe, base + t[0].offset, &m->cfg.moe, m->cfg.d_model);
+        } else {
+            v->fc_w = base + t[0].offset; v->fc_b = base + t[1].offset;
+            v->out_w = base + t[2].offset; v->out_b = base + t[3].offset;
+        }
     }
 }
 
@@ -71,23 +104,24 @@ static void init_params(ct_model *m, uint64_t seed) {
     for (size_t i = 0; i < m->n_tensors; i++) {
         const ct_tensor_info *t = &m->tensors[i];
         float *p = m->params + t->offset;
+        int is_weight = strstr(t->name, ".weight") != NULL && !strstr(t->name, "ln_");
         int is_gain = strstr(t->name, "ln_") && strstr(t->name, ".weight");
-        int is_proj = strstr(t->name, "c_proj.weight") != NULL;
-        float std = is_proj ? proj_std : 0.02f;
+        float std = strstr(t->name, "c_proj.weight") ? proj_std : 0.02f;
         for (size_t j = 0; j < t->numel; j++)
-            p[j] = t->ndim == 2 ? std * ct_rng_normal(&rng) : (is_gain ? 1.0f : 0.0f);
+            p[j] = is_weight ? std * ct_rng_normal(&rng) : (is_gain ? 1.0f : 0.0f);
     }
 }
 
 ct_status ct_model_create(ct_model **out, const ct_model_config *cfg, uint64_t seed) {
     CT_TRY(ct_model_config_check(cfg));
     ct_model *m = calloc(1, sizeof *m);
-    size_t cap = 4 + (size_t)cfg->n_layer * CT_BLOCK_TENSORS;
+    size_t cap = 4 + (size_t)cfg->n_layer * (CT_BLOCK_ATTN_TENSORS + CT_MOE_TENSORS);
     if (!m || !(m->tensors = calloc(cap, sizeof *m->tensors)) ||
         !(m->names = calloc(cap, sizeof *m->names)) ||
         !(m->blocks = calloc((size_t)cfg->n_layer, sizeof *m->blocks)) ||
         !(m->block_grads = calloc((size_t)cfg->n_layer, sizeof *m->block_grads)) ||
-        !(m->block_acts = calloc((size_t)cfg->n_layer, sizeof *m->block_acts))) {
+        !(m->block_acts = calloc((size_t)cfg->n_layer, sizeof *m->block_acts)) ||
+        !(m->layer_first = calloc((size_t)cfg->n_layer, sizeof *m->layer_first))) {
         ct_model_free(m);
         return ct_fail(CT_ENOMEM, "out of memory creating the model tables");
     }
@@ -116,6 +150,7 @@ void ct_model_free(ct_model *m) {
     free(m->blocks);
     free(m->block_grads);
     free(m->block_acts);
+    free(m->layer_first);
     free(m);
 }
 
@@ -136,7 +171,11 @@ const float *ct_model_logits(const ct_model *m) { return m->logits; }
 
 double ct_model_flops_per_token(const ct_model *m, int T) {
     const ct_model_config *c = &m->cfg;
-    double C = c->d_model, L = c->n_layer;
-    double matmul_params = L * 12.0 * C * C + C * (double)c->vocab_size;
+    double C = c->d_model, L = c->n_layer, moe_layers = 0;
+    for (int l = 0; l < c->n_layer; l++) moe_layers += ct_model_layer_is_moe(c, l);
+    /* per token: attention 4C^2, dense MLP 8C^2, MoE router CE + k experts of 2CF */
+    double moe_active = C * c->moe.n_experts + (double)c->moe.top_k * 2.0 * C * c->moe.d_hidden;
+    double matmul_params = L * 4.0 * C * C + (L - moe_layers) * 8.0 * C * C + moe_layers * moe_active +
+                           C * (double)c->vocab_size;
     return 6.0 * matmul_params + 12.0 * L * (double)T * C;
 }

@@ -15,6 +15,7 @@ struct ct_model {
     size_t n_tensors, n_params;
     float *params, *grads;
     ct_block_params *blocks, *block_grads;
+    size_t *layer_first; /* index of each block's first tensor in the table */
     size_t wte, wpe, lnf_w, lnf_b; /* offsets */
     /* activations, laid out for the last (B, T) */
     float *acts;
@@ -27,7 +28,13 @@ struct ct_model {
     int32_t *tokens, *targets, *prefix; /* copies of the last forward's inputs [B*T] */
     size_t ints_cap;
     int has_targets, counted, prefix_set;
+    int training;
+    uint64_t noise_seed;
+    float aux_loss;
 };
+
+/* 1 if block l has an MoE feed-forward. */
+int ct_model_layer_is_moe(const ct_model_config *c, int l);
 
 /* Points block views at base (the parameter or the gradient buffer) using the table. */
 void ct_model_bind_blocks(const ct_model *m, ct_block_params *views, float *base);

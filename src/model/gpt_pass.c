@@ -8,9 +8,18 @@
 #include <omp.h>
 #include <string.h>
 
+static const ct_moe_config *layer_moe(const ct_model *m, int l) {
+    return ct_model_layer_is_moe(&m->cfg, l) ? &m->cfg.moe : NULL;
+}
+
+static const ct_moe_config *model_moe(const ct_model *m) {
+    return m->cfg.moe_every > 0 ? &m->cfg.moe : NULL;
+}
+
 static size_t acts_size(const ct_model *m, ct_dims d, int threads) {
-    size_t N = (size_t)d.B * d.T, C = (size_t)d.C, L = (size_t)m->cfg.n_layer;
-    return (L + 1) * N * C + L * ct_block_acts_size(d) + ct_block_scratch_size(d, threads) +
+    size_t N = (size_t)d.B * d.T, C = (size_t)d.C, L = (size_t)m->cfg.n_layer, blocks = 0;
+    for (int l = 0; l < m->cfg.n_layer; l++) blocks += ct_block_acts_size(d, layer_moe(m, l));
+    return (L + 1) * N * C + blocks + ct_block_scratch_size(d, threads, model_moe(m)) +
            N * C + 3 * N + N * (size_t)m->cfg.vocab_size + N * C;
 }
 
@@ -36,11 +45,11 @@ static ct_status layout_acts(ct_model *m, int B, int T) {
     float *p = m->acts;
     m->res = p; p += ((size_t)m->cfg.n_layer + 1) * N * C;
     for (int l = 0; l < m->cfg.n_layer; l++) {
-        ct_block_acts_layout(&m->block_acts[l], p, d);
-        p += ct_block_acts_size(d);
+        ct_block_acts_layout(&m->block_acts[l], p, d, layer_moe(m, l));
+        p += ct_block_acts_size(d, layer_moe(m, l));
     }
-    ct_block_scratch_layout(&m->scratch, p, d, threads);
-    p += ct_block_scratch_size(d, threads);
+    ct_block_scratch_layout(&m->scratch, p, d, threads, model_moe(m));
+    p += ct_block_scratch_size(d, threads, model_moe(m));
     m->lnf = p; p += N * C;
     m->lnf_mean = p; p += N;
     m->lnf_rstd = p; p += N;
@@ -50,6 +59,26 @@ static ct_status layout_acts(ct_model *m, int B, int T) {
     m->B = B;
     m->T = T;
     m->threads = threads;
+    return CT_OK;
+}
+
+/* Each MoE block draws its router noise from its own stream of the call's seed. */
+static ct_block_ffn block_ffn(const ct_model *m, int l) {
+    uint64_t seed = m->noise_seed ^ (0x9e3779b97f4a7c15ULL * (uint64_t)(l + 1));
+    return (ct_block_ffn){layer_moe(m, l), seed, m->training};
+}
+
+void ct_model_set_training(ct_model *m, int training, uint64_t noise_seed) {
+    m->training = training;
+    m->noise_seed = noise_seed;
+}
+
+float ct_model_aux_loss(const ct_model *m) { return m->aux_loss; }
+
+ct_status ct_model_moe_stats(const ct_model *m, int layer, ct_moe_stats *out) {
+    if (layer < 0 || layer >= m->cfg.n_layer || !ct_model_layer_is_moe(&m->cfg, layer))
+        return ct_fail(CT_EINVAL, "block %d has no MoE layer", layer);
+    ct_moe_stats_get(&m->cfg.moe, &m->block_acts[layer].moe, out);
     return CT_OK;
 }
 
@@ -90,9 +119,12 @@ ct_status ct_model_forward(ct_model *m, const int32_t *tokens, const int32_t *ta
         prefix = m->prefix;
     }
     ct_embedding_forward(m->res, tokens, m->params + m->wte, m->params + m->wpe, B, T, C);
-    for (int l = 0; l < c->n_layer; l++)
-        ct_block_forward(&m->blocks[l], &m->block_acts[l], m->res + (size_t)l * N * C,
-                         m->res + (size_t)(l + 1) * N * C, prefix, d);
+    m->aux_loss = 0.0f;
+    for (int l = 0; l < c->n_layer; l++) {
+        ct_block_ffn ffn = block_ffn(m, l);
+        m->aux_loss += ct_block_forward(&m->blocks[l], &m->block_acts[l], m->res + (size_t)l * N * C,
+                                        m->res + (size_t)(l + 1) * N * C, prefix, d, &ffn);
+    }
     float *x = m->res + (size_t)c->n_layer * N * C;
     ct_layernorm_forward(m->lnf, m->lnf_mean, m->lnf_rstd, x, m->params + m->lnf_w,
                          m->params + m->lnf_b, N, C);
@@ -133,9 +165,12 @@ ct_status ct_model_backward(ct_model *m, float grad_scale) {
     ct_layernorm_backward(m->dres, g + m->lnf_w, g + m->lnf_b, dlnf,
                           m->res + (size_t)c->n_layer * N * C, m->params + m->lnf_w,
                           m->lnf_mean, m->lnf_rstd, N, C);
-    for (int l = c->n_layer - 1; l >= 0; l--)
+    for (int l = c->n_layer - 1; l >= 0; l--) {
+        ct_block_ffn ffn = block_ffn(m, l);
         ct_block_backward(&m->blocks[l], &m->block_grads[l], &m->block_acts[l],
-                          m->res + (size_t)l * N * C, m->dres, &m->scratch, prefix, d);
+                          m->res + (size_t)l * N * C, m->dres, &m->scratch, prefix, d, &ffn,
+                          grad_scale);
+    }
     ct_embedding_backward(g + m->wte, g + m->wpe, m->dres, m->tokens, B, T, C);
     m->has_targets = 0; /* logits were overwritten by their gradient */
     return CT_OK;

@@ -19,27 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* moe.routing */
-typedef enum ct_moe_routing {
-    CT_MOE_TOP1 = 0,      /* "top1": Switch; k = 1, gate = full softmax probability */
-    CT_MOE_TOP2,          /* "top2": GShard; k = 2, gates renormalised over the two */
-    CT_MOE_TOPK,          /* "topk": any k, gates renormalised over the chosen k */
-    CT_MOE_PROTOTYPE,     /* "prototype": M6-T k top-1: k groups of E/k experts, top-1 in
-                           * each; gate = softmax probability within the group */
-} ct_moe_routing;
-
-typedef struct ct_moe_config {
-    int n_experts;         /* moe.n_experts: E >= 1 */
-    int top_k;             /* moe.top_k: experts per token (prototype: number of groups) */
-    int d_hidden;          /* moe.d_hidden: F, each expert's hidden size */
-    ct_moe_routing routing;
-    float capacity_factor; /* moe.capacity_factor: > 0 unless dropless */
-    int dropless;          /* moe.dropless: 1 = no capacity, every routed token computed */
-    float aux_coef;        /* moe.aux_coef: load-balancing loss weight, >= 0 (e.g. 0.01) */
-    float z_coef;          /* moe.z_coef: router z-loss weight, >= 0 (e.g. 0.001) */
-    float router_noise;    /* moe.router_noise: std of Gaussian noise on router logits while
-                            * training, >= 0 (0 = off) */
-} ct_moe_config;
+/* ct_moe_routing and ct_moe_config are public: see include/cetus.h. */
 
 /* "top1" | "top2" | "topk" | "prototype" -> *out; otherwise EINVAL naming moe.routing. */
 ct_status ct_moe_routing_parse(const char *name, ct_moe_routing *out);
@@ -114,16 +94,7 @@ size_t ct_moe_scratch_size(const ct_moe_config *c, int n_max, int C);
 void ct_moe_scratch_layout(ct_moe_scratch *s, float *buf, const ct_moe_config *c, int n_max,
                            int C);
 
-/* What a forward reports (views into the acts; valid until the next forward on them). */
-typedef struct ct_moe_stats {
-    float aux;          /* load-balancing loss E * sum_i f_i P_i (prototype: group mean) */
-    float z;            /* router z-loss mean_n logsumexp(logits_n)^2 */
-    float loss;         /* aux_coef * aux + z_coef * z: what forward returns */
-    float dropped;      /* fraction of the N*k assignments dropped by capacity */
-    int capacity;       /* per-expert capacity used (N when dropless) */
-    const float *load;  /* [E] fraction of assignments routed to each expert (pre-drop) */
-    const int32_t *kept; /* [E] rows computed per expert */
-} ct_moe_stats;
+/* ct_moe_stats (what a forward reports) is public: see include/cetus.h. */
 
 /* ---- the layer ------------------------------------------------------------------------- */
 

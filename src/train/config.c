@@ -1,5 +1,6 @@
 /* config.c: the table of configuration keys and the JSON / key=value readers over it. */
 #include "core/core.h"
+#include "model/moe.h"
 #include "train/config.h"
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -7,7 +8,7 @@
 #include <stddef.h>
 #include <string.h>
 
-typedef enum { K_INT, K_I64, K_FLOAT, K_BOOL, K_STR } key_type;
+typedef enum { K_INT, K_I64, K_FLOAT, K_F32, K_BOOL, K_STR, K_ROUTING } key_type;
 
 typedef struct key_def {
     const char *name;
@@ -25,6 +26,16 @@ static const key_def keys[] = {
     {"model.n_head", K_INT, F(model.n_head), 1, 4096, "4", "attention heads (must divide d_model)"},
     {"model.seq_len", K_INT, F(model.seq_len), 1, 1 << 20, "128", "context length (position table size)"},
     {"model.vocab_size", K_INT, F(model.vocab_size), 1, 1 << 24, "50257", "vocabulary size (GPT-2 BPE: 50257)"},
+    {"model.moe_every", K_INT, F(model.moe_every), 0, 4096, "0", "0: dense; n: every n-th block's feed-forward is MoE (blocks n-1, 2n-1, ...)"},
+    {"moe.n_experts", K_INT, F(model.moe.n_experts), 1, 1 << 20, "8", "experts per MoE layer"},
+    {"moe.top_k", K_INT, F(model.moe.top_k), 0, 1 << 20, "2", "experts per token (prototype routing: number of groups)"},
+    {"moe.routing", K_ROUTING, F(model.moe.routing), 0, 0, "top2", "top1 | top2 | topk | prototype (k groups, top-1 in each)"},
+    {"moe.d_hidden", K_INT, F(model.moe.d_hidden), 1, 1 << 24, "1024", "hidden size of each expert's MLP"},
+    {"moe.capacity_factor", K_F32, F(model.moe.capacity_factor), -1e9, 1e9, "1.25", "expert capacity = factor * tokens * k / experts; beyond it tokens are dropped"},
+    {"moe.dropless", K_BOOL, F(model.moe.dropless), 0, 1, "false", "compute every routed token (no capacity)"},
+    {"moe.aux_coef", K_F32, F(model.moe.aux_coef), -1e9, 1e9, "0.01", "weight of the load-balancing loss"},
+    {"moe.z_coef", K_F32, F(model.moe.z_coef), -1e9, 1e9, "0.001", "weight of the router z-loss"},
+    {"moe.router_noise", K_F32, F(model.moe.router_noise), -1e9, 1e9, "0", "std of Gaussian noise on router logits while training"},
     {"train.batch_size", K_INT, F(train.batch_size), 1, 1 << 20, "8", "micro-batch rows per forward/backward"},
     {"train.seq_len", K_INT, F(train.seq_len), 0, 1 << 20, "0", "training context length (0 = model.seq_len; at most model.seq_len)"},
     {"train.grad_accum", K_INT, F(train.grad_accum), 1, 1 << 20, "1", "micro-batches accumulated per optimizer step"},
@@ -88,7 +99,8 @@ static ct_status set_number(ct_config *c, const key_def *k, double v, const char
     case K_INT: case K_BOOL: *(int *)dst = (int)v; break;
     case K_I64: *(long long *)dst = (long long)v; break;
     case K_FLOAT: *(double *)dst = v; break;
-    case K_STR: break;
+    case K_F32: *(float *)dst = (float)v; break;
+    case K_STR: case K_ROUTING: break;
     }
     return CT_OK;
 }
@@ -101,6 +113,10 @@ static ct_status set_from_text(ct_config *c, const key_def *k, const char *text,
             return ct_fail(CT_EINVAL, "%s: %s must be a non-empty path under 512 bytes", source, k->name);
         memcpy((char *)c + k->offset, text, n + 1);
         return CT_OK;
+    }
+    if (k->type == K_ROUTING) {
+        ct_status s = ct_moe_routing_parse(text, (ct_moe_routing *)((char *)c + k->offset));
+        return s == CT_OK ? CT_OK : ct_fail_context(s, "%s", source);
     }
     if (k->type == K_BOOL) {
         int b = -1;
@@ -128,7 +144,7 @@ void ct_config_defaults(ct_config *c) {
 static ct_status apply_json_value(ct_config *c, const char *name, const cJSON *item, const char *source) {
     const key_def *k = find_key(name);
     if (!k) return unknown_key(name, source);
-    if (k->type == K_STR) {
+    if (k->type == K_STR || k->type == K_ROUTING) {
         if (!cJSON_IsString(item)) return ct_fail(CT_EINVAL, "%s: %s must be a string (%s)", source, name, k->help);
         return set_from_text(c, k, item->valuestring, source);
     }
@@ -192,6 +208,7 @@ ct_status ct_config_apply_override(ct_config *c, const char *kv) {
 
 ct_status ct_config_validate(const ct_config *c) {
     CT_TRY(ct_model_config_check(&c->model));
+    CT_TRY(ct_moe_config_check(&c->model.moe, c->model.d_model)); /* set keys are checked even if unused */
     if (c->train.seq_len > c->model.seq_len)
         return ct_fail(CT_EINVAL, "train.seq_len = %d exceeds model.seq_len = %d, the size of the position "
                        "table; raise model.seq_len or lower train.seq_len", c->train.seq_len, c->model.seq_len);
@@ -218,6 +235,8 @@ char *ct_config_to_json(const ct_config *c) {
         case K_INT: cJSON_AddNumberToObject(obj, dot + 1, *(const int *)src); break;
         case K_I64: cJSON_AddNumberToObject(obj, dot + 1, (double)*(const long long *)src); break;
         case K_FLOAT: cJSON_AddNumberToObject(obj, dot + 1, *(const double *)src); break;
+        case K_F32: cJSON_AddNumberToObject(obj, dot + 1, *(const float *)src); break;
+        case K_ROUTING: cJSON_AddStringToObject(obj, dot + 1, ct_moe_routing_name(*(const ct_moe_routing *)src)); break;
         case K_BOOL: cJSON_AddBoolToObject(obj, dot + 1, *(const int *)src); break;
         case K_STR: cJSON_AddStringToObject(obj, dot + 1, (const char *)src); break;
         }

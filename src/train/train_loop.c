@@ -69,16 +69,45 @@ static ct_status evaluate(ct_trainer *tr, run_output *o) {
     return CT_OK;
 }
 
+/* Appends the per-layer MoE statistics of the last micro-batch as a JSON array to buf;
+ * returns the mean dropped fraction over MoE layers (0 without MoE). */
+static double moe_json(ct_trainer *tr, char *buf, size_t cap) {
+    size_t used = 0;
+    int layers = 0;
+    double dropped = 0.0;
+    buf[0] = 0;
+    for (int l = 0; l < tr->cfg.model.n_layer; l++) {
+        ct_moe_stats ms;
+        if (ct_model_moe_stats(tr->model, l, &ms) != CT_OK) continue;
+        used += (size_t)snprintf(buf + used, cap - used, "%s{\"layer\": %d, \"aux\": %.5f, \"z\": %.4f, "
+                                 "\"dropped\": %.4f, \"load\": [", layers ? ", " : "", l, (double)ms.aux,
+                                 (double)ms.z, (double)ms.dropped);
+        for (int e = 0; e < tr->cfg.model.moe.n_experts && used < cap; e++)
+            used += (size_t)snprintf(buf + used, cap - used, "%s%.4f", e ? ", " : "", (double)ms.load[e]);
+        if (used < cap) used += (size_t)snprintf(buf + used, cap - used, "]}");
+        if (used >= cap) { buf[0] = 0; break; }
+        dropped += ms.dropped;
+        layers++;
+    }
+    return layers ? dropped / layers : 0.0;
+}
+
 static void progress(ct_trainer *tr, run_output *o, const ct_step_stats *st, double tok_s, double eta) {
     double mfu = tok_s * ct_model_flops_per_token(tr->model, ct_config_train_seq_len(&tr->cfg)) / o->peak_flops;
+    char moe[8192], moe_text[64] = "";
+    double dropped = moe_json(tr, moe, sizeof moe);
+    if (tr->cfg.model.moe_every > 0)
+        snprintf(moe_text, sizeof moe_text, " | aux %.4f drop %.1f%%", (double)st->aux, 100.0 * dropped);
     metrics_line(o, "{\"step\": %" PRId64 ", \"loss\": %.9g, \"lr\": %.6g, \"grad_norm\": %.4f, "
-                 "\"tokens_per_s\": %.1f, \"mfu\": %.4f, \"step_s\": %.4f}", tr->step, (double)st->loss,
-                 (double)st->lr, (double)st->grad_norm, tok_s, mfu, st->seconds);
+                 "\"tokens_per_s\": %.1f, \"mfu\": %.4f, \"step_s\": %.4f%s%.9g%s%s%s}", tr->step,
+                 (double)st->loss, (double)st->lr, (double)st->grad_norm, tok_s, mfu, st->seconds,
+                 ", \"aux_loss\": ", (double)st->aux, moe[0] ? ", \"moe\": [" : "", moe, moe[0] ? "]" : "");
     int show = o->tty || tr->step % tr->cfg.train.log_interval == 0 || tr->step == tr->cfg.train.steps;
     if (!show) return;
-    printf("%sstep %6" PRId64 "/%d | loss %.4f | lr %.2e | norm %.2f | %.0f tok/s | MFU %4.1f%% | ETA %dm%02ds%s",
+    printf("%sstep %6" PRId64 "/%d | loss %.4f | lr %.2e | norm %.2f%s | %.0f tok/s | MFU %4.1f%% | ETA %dm%02ds%s",
            o->tty ? "\r" : "", tr->step, tr->cfg.train.steps, (double)st->loss, (double)st->lr,
-           (double)st->grad_norm, tok_s, 100.0 * mfu, (int)(eta / 60), (int)eta % 60, o->tty ? "   " : "\n");
+           (double)st->grad_norm, moe_text, tok_s, 100.0 * mfu, (int)(eta / 60), (int)eta % 60,
+           o->tty ? "   " : "\n");
     fflush(stdout);
 }
 

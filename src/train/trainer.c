@@ -130,16 +130,21 @@ static ct_status ensure_batch_buffers(ct_trainer *tr) {
 ct_status ct_trainer_step(ct_trainer *tr, ct_step_stats *st) {
     const ct_config *c = &tr->cfg;
     CT_TRY(ensure_batch_buffers(tr));
-    double t0 = ct_now(), loss_sum = 0.0;
+    double t0 = ct_now(), loss_sum = 0.0, aux_sum = 0.0;
     int accum = c->train.grad_accum, B = c->train.batch_size, T = ct_config_train_seq_len(c);
     ct_model_zero_grad(tr->model);
     for (int micro = 0; micro < accum; micro++) {
         float loss;
+        uint64_t noise_seed = ((uint64_t)c->train.seed * 0x2545F4914F6CDD1DULL) ^
+                              ((uint64_t)tr->step << 20) ^ (uint64_t)micro;
+        ct_model_set_training(tr->model, 1, noise_seed);
         CT_TRY(ct_loader_next(tr->train, tr->inputs, tr->targets));
         CT_TRY(ct_model_forward(tr->model, tr->inputs, tr->targets, NULL, B, T, &loss));
         CT_TRY(ct_model_backward(tr->model, 1.0f / (float)accum));
         loss_sum += loss;
+        aux_sum += ct_model_aux_loss(tr->model);
     }
+    ct_model_set_training(tr->model, 0, 0);
     float loss = (float)(loss_sum / accum);
     if (!isfinite(loss))
         return ct_fail(CT_EINVAL, "the training loss became %f at step %" PRId64 "; lower train.lr (now %g) "
@@ -150,7 +155,7 @@ ct_status ct_trainer_step(ct_trainer *tr, ct_step_stats *st) {
     float lr = ct_lr_at(&sched, tr->step);
     float norm = ct_adamw_step(tr->opt, tr->model, lr, &ac);
     tr->step++;
-    if (st) *st = (ct_step_stats){loss, lr, norm, ct_now() - t0};
+    if (st) *st = (ct_step_stats){loss, (float)(aux_sum / accum), lr, norm, ct_now() - t0};
     return CT_OK;
 }
 

@@ -8,7 +8,8 @@
 typedef struct ct_trainer ct_trainer;
 
 typedef struct ct_step_stats {
-    float loss;       /* mean over the step's micro-batches */
+    float loss;       /* mean cross-entropy over the step's micro-batches */
+    float aux;        /* mean MoE auxiliary loss (coefficients applied; 0 if dense) */
     float lr;
     float grad_norm;  /* before clipping */
     double seconds;
