@@ -41,7 +41,7 @@ rm -rf "$ckpt" && cp -r "$SCRATCH/good" "$ckpt"
 truncate -s -100 "$ckpt/optimizer.safetensors"
 expect_error "$ckpt/optimizer.safetensors" "$CETUS" train $TINY $D run.dir="$SCRATCH/run" train.steps=4
 rm -rf "$ckpt" && cp -r "$SCRATCH/good" "$ckpt"
-expect_error "holds a model of" "$CETUS" train $TINY $D run.dir="$SCRATCH/run" model.n_layer=3
+expect_error "holds a model with model.n_layer = 2, but the config asks for 3" "$CETUS" train $TINY $D run.dir="$SCRATCH/run" model.n_layer=3
 expect_error "not a checkpoint" "$CETUS" eval --ckpt "$SCRATCH/nowhere"
 
 # a full disk during a save: the earlier checkpoint and metrics survive

@@ -14,6 +14,7 @@ static const command commands[] = {
     {"generate", cmd_generate, "sample text from a checkpoint"},
     {"eval", cmd_eval, "validation loss and perplexity of a checkpoint"},
     {"prepare", cmd_prepare, "tokenize text files into checksummed token shards"},
+    {"upcycle", cmd_upcycle, "turn a dense checkpoint into an MoE one (experts copy the MLP)"},
     {"tokenize", cmd_tokenize, "print the GPT-2 token ids of a file (or decode ids)"},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])

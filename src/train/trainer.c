@@ -38,6 +38,31 @@ static ct_status json_u64(const cJSON *obj, const char *key, uint64_t *out, cons
     return CT_OK;
 }
 
+/* Names the first model or MoE key whose stored value differs from cfg's, or returns 0. */
+static int first_model_difference(const ct_config *stored, const ct_config *cfg, char *out, size_t cap) {
+    char *a_text = ct_config_to_json(stored), *b_text = ct_config_to_json(cfg);
+    cJSON *a = cJSON_Parse(a_text), *b = cJSON_Parse(b_text);
+    static const char *sections[] = {"model", "moe"};
+    int found = 0;
+    for (int k = 0; k < 2 && !found; k++) {
+        const cJSON *sa = cJSON_GetObjectItemCaseSensitive(a, sections[k]);
+        for (const cJSON *it = sa ? sa->child : NULL; it && !found; it = it->next) {
+            const cJSON *other = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(b, sections[k]), it->string);
+            if (other && cJSON_Compare(it, other, 1)) continue;
+            char *va = cJSON_PrintUnformatted(it), *vb = other ? cJSON_PrintUnformatted(other) : NULL;
+            snprintf(out, cap, "%s.%s = %s, but the config asks for %s", sections[k], it->string, va, vb ? vb : "?");
+            free(va);
+            free(vb);
+            found = 1;
+        }
+    }
+    cJSON_Delete(a);
+    cJSON_Delete(b);
+    free(a_text);
+    free(b_text);
+    return found;
+}
+
 /* The stored config must describe the same model. */
 static ct_status check_same_model(const ct_trainer *tr, const cJSON *state, const char *where) {
     ct_config stored;
@@ -47,13 +72,10 @@ static ct_status check_same_model(const ct_trainer *tr, const cJSON *state, cons
     ct_status s = text ? ct_config_apply_json(&stored, text, where) : ct_fail(CT_ECORRUPT, "%s: no config", where);
     free(text);
     CT_TRY(s);
-    if (memcmp(&stored.model, &tr->cfg.model, sizeof stored.model) != 0)
-        return ct_fail(CT_EINVAL, "%s holds a model of n_layer %d, d_model %d, n_head %d, seq_len %d, vocab %d, "
-                       "but the config asks for n_layer %d, d_model %d, n_head %d, seq_len %d, vocab %d; "
-                       "use another run.dir or run.resume=false", where, stored.model.n_layer,
-                       stored.model.d_model, stored.model.n_head, stored.model.seq_len, stored.model.vocab_size,
-                       tr->cfg.model.n_layer, tr->cfg.model.d_model, tr->cfg.model.n_head,
-                       tr->cfg.model.seq_len, tr->cfg.model.vocab_size);
+    char diff[512];
+    if (first_model_difference(&stored, &tr->cfg, diff, sizeof diff))
+        return ct_fail(CT_EINVAL, "%s holds a model with %s; use the checkpoint's settings, another "
+                       "run.dir, or run.resume=false", where, diff);
     if (stored.train.batch_size != tr->cfg.train.batch_size || stored.train.seed != tr->cfg.train.seed)
         ct_log("warning: %s was trained with batch_size %d and seed %lld; continuing with %d and %lld "
                "changes the data order", where, stored.train.batch_size, stored.train.seed,
@@ -178,23 +200,26 @@ ct_status ct_trainer_evaluate(ct_trainer *tr, float *val_loss) {
     return CT_OK;
 }
 
-static cJSON *trainer_state(const ct_trainer *tr) {
+cJSON *ct_trainer_state_json(const ct_config *cfg, int64_t step, int64_t adam_steps, ct_loader_pos pos) {
     cJSON *st = cJSON_CreateObject();
     char buf[32];
-    snprintf(buf, sizeof buf, "%" PRId64, tr->step);
+    snprintf(buf, sizeof buf, "%" PRId64, step);
     cJSON_AddStringToObject(st, "step", buf);
-    snprintf(buf, sizeof buf, "%" PRId64, ct_adamw_steps(tr->opt));
+    snprintf(buf, sizeof buf, "%" PRId64, adam_steps);
     cJSON_AddStringToObject(st, "adam_steps", buf);
-    ct_loader_pos pos = ct_loader_get_pos(tr->train);
     cJSON *data = cJSON_AddObjectToObject(st, "data");
     snprintf(buf, sizeof buf, "%" PRIu64, pos.epoch);
     cJSON_AddStringToObject(data, "epoch", buf);
     snprintf(buf, sizeof buf, "%" PRIu64, pos.index);
     cJSON_AddStringToObject(data, "index", buf);
-    char *cfg = ct_config_to_json(&tr->cfg);
-    cJSON_AddItemToObject(st, "config", cJSON_Parse(cfg));
-    free(cfg);
+    char *text = ct_config_to_json(cfg);
+    cJSON_AddItemToObject(st, "config", cJSON_Parse(text));
+    free(text);
     return st;
+}
+
+static cJSON *trainer_state(const ct_trainer *tr) {
+    return ct_trainer_state_json(&tr->cfg, tr->step, ct_adamw_steps(tr->opt), ct_loader_get_pos(tr->train));
 }
 
 static int compare_names(const void *a, const void *b) {

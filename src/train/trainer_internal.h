@@ -20,6 +20,10 @@ struct ct_trainer {
     char ckpt_root[1024];
 };
 
+/* The trainer state stored in a checkpoint's trainer.json: step, optimizer step count,
+ * data position (as strings: 64-bit exact) and the whole config. */
+cJSON *ct_trainer_state_json(const ct_config *cfg, int64_t step, int64_t adam_steps, ct_loader_pos pos);
+
 /* Fills out[ct_model_num_tensors(m)] with the model's table in checkpoint form. */
 void ct_model_ckpt_table(const ct_model *m, ct_ckpt_tensor *out);
 
