@@ -8,7 +8,7 @@ BLAS_DIR = /usr/lib/x86_64-linux-gnu/openblas-openmp
 BLAS_INC = /usr/include/x86_64-linux-gnu/openblas-openmp
 
 CFLAGS  = -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror -g $(OPT) -fopenmp \
-          -fno-fast-math -Iinclude -Isrc -I$(BLAS_INC) $(SANFLAGS) -MMD -MP
+          -fno-fast-math -fno-math-errno -Iinclude -Isrc -I$(BLAS_INC) $(SANFLAGS) -MMD -MP
 LDLIBS  = -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas -lcjson -lxxhash -lpcre2-8 -lm -fopenmp $(SANFLAGS)
 
 LIB_SRC  = $(wildcard src/core/*.c src/ops/*.c src/model/*.c src/train/*.c src/data/*.c)
