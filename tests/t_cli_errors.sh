@@ -21,6 +21,14 @@ expect_error "train.lr = -1 is out of range" "$CETUS" train train.lr=-1
 expect_error "expected key=value" "$CETUS" train lr
 expect_error "not divisible by model.n_head" "$CETUS" train model.d_model=65 model.n_head=2
 expect_error "exceeds model.seq_len = 32" "$CETUS" train $TINY train.seq_len=64
+expect_error "moe.top_k=0: must be >= 1" "$CETUS" train model.moe_every=2 moe.top_k=0
+expect_error "moe.n_experts=8 is smaller than moe.top_k=9" "$CETUS" train model.moe_every=2 moe.top_k=9
+expect_error "moe.capacity_factor=0" "$CETUS" train model.moe_every=2 moe.capacity_factor=0
+expect_error "prototypes do not divide moe.n_experts=8" "$CETUS" train model.moe_every=2 moe.routing=prototype moe.top_k=3
+expect_error "moe.aux_coef=-1" "$CETUS" train model.moe_every=2 moe.aux_coef=-1
+expect_error "moe.z_coef=-0.5" "$CETUS" train model.moe_every=2 moe.z_coef=-0.5
+expect_error 'moe.routing="top5"' "$CETUS" train moe.routing=top5
+expect_error "model.moe_every = 9" "$CETUS" train model.moe_every=9
 
 # data
 expect_error "$SCRATCH/nodata" "$CETUS" train $TINY data.dir="$SCRATCH/nodata"

@@ -374,7 +374,7 @@ static ct_status run_prepare(const char *in, const char *out, uint64_t shard_tok
     path_in(ip, sizeof ip, in);
     path_in(op, sizeof op, out);
     const char *inputs[] = {ip};
-    ct_prepare_opts o = {inputs, 1, op, 0.2, shard_tokens, 0};
+    ct_prepare_opts o = {inputs, 1, op, 0.2, shard_tokens, 0, 0};
     return ct_prepare(&o, tok, st);
 }
 
@@ -430,6 +430,36 @@ Test(prepare, small_corpus_splits_counts_and_loads) {
     cr_assert_eq(in[0], CT_TOKEN_EOT, "documents start with EOT");
     cr_assert_eq(ct_loader_num_tokens(l), st.train.tokens);
     ct_loader_free(l);
+}
+
+/* Squeezing: both documents' whitespace runs collapse before tokenizing. */
+Test(prepare, squeeze_whitespace_collapses_runs) {
+    const char *raw = "Title\n\n\n\n    indented   words\t\there  \nend";
+    const char *squeezed = "Title\n\n indented words here\nend";
+    write_text("ws/a.txt", raw);
+    write_text("ws/b.txt", raw);
+    char ip[512], op[512];
+    path_in(ip, sizeof ip, "ws");
+    path_in(op, sizeof op, "wsout");
+    const char *inputs[] = {ip};
+    ct_prepare_opts o = {inputs, 1, op, 0.5, 1000, 0, 1};
+    ct_prepare_stats st;
+    cr_assert_eq(ct_prepare(&o, tok, &st), CT_OK, "%s", ct_last_error());
+    cr_assert_eq(st.train.tokens, 1 + count_tokens(squeezed));
+    cr_assert_eq(st.val.tokens, 1 + count_tokens(squeezed));
+    char p[600];
+    snprintf(p, sizeof p, "%s/train_000.bin", op);
+    ct_shard sh;
+    cr_assert_eq(ct_shard_open(&sh, p), CT_OK, "%s", ct_last_error());
+    int32_t ids[64];
+    size_t n = (size_t)st.train.tokens - 1;
+    for (size_t i = 0; i < n; i++) ids[i] = ct_shard_token(&sh, i + 1);
+    char *text;
+    size_t len;
+    cr_assert_eq(ct_tokenizer_decode(tok, ids, n, &text, &len), CT_OK);
+    cr_assert_str_eq(text, squeezed);
+    ct_free(text);
+    ct_shard_close(&sh);
 }
 
 /* The smallest-hash document goes to val: recompute the entropy by hand from the shards. */
@@ -497,7 +527,7 @@ Test(prepare, bad_options_are_refused) {
     path_in(ip, sizeof ip, "corpus");
     path_in(op, sizeof op, "out");
     const char *inputs[] = {ip};
-    ct_prepare_opts o = {inputs, 1, op, 1.0, 100, 0};
+    ct_prepare_opts o = {inputs, 1, op, 1.0, 100, 0, 0};
     cr_assert_eq(ct_prepare(&o, tok, NULL), CT_EINVAL);
     cr_assert(strstr(ct_last_error(), "val fraction"), "%s", ct_last_error());
     o.val_fraction = 0.5;

@@ -249,10 +249,30 @@ typedef struct prep_run {
     uint64_t bytes;
 } prep_run;
 
+/* In place: runs of spaces and tabs become one space, spaces before a newline go, and more
+ * than two newlines in a row become two. Returns the new length. */
+static size_t squeeze_whitespace(char *text, size_t len) {
+    size_t out = 0, newlines = 0;
+    for (size_t i = 0; i < len; i++) {
+        char ch = text[i] == '\t' ? ' ' : text[i];
+        if (ch == ' ' && out > 0 && text[out - 1] == ' ') continue;
+        if (ch == '\n') {
+            while (out > 0 && text[out - 1] == ' ') out--;
+            if (++newlines > 2) continue;
+        } else if (ch != ' ') {
+            newlines = 0;
+        }
+        text[out++] = ch;
+    }
+    text[out] = 0;
+    return out;
+}
+
 static ct_status tokenize_doc(prep_run *r, const doc *d) {
     char *text;
     size_t len;
     CT_TRY(ct_read_file(d->path, &text, &len));
+    if (r->o->squeeze_whitespace) len = squeeze_whitespace(text, len);
     r->n_ids = 0;
     int32_t eot = CT_TOKEN_EOT;
     split_writer *w = &r->w[d->val];
@@ -328,6 +348,7 @@ static cJSON *meta_json(const prep_run *r, const ct_prepare_stats *st) {
     cJSON_AddNumberToObject(m, "vocab_size", r->w[0].vocab);
     cJSON_AddNumberToObject(m, "eot_token", CT_TOKEN_EOT);
     cJSON_AddStringToObject(m, "document_format", "one document per file, each preceded by eot_token");
+    cJSON_AddBoolToObject(m, "squeeze_whitespace", r->o->squeeze_whitespace);
     for (int i = 0; i < r->o->n_inputs; i++) cJSON_AddItemToArray(in, cJSON_CreateString(r->o->inputs[i]));
     cJSON_AddItemToObject(m, "inputs", in);
     cJSON_AddNumberToObject(m, "val_fraction", r->o->val_fraction);

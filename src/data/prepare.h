@@ -25,6 +25,9 @@ typedef struct ct_prepare_opts {
     double val_fraction;        /* in (0, 1) */
     uint64_t shard_tokens;      /* tokens per shard file, >= 1 */
     int progress;               /* 1: progress lines on stderr */
+    int squeeze_whitespace;     /* 1: runs of spaces/tabs -> one space, no trailing spaces,
+                                 * at most one blank line (indentation-heavy markup otherwise
+                                 * fills a quarter of the tokens with spaces) */
 } ct_prepare_opts;
 
 typedef struct ct_prepare_split {

@@ -1,0 +1,37 @@
+/* world.h: what the files of src/parallel share inside: the ct_world and ct_split
+ * structs, MPI error reporting and the scratch buffers of the ring reductions. */
+#ifndef CT_PARALLEL_WORLD_H
+#define CT_PARALLEL_WORLD_H
+
+#include "parallel/comm.h"
+#include "core/core.h"
+
+enum { CT_COMM_SEGMENT = 1 << 18 }; /* floats per message by default (1 MiB) */
+
+typedef struct ct_scratch { float *buf; size_t cap; int busy; } ct_scratch;
+
+struct ct_world {
+    int rank, size, owns_mpi;
+    ct_layout layout;
+    int coord[CT_AXIS_COUNT], axis_size[CT_AXIS_COUNT];
+    MPI_Comm comm[CT_AXIS_COUNT];
+    unsigned seq[CT_AXIS_COUNT]; /* collectives started per axis: message tags */
+    ct_comm_counter counter[CT_AXIS_COUNT];
+    size_t segment;
+    ct_scratch *slots;
+    int n_slots;
+};
+
+struct ct_split {
+    ct_axis axis;
+    int p;
+    size_t total, max_count;
+    size_t *count, *offset;
+};
+
+/* CT_EIO naming the MPI error, the call and the axis. */
+ct_status ct_world_mpi_error(const ct_world *w, int axis, int rc, const char *what);
+ct_status ct_world_claim_scratch(ct_world *w, size_t floats, int *slot, float **buf);
+void ct_world_release_scratch(ct_world *w, int slot);
+
+#endif
