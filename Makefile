@@ -6,12 +6,15 @@ OPT     ?= -O3 -march=native
 SANFLAGS ?=
 BLAS_DIR = /usr/lib/x86_64-linux-gnu/openblas-openmp
 BLAS_INC = /usr/include/x86_64-linux-gnu/openblas-openmp
+# Open MPI, through its wrapper's flags (the compiler stays $(CC))
+MPI_CFLAGS := $(shell mpicc --showme:compile 2>/dev/null)
+MPI_LIBS   := $(shell mpicc --showme:link 2>/dev/null)
 
 CFLAGS  = -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror -g $(OPT) -fopenmp \
-          -fno-fast-math -fno-math-errno -Iinclude -Isrc -I$(BLAS_INC) $(SANFLAGS) -MMD -MP
-LDLIBS  = -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas -lcjson -lxxhash -lpcre2-8 -lm -fopenmp $(SANFLAGS)
+          -fno-fast-math -fno-math-errno -Iinclude -Isrc -I$(BLAS_INC) $(MPI_CFLAGS) $(SANFLAGS) -MMD -MP
+LDLIBS  = -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas -lcjson -lxxhash -lpcre2-8 $(MPI_LIBS) -lm -fopenmp $(SANFLAGS)
 
-LIB_SRC  = $(wildcard src/core/*.c src/ops/*.c src/model/*.c src/train/*.c src/data/*.c)
+LIB_SRC  = $(wildcard src/core/*.c src/ops/*.c src/model/*.c src/train/*.c src/data/*.c src/parallel/*.c)
 CLI_SRC  = $(wildcard src/cli/*.c)
 TEST_SRC = $(wildcard tests/test_*.c)
 TOOL_SRC = $(wildcard tests/tool_*.c)

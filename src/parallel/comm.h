@@ -30,12 +30,13 @@
  * must be started in the same order on every rank of the group (the MPI rule); buffers
  * and count arrays must stay untouched until the request completes.
  *
- * Waiting. ct_comm_wait polls for ~10 us, then yields the core (sched_yield) until
- * ~50 us, then sleeps with a backoff from 2 us doubling to 128 us between tests (past
- * ~2 ms of waiting, up to 1/16 of the time waited, at most 1 ms), and returns to polling
- * whenever a message arrives. Oversubscribed runs (more ranks than cores) therefore do
- * not spin while a peer needs the core, and a rank waiting for a straggler uses ~1% of a
- * core.
+ * Waiting. ct_comm_wait tests for progress, polling for 50 us after the last message,
+ * then yielding the core (sched_yield) until 200 us, then sleeping between tests with a
+ * backoff from 1 us doubling to 128 us (past ~2 ms of waiting, up to 1/16 of the time
+ * waited, at most 1 ms), with the thread's timer slack lowered to 1 us while it sleeps.
+ * When this node runs more ranks than it has online CPUs (oversubscribed), polling stops
+ * after 10 us and yielding after 50 us. A rank therefore does not spin while a peer needs
+ * its core, and a rank waiting for a straggler uses ~1% of a core.
  *
  * Errors. Communicators return MPI errors (MPI_ERRORS_RETURN); they come back as
  * CT_EIO with the MPI message and the axis. Fatal errors go through ct_world_abort, which

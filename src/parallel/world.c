@@ -4,6 +4,7 @@
 #include "parallel/world.h"
 #include <limits.h>
 #include <string.h>
+#include <unistd.h>
 
 /* ---- launch ---------------------------------------------------------------------------- */
 
@@ -72,6 +73,24 @@ static ct_status build_comms(ct_world *w) {
     return CT_OK;
 }
 
+/* Ranks with a core each poll 50 us and yield until 200 us before sleeping; ranks that
+ * share cores (more ranks on this node than online CPUs) poll 10 us and yield until 50 us,
+ * so a peer that needs the core gets it. */
+static ct_status set_waiting(ct_world *w) {
+    int local = 1;
+    MPI_Comm node;
+    int rc = MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, w->rank, MPI_INFO_NULL, &node);
+    if (rc != MPI_SUCCESS) return ct_world_mpi_error(w, CT_AXIS_WORLD, rc, "MPI_Comm_split_type");
+    MPI_Comm_size(node, &local);
+    MPI_Comm_free(&node);
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    if (cpus > 0 && local > cpus) {
+        w->poll_s = 10e-6;
+        w->yield_s = 50e-6;
+    }
+    return CT_OK;
+}
+
 static void set_layout(ct_world *w, const ct_layout *l) {
     w->layout = *l;
     ct_layout_coords(l, w->rank, w->coord);
@@ -96,12 +115,15 @@ ct_status ct_world_init(ct_world **out, const ct_layout *want) {
     if (!w) return CT_ENOMEM;
     w->size = 1;
     w->segment = CT_COMM_SEGMENT;
+    w->poll_s = 50e-6;
+    w->yield_s = 200e-6;
     for (int a = 0; a < CT_AXIS_COUNT; a++) w->comm[a] = MPI_COMM_NULL;
     ct_status s = launched ? start_mpi(w) : CT_OK;
     if (s == CT_OK) s = ct_layout_resolve(want, w->size, launched, &l);
     if (s == CT_OK) {
         set_layout(w, &l);
         if (launched) s = build_comms(w);
+        if (launched && s == CT_OK) s = set_waiting(w);
     }
     if (s != CT_OK) {
         release(w);

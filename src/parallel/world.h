@@ -18,6 +18,7 @@ struct ct_world {
     unsigned seq[CT_AXIS_COUNT]; /* collectives started per axis: message tags */
     ct_comm_counter counter[CT_AXIS_COUNT];
     size_t segment;
+    double poll_s, yield_s; /* ct_comm_wait: poll, then yield, then sleep (seconds) */
     ct_scratch *slots;
     int n_slots;
 };
