@@ -30,3 +30,10 @@ expect_error() {
     grep -qF -- "$want" <<<"$out" || fail "message of '$*' lacks '$want': $out"
     echo "ok: $* -> $(head -n 1 <<<"$out")"
 }
+
+# mpirun as root on one box: shared memory only (no network in a container), ob1 over vader
+# without the cross-memory-attach copy (it needs ptrace rights that containers often drop).
+MPIRUN=(timeout -k 5 120 mpirun --allow-run-as-root --oversubscribe --bind-to none
+        --mca pml ob1 --mca btl self,vader --mca btl_vader_single_copy_mechanism none)
+# Open MPI's own allocations at MPI_Init are not ours to free: no leak check in MPI runs.
+mpi_env=(env "ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0")

@@ -9,12 +9,6 @@ source tests/lib.sh
 TOOL="$BUILD/tests/tool_comm_check"
 [ -x "$TOOL" ] || fail "$TOOL is not built"
 command -v mpirun >/dev/null || fail "mpirun not found (scripts/setup.sh installs openmpi-bin)"
-# Shared memory only (no network in a container), ob1 over vader without the
-# cross-memory-attach copy (it needs ptrace rights that containers often drop).
-MPIRUN=(timeout -k 5 60 mpirun --allow-run-as-root --oversubscribe --bind-to none
-        --mca pml ob1 --mca btl self,vader --mca btl_vader_single_copy_mechanism none)
-# Open MPI's own allocations at MPI_Init are not ours to free: no leak check in MPI runs.
-mpi_env=(env "ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0")
 
 check() { # NP DATA TENSOR [PIPELINE EXPERT] -> prints the digest
     local np=$1; shift

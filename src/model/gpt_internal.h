@@ -31,6 +31,8 @@ struct ct_model {
     int training;
     uint64_t noise_seed;
     float aux_loss;
+    ct_grad_ready_fn grad_hook;
+    void *grad_hook_ctx;
 };
 
 /* 1 if block l has an MoE feed-forward. */

@@ -68,6 +68,18 @@ static ct_block_ffn block_ffn(const ct_model *m, int l) {
     return (ct_block_ffn){layer_moe(m, l), seed, m->training};
 }
 
+void ct_model_set_grad_hook(ct_model *m, ct_grad_ready_fn fn, void *ctx) {
+    m->grad_hook = fn;
+    m->grad_hook_ctx = ctx;
+}
+
+/* Tells the hook that the gradients of tensors [first, last) are final. */
+static void grads_ready(const ct_model *m, size_t first, size_t last) {
+    if (!m->grad_hook) return;
+    const ct_tensor_info *a = &m->tensors[first], *b = &m->tensors[last - 1];
+    m->grad_hook(a->offset, b->offset + b->numel - a->offset, m->grad_hook_ctx);
+}
+
 void ct_model_set_training(ct_model *m, int training, uint64_t noise_seed) {
     m->training = training;
     m->noise_seed = noise_seed;
@@ -165,13 +177,16 @@ ct_status ct_model_backward(ct_model *m, float grad_scale) {
     ct_layernorm_backward(m->dres, g + m->lnf_w, g + m->lnf_b, dlnf,
                           m->res + (size_t)c->n_layer * N * C, m->params + m->lnf_w,
                           m->lnf_mean, m->lnf_rstd, N, C);
+    grads_ready(m, m->n_tensors - 2, m->n_tensors);
     for (int l = c->n_layer - 1; l >= 0; l--) {
         ct_block_ffn ffn = block_ffn(m, l);
         ct_block_backward(&m->blocks[l], &m->block_grads[l], &m->block_acts[l],
                           m->res + (size_t)l * N * C, m->dres, &m->scratch, prefix, d, &ffn,
                           grad_scale);
+        grads_ready(m, m->layer_first[l], l + 1 < c->n_layer ? m->layer_first[l + 1] : m->n_tensors - 2);
     }
     ct_embedding_backward(g + m->wte, g + m->wpe, m->dres, m->tokens, B, T, C);
+    grads_ready(m, 0, 2);
     m->has_targets = 0; /* logits were overwritten by their gradient */
     return CT_OK;
 }

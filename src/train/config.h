@@ -32,6 +32,11 @@ typedef struct ct_config {
         int stop_at_step;   /* end this invocation (with a checkpoint) at this step; 0 = never */
     } run;
     struct {
+        int data;           /* data-parallel ranks; 0 = all ranks left by the other axes */
+        int tensor;         /* tensor-parallel ranks */
+        int zero;           /* ZeRO stage 0, 1 or 2 */
+    } parallel;
+    struct {
         int threads;        /* 0 = all cores */
         int pin;
     } runtime;

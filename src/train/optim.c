@@ -7,14 +7,22 @@
 #define NORM_CHUNKS 64 /* fixed chunking: the norm is the same for any thread count */
 
 struct ct_adamw {
-    size_t n;
+    size_t lo, n; /* moments cover the flat parameter range [lo, lo + n) */
     float *m, *v;
     int64_t t;
 };
 
 ct_status ct_adamw_create(ct_adamw **out, size_t num_params) {
+    return ct_adamw_create_range(out, 0, num_params);
+}
+
+size_t ct_adamw_range_lo(const ct_adamw *o) { return o->lo; }
+size_t ct_adamw_range_n(const ct_adamw *o) { return o->n; }
+
+ct_status ct_adamw_create_range(ct_adamw **out, size_t lo, size_t num_params) {
     ct_adamw *o = calloc(1, sizeof *o);
     if (!o) return ct_fail(CT_ENOMEM, "out of memory for the optimizer");
+    o->lo = lo;
     o->n = num_params;
     o->m = ct_calloc(num_params * sizeof(float), "AdamW first moments");
     o->v = ct_calloc(num_params * sizeof(float), "AdamW second moments");
@@ -65,18 +73,29 @@ static void update_range(float *p, const float *g, float *m, float *v, size_t n,
     }
 }
 
-float ct_adamw_step(ct_adamw *o, ct_model *m, float lr, const ct_adamw_config *c) {
+float ct_clip_scale(float norm, const ct_adamw_config *c) {
+    return c->grad_clip > 0.0f && norm > c->grad_clip ? c->grad_clip / norm : 1.0f;
+}
+
+void ct_adamw_update(ct_adamw *o, ct_model *m, float lr, float clip_scale, const ct_adamw_config *c) {
     float *params = ct_model_params(m), *grads = ct_model_grads(m);
-    CT_ASSERT(grads != NULL && ct_model_num_params(m) == o->n);
-    float norm = ct_grad_norm(grads, o->n);
-    float clip_scale = c->grad_clip > 0.0f && norm > c->grad_clip ? c->grad_clip / norm : 1.0f;
+    CT_ASSERT(grads != NULL && o->lo + o->n <= ct_model_num_params(m));
     o->t += 1;
     float bc1 = 1.0f - powf(c->beta1, (float)o->t), bc2 = 1.0f - powf(c->beta2, (float)o->t);
+    size_t lo = o->lo, hi = o->lo + o->n;
     for (size_t i = 0; i < ct_model_num_tensors(m); i++) {
         const ct_tensor_info *t = ct_model_tensor(m, i);
-        update_range(params + t->offset, grads + t->offset, o->m + t->offset, o->v + t->offset,
-                     t->numel, lr, t->decay ? c->weight_decay : 0.0f, clip_scale, bc1, bc2, c);
+        size_t a = t->offset > lo ? t->offset : lo, b = t->offset + t->numel < hi ? t->offset + t->numel : hi;
+        if (a >= b) continue;
+        update_range(params + a, grads + a, o->m + (a - lo), o->v + (a - lo), b - a, lr,
+                     t->decay ? c->weight_decay : 0.0f, clip_scale, bc1, bc2, c);
     }
+}
+
+float ct_adamw_step(ct_adamw *o, ct_model *m, float lr, const ct_adamw_config *c) {
+    CT_ASSERT(ct_model_grads(m) != NULL && ct_model_num_params(m) == o->n && o->lo == 0);
+    float norm = ct_grad_norm(ct_model_grads(m), o->n);
+    ct_adamw_update(o, m, lr, ct_clip_scale(norm, c), c);
     return norm;
 }
 

@@ -14,8 +14,12 @@ typedef struct ct_adamw_config {
 typedef struct ct_adamw ct_adamw;
 
 ct_status ct_adamw_create(ct_adamw **out, size_t num_params);
+/* Moments for the flat parameter range [lo, lo + n) only (a ZeRO shard). */
+ct_status ct_adamw_create_range(ct_adamw **out, size_t lo, size_t n);
+size_t ct_adamw_range_lo(const ct_adamw *o);
+size_t ct_adamw_range_n(const ct_adamw *o);
 void ct_adamw_free(ct_adamw *o);
-/* Moments [num_params], in the model's parameter layout (for checkpoints). */
+/* Moments [n] for the range, in the model's parameter layout (for checkpoints). */
 float *ct_adamw_m(ct_adamw *o);
 float *ct_adamw_v(ct_adamw *o);
 int64_t ct_adamw_steps(const ct_adamw *o);
@@ -27,6 +31,11 @@ float ct_grad_norm(const float *grads, size_t n);
 /* One update of the model's parameters from its gradients; returns the gradient norm
  * before clipping. */
 float ct_adamw_step(ct_adamw *o, ct_model *m, float lr, const ct_adamw_config *c);
+/* The update of the parameters in o's range alone, with gradients already scaled by
+ * clip_scale (what ct_adamw_step does after the norm). */
+void ct_adamw_update(ct_adamw *o, ct_model *m, float lr, float clip_scale, const ct_adamw_config *c);
+/* The clipping factor for a gradient norm. */
+float ct_clip_scale(float norm, const ct_adamw_config *c);
 
 typedef struct ct_lr_schedule {
     float lr_max, lr_min;   /* cosine decays from lr_max to lr_min */

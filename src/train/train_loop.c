@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 typedef struct run_output {
+    int leader; /* only rank 0 prints, writes metrics and samples */
     FILE *metrics;
     int tty;
     double peak_flops;
@@ -46,7 +47,7 @@ static void print_token(int32_t id, void *ctx) {
 }
 
 static ct_status print_sample(ct_trainer *tr, run_output *o) {
-    if (tr->cfg.train.sample_tokens <= 0) return CT_OK;
+    if (tr->cfg.train.sample_tokens <= 0 || !o->leader) return CT_OK;
     ct_rng rng;
     ct_rng_seed(&rng, (uint64_t)tr->cfg.train.seed * 1000003u + (uint64_t)tr->step);
     int32_t prompt = tr->cfg.model.vocab_size > 50256 ? 50256 : 0; /* <|endoftext|> starts a document */
@@ -62,6 +63,7 @@ static ct_status evaluate(ct_trainer *tr, run_output *o) {
     float val;
     double t0 = ct_now();
     CT_TRY(ct_trainer_evaluate(tr, &val));
+    if (!o->leader) return CT_OK;
     printf("%sstep %" PRId64 ": val loss %.4f (perplexity %.1f) in %.1fs\n", o->tty ? "\n" : "",
            tr->step, (double)val, exp((double)val), ct_now() - t0);
     fflush(stdout);
@@ -93,6 +95,7 @@ static double moe_json(ct_trainer *tr, char *buf, size_t cap) {
 }
 
 static void progress(ct_trainer *tr, run_output *o, const ct_step_stats *st, double tok_s, double eta) {
+    if (!o->leader) return;
     double mfu = tok_s * ct_model_flops_per_token(tr->model, ct_config_train_seq_len(&tr->cfg)) / o->peak_flops;
     char moe[8192], moe_text[64] = "";
     double dropped = moe_json(tr, moe, sizeof moe);
@@ -130,7 +133,7 @@ static ct_status run_steps(ct_trainer *tr, run_output *o) {
         if (due(tr->step, c->train.sample_interval, c->train.steps)) CT_TRY(print_sample(tr, o));
         if (due(tr->step, c->train.ckpt_interval, stop)) CT_TRY(ct_trainer_save(tr));
     }
-    if (stop < c->train.steps)
+    if (stop < c->train.steps && o->leader)
         printf("stopped at step %" PRId64 " as run.stop_at_step asks; run again to continue\n", tr->step);
     return CT_OK;
 }
@@ -138,8 +141,11 @@ static ct_status run_steps(ct_trainer *tr, run_output *o) {
 ct_status ct_trainer_run(ct_trainer *tr) {
     const ct_config *c = &tr->cfg;
     run_output o = {0};
+    o.leader = ct_trainer_is_leader(tr);
     o.tty = isatty(STDOUT_FILENO);
-    o.peak_flops = 115.2e9 * ct_runtime_threads(); /* per core: 3.6 GHz x 32 FP32 FLOP/cycle */
+    /* per core: 3.6 GHz x 32 FP32 FLOP/cycle; every rank's threads count */
+    o.peak_flops = 115.2e9 * ct_runtime_threads() * ct_world_size(tr->world);
+    if (!o.leader) return run_steps(tr, &o);
     CT_TRY(ct_mkdirs(c->run.dir));
     char path[1100];
     snprintf(path, sizeof path, "%s/metrics.jsonl", c->run.dir);
@@ -154,6 +160,9 @@ ct_status ct_trainer_run(ct_trainer *tr) {
            (double)ct_model_num_params(tr->model) / 1e6);
     printf("training: %d steps of %d x %d tokens x %d accumulation, from step %" PRId64 "; run dir %s\n",
            c->train.steps, c->train.batch_size, ct_config_train_seq_len(c), c->train.grad_accum, tr->step, c->run.dir);
+    if (ct_world_size(tr->world) > 1)
+        printf("parallel: %d ranks, data %d, ZeRO stage %d, %d threads each\n", ct_world_size(tr->world),
+               ct_world_axis_size(tr->world, CT_AXIS_DATA), c->parallel.zero, ct_runtime_threads());
     fflush(stdout);
     metrics_line(&o, "{\"event\": \"start\", \"step\": %" PRId64 ", \"params\": %zu}", tr->step,
                  ct_model_num_params(tr->model));

@@ -12,6 +12,25 @@
 #include <string.h>
 #include <unistd.h>
 
+/* Points the checkpoint view's moments at full buffers: the optimizer's own when it holds
+ * every parameter, else fresh full-size buffers (ZeRO shards) the caller frees. */
+static ct_status full_moments(ct_trainer *tr, float **m, float **v) {
+    size_t n = ct_model_num_params(tr->model);
+    if (ct_adamw_range_n(tr->opt) == n) {
+        *m = ct_adamw_m(tr->opt);
+        *v = ct_adamw_v(tr->opt);
+        return CT_OK;
+    }
+    *m = ct_alloc(2 * n * sizeof(float), "full AdamW moments for a checkpoint");
+    if (!*m) return CT_ENOMEM;
+    *v = *m + n;
+    return CT_OK;
+}
+
+static void release_moments(ct_trainer *tr, float *m) {
+    if (m != ct_adamw_m(tr->opt)) ct_free(m);
+}
+
 static ct_status open_loaders(ct_trainer *tr) {
     const ct_config *c = &tr->cfg;
     int B = c->train.batch_size, T = ct_config_train_seq_len(c);
@@ -28,7 +47,7 @@ static void build_ckpt_view(ct_trainer *tr) {
     size_t n = ct_model_num_tensors(tr->model);
     ct_model_ckpt_table(tr->model, tr->ckpt_tensors);
     tr->view = (ct_ckpt_view){tr->ckpt_tensors, n, ct_model_num_params(tr->model),
-                              ct_model_params(tr->model), ct_adamw_m(tr->opt), ct_adamw_v(tr->opt)};
+                              ct_model_params(tr->model), NULL, NULL}; /* moments: full_moments() */
 }
 
 static ct_status json_u64(const cJSON *obj, const char *key, uint64_t *out, const char *where) {
@@ -89,7 +108,18 @@ static ct_status resume(ct_trainer *tr, const char *dir) {
     ct_status s = check_same_model(tr, state, dir);
     cJSON_Delete(state);
     CT_TRY(s);
-    CT_TRY(ct_checkpoint_load(dir, &tr->view, &state));
+    float *fm, *fv;
+    CT_TRY(full_moments(tr, &fm, &fv));
+    tr->view.adam_m = fm;
+    tr->view.adam_v = fv;
+    s = ct_checkpoint_load(dir, &tr->view, &state);
+    size_t lo = ct_adamw_range_lo(tr->opt), n = ct_adamw_range_n(tr->opt);
+    if (s == CT_OK && fm != ct_adamw_m(tr->opt)) {
+        memcpy(ct_adamw_m(tr->opt), fm + lo, n * sizeof(float));
+        memcpy(ct_adamw_v(tr->opt), fv + lo, n * sizeof(float));
+    }
+    release_moments(tr, fm);
+    CT_TRY(s);
     uint64_t step = 0, adam_t = 0, epoch = 0, index = 0;
     s = json_u64(state, "step", &step, dir);
     if (s == CT_OK) s = json_u64(state, "adam_steps", &adam_t, dir);
@@ -105,15 +135,37 @@ static ct_status resume(ct_trainer *tr, const char *dir) {
     return CT_OK;
 }
 
-ct_status ct_trainer_create(ct_trainer **out, const ct_config *cfg) {
+static ct_status check_batch_split(const ct_config *cfg, int ranks) {
+    if (cfg->train.batch_size % ranks != 0)
+        return ct_fail(CT_EINVAL, "train.batch_size = %d is not divisible by the %d data-parallel ranks "
+                       "(parallel.data): each rank takes an equal share of every micro-batch; use a "
+                       "multiple of %d", cfg->train.batch_size, ranks, ranks);
+    return CT_OK;
+}
+
+static ct_status build_parallel(ct_trainer *tr) {
+    CT_TRY(ct_dp_create(&tr->dp, tr->world, tr->model, tr->cfg.parallel.zero));
+    size_t lo, hi;
+    ct_dp_shard(tr->dp, &lo, &hi);
+    return ct_adamw_create_range(&tr->opt, lo, hi - lo);
+}
+
+int ct_trainer_is_leader(const ct_trainer *tr) { return ct_world_rank(tr->world) == 0; }
+
+ct_status ct_trainer_create(ct_trainer **out, const ct_config *cfg, ct_world *world) {
     CT_TRY(ct_config_validate(cfg));
+    int ranks = ct_world_axis_size(world, CT_AXIS_DATA);
+    CT_TRY(check_batch_split(cfg, ranks));
     ct_trainer *tr = calloc(1, sizeof *tr);
     if (!tr) return ct_fail(CT_ENOMEM, "out of memory for the trainer");
     tr->cfg = *cfg;
+    tr->world = world;
+    tr->rows = cfg->train.batch_size / ranks;
+    tr->row0 = ct_world_coord(world, CT_AXIS_DATA) * tr->rows;
     snprintf(tr->ckpt_root, sizeof tr->ckpt_root, "%s/ckpt", cfg->run.dir);
     ct_status s = open_loaders(tr);
     if (s == CT_OK) s = ct_model_create(&tr->model, &cfg->model, (uint64_t)cfg->train.seed);
-    if (s == CT_OK) s = ct_adamw_create(&tr->opt, ct_model_num_params(tr->model));
+    if (s == CT_OK) s = build_parallel(tr);
     if (s == CT_OK && !(tr->ckpt_tensors = calloc(ct_model_num_tensors(tr->model), sizeof *tr->ckpt_tensors)))
         s = ct_fail(CT_ENOMEM, "out of memory for the checkpoint table");
     if (s == CT_OK) {
@@ -134,6 +186,7 @@ void ct_trainer_free(ct_trainer *tr) {
     ct_loader_free(tr->train);
     ct_loader_free(tr->val);
     ct_adamw_free(tr->opt);
+    ct_dp_free(tr->dp);
     ct_model_free(tr->model);
     free(tr->ckpt_tensors);
     free(tr->inputs);
@@ -142,7 +195,7 @@ void ct_trainer_free(ct_trainer *tr) {
 
 static ct_status ensure_batch_buffers(ct_trainer *tr) {
     if (tr->inputs) return CT_OK;
-    size_t n = (size_t)tr->cfg.train.batch_size * ct_config_train_seq_len(&tr->cfg);
+    size_t n = (size_t)tr->rows * ct_config_train_seq_len(&tr->cfg);
     tr->inputs = malloc(2 * n * sizeof(int32_t));
     if (!tr->inputs) return ct_fail(CT_ENOMEM, "out of memory for batch buffers");
     tr->targets = tr->inputs + n;
@@ -153,21 +206,26 @@ ct_status ct_trainer_step(ct_trainer *tr, ct_step_stats *st) {
     const ct_config *c = &tr->cfg;
     CT_TRY(ensure_batch_buffers(tr));
     double t0 = ct_now(), loss_sum = 0.0, aux_sum = 0.0;
-    int accum = c->train.grad_accum, B = c->train.batch_size, T = ct_config_train_seq_len(c);
+    int accum = c->train.grad_accum, T = ct_config_train_seq_len(c);
+    float scale = 1.0f / (float)(accum * ct_dp_ranks(tr->dp)); /* the reduced sum is the mean */
     ct_model_zero_grad(tr->model);
     for (int micro = 0; micro < accum; micro++) {
         float loss;
         uint64_t noise_seed = ((uint64_t)c->train.seed * 0x2545F4914F6CDD1DULL) ^
                               ((uint64_t)tr->step << 20) ^ (uint64_t)micro;
-        ct_model_set_training(tr->model, 1, noise_seed);
-        CT_TRY(ct_loader_next(tr->train, tr->inputs, tr->targets));
-        CT_TRY(ct_model_forward(tr->model, tr->inputs, tr->targets, NULL, B, T, &loss));
-        CT_TRY(ct_model_backward(tr->model, 1.0f / (float)accum));
+        ct_model_set_training(tr->model, 1, noise_seed ^ ((uint64_t)tr->row0 << 40));
+        CT_TRY(ct_loader_next_rows(tr->train, tr->row0, tr->rows, tr->inputs, tr->targets));
+        CT_TRY(ct_model_forward(tr->model, tr->inputs, tr->targets, NULL, tr->rows, T, &loss));
+        ct_dp_arm(tr->dp, micro == accum - 1);
+        CT_TRY(ct_model_backward(tr->model, scale));
         loss_sum += loss;
         aux_sum += ct_model_aux_loss(tr->model);
     }
     ct_model_set_training(tr->model, 0, 0);
-    float loss = (float)(loss_sum / accum);
+    CT_TRY(ct_dp_finish(tr->dp));
+    float loss = (float)(loss_sum / accum), aux = (float)(aux_sum / accum);
+    CT_TRY(ct_dp_mean(tr->dp, &loss));
+    CT_TRY(ct_dp_mean(tr->dp, &aux));
     if (!isfinite(loss))
         return ct_fail(CT_EINVAL, "the training loss became %f at step %" PRId64 "; lower train.lr (now %g) "
                        "or raise train.warmup_steps", (double)loss, tr->step, c->train.lr);
@@ -175,9 +233,10 @@ ct_status ct_trainer_step(ct_trainer *tr, ct_step_stats *st) {
     ct_adamw_config ac = {(float)c->train.beta1, (float)c->train.beta2, (float)c->train.eps,
                           (float)c->train.weight_decay, (float)c->train.grad_clip};
     float lr = ct_lr_at(&sched, tr->step);
-    float norm = ct_adamw_step(tr->opt, tr->model, lr, &ac);
+    float norm;
+    CT_TRY(ct_dp_adamw_step(tr->dp, tr->opt, lr, &ac, &norm));
     tr->step++;
-    if (st) *st = (ct_step_stats){loss, (float)(aux_sum / accum), lr, norm, ct_now() - t0};
+    if (st) *st = (ct_step_stats){loss, aux, lr, norm, ct_now() - t0};
     return CT_OK;
 }
 
@@ -191,12 +250,13 @@ ct_status ct_trainer_evaluate(ct_trainer *tr, float *val_loss) {
     if (batches < 1) batches = 1; /* fewer windows than a batch: the loader wraps */
     for (; n < batches; n++) {
         float loss;
-        CT_TRY(ct_loader_next(tr->val, tr->inputs, tr->targets));
-        CT_TRY(ct_model_forward(tr->model, tr->inputs, tr->targets, NULL, tr->cfg.train.batch_size,
+        CT_TRY(ct_loader_next_rows(tr->val, tr->row0, tr->rows, tr->inputs, tr->targets));
+        CT_TRY(ct_model_forward(tr->model, tr->inputs, tr->targets, NULL, tr->rows,
                                 ct_config_train_seq_len(&tr->cfg), &loss));
         sum += loss;
     }
     *val_loss = (float)(sum / n);
+    CT_TRY(ct_dp_mean(tr->dp, val_loss));
     return CT_OK;
 }
 
@@ -256,12 +316,21 @@ ct_status ct_trainer_save(ct_trainer *tr) {
     CT_TRY(ct_mkdirs(tr->ckpt_root));
     char dir[1100];
     snprintf(dir, sizeof dir, "%s/step_%08" PRId64, tr->ckpt_root, tr->step);
-    cJSON *state = trainer_state(tr);
-    ct_status s = ct_checkpoint_save(dir, &tr->view, state);
-    cJSON_Delete(state);
-    CT_TRY(s);
-    prune_checkpoints(tr);
-    return CT_OK;
+    float *fm = NULL, *fv = NULL;
+    ct_status s = full_moments(tr, &fm, &fv);
+    if (s == CT_OK) s = ct_dp_gather(tr->dp, ct_adamw_m(tr->opt), fm);
+    if (s == CT_OK) s = ct_dp_gather(tr->dp, ct_adamw_v(tr->opt), fv);
+    if (s == CT_OK && ct_trainer_is_leader(tr)) {
+        ct_ckpt_view view = tr->view;
+        view.adam_m = fm;
+        view.adam_v = fv;
+        cJSON *state = trainer_state(tr);
+        s = ct_checkpoint_save(dir, &view, state);
+        cJSON_Delete(state);
+        if (s == CT_OK) prune_checkpoints(tr);
+    }
+    if (fm) release_moments(tr, fm);
+    return ct_dp_agree(tr->dp, s, "saving a checkpoint");
 }
 
 int64_t ct_trainer_step_index(const ct_trainer *tr) { return tr->step; }

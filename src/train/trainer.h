@@ -15,9 +15,14 @@ typedef struct ct_step_stats {
     double seconds;
 } ct_step_stats;
 
-/* Builds everything from cfg; resumes from run.dir's latest checkpoint when run.resume is
- * set and one exists (the checkpoint's model shape must match cfg). */
-ct_status ct_trainer_create(ct_trainer **out, const ct_config *cfg);
+typedef struct ct_world ct_world;
+
+/* Builds everything from cfg on world (from ct_world_init: one process, or this rank of an
+ * MPI layout); resumes from run.dir's latest checkpoint when run.resume is set and one
+ * exists (the checkpoint's model shape must match cfg; its parallel layout need not). */
+ct_status ct_trainer_create(ct_trainer **out, const ct_config *cfg, ct_world *world);
+/* 1 on the rank that prints, writes metrics and saves checkpoints. */
+int ct_trainer_is_leader(const ct_trainer *tr);
 void ct_trainer_free(ct_trainer *tr);
 
 ct_status ct_trainer_step(ct_trainer *tr, ct_step_stats *st);

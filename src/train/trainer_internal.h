@@ -4,12 +4,16 @@
 #define CT_TRAINER_INTERNAL_H
 
 #include "data/loader.h"
+#include "parallel/dp.h"
 #include "train/checkpoint.h"
 #include "train/optim.h"
 #include "train/trainer.h"
 
 struct ct_trainer {
     ct_config cfg;
+    ct_world *world;  /* not owned */
+    ct_dp *dp;
+    int rows, row0;   /* this rank's rows of each global micro-batch */
     ct_model *model;
     ct_adamw *opt;
     ct_loader *train, *val;

@@ -1,0 +1,205 @@
+/* dp.c: data parallelism: bucketed gradient reduction overlapped with backward, ZeRO stages
+ * 0/1/2 over the flat parameter buffer, the sharded AdamW step and the parameter gather. */
+#define _GNU_SOURCE
+#include "core/core.h"
+#include "parallel/dp.h"
+#include <math.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define MAX_BUCKETS 4096
+
+typedef struct bucket {
+    size_t offset, count;
+    ct_split *split; /* stage 2: this bucket's floats per shard */
+    ct_request req;
+    int active;
+} bucket;
+
+struct ct_dp {
+    ct_world *w;
+    ct_model *m;
+    int zero, ranks, me, armed, n_buckets, failed;
+    ct_status status;
+    ct_split *shards; /* the flat parameter buffer split over the data ranks */
+    bucket buckets[MAX_BUCKETS];
+};
+
+int ct_dp_ranks(const ct_dp *dp) { return dp->ranks; }
+
+void ct_dp_shard(const ct_dp *dp, size_t *lo, size_t *hi) {
+    if (dp->zero == 0) { *lo = 0; *hi = ct_model_num_params(dp->m); return; }
+    *lo = ct_split_offset(dp->shards, dp->me);
+    *hi = *lo + ct_split_count(dp->shards, dp->me);
+}
+
+static bucket *find_bucket(ct_dp *dp, size_t offset) {
+    for (int i = 0; i < dp->n_buckets; i++)
+        if (dp->buckets[i].offset == offset) return &dp->buckets[i];
+    return NULL;
+}
+
+/* Stage 2: the part of [offset, offset + count) in each rank's shard. */
+static ct_status bucket_split(ct_dp *dp, bucket *b) {
+    size_t counts[1024];
+    CT_ASSERT(dp->ranks <= 1024);
+    for (int r = 0; r < dp->ranks; r++) {
+        size_t lo = ct_split_offset(dp->shards, r), hi = lo + ct_split_count(dp->shards, r);
+        size_t a = b->offset > lo ? b->offset : lo, e = b->offset + b->count < hi ? b->offset + b->count : hi;
+        counts[r] = e > a ? e - a : 0;
+    }
+    return ct_split_create(&b->split, dp->w, CT_AXIS_DATA, counts);
+}
+
+/* Lends the pages of [p, p + n) floats that lie wholly inside back to the system. */
+static void release_pages(float *p, size_t n) {
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t a = ((uintptr_t)p + page - 1) & ~(page - 1), e = ((uintptr_t)(p + n)) & ~(page - 1);
+    if (e > a) madvise((void *)a, e - a, MADV_DONTNEED);
+}
+
+/* Progresses every bucket in flight (called between blocks, so reduction overlaps). */
+static void progress(ct_dp *dp) {
+    for (int i = 0; i < dp->n_buckets && dp->status == CT_OK; i++) {
+        bucket *b = &dp->buckets[i];
+        if (!b->active) continue;
+        int done = 0;
+        dp->status = ct_comm_test(dp->w, &b->req, &done);
+        if (done) b->active = 0;
+    }
+}
+
+static void on_grads_ready(size_t offset, size_t count, void *ctx) {
+    ct_dp *dp = ctx;
+    if (!dp->armed || dp->status != CT_OK) return;
+    bucket *b = find_bucket(dp, offset);
+    CT_ASSERT(b != NULL && b->count == count);
+    float *g = ct_model_grads(dp->m) + offset;
+    if (dp->zero == 2) {
+        float *recv = g + ct_split_offset(b->split, dp->me);
+        dp->status = ct_comm_reduce_scatterv_start(dp->w, b->split, g, recv, &b->req);
+    } else {
+        dp->status = ct_comm_allreduce_start(dp->w, CT_AXIS_DATA, g, count, &b->req);
+    }
+    b->active = dp->status == CT_OK;
+    progress(dp);
+}
+
+/* The buckets are exactly the ranges the model reports: find them once with a dry run of
+ * the table (final norm, blocks, embeddings all tile the buffer). */
+static ct_status record_bucket(ct_dp *dp, size_t offset, size_t count) {
+    if (dp->n_buckets == MAX_BUCKETS) return ct_fail(CT_EINVAL, "data parallel: more than %d buckets", MAX_BUCKETS);
+    bucket *b = &dp->buckets[dp->n_buckets++];
+    memset(b, 0, sizeof *b);
+    b->offset = offset;
+    b->count = count;
+    return dp->zero == 2 ? bucket_split(dp, b) : CT_OK;
+}
+
+static ct_status make_buckets(ct_dp *dp) {
+    const ct_model *m = dp->m;
+    size_t n = ct_model_num_tensors(m), start = 0;
+    /* a bucket begins at tensor 0 (embeddings), at each block's ln_1.weight and at ln_f */
+    for (size_t i = 1; i <= n; i++) {
+        const char *name = i < n ? ct_model_tensor(m, i)->name : NULL;
+        int boundary = !name || strstr(name, ".ln_1.weight") || !strcmp(name, "ln_f.weight");
+        if (!boundary) continue;
+        const ct_tensor_info *a = ct_model_tensor(m, start), *b = ct_model_tensor(m, i - 1);
+        CT_TRY(record_bucket(dp, a->offset, b->offset + b->numel - a->offset));
+        start = i;
+    }
+    return CT_OK;
+}
+
+ct_status ct_dp_create(ct_dp **out, ct_world *w, ct_model *m, int zero_stage) {
+    if (zero_stage < 0 || zero_stage > 2)
+        return ct_fail(CT_EINVAL, "parallel.zero = %d: allowed 0, 1 or 2", zero_stage);
+    ct_dp *dp = calloc(1, sizeof *dp);
+    if (!dp) return ct_fail(CT_ENOMEM, "out of memory for data parallelism");
+    *dp = (ct_dp){.w = w, .m = m, .zero = zero_stage, .ranks = ct_world_axis_size(w, CT_AXIS_DATA),
+                  .me = ct_world_coord(w, CT_AXIS_DATA)};
+    ct_status s = ct_split_even(&dp->shards, w, CT_AXIS_DATA, ct_model_num_params(m));
+    if (s == CT_OK) s = make_buckets(dp);
+    if (s != CT_OK) { ct_dp_free(dp); return s; }
+    ct_model_set_grad_hook(m, on_grads_ready, dp);
+    *out = dp;
+    return CT_OK;
+}
+
+void ct_dp_free(ct_dp *dp) {
+    if (!dp) return;
+    ct_model_set_grad_hook(dp->m, NULL, NULL);
+    for (int i = 0; i < dp->n_buckets; i++) ct_split_free(dp->buckets[i].split);
+    ct_split_free(dp->shards);
+    free(dp);
+}
+
+void ct_dp_arm(ct_dp *dp, int reduce) { dp->armed = reduce && dp->ranks > 1; }
+
+ct_status ct_dp_finish(ct_dp *dp) {
+    if (!dp->armed) return CT_OK;
+    for (int i = 0; i < dp->n_buckets && dp->status == CT_OK; i++) {
+        bucket *b = &dp->buckets[i];
+        if (b->active) dp->status = ct_comm_wait(dp->w, &b->req);
+        b->active = 0;
+    }
+    dp->armed = 0;
+    ct_status s = dp->status;
+    dp->status = CT_OK;
+    if (s != CT_OK || dp->zero != 2) return s;
+    /* stage 2: other ranks' gradient sums are not needed here: give their pages back */
+    size_t lo, hi, n = ct_model_num_params(dp->m);
+    float *g = ct_model_grads(dp->m);
+    ct_dp_shard(dp, &lo, &hi);
+    release_pages(g, lo);
+    release_pages(g + hi, n - hi);
+    return CT_OK;
+}
+
+static ct_status global_norm(ct_dp *dp, float *norm) {
+    size_t lo, hi;
+    ct_dp_shard(dp, &lo, &hi);
+    const float *g = ct_model_grads(dp->m);
+    if (dp->zero < 2) { /* every rank holds the whole reduced gradient */
+        *norm = ct_grad_norm(g, ct_model_num_params(dp->m));
+        return CT_OK;
+    }
+    float part = ct_grad_norm(g + lo, hi - lo);
+    part *= part;
+    CT_TRY(ct_comm_allreduce(dp->w, CT_AXIS_DATA, &part, 1));
+    *norm = sqrtf(part);
+    return CT_OK;
+}
+
+ct_status ct_dp_adamw_step(ct_dp *dp, ct_adamw *o, float lr, const ct_adamw_config *c, float *norm) {
+    CT_TRY(global_norm(dp, norm));
+    ct_adamw_update(o, dp->m, lr, ct_clip_scale(*norm, c), c);
+    if (dp->zero == 0 || dp->ranks == 1) return CT_OK;
+    float *p = ct_model_params(dp->m);
+    return ct_comm_allgatherv(dp->w, dp->shards, p + ct_split_offset(dp->shards, dp->me), p);
+}
+
+ct_status ct_dp_mean(ct_dp *dp, float *value) {
+    if (dp->ranks == 1) return CT_OK;
+    CT_TRY(ct_comm_allreduce(dp->w, CT_AXIS_DATA, value, 1));
+    *value /= (float)dp->ranks;
+    return CT_OK;
+}
+
+ct_status ct_dp_gather(ct_dp *dp, const float *shard, float *full) {
+    size_t lo, hi;
+    ct_dp_shard(dp, &lo, &hi);
+    memcpy(full + lo, shard, (hi - lo) * sizeof(float));
+    if (dp->zero == 0 || dp->ranks == 1) return CT_OK;
+    return ct_comm_allgatherv(dp->w, dp->shards, full + lo, full);
+}
+
+ct_status ct_dp_agree(ct_dp *dp, ct_status local, const char *what) {
+    if (ct_world_size(dp->w) == 1) return local;
+    float failed = local != CT_OK;
+    ct_status s = ct_comm_allreduce(dp->w, CT_AXIS_WORLD, &failed, 1);
+    if (local != CT_OK) return local;
+    if (s != CT_OK) return s;
+    return failed > 0.0f ? ct_fail(CT_EIO, "%s failed on another rank (see its message)", what) : CT_OK;
+}

@@ -1,0 +1,46 @@
+/* dp.h: data parallelism over the data axis: gradient reduction bucket by bucket while
+ * backward still runs (a bucket is the final norm, a block, or the embeddings: each one
+ * contiguous range of the flat gradient buffer), and the ZeRO stages:
+ *   0  all-reduce the gradients; every rank keeps full AdamW state and updates everything
+ *   1  all-reduce the gradients; AdamW state only for this rank's shard of the flat
+ *      parameter range, which it updates; the parameters are all-gathered
+ *   2  reduce-scatter the gradients, so a rank ends with only its shard's sums; the pages
+ *      of other ranks' gradient ranges are handed back to the system as soon as their
+ *      bucket is reduced (they fault back in as zeros); otherwise as stage 1 */
+#ifndef CT_DP_H
+#define CT_DP_H
+
+#include "cetus.h"
+#include "parallel/comm.h"
+#include "train/optim.h"
+
+typedef struct ct_dp ct_dp;
+
+ct_status ct_dp_create(ct_dp **out, ct_world *w, ct_model *m, int zero_stage);
+void ct_dp_free(ct_dp *dp);
+int ct_dp_ranks(const ct_dp *dp);
+/* The flat parameter range this rank updates: [lo, hi); everything for stage 0. */
+void ct_dp_shard(const ct_dp *dp, size_t *lo, size_t *hi);
+
+/* Arms (reduce != 0) or disarms the bucket hook for the next backward: only the last
+ * micro-batch of a step reduces. */
+void ct_dp_arm(ct_dp *dp, int reduce);
+/* Waits for every bucket of the armed backward. */
+ct_status ct_dp_finish(ct_dp *dp);
+
+/* Global gradient norm after ct_dp_finish, then the AdamW update of this rank's shard
+ * (o holds moments for [lo, hi) only) and, for ZeRO, the all-gather of the parameters.
+ * Returns the norm before clipping in *norm. */
+ct_status ct_dp_adamw_step(ct_dp *dp, ct_adamw *o, float lr, const ct_adamw_config *c, float *norm);
+
+/* Mean of a per-rank value over the data axis (losses for reporting). */
+ct_status ct_dp_mean(ct_dp *dp, float *value);
+
+/* full [num_params] <- every rank's shard [hi - lo] (for checkpoints under ZeRO). */
+ct_status ct_dp_gather(ct_dp *dp, const float *shard, float *full);
+
+/* Every rank learns whether any rank failed: returns local when it failed here, an error
+ * naming the other rank's failure otherwise, CT_OK when all succeeded. */
+ct_status ct_dp_agree(ct_dp *dp, ct_status local, const char *what);
+
+#endif
