@@ -27,6 +27,7 @@ TOOLS    = $(TOOL_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCHES  = $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
 .PHONY: all test san clean bench
+.SECONDARY:
 all: $(BUILD)/cetus $(TESTS) $(TOOLS) $(BENCHES)
 
 $(BUILD)/libcetus.a: $(LIB_OBJ)

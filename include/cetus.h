@@ -135,6 +135,12 @@ float ct_model_aux_loss(const ct_model *m);
 /* Statistics of block l's MoE layer in the last forward; EINVAL if block l is dense. */
 ct_status ct_model_moe_stats(const ct_model *m, int layer, ct_moe_stats *out);
 
+/* Called during backward whenever a contiguous range of gradients [offset, offset+count)
+ * (in floats) is final: the final norm first, then each block from the last to the first,
+ * then the embeddings. Data parallelism starts reducing a range while backward goes on. */
+typedef void (*ct_grad_ready_fn)(size_t offset, size_t count, void *ctx);
+void ct_model_set_grad_hook(ct_model *m, ct_grad_ready_fn fn, void *ctx);
+
 /* Model FLOPs per token for forward+backward (6N + attention), for MFU reporting. */
 double ct_model_flops_per_token(const ct_model *m, int T);
 
