@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 
 PACKAGES="build-essential make pkg-config git ca-certificates nodejs npm
   libopenblas-openmp-dev libopenmpi-dev openmpi-bin libcjson-dev libxxhash-dev
-  libpcre2-dev libcriterion-dev python3 python3-torch python3-numpy python3.11-doc"
+  libpcre2-dev libcriterion-dev python3 python3-torch python3-numpy python3.11-doc time"
 
 missing=""
 for p in $PACKAGES; do

@@ -10,6 +10,7 @@
 #include <math.h>
 #include <stdarg.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 typedef struct run_output {
@@ -71,6 +72,12 @@ static ct_status evaluate(ct_trainer *tr, run_output *o) {
     return CT_OK;
 }
 
+/* Peak resident memory of this process so far. */
+static double peak_rss_mb(void) {
+    struct rusage ru;
+    return getrusage(RUSAGE_SELF, &ru) == 0 ? (double)ru.ru_maxrss / 1024.0 : 0.0;
+}
+
 /* Appends the per-layer MoE statistics of the last micro-batch as a JSON array to buf;
  * returns the mean dropped fraction over MoE layers (0 without MoE). */
 static double moe_json(ct_trainer *tr, char *buf, size_t cap) {
@@ -102,8 +109,10 @@ static void progress(ct_trainer *tr, run_output *o, const ct_step_stats *st, dou
     if (tr->cfg.model.moe_every > 0)
         snprintf(moe_text, sizeof moe_text, " | aux %.4f drop %.1f%%", (double)st->aux, 100.0 * dropped);
     metrics_line(o, "{\"step\": %" PRId64 ", \"loss\": %.9g, \"lr\": %.6g, \"grad_norm\": %.4f, "
-                 "\"tokens_per_s\": %.1f, \"mfu\": %.4f, \"step_s\": %.4f%s%.9g%s%s%s}", tr->step,
-                 (double)st->loss, (double)st->lr, (double)st->grad_norm, tok_s, mfu, st->seconds,
+                 "\"tokens_per_s\": %.1f, \"mfu\": %.4f, \"step_s\": %.4f, \"comm_bytes\": %.0f, "
+                 "\"peak_rss_mb\": %.1f%s%.9g%s%s%s}",
+                 tr->step, (double)st->loss, (double)st->lr, (double)st->grad_norm, tok_s, mfu, st->seconds,
+                 st->comm_bytes, peak_rss_mb(),
                  ", \"aux_loss\": ", (double)st->aux, moe[0] ? ", \"moe\": [" : "", moe, moe[0] ? "]" : "");
     int show = o->tty || tr->step % tr->cfg.train.log_interval == 0 || tr->step == tr->cfg.train.steps;
     if (!show) return;

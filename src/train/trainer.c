@@ -206,6 +206,7 @@ ct_status ct_trainer_step(ct_trainer *tr, ct_step_stats *st) {
     const ct_config *c = &tr->cfg;
     CT_TRY(ensure_batch_buffers(tr));
     double t0 = ct_now(), loss_sum = 0.0, aux_sum = 0.0;
+    uint64_t bytes0 = ct_world_counter(tr->world, CT_AXIS_DATA).bytes;
     int accum = c->train.grad_accum, T = ct_config_train_seq_len(c);
     float scale = 1.0f / (float)(accum * ct_dp_ranks(tr->dp)); /* the reduced sum is the mean */
     ct_model_zero_grad(tr->model);
@@ -236,7 +237,8 @@ ct_status ct_trainer_step(ct_trainer *tr, ct_step_stats *st) {
     float norm;
     CT_TRY(ct_dp_adamw_step(tr->dp, tr->opt, lr, &ac, &norm));
     tr->step++;
-    if (st) *st = (ct_step_stats){loss, aux, lr, norm, ct_now() - t0};
+    double bytes = (double)(ct_world_counter(tr->world, CT_AXIS_DATA).bytes - bytes0);
+    if (st) *st = (ct_step_stats){loss, aux, lr, norm, ct_now() - t0, bytes};
     return CT_OK;
 }
 

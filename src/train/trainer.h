@@ -13,6 +13,7 @@ typedef struct ct_step_stats {
     float lr;
     float grad_norm;  /* before clipping */
     double seconds;
+    double comm_bytes; /* sent by this rank over the data axis during the step */
 } ct_step_stats;
 
 typedef struct ct_world ct_world;
