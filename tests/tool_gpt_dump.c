@@ -23,24 +23,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "dump.h"
 
 enum { L = 2, D = 32, NH = 4, SEQ = 24, VOCAB = 97, B = 3, T = 16 };
 
-static FILE *out;
-
-static void put_u32(uint32_t v) {
-    if (fwrite(&v, sizeof v, 1, out) != 1) { perror("write"); exit(1); }
-}
-
-static void put(const char *name, int dtype, int ndim, const int *shape, const void *data) {
-    size_t n = 1;
-    put_u32((uint32_t)strlen(name));
-    if (fwrite(name, 1, strlen(name), out) != strlen(name)) { perror("write"); exit(1); }
-    put_u32((uint32_t)dtype);
-    put_u32((uint32_t)ndim);
-    for (int i = 0; i < ndim; i++) { put_u32((uint32_t)shape[i]); n *= (size_t)shape[i]; }
-    if (n && fwrite(data, 4, n, out) != n) { perror("write"); exit(1); }
-}
 
 static void put_f1(const char *name, float v) { int one = 1; put(name, 0, 1, &one, &v); }
 
@@ -142,8 +128,8 @@ int main(int argc, char **argv) {
         g1[t->offset + 77] += 1e-4f;
     }
 
-    out = fopen(argv[1], "wb");
-    if (!out) { perror(argv[1]); return 1; }
+    dump_out = fopen(argv[1], "wb");
+    if (!dump_out) { perror(argv[1]); return 1; }
     int cfgv[7] = {L, D, NH, SEQ, VOCAB, B, T}, seven = 7, bt[2] = {B, T}, btv[3] = {B, T, VOCAB};
     int b1 = B, one = 1;
     put("cfg", 1, 1, &seven, cfgv);
@@ -170,7 +156,7 @@ int main(int argc, char **argv) {
     put_tensors(m, "step2", ct_model_params(m));
     put_tensors(m, "m2", ct_adamw_m(opt));
     put_tensors(m, "v2", ct_adamw_v(opt));
-    if (fclose(out) != 0) { perror(argv[1]); return 1; }
+    if (fclose(dump_out) != 0) { perror(argv[1]); return 1; }
     printf("wrote %s: %zu tensors, %zu parameters, loss %.6f (after step 1: %.6f)\n", argv[1],
            ct_model_num_tensors(m), np, loss, loss2);
     ct_adamw_free(opt);

@@ -24,25 +24,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "dump.h"
 
 enum { N = 24, C = 8, E = 6, F = 12 };
 static const uint64_t SEED = 0x5eed0000cafeull;
 
-static FILE *out;
-
-static void put_u32(uint32_t v) {
-    if (fwrite(&v, sizeof v, 1, out) != 1) { perror("write"); exit(1); }
-}
-
-static void put(const char *name, int dtype, int ndim, const int *shape, const void *data) {
-    size_t n = 1;
-    put_u32((uint32_t)strlen(name));
-    if (fwrite(name, 1, strlen(name), out) != strlen(name)) { perror("write"); exit(1); }
-    put_u32((uint32_t)dtype);
-    put_u32((uint32_t)ndim);
-    for (int i = 0; i < ndim; i++) { put_u32((uint32_t)shape[i]); n *= (size_t)shape[i]; }
-    if (n && fwrite(data, 4, n, out) != n) { perror("write"); exit(1); }
-}
 
 static void put_f(const char *name, const float *v, int d0, int d1) {
     int shape[2] = {d0, d1};
@@ -128,8 +114,8 @@ int main(int argc, char **argv) {
     ct_moe_backward(&cfg, &p, &g, &a, x, w, dx, &s, N, C, loss_scale);
     if (perturb) g.router_w[5] += 1e-3f;
 
-    out = fopen(argv[1], "wb");
-    if (!out) { perror(argv[1]); return 1; }
+    dump_out = fopen(argv[1], "wb");
+    if (!dump_out) { perror(argv[1]); return 1; }
     int32_t icfg[10] = {N, C, E, F, k, (int32_t)cfg.routing, cfg.dropless, noise,
                         (int32_t)(uint32_t)SEED, (int32_t)(uint32_t)(SEED >> 32)};
     float fcfg[5] = {cfg.capacity_factor, cfg.aux_coef, cfg.z_coef, cfg.router_noise, loss_scale};
@@ -151,7 +137,7 @@ int main(int argc, char **argv) {
     put_f("gate", a.gate, N, k);
     put_params("grad.", &g);
     put_f("grad.x", dx, N, C);
-    if (fclose(out) != 0) { perror(argv[1]); return 1; }
+    if (fclose(dump_out) != 0) { perror(argv[1]); return 1; }
     printf("%s k=%d %s%s: capacity %d, dropped %.3f, aux %.5f, z %.5f\n", argv[2], k, argv[4],
            noise ? " noise" : "", st.capacity, (double)st.dropped, (double)st.aux, (double)st.z);
     ct_free(pbuf); ct_free(gbuf); ct_free(abuf); ct_free(sbuf);

@@ -31,10 +31,14 @@ gives 1e-3 to 1, and one router gradient entry off by 1e-3 (the dump's "perturb"
 1e-4) would make the routing ill-defined in float32; it is reported instead of compared.
 """
 import math
+import os
 import struct
 import sys
 
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from dump_format import read_dump  # noqa: E402
 import torch
 
 TOL = {"out": 1e-5, "grad": 1e-5}
@@ -42,21 +46,6 @@ ROUTINGS = ["top1", "top2", "topk", "prototype"]
 M64 = (1 << 64) - 1
 
 
-def read_dump(path):
-    out = {}
-    with open(path, "rb") as f:
-        data = f.read()
-    pos = 0
-    while pos < len(data):
-        (n,) = struct.unpack_from("<I", data, pos); pos += 4
-        name = data[pos:pos + n].decode(); pos += n
-        dtype, ndim = struct.unpack_from("<II", data, pos); pos += 8
-        shape = struct.unpack_from("<%dI" % ndim, data, pos); pos += 4 * ndim
-        count = int(np.prod(shape)) if ndim else 1
-        arr = np.frombuffer(data, dtype="<f4" if dtype == 0 else "<i4", count=count, offset=pos)
-        pos += 4 * count
-        out[name] = arr.reshape(shape).copy()
-    return out
 
 
 class Xoshiro:

@@ -34,30 +34,17 @@ import struct
 import sys
 
 import numpy as np
+
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import torch_gpt  # noqa: E402
+from dump_format import read_dump  # noqa: E402
 
 TOL = {"logits": 1e-5, "loss": 1e-6, "grad": 1e-4, "norm": 1e-5, "step": 1e-6,
        "moment": 1e-5, "fused": 1e-10}
 
 
-def read_dump(path):
-    out = {}
-    with open(path, "rb") as f:
-        data = f.read()
-    pos = 0
-    while pos < len(data):
-        (n,) = struct.unpack_from("<I", data, pos); pos += 4
-        name = data[pos:pos + n].decode(); pos += n
-        dtype, ndim = struct.unpack_from("<II", data, pos); pos += 8
-        shape = struct.unpack_from("<%dI" % ndim, data, pos); pos += 4 * ndim
-        count = int(np.prod(shape)) if ndim else 1
-        arr = np.frombuffer(data, dtype="<f4" if dtype == 0 else "<i4", count=count, offset=pos)
-        pos += 4 * count
-        out[name] = arr.reshape(shape).copy()
-    return out
 
 
 class Checker:
