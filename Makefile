@@ -54,7 +54,7 @@ test: all
 	BUILD=$(BUILD) bash tests/run.sh
 
 san:
-	$(MAKE) BUILD=build-san OPT="-O1" SANFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" test
+	$(MAKE) --no-print-directory BUILD=build-san OPT="-O1" SANFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" test
 
 bench: all
 	bash bench/run.sh
