@@ -36,22 +36,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "bench_util.h"
 
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 static float *falloc(size_t n) {
     float *p = calloc(n ? n : 1, sizeof(float));
@@ -120,7 +106,7 @@ static const char *S_NAMES[S_ALL] = {
     "router sgemm (in route)", "gelu forward (in experts forward)",
     "gelu backward (in experts backward)", "router sgemm backward (in route backward)"};
 
-#define TIMED(k, stmt) do { double t0_ = now(); stmt; t[k] = now() - t0_; } while (0)
+#define TIMED(k, stmt) do { double t0_ = ct_now(); stmt; t[k] = ct_now() - t0_; } while (0)
 
 /* The stages of ct_moe_forward and ct_moe_backward, in their order, each timed. */
 static void moe_staged_call(moe_bench *b, const bench_args *ba, double *t) {
@@ -131,22 +117,22 @@ static void moe_staged_call(moe_bench *b, const bench_args *ba, double *t) {
     TIMED(S_ROUTE, ct_moe_route(c, &b->p, a, b->x, N, C, 0, 1));
     TIMED(S_DISPATCH, ct_moe_dispatch(c, a, N));
     TIMED(S_GATHER, ct_moe_gather(a, a->xe, b->x, C));
-    double t0 = now();
+    double t0 = ct_now();
     for (int e = 0; e < E; e++) {
         size_t r0 = (size_t)a->offset[e];
         ct_moe_expert_forward(&b->p, e, a->xe + r0 * C, a->h + r0 * F, a->act + r0 * F,
                               a->out + r0 * C, a->count[e], C, F);
     }
-    t[S_EXPERT_FWD] = now() - t0;
+    t[S_EXPERT_FWD] = ct_now() - t0;
     TIMED(S_COMBINE, ct_moe_combine(a, b->y, C));
     TIMED(S_COMBINE_BWD, ct_moe_combine_backward(a, s->dout, s->dgate, b->dy, C));
-    t0 = now();
+    t0 = ct_now();
     for (int e = 0; e < E; e++) {
         size_t r0 = (size_t)a->offset[e];
         ct_moe_expert_backward(&b->p, &b->g, e, a->xe + r0 * C, a->h + r0 * F, a->act + r0 * F,
                                s->dout + r0 * C, s->dh + r0 * F, a->count[e], C, F);
     }
-    t[S_EXPERT_BWD] = now() - t0;
+    t[S_EXPERT_BWD] = ct_now() - t0;
     TIMED(S_ROUTE_BWD, ct_moe_route_backward(c, &b->p, &b->g, a, s->dgate, b->x, b->dx, s, N, C,
                                              1.0f));
     TIMED(S_SCATTER, ct_moe_scatter_add(a, b->dx, s->dout, C));
@@ -279,11 +265,11 @@ static double run_moe(const bench_args *ba, const char *dump) {
     double *tf = tc + n, *tb = tf + n;
     for (int s = 0; s < ba->warmup + n; s++) {
         ct_moe_stats st;
-        double t0 = now();
+        double t0 = ct_now();
         float loss = ct_moe_forward(c, &b.p, &b.a, b.x, b.y, N, C, 0, 1, &st);
-        double t1 = now();
+        double t1 = ct_now();
         ct_moe_backward(c, &b.p, &b.g, &b.a, b.x, b.dy, b.dx, &b.s, N, C, 1.0f);
-        double t2 = now();
+        double t2 = ct_now();
         int warm = s < ba->warmup;
         printf("%s moe call %2d: %8.2f ms (forward %.2f, backward %.2f)  loss %.5f  dropped %.4f\n",
                warm ? "warmup" : "timed ", warm ? s + 1 : s - ba->warmup + 1, 1e3 * (t2 - t0),
@@ -325,15 +311,15 @@ static void run_dense(const bench_args *ba) {
     if (!tc) exit(1);
     double *tf = tc + n, *tb = tf + n;
     for (int s = 0; s < ba->warmup + n; s++) {
-        double t0 = now();
+        double t0 = ct_now();
         ct_matmul_forward(h, x, w1, b1, N, C, H);
         ct_gelu_forward(act, h, NH);
         ct_matmul_forward(y, act, w2, b2, N, H, C);
-        double t1 = now();
+        double t1 = ct_now();
         ct_matmul_backward(dh, dw2, db2, dy, act, w2, N, H, C);
         ct_gelu_backward(dh, h, dh, NH);
         ct_matmul_backward(dx, dw1, db1, dh, x, w1, N, C, H);
-        double t2 = now();
+        double t2 = ct_now();
         int warm = s < ba->warmup;
         printf("%s dense call %2d: %8.2f ms (forward %.2f, backward %.2f)\n",
                warm ? "warmup" : "timed ", warm ? s + 1 : s - ba->warmup + 1, 1e3 * (t2 - t0),

@@ -20,6 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "bench_util.h"
+#include "core/core.h"
 
 typedef struct bench_config {
     const char *name;
@@ -32,21 +34,6 @@ static const bench_config CONFIGS[] = {
     {"gpt2", {.n_layer = 12, .d_model = 768, .n_head = 12, .seq_len = 1024, .vocab_size = 50257}, 256, 4},
 };
 
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 static void check(ct_status s, const char *what) {
     if (s == CT_OK) return;
@@ -79,7 +66,7 @@ static const char *K_NAMES[K_COUNT] = {
     "embedding", "zero_grad", "adamw (+clip norm)"};
 static double k_time[K_COUNT];
 
-#define TIMED(k, stmt) do { double t0_ = now(); stmt; k_time[k] += now() - t0_; } while (0)
+#define TIMED(k, stmt) do { double t0_ = ct_now(); stmt; k_time[k] += ct_now() - t0_; } while (0)
 
 static void residual(float *y, const float *x, const float *d, size_t n) {
 #pragma omp parallel for simd schedule(static)
@@ -251,14 +238,14 @@ int main(int argc, char **argv) {
         for (int i = 0; i <= N; i++) tok[i] = (int32_t)rand_below((uint32_t)bc.model.vocab_size);
         tgt = tok + 1; /* next-token targets of one random stream */
         float loss;
-        double t0 = now();
+        double t0 = ct_now();
         ct_model_zero_grad(m);
         check(ct_model_forward(m, tok, tgt, NULL, bc.B, bc.T, &loss), "forward");
-        double t1 = now();
+        double t1 = ct_now();
         check(ct_model_backward(m, 1.0f), "backward");
-        double t2 = now();
+        double t2 = ct_now();
         float norm = ct_adamw_step(opt, m, lr, &ac);
-        double t3 = now();
+        double t3 = ct_now();
         printf("%s step %2d: %8.1f ms (forward %.1f, backward %.1f, adamw %.1f)  loss %.4f  norm %.3f\n",
                s < warmup ? "warmup" : "timed ", s < warmup ? s + 1 : s - warmup + 1,
                1e3 * (t3 - t0), 1e3 * (t1 - t0), 1e3 * (t2 - t1), 1e3 * (t3 - t2), loss, norm);
