@@ -406,7 +406,7 @@ static int mode_check(int argc, char **argv) {
 static int mode_layout(int argc, char **argv) {
     ct_layout want = parse_layout(argc, argv);
     if (ct_world_init(&W, &want) != CT_OK) {
-        if (ct_launch_rank() == 0) fprintf(stderr, "cetus: %s\n", ct_last_error());
+        ct_launch_report("cetus: ");
         return 2;
     }
     char name[128];

@@ -46,13 +46,13 @@ int cmd_train(int argc, char **argv) {
     }
     if (s == CT_OK) s = ct_config_validate(&cfg);
     if (s != CT_OK) {
-        if (ct_launch_rank() == 0) fprintf(stderr, "cetus train: %s\n", ct_last_error());
+        ct_launch_report("cetus train: ");
         return 2;
     }
     ct_layout want = {cfg.parallel.data, cfg.parallel.tensor, 1, 1};
     ct_world *world;
     if (ct_world_init(&world, &want) != CT_OK) {
-        if (ct_launch_rank() == 0) fprintf(stderr, "cetus train: %s\n", ct_last_error());
+        ct_launch_report("cetus train: ");
         return 2;
     }
     start_threads(&cfg);

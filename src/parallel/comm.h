@@ -100,6 +100,10 @@ typedef struct ct_world ct_world;
 int ct_launch_mpi(void);
 int ct_launch_rank(void);
 int ct_launch_size(void);
+/* For an error before (or instead of) a world: rank 0 prints prefix + ct_last_error() to
+ * stderr; the other ranks wait a second first, so mpirun shows the message before it ends
+ * the job on the first non-zero exit. */
+void ct_launch_report(const char *prefix);
 
 /* Starts MPI (MPI_Init_thread, MPI_THREAD_FUNNELED) when an MPI launcher started the
  * process, checks the layout (before MPI_Init when the launcher announced the size) and

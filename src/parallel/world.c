@@ -4,6 +4,7 @@
 #include "parallel/world.h"
 #include <limits.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 /* ---- launch ---------------------------------------------------------------------------- */
@@ -25,6 +26,17 @@ int ct_launch_rank(void) {
 
 int ct_launch_size(void) {
     return ct_launch_mpi() ? env_int("OMPI_COMM_WORLD_SIZE", 0) : 1; /* 0: not announced */
+}
+
+void ct_launch_report(const char *prefix) {
+    if (ct_launch_rank() == 0) {
+        fprintf(stderr, "%s%s\n", prefix, ct_last_error());
+        fflush(stderr);
+        return;
+    }
+    /* the others give rank 0's message time to reach mpirun before the job is torn down */
+    struct timespec delay = {1, 0};
+    nanosleep(&delay, NULL);
 }
 
 /* ---- init ------------------------------------------------------------------------------ */
