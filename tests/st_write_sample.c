@@ -55,7 +55,7 @@ static int write_sample(const char *dir) {
     /* a checkpoint: two tensors over flat buffers, moments k = 10, 20 */
     ct_ckpt_tensor ct[] = {{"wte.weight", 2, {6, 4}, 0, 24}, {"ln_f.weight", 1, {4}, 24, 4}};
     float *p = filled(4, 28), *m = filled(10, 28), *v = filled(20, 28);
-    ct_ckpt_view view = {ct, 2, 28, p, m, v};
+    ct_ckpt_view view = {.tensors = ct, .n_tensors = 2, .num_params = 28, .params = p, .adam_m = m, .adam_v = v};
     cJSON *state = cJSON_Parse("{\"step\": 5, \"rng\": \"00ff\"}");
     snprintf(path, sizeof path, "%s/ckpt", dir);
     st = ct_checkpoint_save(path, &view, state);

@@ -1,10 +1,12 @@
 /* test_checkpoint.c: the safetensors reader/writer and checkpoint directories: bit-exact
  * round trips, refusal of truncated, corrupt, misshapen and incomplete files (with the file
- * named and the destination untouched), disk-full saves, interrupted saves and "latest". */
+ * named and the destination untouched), disk-full saves, interrupted saves, "latest", and
+ * streaming tensor by tensor (fetch writer, ct_ckpt_io get/put). */
 #define _XOPEN_SOURCE 700
 #include <criterion/criterion.h>
 #include "train/checkpoint.h"
 #include "train/safetensors.h"
+#include <xxhash.h>
 #include <dirent.h>
 #include <ftw.h>
 #include <math.h>
@@ -349,6 +351,92 @@ Test(safetensors, every_truncation_and_data_flip_is_refused) {
     free(orig);
 }
 
+/* A fetch over a table of sources: each tensor is copied into one scratch buffer that every
+ * call overwrites (as a per-tensor gather would); the calls are recorded. */
+typedef struct fetch_rec {
+    const float *const *src;
+    const size_t *numel;
+    float scratch[16];
+    size_t calls, order[8];
+    size_t fail_at, null_at; /* fail / hand out NULL at this call (SIZE_MAX: never) */
+} fetch_rec;
+
+static ct_status rec_fetch(void *ctx, size_t i, const float **data) {
+    fetch_rec *r = ctx;
+    cr_assert_lt(r->calls, 8);
+    r->order[r->calls] = i;
+    if (r->calls == r->fail_at) { r->calls++; return ct_fail(CT_EIO, "fetch %zu failed", i); }
+    if (r->calls++ == r->null_at) { *data = NULL; return CT_OK; }
+    if (r->numel[i]) memcpy(r->scratch, r->src[i], r->numel[i] * sizeof(float));
+    *data = r->scratch;
+    return CT_OK;
+}
+
+static fetch_rec fetch_rec_for(const float *const *src, const size_t *numel) {
+    fetch_rec r = {.src = src, .numel = numel, .fail_at = SIZE_MAX, .null_at = SIZE_MAX};
+    return r;
+}
+
+Test(safetensors, write_fetch_streams_each_tensor_once) {
+    char p[512], q[512], tmp[600];
+    path_in(p, tmp_root, "f.safetensors");
+    path_in(q, tmp_root, "w.safetensors");
+    float a[6] = {1, 2, 3, 4, -0.0f, NAN}, s = -2.5f, quad[12];
+    for (int i = 0; i < 12; i++) quad[i] = (float)i / 8;
+    const float *src[] = {a, &s, NULL, quad};
+    const size_t numel[] = {6, 1, 0, 12};
+    ct_st_tensor t[] = {{"a", 2, {2, 3}, a}, {"scalar", 0, {0}, &s},
+                        {"empty", 2, {0, 5}, NULL}, {"quad", 4, {2, 1, 2, 3}, quad}};
+    ct_st_tensor bare[4];
+    memcpy(bare, t, sizeof t);
+    for (int i = 0; i < 4; i++) bare[i].data = NULL; /* ignored by the fetch writer */
+    const char *meta[] = {"format", "pt", NULL};
+    fetch_rec r = fetch_rec_for(src, numel);
+    uint64_t bytes = 0, hash = 0, bytes2 = 0, hash2 = 0;
+    cr_assert_eq(ct_safetensors_write_fetch(p, bare, 4, meta, rec_fetch, &r, &bytes, &hash),
+                 CT_OK, "%s", ct_last_error());
+    cr_assert_eq(r.calls, 4);
+    for (size_t i = 0; i < 4; i++) cr_assert_eq(r.order[i], i, "fetch out of order");
+    /* the same bytes as the buffer writer; size and hash are the final file's */
+    cr_assert_eq(ct_safetensors_write(q, t, 4, meta, &bytes2, &hash2), CT_OK);
+    size_t n, n2;
+    unsigned char *got = read_all(p, &n), *want = read_all(q, &n2);
+    cr_assert(n == n2 && memcmp(got, want, n) == 0, "fetch and buffer writers differ");
+    cr_assert(bytes == n && bytes2 == n && hash == XXH64(got, n, 0) && hash2 == hash);
+    /* the header records the data section's hash, which the reader verifies */
+    ct_safetensors *st;
+    cr_assert_eq(ct_safetensors_open(&st, p), CT_OK, "%s", ct_last_error());
+    size_t data_bytes = sizeof a + sizeof s + sizeof quad;
+    char hex[17];
+    snprintf(hex, sizeof hex, "%016llx",
+             (unsigned long long)XXH64(got + n - data_bytes, data_bytes, 0));
+    cr_assert_str_eq(ct_safetensors_meta(st, "cetus.xxh64"), hex);
+    cr_assert_eq(memcmp(ct_safetensors_find(st, "quad", NULL, NULL), quad, sizeof quad), 0);
+    cr_assert_eq(memcmp(ct_safetensors_find(st, "a", NULL, NULL), a, sizeof a), 0);
+    ct_safetensors_close(st);
+    /* a failing fetch returns its status and leaves the existing file alone */
+    snprintf(tmp, sizeof tmp, "%s.tmp", p);
+    for (size_t k = 0; k < 4; k++) {
+        r = fetch_rec_for(src, numel);
+        r.fail_at = k;
+        cr_assert_eq(ct_safetensors_write_fetch(p, bare, 4, meta, rec_fetch, &r, NULL, NULL),
+                     CT_EIO);
+        assert_error_names("failed");
+        cr_assert_eq(r.calls, k + 1, "fetch called after it failed");
+        cr_assert_neq(access(tmp, F_OK), 0, "a failed write left its temp file");
+        free(got);
+        got = read_all(p, &n2);
+        cr_assert(n2 == n && memcmp(got, want, n) == 0, "a failed write changed the file");
+    }
+    r = fetch_rec_for(src, numel);
+    r.null_at = 3;
+    cr_assert_eq(ct_safetensors_write_fetch(p, bare, 4, meta, rec_fetch, &r, NULL, NULL),
+                 CT_EINVAL);
+    assert_error_names("tensor quad has no data");
+    free(got);
+    free(want);
+}
+
 /* ---- checkpoints ------------------------------------------------------------------------ */
 
 Test(checkpoint, round_trip_is_bit_exact) {
@@ -547,14 +635,19 @@ Test(checkpoint, weights_only_checkpoint) {
     fx_free(&got);
 }
 
+/* Two full fixtures (weights and moments) with different contents: seed and seed + 1. */
+static void fx_pair(fixture *a, fixture *b, int seed) {
+    fx_init(a, 64, 1, NULL);
+    fx_init(b, 64, 1, NULL);
+    fx_fill(a, seed);
+    fx_fill(b, seed + 1);
+}
+
 Test(checkpoint, disk_full_keeps_the_previous_checkpoint) {
     char dir[512], p[512];
     path_in(dir, tmp_root, "ck");
     fixture a, b;
-    fx_init(&a, 64, 1, NULL);
-    fx_init(&b, 64, 1, NULL);
-    fx_fill(&a, 9);
-    fx_fill(&b, 10);
+    fx_pair(&a, &b, 9);
     save_ok(dir, &a, 1);
     size_t total = 0, n;
     const char *files[] = {"model.safetensors", "optimizer.safetensors", "trainer.json"};
@@ -710,4 +803,210 @@ Test(checkpoint, latest_pointer) {
     cr_assert_neq(ct_checkpoint_latest(tmp_root, out, sizeof out), CT_OK);
     assert_error_names("step_9");
     fx_free(&fx);
+}
+
+/* ---- tensor-by-tensor io ---------------------------------------------------------------- */
+
+static float *fx_buffer(const fixture *fx, int b) {
+    return b == 0 ? fx->v.params : b == 1 ? fx->v.adam_m : fx->v.adam_v;
+}
+
+/* An io over fixtures: get hands out src's tensors through one scratch buffer that every
+ * call overwrites (as a gather of one tensor would), put copies into dst's buffers; both
+ * record their calls. */
+typedef struct io_rec {
+    ct_ckpt_io io;
+    const fixture *src;
+    fixture *dst;
+    float *scratch;
+    size_t calls, order[3 * NT][2], fail_at;
+    int seen[NT][3];
+} io_rec;
+
+static void rec_call(io_rec *r, size_t i, int b) {
+    cr_assert_lt(r->calls, 3 * NT, "more than one call per (tensor, buffer)");
+    cr_assert(i < NT && b >= 0 && b < 3);
+    r->order[r->calls][0] = i;
+    r->order[r->calls][1] = (size_t)b;
+    r->seen[i][b]++;
+    r->calls++;
+}
+
+static ct_status rec_get(void *ctx, size_t i, int b, const float **data) {
+    io_rec *r = ctx;
+    rec_call(r, i, b);
+    if (r->calls - 1 == r->fail_at) return ct_fail(CT_EIO, "gather of tensor %zu failed", i);
+    const ct_ckpt_tensor *t = &r->src->t[i];
+    memcpy(r->scratch, fx_buffer(r->src, b) + t->offset, t->numel * sizeof(float));
+    *data = r->scratch;
+    return CT_OK;
+}
+
+static void rec_put(void *ctx, size_t i, int b, const float *data) {
+    io_rec *r = ctx;
+    rec_call(r, i, b);
+    const ct_ckpt_tensor *t = &r->dst->t[i];
+    memcpy(fx_buffer(r->dst, b) + t->offset, data, t->numel * sizeof(float));
+}
+
+/* Starts r (calls zeroed) and returns a view of fx's tensor table that moves data only
+ * through r: no buffers, no num_params. */
+static ct_ckpt_view io_view(io_rec *r, const fixture *src, fixture *dst, int moments) {
+    free(r->scratch);
+    memset(r, 0, sizeof *r);
+    r->io = (ct_ckpt_io){rec_get, rec_put, r};
+    r->src = src;
+    r->dst = dst;
+    r->scratch = calloc(src ? src->n : 1, sizeof(float));
+    r->fail_at = SIZE_MAX;
+    const fixture *fx = src ? src : dst;
+    return (ct_ckpt_view){fx->t, fx->v.n_tensors, 0, NULL, NULL, NULL, &r->io, moments};
+}
+
+/* The calls were exactly b = 0..nbuf-1 in turn, i = 0..NT-1 within each. */
+static void assert_order(const io_rec *r, int nbuf) {
+    cr_assert_eq(r->calls, (size_t)nbuf * NT, "%zu calls, expected %d", r->calls, nbuf * NT);
+    for (size_t k = 0; k < r->calls; k++)
+        cr_assert(r->order[k][0] == k % NT && r->order[k][1] == k / NT,
+                  "call %zu was (i %zu, b %zu)", k, r->order[k][0], r->order[k][1]);
+}
+
+static void assert_same_file(const char *d1, const char *d2, const char *file) {
+    char p[512], q[512];
+    path_in(p, d1, file);
+    path_in(q, d2, file);
+    size_t n, m;
+    unsigned char *a = read_all(p, &n), *b = read_all(q, &m);
+    cr_assert(n == m && memcmp(a, b, n) == 0, "%s differs between %s and %s", file, d1, d2);
+    free(a);
+    free(b);
+}
+
+Test(checkpoint, io_save_matches_the_flat_save) {
+    char flat[512], viaio[512], p[512];
+    path_in(flat, tmp_root, "flat");
+    path_in(viaio, tmp_root, "io");
+    fixture fx;
+    io_rec r = {.scratch = NULL};
+    const char *files[] = {"model.safetensors", "optimizer.safetensors", "trainer.json"};
+    for (int adam = 1; adam >= 0; adam--) {
+        fx_init(&fx, 64, adam, NULL);
+        fx_fill(&fx, 20 + (uint64_t)adam);
+        save_ok(flat, &fx, 5);
+        ct_ckpt_view v = io_view(&r, &fx, NULL, adam);
+        cJSON *st = state_for(5);
+        cr_assert_eq(ct_checkpoint_save(viaio, &v, st), CT_OK, "%s", ct_last_error());
+        cJSON_Delete(st);
+        assert_order(&r, adam ? 3 : 1);
+        assert_same_file(flat, viaio, files[0]);
+        assert_same_file(flat, viaio, files[2]);
+        path_in(p, viaio, files[1]);
+        if (adam) assert_same_file(flat, viaio, files[1]);
+        else cr_assert_neq(access(p, F_OK), 0, "a weights-only io save wrote optimizer state");
+        assert_loads_as(viaio, &fx, 5);
+        fx_free(&fx);
+    }
+    free(r.scratch);
+}
+
+Test(checkpoint, io_load_puts_each_tensor_once) {
+    char dir[512], p[512];
+    path_in(dir, tmp_root, "ck");
+    fixture fx, got;
+    fx_init(&fx, 64, 1, NULL);
+    fx_fill(&fx, 30);
+    save_ok(dir, &fx, 9);
+    fx_init(&got, 64, 1, NULL);
+    fx_poison(&got);
+    io_rec r = {.scratch = NULL};
+    ct_ckpt_view v = io_view(&r, NULL, &got, 1);
+    cJSON *st = NULL, *want = state_for(9);
+    cr_assert_eq(ct_checkpoint_load(dir, &v, &st), CT_OK, "%s", ct_last_error());
+    assert_order(&r, 3);
+    for (int i = 0; i < NT; i++)
+        for (int b = 0; b < 3; b++) cr_assert_eq(r.seen[i][b], 1);
+    fx_assert_equal(&fx, &got);
+    cr_assert(cJSON_Compare(st, want, 1));
+    cJSON_Delete(st);
+    cJSON_Delete(want);
+    /* weights only: from the directory and from the bare file, b = 0 only */
+    path_in(p, dir, "model.safetensors");
+    const char *sources[] = {dir, p};
+    for (int k = 0; k < 2; k++) {
+        fx_poison(&got);
+        v = io_view(&r, NULL, &got, 1);
+        cr_assert_eq(ct_checkpoint_load_weights(sources[k], &v), CT_OK, "%s", ct_last_error());
+        assert_order(&r, 1);
+        cr_assert_eq(memcmp(got.v.params, fx.v.params, fx.n * sizeof(float)), 0);
+    }
+    /* a corrupt file: no put at all */
+    const char *bad[] = {"optimizer.safetensors", "model.safetensors"};
+    for (int k = 0; k < 2; k++) {
+        path_in(p, dir, bad[k]);
+        size_t n;
+        unsigned char *b = read_all(p, &n);
+        b[n - 3] ^= 0x40;
+        write_all(p, b, n);
+        v = io_view(&r, NULL, &got, 1);
+        cr_assert_eq(ct_checkpoint_load(dir, &v, &st), CT_ECORRUPT);
+        assert_error_names(bad[k]);
+        cr_assert_eq(r.calls, 0, "a refused load called put");
+        cr_assert_null(st);
+        if (k == 1) {
+            cr_assert_neq(ct_checkpoint_load_weights(dir, &v), CT_OK);
+            cr_assert_neq(ct_checkpoint_load_weights(p, &v), CT_OK);
+            assert_error_names("checksum mismatch");
+            cr_assert_eq(r.calls, 0, "a refused weights load called put");
+        }
+        b[n - 3] ^= 0x40;
+        write_all(p, b, n);
+        free(b);
+    }
+    /* the views' checks still apply: a numel that does not match the shape */
+    fx.t[2].numel++;
+    v = io_view(&r, NULL, &fx, 1);
+    cr_assert_eq(ct_checkpoint_load(dir, &v, NULL), CT_EINVAL);
+    assert_error_names("h.0.ln_1.weight");
+    cr_assert_eq(r.calls, 0);
+    fx.t[2].numel--;
+    free(r.scratch);
+    fx_free(&fx);
+    fx_free(&got);
+}
+
+Test(checkpoint, failing_get_keeps_the_previous_checkpoint) {
+    char dir[512], foreign[512];
+    path_in(dir, tmp_root, "ck");
+    fixture a, b;
+    fx_pair(&a, &b, 40);
+    save_ok(dir, &a, 1);
+    io_rec r = {.scratch = NULL};
+    size_t fail_at[] = {0, 3, NT - 1, NT, 2 * NT + 1, 3 * NT - 1};
+    for (int k = 0; k < 6; k++) {
+        ct_ckpt_view v = io_view(&r, &b, NULL, 1);
+        r.fail_at = fail_at[k];
+        cJSON *st = state_for(2);
+        cr_assert_eq(ct_checkpoint_save(dir, &v, st), CT_EIO);
+        cJSON_Delete(st);
+        assert_error_names("gather of tensor");
+        assert_error_names(dir);
+        cr_assert_eq(r.calls, fail_at[k] + 1, "get called after it failed (%zu)", fail_at[k]);
+        assert_loads_as(dir, &a, 1);
+        cr_assert_eq(count_entries(tmp_root), 2, "a failed save left files behind");
+    }
+    /* a save refused before the first get makes none */
+    path_in(foreign, tmp_root, "foreign");
+    cr_assert_eq(mkdir(foreign, 0755), 0);
+    ct_ckpt_view v = io_view(&r, &b, NULL, 1);
+    cr_assert_eq(ct_checkpoint_save(foreign, &v, NULL), CT_EINVAL);
+    cr_assert_eq(r.calls, 0);
+    cr_assert_eq(rmdir(foreign), 0);
+    v = io_view(&r, &b, NULL, 1);
+    cJSON *st = state_for(2);
+    cr_assert_eq(ct_checkpoint_save(dir, &v, st), CT_OK, "%s", ct_last_error());
+    cJSON_Delete(st);
+    assert_loads_as(dir, &b, 2);
+    free(r.scratch);
+    fx_free(&a);
+    fx_free(&b);
 }

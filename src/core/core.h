@@ -60,6 +60,12 @@ float ct_rng_normal(ct_rng *r);               /* standard normal (Box-Muller) */
 typedef struct ct_atomic_file ct_atomic_file;
 ct_status ct_atomic_open(ct_atomic_file **out, const char *path);
 ct_status ct_atomic_write(ct_atomic_file *f, const void *data, size_t bytes);
+/* Rewrites bytes at offset, inside what ct_atomic_write appended so far (e.g. a header
+ * completed after the data); the append position is unchanged. It allocates no new space,
+ * so the disk-full test hook below does not count it. */
+ct_status ct_atomic_pwrite(ct_atomic_file *f, uint64_t offset, const void *data, size_t bytes);
+/* Reads back bytes at offset of what was written so far (e.g. to hash the final file). */
+ct_status ct_atomic_pread(ct_atomic_file *f, uint64_t offset, void *buf, size_t bytes);
 ct_status ct_atomic_commit(ct_atomic_file *f); /* fsync + rename; frees f */
 void ct_atomic_abort(ct_atomic_file *f);       /* removes the temp file; frees f */
 /* Test hook simulating a full disk: after after_bytes more bytes (over all files),

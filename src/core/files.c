@@ -1,9 +1,11 @@
-/* files.c: atomic file writes (temp + fsync + rename), read-only mmap, whole-file reads and
- * mkdir -p. Every failure message names the path and the system error. */
+/* files.c: atomic file writes (temp + fsync + rename, with positioned rewrites and reads
+ * of the temp file before commit), read-only mmap, whole-file reads and mkdir -p. Every
+ * failure message names the path and the system error. */
 #define _GNU_SOURCE
 #include "core.h"
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <libgen.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -14,6 +16,7 @@ struct ct_atomic_file {
     int fd;
     char *path;
     char *tmp;
+    uint64_t size; /* bytes appended so far */
 };
 
 /* Test hook: bytes ct_atomic_write may still write before it fails with ENOSPC; -1 = off.
@@ -44,7 +47,7 @@ ct_status ct_atomic_open(ct_atomic_file **out, const char *path) {
     }
     memcpy(f->tmp, path, n);
     memcpy(f->tmp + n, ".tmp", 5);
-    f->fd = open(f->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    f->fd = open(f->tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (f->fd < 0) {
         ct_status s = ct_fail(CT_EIO, "cannot create %s: %s", f->tmp, strerror(errno));
         free(f->path); free(f->tmp); free(f);
@@ -66,8 +69,52 @@ ct_status ct_atomic_write(ct_atomic_file *f, const void *data, size_t bytes) {
         }
         p += w;
         bytes -= (size_t)w;
+        f->size += (uint64_t)w;
     }
     if (full) return ct_fail(CT_EIO, "cannot write %s: %s", f->tmp, strerror(ENOSPC));
+    return CT_OK;
+}
+
+/* Refuses a positioned access outside the bytes appended so far. */
+static ct_status check_range(const ct_atomic_file *f, uint64_t offset, size_t bytes,
+                             const char *what) {
+    if (offset > f->size || bytes > f->size - offset)
+        return ct_fail(CT_EINVAL, "cannot %s %zu bytes at offset %" PRIu64 " of %s: it holds "
+                       "%" PRIu64 " bytes", what, bytes, offset, f->tmp, f->size);
+    return CT_OK;
+}
+
+ct_status ct_atomic_pwrite(ct_atomic_file *f, uint64_t offset, const void *data, size_t bytes) {
+    CT_TRY(check_range(f, offset, bytes, "rewrite"));
+    const uint8_t *p = data;
+    while (bytes > 0) {
+        size_t chunk = bytes > (1u << 30) ? (1u << 30) : bytes;
+        ssize_t w = pwrite(f->fd, p, chunk, (off_t)offset);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            return ct_fail(CT_EIO, "cannot write %s: %s", f->tmp, strerror(errno));
+        }
+        p += w;
+        offset += (uint64_t)w;
+        bytes -= (size_t)w;
+    }
+    return CT_OK;
+}
+
+ct_status ct_atomic_pread(ct_atomic_file *f, uint64_t offset, void *buf, size_t bytes) {
+    CT_TRY(check_range(f, offset, bytes, "read back"));
+    uint8_t *p = buf;
+    while (bytes > 0) {
+        size_t chunk = bytes > (1u << 30) ? (1u << 30) : bytes;
+        ssize_t r = pread(f->fd, p, chunk, (off_t)offset);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0)
+            return ct_fail(CT_EIO, "cannot read back %s: %s", f->tmp,
+                           r < 0 ? strerror(errno) : "unexpected end of file");
+        p += r;
+        offset += (uint64_t)r;
+        bytes -= (size_t)r;
+    }
     return CT_OK;
 }
 

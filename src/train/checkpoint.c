@@ -1,7 +1,8 @@
 /* checkpoint.c: checkpoint directories (model.safetensors, optimizer.safetensors,
  * trainer.json): the crash-safe save protocol, finding a complete checkpoint after an
  * interrupted save, the "latest" pointer, and the load that verifies everything before it
- * copies anything. The on-disk layout is described in checkpoint.h. */
+ * hands anything over. Tensors move only through a ct_ckpt_io (the caller's, or one over
+ * the view's flat buffers), one at a time. The on-disk layout is described in checkpoint.h. */
 #include "train/checkpoint.h"
 #include "train/safetensors.h"
 #include <xxhash.h>
@@ -181,7 +182,11 @@ static ct_status check_view_tensor(const char *dir, const ct_ckpt_view *v,
             return ct_fail(CT_EINVAL, "checkpoint %s: tensor %s has a bad shape", dir, t->name);
         numel *= d;
     }
-    if (numel != t->numel || t->offset > v->num_params || t->numel > v->num_params - t->offset)
+    if (v->io && numel != t->numel)
+        return ct_fail(CT_EINVAL, "checkpoint %s: tensor %s has numel %zu, its shape holds "
+                       "%zu", dir, t->name, t->numel, numel);
+    if (!v->io && (numel != t->numel || t->offset > v->num_params ||
+                   t->numel > v->num_params - t->offset))
         return ct_fail(CT_EINVAL, "checkpoint %s: tensor %s (offset %zu, numel %zu) does not "
                        "match its shape or fit in %zu params", dir, t->name, t->offset,
                        t->numel, v->num_params);
@@ -205,27 +210,71 @@ static ct_status check_unique_names(const char *dir, const ct_ckpt_view *v) {
     return s;
 }
 
-static ct_status check_view(const char *dir, const ct_ckpt_view *v) {
-    if (!v || (v->n_tensors && (!v->tensors || !v->params)) || (!v->adam_m) != (!v->adam_v))
+/* Checks the view for a save (saving = 1: needs io->get) or a load (needs io->put). */
+static ct_status check_view(const char *dir, const ct_ckpt_view *v, int saving) {
+    if (v && v->io) {
+        if ((v->n_tensors && !v->tensors) || (saving ? !v->io->get : !v->io->put))
+            return ct_fail(CT_EINVAL, "checkpoint %s: the view needs tensors and an io with "
+                           "a %s callback", dir, saving ? "get" : "put");
+    } else if (!v || (v->n_tensors && (!v->tensors || !v->params)) ||
+               (!v->adam_m) != (!v->adam_v)) {
         return ct_fail(CT_EINVAL, "checkpoint %s: the view needs tensors, params and both or "
                        "neither AdamW moment buffers", dir);
+    }
     for (size_t i = 0; i < v->n_tensors; i++) CT_TRY(check_view_tensor(dir, v, &v->tensors[i]));
     return check_unique_names(dir, v);
+}
+
+/* 1 if the view saves/needs the AdamW moments (optimizer.safetensors). */
+static int view_moments(const ct_ckpt_view *v) {
+    return v->io ? v->moments != 0 : v->adam_m != NULL;
+}
+
+static float *flat_buffer(const ct_ckpt_view *v, int b) {
+    return b == 0 ? v->params : b == 1 ? v->adam_m : v->adam_v;
+}
+
+static ct_status flat_get(void *ctx, size_t i, int b, const float **data) {
+    const ct_ckpt_view *v = ctx;
+    *data = flat_buffer(v, b) + v->tensors[i].offset;
+    return CT_OK;
+}
+
+static void flat_put(void *ctx, size_t i, int b, const float *data) {
+    const ct_ckpt_view *v = ctx;
+    const ct_ckpt_tensor *t = &v->tensors[i];
+    if (t->numel) memcpy(flat_buffer(v, b) + t->offset, data, t->numel * sizeof(float));
+}
+
+/* The view's io: its own, or one over its flat buffers (the only way tensors move). */
+static ct_ckpt_io view_io(const ct_ckpt_view *v) {
+    if (v->io) return *v->io;
+    return (ct_ckpt_io){flat_get, flat_put, (void *)v};
 }
 
 /* ---- save ------------------------------------------------------------------------------- */
 
 typedef struct file_rec { uint64_t bytes, hash; } file_rec;
 
-static ct_st_tensor st_tensor(const ct_ckpt_tensor *t, const char *name, const float *buf) {
-    ct_st_tensor s = {name, t->ndim, {0}, buf + t->offset};
+static ct_st_tensor st_tensor(const ct_ckpt_tensor *t, const char *name) {
+    ct_st_tensor s = {name, t->ndim, {0}, NULL};
     for (int d = 0; d < t->ndim; d++) s.shape[d] = t->shape[d];
     return s;
 }
 
-/* Writes one safetensors file of the view: buffer bufs[k] under suffixes[k], k < nsuf. */
-static ct_status write_st(const char *path, const ct_ckpt_view *v, const char *const *suffixes,
-                          float *const *bufs, int nsuf, const char *content, file_rec *rec) {
+/* Feeds the safetensors writer: entry k of a file of nsuf buffers from b0 is tensor k % n
+ * of buffer b0 + k / n. */
+typedef struct st_feed { ct_ckpt_io io; size_t n; int b0; } st_feed;
+
+static ct_status feed_tensor(void *ctx, size_t k, const float **data) {
+    const st_feed *f = ctx;
+    return f->io.get(f->io.ctx, k % f->n, f->b0 + (int)(k / f->n), data);
+}
+
+/* Writes one safetensors file of the view: buffer b0 + j under suffixes[j], j < nsuf. */
+static ct_status write_st(const char *path, const ct_ckpt_view *v, const ct_ckpt_io *io,
+                          const char *const *suffixes, int b0, int nsuf, const char *content,
+                          file_rec *rec) {
     size_t n = v->n_tensors * (size_t)nsuf;
     ct_st_tensor *t = ct_alloc((n + 1) * sizeof *t, "checkpoint tensor table");
     char **names = ct_calloc((n + 1) * sizeof *names, "checkpoint tensor names");
@@ -236,10 +285,13 @@ static ct_status write_st(const char *path, const ct_ckpt_view *v, const char *c
         size_t len = strlen(vt->name) + strlen(suf) + 1;
         if (!(names[i] = malloc(len))) s = ct_fail(CT_ENOMEM, "%s: out of memory", path);
         else snprintf(names[i], len, "%s%s", vt->name, suf);
-        t[i] = st_tensor(vt, names[i], bufs[i / v->n_tensors]);
+        t[i] = st_tensor(vt, names[i]);
     }
     const char *meta[] = {"format", "pt", "cetus.content", content, NULL};
-    if (s == CT_OK) s = ct_safetensors_write(path, t, n, meta, &rec->bytes, &rec->hash);
+    st_feed feed = {*io, v->n_tensors, b0};
+    if (s == CT_OK)
+        s = ct_safetensors_write_fetch(path, t, n, meta, feed_tensor, &feed, &rec->bytes,
+                                       &rec->hash);
     for (size_t i = 0; names && i < n; i++) free(names[i]);
     ct_free(names);
     ct_free(t);
@@ -299,15 +351,16 @@ static ct_status write_tmp(const ckpt_paths *p, const ct_ckpt_view *v, const cJS
         return ct_fail(CT_EIO, "cannot create %s: %s", p->tmp, strerror(errno));
     char path[CKPT_PATH];
     file_rec model, optim;
-    float *const weights[] = {v->params}, *const moments[] = {v->adam_m, v->adam_v};
+    ct_ckpt_io io = view_io(v);
+    int moments = view_moments(v);
     CT_TRY(join(path, p->tmp, F_MODEL));
-    CT_TRY(write_st(path, v, model_suffix, weights, 1, "model", &model));
-    if (v->adam_m) {
+    CT_TRY(write_st(path, v, &io, model_suffix, 0, 1, "model", &model));
+    if (moments) {
         CT_TRY(join(path, p->tmp, F_OPTIM));
-        CT_TRY(write_st(path, v, optim_suffixes, moments, 2, "adamw moments", &optim));
+        CT_TRY(write_st(path, v, &io, optim_suffixes, 1, 2, "adamw moments", &optim));
     }
     CT_TRY(join(path, p->tmp, F_TRAINER));
-    CT_TRY(write_trainer(path, &model, v->adam_m ? &optim : NULL, state));
+    CT_TRY(write_trainer(path, &model, moments ? &optim : NULL, state));
     return fsync_dir(p->tmp);
 }
 
@@ -352,7 +405,7 @@ static ct_status refuse_foreign(const ckpt_paths *p) {
 ct_status ct_checkpoint_save(const char *dir, const ct_ckpt_view *v, const cJSON *trainer_state) {
     ckpt_paths p;
     CT_TRY(paths_init(&p, dir));
-    CT_TRY(check_view(p.dir, v));
+    CT_TRY(check_view(p.dir, v, 1));
     CT_TRY(refuse_foreign(&p));
     ct_status s = write_tmp(&p, v, trainer_state);
     if (s == CT_OK) s = swap_in(&p);
@@ -511,20 +564,19 @@ static ct_status match_tensors(const ct_safetensors *st, const ct_ckpt_view *v,
                    v->n_tensors * (size_t)nsuf);
 }
 
-static void copy_into(const ct_safetensors *st, const ct_ckpt_view *v, const char *suf,
-                      float *dst) {
+/* Hands every view tensor's stored data (name + suf in st) to io's put as buffer b. */
+static void deliver(const ct_safetensors *st, const ct_ckpt_view *v, const ct_ckpt_io *io,
+                    const char *suf, int b) {
     char name[CKPT_NAME];
     for (size_t i = 0; i < v->n_tensors; i++) {
-        const ct_ckpt_tensor *t = &v->tensors[i];
-        full_name(name, t->name, suf); /* checked by match_tensors */
-        const float *src = ct_safetensors_find(st, name, NULL, NULL);
-        if (t->numel) memcpy(dst + t->offset, src, t->numel * sizeof(float));
+        full_name(name, v->tensors[i].name, suf); /* checked by match_tensors */
+        io->put(io->ctx, i, b, ct_safetensors_find(st, name, NULL, NULL));
     }
 }
 
 /* Opens and verifies everything a load needs; touches no caller buffer. */
 static ct_status open_all(ckpt_open *c, const char *dir, const ct_ckpt_view *v, int optim) {
-    CT_TRY(check_view(dir, v));
+    CT_TRY(check_view(dir, v, 0));
     CT_TRY(resolve(dir, c->dir));
     CT_TRY(read_trainer(c));
     CT_TRY(open_verified(c, F_MODEL, &c->model));
@@ -538,14 +590,15 @@ ct_status ct_checkpoint_load(const char *dir, const ct_ckpt_view *v, cJSON **tra
     if (trainer_state) *trainer_state = NULL;
     ckpt_open c = {.doc = NULL};
     cJSON *state = NULL;
-    ct_status s = open_all(&c, dir, v, v && v->adam_m);
+    ct_status s = open_all(&c, dir, v, v && view_moments(v));
     if (s == CT_OK && trainer_state &&
         !(state = cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(c.doc, "trainer"), 1)))
         s = ct_fail(CT_ENOMEM, "%s: out of memory copying the trainer state", c.dir);
     if (s == CT_OK) {
-        copy_into(c.model, v, "", v->params);
-        if (c.optim) copy_into(c.optim, v, optim_suffixes[0], v->adam_m);
-        if (c.optim) copy_into(c.optim, v, optim_suffixes[1], v->adam_v);
+        ct_ckpt_io io = view_io(v);
+        deliver(c.model, v, &io, model_suffix[0], 0);
+        if (c.optim) deliver(c.optim, v, &io, optim_suffixes[0], 1);
+        if (c.optim) deliver(c.optim, v, &io, optim_suffixes[1], 2);
         if (trainer_state) *trainer_state = state;
     }
     ckpt_close(&c);
@@ -560,11 +613,14 @@ static int is_safetensors_file(const char *path) {
 }
 
 static ct_status load_weights_file(const char *path, const ct_ckpt_view *v) {
-    CT_TRY(check_view(path, v));
+    CT_TRY(check_view(path, v, 0));
     ct_safetensors *st;
     CT_TRY(ct_safetensors_open(&st, path));
     ct_status s = match_tensors(st, v, model_suffix, 1);
-    if (s == CT_OK) copy_into(st, v, "", v->params);
+    if (s == CT_OK) {
+        ct_ckpt_io io = view_io(v);
+        deliver(st, v, &io, model_suffix[0], 0);
+    }
     ct_safetensors_close(st);
     return s;
 }
@@ -576,7 +632,10 @@ ct_status ct_checkpoint_load_weights(const char *path, const ct_ckpt_view *v) {
     } else {
         ckpt_open c = {.doc = NULL};
         s = open_all(&c, path, v, 0);
-        if (s == CT_OK) copy_into(c.model, v, "", v->params);
+        if (s == CT_OK) {
+            ct_ckpt_io io = view_io(v);
+            deliver(c.model, v, &io, model_suffix[0], 0);
+        }
         ckpt_close(&c);
     }
     return s == CT_OK ? s : ct_fail_context(s, "loading weights from %s", path);

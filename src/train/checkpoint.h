@@ -1,6 +1,7 @@
 /* checkpoint.h: saving and loading training checkpoints: model weights, AdamW moments and
  * the trainer's state, written crash-safely and verified completely before any byte reaches
- * the caller's buffers.
+ * the caller's buffers; streamed tensor by tensor, from flat buffers or the caller's
+ * callbacks, so the whole state is never assembled in one buffer.
  *
  * A checkpoint is a directory DIR holding
  *   model.safetensors      the weights under the caller's (layout-free) names, e.g.
@@ -34,17 +35,42 @@
 #include "core/core.h"
 #include <cjson/cJSON.h>
 
-/* One named tensor inside the view's flat buffers. */
+/* One named tensor (inside the view's flat buffers when it has no io). */
 typedef struct ct_ckpt_tensor {
     const char *name;
     int ndim;        /* 0 to 4 */
     int shape[4];
-    size_t offset;   /* in floats, into params / adam_m / adam_v */
+    size_t offset;   /* in floats, into params / adam_m / adam_v (unused with io) */
     size_t numel;    /* == prod(shape[0..ndim)) */
 } ct_ckpt_tensor;
 
-/* The caller's state: a tensor table over flat buffers of num_params floats. adam_m and
- * adam_v are both set (weights + AdamW moments) or both NULL (weights only). */
+/* Tensor-by-tensor access to the caller's state, for a model too large or too sharded to
+ * hold in one buffer (e.g. over MPI ranks: get gathers one full tensor, put takes this
+ * rank's slice). Tensor i is view.tensors[i]; buffer b is 0 = weights, 1 = AdamW exp_avg,
+ * 2 = exp_avg_sq. */
+typedef struct ct_ckpt_io {
+    /* Save: sets *data to tensor i's full logical floats (numel) of buffer b, valid until
+     * the next call. Called exactly in this order: b = 0 for i = 0..n-1 (model.safetensors),
+     * then, when the view has moments, b = 1 for every i, then b = 2 for every i
+     * (optimizer.safetensors). A failing get fails the save, whose status is get's. A save
+     * that fails (in get, writing a file, or before the first get) stops calling get: a
+     * caller whose get runs collectives counts its calls and, when the save fails, finishes
+     * the sequence itself so that every rank takes part in the same collectives. */
+    ct_status (*get)(void *ctx, size_t i, int b, const float **data);
+    /* Load: after every check of the files passed, receives tensor i's stored logical floats
+     * of buffer b (same numbering and order as get), each (i, b) once; data is valid only
+     * during the call. A load that fails makes no call at all. */
+    void (*put)(void *ctx, size_t i, int b, const float *data);
+    void *ctx;
+} ct_ckpt_io;
+
+/* The caller's state: a tensor table and either
+ *  - io == NULL: flat buffers of num_params floats holding each tensor at its offset;
+ *    adam_m and adam_v are both set (weights + AdamW moments) or both NULL (weights only);
+ *  - io != NULL: the tensors come from io->get (save) and go to io->put (load); params,
+ *    adam_m, adam_v and num_params are not used and offsets are not checked (names, shapes
+ *    and numel are); moments = 1 when the checkpoint has/needs the optimizer file.
+ * Callers that initialise the first six fields positionally get io = NULL. */
 typedef struct ct_ckpt_view {
     const ct_ckpt_tensor *tensors;
     size_t n_tensors;
@@ -52,6 +78,8 @@ typedef struct ct_ckpt_view {
     float *params;
     float *adam_m;
     float *adam_v;
+    const ct_ckpt_io *io;
+    int moments;
 } ct_ckpt_view;
 
 /* Saves v (and the moments when present) and trainer_state (may be NULL: stored as {})
@@ -60,16 +88,18 @@ typedef struct ct_ckpt_view {
  * checkpoint at dir is left as it was. */
 ct_status ct_checkpoint_save(const char *dir, const ct_ckpt_view *v, const cJSON *trainer_state);
 
-/* Loads weights, and the moments when v has them, into v's buffers. Every file is verified
- * first (trainer.json's own checksum, size and XXH64 of each safetensors file, structure,
- * every name and shape against v, no extra tensors); on any failure nothing is written to
- * the buffers and the message names the file, the tensor and expected vs found shape.
+/* Loads weights, and the moments when v has them, into v's buffers (or through v->io's
+ * put). Every file is verified first (trainer.json's own checksum, size and XXH64 of each
+ * safetensors file, structure, every name and shape against v, no extra tensors); on any
+ * failure nothing is written to the buffers (no put) and the message names the file, the
+ * tensor and expected vs found shape.
  * If trainer_state != NULL it receives a copy of the stored state (free with cJSON_Delete). */
 ct_status ct_checkpoint_load(const char *dir, const ct_ckpt_view *v, cJSON **trainer_state);
 
 /* Loads only the weights (generate, eval): no optimizer file is needed and v's moment
- * pointers are ignored. path is a checkpoint directory, or a .safetensors file, which is
- * then checked on its own (structure, embedded checksum, names and shapes). */
+ * pointers (or v->moments: put sees only b = 0) are ignored. path is a checkpoint
+ * directory, or a .safetensors file, which is then checked on its own (structure, embedded
+ * checksum, names and shapes). */
 ct_status ct_checkpoint_load_weights(const char *path, const ct_ckpt_view *v);
 
 /* Reads only the stored trainer state (e.g. its config, to build the model before loading

@@ -36,7 +36,8 @@ ct_status ct_model_from_checkpoint(ct_model **out, const char *ckpt_dir, ct_conf
     ct_ckpt_tensor *tensors = calloc(n, sizeof *tensors);
     if (!tensors) { ct_model_free(m); return ct_fail(CT_ENOMEM, "out of memory"); }
     ct_model_ckpt_table(m, tensors);
-    ct_ckpt_view view = {tensors, n, ct_model_num_params(m), ct_model_params(m), NULL, NULL};
+    ct_ckpt_view view = {.tensors = tensors, .n_tensors = n, .num_params = ct_model_num_params(m),
+                         .params = ct_model_params(m)};
     ct_status s = ct_checkpoint_load_weights(ckpt_dir, &view);
     free(tensors);
     if (s != CT_OK) { ct_model_free(m); return s; }

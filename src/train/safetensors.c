@@ -1,5 +1,6 @@
-/* safetensors.c: the safetensors writer (atomic, streamed from the caller's buffers, with an
- * XXH64 of the data section in __metadata__) and the validating mmap reader. The format is
+/* safetensors.c: the safetensors writer (atomic, streamed tensor by tensor from a fetch
+ * callback, with an XXH64 of the data section in __metadata__) and the validating mmap
+ * reader. The format is
  * described in safetensors.h. */
 #include "train/safetensors.h"
 #include <cjson/cJSON.h>
@@ -32,7 +33,8 @@ static const char *shape_str(char *buf, size_t cap, int ndim, const int64_t *sha
 
 /* ---- writer ---------------------------------------------------------------------------- */
 
-/* Checks one tensor to write and returns its size in bytes. */
+/* Checks one tensor's name and shape and returns its size in bytes (data is not looked at:
+ * it comes from the fetch callback). */
 static ct_status tensor_bytes(const char *path, const ct_st_tensor *t, uint64_t *bytes) {
     if (!t->name) return ct_fail(CT_EINVAL, "%s: a tensor has no name", path);
     if (strcmp(t->name, "__metadata__") == 0)
@@ -48,7 +50,6 @@ static ct_status tensor_bytes(const char *path, const ct_st_tensor *t, uint64_t 
                            t->name, i, t->shape[i]);
         numel *= d;
     }
-    if (numel && !t->data) return ct_fail(CT_EINVAL, "%s: tensor %s has no data", path, t->name);
     *bytes = numel * sizeof(float);
     return CT_OK;
 }
@@ -62,26 +63,21 @@ static ct_status check_unique(const char *path, const char **names, size_t n) {
     return CT_OK;
 }
 
-static ct_status check_tensors(const char *path, const ct_st_tensor *t, size_t n) {
-    uint64_t bytes;
-    for (size_t i = 0; i < n; i++) CT_TRY(tensor_bytes(path, &t[i], &bytes));
+/* Checks every tensor and returns the size of the data section. */
+static ct_status check_tensors(const char *path, const ct_st_tensor *t, size_t n,
+                               uint64_t *data_bytes) {
+    uint64_t bytes, total = 0;
+    for (size_t i = 0; i < n; i++) {
+        CT_TRY(tensor_bytes(path, &t[i], &bytes));
+        total += bytes;
+    }
     const char **names = ct_alloc((n ? n : 1) * sizeof *names, "tensor names");
     if (!names) return CT_ENOMEM;
     for (size_t i = 0; i < n; i++) names[i] = t[i].name;
     ct_status s = check_unique(path, names, n);
     ct_free(names);
+    *data_bytes = total;
     return s;
-}
-
-static uint64_t data_hash(const ct_st_tensor *t, size_t n) {
-    XXH64_state_t h;
-    XXH64_reset(&h, 0);
-    uint64_t bytes;
-    for (size_t i = 0; i < n; i++) {
-        tensor_bytes("", &t[i], &bytes); /* already checked */
-        if (bytes) XXH64_update(&h, t[i].data, bytes);
-    }
-    return XXH64_digest(&h);
 }
 
 /* Adds __metadata__: the caller's pairs and the data checksum. Returns 0 on failure. */
@@ -127,15 +123,16 @@ static ct_status pad_header(const char *path, const char *text, char **out, size
     return CT_OK;
 }
 
-/* Builds the header JSON, space-padded to a multiple of 8 bytes; *out is from malloc. */
+/* Builds the header JSON recording data hash `hash`, space-padded to a multiple of 8 bytes;
+ * *out is from malloc. The hash is 16 hex digits, so the length does not depend on it. */
 static ct_status build_header(const char *path, const ct_st_tensor *t, size_t n,
-                              const char *const *kv, char **out, size_t *len) {
+                              const char *const *kv, uint64_t hash, char **out, size_t *len) {
     ct_status s = CT_ENOMEM;
     cJSON *root = cJSON_CreateObject();
-    int ok = root && add_meta(path, root, kv, data_hash(t, n), &s);
+    int ok = root && add_meta(path, root, kv, hash, &s);
     uint64_t off = 0, bytes;
     for (size_t i = 0; ok && i < n; i++) {
-        tensor_bytes(path, &t[i], &bytes);
+        tensor_bytes(path, &t[i], &bytes); /* checked by check_tensors */
         ok = add_entry(root, &t[i], off, off + bytes);
         off += bytes;
     }
@@ -149,50 +146,109 @@ static ct_status build_header(const char *path, const ct_st_tensor *t, size_t n,
     return s;
 }
 
-/* Writes bytes to f and feeds them to the whole-file hash. */
-static ct_status put(ct_atomic_file *f, XXH64_state_t *h, const void *p, size_t bytes) {
-    XXH64_update(h, p, bytes);
-    return ct_atomic_write(f, p, bytes);
-}
-
-static ct_status stream_file(ct_atomic_file *f, XXH64_state_t *h, const char *header,
-                             size_t len, const ct_st_tensor *t, size_t n) {
+/* Writes the 8-byte length and the header. */
+static ct_status write_header(ct_atomic_file *f, const char *header, size_t len) {
     uint8_t prefix[8];
     for (int i = 0; i < 8; i++) prefix[i] = (uint8_t)((uint64_t)len >> (8 * i));
-    CT_TRY(put(f, h, prefix, sizeof prefix));
-    CT_TRY(put(f, h, header, len));
+    CT_TRY(ct_atomic_write(f, prefix, sizeof prefix));
+    return ct_atomic_write(f, header, len);
+}
+
+/* Streams the data section: one fetch per tensor, in order, hashed as it is written. */
+static ct_status stream_data(ct_atomic_file *f, const char *path, const ct_st_tensor *t,
+                             size_t n, ct_st_fetch_fn fetch, void *ctx, uint64_t *hash) {
+    XXH64_state_t h;
+    XXH64_reset(&h, 0);
     uint64_t bytes;
     for (size_t i = 0; i < n; i++) {
-        tensor_bytes("", &t[i], &bytes);
-        if (bytes) CT_TRY(put(f, h, t[i].data, bytes));
+        const float *data = NULL;
+        CT_TRY(fetch(ctx, i, &data));
+        tensor_bytes(path, &t[i], &bytes); /* checked by check_tensors */
+        if (!bytes) continue;
+        if (!data) return ct_fail(CT_EINVAL, "%s: tensor %s has no data", path, t[i].name);
+        XXH64_update(&h, data, bytes);
+        CT_TRY(ct_atomic_write(f, data, bytes));
     }
+    *hash = XXH64_digest(&h);
+    return CT_OK;
+}
+
+/* Replaces the placeholder header (same length) by the one recording the data hash. */
+static ct_status rewrite_header(ct_atomic_file *f, const char *path, const ct_st_tensor *t,
+                                size_t n, const char *const *kv, uint64_t hash, size_t len) {
+    char *header = NULL;
+    size_t len2 = 0;
+    CT_TRY(build_header(path, t, n, kv, hash, &header, &len2));
+    CT_ASSERT(len2 == len);
+    ct_status s = ct_atomic_pwrite(f, 8, header, len);
+    free(header);
+    return s;
+}
+
+/* XXH64 of the first size bytes of the temp file, read back from it. */
+static ct_status hash_written(ct_atomic_file *f, const char *path, uint64_t size,
+                              uint64_t *hash) {
+    enum { CHUNK = 1 << 22 };
+    uint8_t *buf = ct_alloc(CHUNK, path);
+    if (!buf) return CT_ENOMEM;
+    XXH64_state_t h;
+    XXH64_reset(&h, 0);
+    ct_status s = CT_OK;
+    for (uint64_t at = 0; s == CT_OK && at < size; at += CHUNK) {
+        size_t k = size - at < CHUNK ? (size_t)(size - at) : CHUNK;
+        s = ct_atomic_pread(f, at, buf, k);
+        if (s == CT_OK) XXH64_update(&h, buf, k);
+    }
+    ct_free(buf);
+    *hash = XXH64_digest(&h);
+    return s;
+}
+
+/* Writes the whole file into f from the placeholder header (hash 0): header, data, the
+ * final header in place of the placeholder; then hashes the result as it lies on disk. */
+static ct_status write_body(ct_atomic_file *f, const char *path, const ct_st_tensor *t,
+                            size_t n, const char *const *kv, const char *header, size_t len,
+                            ct_st_fetch_fn fetch, void *ctx, uint64_t total,
+                            uint64_t *file_hash) {
+    uint64_t data_hash = 0;
+    CT_TRY(write_header(f, header, len));
+    CT_TRY(stream_data(f, path, t, n, fetch, ctx, &data_hash));
+    CT_TRY(rewrite_header(f, path, t, n, kv, data_hash, len));
+    return hash_written(f, path, 8 + len + total, file_hash);
+}
+
+ct_status ct_safetensors_write_fetch(const char *path, const ct_st_tensor *tensors, size_t n,
+                                     const char *const *meta_kv, ct_st_fetch_fn fetch,
+                                     void *ctx, uint64_t *file_bytes, uint64_t *file_xxh64) {
+    uint64_t total = 0, hash = 0;
+    CT_TRY(check_tensors(path, tensors, n, &total));
+    char *header = NULL;
+    size_t len = 0;
+    CT_TRY(build_header(path, tensors, n, meta_kv, 0, &header, &len));
+    ct_atomic_file *f;
+    ct_status s = ct_atomic_open(&f, path);
+    if (s == CT_OK) {
+        s = write_body(f, path, tensors, n, meta_kv, header, len, fetch, ctx, total, &hash);
+        if (s == CT_OK) s = ct_atomic_commit(f);
+        else ct_atomic_abort(f);
+    }
+    free(header);
+    if (s != CT_OK) return s;
+    if (file_bytes) *file_bytes = 8 + len + total;
+    if (file_xxh64) *file_xxh64 = hash;
+    return CT_OK;
+}
+
+static ct_status fetch_own_data(void *ctx, size_t i, const float **data) {
+    *data = ((const ct_st_tensor *)ctx)[i].data;
     return CT_OK;
 }
 
 ct_status ct_safetensors_write(const char *path, const ct_st_tensor *tensors, size_t n,
                                const char *const *meta_kv, uint64_t *file_bytes,
                                uint64_t *file_xxh64) {
-    CT_TRY(check_tensors(path, tensors, n));
-    char *header = NULL;
-    size_t len = 0;
-    CT_TRY(build_header(path, tensors, n, meta_kv, &header, &len));
-    ct_atomic_file *f;
-    ct_status s = ct_atomic_open(&f, path);
-    if (s != CT_OK) { free(header); return s; }
-    XXH64_state_t h;
-    XXH64_reset(&h, 0);
-    s = stream_file(f, &h, header, len, tensors, n);
-    free(header);
-    if (s != CT_OK) { ct_atomic_abort(f); return s; }
-    uint64_t total = 8 + len, b;
-    for (size_t i = 0; i < n; i++) {
-        tensor_bytes(path, &tensors[i], &b);
-        total += b;
-    }
-    CT_TRY(ct_atomic_commit(f));
-    if (file_bytes) *file_bytes = total;
-    if (file_xxh64) *file_xxh64 = XXH64_digest(&h);
-    return CT_OK;
+    return ct_safetensors_write_fetch(path, tensors, n, meta_kv, fetch_own_data,
+                                      (void *)tensors, file_bytes, file_xxh64);
 }
 
 ct_status ct_safetensors_save(const char *path, const ct_st_tensor *tensors, size_t n,

@@ -24,7 +24,8 @@
 #define CT_ST_CHECKSUM_KEY "cetus.xxh64"
 
 /* One tensor to write: ndim in [0, 4] (0 = scalar), shape[0..ndim), data = prod(shape)
- * floats. The writer does not copy data; it must stay valid for the call. */
+ * floats (ignored by ct_safetensors_write_fetch). The writer does not copy data; it must
+ * stay valid for the call. */
 typedef struct ct_st_tensor {
     const char *name;
     int ndim;
@@ -33,9 +34,10 @@ typedef struct ct_st_tensor {
 } ct_st_tensor;
 
 /* Writes path atomically (temp file, fsync, rename), streaming each tensor from its buffer
- * (the file is never assembled in memory). meta_kv is NULL or a NULL-terminated list
- * key, value, key, value, ... of strings stored in __metadata__ (the key "cetus.xxh64" is
- * reserved). Names must be unique and not "__metadata__". */
+ * (the file is never assembled in memory); ct_safetensors_write_fetch with a fetch that
+ * returns tensors[i].data. meta_kv is NULL or a NULL-terminated list key, value, key,
+ * value, ... of strings stored in __metadata__ (the key "cetus.xxh64" is reserved). Names
+ * must be unique and not "__metadata__". */
 ct_status ct_safetensors_save(const char *path, const ct_st_tensor *tensors, size_t n,
                               const char *const *meta_kv);
 
@@ -44,6 +46,18 @@ ct_status ct_safetensors_save(const char *path, const ct_st_tensor *tensors, siz
 ct_status ct_safetensors_write(const char *path, const ct_st_tensor *tensors, size_t n,
                                const char *const *meta_kv, uint64_t *file_bytes,
                                uint64_t *file_xxh64);
+
+/* The streaming writer: tensor i's data comes from fetch, called exactly once per tensor
+ * (empty ones included), in table order, while the file is written; *data must then hold
+ * prod(shape) floats (may be NULL for an empty tensor) and stay valid until the next call.
+ * The data fields of tensors are ignored. The header is written first with a placeholder
+ * checksum and rewritten in place once the data is hashed; the file is then read back to
+ * report its size and XXH64 as it is committed (either pointer may be NULL). If fetch
+ * fails, the file is abandoned (path untouched) and its status returned. */
+typedef ct_status (*ct_st_fetch_fn)(void *ctx, size_t i, const float **data);
+ct_status ct_safetensors_write_fetch(const char *path, const ct_st_tensor *tensors, size_t n,
+                                     const char *const *meta_kv, ct_st_fetch_fn fetch,
+                                     void *ctx, uint64_t *file_bytes, uint64_t *file_xxh64);
 
 /* A validated, memory-mapped safetensors file. */
 typedef struct ct_safetensors ct_safetensors;

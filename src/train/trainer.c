@@ -46,8 +46,9 @@ static ct_status open_loaders(ct_trainer *tr) {
 static void build_ckpt_view(ct_trainer *tr) {
     size_t n = ct_model_num_tensors(tr->model);
     ct_model_ckpt_table(tr->model, tr->ckpt_tensors);
-    tr->view = (ct_ckpt_view){tr->ckpt_tensors, n, ct_model_num_params(tr->model),
-                              ct_model_params(tr->model), NULL, NULL}; /* moments: full_moments() */
+    tr->view = (ct_ckpt_view){.tensors = tr->ckpt_tensors, .n_tensors = n,
+                              .num_params = ct_model_num_params(tr->model),
+                              .params = ct_model_params(tr->model)}; /* moments: full_moments() */
 }
 
 static ct_status json_u64(const cJSON *obj, const char *key, uint64_t *out, const char *where) {

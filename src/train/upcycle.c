@@ -46,7 +46,8 @@ static ct_status save_step0(ct_model *moe, const ct_config *t, const char *out_r
     ct_status s = tensors && moments ? CT_OK : ct_fail(CT_ENOMEM, "out of memory");
     if (s == CT_OK) {
         ct_model_ckpt_table(moe, tensors);
-        ct_ckpt_view view = {tensors, n, np, ct_model_params(moe), moments, moments + np};
+        ct_ckpt_view view = {.tensors = tensors, .n_tensors = n, .num_params = np, .params = ct_model_params(moe),
+                             .adam_m = moments, .adam_v = moments + np};
         cJSON *state = ct_trainer_state_json(&cfg, 0, 0, (ct_loader_pos){0, 0});
         char dir[1200];
         snprintf(dir, sizeof dir, "%s/ckpt", out_run_dir);
