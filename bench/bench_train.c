@@ -137,7 +137,7 @@ static void profile_step(ct_model *m, ct_adamw *opt, const ct_adamw_config *ac,
         TIMED(K_BIAS, ct_colsum_accumulate(dbias, dqkv, N, 3 * C));
         TIMED(K_LN, ct_layernorm_backward(datt, dg, db, dx, x, g, mean, rstd, N, C));
     }
-    TIMED(K_EMB, ct_embedding_backward(dwte, dwte, datt, tok, B, T, C));
+    TIMED(K_EMB, ct_embedding_backward(dwte, dwte, datt, tok, 0, V, B, T, C));
     TIMED(K_ADAMW, ct_adamw_step(opt, m, 1e-4f, ac));
 }
 

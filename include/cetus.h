@@ -91,6 +91,21 @@ typedef struct ct_model ct_model;
  * GPT-2 style from seed. Gradients and activations are allocated lazily. */
 ct_status ct_model_create(ct_model **out, const ct_model_config *cfg, uint64_t seed);
 void ct_model_free(ct_model *m);
+/* A tensor-parallel model (Megatron-style) over the world's tensor axis: attention heads
+ * and MLP hidden units split (QKV and c_fc column-parallel, both c_proj row-parallel), the
+ * token embedding / tied head split by vocabulary rows with a parallel cross-entropy that
+ * never gathers the logits; norms, position embeddings and MoE layers stay whole on every
+ * rank. Each rank holds the same values a one-process model of the same seed holds in its
+ * part. Forward, backward and ct_model_logits_row are collective over the tensor ranks.
+ * With a tensor axis of size 1 this is ct_model_create. */
+typedef struct ct_world ct_world;
+ct_status ct_model_create_parallel(ct_model **out, const ct_model_config *cfg, uint64_t seed,
+                                   ct_world *world);
+/* The tensor-parallel size that fits a model: heads, 4*d_model and vocab_size divisible by
+ * it. On failure the message names the key at fault and the sizes that fit. */
+ct_status ct_model_check_tensor_split(const ct_model_config *cfg, int ranks);
+int ct_model_tensor_rank(const ct_model *m);
+int ct_model_tensor_ranks(const ct_model *m);
 const ct_model_config *ct_model_get_config(const ct_model *m);
 
 /* Parameter table: one entry per named tensor (Hugging Face GPT-2 names, e.g.
@@ -98,16 +113,27 @@ const ct_model_config *ct_model_get_config(const ct_model *m);
 typedef struct ct_tensor_info {
     const char *name;
     int ndim;
-    int shape[4];
-    size_t offset; /* in floats, into the parameter buffer */
-    size_t numel;
-    int decay;     /* 1 if AdamW weight decay applies (matrices, embeddings) */
+    int shape[4];      /* this rank's part (the whole tensor without tensor parallelism) */
+    size_t offset;     /* in floats, into the parameter buffer */
+    size_t numel;      /* prod(shape) */
+    int decay;         /* 1 if AdamW weight decay applies (matrices, embeddings) */
+    int full_shape[4]; /* the logical tensor, as a one-process model holds it */
+    size_t full_numel;
+    int split_dim;     /* -1: every tensor rank holds it whole; d: dimension d is split */
+    int split_parts;   /* dimension split_dim is this many equal parts, each split evenly over
+                        * the tensor ranks (3 for the fused Q|K|V projection, else 1) */
 } ct_tensor_info;
+/* Tensor parallelism: rank r of R holds, of each split tensor, the r-th of R equal pieces of
+ * every part along split_dim. These copy between the logical tensor full [full_numel] and
+ * rank r's piece part [numel]. */
+void ct_tensor_take_part(const ct_tensor_info *t, int rank, int ranks, const float *full, float *part);
+void ct_tensor_put_part(const ct_tensor_info *t, int rank, int ranks, const float *part, float *full);
 
 size_t ct_model_num_tensors(const ct_model *m);
 const ct_tensor_info *ct_model_tensor(const ct_model *m, size_t i);
 const ct_tensor_info *ct_model_find_tensor(const ct_model *m, const char *name);
-size_t ct_model_num_params(const ct_model *m);
+size_t ct_model_num_params(const ct_model *m);      /* this rank's floats */
+size_t ct_model_num_params_full(const ct_model *m); /* the logical model's */
 float *ct_model_params(ct_model *m);  /* [num_params] */
 float *ct_model_grads(ct_model *m);   /* [num_params]; NULL before the first backward */
 
@@ -119,8 +145,11 @@ float *ct_model_grads(ct_model *m);   /* [num_params]; NULL before the first bac
  * targets is returned in *loss. */
 ct_status ct_model_forward(ct_model *m, const int32_t *tokens, const int32_t *targets,
                            const int32_t *prefix_len, int B, int T, float *loss);
-/* Logits of the last forward: [B, T, V]. */
+/* Logits of the last forward: [B, T, V] (tensor-parallel: this rank's vocabulary columns,
+ * [B, T, V / ranks]). */
 const float *ct_model_logits(const ct_model *m);
+/* Row n (= b * T + t) of the last forward's logits over the whole vocabulary: out [V]. */
+ct_status ct_model_logits_row(ct_model *m, int n, float *out);
 /* Backward of the last forward (which must have had targets). Accumulates into grads
  * with weight grad_scale (1/accumulation steps): grads += grad_scale * dLoss/dparams. */
 ct_status ct_model_backward(ct_model *m, float grad_scale);
@@ -141,6 +170,9 @@ ct_status ct_model_moe_stats(const ct_model *m, int layer, ct_moe_stats *out);
 typedef void (*ct_grad_ready_fn)(size_t offset, size_t count, void *ctx);
 void ct_model_set_grad_hook(ct_model *m, ct_grad_ready_fn fn, void *ctx);
 
+/* Sums of squares of this rank's gradients in the flat range [lo, hi): of the tensors split
+ * over the tensor ranks (sum *split over those ranks) and of those every rank holds whole. */
+void ct_model_grad_sq(const ct_model *m, size_t lo, size_t hi, double *split, double *whole);
 /* Model FLOPs per token for forward+backward (6N + attention), for MFU reporting. */
 double ct_model_flops_per_token(const ct_model *m, int T);
 

@@ -37,3 +37,25 @@ MPIRUN=(timeout -k 5 120 mpirun --allow-run-as-root --oversubscribe --bind-to no
         --mca pml ob1 --mca btl self,vader --mca btl_vader_single_copy_mechanism none)
 # Open MPI's own allocations at MPI_Init are not ours to free: no leak check in MPI runs.
 mpi_env=(env "ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0")
+
+# Training runs for the parallel tests; the caller sets $args (the shared key=value list).
+run() { # NP NAME extra-args...: a training run in $SCRATCH/NAME
+    local np=$1 name=$2; shift 2
+    if [ "$np" = 1 ]; then
+        "$CETUS" train $args run.dir="$SCRATCH/$name" "$@" >"$SCRATCH/$name.log" 2>&1 || fail "$name: $(tail -n 3 "$SCRATCH/$name.log")"
+    else
+        "${mpi_env[@]}" "${MPIRUN[@]}" -np "$np" "$CETUS" train $args run.dir="$SCRATCH/$name" "$@" \
+            >"$SCRATCH/$name.log" 2>&1 || fail "$name: $(tail -n 5 "$SCRATCH/$name.log")"
+    fi
+}
+losses() { grep -o '"step": [0-9]*, "\(val_\)\?loss": [^,}]*' "$1/metrics.jsonl" | sed 's/.*: //'; }
+close() { # A B TOL: the two loss lists agree within TOL
+    paste <(losses "$1") <(losses "$2") | awk -v tol="$3" -v a="$1" -v b="$2" '
+        { d = $1 - $2; if (d < 0) d = -d; if (d > worst) worst = d; n++ }
+        END { printf "%s vs %s: %d losses, worst difference %.2g\n", a, b, n, worst;
+              exit !(n >= 11 && worst <= tol) }' || fail "$2 strays from $1"
+}
+weights_close() { # A B: final model weights agree within W_TOL
+    /usr/bin/python3 tests/weights_diff.py "$1/ckpt/$(cat "$1/ckpt/latest")/model.safetensors" \
+        "$2/ckpt/$(cat "$2/ckpt/latest")/model.safetensors" "$W_TOL" || fail "weights of $2 differ"
+}

@@ -91,7 +91,7 @@ static void emb_fwd(const float *w, float *y) { ct_embedding_forward(y, toks, w,
 static void emb_bwd(const float *w, const float *dy, float *dw) {
     (void)w;
     memset(dw, 0, sizeof(float) * (V + T) * C);
-    ct_embedding_backward(dw, dw + V * C, dy, toks, B, T, C);
+    ct_embedding_backward(dw, dw + V * C, dy, toks, 0, V, B, T, C);
 }
 
 /* cross-entropy: output is the scalar loss (n_out = 1) */

@@ -9,9 +9,20 @@
 #include <stdint.h>
 #include "model/moe.h"
 
-typedef struct ct_dims { int B, T, C, H; } ct_dims;
+/* Tensor parallelism of a block: rank `rank` of `ranks` holds heads [rank*H/ranks, ...) and
+ * MLP hidden units [rank*4C/ranks, ...); sum adds buf [n] over the ranks in place. */
+typedef struct ct_block_tp {
+    int rank, ranks;
+    void (*sum)(void *ctx, float *buf, size_t n);
+    void *ctx;
+} ct_block_tp;
 
-/* Views into the model's parameter (or gradient) buffer; shapes for C channels. */
+/* Batch, time, channels, heads (of the whole model), and the tensor split (NULL: none). */
+typedef struct ct_dims { int B, T, C, H; const ct_block_tp *tp; } ct_dims;
+
+/* Views into the model's parameter (or gradient) buffer; shapes for C channels and one
+ * tensor rank (R ranks: QKV [C, 3C/R] with this rank's heads of Q, K and V, c_proj
+ * [C/R, C], c_fc [C, 4C/R], out [4C/R, C]; the rest whole). */
 typedef struct ct_block_params {
     float *ln1_w, *ln1_b;   /* [C], [C] */
     float *qkv_w, *qkv_b;   /* [C, 3C], [3C] */
@@ -34,7 +45,7 @@ typedef struct ct_block_ffn {
 } ct_block_ffn;
 
 /* What forward saves for backward. N = B*T. */
-typedef struct ct_block_acts {
+typedef struct ct_block_acts { /* tensor-parallel: C/R of the 3C, C and 4C columns, H/R heads */
     float *ln1, *ln1_mean, *ln1_rstd; /* [N, C], [N], [N] */
     float *qkv;                       /* [N, 3C] */
     float *probs;                     /* [B, H, T, T] */

@@ -3,6 +3,7 @@
  * explicit list of blocks, the tied head and the loss; forward and backward over them. */
 #include "core/core.h"
 #include "model/gpt_internal.h"
+#include "parallel/comm.h"
 #include "ops/ops.h"
 #include <cblas.h>
 #include <math.h>
@@ -28,56 +29,67 @@ int ct_model_layer_is_moe(const ct_model_config *c, int l) {
     return c->moe_every > 0 && (l + 1) % c->moe_every == 0;
 }
 
-static void add_tensor(ct_model *m, const char *name, int decay, int ndim, const int *shape) {
+/* A tensor of the table: name, decay, logical shape and its tensor-parallel split
+ * (split_dim -1: whole on every rank). */
+typedef struct tensor_spec { const char *suffix; int decay, ndim, shape[3], split_dim, split_parts; } tensor_spec;
+
+static void add_tensor(ct_model *m, const char *name, const tensor_spec *sp) {
     ct_tensor_info *t = &m->tensors[m->n_tensors];
     snprintf(m->names[m->n_tensors], MAX_NAME, "%s", name);
     t->name = m->names[m->n_tensors];
-    t->ndim = ndim;
-    t->numel = 1;
-    for (int k = 0; k < ndim; k++) { t->shape[k] = shape[k]; t->numel *= (size_t)shape[k]; }
+    t->ndim = sp->ndim;
+    t->numel = t->full_numel = 1;
+    t->split_dim = sp->split_dim;
+    t->split_parts = sp->split_parts > 0 ? sp->split_parts : 1;
+    for (int k = 0; k < sp->ndim; k++) {
+        t->full_shape[k] = sp->shape[k];
+        t->shape[k] = k == t->split_dim ? sp->shape[k] / m->tp_ranks : sp->shape[k];
+        t->full_numel *= (size_t)t->full_shape[k];
+        t->numel *= (size_t)t->shape[k];
+    }
     t->offset = m->n_params;
-    t->decay = decay;
+    t->decay = sp->decay;
     m->n_params += t->numel;
     m->n_tensors++;
 }
-
-typedef struct tensor_spec { const char *suffix; int decay, ndim, shape[3]; } tensor_spec;
 
 static void add_layer_tensors(ct_model *m, int l, const tensor_spec *spec, int n) {
     char name[MAX_NAME];
     for (int k = 0; k < n; k++) {
         snprintf(name, sizeof name, "h.%d.%s", l, spec[k].suffix);
-        add_tensor(m, name, spec[k].decay, spec[k].ndim, spec[k].shape);
+        add_tensor(m, name, &spec[k]);
     }
 }
 
 /* The size table: embeddings, then each block (attention half, then its feed-forward), then
- * the final LayerNorm. MoE experts are stacked: expert e is slice e of each tensor. */
+ * the final LayerNorm. MoE experts are stacked: expert e is slice e of each tensor.
+ * Tensor-parallel splits: vocabulary rows of wte; Q, K and V columns (heads) of c_attn;
+ * rows of attn.c_proj; columns of mlp.c_fc, rows of mlp.c_proj. */
 static void build_table(ct_model *m) {
     const ct_model_config *c = &m->cfg;
     int C = c->d_model, E = c->moe.n_experts, F = c->moe.d_hidden;
-    add_tensor(m, "wte.weight", 1, 2, (int[]){c->vocab_size, C});
-    add_tensor(m, "wpe.weight", 1, 2, (int[]){c->seq_len, C});
+    add_tensor(m, "wte.weight", &(tensor_spec){"", 1, 2, {c->vocab_size, C}, 0, 1});
+    add_tensor(m, "wpe.weight", &(tensor_spec){"", 1, 2, {c->seq_len, C}, -1, 1});
     const tensor_spec attn[CT_BLOCK_ATTN_TENSORS] = {
-        {"ln_1.weight", 0, 1, {C}}, {"ln_1.bias", 0, 1, {C}},
-        {"attn.c_attn.weight", 1, 2, {C, 3 * C}}, {"attn.c_attn.bias", 0, 1, {3 * C}},
-        {"attn.c_proj.weight", 1, 2, {C, C}}, {"attn.c_proj.bias", 0, 1, {C}},
-        {"ln_2.weight", 0, 1, {C}}, {"ln_2.bias", 0, 1, {C}}};
+        {"ln_1.weight", 0, 1, {C}, -1, 1}, {"ln_1.bias", 0, 1, {C}, -1, 1},
+        {"attn.c_attn.weight", 1, 2, {C, 3 * C}, 1, 3}, {"attn.c_attn.bias", 0, 1, {3 * C}, 0, 3},
+        {"attn.c_proj.weight", 1, 2, {C, C}, 0, 1}, {"attn.c_proj.bias", 0, 1, {C}, -1, 1},
+        {"ln_2.weight", 0, 1, {C}, -1, 1}, {"ln_2.bias", 0, 1, {C}, -1, 1}};
     const tensor_spec mlp[CT_BLOCK_MLP_TENSORS] = {
-        {"mlp.c_fc.weight", 1, 2, {C, 4 * C}}, {"mlp.c_fc.bias", 0, 1, {4 * C}},
-        {"mlp.c_proj.weight", 1, 2, {4 * C, C}}, {"mlp.c_proj.bias", 0, 1, {C}}};
+        {"mlp.c_fc.weight", 1, 2, {C, 4 * C}, 1, 1}, {"mlp.c_fc.bias", 0, 1, {4 * C}, 0, 1},
+        {"mlp.c_proj.weight", 1, 2, {4 * C, C}, 0, 1}, {"mlp.c_proj.bias", 0, 1, {C}, -1, 1}};
     const tensor_spec moe[CT_MOE_TENSORS] = {
-        {"mlp.router.weight", 1, 2, {C, E}},
-        {"mlp.experts.c_fc.weight", 1, 3, {E, C, F}}, {"mlp.experts.c_fc.bias", 0, 2, {E, F}},
-        {"mlp.experts.c_proj.weight", 1, 3, {E, F, C}}, {"mlp.experts.c_proj.bias", 0, 2, {E, C}}};
+        {"mlp.router.weight", 1, 2, {C, E}, -1, 1},
+        {"mlp.experts.c_fc.weight", 1, 3, {E, C, F}, -1, 1}, {"mlp.experts.c_fc.bias", 0, 2, {E, F}, -1, 1},
+        {"mlp.experts.c_proj.weight", 1, 3, {E, F, C}, -1, 1}, {"mlp.experts.c_proj.bias", 0, 2, {E, C}, -1, 1}};
     for (int l = 0; l < c->n_layer; l++) {
         m->layer_first[l] = m->n_tensors;
         add_layer_tensors(m, l, attn, CT_BLOCK_ATTN_TENSORS);
         if (ct_model_layer_is_moe(c, l)) add_layer_tensors(m, l, moe, CT_MOE_TENSORS);
         else add_layer_tensors(m, l, mlp, CT_BLOCK_MLP_TENSORS);
     }
-    add_tensor(m, "ln_f.weight", 0, 1, (int[]){C});
-    add_tensor(m, "ln_f.bias", 0, 1, (int[]){C});
+    add_tensor(m, "ln_f.weight", &(tensor_spec){"", 0, 1, {C}, -1, 1});
+    add_tensor(m, "ln_f.bias", &(tensor_spec){"", 0, 1, {C}, -1, 1});
 }
 
 void ct_model_bind_blocks(const ct_model *m, ct_block_params *views, float *base) {
@@ -97,23 +109,44 @@ void ct_model_bind_blocks(const ct_model *m, ct_block_params *views, float *base
     }
 }
 
-static void init_params(ct_model *m, uint64_t seed) {
+/* GPT-2 initialisation of the logical tensors, in table order from one stream; a
+ * tensor-parallel rank draws each whole tensor and keeps its part, so every layout starts
+ * from the same model. */
+static ct_status init_params(ct_model *m, uint64_t seed) {
     ct_rng rng;
     ct_rng_seed(&rng, seed);
-    float proj_std = 0.02f / sqrtf(2.0f * (float)m->cfg.n_layer);
+    float proj_std = 0.02f / sqrtf(2.0f * (float)m->cfg.n_layer), *full = NULL;
+    if (m->tp_ranks > 1) {
+        size_t most = 0;
+        for (size_t i = 0; i < m->n_tensors; i++)
+            if (m->tensors[i].full_numel > most) most = m->tensors[i].full_numel;
+        if (!(full = ct_alloc(most * sizeof(float), "initialisation buffer"))) return CT_ENOMEM;
+    }
     for (size_t i = 0; i < m->n_tensors; i++) {
         const ct_tensor_info *t = &m->tensors[i];
-        float *p = m->params + t->offset;
+        float *p = t->split_dim >= 0 && full ? full : m->params + t->offset;
         int is_weight = strstr(t->name, ".weight") != NULL && !strstr(t->name, "ln_");
         int is_gain = strstr(t->name, "ln_") && strstr(t->name, ".weight");
         float std = strstr(t->name, "c_proj.weight") ? proj_std : 0.02f;
-        for (size_t j = 0; j < t->numel; j++)
+        for (size_t j = 0; j < t->full_numel; j++)
             p[j] = is_weight ? std * ct_rng_normal(&rng) : (is_gain ? 1.0f : 0.0f);
+        if (p == full) ct_tensor_take_part(t, m->tp_rank, m->tp_ranks, full, m->params + t->offset);
     }
+    ct_free(full);
+    return CT_OK;
 }
 
+static void tp_sum_block(void *ctx, float *buf, size_t n) { ct_model_tp_sum(ctx, buf, n); }
+
 ct_status ct_model_create(ct_model **out, const ct_model_config *cfg, uint64_t seed) {
+    return ct_model_create_parallel(out, cfg, seed, NULL);
+}
+
+ct_status ct_model_create_parallel(ct_model **out, const ct_model_config *cfg, uint64_t seed,
+                                   ct_world *world) {
     CT_TRY(ct_model_config_check(cfg));
+    int ranks = world ? ct_world_axis_size(world, CT_AXIS_TENSOR) : 1;
+    CT_TRY(ct_model_check_tensor_split(cfg, ranks));
     ct_model *m = calloc(1, sizeof *m);
     size_t cap = 4 + (size_t)cfg->n_layer * (CT_BLOCK_ATTN_TENSORS + CT_MOE_TENSORS);
     if (!m || !(m->tensors = calloc(cap, sizeof *m->tensors)) ||
@@ -126,6 +159,10 @@ ct_status ct_model_create(ct_model **out, const ct_model_config *cfg, uint64_t s
         return ct_fail(CT_ENOMEM, "out of memory creating the model tables");
     }
     m->cfg = *cfg;
+    m->world = world;
+    m->tp_ranks = ranks;
+    m->tp_rank = world ? ct_world_coord(world, CT_AXIS_TENSOR) : 0;
+    m->tp = (ct_block_tp){m->tp_rank, m->tp_ranks, tp_sum_block, m};
     build_table(m);
     m->wte = m->tensors[0].offset;
     m->wpe = m->tensors[1].offset;
@@ -134,7 +171,8 @@ ct_status ct_model_create(ct_model **out, const ct_model_config *cfg, uint64_t s
     m->params = ct_alloc(m->n_params * sizeof(float), "model parameters");
     if (!m->params) { ct_model_free(m); return CT_ENOMEM; }
     ct_model_bind_blocks(m, m->blocks, m->params);
-    init_params(m, seed);
+    ct_status s = init_params(m, seed);
+    if (s != CT_OK) { ct_model_free(m); return s; }
     *out = m;
     return CT_OK;
 }
@@ -144,6 +182,7 @@ void ct_model_free(ct_model *m) {
     ct_free(m->params);
     ct_free(m->grads);
     ct_free(m->acts);
+    ct_free(m->tp_buf);
     free(m->tokens);
     free(m->tensors);
     free(m->names);
@@ -165,6 +204,13 @@ const ct_tensor_info *ct_model_find_tensor(const ct_model *m, const char *name) 
     return NULL;
 }
 size_t ct_model_num_params(const ct_model *m) { return m->n_params; }
+size_t ct_model_num_params_full(const ct_model *m) {
+    size_t n = 0;
+    for (size_t i = 0; i < m->n_tensors; i++) n += m->tensors[i].full_numel;
+    return n;
+}
+int ct_model_tensor_rank(const ct_model *m) { return m->tp_rank; }
+int ct_model_tensor_ranks(const ct_model *m) { return m->tp_ranks; }
 float *ct_model_params(ct_model *m) { return m->params; }
 float *ct_model_grads(ct_model *m) { return m->grads; }
 const float *ct_model_logits(const ct_model *m) { return m->logits; }

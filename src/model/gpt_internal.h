@@ -33,10 +33,27 @@ struct ct_model {
     float aux_loss;
     ct_grad_ready_fn grad_hook;
     void *grad_hook_ctx;
+    /* tensor parallelism (ranks == 1 without it) */
+    ct_world *world;
+    int tp_rank, tp_ranks;
+    ct_block_tp tp;       /* what the blocks use: ranks and the sum below */
+    ct_status tp_status;  /* first failed collective of this pass (later ones are skipped) */
+    float *tp_buf;        /* [(ranks + 2) * N] for the parallel cross-entropy */
+    size_t tp_buf_cap;
+    int logits_are_grads; /* backward overwrote the logits with their gradient */
 };
 
 /* 1 if block l has an MoE feed-forward. */
 int ct_model_layer_is_moe(const ct_model_config *c, int l);
+
+/* Collectives over the tensor ranks for the passes: on failure they record the error in
+ * m->tp_status and later calls return at once; the pass reports it at its end. */
+void ct_model_tp_sum(ct_model *m, float *buf, size_t n);
+/* Mean cross-entropy over this rank's vocabulary columns logits [N, V/ranks], whole-vocab
+ * log-sum-exp into lse [N]; counted rows in *counted. */
+float ct_model_tp_crossentropy(ct_model *m, const int32_t *targets, int N, int *counted);
+/* The first vocabulary row this rank holds. */
+int ct_model_vocab_lo(const ct_model *m);
 
 /* Points block views at base (the parameter or the gradient buffer) using the table. */
 void ct_model_bind_blocks(const ct_model *m, ct_block_params *views, float *base);

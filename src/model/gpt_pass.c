@@ -16,15 +16,22 @@ static const ct_moe_config *model_moe(const ct_model *m) {
     return m->cfg.moe_every > 0 ? &m->cfg.moe : NULL;
 }
 
+/* This rank's vocabulary rows (all of them without tensor parallelism). */
+static int local_vocab(const ct_model *m) { return m->cfg.vocab_size / m->tp_ranks; }
+
+static ct_dims model_dims(const ct_model *m, int B, int T) {
+    return (ct_dims){B, T, m->cfg.d_model, m->cfg.n_head, &m->tp};
+}
+
 static size_t acts_size(const ct_model *m, ct_dims d, int threads) {
     size_t N = (size_t)d.B * d.T, C = (size_t)d.C, L = (size_t)m->cfg.n_layer, blocks = 0;
     for (int l = 0; l < m->cfg.n_layer; l++) blocks += ct_block_acts_size(d, layer_moe(m, l));
     return (L + 1) * N * C + blocks + ct_block_scratch_size(d, threads, model_moe(m)) +
-           N * C + 3 * N + N * (size_t)m->cfg.vocab_size + N * C;
+           N * C + 3 * N + N * (size_t)local_vocab(m) + N * C;
 }
 
 static ct_status layout_acts(ct_model *m, int B, int T) {
-    ct_dims d = {B, T, m->cfg.d_model, m->cfg.n_head};
+    ct_dims d = model_dims(m, B, T);
     int threads = omp_get_max_threads();
     size_t need = acts_size(m, d, threads), N = (size_t)B * T, C = (size_t)d.C;
     if (need > m->acts_cap) {
@@ -54,7 +61,7 @@ static ct_status layout_acts(ct_model *m, int B, int T) {
     m->lnf_mean = p; p += N;
     m->lnf_rstd = p; p += N;
     m->lse = p; p += N;
-    m->logits = p; p += N * (size_t)m->cfg.vocab_size;
+    m->logits = p; p += N * (size_t)local_vocab(m);
     m->dres = p;
     m->B = B;
     m->T = T;
@@ -119,8 +126,10 @@ ct_status ct_model_forward(ct_model *m, const int32_t *tokens, const int32_t *ta
     CT_TRY(check_inputs(m, tokens, targets, prefix_len, B, T));
     CT_TRY(layout_acts(m, B, T));
     const ct_model_config *c = &m->cfg;
-    int N = B * T, C = c->d_model, V = c->vocab_size;
-    ct_dims d = {B, T, C, c->n_head};
+    int N = B * T, C = c->d_model, V = local_vocab(m), v0 = ct_model_vocab_lo(m);
+    ct_dims d = model_dims(m, B, T);
+    m->tp_status = CT_OK;
+    m->logits_are_grads = 0;
     memcpy(m->tokens, tokens, (size_t)N * sizeof(int32_t));
     m->has_targets = targets != NULL;
     if (targets) memcpy(m->targets, targets, (size_t)N * sizeof(int32_t));
@@ -130,7 +139,13 @@ ct_status ct_model_forward(ct_model *m, const int32_t *tokens, const int32_t *ta
         memcpy(m->prefix, prefix_len, (size_t)B * sizeof(int32_t));
         prefix = m->prefix;
     }
-    ct_embedding_forward(m->res, tokens, m->params + m->wte, m->params + m->wpe, B, T, C);
+    if (m->tp_ranks == 1) {
+        ct_embedding_forward(m->res, tokens, m->params + m->wte, m->params + m->wpe, B, T, C);
+    } else { /* each rank looks up its vocabulary rows; the sum has every token's row */
+        ct_embedding_lookup(m->res, tokens, m->params + m->wte, v0, v0 + V, B, T, C);
+        ct_model_tp_sum(m, m->res, (size_t)N * C);
+        ct_embedding_add_positions(m->res, m->params + m->wpe, B, T, C);
+    }
     m->aux_loss = 0.0f;
     for (int l = 0; l < c->n_layer; l++) {
         ct_block_ffn ffn = block_ffn(m, l);
@@ -140,14 +155,15 @@ ct_status ct_model_forward(ct_model *m, const int32_t *tokens, const int32_t *ta
     float *x = m->res + (size_t)c->n_layer * N * C;
     ct_layernorm_forward(m->lnf, m->lnf_mean, m->lnf_rstd, x, m->params + m->lnf_w,
                          m->params + m->lnf_b, N, C);
-    /* logits[N,V] = lnf[N,C] wte[V,C]^T */
+    /* logits[N,V] = lnf[N,C] wte[V,C]^T (this rank's V/R vocabulary rows) */
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, V, C, 1.0f, m->lnf, C,
                 m->params + m->wte, C, 0.0f, m->logits, V);
     if (targets) {
-        float l = ct_crossentropy_forward(m->lse, m->logits, targets, N, V, &m->counted);
+        float l = m->tp_ranks == 1 ? ct_crossentropy_forward(m->lse, m->logits, targets, N, V, &m->counted)
+                                   : ct_model_tp_crossentropy(m, targets, N, &m->counted);
         if (loss) *loss = l;
     }
-    return CT_OK;
+    return m->tp_status == CT_OK ? CT_OK : ct_fail_context(m->tp_status, "tensor-parallel forward");
 }
 
 void ct_model_zero_grad(ct_model *m) {
@@ -162,15 +178,18 @@ ct_status ct_model_backward(ct_model *m, float grad_scale) {
         ct_model_bind_blocks(m, m->block_grads, m->grads);
     }
     const ct_model_config *c = &m->cfg;
-    int B = m->B, T = m->T, N = B * T, C = c->d_model, V = c->vocab_size;
-    ct_dims d = {B, T, C, c->n_head};
+    int B = m->B, T = m->T, N = B * T, C = c->d_model, V = local_vocab(m), v0 = ct_model_vocab_lo(m);
+    ct_dims d = model_dims(m, B, T);
     const int32_t *prefix = m->prefix_set ? m->prefix : NULL;
     float scale = m->counted ? grad_scale / (float)m->counted : 0.0f;
-    ct_crossentropy_backward(m->logits, m->lse, m->targets, N, V, scale);
+    m->tp_status = CT_OK;
+    ct_crossentropy_backward_part(m->logits, m->lse, m->targets, N, V, v0, scale);
+    m->logits_are_grads = 1;
     float *dlogits = m->logits, *dlnf = m->scratch.dln, *g = m->grads;
     /* dlnf[N,C] = dlogits[N,V] wte[V,C];  dwte[V,C] += dlogits^T lnf */
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, V, 1.0f, dlogits, V,
                 m->params + m->wte, C, 0.0f, dlnf, C);
+    ct_model_tp_sum(m, dlnf, (size_t)N * C); /* each rank's vocabulary rows contribute */
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, V, C, N, 1.0f, dlogits, V, m->lnf, C,
                 1.0f, g + m->wte, C);
     memset(m->dres, 0, (size_t)N * C * sizeof(float));
@@ -185,8 +204,8 @@ ct_status ct_model_backward(ct_model *m, float grad_scale) {
                           grad_scale);
         grads_ready(m, m->layer_first[l], l + 1 < c->n_layer ? m->layer_first[l + 1] : m->n_tensors - 2);
     }
-    ct_embedding_backward(g + m->wte, g + m->wpe, m->dres, m->tokens, B, T, C);
+    ct_embedding_backward(g + m->wte, g + m->wpe, m->dres, m->tokens, v0, v0 + V, B, T, C);
     grads_ready(m, 0, 2);
     m->has_targets = 0; /* logits were overwritten by their gradient */
-    return CT_OK;
+    return m->tp_status == CT_OK ? CT_OK : ct_fail_context(m->tp_status, "tensor-parallel backward");
 }

@@ -57,17 +57,18 @@ ct_status ct_generate(ct_model *m, const int32_t *prompt, int n_prompt, int n_ne
     if (n_prompt < 1) return ct_fail(CT_EINVAL, "generate: the prompt needs at least one token");
     int cap = n_prompt + n_new;
     int32_t *seq = malloc(sizeof(int32_t) * (size_t)cap);
-    if (!seq) return ct_fail(CT_ENOMEM, "generate: out of memory");
+    float *last = malloc(sizeof(float) * (size_t)c->vocab_size);
+    if (!seq || !last) { free(seq); free(last); return ct_fail(CT_ENOMEM, "generate: out of memory"); }
     memcpy(seq, prompt, sizeof(int32_t) * (size_t)n_prompt);
     ct_status s = CT_OK;
     for (int len = n_prompt; len < cap && s == CT_OK; len++) {
         int T = len < c->seq_len ? len : c->seq_len;
         s = ct_model_forward(m, seq + len - T, NULL, NULL, 1, T, NULL);
-        if (s != CT_OK) break;
-        const float *last = ct_model_logits(m) + (size_t)(T - 1) * c->vocab_size;
+        if (s != CT_OK || (s = ct_model_logits_row(m, T - 1, last)) != CT_OK) break;
         seq[len] = ct_sample_token(last, c->vocab_size, temperature, top_k, rng);
         if (on_token) on_token(seq[len], ctx);
     }
     free(seq);
+    free(last);
     return s;
 }

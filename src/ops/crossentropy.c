@@ -29,6 +29,11 @@ float ct_crossentropy_forward(float *lse, const float *logits, const int32_t *ta
 
 void ct_crossentropy_backward(float *logits, const float *lse, const int32_t *targets,
                               int N, int V, float scale) {
+    ct_crossentropy_backward_part(logits, lse, targets, N, V, 0, scale);
+}
+
+void ct_crossentropy_backward_part(float *logits, const float *lse, const int32_t *targets,
+                                   int N, int V, int v0, float scale) {
 #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++) {
         float *x = logits + (size_t)n * V;
@@ -39,6 +44,31 @@ void ct_crossentropy_backward(float *logits, const float *lse, const int32_t *ta
         float l = lse[n];
 #pragma omp simd
         for (int v = 0; v < V; v++) x[v] = scale * ct_expf(x[v] - l);
-        x[targets[n]] -= scale;
+        int t = targets[n] - v0;
+        if (t >= 0 && t < V) x[t] -= scale;
+    }
+}
+
+void ct_rowmax(const float *logits, int N, int V, float *out) {
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        const float *x = logits + (size_t)n * V;
+        float m = -INFINITY;
+        for (int v = 0; v < V; v++) m = x[v] > m ? x[v] : m;
+        out[n] = m;
+    }
+}
+
+void ct_crossentropy_partials(const float *logits, const int32_t *targets, int N, int V, int v0,
+                              const float *shift, float *sum_exp, float *target) {
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        const float *x = logits + (size_t)n * V;
+        float m = shift[n], s = 0.0f;
+#pragma omp simd reduction(+ : s)
+        for (int v = 0; v < V; v++) s += ct_expf(x[v] - m);
+        sum_exp[n] = s;
+        int t = targets[n] - v0;
+        target[n] = targets[n] >= 0 && t >= 0 && t < V ? x[t] : 0.0f;
     }
 }

@@ -1,11 +1,13 @@
 /* matmul.c: the linear layer y = x W + b on OpenBLAS sgemm, with W stored [in, out] as in
- * Hugging Face's GPT-2 Conv1D, and the deterministic column-sum used for bias gradients. */
+ * Hugging Face's GPT-2 Conv1D, and the deterministic reductions: the column-sum used for
+ * bias gradients and the sum of squares used for gradient norms. */
 #include "ops/ops.h"
 #include <cblas.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define COLSUM_CHUNKS 32 /* fixed, so the sum order does not depend on the thread count */
+#define SUMSQ_CHUNKS 64
 
 void ct_colsum_accumulate(float *dst, const float *src, int N, int C) {
     float *partial = malloc(sizeof(float) * COLSUM_CHUNKS * (size_t)C);
@@ -24,6 +26,21 @@ void ct_colsum_accumulate(float *dst, const float *src, int N, int C) {
     for (int k = 0; k < COLSUM_CHUNKS; k++)
         for (int c = 0; c < C; c++) dst[c] += partial[(size_t)k * C + c];
     free(partial);
+}
+
+double ct_sum_squares(const float *x, size_t n) {
+    double partial[SUMSQ_CHUNKS];
+    size_t chunk = (n + SUMSQ_CHUNKS - 1) / SUMSQ_CHUNKS;
+#pragma omp parallel for schedule(static)
+    for (int k = 0; k < SUMSQ_CHUNKS; k++) {
+        size_t a = (size_t)k * chunk, e = a + chunk < n ? a + chunk : n;
+        double s = 0.0;
+        for (size_t i = a; i < e; i++) s += (double)x[i] * (double)x[i];
+        partial[k] = s;
+    }
+    double total = 0.0;
+    for (int k = 0; k < SUMSQ_CHUNKS; k++) total += partial[k];
+    return total;
 }
 
 void ct_matmul_forward(float *out, const float *inp, const float *w, const float *bias,

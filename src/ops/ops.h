@@ -43,9 +43,15 @@ void ct_attention_backward(float *dqkv, float *scratch, const float *dout, const
 /* x[B,T,C] = wte[tokens[b,t]] + wpe[t] */
 void ct_embedding_forward(float *x, const int32_t *tokens, const float *wte, const float *wpe,
                           int B, int T, int C);
-/* dwte[V,C] += scatter of dx by token, dwpe[T,C] += sum over batch */
+/* dwte[V,C] += scatter of dx by token, dwpe[T,C] += sum over batch. Vocabulary-parallel:
+ * dwte holds rows [v0, v1) only and other tokens are skipped (0, V: every row). */
 void ct_embedding_backward(float *dwte, float *dwpe, const float *dx, const int32_t *tokens,
-                           int B, int T, int C);
+                           int v0, int v1, int B, int T, int C);
+/* Vocabulary-parallel forward in two steps: x[B,T,C] = wte[token - v0] for tokens in
+ * [v0, v1), 0 otherwise (the ranks' x are then summed); then x += wpe[t]. */
+void ct_embedding_lookup(float *x, const int32_t *tokens, const float *wte, int v0, int v1,
+                         int B, int T, int C);
+void ct_embedding_add_positions(float *x, const float *wpe, int B, int T, int C);
 
 /* Softmax cross-entropy over logits[N,V]. Rows whose target < 0 are ignored. Saves the
  * log-sum-exp of each row in lse[N]. Returns the mean loss over counted rows (0 if none)
@@ -56,6 +62,19 @@ float ct_crossentropy_forward(float *lse, const float *logits, const int32_t *ta
  * scale is typically grad_scale / counted. */
 void ct_crossentropy_backward(float *logits, const float *lse, const int32_t *targets,
                               int N, int V, float scale);
+/* Vocabulary-parallel pieces. logits [N, V] are columns [v0, v0 + V) of the whole
+ * vocabulary. rowmax: out[n] = max_v logits[n, v]. partials: sum_exp[n] = sum_v
+ * exp(logits[n, v] - shift[n]); target[n] = logits[n, targets[n] - v0] when the target
+ * is among these columns, else 0. backward_part: the backward above with the whole-vocab
+ * lse and the target's column shifted by v0. */
+void ct_rowmax(const float *logits, int N, int V, float *out);
+void ct_crossentropy_partials(const float *logits, const int32_t *targets, int N, int V, int v0,
+                              const float *shift, float *sum_exp, float *target);
+void ct_crossentropy_backward_part(float *logits, const float *lse, const int32_t *targets,
+                                   int N, int V, int v0, float scale);
+
+/* sum of x[i]^2 over n floats, in double, in fixed chunks (the same for any thread count). */
+double ct_sum_squares(const float *x, size_t n);
 
 /* dst[C] += sum over rows of src[N,C], in a fixed row-chunk order (deterministic). */
 void ct_colsum_accumulate(float *dst, const float *src, int N, int C);

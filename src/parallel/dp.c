@@ -21,6 +21,7 @@ struct ct_dp {
     ct_world *w;
     ct_model *m;
     int zero, ranks, me, armed, n_buckets, failed;
+    int released; /* stage 2: the pages outside this rank's shard were given back */
     ct_status status;
     ct_split *shards; /* the flat parameter buffer split over the data ranks */
     bucket buckets[MAX_BUCKETS];
@@ -59,6 +60,29 @@ static void release_pages(float *p, size_t n) {
     if (e > a) madvise((void *)a, e - a, MADV_DONTNEED);
 }
 
+/* Zeroes [p, p + n) floats except the whole pages inside, which release_pages gave back
+ * (they fault back in as zeros). */
+static void zero_edges(float *p, size_t n) {
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t a = ((uintptr_t)p + page - 1) & ~(page - 1), e = ((uintptr_t)(p + n)) & ~(page - 1);
+    if (e <= a) { memset(p, 0, n * sizeof(float)); return; }
+    memset(p, 0, a - (uintptr_t)p);
+    memset((void *)e, 0, (uintptr_t)(p + n) - e);
+}
+
+/* Stage 2: a reduced bucket's sums for other ranks are not needed here: give back their
+ * pages at once, so the gradient buffer's resident part stays near this rank's shard. */
+static void release_reduced(ct_dp *dp, const bucket *b) {
+    size_t lo, hi, end = b->offset + b->count;
+    float *g = ct_model_grads(dp->m);
+    ct_dp_shard(dp, &lo, &hi);
+    if (b->offset < lo) release_pages(g + b->offset, (end < lo ? end : lo) - b->offset);
+    if (end > hi) {
+        size_t a = b->offset > hi ? b->offset : hi;
+        release_pages(g + a, end - a);
+    }
+}
+
 /* Progresses every bucket in flight (called between blocks, so reduction overlaps). */
 static void progress(ct_dp *dp) {
     for (int i = 0; i < dp->n_buckets && dp->status == CT_OK; i++) {
@@ -67,6 +91,7 @@ static void progress(ct_dp *dp) {
         int done = 0;
         dp->status = ct_comm_test(dp->w, &b->req, &done);
         if (done) b->active = 0;
+        if (done && dp->zero == 2) release_reduced(dp, b);
     }
 }
 
@@ -137,11 +162,22 @@ void ct_dp_free(ct_dp *dp) {
 
 void ct_dp_arm(ct_dp *dp, int reduce) { dp->armed = reduce && dp->ranks > 1; }
 
+void ct_dp_zero_grad(ct_dp *dp) {
+    float *g = ct_model_grads(dp->m);
+    if (!g || dp->zero != 2 || dp->ranks == 1 || !dp->released) { ct_model_zero_grad(dp->m); return; }
+    size_t lo, hi, n = ct_model_num_params(dp->m);
+    ct_dp_shard(dp, &lo, &hi);
+    zero_edges(g, lo);
+    memset(g + lo, 0, (hi - lo) * sizeof(float));
+    zero_edges(g + hi, n - hi);
+}
+
 ct_status ct_dp_finish(ct_dp *dp) {
     if (!dp->armed) return CT_OK;
     for (int i = 0; i < dp->n_buckets && dp->status == CT_OK; i++) {
         bucket *b = &dp->buckets[i];
-        if (b->active) dp->status = ct_comm_wait(dp->w, &b->req);
+        if (b->active && (dp->status = ct_comm_wait(dp->w, &b->req)) == CT_OK && dp->zero == 2)
+            release_reduced(dp, b);
         b->active = 0;
     }
     dp->armed = 0;
@@ -154,6 +190,25 @@ ct_status ct_dp_finish(ct_dp *dp) {
     ct_dp_shard(dp, &lo, &hi);
     release_pages(g, lo);
     release_pages(g + hi, n - hi);
+    dp->released = 1;
+    return CT_OK;
+}
+
+void ct_dp_shard_of(const ct_dp *dp, int coord, size_t *lo, size_t *hi) {
+    if (dp->zero == 0) { *lo = 0; *hi = ct_model_num_params(dp->m); return; }
+    *lo = ct_split_offset(dp->shards, coord);
+    *hi = *lo + ct_split_count(dp->shards, coord);
+}
+
+/* With tensor parallelism: the squares of the split tensors' gradients are summed over the
+ * tensor ranks, those of the tensors every tensor rank holds whole are counted once. */
+static ct_status tensor_parallel_norm(ct_dp *dp, size_t lo, size_t hi, float *norm) {
+    double split, whole;
+    ct_model_grad_sq(dp->m, lo, hi, &split, &whole);
+    float sq[2] = {(float)split, (float)whole};
+    if (dp->zero == 2) CT_TRY(ct_comm_allreduce(dp->w, CT_AXIS_DATA, sq, 2));
+    CT_TRY(ct_comm_allreduce(dp->w, CT_AXIS_TENSOR, sq, 1));
+    *norm = sqrtf(sq[0] + sq[1]);
     return CT_OK;
 }
 
@@ -161,6 +216,8 @@ static ct_status global_norm(ct_dp *dp, float *norm) {
     size_t lo, hi;
     ct_dp_shard(dp, &lo, &hi);
     const float *g = ct_model_grads(dp->m);
+    if (ct_model_tensor_ranks(dp->m) > 1)
+        return tensor_parallel_norm(dp, dp->zero == 2 ? lo : 0, dp->zero == 2 ? hi : ct_model_num_params(dp->m), norm);
     if (dp->zero < 2) { /* every rank holds the whole reduced gradient */
         *norm = ct_grad_norm(g, ct_model_num_params(dp->m));
         return CT_OK;
@@ -185,14 +242,6 @@ ct_status ct_dp_mean(ct_dp *dp, float *value) {
     CT_TRY(ct_comm_allreduce(dp->w, CT_AXIS_DATA, value, 1));
     *value /= (float)dp->ranks;
     return CT_OK;
-}
-
-ct_status ct_dp_gather(ct_dp *dp, const float *shard, float *full) {
-    size_t lo, hi;
-    ct_dp_shard(dp, &lo, &hi);
-    memcpy(full + lo, shard, (hi - lo) * sizeof(float));
-    if (dp->zero == 0 || dp->ranks == 1) return CT_OK;
-    return ct_comm_allgatherv(dp->w, dp->shards, full + lo, full);
 }
 
 ct_status ct_dp_agree(ct_dp *dp, ct_status local, const char *what) {

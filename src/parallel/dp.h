@@ -6,7 +6,13 @@
  *      parameter range, which it updates; the parameters are all-gathered
  *   2  reduce-scatter the gradients, so a rank ends with only its shard's sums; the pages
  *      of other ranks' gradient ranges are handed back to the system as soon as their
- *      bucket is reduced (they fault back in as zeros); otherwise as stage 1 */
+ *      bucket is reduced (they fault back in as zeros, and the next step's zeroing skips
+ *      them), so the resident gradient memory is this rank's shard plus the buckets that
+ *      backward has written and not yet reduced; otherwise as stage 1. With gradient
+ *      accumulation the micro-batches before the last sum into the whole buffer.
+ * With tensor parallelism every buffer here is this rank's part of the model, the data
+ * axis groups the ranks holding the same part, and the gradient norm adds the split
+ * tensors' squares over the tensor ranks. */
 #ifndef CT_DP_H
 #define CT_DP_H
 
@@ -22,6 +28,10 @@ int ct_dp_ranks(const ct_dp *dp);
 /* The flat parameter range this rank updates: [lo, hi); everything for stage 0. */
 void ct_dp_shard(const ct_dp *dp, size_t *lo, size_t *hi);
 
+/* Zeroes the gradients before a step. Stage 2 touches only this rank's shard (and page
+ * edges): the rest was given back and reads as zeros, so it stays unmapped until written. */
+void ct_dp_zero_grad(ct_dp *dp);
+
 /* Arms (reduce != 0) or disarms the bucket hook for the next backward: only the last
  * micro-batch of a step reduces. */
 void ct_dp_arm(ct_dp *dp, int reduce);
@@ -36,8 +46,8 @@ ct_status ct_dp_adamw_step(ct_dp *dp, ct_adamw *o, float lr, const ct_adamw_conf
 /* Mean of a per-rank value over the data axis (losses for reporting). */
 ct_status ct_dp_mean(ct_dp *dp, float *value);
 
-/* full [num_params] <- every rank's shard [hi - lo] (for checkpoints under ZeRO). */
-ct_status ct_dp_gather(ct_dp *dp, const float *shard, float *full);
+/* The range the data rank at coordinate coord updates (for assembling moments). */
+void ct_dp_shard_of(const ct_dp *dp, int coord, size_t *lo, size_t *hi);
 
 /* Every rank learns whether any rank failed: returns local when it failed here, an error
  * naming the other rank's failure otherwise, CT_OK when all succeeded. */

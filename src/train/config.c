@@ -61,7 +61,7 @@ static const key_def keys[] = {
     {"run.resume", K_BOOL, F(run.resume), 0, 1, "true", "continue from the latest checkpoint in run.dir if one exists"},
     {"run.stop_at_step", K_INT, F(run.stop_at_step), 0, 1e9, "0", "end this invocation at this step with a checkpoint, to continue later (0 = run to train.steps)"},
     {"parallel.data", K_INT, F(parallel.data), 0, 1 << 20, "0", "data-parallel ranks (0 = every rank of the mpirun world)"},
-    {"parallel.tensor", K_INT, F(parallel.tensor), 1, 1, "1", "tensor-parallel ranks (1: tensor parallelism is not in this release)"},
+    {"parallel.tensor", K_INT, F(parallel.tensor), 1, 1 << 10, "1", "tensor-parallel ranks (Megatron: heads, MLP and vocabulary split); must divide n_head, 4*d_model and vocab_size"},
     {"parallel.zero", K_INT, F(parallel.zero), 0, 2, "0", "ZeRO stage: 0 replicated, 1 optimizer state sharded, 2 gradients too"},
     {"runtime.threads", K_INT, F(runtime.threads), 0, 4096, "0", "compute threads (0 = all cores)"},
     {"runtime.pin", K_BOOL, F(runtime.pin), 0, 1, "true", "pin compute thread i to core i"},
@@ -217,7 +217,7 @@ ct_status ct_config_validate(const ct_config *c) {
                        "table; raise model.seq_len or lower train.seq_len", c->train.seq_len, c->model.seq_len);
     if (c->train.lr_min > c->train.lr)
         return ct_fail(CT_EINVAL, "train.lr_min = %g exceeds train.lr = %g", c->train.lr_min, c->train.lr);
-    return CT_OK;
+    return ct_model_check_tensor_split(&c->model, c->parallel.tensor);
 }
 
 int ct_config_train_seq_len(const ct_config *c) {

@@ -1,10 +1,10 @@
 /* optim.c: AdamW, gradient clipping and the learning-rate schedule. */
 #include "core/core.h"
+#include "ops/ops.h"
 #include "train/optim.h"
 #include <math.h>
 #include <string.h>
 
-#define NORM_CHUNKS 64 /* fixed chunking: the norm is the same for any thread count */
 
 struct ct_adamw {
     size_t lo, n; /* moments cover the flat parameter range [lo, lo + n) */
@@ -43,20 +43,7 @@ float *ct_adamw_v(ct_adamw *o) { return o->v; }
 int64_t ct_adamw_steps(const ct_adamw *o) { return o->t; }
 void ct_adamw_set_steps(ct_adamw *o, int64_t t) { o->t = t; }
 
-float ct_grad_norm(const float *g, size_t n) {
-    double partial[NORM_CHUNKS];
-    size_t chunk = (n + NORM_CHUNKS - 1) / NORM_CHUNKS;
-#pragma omp parallel for schedule(static)
-    for (int k = 0; k < NORM_CHUNKS; k++) {
-        size_t begin = (size_t)k * chunk, end = begin + chunk < n ? begin + chunk : n;
-        double s = 0.0;
-        for (size_t i = begin; i < end; i++) s += (double)g[i] * (double)g[i];
-        partial[k] = s;
-    }
-    double total = 0.0;
-    for (int k = 0; k < NORM_CHUNKS; k++) total += partial[k];
-    return (float)sqrt(total);
-}
+float ct_grad_norm(const float *g, size_t n) { return (float)sqrt(ct_sum_squares(g, n)); }
 
 static void update_range(float *p, const float *g, float *m, float *v, size_t n, float lr,
                          float wd, float clip_scale, float bc1, float bc2,

@@ -9,8 +9,9 @@
 void ct_model_ckpt_table(const ct_model *m, ct_ckpt_tensor *out) {
     for (size_t i = 0; i < ct_model_num_tensors(m); i++) {
         const ct_tensor_info *t = ct_model_tensor(m, i);
-        out[i] = (ct_ckpt_tensor){t->name, t->ndim, {t->shape[0], t->shape[1], t->shape[2], t->shape[3]},
-                                  t->offset, t->numel};
+        out[i] = (ct_ckpt_tensor){t->name, t->ndim,
+                                  {t->full_shape[0], t->full_shape[1], t->full_shape[2], t->full_shape[3]},
+                                  t->offset, t->full_numel};
     }
 }
 

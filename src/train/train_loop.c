@@ -34,6 +34,7 @@ static void metrics_line(run_output *o, const char *fmt, ...) {
 
 static void print_token(int32_t id, void *ctx) {
     run_output *o = ctx;
+    if (!o->leader) return;
     if (o->tok) {
         char *text;
         size_t len;
@@ -47,15 +48,16 @@ static void print_token(int32_t id, void *ctx) {
     fflush(stdout);
 }
 
+/* The leader's tensor group samples (all its ranks run the model; the leader prints). */
 static ct_status print_sample(ct_trainer *tr, run_output *o) {
-    if (tr->cfg.train.sample_tokens <= 0 || !o->leader) return CT_OK;
+    if (tr->cfg.train.sample_tokens <= 0 || ct_world_coord(tr->world, CT_AXIS_DATA) != 0) return CT_OK;
     ct_rng rng;
     ct_rng_seed(&rng, (uint64_t)tr->cfg.train.seed * 1000003u + (uint64_t)tr->step);
     int32_t prompt = tr->cfg.model.vocab_size > 50256 ? 50256 : 0; /* <|endoftext|> starts a document */
-    printf("%s--- sample at step %" PRId64 " ---\n", o->tty ? "\n" : "", tr->step);
+    if (o->leader) printf("%s--- sample at step %" PRId64 " ---\n", o->tty ? "\n" : "", tr->step);
     ct_status s = ct_generate(tr->model, &prompt, 1, tr->cfg.train.sample_tokens, 0.8f, 40, &rng,
                               print_token, o);
-    printf("\n---\n");
+    if (o->leader) printf("\n---\n");
     fflush(stdout);
     return s;
 }
@@ -160,21 +162,24 @@ ct_status ct_trainer_run(ct_trainer *tr) {
     snprintf(path, sizeof path, "%s/metrics.jsonl", c->run.dir);
     o.metrics = fopen(path, "a");
     if (!o.metrics) return ct_fail(CT_EIO, "cannot open %s for appending", path);
-    if (c->model.vocab_size == CT_TOKENIZER_VOCAB && ct_tokenizer_load_default(&o.tok) != CT_OK) {
+    /* GPT-2 ids, possibly in a padded vocabulary (padding rows are never targets) */
+    if (c->model.vocab_size >= CT_TOKENIZER_VOCAB && ct_tokenizer_load_default(&o.tok) != CT_OK) {
         ct_log("warning: %s; samples will show token ids", ct_last_error());
         o.tok = NULL;
     }
     printf("model: %d layers, d_model %d, %d heads, seq_len %d, vocab %d: %.2fM parameters\n",
            c->model.n_layer, c->model.d_model, c->model.n_head, c->model.seq_len, c->model.vocab_size,
-           (double)ct_model_num_params(tr->model) / 1e6);
+           (double)ct_model_num_params_full(tr->model) / 1e6);
     printf("training: %d steps of %d x %d tokens x %d accumulation, from step %" PRId64 "; run dir %s\n",
            c->train.steps, c->train.batch_size, ct_config_train_seq_len(c), c->train.grad_accum, tr->step, c->run.dir);
     if (ct_world_size(tr->world) > 1)
-        printf("parallel: %d ranks, data %d, ZeRO stage %d, %d threads each\n", ct_world_size(tr->world),
-               ct_world_axis_size(tr->world, CT_AXIS_DATA), c->parallel.zero, ct_runtime_threads());
+        printf("parallel: %d ranks, data %d x tensor %d, ZeRO stage %d, %d threads each; %.2fM parameters "
+               "per rank\n", ct_world_size(tr->world), ct_world_axis_size(tr->world, CT_AXIS_DATA),
+               ct_world_axis_size(tr->world, CT_AXIS_TENSOR), c->parallel.zero, ct_runtime_threads(),
+               (double)ct_model_num_params(tr->model) / 1e6);
     fflush(stdout);
     metrics_line(&o, "{\"event\": \"start\", \"step\": %" PRId64 ", \"params\": %zu}", tr->step,
-                 ct_model_num_params(tr->model));
+                 ct_model_num_params_full(tr->model));
     ct_status s = run_steps(tr, &o);
     if (o.tty) printf("\n");
     if (o.tok) ct_tokenizer_free(o.tok);

@@ -12,25 +12,6 @@
 #include <string.h>
 #include <unistd.h>
 
-/* Points the checkpoint view's moments at full buffers: the optimizer's own when it holds
- * every parameter, else fresh full-size buffers (ZeRO shards) the caller frees. */
-static ct_status full_moments(ct_trainer *tr, float **m, float **v) {
-    size_t n = ct_model_num_params(tr->model);
-    if (ct_adamw_range_n(tr->opt) == n) {
-        *m = ct_adamw_m(tr->opt);
-        *v = ct_adamw_v(tr->opt);
-        return CT_OK;
-    }
-    *m = ct_alloc(2 * n * sizeof(float), "full AdamW moments for a checkpoint");
-    if (!*m) return CT_ENOMEM;
-    *v = *m + n;
-    return CT_OK;
-}
-
-static void release_moments(ct_trainer *tr, float *m) {
-    if (m != ct_adamw_m(tr->opt)) ct_free(m);
-}
-
 static ct_status open_loaders(ct_trainer *tr) {
     const ct_config *c = &tr->cfg;
     int B = c->train.batch_size, T = ct_config_train_seq_len(c);
@@ -43,12 +24,15 @@ static ct_status open_loaders(ct_trainer *tr) {
     return CT_OK;
 }
 
-static void build_ckpt_view(ct_trainer *tr) {
-    size_t n = ct_model_num_tensors(tr->model);
+/* The checkpoint sees whole tensors under their one-process names; the stream moves each
+ * between them and this rank's pieces. */
+static ct_status build_ckpt_view(ct_trainer *tr) {
+    CT_TRY(ct_ckpt_stream_init(&tr->stream, tr));
     ct_model_ckpt_table(tr->model, tr->ckpt_tensors);
-    tr->view = (ct_ckpt_view){.tensors = tr->ckpt_tensors, .n_tensors = n,
-                              .num_params = ct_model_num_params(tr->model),
-                              .params = ct_model_params(tr->model)}; /* moments: full_moments() */
+    tr->view = (ct_ckpt_view){.tensors = tr->ckpt_tensors, .n_tensors = ct_model_num_tensors(tr->model),
+                              .num_params = ct_model_num_params_full(tr->model),
+                              .io = ct_ckpt_stream_io(&tr->stream), .moments = 1};
+    return CT_OK;
 }
 
 static ct_status json_u64(const cJSON *obj, const char *key, uint64_t *out, const char *where) {
@@ -109,18 +93,7 @@ static ct_status resume(ct_trainer *tr, const char *dir) {
     ct_status s = check_same_model(tr, state, dir);
     cJSON_Delete(state);
     CT_TRY(s);
-    float *fm, *fv;
-    CT_TRY(full_moments(tr, &fm, &fv));
-    tr->view.adam_m = fm;
-    tr->view.adam_v = fv;
-    s = ct_checkpoint_load(dir, &tr->view, &state);
-    size_t lo = ct_adamw_range_lo(tr->opt), n = ct_adamw_range_n(tr->opt);
-    if (s == CT_OK && fm != ct_adamw_m(tr->opt)) {
-        memcpy(ct_adamw_m(tr->opt), fm + lo, n * sizeof(float));
-        memcpy(ct_adamw_v(tr->opt), fv + lo, n * sizeof(float));
-    }
-    release_moments(tr, fm);
-    CT_TRY(s);
+    CT_TRY(ct_checkpoint_load(dir, &tr->view, &state)); /* each rank takes its pieces */
     uint64_t step = 0, adam_t = 0, epoch = 0, index = 0;
     s = json_u64(state, "step", &step, dir);
     if (s == CT_OK) s = json_u64(state, "adam_steps", &adam_t, dir);
@@ -165,12 +138,12 @@ ct_status ct_trainer_create(ct_trainer **out, const ct_config *cfg, ct_world *wo
     tr->row0 = ct_world_coord(world, CT_AXIS_DATA) * tr->rows;
     snprintf(tr->ckpt_root, sizeof tr->ckpt_root, "%s/ckpt", cfg->run.dir);
     ct_status s = open_loaders(tr);
-    if (s == CT_OK) s = ct_model_create(&tr->model, &cfg->model, (uint64_t)cfg->train.seed);
+    if (s == CT_OK) s = ct_model_create_parallel(&tr->model, &cfg->model, (uint64_t)cfg->train.seed, world);
     if (s == CT_OK) s = build_parallel(tr);
     if (s == CT_OK && !(tr->ckpt_tensors = calloc(ct_model_num_tensors(tr->model), sizeof *tr->ckpt_tensors)))
         s = ct_fail(CT_ENOMEM, "out of memory for the checkpoint table");
+    if (s == CT_OK) s = build_ckpt_view(tr);
     if (s == CT_OK) {
-        build_ckpt_view(tr);
         char latest[1024];
         if (cfg->run.resume && access(tr->ckpt_root, F_OK) == 0) {
             s = ct_checkpoint_latest(tr->ckpt_root, latest, sizeof latest);
@@ -189,6 +162,7 @@ void ct_trainer_free(ct_trainer *tr) {
     ct_adamw_free(tr->opt);
     ct_dp_free(tr->dp);
     ct_model_free(tr->model);
+    ct_ckpt_stream_free(&tr->stream);
     free(tr->ckpt_tensors);
     free(tr->inputs);
     free(tr);
@@ -208,9 +182,10 @@ ct_status ct_trainer_step(ct_trainer *tr, ct_step_stats *st) {
     CT_TRY(ensure_batch_buffers(tr));
     double t0 = ct_now(), loss_sum = 0.0, aux_sum = 0.0;
     uint64_t bytes0 = ct_world_counter(tr->world, CT_AXIS_DATA).bytes;
+    uint64_t tbytes0 = ct_world_counter(tr->world, CT_AXIS_TENSOR).bytes;
     int accum = c->train.grad_accum, T = ct_config_train_seq_len(c);
     float scale = 1.0f / (float)(accum * ct_dp_ranks(tr->dp)); /* the reduced sum is the mean */
-    ct_model_zero_grad(tr->model);
+    ct_dp_zero_grad(tr->dp);
     for (int micro = 0; micro < accum; micro++) {
         float loss;
         uint64_t noise_seed = ((uint64_t)c->train.seed * 0x2545F4914F6CDD1DULL) ^
@@ -238,7 +213,8 @@ ct_status ct_trainer_step(ct_trainer *tr, ct_step_stats *st) {
     float norm;
     CT_TRY(ct_dp_adamw_step(tr->dp, tr->opt, lr, &ac, &norm));
     tr->step++;
-    double bytes = (double)(ct_world_counter(tr->world, CT_AXIS_DATA).bytes - bytes0);
+    double bytes = (double)(ct_world_counter(tr->world, CT_AXIS_DATA).bytes - bytes0) +
+                   (double)(ct_world_counter(tr->world, CT_AXIS_TENSOR).bytes - tbytes0);
     if (st) *st = (ct_step_stats){loss, aux, lr, norm, ct_now() - t0, bytes};
     return CT_OK;
 }
@@ -316,24 +292,18 @@ static void prune_checkpoints(const ct_trainer *tr) {
 }
 
 ct_status ct_trainer_save(ct_trainer *tr) {
-    CT_TRY(ct_mkdirs(tr->ckpt_root));
     char dir[1100];
     snprintf(dir, sizeof dir, "%s/step_%08" PRId64, tr->ckpt_root, tr->step);
-    float *fm = NULL, *fv = NULL;
-    ct_status s = full_moments(tr, &fm, &fv);
-    if (s == CT_OK) s = ct_dp_gather(tr->dp, ct_adamw_m(tr->opt), fm);
-    if (s == CT_OK) s = ct_dp_gather(tr->dp, ct_adamw_v(tr->opt), fv);
-    if (s == CT_OK && ct_trainer_is_leader(tr)) {
-        ct_ckpt_view view = tr->view;
-        view.adam_m = fm;
-        view.adam_v = fv;
+    ct_status s = CT_OK;
+    if (ct_trainer_is_leader(tr) && (s = ct_mkdirs(tr->ckpt_root)) == CT_OK) {
+        /* the others take part in each tensor's gathers */
         cJSON *state = trainer_state(tr);
-        s = ct_checkpoint_save(dir, &view, state);
+        s = ct_checkpoint_save(dir, &tr->view, state);
         cJSON_Delete(state);
         if (s == CT_OK) prune_checkpoints(tr);
     }
-    if (fm) release_moments(tr, fm);
-    return ct_dp_agree(tr->dp, s, "saving a checkpoint");
+    ct_status g = ct_ckpt_stream_finish(&tr->stream, 1);
+    return ct_dp_agree(tr->dp, s != CT_OK ? s : g, "saving a checkpoint");
 }
 
 int64_t ct_trainer_step_index(const ct_trainer *tr) { return tr->step; }

@@ -9,6 +9,15 @@
 #include "train/optim.h"
 #include "train/trainer.h"
 
+/* Streams a checkpoint's tensors between the ranks' pieces and the whole tensors the files
+ * hold (ckpt_stream.c). */
+typedef struct ct_ckpt_stream {
+    struct ct_trainer *tr;
+    size_t calls;      /* gets of the save in progress */
+    float *full, *parts; /* scratch: [largest tensor] each */
+    ct_ckpt_io io;
+} ct_ckpt_stream;
+
 struct ct_trainer {
     ct_config cfg;
     ct_world *world;  /* not owned */
@@ -21,6 +30,7 @@ struct ct_trainer {
     int32_t *inputs, *targets; /* [B, T] each */
     ct_ckpt_tensor *ckpt_tensors;
     ct_ckpt_view view;
+    ct_ckpt_stream stream;
     char ckpt_root[1024];
 };
 
@@ -28,7 +38,16 @@ struct ct_trainer {
  * data position (as strings: 64-bit exact) and the whole config. */
 cJSON *ct_trainer_state_json(const ct_config *cfg, int64_t step, int64_t adam_steps, ct_loader_pos pos);
 
-/* Fills out[ct_model_num_tensors(m)] with the model's table in checkpoint form. */
+ct_status ct_ckpt_stream_init(ct_ckpt_stream *cs, struct ct_trainer *tr);
+void ct_ckpt_stream_free(ct_ckpt_stream *cs);
+const ct_ckpt_io *ct_ckpt_stream_io(ct_ckpt_stream *cs);
+/* Makes the gets a save left undone (every rank must take part in each tensor's
+ * collectives, also when the leader's save stopped early), then rearms for the next save. */
+ct_status ct_ckpt_stream_finish(ct_ckpt_stream *cs, int with_moments);
+
+/* Fills out[ct_model_num_tensors(m)] with the model's table in checkpoint form: whole
+ * (logical) shapes; offsets into this rank's buffer, which only a one-rank model's flat
+ * view may use. */
 void ct_model_ckpt_table(const ct_model *m, ct_ckpt_tensor *out);
 
 #endif

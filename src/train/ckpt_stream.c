@@ -1,0 +1,119 @@
+/* ckpt_stream.c: the trainer's side of layout-free checkpoints. A checkpoint holds every
+ * tensor whole, under its one-process name; a rank holds a piece of it (its tensor-parallel
+ * part and, for AdamW moments under ZeRO, only its data shard of that part). Saving streams
+ * tensor by tensor: for each one, the data ranks' shards are all-gathered into this rank's
+ * part, the tensor ranks' parts into the whole tensor, and the leader's writer takes it, so
+ * no rank ever holds more than one tensor beyond its own state. Loading: every rank reads
+ * the (verified) files and copies out its own piece. */
+#include "core/core.h"
+#include "train/trainer_internal.h"
+#include <string.h>
+
+static size_t largest_tensor(const ct_model *m) {
+    size_t most = 1;
+    for (size_t i = 0; i < ct_model_num_tensors(m); i++)
+        if (ct_model_tensor(m, i)->full_numel > most) most = ct_model_tensor(m, i)->full_numel;
+    return most;
+}
+
+ct_status ct_ckpt_stream_init(ct_ckpt_stream *cs, ct_trainer *tr) {
+    memset(cs, 0, sizeof *cs);
+    cs->tr = tr;
+    size_t most = largest_tensor(tr->model), R = (size_t)ct_model_tensor_ranks(tr->model);
+    /* the whole tensor, and every tensor rank's part (R parts of at most most/R each) */
+    cs->full = ct_alloc(2 * most * sizeof(float), "checkpoint streaming buffers");
+    if (!cs->full) return CT_ENOMEM;
+    cs->parts = cs->full + most;
+    (void)R;
+    return CT_OK;
+}
+
+void ct_ckpt_stream_free(ct_ckpt_stream *cs) {
+    ct_free(cs->full);
+    cs->full = cs->parts = NULL;
+}
+
+/* Moment buffer b (1: exp_avg, 2: exp_avg_sq) and the flat range [lo, hi) it covers here. */
+static float *moments(ct_trainer *tr, int b, size_t *lo, size_t *hi) {
+    *lo = ct_adamw_range_lo(tr->opt);
+    *hi = *lo + ct_adamw_range_n(tr->opt);
+    return b == 1 ? ct_adamw_m(tr->opt) : ct_adamw_v(tr->opt);
+}
+
+/* This rank's part of tensor t's moments into out [numel], from the data shards. */
+static ct_status gather_moment_part(ct_trainer *tr, const ct_tensor_info *t, int b, float *out) {
+    size_t lo, hi, first = t->offset, end = t->offset + t->numel;
+    const float *mine = moments(tr, b, &lo, &hi);
+    int ranks = ct_world_axis_size(tr->world, CT_AXIS_DATA);
+    if (lo <= first && end <= hi) { /* whole here (ZeRO 0, one data rank, or one shard) */
+        memcpy(out, mine + (first - lo), t->numel * sizeof(float));
+        if (ranks == 1 || tr->cfg.parallel.zero == 0) return CT_OK;
+    }
+    size_t counts[1024];
+    if (ranks > 1024) return ct_fail(CT_EINVAL, "checkpoint: more than 1024 data ranks");
+    for (int r = 0; r < ranks; r++) {
+        size_t a, e;
+        ct_dp_shard_of(tr->dp, r, &a, &e);
+        a = a > first ? a : first;
+        e = e < end ? e : end;
+        counts[r] = e > a ? e - a : 0;
+    }
+    ct_split *split;
+    CT_TRY(ct_split_create(&split, tr->world, CT_AXIS_DATA, counts));
+    int me = ct_world_coord(tr->world, CT_AXIS_DATA);
+    size_t a = lo > first ? lo : first;
+    const float *send = counts[me] ? mine + (a - lo) : out; /* nothing to send: any pointer */
+    ct_status s = ct_comm_allgatherv(tr->world, split, send, out);
+    ct_split_free(split);
+    return s;
+}
+
+static ct_status stream_get(void *ctx, size_t i, int b, const float **data) {
+    ct_ckpt_stream *cs = ctx;
+    ct_trainer *tr = cs->tr;
+    size_t n = ct_model_num_tensors(tr->model);
+    CT_ASSERT(cs->calls == (size_t)b * n + i); /* the documented order, on every rank */
+    cs->calls++;
+    const ct_tensor_info *t = ct_model_tensor(tr->model, i);
+    int R = ct_model_tensor_ranks(tr->model);
+    float *part = cs->parts;
+    if (b == 0) part = ct_model_params(tr->model) + t->offset;
+    else CT_TRY(gather_moment_part(tr, t, b, part));
+    if (t->split_dim < 0 || R == 1) { *data = part; return CT_OK; }
+    float *all = cs->full; /* every tensor rank's part, then reordered into cs->parts */
+    CT_TRY(ct_comm_allgather(tr->world, CT_AXIS_TENSOR, part, all, t->numel));
+    for (int r = 0; r < R; r++) ct_tensor_put_part(t, r, R, all + (size_t)r * t->numel, cs->parts);
+    *data = cs->parts;
+    return CT_OK;
+}
+
+static void stream_put(void *ctx, size_t i, int b, const float *data) {
+    ct_ckpt_stream *cs = ctx;
+    ct_trainer *tr = cs->tr;
+    const ct_tensor_info *t = ct_model_tensor(tr->model, i);
+    int R = ct_model_tensor_ranks(tr->model), rank = ct_model_tensor_rank(tr->model);
+    if (b == 0) { ct_tensor_take_part(t, rank, R, data, ct_model_params(tr->model) + t->offset); return; }
+    size_t lo, hi, first = t->offset, end = t->offset + t->numel;
+    float *mine = moments(tr, b, &lo, &hi);
+    size_t a = lo > first ? lo : first, e = hi < end ? hi : end;
+    if (e <= a) return;
+    ct_tensor_take_part(t, rank, R, data, cs->parts);
+    memcpy(mine + (a - lo), cs->parts + (a - first), (e - a) * sizeof(float));
+}
+
+const ct_ckpt_io *ct_ckpt_stream_io(ct_ckpt_stream *cs) {
+    cs->io = (ct_ckpt_io){stream_get, stream_put, cs};
+    return &cs->io;
+}
+
+ct_status ct_ckpt_stream_finish(ct_ckpt_stream *cs, int with_moments) {
+    size_t n = ct_model_num_tensors(cs->tr->model), total = n * (with_moments ? 3 : 1);
+    ct_status s = CT_OK;
+    while (cs->calls < total) {
+        const float *data;
+        ct_status r = stream_get(cs, cs->calls % n, (int)(cs->calls / n), &data);
+        if (s == CT_OK) s = r;
+    }
+    cs->calls = 0;
+    return s;
+}
