@@ -5,7 +5,8 @@ make_corpus "$SCRATCH"
 D="data.dir=$SCRATCH/data"
 
 for cmd in train generate eval prepare tokenize; do
-    "$CETUS" "$cmd" --help | grep -q "usage: cetus $cmd" || fail "$cmd --help"
+    help=$("$CETUS" "$cmd" --help) || fail "$cmd --help exited non-zero" # (grep -q in a pipe
+    grep -q "usage: cetus $cmd" <<<"$help" || fail "$cmd --help"       # could cut the writer off)
 done
 
 # configuration

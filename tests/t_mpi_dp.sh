@@ -1,7 +1,7 @@
 # t_mpi_dp.sh: data parallelism under mpirun (oversubscribed, as CI runs it). For a fixed
-# global batch and seed, data=2 and data=4 with ZeRO 0, 1 and 2 follow the one-process loss
-# trajectory over 10 steps within LOSS_TOL and end with the same weights within W_TOL (float32
-# sums in another order); a checkpoint saved at data=2 with ZeRO 1 resumes at data=4 with
+# global batch and seed, data=2 and data=4 with ZeRO 0, 1 and 2 (and with reductions driven
+# by a progress thread or by polls) follow the one-process loss trajectory over 10 steps
+# within LOSS_TOL and end with the same weights within W_TOL (float32 sums in another order); a checkpoint saved at data=2 with ZeRO 1 resumes at data=4 with
 # ZeRO 2 and on one process with the same losses; resume on the same layout is bit-identical;
 # a batch that does not split over the ranks is refused; a killed rank ends the run promptly
 # and the last checkpoint resumes.
@@ -20,6 +20,13 @@ for np in 2 4; do
     done
 done
 grep -q "parallel: 4 ranks, data 4 x tensor 1, ZeRO stage 2" "$SCRATCH/d4-z2.log" || fail "no parallel banner"
+# both ways of moving reductions during backward: a progress thread, and polls
+run 2 d2-z0-thread parallel.zero=0 parallel.overlap=thread
+run 2 d2-z2-poll parallel.zero=2 parallel.overlap=poll
+for name in d2-z0-thread d2-z2-poll; do
+    close "$SCRATCH/single" "$SCRATCH/$name" $LOSS_TOL
+    weights_close "$SCRATCH/single" "$SCRATCH/$name"
+done
 
 # layout-free checkpoints: saved at data=2 ZeRO 1, resumed at data=4 ZeRO 2 and on 1 process
 run 2 half parallel.zero=1 run.stop_at_step=5

@@ -8,7 +8,8 @@
  *       reduce-scatter, all-gather, their uneven forms, broadcast, all-to-all, barrier)
  *       against a locally computed expectation, exactly, at several sizes, with the
  *       default and a small segment; identical bytes on every rank; nonblocking requests
- *       in flight together; byte counters. Rank 0 prints "digest X": a hash of float
+ *       in flight together; the progress engine with and without its helper thread;
+ *       byte counters. Rank 0 prints "digest X": a hash of float
  *       all-reduce results, equal from run to run for a fixed layout.
  *   layout DATA TENSOR [PIPELINE [EXPERT]]
  *       only starts the world: prints the layout, or the refusal (exit 2).
@@ -26,6 +27,7 @@
  *       round time and the CPU time per rank. */
 #include "core/core.h"
 #include "parallel/comm.h"
+#include "parallel/progress.h"
 #include <math.h>
 #include <stdarg.h>
 #include <string.h>
@@ -343,6 +345,45 @@ static void check_inflight(void) {
     ct_free(g);
 }
 
+/* The progress engine, with a helper thread and without: reductions on two axes handed
+ * over, the main thread meanwhile running a blocking all-reduce on a third; each request's
+ * callback once; exact sums after the drain. */
+static int progress_done;
+static void count_done(void *ctx) { (void)ctx; __atomic_add_fetch(&progress_done, 1, __ATOMIC_SEQ_CST); }
+
+static void check_progress_engine(int thread) {
+    enum { K = 6 };
+    size_t n = 3000;
+    int salt = ++salt_counter, me = ct_world_rank(W);
+    float *x[K], *y = falloc(n);
+    ct_request r[K];
+    ct_progress *p;
+    TRY(ct_progress_create(&p, W, thread));
+    CHECK(ct_progress_threaded(p) == (thread && ct_world_threaded(W) && ct_world_size(W) > 1),
+          "progress engine: thread %d granted %d", thread, ct_progress_threaded(p));
+    progress_done = 0;
+    for (int k = 0; k < K; k++) {
+        x[k] = falloc(n + (size_t)k);
+        for (size_t i = 0; i < n + (size_t)k; i++) x[k][i] = ival(me, i, salt + k);
+        TRY(ct_comm_allreduce_start(W, k % 2 ? CT_AXIS_DATA : CT_AXIS_WORLD, x[k], n + (size_t)k, &r[k]));
+        TRY(ct_progress_add(p, &r[k], count_done, NULL));
+    }
+    for (size_t i = 0; i < n; i++) y[i] = ival(me, i, salt + K);
+    TRY(ct_comm_allreduce(W, CT_AXIS_TENSOR, y, n)); /* the main thread's own traffic */
+    ct_progress_poll(p);
+    TRY(ct_progress_drain(p));
+    CHECK(progress_done == K, "progress engine: %d callbacks for %d requests", progress_done, K);
+    for (int k = 0; k < K; k++)
+        for (size_t i = 0; i < n + (size_t)k; i++)
+            CHECK(x[k][i] == group_sum(k % 2 ? CT_AXIS_DATA : CT_AXIS_WORLD, i, salt + k),
+                  "progress engine (thread %d): request %d [%zu] wrong", thread, k, i);
+    for (size_t i = 0; i < n; i++)
+        CHECK(y[i] == group_sum(CT_AXIS_TENSOR, i, salt + K), "progress engine: main all-reduce wrong");
+    ct_progress_free(p);
+    for (int k = 0; k < K; k++) ct_free(x[k]);
+    ct_free(y);
+}
+
 /* An all-reduce of n floats sends (n - block(me)) + (n - block(me+1)) floats from each
  * rank (ring reduce-scatter + all-gather): 2(p-1)/p x 4n bytes when p divides n. */
 static void check_counters(int a) {
@@ -393,6 +434,8 @@ static int mode_check(int argc, char **argv) {
         for (int a = 0; a < CT_AXIS_COUNT; a++) check_axis(a);
     }
     check_inflight();
+    check_progress_engine(1);
+    check_progress_engine(0);
     for (int a = 0; a < CT_AXIS_COUNT; a++) check_counters(a);
     char name[128];
     if (ct_world_rank(W) == 0)

@@ -34,7 +34,15 @@ typedef struct ct_allocator {
 } ct_allocator;
 void ct_set_allocator(const ct_allocator *a); /* NULL restores the default */
 void *ct_alloc(size_t bytes, const char *what);  /* uninitialised, 64-byte aligned */
-void *ct_calloc(size_t bytes, const char *what); /* zeroed */
+void *ct_calloc(size_t bytes, const char *what); /* zeroed (untouched pages: see below) */
+/* Hands the whole pages inside [p, p + bytes) back to the system: they take no memory and
+ * read as zeros until written again; the bytes on partial pages at the edges are left as
+ * they are. A no-op under a custom allocator (its memory may not be anonymous private). */
+void ct_pages_release(void *p, size_t bytes);
+/* Zeroes [p, p + bytes) without making it resident: the edges by memset, the whole pages
+ * inside by ct_pages_release (plain memset under a custom allocator). ct_calloc zeroes
+ * buffers of 1 MiB and more this way, so they cost memory only where they are written. */
+void ct_zero_lazily(void *p, size_t bytes);
 void ct_free(void *p);
 
 /* ---- logging and time ------------------------------------------------------------------ */

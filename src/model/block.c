@@ -78,6 +78,10 @@ static void tp_sum(ct_dims d, float *buf, size_t n) {
     if (d.tp && d.tp->ranks > 1) d.tp->sum(d.tp->ctx, buf, n);
 }
 
+static void poll(ct_dims d) {
+    if (d.tp && d.tp->poll) d.tp->poll(d.tp->ctx);
+}
+
 /* A row-parallel layer's bias is added once, by tensor rank 0, before the sum. */
 static const float *row_bias(ct_dims d, const float *bias) {
     return local(d).rank == 0 ? bias : NULL;
@@ -122,17 +126,22 @@ void ct_block_backward(const ct_block_params *p, ct_block_params *g, const ct_bl
                         grad_scale);
     } else {
         ct_matmul_backward(s->dfc, g->out_w, g->out_b, dres, a->gelu, p->out_w, N, l.F, C);
+        poll(d);
         ct_gelu_backward(s->dfc, a->fc, s->dfc, (size_t)N * l.F);
         ct_matmul_backward(s->dln, g->fc_w, g->fc_b, s->dfc, a->ln2, p->fc_w, N, C, l.F);
+        poll(d);
         tp_sum(d, s->dln, (size_t)N * C);
     }
     ct_layernorm_backward(dres, g->ln2_w, g->ln2_b, s->dln, a->res2, p->ln2_w, a->ln2_mean,
                           a->ln2_rstd, N, C); /* dres is now dL/dres2 */
     /* attention branch */
     ct_matmul_backward(s->datt, g->proj_w, g->proj_b, dres, a->att, p->proj_w, N, l.C, C);
+    poll(d);
     ct_attention_backward(s->dqkv, s->dprob, s->datt, a->qkv, a->probs, prefix_len, d.B, d.T,
                           l.C, l.H);
+    poll(d);
     ct_matmul_backward(s->dln, g->qkv_w, g->qkv_b, s->dqkv, a->ln1, p->qkv_w, N, C, 3 * l.C);
+    poll(d);
     tp_sum(d, s->dln, (size_t)N * C);
     ct_layernorm_backward(dres, g->ln1_w, g->ln1_b, s->dln, x, p->ln1_w, a->ln1_mean,
                           a->ln1_rstd, N, C); /* dres is now dL/dx */

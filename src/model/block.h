@@ -9,16 +9,19 @@
 #include <stdint.h>
 #include "model/moe.h"
 
-/* Tensor parallelism of a block: rank `rank` of `ranks` holds heads [rank*H/ranks, ...) and
- * MLP hidden units [rank*4C/ranks, ...); sum adds buf [n] over the ranks in place. */
-typedef struct ct_block_tp {
+/* A block's communication: tensor parallelism (rank `rank` of `ranks` holds heads
+ * [rank*H/ranks, ...) and MLP hidden units [rank*4C/ranks, ...); sum adds buf [n] over the
+ * ranks in place) and poll, called between the large products of backward so that
+ * reductions in flight (data parallelism's gradient buckets) keep moving. */
+typedef struct ct_block_comm {
     int rank, ranks;
     void (*sum)(void *ctx, float *buf, size_t n);
+    void (*poll)(void *ctx);
     void *ctx;
-} ct_block_tp;
+} ct_block_comm;
 
 /* Batch, time, channels, heads (of the whole model), and the tensor split (NULL: none). */
-typedef struct ct_dims { int B, T, C, H; const ct_block_tp *tp; } ct_dims;
+typedef struct ct_dims { int B, T, C, H; const ct_block_comm *tp; } ct_dims;
 
 /* Views into the model's parameter (or gradient) buffer; shapes for C channels and one
  * tensor rank (R ranks: QKV [C, 3C/R] with this rank's heads of Q, K and V, c_proj

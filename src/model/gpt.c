@@ -137,6 +137,10 @@ static ct_status init_params(ct_model *m, uint64_t seed) {
 }
 
 static void tp_sum_block(void *ctx, float *buf, size_t n) { ct_model_tp_sum(ctx, buf, n); }
+static void poll_block(void *ctx) {
+    ct_model *m = ctx;
+    if (m->progress_hook) m->progress_hook(m->progress_ctx);
+}
 
 ct_status ct_model_create(ct_model **out, const ct_model_config *cfg, uint64_t seed) {
     return ct_model_create_parallel(out, cfg, seed, NULL);
@@ -162,7 +166,7 @@ ct_status ct_model_create_parallel(ct_model **out, const ct_model_config *cfg, u
     m->world = world;
     m->tp_ranks = ranks;
     m->tp_rank = world ? ct_world_coord(world, CT_AXIS_TENSOR) : 0;
-    m->tp = (ct_block_tp){m->tp_rank, m->tp_ranks, tp_sum_block, m};
+    m->tp = (ct_block_comm){m->tp_rank, m->tp_ranks, tp_sum_block, poll_block, m};
     build_table(m);
     m->wte = m->tensors[0].offset;
     m->wpe = m->tensors[1].offset;

@@ -33,10 +33,12 @@ struct ct_model {
     float aux_loss;
     ct_grad_ready_fn grad_hook;
     void *grad_hook_ctx;
+    ct_progress_fn progress_hook;
+    void *progress_ctx;
     /* tensor parallelism (ranks == 1 without it) */
     ct_world *world;
     int tp_rank, tp_ranks;
-    ct_block_tp tp;       /* what the blocks use: ranks and the sum below */
+    ct_block_comm tp;       /* what the blocks use: ranks and the sum below */
     ct_status tp_status;  /* first failed collective of this pass (later ones are skipped) */
     float *tp_buf;        /* [(ranks + 2) * N] for the parallel cross-entropy */
     size_t tp_buf_cap;

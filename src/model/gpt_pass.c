@@ -80,6 +80,11 @@ void ct_model_set_grad_hook(ct_model *m, ct_grad_ready_fn fn, void *ctx) {
     m->grad_hook_ctx = ctx;
 }
 
+void ct_model_set_progress_hook(ct_model *m, ct_progress_fn fn, void *ctx) {
+    m->progress_hook = fn;
+    m->progress_ctx = ctx;
+}
+
 /* Tells the hook that the gradients of tensors [first, last) are final. */
 static void grads_ready(const ct_model *m, size_t first, size_t last) {
     if (!m->grad_hook) return;
@@ -192,6 +197,7 @@ ct_status ct_model_backward(ct_model *m, float grad_scale) {
     ct_model_tp_sum(m, dlnf, (size_t)N * C); /* each rank's vocabulary rows contribute */
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, V, C, N, 1.0f, dlogits, V, m->lnf, C,
                 1.0f, g + m->wte, C);
+    if (m->progress_hook) m->progress_hook(m->progress_ctx);
     memset(m->dres, 0, (size_t)N * C * sizeof(float));
     ct_layernorm_backward(m->dres, g + m->lnf_w, g + m->lnf_b, dlnf,
                           m->res + (size_t)c->n_layer * N * C, m->params + m->lnf_w,

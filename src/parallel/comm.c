@@ -301,9 +301,26 @@ static ct_status progress(ct_world *w, ct_request *r, int *done, int *moved) {
     return CT_OK;
 }
 
+/* Runs call with the world's lock held and returns its status. */
+#define LOCKED(w, call)                                \
+    do {                                               \
+        pthread_mutex_lock(&(w)->lock);                \
+        ct_status locked_status_ = (call);             \
+        pthread_mutex_unlock(&(w)->lock);              \
+        return locked_status_;                         \
+    } while (0)
+
+static ct_status test_moved(ct_world *w, ct_request *req, int *done, int *moved) {
+    LOCKED(w, progress(w, req, done, moved));
+}
+
 ct_status ct_comm_test(ct_world *w, ct_request *req, int *done) {
     int moved;
-    return progress(w, req, done, &moved);
+    return test_moved(w, req, done, &moved);
+}
+
+ct_status ct_comm_test_moved(ct_world *w, ct_request *req, int *done, int *moved) {
+    return test_moved(w, req, done, moved);
 }
 
 static void sleep_ns(long ns) {
@@ -341,10 +358,13 @@ ct_status ct_comm_wait(ct_world *w, ct_request *req) {
     long nap = 500, slack = -1;
     for (;;) {
         int done = 0, moved = 0;
-        ct_status s = progress(w, req, &done, &moved);
+        int axis = req->axis; /* req may be reused by another thread once done */
+        ct_status s = test_moved(w, req, &done, &moved);
         if (s != CT_OK || done) {
             if (slack >= 0) set_slack(slack);
-            w->counter[req->axis].wait_s += ct_now() - t0;
+            pthread_mutex_lock(&w->lock);
+            w->counter[axis].wait_s += ct_now() - t0;
+            pthread_mutex_unlock(&w->lock);
             return s;
         }
         double now = ct_now();
@@ -363,7 +383,7 @@ ct_status ct_comm_wait(ct_world *w, ct_request *req) {
 
 /* ---- starting collectives -------------------------------------------------------------- */
 
-ct_status ct_comm_allreduce_start(ct_world *w, ct_axis axis, float *buf, size_t n,
+static ct_status allreduce_start(ct_world *w, ct_axis axis, float *buf, size_t n,
                                   ct_request *req) {
     begin(w, req, OP_ALLREDUCE, axis);
     int p = group_size(w, req);
@@ -386,14 +406,14 @@ static ct_status start_reduce_scatter(ct_world *w, ct_request *r, const float *s
     return start_ring(w, r, 1, 2);
 }
 
-ct_status ct_comm_reduce_scatter_start(ct_world *w, ct_axis axis, const float *send,
+static ct_status reduce_scatter_start(ct_world *w, ct_axis axis, const float *send,
                                        float *recv, size_t n, ct_request *req) {
     begin(w, req, OP_REDUCE_SCATTER, axis);
     req->n = req->max_block = n;
     return start_reduce_scatter(w, req, send, recv, n);
 }
 
-ct_status ct_comm_reduce_scatterv_start(ct_world *w, const ct_split *s, const float *send,
+static ct_status reduce_scatterv_start(ct_world *w, const ct_split *s, const float *send,
                                         float *recv, ct_request *req) {
     begin(w, req, OP_REDUCE_SCATTER, s->axis);
     CT_ASSERT(s->p == group_size(w, req));
@@ -410,14 +430,14 @@ static ct_status start_allgather(ct_world *w, ct_request *r, const float *send, 
     return start_ring(w, r, 1, 0);
 }
 
-ct_status ct_comm_allgather_start(ct_world *w, ct_axis axis, const float *send, float *recv,
+static ct_status allgather_start(ct_world *w, ct_axis axis, const float *send, float *recv,
                                   size_t n, ct_request *req) {
     begin(w, req, OP_ALLGATHER, axis);
     req->n = req->max_block = n;
     return start_allgather(w, req, send, recv, (size_t)group_rank(w, req) * n, n);
 }
 
-ct_status ct_comm_allgatherv_start(ct_world *w, const ct_split *s, const float *send,
+static ct_status allgatherv_start(ct_world *w, const ct_split *s, const float *send,
                                    float *recv, ct_request *req) {
     begin(w, req, OP_ALLGATHER, s->axis);
     CT_ASSERT(s->p == group_size(w, req));
@@ -427,7 +447,7 @@ ct_status ct_comm_allgatherv_start(ct_world *w, const ct_split *s, const float *
     return start_allgather(w, req, send, recv, s->offset[me], s->count[me]);
 }
 
-ct_status ct_comm_broadcast_start(ct_world *w, ct_axis axis, int root, float *buf, size_t n,
+static ct_status broadcast_start(ct_world *w, ct_axis axis, int root, float *buf, size_t n,
                                   ct_request *req) {
     begin(w, req, OP_BCAST, axis);
     int p = group_size(w, req);
@@ -462,7 +482,7 @@ static ct_status start_a2a(ct_world *w, ct_request *r, const void *send, void *r
     return post_a2a(w, r);
 }
 
-ct_status ct_comm_alltoallv_start(ct_world *w, ct_axis axis, const float *send,
+static ct_status alltoallv_start(ct_world *w, ct_axis axis, const float *send,
                                   const size_t *send_counts, float *recv,
                                   const size_t *recv_counts, ct_request *req) {
     begin(w, req, OP_ALLTOALL, axis);
@@ -473,11 +493,52 @@ ct_status ct_comm_alltoallv_start(ct_world *w, ct_axis axis, const float *send,
     return start_a2a(w, req, send, recv);
 }
 
-ct_status ct_comm_barrier_start(ct_world *w, ct_axis axis, ct_request *req) {
+static ct_status barrier_start(ct_world *w, ct_axis axis, ct_request *req) {
     begin(w, req, OP_BARRIER, axis);
     if (group_size(w, req) == 1) return finish(w, req);
     req->steps = 1;
     return post_coll(w, req);
+}
+
+/* The public starts: each under the world's lock. */
+ct_status ct_comm_allreduce_start(ct_world *w, ct_axis axis, float *buf, size_t n,
+                                  ct_request *req) {
+    LOCKED(w, allreduce_start(w, axis, buf, n, req));
+}
+
+ct_status ct_comm_reduce_scatter_start(ct_world *w, ct_axis axis, const float *send,
+                                       float *recv, size_t n, ct_request *req) {
+    LOCKED(w, reduce_scatter_start(w, axis, send, recv, n, req));
+}
+
+ct_status ct_comm_reduce_scatterv_start(ct_world *w, const ct_split *s, const float *send,
+                                        float *recv, ct_request *req) {
+    LOCKED(w, reduce_scatterv_start(w, s, send, recv, req));
+}
+
+ct_status ct_comm_allgather_start(ct_world *w, ct_axis axis, const float *send, float *recv,
+                                  size_t n, ct_request *req) {
+    LOCKED(w, allgather_start(w, axis, send, recv, n, req));
+}
+
+ct_status ct_comm_allgatherv_start(ct_world *w, const ct_split *s, const float *send,
+                                   float *recv, ct_request *req) {
+    LOCKED(w, allgatherv_start(w, s, send, recv, req));
+}
+
+ct_status ct_comm_broadcast_start(ct_world *w, ct_axis axis, int root, float *buf, size_t n,
+                                  ct_request *req) {
+    LOCKED(w, broadcast_start(w, axis, root, buf, n, req));
+}
+
+ct_status ct_comm_alltoallv_start(ct_world *w, ct_axis axis, const float *send,
+                                  const size_t *send_counts, float *recv,
+                                  const size_t *recv_counts, ct_request *req) {
+    LOCKED(w, alltoallv_start(w, axis, send, send_counts, recv, recv_counts, req));
+}
+
+ct_status ct_comm_barrier_start(ct_world *w, ct_axis axis, ct_request *req) {
+    LOCKED(w, barrier_start(w, axis, req));
 }
 
 /* ---- blocking forms -------------------------------------------------------------------- */
@@ -534,12 +595,22 @@ ct_status ct_comm_barrier(ct_world *w, ct_axis axis) {
     return ct_comm_wait(w, &r);
 }
 
+static ct_status sizes_start(ct_world *w, ct_axis axis, const size_t *send, size_t *recv,
+                             size_t per_peer, ct_request *r) {
+    begin(w, r, OP_ALLTOALL, axis);
+    r->n = sizeof(size_t);
+    r->max_block = per_peer;
+    return start_a2a(w, r, send, recv);
+}
+
+static ct_status sizes_start_locked(ct_world *w, ct_axis axis, const size_t *send, size_t *recv,
+                                    size_t per_peer, ct_request *r) {
+    LOCKED(w, sizes_start(w, axis, send, recv, per_peer, r));
+}
+
 ct_status ct_comm_alltoall_sizes(ct_world *w, ct_axis axis, const size_t *send, size_t *recv,
                                  size_t per_peer) {
     ct_request r;
-    begin(w, &r, OP_ALLTOALL, axis);
-    r.n = sizeof(size_t);
-    r.max_block = per_peer;
-    CT_TRY(start_a2a(w, &r, send, recv));
+    CT_TRY(sizes_start_locked(w, axis, send, recv, per_peer, &r));
     return ct_comm_wait(w, &r);
 }

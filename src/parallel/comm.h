@@ -26,9 +26,15 @@
  *
  * Progress. A started collective advances only inside ct_comm_test / ct_comm_wait (one
  * ring step per completed message): to overlap communication with compute, call
- * ct_comm_test on the requests in flight between pieces of work. Requests on one axis
- * must be started in the same order on every rank of the group (the MPI rule); buffers
- * and count arrays must stay untouched until the request completes.
+ * ct_comm_test on the requests in flight between pieces of work, or hand them to a
+ * progress thread (progress.h). Requests on one axis must be started in the same order on
+ * every rank of the group (the MPI rule); buffers and count arrays must stay untouched
+ * until the request completes.
+ *
+ * Threads. MPI is initialised at MPI_THREAD_SERIALIZED when the library offers it
+ * (ct_world_threaded): every start, test and wait holds the world's lock around its MPI
+ * calls and request state, so one thread may drive some requests while another starts and
+ * waits on others. One request is driven by one thread at a time.
  *
  * Waiting. ct_comm_wait tests for progress, polling for 50 us after the last message,
  * then yielding the core (sched_yield) until 200 us, then sleeping between tests with a
@@ -117,6 +123,13 @@ void ct_world_free(ct_world *w);
 int ct_world_rank(const ct_world *w);
 int ct_world_size(const ct_world *w);
 int ct_world_is_mpi(const ct_world *w); /* 0 for the single process without a launcher */
+/* 1 when MPI runs at MPI_THREAD_SERIALIZED or above: then any thread may start, test and
+ * wait on requests (comm.c serialises them with a lock), e.g. a progress thread driving
+ * data parallelism's reductions while the main thread computes. */
+int ct_world_threaded(const ct_world *w);
+/* 1 when every member of this rank's group on the axis runs on this rank's node (its
+ * messages are shared-memory copies, made by the cores that compute). */
+int ct_world_axis_on_one_node(const ct_world *w, ct_axis axis);
 const ct_layout *ct_world_layout(const ct_world *w);
 int ct_world_coord(const ct_world *w, ct_axis axis);     /* this rank's index in its group */
 int ct_world_axis_size(const ct_world *w, ct_axis axis); /* size of the group */
@@ -201,6 +214,8 @@ ct_status ct_comm_barrier_start(ct_world *w, ct_axis axis, ct_request *req);
 
 /* Advances req as far as the messages that arrived allow; *done = 1 once it completed. */
 ct_status ct_comm_test(ct_world *w, ct_request *req, int *done);
+/* ct_comm_test that also says whether any message of req completed (*moved). */
+ct_status ct_comm_test_moved(ct_world *w, ct_request *req, int *done, int *moved);
 /* Waits for req without spinning (see the top of this file). */
 ct_status ct_comm_wait(ct_world *w, ct_request *req);
 

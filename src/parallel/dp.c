@@ -1,28 +1,28 @@
-/* dp.c: data parallelism: bucketed gradient reduction overlapped with backward, ZeRO stages
- * 0/1/2 over the flat parameter buffer, the sharded AdamW step and the parameter gather. */
-#define _GNU_SOURCE
+/* dp.c: data parallelism: bucketed gradient reduction overlapped with backward (each
+ * bucket's reduction handed to the progress engine as soon as the model reports it
+ * final), ZeRO stages 0/1/2 over the flat parameter buffer, the sharded AdamW step and the
+ * parameter gather. */
 #include "core/core.h"
 #include "parallel/dp.h"
+#include "parallel/progress.h"
 #include <math.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
 #define MAX_BUCKETS 4096
 
 typedef struct bucket {
+    struct ct_dp *dp;
     size_t offset, count;
     ct_split *split; /* stage 2: this bucket's floats per shard */
     ct_request req;
-    int active;
 } bucket;
 
 struct ct_dp {
     ct_world *w;
     ct_model *m;
     int zero, ranks, me, armed, n_buckets, failed;
-    int released; /* stage 2: the pages outside this rank's shard were given back */
     ct_status status;
+    ct_progress *prog; /* drives the buckets' reductions while backward computes */
     ct_split *shards; /* the flat parameter buffer split over the data ranks */
     bucket buckets[MAX_BUCKETS];
 };
@@ -53,22 +53,7 @@ static ct_status bucket_split(ct_dp *dp, bucket *b) {
     return ct_split_create(&b->split, dp->w, CT_AXIS_DATA, counts);
 }
 
-/* Lends the pages of [p, p + n) floats that lie wholly inside back to the system. */
-static void release_pages(float *p, size_t n) {
-    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-    uintptr_t a = ((uintptr_t)p + page - 1) & ~(page - 1), e = ((uintptr_t)(p + n)) & ~(page - 1);
-    if (e > a) madvise((void *)a, e - a, MADV_DONTNEED);
-}
 
-/* Zeroes [p, p + n) floats except the whole pages inside, which release_pages gave back
- * (they fault back in as zeros). */
-static void zero_edges(float *p, size_t n) {
-    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-    uintptr_t a = ((uintptr_t)p + page - 1) & ~(page - 1), e = ((uintptr_t)(p + n)) & ~(page - 1);
-    if (e <= a) { memset(p, 0, n * sizeof(float)); return; }
-    memset(p, 0, a - (uintptr_t)p);
-    memset((void *)e, 0, (uintptr_t)(p + n) - e);
-}
 
 /* Stage 2: a reduced bucket's sums for other ranks are not needed here: give back their
  * pages at once, so the gradient buffer's resident part stays near this rank's shard. */
@@ -76,23 +61,22 @@ static void release_reduced(ct_dp *dp, const bucket *b) {
     size_t lo, hi, end = b->offset + b->count;
     float *g = ct_model_grads(dp->m);
     ct_dp_shard(dp, &lo, &hi);
-    if (b->offset < lo) release_pages(g + b->offset, (end < lo ? end : lo) - b->offset);
+    if (b->offset < lo) ct_pages_release(g + b->offset, ((end < lo ? end : lo) - b->offset) * sizeof(float));
     if (end > hi) {
         size_t a = b->offset > hi ? b->offset : hi;
-        release_pages(g + a, end - a);
+        ct_pages_release(g + a, (end - a) * sizeof(float));
     }
 }
 
-/* Progresses every bucket in flight (called between blocks, so reduction overlaps). */
-static void progress(ct_dp *dp) {
-    for (int i = 0; i < dp->n_buckets && dp->status == CT_OK; i++) {
-        bucket *b = &dp->buckets[i];
-        if (!b->active) continue;
-        int done = 0;
-        dp->status = ct_comm_test(dp->w, &b->req, &done);
-        if (done) b->active = 0;
-        if (done && dp->zero == 2) release_reduced(dp, b);
-    }
+/* On the driving thread, when a bucket's reduction completed. */
+static void bucket_done(void *ctx) {
+    bucket *b = ctx;
+    if (b->dp->zero == 2) release_reduced(b->dp, b);
+}
+
+static void on_progress(void *ctx) {
+    ct_dp *dp = ctx;
+    if (dp->armed) ct_progress_poll(dp->prog);
 }
 
 static void on_grads_ready(size_t offset, size_t count, void *ctx) {
@@ -107,8 +91,8 @@ static void on_grads_ready(size_t offset, size_t count, void *ctx) {
     } else {
         dp->status = ct_comm_allreduce_start(dp->w, CT_AXIS_DATA, g, count, &b->req);
     }
-    b->active = dp->status == CT_OK;
-    progress(dp);
+    if (dp->status == CT_OK) dp->status = ct_progress_add(dp->prog, &b->req, bucket_done, b);
+    ct_progress_poll(dp->prog);
 }
 
 /* The buckets are exactly the ranges the model reports: find them once with a dry run of
@@ -117,6 +101,7 @@ static ct_status record_bucket(ct_dp *dp, size_t offset, size_t count) {
     if (dp->n_buckets == MAX_BUCKETS) return ct_fail(CT_EINVAL, "data parallel: more than %d buckets", MAX_BUCKETS);
     bucket *b = &dp->buckets[dp->n_buckets++];
     memset(b, 0, sizeof *b);
+    b->dp = dp;
     b->offset = offset;
     b->count = count;
     return dp->zero == 2 ? bucket_split(dp, b) : CT_OK;
@@ -137,7 +122,16 @@ static ct_status make_buckets(ct_dp *dp) {
     return CT_OK;
 }
 
-ct_status ct_dp_create(ct_dp **out, ct_world *w, ct_model *m, int zero_stage) {
+ct_status ct_overlap_parse(const char *text, ct_overlap *out) {
+    static const char *names[] = {"auto", "thread", "poll"};
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(text, names[i])) { *out = (ct_overlap)i; return CT_OK; }
+    return ct_fail(CT_EINVAL, "parallel.overlap = \"%s\": allowed \"auto\", \"thread\" or \"poll\"", text);
+}
+
+int ct_dp_threaded(const ct_dp *dp) { return dp->prog && ct_progress_threaded(dp->prog); }
+
+ct_status ct_dp_create(ct_dp **out, ct_world *w, ct_model *m, int zero_stage, ct_overlap overlap) {
     if (zero_stage < 0 || zero_stage > 2)
         return ct_fail(CT_EINVAL, "parallel.zero = %d: allowed 0, 1 or 2", zero_stage);
     ct_dp *dp = calloc(1, sizeof *dp);
@@ -146,8 +140,12 @@ ct_status ct_dp_create(ct_dp **out, ct_world *w, ct_model *m, int zero_stage) {
                   .me = ct_world_coord(w, CT_AXIS_DATA)};
     ct_status s = ct_split_even(&dp->shards, w, CT_AXIS_DATA, ct_model_num_params(m));
     if (s == CT_OK) s = make_buckets(dp);
+    int thread = overlap == CT_OVERLAP_THREAD ||
+                 (overlap == CT_OVERLAP_AUTO && (zero_stage == 2 || !ct_world_axis_on_one_node(w, CT_AXIS_DATA)));
+    if (s == CT_OK) s = ct_progress_create(&dp->prog, w, thread && dp->ranks > 1);
     if (s != CT_OK) { ct_dp_free(dp); return s; }
     ct_model_set_grad_hook(m, on_grads_ready, dp);
+    ct_model_set_progress_hook(m, on_progress, dp);
     *out = dp;
     return CT_OK;
 }
@@ -155,6 +153,8 @@ ct_status ct_dp_create(ct_dp **out, ct_world *w, ct_model *m, int zero_stage) {
 void ct_dp_free(ct_dp *dp) {
     if (!dp) return;
     ct_model_set_grad_hook(dp->m, NULL, NULL);
+    ct_model_set_progress_hook(dp->m, NULL, NULL);
+    ct_progress_free(dp->prog);
     for (int i = 0; i < dp->n_buckets; i++) ct_split_free(dp->buckets[i].split);
     ct_split_free(dp->shards);
     free(dp);
@@ -164,33 +164,27 @@ void ct_dp_arm(ct_dp *dp, int reduce) { dp->armed = reduce && dp->ranks > 1; }
 
 void ct_dp_zero_grad(ct_dp *dp) {
     float *g = ct_model_grads(dp->m);
-    if (!g || dp->zero != 2 || dp->ranks == 1 || !dp->released) { ct_model_zero_grad(dp->m); return; }
+    if (!g || dp->zero != 2 || dp->ranks == 1) { ct_model_zero_grad(dp->m); return; }
     size_t lo, hi, n = ct_model_num_params(dp->m);
     ct_dp_shard(dp, &lo, &hi);
-    zero_edges(g, lo);
+    ct_zero_lazily(g, lo * sizeof(float));
     memset(g + lo, 0, (hi - lo) * sizeof(float));
-    zero_edges(g + hi, n - hi);
+    ct_zero_lazily(g + hi, (n - hi) * sizeof(float));
 }
 
 ct_status ct_dp_finish(ct_dp *dp) {
     if (!dp->armed) return CT_OK;
-    for (int i = 0; i < dp->n_buckets && dp->status == CT_OK; i++) {
-        bucket *b = &dp->buckets[i];
-        if (b->active && (dp->status = ct_comm_wait(dp->w, &b->req)) == CT_OK && dp->zero == 2)
-            release_reduced(dp, b);
-        b->active = 0;
-    }
+    ct_status s = ct_progress_drain(dp->prog);
+    if (s == CT_OK) s = dp->status;
     dp->armed = 0;
-    ct_status s = dp->status;
     dp->status = CT_OK;
     if (s != CT_OK || dp->zero != 2) return s;
     /* stage 2: other ranks' gradient sums are not needed here: give their pages back */
     size_t lo, hi, n = ct_model_num_params(dp->m);
     float *g = ct_model_grads(dp->m);
     ct_dp_shard(dp, &lo, &hi);
-    release_pages(g, lo);
-    release_pages(g + hi, n - hi);
-    dp->released = 1;
+    ct_pages_release(g, lo * sizeof(float));
+    ct_pages_release(g + hi, (n - hi) * sizeof(float));
     return CT_OK;
 }
 

@@ -22,7 +22,21 @@
 
 typedef struct ct_dp ct_dp;
 
-ct_status ct_dp_create(ct_dp **out, ct_world *w, ct_model *m, int zero_stage);
+/* How reductions move while backward computes (parallel.overlap):
+ *   AUTO   a helper thread when the data group spans several nodes (network transfers
+ *          need only MPI's attention) or for ZeRO 2 (whose gradient memory falls only as
+ *          buckets complete during backward), polls otherwise (within a node every copy is
+ *          work for the cores that compute: a thread there only adds switching)
+ *   THREAD a progress thread (progress.h) drives the buckets' reductions
+ *   POLL   the main thread advances them between backward's products; most of the
+ *          transfer then happens in ct_dp_finish */
+typedef enum ct_overlap { CT_OVERLAP_AUTO = 0, CT_OVERLAP_THREAD, CT_OVERLAP_POLL } ct_overlap;
+/* "auto", "thread", "poll" -> *out; EINVAL naming parallel.overlap otherwise. */
+ct_status ct_overlap_parse(const char *text, ct_overlap *out);
+
+ct_status ct_dp_create(ct_dp **out, ct_world *w, ct_model *m, int zero_stage, ct_overlap overlap);
+/* 1 when a helper thread drives the reductions. */
+int ct_dp_threaded(const ct_dp *dp);
 void ct_dp_free(ct_dp *dp);
 int ct_dp_ranks(const ct_dp *dp);
 /* The flat parameter range this rank updates: [lo, hi); everything for stage 0. */

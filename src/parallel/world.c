@@ -55,7 +55,7 @@ static ct_status start_mpi(ct_world *w) {
     MPI_Finalized(&fin);
     if (fin) return ct_fail(CT_EINVAL, "MPI was finalised already: one world per process");
     if (!init) {
-        int rc = MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided);
+        int rc = MPI_Init_thread(NULL, NULL, MPI_THREAD_SERIALIZED, &provided);
         if (rc != MPI_SUCCESS) return ct_fail(CT_EIO, "MPI_Init_thread failed (code %d)", rc);
         w->owns_mpi = 1;
     } else {
@@ -65,6 +65,7 @@ static ct_status start_mpi(ct_world *w) {
     if (provided < MPI_THREAD_FUNNELED)
         return ct_fail(CT_EIO, "MPI provides thread level %d, cetus needs MPI_THREAD_FUNNELED",
                        provided);
+    w->threaded = provided >= MPI_THREAD_SERIALIZED;
     MPI_Comm_rank(MPI_COMM_WORLD, &w->rank);
     MPI_Comm_size(MPI_COMM_WORLD, &w->size);
     return CT_OK;
@@ -81,6 +82,13 @@ static ct_status build_comms(ct_world *w) {
         MPI_Comm_size(w->comm[a], &size);
         MPI_Comm_rank(w->comm[a], &rank);
         CT_ASSERT(size == w->axis_size[a] && rank == w->coord[a]);
+        MPI_Comm node; /* the members of this group on this rank's node */
+        rc = MPI_Comm_split_type(w->comm[a], MPI_COMM_TYPE_SHARED, rank, MPI_INFO_NULL, &node);
+        if (rc != MPI_SUCCESS) return ct_world_mpi_error(w, a, rc, "MPI_Comm_split_type");
+        int here = 0;
+        MPI_Comm_size(node, &here);
+        MPI_Comm_free(&node);
+        w->one_node[a] = here == size;
     }
     return CT_OK;
 }
@@ -115,6 +123,7 @@ static void release(ct_world *w) {
     for (int i = 0; i < w->n_slots; i++) ct_free(w->slots[i].buf);
     ct_free(w->slots);
     if (w->owns_mpi) MPI_Finalize();
+    pthread_mutex_destroy(&w->lock);
     ct_free(w);
 }
 
@@ -126,10 +135,14 @@ ct_status ct_world_init(ct_world **out, const ct_layout *want) {
     ct_world *w = ct_calloc(sizeof *w, "parallel world");
     if (!w) return CT_ENOMEM;
     w->size = 1;
+    pthread_mutex_init(&w->lock, NULL);
     w->segment = CT_COMM_SEGMENT;
     w->poll_s = 50e-6;
     w->yield_s = 200e-6;
-    for (int a = 0; a < CT_AXIS_COUNT; a++) w->comm[a] = MPI_COMM_NULL;
+    for (int a = 0; a < CT_AXIS_COUNT; a++) {
+        w->comm[a] = MPI_COMM_NULL;
+        w->one_node[a] = 1;
+    }
     ct_status s = launched ? start_mpi(w) : CT_OK;
     if (s == CT_OK) s = ct_layout_resolve(want, w->size, launched, &l);
     if (s == CT_OK) {
@@ -154,6 +167,11 @@ void ct_world_free(ct_world *w) {
 int ct_world_rank(const ct_world *w) { return w->rank; }
 int ct_world_size(const ct_world *w) { return w->size; }
 int ct_world_is_mpi(const ct_world *w) { return w->comm[CT_AXIS_WORLD] != MPI_COMM_NULL; }
+int ct_world_threaded(const ct_world *w) { return w->threaded; }
+int ct_world_axis_on_one_node(const ct_world *w, ct_axis axis) {
+    CT_ASSERT(axis >= 0 && axis < CT_AXIS_COUNT);
+    return w->one_node[axis];
+}
 const ct_layout *ct_world_layout(const ct_world *w) { return &w->layout; }
 
 int ct_world_coord(const ct_world *w, ct_axis axis) {

@@ -5,6 +5,7 @@
 
 #include "parallel/comm.h"
 #include "core/core.h"
+#include <pthread.h>
 
 enum { CT_COMM_SEGMENT = 1 << 18 }; /* floats per message by default (1 MiB) */
 
@@ -21,6 +22,9 @@ struct ct_world {
     double poll_s, yield_s; /* ct_comm_wait: poll, then yield, then sleep (seconds) */
     ct_scratch *slots;
     int n_slots;
+    int threaded;          /* MPI allows calls from several threads, one at a time */
+    int one_node[CT_AXIS_COUNT]; /* every member of the group shares this rank's node */
+    pthread_mutex_t lock;  /* held around every request state change and MPI call */
 };
 
 struct ct_split {

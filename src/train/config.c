@@ -2,6 +2,7 @@
 #include "core/core.h"
 #include "model/moe.h"
 #include "train/config.h"
+#include "parallel/dp.h"
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
@@ -62,6 +63,7 @@ static const key_def keys[] = {
     {"run.stop_at_step", K_INT, F(run.stop_at_step), 0, 1e9, "0", "end this invocation at this step with a checkpoint, to continue later (0 = run to train.steps)"},
     {"parallel.data", K_INT, F(parallel.data), 0, 1 << 20, "0", "data-parallel ranks (0 = every rank of the mpirun world)"},
     {"parallel.tensor", K_INT, F(parallel.tensor), 1, 1 << 10, "1", "tensor-parallel ranks (Megatron: heads, MLP and vocabulary split); must divide n_head, 4*d_model and vocab_size"},
+    {"parallel.overlap", K_STR, F(parallel.overlap), 0, 16, "auto", "how gradient reductions overlap backward: thread (a progress thread), poll (between products), auto (thread when the data ranks span several nodes or for ZeRO 2)"},
     {"parallel.zero", K_INT, F(parallel.zero), 0, 2, "0", "ZeRO stage: 0 replicated, 1 optimizer state sharded, 2 gradients too"},
     {"runtime.threads", K_INT, F(runtime.threads), 0, 4096, "0", "compute threads (0 = all cores)"},
     {"runtime.pin", K_BOOL, F(runtime.pin), 0, 1, "true", "pin compute thread i to core i"},
@@ -111,9 +113,9 @@ static ct_status set_number(ct_config *c, const key_def *k, double v, const char
 /* Sets key k from its textual form (defaults and key=value overrides). */
 static ct_status set_from_text(ct_config *c, const key_def *k, const char *text, const char *source) {
     if (k->type == K_STR) {
-        size_t n = strlen(text);
-        if (n == 0 || n >= 512)
-            return ct_fail(CT_EINVAL, "%s: %s must be a non-empty path under 512 bytes", source, k->name);
+        size_t n = strlen(text), cap = k->max > 0 ? (size_t)k->max : 512; /* the field's size */
+        if (n == 0 || n >= cap)
+            return ct_fail(CT_EINVAL, "%s: %s must be non-empty and under %zu bytes", source, k->name, cap);
         memcpy((char *)c + k->offset, text, n + 1);
         return CT_OK;
     }
@@ -217,6 +219,8 @@ ct_status ct_config_validate(const ct_config *c) {
                        "table; raise model.seq_len or lower train.seq_len", c->train.seq_len, c->model.seq_len);
     if (c->train.lr_min > c->train.lr)
         return ct_fail(CT_EINVAL, "train.lr_min = %g exceeds train.lr = %g", c->train.lr_min, c->train.lr);
+    ct_overlap overlap;
+    CT_TRY(ct_overlap_parse(c->parallel.overlap, &overlap));
     return ct_model_check_tensor_split(&c->model, c->parallel.tensor);
 }
 

@@ -35,6 +35,7 @@ typedef struct ct_config {
         int data;           /* data-parallel ranks; 0 = all ranks left by the other axes */
         int tensor;         /* tensor-parallel ranks */
         int zero;           /* ZeRO stage 0, 1 or 2 */
+        char overlap[16];   /* "auto", "thread" or "poll": see src/parallel/dp.h */
     } parallel;
     struct {
         int threads;        /* 0 = all cores */

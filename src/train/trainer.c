@@ -118,7 +118,9 @@ static ct_status check_batch_split(const ct_config *cfg, int ranks) {
 }
 
 static ct_status build_parallel(ct_trainer *tr) {
-    CT_TRY(ct_dp_create(&tr->dp, tr->world, tr->model, tr->cfg.parallel.zero));
+    ct_overlap overlap;
+    CT_TRY(ct_overlap_parse(tr->cfg.parallel.overlap, &overlap));
+    CT_TRY(ct_dp_create(&tr->dp, tr->world, tr->model, tr->cfg.parallel.zero, overlap));
     size_t lo, hi;
     ct_dp_shard(tr->dp, &lo, &hi);
     return ct_adamw_create_range(&tr->opt, lo, hi - lo);
