@@ -8,35 +8,10 @@
  *   - a prefix-LM mask takes the same path.
  * Usage: tool_tp_check [TOL]. Prints "tp check ok" and the worst differences on rank 0. */
 #include "core/core.h"
+#include "mpi_check.h"
 #include "parallel/comm.h"
 #include <math.h>
 #include <string.h>
-
-static ct_world *W;
-
-static void check(int ok, const char *what) {
-    if (ok) return;
-    char msg[512];
-    snprintf(msg, sizeof msg, "tp check failed: %s", what);
-    ct_world_abort(W, 1, msg);
-}
-
-static void ok_or_abort(ct_status s, const char *what) {
-    if (s == CT_OK) return;
-    char msg[1024];
-    snprintf(msg, sizeof msg, "%s: %s", what, ct_last_error());
-    ct_world_abort(W, 1, msg);
-}
-
-/* max |a - b| / max |b| over n floats */
-static double rel_diff(const float *a, const float *b, size_t n) {
-    double d = 0.0, scale = 1e-30;
-    for (size_t i = 0; i < n; i++) {
-        d = fmax(d, fabs((double)a[i] - (double)b[i]));
-        scale = fmax(scale, fabs((double)b[i]));
-    }
-    return d / scale;
-}
 
 static double run_case(const ct_model_config *cfg, int prefix, double tol) {
     enum { B = 2, T = 12 };

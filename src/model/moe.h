@@ -150,4 +150,58 @@ void ct_moe_route_backward(const ct_moe_config *c, const ct_moe_params *p, ct_mo
 /* dx[n] += dxe[row] over token n's kept assignments (in j order). */
 void ct_moe_scatter_add(const ct_moe_acts *a, float *dx, const float *dxe, int C);
 
+/* ---- expert parallelism ---------------------------------------------------------------- */
+
+/* An expert-parallel group of P ranks: rank r holds the E/P experts [r*E/P, (r+1)*E/P) (the
+ * layer's expert tensors are then [E/P, ...]; the router stays whole) and routes its own
+ * tokens. alltoall is the group's personalised exchange (send_counts[d] floats to member d,
+ * packed in member order; recv_counts[s] from s), alltoall_sizes its exchange of per_peer
+ * size_t per member. Every member calls both in the same order in every forward and
+ * backward, also when it sends or receives no rows. */
+typedef struct ct_moe_group {
+    int rank, ranks;
+    ct_status (*alltoall)(void *ctx, const float *send, const size_t *send_counts, float *recv,
+                          const size_t *recv_counts);
+    ct_status (*alltoall_sizes)(void *ctx, const size_t *send, size_t *recv, size_t per_peer);
+    void *ctx;
+} ct_moe_group;
+
+/* What the expert side of a group member keeps between forward and backward: the rows the
+ * members sent to this rank's experts, regrouped expert-major, and their activations. Sized
+ * for every member sending at most ct_moe_rows_max(n_max) rows. */
+typedef struct ct_moe_ep_acts {
+    int ranks, local, rows_max; /* P, E/P, most rows received */
+    size_t *sent;  /* [P * E/P] rows this rank sent to member d's local expert j (d-major) */
+    size_t *got;   /* [P * E/P] rows member s sent to this rank's local expert j (s-major) */
+    int rows;      /* rows received */
+    float *xr;     /* [rows, C] received inputs, expert-major (expert j: from member 0, 1, ...) */
+    float *hr, *actr; /* [rows, F] */
+    float *outr;   /* [rows, C] expert outputs */
+    float *wire;   /* [max(rows_max, R), C] member-major staging for the exchanges */
+    float *dhr;    /* [rows_max, F] backward scratch */
+} ct_moe_ep_acts;
+
+/* Bytes (not floats: it holds counts too) of a member's expert-side buffers. */
+size_t ct_moe_ep_acts_bytes(const ct_moe_config *c, int n_max, int C, int ranks);
+void ct_moe_ep_acts_layout(ct_moe_ep_acts *ep, void *buf, const ct_moe_config *c, int n_max,
+                           int C, int ranks);
+/* Checks that the group splits the experts: E divisible by ranks. */
+ct_status ct_moe_group_check(const ct_moe_config *c, int ranks);
+
+/* ct_moe_forward over an expert-parallel group: route and dispatch this rank's N tokens over
+ * all E experts, send each expert's rows to its owner, run this rank's experts on what the
+ * members sent, send the outputs back, combine. *aux receives what ct_moe_forward returns
+ * (computed from this rank's tokens). Capacity, when not dropless, applies per member to its
+ * own tokens. p holds the whole router and this rank's E/P experts. */
+ct_status ct_moe_forward_ep(const ct_moe_config *c, const ct_moe_params *p, ct_moe_acts *a,
+                            ct_moe_ep_acts *ep, const ct_moe_group *g, const float *x, float *y,
+                            int N, int C, uint64_t noise_seed, int training, float *aux);
+/* Backward of the last ct_moe_forward_ep: the output gradients go to the experts' owners,
+ * the input gradients come back; g gets this rank's experts' gradients (from every member's
+ * tokens) and the router's (from this rank's tokens). */
+ct_status ct_moe_backward_ep(const ct_moe_config *c, const ct_moe_params *p, ct_moe_params *grad,
+                             const ct_moe_acts *a, ct_moe_ep_acts *ep, const ct_moe_group *g,
+                             const float *x, const float *dy, float *dx, ct_moe_scratch *s, int N,
+                             int C, float loss_scale);
+
 #endif
