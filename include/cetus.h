@@ -106,6 +106,13 @@ ct_status ct_model_create_parallel(ct_model **out, const ct_model_config *cfg, u
 ct_status ct_model_check_tensor_split(const ct_model_config *cfg, int ranks);
 int ct_model_tensor_rank(const ct_model *m);
 int ct_model_tensor_ranks(const ct_model *m);
+/* Expert parallelism: with an expert axis of P > 1 ranks in the world, each MoE layer's
+ * experts are spread over the P ranks of the expert group (moe.n_experts divisible by P),
+ * tokens travel to their experts by all-to-all, and the expert tensors are split over
+ * that axis (split_expert). The part a rank holds of a tensor: */
+int ct_model_expert_rank(const ct_model *m);
+int ct_model_expert_ranks(const ct_model *m);
+
 const ct_model_config *ct_model_get_config(const ct_model *m);
 
 /* Parameter table: one entry per named tensor (Hugging Face GPT-2 names, e.g.
@@ -122,6 +129,8 @@ typedef struct ct_tensor_info {
     int split_dim;     /* -1: every tensor rank holds it whole; d: dimension d is split */
     int split_parts;   /* dimension split_dim is this many equal parts, each split evenly over
                         * the tensor ranks (3 for the fused Q|K|V projection, else 1) */
+    int split_expert;  /* 1: split over the expert-parallel ranks (an MoE layer's stacked
+                        * experts, dimension 0), not over the tensor ranks */
 } ct_tensor_info;
 /* Tensor parallelism: rank r of R holds, of each split tensor, the r-th of R equal pieces of
  * every part along split_dim. These copy between the logical tensor full [full_numel] and
@@ -130,6 +139,8 @@ void ct_tensor_take_part(const ct_tensor_info *t, int rank, int ranks, const flo
 void ct_tensor_put_part(const ct_tensor_info *t, int rank, int ranks, const float *part, float *full);
 
 size_t ct_model_num_tensors(const ct_model *m);
+/* This rank's index and the number of ranks tensor t is split over (0 and 1 if whole). */
+void ct_model_tensor_part(const ct_model *m, const ct_tensor_info *t, int *rank, int *ranks);
 const ct_tensor_info *ct_model_tensor(const ct_model *m, size_t i);
 const ct_tensor_info *ct_model_find_tensor(const ct_model *m, const char *name);
 size_t ct_model_num_params(const ct_model *m);      /* this rank's floats */
@@ -175,8 +186,10 @@ typedef void (*ct_progress_fn)(void *ctx);
 void ct_model_set_progress_hook(ct_model *m, ct_progress_fn fn, void *ctx);
 
 /* Sums of squares of this rank's gradients in the flat range [lo, hi): of the tensors split
- * over the tensor ranks (sum *split over those ranks) and of those every rank holds whole. */
-void ct_model_grad_sq(const ct_model *m, size_t lo, size_t hi, double *split, double *whole);
+ * over the tensor ranks (sum *split over those ranks), of those split over the expert ranks
+ * (sum *expert over them) and of those every rank holds whole. */
+void ct_model_grad_sq(const ct_model *m, size_t lo, size_t hi, double *split, double *expert,
+                      double *whole);
 /* Model FLOPs per token for forward+backward (6N + attention), for MFU reporting. */
 double ct_model_flops_per_token(const ct_model *m, int T);
 

@@ -1,8 +1,16 @@
-# t_mpi_ep.sh: the expert-parallel MoE layer through tests/tool_ep_check: as one process and
-# under mpirun with expert groups of 2 and 4 ranks, every routing mode (dropless) matches the
-# one-process layer (outputs, input gradients, each rank's experts' gradients, the router's
-# summed over the ranks), and a router that sends every token to one expert (other experts
-# and ranks get no rows) runs without a hang, with and without capacity.
+# t_mpi_ep.sh: expert parallelism under mpirun (oversubscribed, as CI runs it).
+#  - tests/tool_ep_check: as one process and with expert groups of 2 and 4 ranks, every
+#    routing mode (dropless) of the layer matches the one-process layer (outputs, input
+#    gradients, each rank's experts' gradients, the router's summed over the ranks), and a
+#    router that sends every token to one expert (other experts and ranks get no rows)
+#    runs without a hang, with and without capacity.
+#  - Training an MoE model (dropless; aux_coef 0, as the load-balancing loss is computed
+#    from each rank's own tokens) with experts over 2 and 4 ranks, over 2 of 4 data ranks,
+#    and data=2 x tensor=2 x expert=2 follows the one-process losses over 10 steps within
+#    LOSS_TOL and ends with the same weights within W_TOL.
+#  - A checkpoint saved with experts over 2 ranks resumes with experts over 4 and on one
+#    process with the same losses; bit-identically on the same layout.
+#  - ZeRO with expert parallelism and experts that do not split are refused.
 source tests/lib.sh
 TOOL="$BUILD/tests/tool_ep_check"
 [ -x "$TOOL" ] || fail "$TOOL is not built"
@@ -12,4 +20,36 @@ for np in 2 4; do
     out=$("${mpi_env[@]}" "${MPIRUN[@]}" -np $np "$TOOL" 1e-5 2>&1) || fail "$np ranks: $out"
     grep "ep check ok" <<<"$out" || fail "no success line: $out"
 done
-echo "the expert-parallel MoE layer matches one process"
+
+make_corpus "$SCRATCH"
+LOSS_TOL=2e-4
+W_TOL=2e-4
+args="$TINY data.dir=$SCRATCH/data train.steps=10 train.eval_interval=0 train.sample_interval=0
+      train.ckpt_interval=0 runtime.threads=1 model.n_head=4 model.vocab_size=50304 model.moe_every=2
+      moe.n_experts=4 moe.top_k=2 moe.d_hidden=64 moe.dropless=true moe.aux_coef=0 moe.router_noise=0"
+run 1 single
+for layout in "2 2 1" "4 4 1" "4 2 1" "4 2 2"; do
+    read -r np expert tensor <<<"$layout"
+    name="n$np-e$expert-t$tensor"
+    run "$np" "$name" parallel.expert=$expert parallel.tensor=$tensor
+    close "$SCRATCH/single" "$SCRATCH/$name" $LOSS_TOL
+    weights_close "$SCRATCH/single" "$SCRATCH/$name"
+done
+grep -q "data 2 x tensor 2 (experts over 2)" "$SCRATCH/n4-e2-t2.log" || fail "no hybrid banner"
+
+run 2 half parallel.expert=2 run.stop_at_step=5
+for d in e4 one same; do cp -r "$SCRATCH/half" "$SCRATCH/half-$d"; done
+run 4 half-e4 parallel.expert=4
+run 1 half-one
+for d in e4 one; do
+    grep -q "resumed from" "$SCRATCH/half-$d.log" || fail "half-$d did not resume"
+    close "$SCRATCH/single" "$SCRATCH/half-$d" $LOSS_TOL
+done
+run 2 half-same parallel.expert=2
+diff <(losses "$SCRATCH/n2-e2-t1") <(losses "$SCRATCH/half-same") || fail "resume with experts over 2 is not bit-identical"
+
+out=$("$CETUS" train $args parallel.expert=2 parallel.zero=1 run.dir="$SCRATCH/r" 2>&1) && fail "ZeRO with experts ran"
+grep -q "use parallel.zero = 0 with expert parallelism" <<<"$out" || fail "no ZeRO message: $out"
+out=$("$CETUS" train $args parallel.expert=3 run.dir="$SCRATCH/r" 2>&1) && fail "4 experts over 3 ranks ran"
+grep -q "moe.n_experts = 4 is not divisible by the 3 expert-parallel ranks" <<<"$out" || fail "no split message: $out"
+echo "expert parallelism matches one process; checkpoints move between expert layouts"

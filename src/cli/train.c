@@ -49,7 +49,7 @@ int cmd_train(int argc, char **argv) {
         ct_launch_report("cetus train: ");
         return 2;
     }
-    ct_layout want = {cfg.parallel.data, cfg.parallel.tensor, 1, 1};
+    ct_layout want = {cfg.parallel.data, cfg.parallel.tensor, 1, cfg.parallel.expert};
     ct_world *world;
     if (ct_world_init(&world, &want) != CT_OK) {
         ct_launch_report("cetus train: ");

@@ -100,7 +100,10 @@ float ct_block_forward(const ct_block_params *p, ct_block_acts *a, const float *
     tp_sum(d, y, NC);
     residual_add(a->res2, x, y, NC);
     ct_layernorm_forward(a->ln2, a->ln2_mean, a->ln2_rstd, a->res2, p->ln2_w, p->ln2_b, N, C);
-    if (ffn->moe) { /* whole on every tensor rank */
+    if (ffn->moe && ffn->group) { /* a failed exchange is recorded by the group's hooks */
+        (void)ct_moe_forward_ep(ffn->moe, &p->moe, &a->moe, ffn->ep, ffn->group, a->ln2, y, N, C,
+                                ffn->noise_seed, ffn->training, &aux);
+    } else if (ffn->moe) { /* whole on every tensor rank */
         aux = ct_moe_forward(ffn->moe, &p->moe, &a->moe, a->ln2, y, N, C, ffn->noise_seed,
                              ffn->training, NULL);
     } else {
@@ -121,7 +124,10 @@ void ct_block_backward(const ct_block_params *p, ct_block_params *g, const ct_bl
     local_dims l = local(d);
     /* feed-forward branch: dres is dL/dy = dL/d(ffn out); s->dln receives dL/dln2. The
      * row-parallel biases get their (identical) gradient on every rank. */
-    if (ffn->moe) {
+    if (ffn->moe && ffn->group) {
+        (void)ct_moe_backward_ep(ffn->moe, &p->moe, &g->moe, &a->moe, ffn->ep, ffn->group, a->ln2,
+                                 dres, s->dln, &s->moe, N, C, grad_scale);
+    } else if (ffn->moe) {
         ct_moe_backward(ffn->moe, &p->moe, &g->moe, &a->moe, a->ln2, dres, s->dln, &s->moe, N, C,
                         grad_scale);
     } else {

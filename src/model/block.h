@@ -45,6 +45,8 @@ typedef struct ct_block_ffn {
     const ct_moe_config *moe; /* NULL: dense MLP */
     uint64_t noise_seed;      /* router noise seed of this call */
     int training;             /* router noise only while training */
+    const ct_moe_group *group; /* expert parallelism: the group (NULL: every expert here) */
+    ct_moe_ep_acts *ep;        /* and this block's expert side */
 } ct_block_ffn;
 
 /* What forward saves for backward. N = B*T. */

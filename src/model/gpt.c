@@ -31,7 +31,10 @@ int ct_model_layer_is_moe(const ct_model_config *c, int l) {
 
 /* A tensor of the table: name, decay, logical shape and its tensor-parallel split
  * (split_dim -1: whole on every rank). */
-typedef struct tensor_spec { const char *suffix; int decay, ndim, shape[3], split_dim, split_parts; } tensor_spec;
+typedef struct tensor_spec {
+    const char *suffix;
+    int decay, ndim, shape[3], split_dim, split_parts, split_expert;
+} tensor_spec;
 
 static void add_tensor(ct_model *m, const char *name, const tensor_spec *sp) {
     ct_tensor_info *t = &m->tensors[m->n_tensors];
@@ -41,9 +44,12 @@ static void add_tensor(ct_model *m, const char *name, const tensor_spec *sp) {
     t->numel = t->full_numel = 1;
     t->split_dim = sp->split_dim;
     t->split_parts = sp->split_parts > 0 ? sp->split_parts : 1;
+    t->split_expert = sp->split_expert;
+    int ranks = t->split_expert ? m->ep_ranks : m->tp_ranks;
+    if (ranks == 1) t->split_dim = -1; /* whole here */
     for (int k = 0; k < sp->ndim; k++) {
         t->full_shape[k] = sp->shape[k];
-        t->shape[k] = k == t->split_dim ? sp->shape[k] / m->tp_ranks : sp->shape[k];
+        t->shape[k] = k == t->split_dim ? sp->shape[k] / ranks : sp->shape[k];
         t->full_numel *= (size_t)t->full_shape[k];
         t->numel *= (size_t)t->shape[k];
     }
@@ -64,32 +70,33 @@ static void add_layer_tensors(ct_model *m, int l, const tensor_spec *spec, int n
 /* The size table: embeddings, then each block (attention half, then its feed-forward), then
  * the final LayerNorm. MoE experts are stacked: expert e is slice e of each tensor.
  * Tensor-parallel splits: vocabulary rows of wte; Q, K and V columns (heads) of c_attn;
- * rows of attn.c_proj; columns of mlp.c_fc, rows of mlp.c_proj. */
+ * rows of attn.c_proj; columns of mlp.c_fc, rows of mlp.c_proj. Expert parallelism splits
+ * the stacked experts (dimension 0) over the expert ranks. */
 static void build_table(ct_model *m) {
     const ct_model_config *c = &m->cfg;
     int C = c->d_model, E = c->moe.n_experts, F = c->moe.d_hidden;
-    add_tensor(m, "wte.weight", &(tensor_spec){"", 1, 2, {c->vocab_size, C}, 0, 1});
-    add_tensor(m, "wpe.weight", &(tensor_spec){"", 1, 2, {c->seq_len, C}, -1, 1});
+    add_tensor(m, "wte.weight", &(tensor_spec){"", 1, 2, {c->vocab_size, C}, 0, 1, 0});
+    add_tensor(m, "wpe.weight", &(tensor_spec){"", 1, 2, {c->seq_len, C}, -1, 1, 0});
     const tensor_spec attn[CT_BLOCK_ATTN_TENSORS] = {
-        {"ln_1.weight", 0, 1, {C}, -1, 1}, {"ln_1.bias", 0, 1, {C}, -1, 1},
-        {"attn.c_attn.weight", 1, 2, {C, 3 * C}, 1, 3}, {"attn.c_attn.bias", 0, 1, {3 * C}, 0, 3},
-        {"attn.c_proj.weight", 1, 2, {C, C}, 0, 1}, {"attn.c_proj.bias", 0, 1, {C}, -1, 1},
-        {"ln_2.weight", 0, 1, {C}, -1, 1}, {"ln_2.bias", 0, 1, {C}, -1, 1}};
+        {"ln_1.weight", 0, 1, {C}, -1, 1, 0}, {"ln_1.bias", 0, 1, {C}, -1, 1, 0},
+        {"attn.c_attn.weight", 1, 2, {C, 3 * C}, 1, 3, 0}, {"attn.c_attn.bias", 0, 1, {3 * C}, 0, 3, 0},
+        {"attn.c_proj.weight", 1, 2, {C, C}, 0, 1, 0}, {"attn.c_proj.bias", 0, 1, {C}, -1, 1, 0},
+        {"ln_2.weight", 0, 1, {C}, -1, 1, 0}, {"ln_2.bias", 0, 1, {C}, -1, 1, 0}};
     const tensor_spec mlp[CT_BLOCK_MLP_TENSORS] = {
-        {"mlp.c_fc.weight", 1, 2, {C, 4 * C}, 1, 1}, {"mlp.c_fc.bias", 0, 1, {4 * C}, 0, 1},
-        {"mlp.c_proj.weight", 1, 2, {4 * C, C}, 0, 1}, {"mlp.c_proj.bias", 0, 1, {C}, -1, 1}};
-    const tensor_spec moe[CT_MOE_TENSORS] = {
-        {"mlp.router.weight", 1, 2, {C, E}, -1, 1},
-        {"mlp.experts.c_fc.weight", 1, 3, {E, C, F}, -1, 1}, {"mlp.experts.c_fc.bias", 0, 2, {E, F}, -1, 1},
-        {"mlp.experts.c_proj.weight", 1, 3, {E, F, C}, -1, 1}, {"mlp.experts.c_proj.bias", 0, 2, {E, C}, -1, 1}};
+        {"mlp.c_fc.weight", 1, 2, {C, 4 * C}, 1, 1, 0}, {"mlp.c_fc.bias", 0, 1, {4 * C}, 0, 1, 0},
+        {"mlp.c_proj.weight", 1, 2, {4 * C, C}, 0, 1, 0}, {"mlp.c_proj.bias", 0, 1, {C}, -1, 1, 0}};
+    const tensor_spec moe[CT_MOE_TENSORS] = { /* experts split over the expert ranks */
+        {"mlp.router.weight", 1, 2, {C, E}, -1, 1, 0},
+        {"mlp.experts.c_fc.weight", 1, 3, {E, C, F}, 0, 1, 1}, {"mlp.experts.c_fc.bias", 0, 2, {E, F}, 0, 1, 1},
+        {"mlp.experts.c_proj.weight", 1, 3, {E, F, C}, 0, 1, 1}, {"mlp.experts.c_proj.bias", 0, 2, {E, C}, 0, 1, 1}};
     for (int l = 0; l < c->n_layer; l++) {
         m->layer_first[l] = m->n_tensors;
         add_layer_tensors(m, l, attn, CT_BLOCK_ATTN_TENSORS);
         if (ct_model_layer_is_moe(c, l)) add_layer_tensors(m, l, moe, CT_MOE_TENSORS);
         else add_layer_tensors(m, l, mlp, CT_BLOCK_MLP_TENSORS);
     }
-    add_tensor(m, "ln_f.weight", &(tensor_spec){"", 0, 1, {C}, -1, 1});
-    add_tensor(m, "ln_f.bias", &(tensor_spec){"", 0, 1, {C}, -1, 1});
+    add_tensor(m, "ln_f.weight", &(tensor_spec){"", 0, 1, {C}, -1, 1, 0});
+    add_tensor(m, "ln_f.bias", &(tensor_spec){"", 0, 1, {C}, -1, 1, 0});
 }
 
 void ct_model_bind_blocks(const ct_model *m, ct_block_params *views, float *base) {
@@ -101,7 +108,9 @@ void ct_model_bind_blocks(const ct_model *m, ct_block_params *views, float *base
         for (int k = 0; k < CT_BLOCK_ATTN_TENSORS; k++) attn[k] = base + t[k].offset;
         t += CT_BLOCK_ATTN_TENSORS;
         if (ct_model_layer_is_moe(&m->cfg, l)) {
-            ct_moe_params_layout(&v->moe, base + t[0].offset, &m->cfg.moe, m->cfg.d_model);
+            /* table order: router, c_fc w/b, c_proj w/b (this rank's experts) */
+            v->moe = (ct_moe_params){base + t[0].offset, base + t[1].offset, base + t[2].offset,
+                                     base + t[3].offset, base + t[4].offset};
         } else {
             v->fc_w = base + t[0].offset; v->fc_b = base + t[1].offset;
             v->out_w = base + t[2].offset; v->out_b = base + t[3].offset;
@@ -116,7 +125,7 @@ static ct_status init_params(ct_model *m, uint64_t seed) {
     ct_rng rng;
     ct_rng_seed(&rng, seed);
     float proj_std = 0.02f / sqrtf(2.0f * (float)m->cfg.n_layer), *full = NULL;
-    if (m->tp_ranks > 1) {
+    if (m->tp_ranks > 1 || m->ep_ranks > 1) {
         size_t most = 0;
         for (size_t i = 0; i < m->n_tensors; i++)
             if (m->tensors[i].full_numel > most) most = m->tensors[i].full_numel;
@@ -130,7 +139,9 @@ static ct_status init_params(ct_model *m, uint64_t seed) {
         float std = strstr(t->name, "c_proj.weight") ? proj_std : 0.02f;
         for (size_t j = 0; j < t->full_numel; j++)
             p[j] = is_weight ? std * ct_rng_normal(&rng) : (is_gain ? 1.0f : 0.0f);
-        if (p == full) ct_tensor_take_part(t, m->tp_rank, m->tp_ranks, full, m->params + t->offset);
+        int rank, ranks;
+        ct_model_tensor_part(m, t, &rank, &ranks);
+        if (p == full) ct_tensor_take_part(t, rank, ranks, full, m->params + t->offset);
     }
     ct_free(full);
     return CT_OK;
@@ -150,7 +161,9 @@ ct_status ct_model_create_parallel(ct_model **out, const ct_model_config *cfg, u
                                    ct_world *world) {
     CT_TRY(ct_model_config_check(cfg));
     int ranks = world ? ct_world_axis_size(world, CT_AXIS_TENSOR) : 1;
+    int experts = world ? ct_world_axis_size(world, CT_AXIS_EXPERT) : 1;
     CT_TRY(ct_model_check_tensor_split(cfg, ranks));
+    if (experts > 1 && cfg->moe_every > 0) CT_TRY(ct_moe_group_check(&cfg->moe, experts));
     ct_model *m = calloc(1, sizeof *m);
     size_t cap = 4 + (size_t)cfg->n_layer * (CT_BLOCK_ATTN_TENSORS + CT_MOE_TENSORS);
     if (!m || !(m->tensors = calloc(cap, sizeof *m->tensors)) ||
@@ -167,6 +180,9 @@ ct_status ct_model_create_parallel(ct_model **out, const ct_model_config *cfg, u
     m->tp_ranks = ranks;
     m->tp_rank = world ? ct_world_coord(world, CT_AXIS_TENSOR) : 0;
     m->tp = (ct_block_comm){m->tp_rank, m->tp_ranks, tp_sum_block, poll_block, m};
+    m->ep_ranks = cfg->moe_every > 0 ? experts : 1;
+    m->ep_rank = m->ep_ranks > 1 ? ct_world_coord(world, CT_AXIS_EXPERT) : 0;
+    m->ep_group = (ct_moe_group){m->ep_rank, m->ep_ranks, ct_model_ep_alltoall, ct_model_ep_sizes, m};
     build_table(m);
     m->wte = m->tensors[0].offset;
     m->wpe = m->tensors[1].offset;
@@ -187,6 +203,8 @@ void ct_model_free(ct_model *m) {
     ct_free(m->grads);
     ct_free(m->acts);
     ct_free(m->tp_buf);
+    ct_free(m->ep_buf);
+    free(m->ep_acts);
     free(m->tokens);
     free(m->tensors);
     free(m->names);
@@ -215,6 +233,16 @@ size_t ct_model_num_params_full(const ct_model *m) {
 }
 int ct_model_tensor_rank(const ct_model *m) { return m->tp_rank; }
 int ct_model_tensor_ranks(const ct_model *m) { return m->tp_ranks; }
+int ct_model_expert_rank(const ct_model *m) { return m->ep_rank; }
+int ct_model_expert_ranks(const ct_model *m) { return m->ep_ranks; }
+
+void ct_model_tensor_part(const ct_model *m, const ct_tensor_info *t, int *rank, int *ranks) {
+    *rank = 0;
+    *ranks = 1;
+    if (t->split_dim < 0) return;
+    *rank = t->split_expert ? m->ep_rank : m->tp_rank;
+    *ranks = t->split_expert ? m->ep_ranks : m->tp_ranks;
+}
 float *ct_model_params(ct_model *m) { return m->params; }
 float *ct_model_grads(ct_model *m) { return m->grads; }
 const float *ct_model_logits(const ct_model *m) { return m->logits; }

@@ -43,6 +43,12 @@ struct ct_model {
     float *tp_buf;        /* [(ranks + 2) * N] for the parallel cross-entropy */
     size_t tp_buf_cap;
     int logits_are_grads; /* backward overwrote the logits with their gradient */
+    /* expert parallelism (ranks == 1 without it) */
+    int ep_rank, ep_ranks;
+    ct_moe_group ep_group;
+    ct_moe_ep_acts *ep_acts; /* [n_layer]: the expert side of each MoE block */
+    void *ep_buf;
+    size_t ep_buf_cap;
 };
 
 /* 1 if block l has an MoE feed-forward. */
@@ -54,6 +60,10 @@ void ct_model_tp_sum(ct_model *m, float *buf, size_t n);
 /* Mean cross-entropy over this rank's vocabulary columns logits [N, V/ranks], whole-vocab
  * log-sum-exp into lse [N]; counted rows in *counted. */
 float ct_model_tp_crossentropy(ct_model *m, const int32_t *targets, int N, int *counted);
+/* The expert group's exchanges for ct_moe_group (ctx: the model), sticky like the sums. */
+ct_status ct_model_ep_alltoall(void *ctx, const float *send, const size_t *send_counts,
+                               float *recv, const size_t *recv_counts);
+ct_status ct_model_ep_sizes(void *ctx, const size_t *send, size_t *recv, size_t per_peer);
 /* The first vocabulary row this rank holds. */
 int ct_model_vocab_lo(const ct_model *m);
 

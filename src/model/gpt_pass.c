@@ -30,6 +30,26 @@ static size_t acts_size(const ct_model *m, ct_dims d, int threads) {
            N * C + 3 * N + N * (size_t)local_vocab(m) + N * C;
 }
 
+/* Expert parallelism: each MoE block's expert side, sized for N tokens per member. */
+static ct_status layout_expert_sides(ct_model *m, int N) {
+    const ct_moe_config *c = &m->cfg.moe;
+    size_t one = (ct_moe_ep_acts_bytes(c, N, m->cfg.d_model, m->ep_ranks) + 63) / 64 * 64;
+    size_t need = one * (size_t)m->cfg.n_layer;
+    if (!m->ep_acts && !(m->ep_acts = calloc((size_t)m->cfg.n_layer, sizeof *m->ep_acts)))
+        return ct_fail(CT_ENOMEM, "out of memory for the expert-parallel tables");
+    if (need > m->ep_buf_cap) {
+        ct_free(m->ep_buf);
+        m->ep_buf_cap = 0;
+        if (!(m->ep_buf = ct_alloc(need, "expert-parallel activations"))) return CT_ENOMEM;
+        m->ep_buf_cap = need;
+    }
+    for (int l = 0; l < m->cfg.n_layer; l++)
+        if (ct_model_layer_is_moe(&m->cfg, l))
+            ct_moe_ep_acts_layout(&m->ep_acts[l], (char *)m->ep_buf + one * (size_t)l, c, N,
+                                  m->cfg.d_model, m->ep_ranks);
+    return CT_OK;
+}
+
 static ct_status layout_acts(ct_model *m, int B, int T) {
     ct_dims d = model_dims(m, B, T);
     int threads = omp_get_max_threads();
@@ -63,6 +83,7 @@ static ct_status layout_acts(ct_model *m, int B, int T) {
     m->lse = p; p += N;
     m->logits = p; p += N * (size_t)local_vocab(m);
     m->dres = p;
+    if (m->ep_ranks > 1) CT_TRY(layout_expert_sides(m, (int)N));
     m->B = B;
     m->T = T;
     m->threads = threads;
@@ -72,7 +93,9 @@ static ct_status layout_acts(ct_model *m, int B, int T) {
 /* Each MoE block draws its router noise from its own stream of the call's seed. */
 static ct_block_ffn block_ffn(const ct_model *m, int l) {
     uint64_t seed = m->noise_seed ^ (0x9e3779b97f4a7c15ULL * (uint64_t)(l + 1));
-    return (ct_block_ffn){layer_moe(m, l), seed, m->training};
+    int ep = m->ep_ranks > 1 && layer_moe(m, l);
+    return (ct_block_ffn){layer_moe(m, l), seed, m->training, ep ? &m->ep_group : NULL,
+                          ep ? &m->ep_acts[l] : NULL};
 }
 
 void ct_model_set_grad_hook(ct_model *m, ct_grad_ready_fn fn, void *ctx) {
@@ -168,7 +191,7 @@ ct_status ct_model_forward(ct_model *m, const int32_t *tokens, const int32_t *ta
                                    : ct_model_tp_crossentropy(m, targets, N, &m->counted);
         if (loss) *loss = l;
     }
-    return m->tp_status == CT_OK ? CT_OK : ct_fail_context(m->tp_status, "tensor-parallel forward");
+    return m->tp_status == CT_OK ? CT_OK : ct_fail_context(m->tp_status, "parallel forward");
 }
 
 void ct_model_zero_grad(ct_model *m) {
@@ -213,5 +236,5 @@ ct_status ct_model_backward(ct_model *m, float grad_scale) {
     ct_embedding_backward(g + m->wte, g + m->wpe, m->dres, m->tokens, v0, v0 + V, B, T, C);
     grads_ready(m, 0, 2);
     m->has_targets = 0; /* logits were overwritten by their gradient */
-    return m->tp_status == CT_OK ? CT_OK : ct_fail_context(m->tp_status, "tensor-parallel backward");
+    return m->tp_status == CT_OK ? CT_OK : ct_fail_context(m->tp_status, "parallel backward");
 }

@@ -77,6 +77,19 @@ ct_status ct_model_check_tensor_split(const ct_model_config *c, int ranks) {
                    ranks, c->vocab_size, padded, sizes);
 }
 
+ct_status ct_model_ep_alltoall(void *ctx, const float *send, const size_t *send_counts,
+                               float *recv, const size_t *recv_counts) {
+    ct_model *m = ctx;
+    if (m->tp_status != CT_OK) return m->tp_status;
+    return m->tp_status = ct_comm_alltoallv(m->world, CT_AXIS_EXPERT, send, send_counts, recv, recv_counts);
+}
+
+ct_status ct_model_ep_sizes(void *ctx, const size_t *send, size_t *recv, size_t per_peer) {
+    ct_model *m = ctx;
+    if (m->tp_status != CT_OK) return m->tp_status;
+    return m->tp_status = ct_comm_alltoall_sizes(m->world, CT_AXIS_EXPERT, send, recv, per_peer);
+}
+
 void ct_model_tp_sum(ct_model *m, float *buf, size_t n) {
     if (m->tp_ranks == 1 || m->tp_status != CT_OK) return;
     m->tp_status = ct_comm_allreduce(m->world, CT_AXIS_TENSOR, buf, n);
@@ -134,15 +147,17 @@ ct_status ct_model_logits_row(ct_model *m, int n, float *out) {
     return ct_comm_allgather(m->world, CT_AXIS_TENSOR, row, out, V);
 }
 
-void ct_model_grad_sq(const ct_model *m, size_t lo, size_t hi, double *split, double *whole) {
-    *split = *whole = 0.0;
+void ct_model_grad_sq(const ct_model *m, size_t lo, size_t hi, double *split, double *expert,
+                      double *whole) {
+    *split = *expert = *whole = 0.0;
     if (!m->grads) return;
     for (size_t i = 0; i < m->n_tensors; i++) {
         const ct_tensor_info *t = &m->tensors[i];
         size_t a = t->offset > lo ? t->offset : lo, e = t->offset + t->numel < hi ? t->offset + t->numel : hi;
         if (e <= a) continue;
         double s = ct_sum_squares(m->grads + a, e - a);
-        if (t->split_dim >= 0 && m->tp_ranks > 1) *split += s;
-        else *whole += s;
+        if (t->split_dim < 0) *whole += s;
+        else if (t->split_expert) *expert += s;
+        else *split += s;
     }
 }

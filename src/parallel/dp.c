@@ -12,6 +12,7 @@
 
 typedef struct bucket {
     struct ct_dp *dp;
+    ct_axis axis;    /* DATA, or EXPERT_DATA for experts split over an expert group */
     size_t offset, count;
     ct_split *split; /* stage 2: this bucket's floats per shard */
     ct_request req;
@@ -35,11 +36,6 @@ void ct_dp_shard(const ct_dp *dp, size_t *lo, size_t *hi) {
     *hi = *lo + ct_split_count(dp->shards, dp->me);
 }
 
-static bucket *find_bucket(ct_dp *dp, size_t offset) {
-    for (int i = 0; i < dp->n_buckets; i++)
-        if (dp->buckets[i].offset == offset) return &dp->buckets[i];
-    return NULL;
-}
 
 /* Stage 2: the part of [offset, offset + count) in each rank's shard. */
 static ct_status bucket_split(ct_dp *dp, bucket *b) {
@@ -79,29 +75,40 @@ static void on_progress(void *ctx) {
     if (dp->armed) ct_progress_poll(dp->prog);
 }
 
+static ct_status start_bucket(ct_dp *dp, bucket *b) {
+    float *g = ct_model_grads(dp->m) + b->offset;
+    if (dp->zero == 2) {
+        float *recv = g + ct_split_offset(b->split, dp->me);
+        CT_TRY(ct_comm_reduce_scatterv_start(dp->w, b->split, g, recv, &b->req));
+    } else {
+        CT_TRY(ct_comm_allreduce_start(dp->w, b->axis, g, b->count, &b->req));
+    }
+    return ct_progress_add(dp->prog, &b->req, bucket_done, b);
+}
+
+/* The model reports [offset, offset + count) final: start every bucket inside it. */
 static void on_grads_ready(size_t offset, size_t count, void *ctx) {
     ct_dp *dp = ctx;
     if (!dp->armed || dp->status != CT_OK) return;
-    bucket *b = find_bucket(dp, offset);
-    CT_ASSERT(b != NULL && b->count == count);
-    float *g = ct_model_grads(dp->m) + offset;
-    if (dp->zero == 2) {
-        float *recv = g + ct_split_offset(b->split, dp->me);
-        dp->status = ct_comm_reduce_scatterv_start(dp->w, b->split, g, recv, &b->req);
-    } else {
-        dp->status = ct_comm_allreduce_start(dp->w, CT_AXIS_DATA, g, count, &b->req);
+    int started = 0;
+    for (int i = 0; i < dp->n_buckets && dp->status == CT_OK; i++) {
+        bucket *b = &dp->buckets[i];
+        if (b->offset < offset || b->offset + b->count > offset + count) continue;
+        dp->status = start_bucket(dp, b);
+        started++;
     }
-    if (dp->status == CT_OK) dp->status = ct_progress_add(dp->prog, &b->req, bucket_done, b);
+    CT_ASSERT(started > 0 || dp->status != CT_OK);
     ct_progress_poll(dp->prog);
 }
 
 /* The buckets are exactly the ranges the model reports: find them once with a dry run of
  * the table (final norm, blocks, embeddings all tile the buffer). */
-static ct_status record_bucket(ct_dp *dp, size_t offset, size_t count) {
+static ct_status record_bucket(ct_dp *dp, size_t offset, size_t count, ct_axis axis) {
     if (dp->n_buckets == MAX_BUCKETS) return ct_fail(CT_EINVAL, "data parallel: more than %d buckets", MAX_BUCKETS);
     bucket *b = &dp->buckets[dp->n_buckets++];
     memset(b, 0, sizeof *b);
     b->dp = dp;
+    b->axis = axis;
     b->offset = offset;
     b->count = count;
     return dp->zero == 2 ? bucket_split(dp, b) : CT_OK;
@@ -110,13 +117,20 @@ static ct_status record_bucket(ct_dp *dp, size_t offset, size_t count) {
 static ct_status make_buckets(ct_dp *dp) {
     const ct_model *m = dp->m;
     size_t n = ct_model_num_tensors(m), start = 0;
-    /* a bucket begins at tensor 0 (embeddings), at each block's ln_1.weight and at ln_f */
+    /* a bucket begins at tensor 0 (embeddings), at each block's ln_1.weight and at ln_f;
+     * experts split over an expert group are a bucket of their own, reduced over the data
+     * ranks that hold the same experts */
+    int split_experts = ct_model_expert_ranks(m) > 1;
     for (size_t i = 1; i <= n; i++) {
-        const char *name = i < n ? ct_model_tensor(m, i)->name : NULL;
-        int boundary = !name || strstr(name, ".ln_1.weight") || !strcmp(name, "ln_f.weight");
+        const ct_tensor_info *t = i < n ? ct_model_tensor(m, i) : NULL;
+        int expert = split_experts && t && t->split_expert;
+        int prev_expert = split_experts && ct_model_tensor(m, i - 1)->split_expert;
+        int boundary = !t || strstr(t->name, ".ln_1.weight") || !strcmp(t->name, "ln_f.weight") ||
+                       expert != prev_expert;
         if (!boundary) continue;
         const ct_tensor_info *a = ct_model_tensor(m, start), *b = ct_model_tensor(m, i - 1);
-        CT_TRY(record_bucket(dp, a->offset, b->offset + b->numel - a->offset));
+        CT_TRY(record_bucket(dp, a->offset, b->offset + b->numel - a->offset,
+                             prev_expert ? CT_AXIS_EXPERT_DATA : CT_AXIS_DATA));
         start = i;
     }
     return CT_OK;
@@ -134,6 +148,11 @@ int ct_dp_threaded(const ct_dp *dp) { return dp->prog && ct_progress_threaded(dp
 ct_status ct_dp_create(ct_dp **out, ct_world *w, ct_model *m, int zero_stage, ct_overlap overlap) {
     if (zero_stage < 0 || zero_stage > 2)
         return ct_fail(CT_EINVAL, "parallel.zero = %d: allowed 0, 1 or 2", zero_stage);
+    if (zero_stage > 0 && ct_model_expert_ranks(m) > 1)
+        return ct_fail(CT_EINVAL, "parallel.zero = %d with parallel.expert = %d: ZeRO shards assume "
+                       "every data rank holds the same parameters, and expert ranks hold different "
+                       "experts; use parallel.zero = 0 with expert parallelism", zero_stage,
+                       ct_model_expert_ranks(m));
     ct_dp *dp = calloc(1, sizeof *dp);
     if (!dp) return ct_fail(CT_ENOMEM, "out of memory for data parallelism");
     *dp = (ct_dp){.w = w, .m = m, .zero = zero_stage, .ranks = ct_world_axis_size(w, CT_AXIS_DATA),
@@ -194,15 +213,17 @@ void ct_dp_shard_of(const ct_dp *dp, int coord, size_t *lo, size_t *hi) {
     *hi = *lo + ct_split_count(dp->shards, coord);
 }
 
-/* With tensor parallelism: the squares of the split tensors' gradients are summed over the
- * tensor ranks, those of the tensors every tensor rank holds whole are counted once. */
-static ct_status tensor_parallel_norm(ct_dp *dp, size_t lo, size_t hi, float *norm) {
-    double split, whole;
-    ct_model_grad_sq(dp->m, lo, hi, &split, &whole);
-    float sq[2] = {(float)split, (float)whole};
-    if (dp->zero == 2) CT_TRY(ct_comm_allreduce(dp->w, CT_AXIS_DATA, sq, 2));
-    CT_TRY(ct_comm_allreduce(dp->w, CT_AXIS_TENSOR, sq, 1));
-    *norm = sqrtf(sq[0] + sq[1]);
+/* With tensor or expert parallelism: the squares of the split tensors' gradients are summed
+ * over the ranks they are split over; those of the tensors every rank holds whole count
+ * once. */
+static ct_status split_model_norm(ct_dp *dp, size_t lo, size_t hi, float *norm) {
+    double split, expert, whole;
+    ct_model_grad_sq(dp->m, lo, hi, &split, &expert, &whole);
+    float sq[3] = {(float)split, (float)expert, (float)whole};
+    if (dp->zero == 2) CT_TRY(ct_comm_allreduce(dp->w, CT_AXIS_DATA, sq, 3));
+    CT_TRY(ct_comm_allreduce(dp->w, CT_AXIS_TENSOR, &sq[0], 1));
+    CT_TRY(ct_comm_allreduce(dp->w, CT_AXIS_EXPERT, &sq[1], 1));
+    *norm = sqrtf(sq[0] + sq[1] + sq[2]);
     return CT_OK;
 }
 
@@ -210,8 +231,8 @@ static ct_status global_norm(ct_dp *dp, float *norm) {
     size_t lo, hi;
     ct_dp_shard(dp, &lo, &hi);
     const float *g = ct_model_grads(dp->m);
-    if (ct_model_tensor_ranks(dp->m) > 1)
-        return tensor_parallel_norm(dp, dp->zero == 2 ? lo : 0, dp->zero == 2 ? hi : ct_model_num_params(dp->m), norm);
+    if (ct_model_tensor_ranks(dp->m) > 1 || ct_model_expert_ranks(dp->m) > 1)
+        return split_model_norm(dp, dp->zero == 2 ? lo : 0, dp->zero == 2 ? hi : ct_model_num_params(dp->m), norm);
     if (dp->zero < 2) { /* every rank holds the whole reduced gradient */
         *norm = ct_grad_norm(g, ct_model_num_params(dp->m));
         return CT_OK;

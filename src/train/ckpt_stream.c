@@ -2,7 +2,7 @@
  * tensor whole, under its one-process name; a rank holds a piece of it (its tensor-parallel
  * part and, for AdamW moments under ZeRO, only its data shard of that part). Saving streams
  * tensor by tensor: for each one, the data ranks' shards are all-gathered into this rank's
- * part, the tensor ranks' parts into the whole tensor, and the leader's writer takes it, so
+ * part, the tensor (or, for experts, the expert) ranks' parts into the whole tensor, and the leader's writer takes it, so
  * no rank ever holds more than one tensor beyond its own state. Loading: every rank reads
  * the (verified) files and copies out its own piece. */
 #include "core/core.h"
@@ -19,12 +19,11 @@ static size_t largest_tensor(const ct_model *m) {
 ct_status ct_ckpt_stream_init(ct_ckpt_stream *cs, ct_trainer *tr) {
     memset(cs, 0, sizeof *cs);
     cs->tr = tr;
-    size_t most = largest_tensor(tr->model), R = (size_t)ct_model_tensor_ranks(tr->model);
-    /* the whole tensor, and every tensor rank's part (R parts of at most most/R each) */
+    size_t most = largest_tensor(tr->model);
+    /* every rank's part (together a whole tensor), and the whole tensor reassembled */
     cs->full = ct_alloc(2 * most * sizeof(float), "checkpoint streaming buffers");
     if (!cs->full) return CT_ENOMEM;
     cs->parts = cs->full + most;
-    (void)R;
     return CT_OK;
 }
 
@@ -75,13 +74,15 @@ static ct_status stream_get(void *ctx, size_t i, int b, const float **data) {
     CT_ASSERT(cs->calls == (size_t)b * n + i); /* the documented order, on every rank */
     cs->calls++;
     const ct_tensor_info *t = ct_model_tensor(tr->model, i);
-    int R = ct_model_tensor_ranks(tr->model);
+    int rank, R;
+    ct_model_tensor_part(tr->model, t, &rank, &R);
     float *part = cs->parts;
     if (b == 0) part = ct_model_params(tr->model) + t->offset;
     else CT_TRY(gather_moment_part(tr, t, b, part));
-    if (t->split_dim < 0 || R == 1) { *data = part; return CT_OK; }
-    float *all = cs->full; /* every tensor rank's part, then reordered into cs->parts */
-    CT_TRY(ct_comm_allgather(tr->world, CT_AXIS_TENSOR, part, all, t->numel));
+    if (R == 1) { *data = part; return CT_OK; }
+    float *all = cs->full; /* every part, then reordered into cs->parts */
+    ct_axis axis = t->split_expert ? CT_AXIS_EXPERT : CT_AXIS_TENSOR;
+    CT_TRY(ct_comm_allgather(tr->world, axis, part, all, t->numel));
     for (int r = 0; r < R; r++) ct_tensor_put_part(t, r, R, all + (size_t)r * t->numel, cs->parts);
     *data = cs->parts;
     return CT_OK;
@@ -91,7 +92,8 @@ static void stream_put(void *ctx, size_t i, int b, const float *data) {
     ct_ckpt_stream *cs = ctx;
     ct_trainer *tr = cs->tr;
     const ct_tensor_info *t = ct_model_tensor(tr->model, i);
-    int R = ct_model_tensor_ranks(tr->model), rank = ct_model_tensor_rank(tr->model);
+    int rank, R;
+    ct_model_tensor_part(tr->model, t, &rank, &R);
     if (b == 0) { ct_tensor_take_part(t, rank, R, data, ct_model_params(tr->model) + t->offset); return; }
     size_t lo, hi, first = t->offset, end = t->offset + t->numel;
     float *mine = moments(tr, b, &lo, &hi);

@@ -63,6 +63,7 @@ static const key_def keys[] = {
     {"run.stop_at_step", K_INT, F(run.stop_at_step), 0, 1e9, "0", "end this invocation at this step with a checkpoint, to continue later (0 = run to train.steps)"},
     {"parallel.data", K_INT, F(parallel.data), 0, 1 << 20, "0", "data-parallel ranks (0 = every rank of the mpirun world)"},
     {"parallel.tensor", K_INT, F(parallel.tensor), 1, 1 << 10, "1", "tensor-parallel ranks (Megatron: heads, MLP and vocabulary split); must divide n_head, 4*d_model and vocab_size"},
+    {"parallel.expert", K_INT, F(parallel.expert), 1, 1 << 20, "1", "expert-parallel group: MoE experts spread over this many data ranks (must divide parallel.data and moe.n_experts)"},
     {"parallel.overlap", K_STR, F(parallel.overlap), 0, 16, "auto", "how gradient reductions overlap backward: thread (a progress thread), poll (between products), auto (thread when the data ranks span several nodes or for ZeRO 2)"},
     {"parallel.zero", K_INT, F(parallel.zero), 0, 2, "0", "ZeRO stage: 0 replicated, 1 optimizer state sharded, 2 gradients too"},
     {"runtime.threads", K_INT, F(runtime.threads), 0, 4096, "0", "compute threads (0 = all cores)"},
@@ -221,6 +222,13 @@ ct_status ct_config_validate(const ct_config *c) {
         return ct_fail(CT_EINVAL, "train.lr_min = %g exceeds train.lr = %g", c->train.lr_min, c->train.lr);
     ct_overlap overlap;
     CT_TRY(ct_overlap_parse(c->parallel.overlap, &overlap));
+    if (c->parallel.expert > 1 && c->model.moe_every > 0) {
+        CT_TRY(ct_moe_group_check(&c->model.moe, c->parallel.expert));
+        if (c->parallel.zero > 0)
+            return ct_fail(CT_EINVAL, "parallel.zero = %d with parallel.expert = %d: ZeRO shards assume every "
+                           "data rank holds the same parameters, and expert ranks hold different experts; "
+                           "use parallel.zero = 0 with expert parallelism", c->parallel.zero, c->parallel.expert);
+    }
     return ct_model_check_tensor_split(&c->model, c->parallel.tensor);
 }
 

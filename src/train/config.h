@@ -34,6 +34,7 @@ typedef struct ct_config {
     struct {
         int data;           /* data-parallel ranks; 0 = all ranks left by the other axes */
         int tensor;         /* tensor-parallel ranks */
+        int expert;         /* expert-parallel group size, carved from the data ranks */
         int zero;           /* ZeRO stage 0, 1 or 2 */
         char overlap[16];   /* "auto", "thread" or "poll": see src/parallel/dp.h */
     } parallel;

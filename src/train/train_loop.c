@@ -48,9 +48,11 @@ static void print_token(int32_t id, void *ctx) {
     fflush(stdout);
 }
 
-/* The leader's tensor group samples (all its ranks run the model; the leader prints). */
+/* The leader's tensor group samples (all its ranks run the model; the leader prints); with
+ * expert parallelism every rank does, as each expert group must run every forward whole. */
 static ct_status print_sample(ct_trainer *tr, run_output *o) {
-    if (tr->cfg.train.sample_tokens <= 0 || ct_world_coord(tr->world, CT_AXIS_DATA) != 0) return CT_OK;
+    if (tr->cfg.train.sample_tokens <= 0) return CT_OK;
+    if (ct_model_expert_ranks(tr->model) == 1 && ct_world_coord(tr->world, CT_AXIS_DATA) != 0) return CT_OK;
     ct_rng rng;
     ct_rng_seed(&rng, (uint64_t)tr->cfg.train.seed * 1000003u + (uint64_t)tr->step);
     int32_t prompt = tr->cfg.model.vocab_size > 50256 ? 50256 : 0; /* <|endoftext|> starts a document */
@@ -173,9 +175,10 @@ ct_status ct_trainer_run(ct_trainer *tr) {
     printf("training: %d steps of %d x %d tokens x %d accumulation, from step %" PRId64 "; run dir %s\n",
            c->train.steps, c->train.batch_size, ct_config_train_seq_len(c), c->train.grad_accum, tr->step, c->run.dir);
     if (ct_world_size(tr->world) > 1)
-        printf("parallel: %d ranks, data %d x tensor %d, ZeRO stage %d, %d threads each; %.2fM parameters "
-               "per rank\n", ct_world_size(tr->world), ct_world_axis_size(tr->world, CT_AXIS_DATA),
-               ct_world_axis_size(tr->world, CT_AXIS_TENSOR), c->parallel.zero, ct_runtime_threads(),
+        printf("parallel: %d ranks, data %d x tensor %d (experts over %d), ZeRO stage %d, %d threads "
+               "each; %.2fM parameters per rank\n", ct_world_size(tr->world),
+               ct_world_axis_size(tr->world, CT_AXIS_DATA), ct_world_axis_size(tr->world, CT_AXIS_TENSOR),
+               ct_model_expert_ranks(tr->model), c->parallel.zero, ct_runtime_threads(),
                (double)ct_model_num_params(tr->model) / 1e6);
     fflush(stdout);
     metrics_line(&o, "{\"event\": \"start\", \"step\": %" PRId64 ", \"params\": %zu}", tr->step,
