@@ -19,16 +19,18 @@ CLI_SRC  = $(wildcard src/cli/*.c)
 TEST_SRC = $(wildcard tests/test_*.c)
 TOOL_SRC = $(wildcard tests/tool_*.c)
 BENCH_SRC = $(wildcard bench/*.c)
+EXAMPLE_SRC = $(wildcard examples/*.c)
 
 LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ  = $(CLI_SRC:%.c=$(BUILD)/%.o)
 TESTS    = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 TOOLS    = $(TOOL_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCHES  = $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+EXAMPLES = $(EXAMPLE_SRC:examples/%.c=$(BUILD)/examples/%)
 
 .PHONY: all test san clean bench
 .SECONDARY:
-all: $(BUILD)/cetus $(TESTS) $(TOOLS) $(BENCHES)
+all: $(BUILD)/cetus $(TESTS) $(TOOLS) $(BENCHES) $(EXAMPLES)
 
 $(BUILD)/libcetus.a: $(LIB_OBJ)
 	@mkdir -p $(dir $@)
@@ -44,6 +46,9 @@ $(BUILD)/tests/tool_%: $(BUILD)/tests/tool_%.o $(BUILD)/libcetus.a
 	$(CC) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/bench/%: $(BUILD)/bench/%.o $(BUILD)/libcetus.a
+	$(CC) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/examples/%: $(BUILD)/examples/%.o $(BUILD)/libcetus.a
 	$(CC) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/%.o: %.c

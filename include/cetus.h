@@ -193,6 +193,40 @@ void ct_model_grad_sq(const ct_model *m, size_t lo, size_t hi, double *split, do
 /* Model FLOPs per token for forward+backward (6N + attention), for MFU reporting. */
 double ct_model_flops_per_token(const ct_model *m, int T);
 
+/* ---- a training run in a few calls ------------------------------------------------------- */
+/* The same run as `cetus train`, from C: settings are the config keys (`cetus train --help`
+ * lists them), the parallel layout is a struct (or the parallel.* keys), and the process
+ * joins the MPI job when mpirun started it. For example, on 8 ranks:
+ *
+ *     ct_run *run;
+ *     ct_run_create(&run);
+ *     ct_run_set(run, "model.moe_every=2");
+ *     ct_run_parallel(run, (ct_parallel){.data = 4, .tensor = 2, .expert = 2});
+ *     ct_status s = ct_run_train(run);
+ *     ct_run_free(run);
+ */
+typedef struct ct_parallel {
+    int data;     /* data-parallel ranks; 0 = every rank the other axes leave */
+    int tensor;   /* tensor-parallel ranks (Megatron split of heads, MLP and vocabulary); 0 = 1 */
+    int pipeline; /* pipeline stages; 0 = 1 (more are not in this release: refused) */
+    int expert;   /* MoE experts spread over this many of the data ranks; 0 = 1 */
+    int zero;     /* ZeRO stage over the data ranks: 0, 1 or 2 */
+} ct_parallel;
+typedef struct ct_run ct_run;
+/* A run with the default settings (the default model on data/pydocs). */
+ct_status ct_run_create(ct_run **out);
+void ct_run_free(ct_run *r);
+/* One "key=value" setting, a JSON config file, or the layout; each checked as it is given. */
+ct_status ct_run_set(ct_run *r, const char *key_value);
+ct_status ct_run_load(ct_run *r, const char *json_path);
+ct_status ct_run_parallel(ct_run *r, ct_parallel p);
+/* Validates everything, starts MPI when launched by mpirun (checking the layout against the
+ * ranks), trains (resuming run.dir's latest checkpoint unless run.resume=false) and frees
+ * the world. It reports a failure itself: a refused setting or layout once, from rank 0;
+ * a failure during the run from the failing rank, which under MPI then ends every rank.
+ * The status is also returned (ct_last_error() has the message). */
+ct_status ct_run_train(ct_run *r);
+
 #ifdef __cplusplus
 }
 #endif
