@@ -183,8 +183,8 @@ ct_status ct_trainer_step(ct_trainer *tr, ct_step_stats *st) {
     const ct_config *c = &tr->cfg;
     CT_TRY(ensure_batch_buffers(tr));
     double t0 = ct_now(), loss_sum = 0.0, aux_sum = 0.0;
-    uint64_t bytes0 = ct_world_counter(tr->world, CT_AXIS_DATA).bytes;
-    uint64_t tbytes0 = ct_world_counter(tr->world, CT_AXIS_TENSOR).bytes;
+    uint64_t sent0[CT_AXIS_COUNT];
+    for (int a = 0; a < CT_AXIS_COUNT; a++) sent0[a] = ct_world_counter(tr->world, a).bytes;
     int accum = c->train.grad_accum, T = ct_config_train_seq_len(c);
     float scale = 1.0f / (float)(accum * ct_dp_ranks(tr->dp)); /* the reduced sum is the mean */
     ct_dp_zero_grad(tr->dp);
@@ -215,9 +215,13 @@ ct_status ct_trainer_step(ct_trainer *tr, ct_step_stats *st) {
     float norm;
     CT_TRY(ct_dp_adamw_step(tr->dp, tr->opt, lr, &ac, &norm));
     tr->step++;
-    double bytes = (double)(ct_world_counter(tr->world, CT_AXIS_DATA).bytes - bytes0) +
-                   (double)(ct_world_counter(tr->world, CT_AXIS_TENSOR).bytes - tbytes0);
-    if (st) *st = (ct_step_stats){loss, aux, lr, norm, ct_now() - t0, bytes};
+    double bytes = 0.0, expert_bytes = 0.0; /* every axis but the world's (checkpoint checks) */
+    for (int a = 0; a < CT_AXIS_WORLD; a++) {
+        double sent = (double)(ct_world_counter(tr->world, a).bytes - sent0[a]);
+        bytes += sent;
+        if (a == CT_AXIS_EXPERT) expert_bytes = sent;
+    }
+    if (st) *st = (ct_step_stats){loss, aux, lr, norm, ct_now() - t0, bytes, expert_bytes};
     return CT_OK;
 }
 

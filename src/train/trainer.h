@@ -13,7 +13,8 @@ typedef struct ct_step_stats {
     float lr;
     float grad_norm;  /* before clipping */
     double seconds;
-    double comm_bytes; /* sent by this rank over the data axis during the step */
+    double comm_bytes;   /* sent by this rank during the step, over every parallel axis */
+    double expert_bytes; /* of those, the MoE all-to-all exchanges (expert axis) */
 } ct_step_stats;
 
 typedef struct ct_world ct_world;
