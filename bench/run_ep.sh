@@ -14,14 +14,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 STEPS=${1:-30}
 ROUNDS=${ROUNDS:-3}
-make -s build/cetus
-[ -f data/pydocs/meta.json ] || ./build/cetus prepare
-out=$(mktemp -d)
-trap 'rm -rf "$out"' EXIT
+source bench/mpi_lib.sh
 common="-c configs/moe.json train.steps=$STEPS train.eval_interval=0 train.sample_tokens=0 train.ckpt_interval=0
         train.warmup_steps=5 model.vocab_size=50304"
-MPIRUN=(mpirun --allow-run-as-root --oversubscribe --bind-to none --mca pml ob1 --mca btl self,vader
-        --mca btl_vader_single_copy_mechanism none)
 run() { # LABEL NP EXPERT
     local dir="$out/run"
     rm -rf "$dir"

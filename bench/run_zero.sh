@@ -8,12 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STEPS=${1:-4}
-make -s build/cetus
-[ -f data/pydocs/meta.json ] || ./build/cetus prepare
-out=$(mktemp -d)
-trap 'rm -rf "$out"' EXIT
-MPIRUN=(mpirun --allow-run-as-root --oversubscribe --bind-to none --mca pml ob1 --mca btl self,vader
-        --mca btl_vader_single_copy_mechanism none)
+source bench/mpi_lib.sh
 for zero in 0 1 2; do
     "${MPIRUN[@]}" -np 2 /usr/bin/time -v ./build/cetus train -c configs/gpt2_124m.json train.grad_accum=1 \
         train.batch_size=2 train.steps="$STEPS" train.eval_interval=0 train.sample_tokens=0 train.ckpt_interval=0 \
