@@ -8,7 +8,7 @@
  *       reduce-scatter, all-gather, their uneven forms, broadcast, all-to-all, barrier)
  *       against a locally computed expectation, exactly, at several sizes, with the
  *       default and a small segment; identical bytes on every rank; nonblocking requests
- *       in flight together; the progress engine with and without its helper thread;
+ *       in flight together; point-to-point sends and receives on two tags; the progress engine with and without its helper thread;
  *       byte counters. Rank 0 prints "digest X": a hash of float
  *       all-reduce results, equal from run to run for a fixed layout.
  *   layout DATA TENSOR [PIPELINE [EXPERT]]
@@ -406,6 +406,28 @@ static void check_counters(int a) {
 
 /* ---- modes ----------------------------------------------------------------------------- */
 
+/* Point-to-point around the group: every member sends n floats to the next coordinate on
+ * two tags at once (received in the other order) and checks what the previous one sent. */
+static void check_p2p(int a, size_t n) {
+    int p = ct_world_axis_size(W, a), me = ct_world_coord(W, a);
+    if (p == 1) return;
+    int salt = ++salt_counter, next = (me + 1) % p, prev = (me + p - 1) % p;
+    float *out0 = falloc(n + 1), *out1 = falloc(n + 1), *in0 = falloc(n + 1), *in1 = falloc(n + 1);
+    for (size_t i = 0; i < n; i++) { out0[i] = ival(me, i, salt); out1[i] = ival(me, i, salt + 1); }
+    ct_request r[4];
+    TRY(ct_comm_recv_start(W, a, prev, 7, in1, n, &r[0]));
+    TRY(ct_comm_send_start(W, a, next, 3, out0, n, &r[1]));
+    TRY(ct_comm_send_start(W, a, next, 7, out1, n, &r[2]));
+    TRY(ct_comm_recv_start(W, a, prev, 3, in0, n, &r[3]));
+    for (int i = 0; i < 4; i++) TRY(ct_comm_wait(W, &r[i]));
+    for (size_t i = 0; i < n; i++)
+        CHECK(in0[i] == ival(prev, i, salt) && in1[i] == ival(prev, i, salt + 1),
+              "point-to-point on %s: [%zu] wrong", ct_axis_name(a), i);
+    ct_request bad;
+    CHECK(ct_comm_send_start(W, a, me, 1, out0, n, &bad) == CT_EINVAL, "a send to itself was accepted");
+    ct_free(out0); ct_free(out1); ct_free(in0); ct_free(in1);
+}
+
 static void check_axis(int a) {
     static const size_t sizes[] = { 0, 1, 3, 7, 1000, 4099, 70001 };
     for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++) {
@@ -415,6 +437,7 @@ static void check_axis(int a) {
         check_allgather_exact(a, n);
         if (n <= 4099) check_broadcast(a, n);
         if (n >= 3) check_allreduce_random(a, n);
+        check_p2p(a, n);
     }
     check_uneven(a, 5);
     check_uneven(a, 3000);

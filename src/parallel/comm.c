@@ -3,13 +3,14 @@
  * messages, broadcast and barrier over MPI_Ibcast / MPI_Ibarrier; ct_comm_test advances
  * them, ct_comm_wait waits for them with a test-yield-sleep backoff. */
 #include "parallel/world.h"
+#include <limits.h>
 #include <sched.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <time.h>
 
 enum { OP_NONE, OP_ALLREDUCE, OP_REDUCE_SCATTER, OP_ALLGATHER, OP_ALLTOALL, OP_BCAST,
-       OP_BARRIER };
+       OP_BARRIER, OP_SEND, OP_RECV };
 #define DONE ((size_t)-1)
 
 static int mod(long a, int p) {
@@ -270,11 +271,30 @@ static ct_status post_coll(ct_world *w, ct_request *r) {
 
 /* ---- progress and waiting -------------------------------------------------------------- */
 
+/* Point-to-point: one message per step (only messages past INT_MAX floats take several),
+ * on the axis's own point-to-point communicator (so user tags never meet the collectives'
+ * tags). */
+static ct_status post_p2p(ct_world *w, ct_request *r) {
+    if (r->step >= r->steps) return finish(w, r);
+    size_t at = (size_t)r->step * r->seg, len = min_size(r->seg, r->n - at);
+    MPI_Comm comm = w->p2p[r->axis];
+    int rc;
+    if (r->op == OP_SEND) {
+        rc = MPI_Isend((const float *)r->send + at, (int)len, MPI_FLOAT, r->root, r->tag, comm, &r->mpi[0]);
+        w->counter[r->axis].bytes += len * sizeof(float);
+    } else {
+        rc = MPI_Irecv((float *)r->recv + at, (int)len, MPI_FLOAT, r->root, r->tag, comm, &r->mpi[1]);
+    }
+    if (rc != MPI_SUCCESS) return fail(w, r, rc, r->op == OP_SEND ? "MPI_Isend" : "MPI_Irecv");
+    return CT_OK;
+}
+
 static ct_status post(ct_world *w, ct_request *r) {
     switch (r->op) {
     case OP_ALLREDUCE: case OP_REDUCE_SCATTER: case OP_ALLGATHER: return post_ring(w, r);
     case OP_ALLTOALL: return post_a2a(w, r);
     case OP_BCAST: case OP_BARRIER: return post_coll(w, r);
+    case OP_SEND: case OP_RECV: return post_p2p(w, r);
     }
     return CT_OK;
 }
@@ -293,7 +313,7 @@ static ct_status progress(ct_world *w, ct_request *r, int *done, int *moved) {
         if (!flag) break;
         *moved = 1;
         if (r->op == OP_ALLTOALL) CT_TRY(complete_a2a(w, r, &st[1]));
-        else if (r->op == OP_BCAST || r->op == OP_BARRIER) r->step++;
+        else if (r->op == OP_BCAST || r->op == OP_BARRIER || r->op == OP_SEND || r->op == OP_RECV) r->step++;
         else complete_ring(w, r);
         if (r->op != OP_NONE) CT_TRY(post(w, r));
     }
@@ -464,6 +484,28 @@ static ct_status broadcast_start(ct_world *w, ct_axis axis, int root, float *buf
     return post_coll(w, req);
 }
 
+static ct_status p2p_start(ct_world *w, int op, ct_axis axis, int peer, int tag, const float *send,
+                           float *recv, size_t n, ct_request *req) {
+    begin(w, req, op, axis);
+    int p = group_size(w, req);
+    if (peer < 0 || peer >= p || peer == group_rank(w, req) || tag < 0 || tag > 32767) {
+        finish(w, req);
+        return ct_fail(CT_EINVAL, "%s on the %s group: peer %d (of %d, this rank is %d) or tag %d is not "
+                       "valid (peer another member, tag 0..32767)", op == OP_SEND ? "send" : "receive",
+                       ct_axis_name(axis), peer, p, group_rank(w, req), tag);
+    }
+    if (n == 0) return finish(w, req);
+    req->root = peer;
+    req->tag = tag;
+    req->send = send;
+    req->recv = recv;
+    req->n = n;
+    req->seg = INT_MAX; /* one message (MPI moves it on its own); segments only past INT_MAX,
+                         * so a send never waits for its own request to be tested */
+    req->steps = (long)((n + req->seg - 1) / req->seg);
+    return post_p2p(w, req);
+}
+
 static ct_status start_a2a(ct_world *w, ct_request *r, const void *send, void *recv) {
     int me = group_rank(w, r);
     size_t mine = a2a_count(r, 0, me);
@@ -539,6 +581,16 @@ ct_status ct_comm_alltoallv_start(ct_world *w, ct_axis axis, const float *send,
 
 ct_status ct_comm_barrier_start(ct_world *w, ct_axis axis, ct_request *req) {
     LOCKED(w, barrier_start(w, axis, req));
+}
+
+ct_status ct_comm_send_start(ct_world *w, ct_axis axis, int peer, int tag, const float *buf,
+                             size_t n, ct_request *req) {
+    LOCKED(w, p2p_start(w, OP_SEND, axis, peer, tag, buf, NULL, n, req));
+}
+
+ct_status ct_comm_recv_start(ct_world *w, ct_axis axis, int peer, int tag, float *buf, size_t n,
+                             ct_request *req) {
+    LOCKED(w, p2p_start(w, OP_RECV, axis, peer, tag, NULL, buf, n, req));
 }
 
 /* ---- blocking forms -------------------------------------------------------------------- */

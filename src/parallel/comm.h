@@ -212,6 +212,14 @@ ct_status ct_comm_alltoallv_start(ct_world *w, ct_axis axis, const float *send,
                                   const size_t *recv_counts, ct_request *req);
 ct_status ct_comm_barrier_start(ct_world *w, ct_axis axis, ct_request *req);
 
+/* Point-to-point (pipeline stages): n floats to / from the member at coordinate peer of this
+ * rank's group on the axis. A send and its receive name the same tag (0..32767; e.g. the
+ * micro-batch and direction); messages with one tag between two members arrive in the
+ * order sent. They travel on a communicator of their own, apart from the collectives. */
+ct_status ct_comm_send_start(ct_world *w, ct_axis axis, int peer, int tag, const float *buf,
+                             size_t n, ct_request *req);
+ct_status ct_comm_recv_start(ct_world *w, ct_axis axis, int peer, int tag, float *buf, size_t n,
+                             ct_request *req);
 /* Advances req as far as the messages that arrived allow; *done = 1 once it completed. */
 ct_status ct_comm_test(ct_world *w, ct_request *req, int *done);
 /* ct_comm_test that also says whether any message of req completed (*moved). */

@@ -82,6 +82,9 @@ static ct_status build_comms(ct_world *w) {
         MPI_Comm_size(w->comm[a], &size);
         MPI_Comm_rank(w->comm[a], &rank);
         CT_ASSERT(size == w->axis_size[a] && rank == w->coord[a]);
+        rc = MPI_Comm_dup(w->comm[a], &w->p2p[a]);
+        if (rc != MPI_SUCCESS) return ct_world_mpi_error(w, a, rc, "MPI_Comm_dup");
+        MPI_Comm_set_errhandler(w->p2p[a], MPI_ERRORS_RETURN);
         MPI_Comm node; /* the members of this group on this rank's node */
         rc = MPI_Comm_split_type(w->comm[a], MPI_COMM_TYPE_SHARED, rank, MPI_INFO_NULL, &node);
         if (rc != MPI_SUCCESS) return ct_world_mpi_error(w, a, rc, "MPI_Comm_split_type");
@@ -118,8 +121,10 @@ static void set_layout(ct_world *w, const ct_layout *l) {
 }
 
 static void release(ct_world *w) {
-    for (int a = 0; a < CT_AXIS_COUNT; a++)
+    for (int a = 0; a < CT_AXIS_COUNT; a++) {
         if (w->comm[a] != MPI_COMM_NULL) MPI_Comm_free(&w->comm[a]);
+        if (w->p2p[a] != MPI_COMM_NULL) MPI_Comm_free(&w->p2p[a]);
+    }
     for (int i = 0; i < w->n_slots; i++) ct_free(w->slots[i].buf);
     ct_free(w->slots);
     if (w->owns_mpi) MPI_Finalize();
@@ -140,7 +145,7 @@ ct_status ct_world_init(ct_world **out, const ct_layout *want) {
     w->poll_s = 50e-6;
     w->yield_s = 200e-6;
     for (int a = 0; a < CT_AXIS_COUNT; a++) {
-        w->comm[a] = MPI_COMM_NULL;
+        w->comm[a] = w->p2p[a] = MPI_COMM_NULL;
         w->one_node[a] = 1;
     }
     ct_status s = launched ? start_mpi(w) : CT_OK;

@@ -16,6 +16,7 @@ struct ct_world {
     ct_layout layout;
     int coord[CT_AXIS_COUNT], axis_size[CT_AXIS_COUNT];
     MPI_Comm comm[CT_AXIS_COUNT];
+    MPI_Comm p2p[CT_AXIS_COUNT]; /* a duplicate of each, for point-to-point messages */
     unsigned seq[CT_AXIS_COUNT]; /* collectives started per axis: message tags */
     ct_comm_counter counter[CT_AXIS_COUNT];
     size_t segment;
