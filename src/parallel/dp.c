@@ -22,6 +22,9 @@ struct ct_dp {
     ct_world *w;
     ct_model *m;
     int zero, ranks, me, armed, n_buckets, failed;
+    ct_axis shard_axis;   /* ZeRO shards: over the data ranks, or with experts split over an
+                           * expert group over the expert-data ranks (who hold equal copies) */
+    int shard_ranks, shard_me;
     ct_status status;
     ct_progress *prog; /* drives the buckets' reductions while backward computes */
     ct_split *shards; /* the flat parameter buffer split over the data ranks */
@@ -29,11 +32,12 @@ struct ct_dp {
 };
 
 int ct_dp_ranks(const ct_dp *dp) { return dp->ranks; }
+ct_axis ct_dp_shard_axis(const ct_dp *dp) { return dp->shard_axis; }
 
 void ct_dp_shard(const ct_dp *dp, size_t *lo, size_t *hi) {
     if (dp->zero == 0) { *lo = 0; *hi = ct_model_num_params(dp->m); return; }
-    *lo = ct_split_offset(dp->shards, dp->me);
-    *hi = *lo + ct_split_count(dp->shards, dp->me);
+    *lo = ct_split_offset(dp->shards, dp->shard_me);
+    *hi = *lo + ct_split_count(dp->shards, dp->shard_me);
 }
 
 
@@ -148,16 +152,19 @@ int ct_dp_threaded(const ct_dp *dp) { return dp->prog && ct_progress_threaded(dp
 ct_status ct_dp_create(ct_dp **out, ct_world *w, ct_model *m, int zero_stage, ct_overlap overlap) {
     if (zero_stage < 0 || zero_stage > 2)
         return ct_fail(CT_EINVAL, "parallel.zero = %d: allowed 0, 1 or 2", zero_stage);
-    if (zero_stage > 0 && ct_model_expert_ranks(m) > 1)
-        return ct_fail(CT_EINVAL, "parallel.zero = %d with parallel.expert = %d: ZeRO shards assume "
-                       "every data rank holds the same parameters, and expert ranks hold different "
-                       "experts; use parallel.zero = 0 with expert parallelism", zero_stage,
-                       ct_model_expert_ranks(m));
+    if (zero_stage == 2 && ct_model_expert_ranks(m) > 1)
+        return ct_fail(CT_EINVAL, "parallel.zero = 2 with parallel.expert = %d: not supported yet (the "
+                       "dense gradients would need a reduction over the expert group before the "
+                       "reduce-scatter); use parallel.zero = 1, which shards over the ranks that hold "
+                       "the same experts", ct_model_expert_ranks(m));
     ct_dp *dp = calloc(1, sizeof *dp);
     if (!dp) return ct_fail(CT_ENOMEM, "out of memory for data parallelism");
     *dp = (ct_dp){.w = w, .m = m, .zero = zero_stage, .ranks = ct_world_axis_size(w, CT_AXIS_DATA),
-                  .me = ct_world_coord(w, CT_AXIS_DATA)};
-    ct_status s = ct_split_even(&dp->shards, w, CT_AXIS_DATA, ct_model_num_params(m));
+                  .me = ct_world_coord(w, CT_AXIS_DATA), .shard_axis = CT_AXIS_DATA};
+    if (ct_model_expert_ranks(m) > 1) dp->shard_axis = CT_AXIS_EXPERT_DATA;
+    dp->shard_ranks = ct_world_axis_size(w, dp->shard_axis);
+    dp->shard_me = ct_world_coord(w, dp->shard_axis);
+    ct_status s = ct_split_even(&dp->shards, w, dp->shard_axis, ct_model_num_params(m));
     if (s == CT_OK) s = make_buckets(dp);
     int thread = overlap == CT_OVERLAP_THREAD ||
                  (overlap == CT_OVERLAP_AUTO && (zero_stage == 2 || !ct_world_axis_on_one_node(w, CT_AXIS_DATA)));
@@ -247,9 +254,9 @@ static ct_status global_norm(ct_dp *dp, float *norm) {
 ct_status ct_dp_adamw_step(ct_dp *dp, ct_adamw *o, float lr, const ct_adamw_config *c, float *norm) {
     CT_TRY(global_norm(dp, norm));
     ct_adamw_update(o, dp->m, lr, ct_clip_scale(*norm, c), c);
-    if (dp->zero == 0 || dp->ranks == 1) return CT_OK;
+    if (dp->zero == 0 || dp->shard_ranks == 1) return CT_OK;
     float *p = ct_model_params(dp->m);
-    return ct_comm_allgatherv(dp->w, dp->shards, p + ct_split_offset(dp->shards, dp->me), p);
+    return ct_comm_allgatherv(dp->w, dp->shards, p + ct_split_offset(dp->shards, dp->shard_me), p);
 }
 
 ct_status ct_dp_mean(ct_dp *dp, float *value) {

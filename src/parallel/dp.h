@@ -60,7 +60,10 @@ ct_status ct_dp_adamw_step(ct_dp *dp, ct_adamw *o, float lr, const ct_adamw_conf
 /* Mean of a per-rank value over the data axis (losses for reporting). */
 ct_status ct_dp_mean(ct_dp *dp, float *value);
 
-/* The range the data rank at coordinate coord updates (for assembling moments). */
+/* The axis the ZeRO shards are spread over: the data axis, or with experts split over an
+ * expert group the expert-data axis (the ranks that hold equal copies of everything). */
+ct_axis ct_dp_shard_axis(const ct_dp *dp);
+/* The range the rank at coordinate coord of that axis updates (for assembling moments). */
 void ct_dp_shard_of(const ct_dp *dp, int coord, size_t *lo, size_t *hi);
 
 /* Every rank learns whether any rank failed: returns local when it failed here, an error

@@ -43,7 +43,8 @@ static float *moments(ct_trainer *tr, int b, size_t *lo, size_t *hi) {
 static ct_status gather_moment_part(ct_trainer *tr, const ct_tensor_info *t, int b, float *out) {
     size_t lo, hi, first = t->offset, end = t->offset + t->numel;
     const float *mine = moments(tr, b, &lo, &hi);
-    int ranks = ct_world_axis_size(tr->world, CT_AXIS_DATA);
+    ct_axis axis = ct_dp_shard_axis(tr->dp);
+    int ranks = ct_world_axis_size(tr->world, axis);
     if (lo <= first && end <= hi) { /* whole here (ZeRO 0, one data rank, or one shard) */
         memcpy(out, mine + (first - lo), t->numel * sizeof(float));
         if (ranks == 1 || tr->cfg.parallel.zero == 0) return CT_OK;
@@ -58,8 +59,8 @@ static ct_status gather_moment_part(ct_trainer *tr, const ct_tensor_info *t, int
         counts[r] = e > a ? e - a : 0;
     }
     ct_split *split;
-    CT_TRY(ct_split_create(&split, tr->world, CT_AXIS_DATA, counts));
-    int me = ct_world_coord(tr->world, CT_AXIS_DATA);
+    CT_TRY(ct_split_create(&split, tr->world, axis, counts));
+    int me = ct_world_coord(tr->world, axis);
     size_t a = lo > first ? lo : first;
     const float *send = counts[me] ? mine + (a - lo) : out; /* nothing to send: any pointer */
     ct_status s = ct_comm_allgatherv(tr->world, split, send, out);

@@ -224,10 +224,10 @@ ct_status ct_config_validate(const ct_config *c) {
     CT_TRY(ct_overlap_parse(c->parallel.overlap, &overlap));
     if (c->parallel.expert > 1 && c->model.moe_every > 0) {
         CT_TRY(ct_moe_group_check(&c->model.moe, c->parallel.expert));
-        if (c->parallel.zero > 0)
-            return ct_fail(CT_EINVAL, "parallel.zero = %d with parallel.expert = %d: ZeRO shards assume every "
-                           "data rank holds the same parameters, and expert ranks hold different experts; "
-                           "use parallel.zero = 0 with expert parallelism", c->parallel.zero, c->parallel.expert);
+        if (c->parallel.zero == 2)
+            return ct_fail(CT_EINVAL, "parallel.zero = 2 with parallel.expert = %d: not supported yet; use "
+                           "parallel.zero = 1, which shards the optimizer state over the ranks that hold "
+                           "the same experts", c->parallel.expert);
     }
     return ct_model_check_tensor_split(&c->model, c->parallel.tensor);
 }
