@@ -156,6 +156,21 @@ float *ct_model_grads(ct_model *m);   /* [num_params]; NULL before the first bac
  * targets is returned in *loss. */
 ct_status ct_model_forward(ct_model *m, const int32_t *tokens, const int32_t *targets,
                            const int32_t *prefix_len, int B, int T, float *loss);
+/* Pipeline parallelism: with a pipeline axis of P stages in the world, stage s holds blocks
+ * [s*L/P, (s+1)*L/P); the first stage also the embeddings, the last ln_f and the head with
+ * its own copy of the tied wte.weight (keep the two copies' gradients summed). A stage runs
+ * on the previous stage's output x_in [B, T, C] (the first on tokens) and produces its
+ * output (the last: logits and the loss from targets); backward takes dL/d(output) dy (the
+ * last: from its loss) and leaves dL/d(x_in). ct_model_forward / ct_model_backward are the
+ * one-stage case. */
+int ct_model_stage(const ct_model *m);
+int ct_model_stages(const ct_model *m);
+ct_status ct_model_forward_stage(ct_model *m, const int32_t *tokens, const int32_t *targets,
+                                 const int32_t *prefix_len, const float *x_in, int B, int T,
+                                 float *loss);
+const float *ct_model_stage_output(const ct_model *m);    /* [B, T, C] (not the last stage) */
+ct_status ct_model_backward_stage(ct_model *m, float grad_scale, const float *dy);
+const float *ct_model_stage_input_grad(const ct_model *m); /* [B, T, C] (not the first) */
 /* Logits of the last forward: [B, T, V] (tensor-parallel: this rank's vocabulary columns,
  * [B, T, V / ranks]). */
 const float *ct_model_logits(const ct_model *m);

@@ -59,3 +59,15 @@ weights_close() { # A B: final model weights agree within W_TOL
     /usr/bin/python3 tests/weights_diff.py "$1/ckpt/$(cat "$1/ckpt/latest")/model.safetensors" \
         "$2/ckpt/$(cat "$2/ckpt/latest")/model.safetensors" "$W_TOL" || fail "weights of $2 differ"
 }
+
+# check_tool NAME TOL: tests/tool_NAME_check as one process and under mpirun with 2 and 4
+# ranks; each run must end with "NAME check ok"
+check_tool() {
+    local name=$1 tol=$2 tool="$BUILD/tests/tool_$1_check" out np
+    [ -x "$tool" ] || fail "$tool is not built"
+    for np in 1 2 4; do
+        if [ "$np" = 1 ]; then out=$(timeout 60 "$tool" "$tol" 2>&1) || fail "$name check, one process: $out"
+        else out=$("${mpi_env[@]}" "${MPIRUN[@]}" -np $np "$tool" "$tol" 2>&1) || fail "$name check, $np ranks: $out"; fi
+        grep "$name check ok" <<<"$out" || fail "$name check, $np ranks: no success line: $out"
+    done
+}

@@ -14,14 +14,7 @@
 #    its checkpoint resumes on one process; ZeRO 2 with experts and experts that do not split
 #    are refused.
 source tests/lib.sh
-TOOL="$BUILD/tests/tool_ep_check"
-[ -x "$TOOL" ] || fail "$TOOL is not built"
-out=$(timeout 60 "$TOOL" 1e-5) || fail "one process: $out"
-grep "ep check ok" <<<"$out" || fail "no success line: $out"
-for np in 2 4; do
-    out=$("${mpi_env[@]}" "${MPIRUN[@]}" -np $np "$TOOL" 1e-5 2>&1) || fail "$np ranks: $out"
-    grep "ep check ok" <<<"$out" || fail "no success line: $out"
-done
+check_tool ep 1e-5
 
 make_corpus "$SCRATCH"
 LOSS_TOL=2e-4

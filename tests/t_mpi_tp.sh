@@ -11,12 +11,7 @@
 source tests/lib.sh
 LOSS_TOL=2e-4
 W_TOL=2e-4
-TOOL="$BUILD/tests/tool_tp_check"
-[ -x "$TOOL" ] || fail "$TOOL is not built"
-for np in 2 4; do
-    out=$("${mpi_env[@]}" "${MPIRUN[@]}" -np $np "$TOOL" 2e-5 2>&1) || fail "tool_tp_check at $np ranks: $out"
-    grep "tp check ok" <<<"$out" || fail "no success line: $out"
-done
+check_tool tp 2e-5
 
 make_corpus "$SCRATCH"
 # 4 heads and the vocabulary padded to a multiple of 4, so both split over 2 and 4 ranks

@@ -129,11 +129,8 @@ static void run_case(ct_moe_config c, double tol, int skew) {
 }
 
 int main(int argc, char **argv) {
-    double tol = argc > 1 ? atof(argv[1]) : 1e-5;
-    ct_runtime_init(1, 0);
-    int P = ct_launch_size() > 0 ? ct_launch_size() : 1;
-    ct_layout want = {P, 1, 1, P};
-    ok_or_abort(ct_world_init(&W, &want), "world");
+    double tol = check_init(argc, argv, CT_AXIS_EXPERT, 1e-5);
+    int P = ct_world_size(W);
     ct_moe_config base = {.n_experts = 8, .top_k = 2, .d_hidden = 24, .routing = CT_MOE_TOP2,
                           .capacity_factor = 1.0f, .dropless = 1};
     ct_moe_routing modes[] = {CT_MOE_TOP1, CT_MOE_TOP2, CT_MOE_TOPK, CT_MOE_PROTOTYPE};

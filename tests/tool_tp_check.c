@@ -36,7 +36,8 @@ static double run_case(const ct_model_config *cfg, int prefix, double tol) {
     }
     ct_model_set_training(whole, 1, 99);
     ct_model_set_training(part, 1, 99);
-    float lw, lp, worst = 0.0f;
+    float lw, lp;
+    double worst = 0.0;
     ok_or_abort(ct_model_forward(whole, tok, tgt, prefix ? pre : NULL, B, T, &lw), "forward");
     ok_or_abort(ct_model_forward(part, tok, tgt, prefix ? pre : NULL, B, T, &lp), "parallel forward");
     check(fabsf(lw - lp) <= tol * fabsf(lw), "loss differs");
@@ -51,11 +52,7 @@ static double run_case(const ct_model_config *cfg, int prefix, double tol) {
     for (size_t i = 0; i < ct_model_num_tensors(part); i++) {
         const ct_tensor_info *t = ct_model_tensor(part, i), *u = ct_model_tensor(whole, i);
         ct_tensor_take_part(t, r, R, ct_model_grads(whole) + u->offset, buf);
-        double d = rel_diff(ct_model_grads(part) + t->offset, buf, t->numel);
-        char what[128];
-        snprintf(what, sizeof what, "gradient of %s differs by %.3g", t->name, d);
-        check(d <= tol, what);
-        worst = fmaxf(worst, (float)d);
+        worst = fmax(worst, check_close(t->name, ct_model_grads(part) + t->offset, buf, t->numel, tol));
     }
     free(row);
     free(buf);
@@ -65,17 +62,9 @@ static double run_case(const ct_model_config *cfg, int prefix, double tol) {
 }
 
 int main(int argc, char **argv) {
-    double tol = argc > 1 ? atof(argv[1]) : 1e-4;
-    ct_runtime_init(1, 0);
-    ct_layout want = {1, 0, 1, 1};
-    want.tensor = ct_launch_size() > 0 ? ct_launch_size() : 1;
-    ok_or_abort(ct_world_init(&W, &want), "world");
-    ct_model_config dense = {.n_layer = 2, .d_model = 32, .n_head = 4, .seq_len = 16, .vocab_size = 96};
-    ct_model_config moe = dense;
-    moe.moe_every = 2;
-    moe.moe = (ct_moe_config){.n_experts = 4, .top_k = 2, .d_hidden = 48, .routing = CT_MOE_TOP2,
-                              .capacity_factor = 1.25f, .aux_coef = 0.01f, .z_coef = 0.001f,
-                              .router_noise = 0.1f};
+    double tol = check_init(argc, argv, CT_AXIS_TENSOR, 1e-4);
+    ct_model_config dense, moe;
+    check_models(&dense, &moe, 2);
     double d1 = run_case(&dense, 0, tol), d2 = run_case(&dense, 1, tol), d3 = run_case(&moe, 0, tol);
     if (ct_world_rank(W) == 0)
         printf("tp check ok: %d tensor ranks; worst gradient difference dense %.2g, prefix-LM %.2g, "

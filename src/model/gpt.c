@@ -75,8 +75,11 @@ static void add_layer_tensors(ct_model *m, int l, const tensor_spec *spec, int n
 static void build_table(ct_model *m) {
     const ct_model_config *c = &m->cfg;
     int C = c->d_model, E = c->moe.n_experts, F = c->moe.d_hidden;
-    add_tensor(m, "wte.weight", &(tensor_spec){"", 1, 2, {c->vocab_size, C}, 0, 1, 0});
-    add_tensor(m, "wpe.weight", &(tensor_spec){"", 1, 2, {c->seq_len, C}, -1, 1, 0});
+    const tensor_spec wte = {"", 1, 2, {c->vocab_size, C}, 0, 1, 0};
+    if (m->has_embed) {
+        add_tensor(m, "wte.weight", &wte);
+        add_tensor(m, "wpe.weight", &(tensor_spec){"", 1, 2, {c->seq_len, C}, -1, 1, 0});
+    }
     const tensor_spec attn[CT_BLOCK_ATTN_TENSORS] = {
         {"ln_1.weight", 0, 1, {C}, -1, 1, 0}, {"ln_1.bias", 0, 1, {C}, -1, 1, 0},
         {"attn.c_attn.weight", 1, 2, {C, 3 * C}, 1, 3, 0}, {"attn.c_attn.bias", 0, 1, {3 * C}, 0, 3, 0},
@@ -89,18 +92,21 @@ static void build_table(ct_model *m) {
         {"mlp.router.weight", 1, 2, {C, E}, -1, 1, 0},
         {"mlp.experts.c_fc.weight", 1, 3, {E, C, F}, 0, 1, 1}, {"mlp.experts.c_fc.bias", 0, 2, {E, F}, 0, 1, 1},
         {"mlp.experts.c_proj.weight", 1, 3, {E, F, C}, 0, 1, 1}, {"mlp.experts.c_proj.bias", 0, 2, {E, C}, 0, 1, 1}};
-    for (int l = 0; l < c->n_layer; l++) {
+    for (int l = m->l0; l < m->l1; l++) {
         m->layer_first[l] = m->n_tensors;
         add_layer_tensors(m, l, attn, CT_BLOCK_ATTN_TENSORS);
         if (ct_model_layer_is_moe(c, l)) add_layer_tensors(m, l, moe, CT_MOE_TENSORS);
         else add_layer_tensors(m, l, mlp, CT_BLOCK_MLP_TENSORS);
     }
+    if (!m->has_head) return;
+    m->lnf_first = m->n_tensors;
     add_tensor(m, "ln_f.weight", &(tensor_spec){"", 0, 1, {C}, -1, 1, 0});
     add_tensor(m, "ln_f.bias", &(tensor_spec){"", 0, 1, {C}, -1, 1, 0});
+    if (!m->has_embed) add_tensor(m, "wte.weight", &wte); /* the head's copy of the tied weight */
 }
 
 void ct_model_bind_blocks(const ct_model *m, ct_block_params *views, float *base) {
-    for (int l = 0; l < m->cfg.n_layer; l++) {
+    for (int l = m->l0; l < m->l1; l++) {
         const ct_tensor_info *t = &m->tensors[m->layer_first[l]];
         ct_block_params *v = &views[l];
         memset(v, 0, sizeof *v);
@@ -121,33 +127,90 @@ void ct_model_bind_blocks(const ct_model *m, ct_block_params *views, float *base
 /* GPT-2 initialisation of the logical tensors, in table order from one stream; a
  * tensor-parallel rank draws each whole tensor and keeps its part, so every layout starts
  * from the same model. */
+/* Fills one logical tensor GPT-2 style from rng: normal weights (c_proj scaled down), unit
+ * LayerNorm gains, zero biases. */
+static void draw_tensor(ct_rng *rng, const ct_tensor_info *t, float proj_std, float *p) {
+    int is_weight = strstr(t->name, ".weight") != NULL && !strstr(t->name, "ln_");
+    int is_gain = strstr(t->name, "ln_") && strstr(t->name, ".weight");
+    float std = strstr(t->name, "c_proj.weight") ? proj_std : 0.02f;
+    for (size_t j = 0; j < t->full_numel; j++)
+        p[j] = is_weight ? std * ct_rng_normal(rng) : (is_gain ? 1.0f : 0.0f);
+}
+
+/* GPT-2 initialisation of the logical tensors, in the one-process table's order from one
+ * stream; a rank holding parts (tensor or expert parallelism) or a stage's tensors
+ * (pipeline) draws every whole tensor and keeps what it holds, so every layout starts from
+ * the same model. */
 static ct_status init_params(ct_model *m, uint64_t seed) {
     ct_rng rng;
     ct_rng_seed(&rng, seed);
     float proj_std = 0.02f / sqrtf(2.0f * (float)m->cfg.n_layer), *full = NULL;
-    if (m->tp_ranks > 1 || m->ep_ranks > 1) {
-        size_t most = 0;
-        for (size_t i = 0; i < m->n_tensors; i++)
-            if (m->tensors[i].full_numel > most) most = m->tensors[i].full_numel;
-        if (!(full = ct_alloc(most * sizeof(float), "initialisation buffer"))) return CT_ENOMEM;
+    ct_model *whole = m; /* the table to walk: the one-process model's */
+    if (m->stages > 1) CT_TRY(ct_model_table_only(&whole, &m->cfg));
+    size_t most = 0;
+    for (size_t i = 0; i < whole->n_tensors; i++)
+        if (whole->tensors[i].full_numel > most) most = whole->tensors[i].full_numel;
+    if (!(full = ct_alloc(most * sizeof(float), "initialisation buffer"))) {
+        if (whole != m) ct_model_free(whole);
+        return CT_ENOMEM;
     }
-    for (size_t i = 0; i < m->n_tensors; i++) {
-        const ct_tensor_info *t = &m->tensors[i];
-        float *p = t->split_dim >= 0 && full ? full : m->params + t->offset;
-        int is_weight = strstr(t->name, ".weight") != NULL && !strstr(t->name, "ln_");
-        int is_gain = strstr(t->name, "ln_") && strstr(t->name, ".weight");
-        float std = strstr(t->name, "c_proj.weight") ? proj_std : 0.02f;
-        for (size_t j = 0; j < t->full_numel; j++)
-            p[j] = is_weight ? std * ct_rng_normal(&rng) : (is_gain ? 1.0f : 0.0f);
+    for (size_t i = 0; i < whole->n_tensors; i++) {
+        draw_tensor(&rng, &whole->tensors[i], proj_std, full);
+        const ct_tensor_info *t = whole == m ? &m->tensors[i] : ct_model_find_tensor(m, whole->tensors[i].name);
+        if (!t) continue; /* another stage's */
         int rank, ranks;
         ct_model_tensor_part(m, t, &rank, &ranks);
-        if (p == full) ct_tensor_take_part(t, rank, ranks, full, m->params + t->offset);
+        ct_tensor_take_part(t, rank, ranks, full, m->params + t->offset);
     }
     ct_free(full);
+    if (whole != m) ct_model_free(whole);
     return CT_OK;
 }
 
 static void tp_sum_block(void *ctx, float *buf, size_t n) { ct_model_tp_sum(ctx, buf, n); }
+
+static ct_model *alloc_tables(const ct_model_config *cfg) {
+    ct_model *m = calloc(1, sizeof *m);
+    size_t cap = 5 + (size_t)cfg->n_layer * (CT_BLOCK_ATTN_TENSORS + CT_MOE_TENSORS);
+    if (!m || !(m->tensors = calloc(cap, sizeof *m->tensors)) ||
+        !(m->names = calloc(cap, sizeof *m->names)) ||
+        !(m->blocks = calloc((size_t)cfg->n_layer, sizeof *m->blocks)) ||
+        !(m->block_grads = calloc((size_t)cfg->n_layer, sizeof *m->block_grads)) ||
+        !(m->block_acts = calloc((size_t)cfg->n_layer, sizeof *m->block_acts)) ||
+        !(m->layer_first = calloc((size_t)cfg->n_layer, sizeof *m->layer_first))) {
+        ct_model_free(m);
+        return NULL;
+    }
+    m->cfg = *cfg;
+    m->tp_ranks = m->ep_ranks = m->stages = 1;
+    m->l1 = cfg->n_layer;
+    m->has_embed = m->has_head = 1;
+    return m;
+}
+
+/* The one-process model's table alone (no parameters), for walking it. */
+ct_status ct_model_table_only(ct_model **out, const ct_model_config *cfg) {
+    ct_model *m = alloc_tables(cfg);
+    if (!m) return ct_fail(CT_ENOMEM, "out of memory creating the model tables");
+    build_table(m);
+    *out = m;
+    return CT_OK;
+}
+
+/* Pipeline stage s of p holds blocks [s*L/p, (s+1)*L/p). */
+static ct_status set_stage(ct_model *m, ct_world *world) {
+    int p = world ? ct_world_axis_size(world, CT_AXIS_PIPELINE) : 1, L = m->cfg.n_layer;
+    if (p > L)
+        return ct_fail(CT_EINVAL, "parallel.pipeline = %d stages for model.n_layer = %d blocks: every stage "
+                       "needs a block; use at most %d stages", p, L, L);
+    m->stages = p;
+    m->stage = p > 1 ? ct_world_coord(world, CT_AXIS_PIPELINE) : 0;
+    m->l0 = m->stage * L / p;
+    m->l1 = (m->stage + 1) * L / p;
+    m->has_embed = m->stage == 0;
+    m->has_head = m->stage == p - 1;
+    return CT_OK;
+}
 static void poll_block(void *ctx) {
     ct_model *m = ctx;
     if (m->progress_hook) m->progress_hook(m->progress_ctx);
@@ -164,18 +227,10 @@ ct_status ct_model_create_parallel(ct_model **out, const ct_model_config *cfg, u
     int experts = world ? ct_world_axis_size(world, CT_AXIS_EXPERT) : 1;
     CT_TRY(ct_model_check_tensor_split(cfg, ranks));
     if (experts > 1 && cfg->moe_every > 0) CT_TRY(ct_moe_group_check(&cfg->moe, experts));
-    ct_model *m = calloc(1, sizeof *m);
-    size_t cap = 4 + (size_t)cfg->n_layer * (CT_BLOCK_ATTN_TENSORS + CT_MOE_TENSORS);
-    if (!m || !(m->tensors = calloc(cap, sizeof *m->tensors)) ||
-        !(m->names = calloc(cap, sizeof *m->names)) ||
-        !(m->blocks = calloc((size_t)cfg->n_layer, sizeof *m->blocks)) ||
-        !(m->block_grads = calloc((size_t)cfg->n_layer, sizeof *m->block_grads)) ||
-        !(m->block_acts = calloc((size_t)cfg->n_layer, sizeof *m->block_acts)) ||
-        !(m->layer_first = calloc((size_t)cfg->n_layer, sizeof *m->layer_first))) {
-        ct_model_free(m);
-        return ct_fail(CT_ENOMEM, "out of memory creating the model tables");
-    }
-    m->cfg = *cfg;
+    ct_model *m = alloc_tables(cfg);
+    if (!m) return ct_fail(CT_ENOMEM, "out of memory creating the model tables");
+    ct_status s = set_stage(m, world);
+    if (s != CT_OK) { ct_model_free(m); return s; }
     m->world = world;
     m->tp_ranks = ranks;
     m->tp_rank = world ? ct_world_coord(world, CT_AXIS_TENSOR) : 0;
@@ -184,14 +239,17 @@ ct_status ct_model_create_parallel(ct_model **out, const ct_model_config *cfg, u
     m->ep_rank = m->ep_ranks > 1 ? ct_world_coord(world, CT_AXIS_EXPERT) : 0;
     m->ep_group = (ct_moe_group){m->ep_rank, m->ep_ranks, ct_model_ep_alltoall, ct_model_ep_sizes, m};
     build_table(m);
-    m->wte = m->tensors[0].offset;
-    m->wpe = m->tensors[1].offset;
-    m->lnf_w = m->tensors[m->n_tensors - 2].offset;
-    m->lnf_b = m->tensors[m->n_tensors - 1].offset;
-    m->params = ct_alloc(m->n_params * sizeof(float), "model parameters");
+    const ct_tensor_info *wte = ct_model_find_tensor(m, "wte.weight"), *wpe = ct_model_find_tensor(m, "wpe.weight");
+    m->wte = wte ? wte->offset : 0;
+    m->wpe = wpe ? wpe->offset : 0;
+    if (m->has_head) {
+        m->lnf_w = m->tensors[m->lnf_first].offset;
+        m->lnf_b = m->tensors[m->lnf_first + 1].offset;
+    }
+    m->params = ct_alloc((m->n_params ? m->n_params : 1) * sizeof(float), "model parameters");
     if (!m->params) { ct_model_free(m); return CT_ENOMEM; }
     ct_model_bind_blocks(m, m->blocks, m->params);
-    ct_status s = init_params(m, seed);
+    s = init_params(m, seed);
     if (s != CT_OK) { ct_model_free(m); return s; }
     *out = m;
     return CT_OK;
@@ -234,6 +292,8 @@ size_t ct_model_num_params_full(const ct_model *m) {
 int ct_model_tensor_rank(const ct_model *m) { return m->tp_rank; }
 int ct_model_tensor_ranks(const ct_model *m) { return m->tp_ranks; }
 int ct_model_expert_rank(const ct_model *m) { return m->ep_rank; }
+int ct_model_stage(const ct_model *m) { return m->stage; }
+int ct_model_stages(const ct_model *m) { return m->stages; }
 int ct_model_expert_ranks(const ct_model *m) { return m->ep_ranks; }
 
 void ct_model_tensor_part(const ct_model *m, const ct_tensor_info *t, int *rank, int *ranks) {

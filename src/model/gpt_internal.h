@@ -43,6 +43,10 @@ struct ct_model {
     float *tp_buf;        /* [(ranks + 2) * N] for the parallel cross-entropy */
     size_t tp_buf_cap;
     int logits_are_grads; /* backward overwrote the logits with their gradient */
+    /* pipeline parallelism: this stage's blocks [l0, l1); the first stage embeds, the last
+     * holds ln_f and the head (with its own copy of the tied wte); one stage: all of it */
+    int stage, stages, l0, l1, has_embed, has_head;
+    size_t lnf_first; /* table index of ln_f.weight (head stage) */
     /* expert parallelism (ranks == 1 without it) */
     int ep_rank, ep_ranks;
     ct_moe_group ep_group;
@@ -66,6 +70,9 @@ ct_status ct_model_ep_alltoall(void *ctx, const float *send, const size_t *send_
 ct_status ct_model_ep_sizes(void *ctx, const size_t *send, size_t *recv, size_t per_peer);
 /* The first vocabulary row this rank holds. */
 int ct_model_vocab_lo(const ct_model *m);
+
+/* The one-process model's table alone (no parameters; free with ct_model_free). */
+ct_status ct_model_table_only(ct_model **out, const ct_model_config *cfg);
 
 /* Points block views at base (the parameter or the gradient buffer) using the table. */
 void ct_model_bind_blocks(const ct_model *m, ct_block_params *views, float *base);

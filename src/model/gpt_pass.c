@@ -17,15 +17,20 @@ static const ct_moe_config *model_moe(const ct_model *m) {
 }
 
 /* This rank's vocabulary rows (all of them without tensor parallelism). */
-static int local_vocab(const ct_model *m) { return m->cfg.vocab_size / m->tp_ranks; }
+static int vocab_rows(const ct_model *m) { return m->cfg.vocab_size / m->tp_ranks; }
+/* The logits' columns: the vocabulary rows on the head's stage, none elsewhere. */
+static int local_vocab(const ct_model *m) { return m->has_head ? vocab_rows(m) : 0; }
+
+/* This stage's blocks. */
+static size_t stage_blocks(const ct_model *m) { return (size_t)(m->l1 - m->l0); }
 
 static ct_dims model_dims(const ct_model *m, int B, int T) {
     return (ct_dims){B, T, m->cfg.d_model, m->cfg.n_head, &m->tp};
 }
 
 static size_t acts_size(const ct_model *m, ct_dims d, int threads) {
-    size_t N = (size_t)d.B * d.T, C = (size_t)d.C, L = (size_t)m->cfg.n_layer, blocks = 0;
-    for (int l = 0; l < m->cfg.n_layer; l++) blocks += ct_block_acts_size(d, layer_moe(m, l));
+    size_t N = (size_t)d.B * d.T, C = (size_t)d.C, L = stage_blocks(m), blocks = 0;
+    for (int l = m->l0; l < m->l1; l++) blocks += ct_block_acts_size(d, layer_moe(m, l));
     return (L + 1) * N * C + blocks + ct_block_scratch_size(d, threads, model_moe(m)) +
            N * C + 3 * N + N * (size_t)local_vocab(m) + N * C;
 }
@@ -43,7 +48,7 @@ static ct_status layout_expert_sides(ct_model *m, int N) {
         if (!(m->ep_buf = ct_alloc(need, "expert-parallel activations"))) return CT_ENOMEM;
         m->ep_buf_cap = need;
     }
-    for (int l = 0; l < m->cfg.n_layer; l++)
+    for (int l = m->l0; l < m->l1; l++)
         if (ct_model_layer_is_moe(&m->cfg, l))
             ct_moe_ep_acts_layout(&m->ep_acts[l], (char *)m->ep_buf + one * (size_t)l, c, N,
                                   m->cfg.d_model, m->ep_ranks);
@@ -70,8 +75,8 @@ static ct_status layout_acts(ct_model *m, int B, int T) {
         m->ints_cap = N;
     }
     float *p = m->acts;
-    m->res = p; p += ((size_t)m->cfg.n_layer + 1) * N * C;
-    for (int l = 0; l < m->cfg.n_layer; l++) {
+    m->res = p; p += (stage_blocks(m) + 1) * N * C; /* res[i]: input of block l0 + i */
+    for (int l = m->l0; l < m->l1; l++) {
         ct_block_acts_layout(&m->block_acts[l], p, d, layer_moe(m, l));
         p += ct_block_acts_size(d, layer_moe(m, l));
     }
@@ -130,13 +135,16 @@ ct_status ct_model_moe_stats(const ct_model *m, int layer, ct_moe_stats *out) {
 }
 
 static ct_status check_inputs(const ct_model *m, const int32_t *tokens, const int32_t *targets,
-                              const int32_t *prefix_len, int B, int T) {
+                              const int32_t *prefix_len, const float *x_in, int B, int T) {
     const ct_model_config *c = &m->cfg;
     if (B < 1 || T < 1) return ct_fail(CT_EINVAL, "forward: batch %d x %d is empty", B, T);
     if (T > c->seq_len)
         return ct_fail(CT_EINVAL, "forward: sequence length %d exceeds model.seq_len = %d", T, c->seq_len);
+    if (m->has_embed ? !tokens : !x_in)
+        return ct_fail(CT_EINVAL, "forward: pipeline stage %d of %d needs %s", m->stage, m->stages,
+                       m->has_embed ? "tokens" : "the previous stage's output");
     for (size_t i = 0; i < (size_t)B * T; i++) {
-        if (tokens[i] < 0 || tokens[i] >= c->vocab_size)
+        if (tokens && (tokens[i] < 0 || tokens[i] >= c->vocab_size))
             return ct_fail(CT_EINVAL, "forward: token %d at position %zu is outside the vocabulary [0, %d)",
                            tokens[i], i, c->vocab_size);
         if (targets && targets[i] >= c->vocab_size)
@@ -149,24 +157,9 @@ static ct_status check_inputs(const ct_model *m, const int32_t *tokens, const in
     return CT_OK;
 }
 
-ct_status ct_model_forward(ct_model *m, const int32_t *tokens, const int32_t *targets,
-                           const int32_t *prefix_len, int B, int T, float *loss) {
-    CT_TRY(check_inputs(m, tokens, targets, prefix_len, B, T));
-    CT_TRY(layout_acts(m, B, T));
-    const ct_model_config *c = &m->cfg;
-    int N = B * T, C = c->d_model, V = local_vocab(m), v0 = ct_model_vocab_lo(m);
-    ct_dims d = model_dims(m, B, T);
-    m->tp_status = CT_OK;
-    m->logits_are_grads = 0;
-    memcpy(m->tokens, tokens, (size_t)N * sizeof(int32_t));
-    m->has_targets = targets != NULL;
-    if (targets) memcpy(m->targets, targets, (size_t)N * sizeof(int32_t));
-    const int32_t *prefix = NULL;
-    m->prefix_set = prefix_len != NULL;
-    if (prefix_len) {
-        memcpy(m->prefix, prefix_len, (size_t)B * sizeof(int32_t));
-        prefix = m->prefix;
-    }
+/* res[0] = the token and position embeddings (vocabulary-parallel: summed over the ranks). */
+static void embed(ct_model *m, const int32_t *tokens, int B, int T) {
+    int N = B * T, C = m->cfg.d_model, V = vocab_rows(m), v0 = ct_model_vocab_lo(m);
     if (m->tp_ranks == 1) {
         ct_embedding_forward(m->res, tokens, m->params + m->wte, m->params + m->wpe, B, T, C);
     } else { /* each rank looks up its vocabulary rows; the sum has every token's row */
@@ -174,43 +167,79 @@ ct_status ct_model_forward(ct_model *m, const int32_t *tokens, const int32_t *ta
         ct_model_tp_sum(m, m->res, (size_t)N * C);
         ct_embedding_add_positions(m->res, m->params + m->wpe, B, T, C);
     }
-    m->aux_loss = 0.0f;
-    for (int l = 0; l < c->n_layer; l++) {
-        ct_block_ffn ffn = block_ffn(m, l);
-        m->aux_loss += ct_block_forward(&m->blocks[l], &m->block_acts[l], m->res + (size_t)l * N * C,
-                                        m->res + (size_t)(l + 1) * N * C, prefix, d, &ffn);
-    }
-    float *x = m->res + (size_t)c->n_layer * N * C;
+}
+
+/* ln_f, the tied head's logits and, with targets, the loss. */
+static float head_forward(ct_model *m, const int32_t *targets, int N) {
+    int C = m->cfg.d_model, V = local_vocab(m);
+    float *x = m->res + stage_blocks(m) * (size_t)N * C, l = 0.0f;
     ct_layernorm_forward(m->lnf, m->lnf_mean, m->lnf_rstd, x, m->params + m->lnf_w,
                          m->params + m->lnf_b, N, C);
     /* logits[N,V] = lnf[N,C] wte[V,C]^T (this rank's V/R vocabulary rows) */
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, V, C, 1.0f, m->lnf, C,
                 m->params + m->wte, C, 0.0f, m->logits, V);
-    if (targets) {
-        float l = m->tp_ranks == 1 ? ct_crossentropy_forward(m->lse, m->logits, targets, N, V, &m->counted)
-                                   : ct_model_tp_crossentropy(m, targets, N, &m->counted);
-        if (loss) *loss = l;
+    if (targets)
+        l = m->tp_ranks == 1 ? ct_crossentropy_forward(m->lse, m->logits, targets, N, V, &m->counted)
+                             : ct_model_tp_crossentropy(m, targets, N, &m->counted);
+    return l;
+}
+
+ct_status ct_model_forward(ct_model *m, const int32_t *tokens, const int32_t *targets,
+                           const int32_t *prefix_len, int B, int T, float *loss) {
+    if (m->stages > 1)
+        return ct_fail(CT_EINVAL, "forward: this model is pipeline stage %d of %d; use ct_model_forward_stage",
+                       m->stage, m->stages);
+    return ct_model_forward_stage(m, tokens, targets, prefix_len, NULL, B, T, loss);
+}
+
+ct_status ct_model_forward_stage(ct_model *m, const int32_t *tokens, const int32_t *targets,
+                                 const int32_t *prefix_len, const float *x_in, int B, int T,
+                                 float *loss) {
+    CT_TRY(check_inputs(m, tokens, targets, prefix_len, x_in, B, T));
+    CT_TRY(layout_acts(m, B, T));
+    int N = B * T, C = m->cfg.d_model;
+    ct_dims d = model_dims(m, B, T);
+    m->tp_status = CT_OK;
+    m->logits_are_grads = 0;
+    if (tokens) memcpy(m->tokens, tokens, (size_t)N * sizeof(int32_t));
+    m->has_targets = targets != NULL || !m->has_head;
+    if (targets) memcpy(m->targets, targets, (size_t)N * sizeof(int32_t));
+    const int32_t *prefix = NULL;
+    m->prefix_set = prefix_len != NULL;
+    if (prefix_len) {
+        memcpy(m->prefix, prefix_len, (size_t)B * sizeof(int32_t));
+        prefix = m->prefix;
+    }
+    if (m->has_embed) embed(m, tokens, B, T);
+    else memcpy(m->res, x_in, (size_t)N * C * sizeof(float));
+    m->aux_loss = 0.0f;
+    for (int l = m->l0; l < m->l1; l++) {
+        ct_block_ffn ffn = block_ffn(m, l);
+        size_t i = (size_t)(l - m->l0);
+        m->aux_loss += ct_block_forward(&m->blocks[l], &m->block_acts[l], m->res + i * N * C,
+                                        m->res + (i + 1) * N * C, prefix, d, &ffn);
+    }
+    if (m->has_head) {
+        float l = head_forward(m, targets, N);
+        if (targets && loss) *loss = l;
     }
     return m->tp_status == CT_OK ? CT_OK : ct_fail_context(m->tp_status, "parallel forward");
 }
+
+const float *ct_model_stage_output(const ct_model *m) {
+    return m->res + stage_blocks(m) * (size_t)m->B * m->T * m->cfg.d_model;
+}
+
+const float *ct_model_stage_input_grad(const ct_model *m) { return m->dres; }
 
 void ct_model_zero_grad(ct_model *m) {
     if (m->grads) memset(m->grads, 0, m->n_params * sizeof(float));
 }
 
-ct_status ct_model_backward(ct_model *m, float grad_scale) {
-    if (!m->has_targets) return ct_fail(CT_EINVAL, "backward: the last forward had no targets");
-    if (!m->grads) {
-        m->grads = ct_calloc(m->n_params * sizeof(float), "model gradients");
-        if (!m->grads) return CT_ENOMEM;
-        ct_model_bind_blocks(m, m->block_grads, m->grads);
-    }
-    const ct_model_config *c = &m->cfg;
-    int B = m->B, T = m->T, N = B * T, C = c->d_model, V = local_vocab(m), v0 = ct_model_vocab_lo(m);
-    ct_dims d = model_dims(m, B, T);
-    const int32_t *prefix = m->prefix_set ? m->prefix : NULL;
+/* From the loss to dL/d(ln_f input) in m->dres; the head's and ln_f's gradients. */
+static void head_backward(ct_model *m, float grad_scale, int N) {
+    int C = m->cfg.d_model, V = local_vocab(m), v0 = ct_model_vocab_lo(m);
     float scale = m->counted ? grad_scale / (float)m->counted : 0.0f;
-    m->tp_status = CT_OK;
     ct_crossentropy_backward_part(m->logits, m->lse, m->targets, N, V, v0, scale);
     m->logits_are_grads = 1;
     float *dlogits = m->logits, *dlnf = m->scratch.dln, *g = m->grads;
@@ -223,18 +252,46 @@ ct_status ct_model_backward(ct_model *m, float grad_scale) {
     if (m->progress_hook) m->progress_hook(m->progress_ctx);
     memset(m->dres, 0, (size_t)N * C * sizeof(float));
     ct_layernorm_backward(m->dres, g + m->lnf_w, g + m->lnf_b, dlnf,
-                          m->res + (size_t)c->n_layer * N * C, m->params + m->lnf_w,
+                          m->res + stage_blocks(m) * (size_t)N * C, m->params + m->lnf_w,
                           m->lnf_mean, m->lnf_rstd, N, C);
-    grads_ready(m, m->n_tensors - 2, m->n_tensors);
-    for (int l = c->n_layer - 1; l >= 0; l--) {
+    grads_ready(m, m->lnf_first, m->n_tensors); /* ln_f (and the head's wte copy) */
+}
+
+ct_status ct_model_backward(ct_model *m, float grad_scale) {
+    if (m->stages > 1)
+        return ct_fail(CT_EINVAL, "backward: this model is pipeline stage %d of %d; use ct_model_backward_stage",
+                       m->stage, m->stages);
+    return ct_model_backward_stage(m, grad_scale, NULL);
+}
+
+ct_status ct_model_backward_stage(ct_model *m, float grad_scale, const float *dy) {
+    if (!m->has_targets) return ct_fail(CT_EINVAL, "backward: the last forward had no targets");
+    if (!m->has_head && !dy) return ct_fail(CT_EINVAL, "backward: pipeline stage %d of %d needs dL/d(output)",
+                                            m->stage, m->stages);
+    if (!m->grads) {
+        m->grads = ct_calloc((m->n_params ? m->n_params : 1) * sizeof(float), "model gradients");
+        if (!m->grads) return CT_ENOMEM;
+        ct_model_bind_blocks(m, m->block_grads, m->grads);
+    }
+    int B = m->B, T = m->T, N = B * T, C = m->cfg.d_model, V = vocab_rows(m), v0 = ct_model_vocab_lo(m);
+    ct_dims d = model_dims(m, B, T);
+    const int32_t *prefix = m->prefix_set ? m->prefix : NULL;
+    m->tp_status = CT_OK;
+    if (m->has_head) head_backward(m, grad_scale, N);
+    else memcpy(m->dres, dy, (size_t)N * C * sizeof(float));
+    size_t end = m->has_head ? m->lnf_first : m->n_tensors; /* past this stage's last block */
+    for (int l = m->l1 - 1; l >= m->l0; l--) {
         ct_block_ffn ffn = block_ffn(m, l);
         ct_block_backward(&m->blocks[l], &m->block_grads[l], &m->block_acts[l],
-                          m->res + (size_t)l * N * C, m->dres, &m->scratch, prefix, d, &ffn,
+                          m->res + (size_t)(l - m->l0) * N * C, m->dres, &m->scratch, prefix, d, &ffn,
                           grad_scale);
-        grads_ready(m, m->layer_first[l], l + 1 < c->n_layer ? m->layer_first[l + 1] : m->n_tensors - 2);
+        grads_ready(m, m->layer_first[l], l + 1 < m->l1 ? m->layer_first[l + 1] : end);
     }
-    ct_embedding_backward(g + m->wte, g + m->wpe, m->dres, m->tokens, v0, v0 + V, B, T, C);
-    grads_ready(m, 0, 2);
+    if (m->has_embed) {
+        float *g = m->grads;
+        ct_embedding_backward(g + m->wte, g + m->wpe, m->dres, m->tokens, v0, v0 + V, B, T, C);
+        grads_ready(m, 0, 2);
+    }
     m->has_targets = 0; /* logits were overwritten by their gradient */
     return m->tp_status == CT_OK ? CT_OK : ct_fail_context(m->tp_status, "parallel backward");
 }
