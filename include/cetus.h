@@ -171,6 +171,13 @@ ct_status ct_model_forward_stage(ct_model *m, const int32_t *tokens, const int32
 const float *ct_model_stage_output(const ct_model *m);    /* [B, T, C] (not the last stage) */
 ct_status ct_model_backward_stage(ct_model *m, float grad_scale, const float *dy);
 const float *ct_model_stage_input_grad(const ct_model *m); /* [B, T, C] (not the first) */
+/* A view of m for another micro-batch in flight (pipeline schedules): it shares m's
+ * parameters, gradients (allocated now if needed; backward through any view accumulates
+ * into them) and hooks, and has activations (and a training mode, set per view) of its
+ * own, so several forwards can wait for their backwards. Free views before m. */
+ct_status ct_model_create_view(ct_model **out, ct_model *m);
+/* Allocates the gradient buffer now (zeroed) instead of at the first backward. */
+ct_status ct_model_ensure_grads(ct_model *m);
 /* Logits of the last forward: [B, T, V] (tensor-parallel: this rank's vocabulary columns,
  * [B, T, V / ranks]). */
 const float *ct_model_logits(const ct_model *m);

@@ -212,8 +212,8 @@ static ct_status set_stage(ct_model *m, ct_world *world) {
     return CT_OK;
 }
 static void poll_block(void *ctx) {
-    ct_model *m = ctx;
-    if (m->progress_hook) m->progress_hook(m->progress_ctx);
+    const ct_model *o = ct_model_owner(ctx);
+    if (o->progress_hook) o->progress_hook(o->progress_ctx);
 }
 
 ct_status ct_model_create(ct_model **out, const ct_model_config *cfg, uint64_t seed) {
@@ -255,20 +255,53 @@ ct_status ct_model_create_parallel(ct_model **out, const ct_model_config *cfg, u
     return CT_OK;
 }
 
-void ct_model_free(ct_model *m) {
-    if (!m) return;
-    ct_free(m->params);
-    ct_free(m->grads);
+ct_status ct_model_create_view(ct_model **out, ct_model *base) {
+    if (base->base) base = base->base;
+    CT_TRY(ct_model_ensure_grads(base));
+    ct_model *v = malloc(sizeof *v);
+    if (!v) return ct_fail(CT_ENOMEM, "out of memory for a model view");
+    *v = *base; /* shares the tables, parameters, gradients and block views */
+    v->base = base;
+    v->acts = NULL;
+    v->acts_cap = 0;
+    v->tokens = v->targets = v->prefix = NULL;
+    v->ints_cap = 0;
+    v->tp_buf = NULL;
+    v->tp_buf_cap = 0;
+    v->ep_acts = NULL;
+    v->ep_buf = NULL;
+    v->ep_buf_cap = 0;
+    v->has_targets = v->prefix_set = 0;
+    v->tp.ctx = v; /* its passes record their own collective failures */
+    v->ep_group.ctx = v;
+    if (!(v->block_acts = calloc((size_t)v->cfg.n_layer, sizeof *v->block_acts))) {
+        free(v);
+        return ct_fail(CT_ENOMEM, "out of memory for a model view");
+    }
+    *out = v;
+    return CT_OK;
+}
+
+/* What a view owns: its activations and token copies. */
+static void free_pass_state(ct_model *m) {
     ct_free(m->acts);
     ct_free(m->tp_buf);
     ct_free(m->ep_buf);
     free(m->ep_acts);
     free(m->tokens);
+    free(m->block_acts);
+}
+
+void ct_model_free(ct_model *m) {
+    if (!m) return;
+    if (m->base) { free_pass_state(m); free(m); return; }
+    ct_free(m->params);
+    ct_free(m->grads);
+    free_pass_state(m);
     free(m->tensors);
     free(m->names);
     free(m->blocks);
     free(m->block_grads);
-    free(m->block_acts);
     free(m->layer_first);
     free(m);
 }

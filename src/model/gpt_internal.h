@@ -43,6 +43,8 @@ struct ct_model {
     float *tp_buf;        /* [(ranks + 2) * N] for the parallel cross-entropy */
     size_t tp_buf_cap;
     int logits_are_grads; /* backward overwrote the logits with their gradient */
+    ct_model *base;       /* a micro-batch view: the model whose parameters, gradients and
+                           * hooks it shares (NULL for a model of its own) */
     /* pipeline parallelism: this stage's blocks [l0, l1); the first stage embeds, the last
      * holds ln_f and the head (with its own copy of the tied wte); one stage: all of it */
     int stage, stages, l0, l1, has_embed, has_head;
@@ -73,6 +75,9 @@ int ct_model_vocab_lo(const ct_model *m);
 
 /* The one-process model's table alone (no parameters; free with ct_model_free). */
 ct_status ct_model_table_only(ct_model **out, const ct_model_config *cfg);
+
+/* The model whose hooks apply: the base of a view, else m. */
+static inline const ct_model *ct_model_owner(const ct_model *m) { return m->base ? m->base : m; }
 
 /* Points block views at base (the parameter or the gradient buffer) using the table. */
 void ct_model_bind_blocks(const ct_model *m, ct_block_params *views, float *base);

@@ -115,9 +115,10 @@ void ct_model_set_progress_hook(ct_model *m, ct_progress_fn fn, void *ctx) {
 
 /* Tells the hook that the gradients of tensors [first, last) are final. */
 static void grads_ready(const ct_model *m, size_t first, size_t last) {
-    if (!m->grad_hook) return;
+    const ct_model *o = ct_model_owner(m);
+    if (!o->grad_hook) return;
     const ct_tensor_info *a = &m->tensors[first], *b = &m->tensors[last - 1];
-    m->grad_hook(a->offset, b->offset + b->numel - a->offset, m->grad_hook_ctx);
+    o->grad_hook(a->offset, b->offset + b->numel - a->offset, o->grad_hook_ctx);
 }
 
 void ct_model_set_training(ct_model *m, int training, uint64_t noise_seed) {
@@ -232,6 +233,14 @@ const float *ct_model_stage_output(const ct_model *m) {
 
 const float *ct_model_stage_input_grad(const ct_model *m) { return m->dres; }
 
+ct_status ct_model_ensure_grads(ct_model *m) {
+    if (m->grads) return CT_OK;
+    m->grads = ct_calloc((m->n_params ? m->n_params : 1) * sizeof(float), "model gradients");
+    if (!m->grads) return CT_ENOMEM;
+    ct_model_bind_blocks(m, m->block_grads, m->grads);
+    return CT_OK;
+}
+
 void ct_model_zero_grad(ct_model *m) {
     if (m->grads) memset(m->grads, 0, m->n_params * sizeof(float));
 }
@@ -249,7 +258,8 @@ static void head_backward(ct_model *m, float grad_scale, int N) {
     ct_model_tp_sum(m, dlnf, (size_t)N * C); /* each rank's vocabulary rows contribute */
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, V, C, N, 1.0f, dlogits, V, m->lnf, C,
                 1.0f, g + m->wte, C);
-    if (m->progress_hook) m->progress_hook(m->progress_ctx);
+    const ct_model *o = ct_model_owner(m);
+    if (o->progress_hook) o->progress_hook(o->progress_ctx);
     memset(m->dres, 0, (size_t)N * C * sizeof(float));
     ct_layernorm_backward(m->dres, g + m->lnf_w, g + m->lnf_b, dlnf,
                           m->res + stage_blocks(m) * (size_t)N * C, m->params + m->lnf_w,
@@ -268,11 +278,7 @@ ct_status ct_model_backward_stage(ct_model *m, float grad_scale, const float *dy
     if (!m->has_targets) return ct_fail(CT_EINVAL, "backward: the last forward had no targets");
     if (!m->has_head && !dy) return ct_fail(CT_EINVAL, "backward: pipeline stage %d of %d needs dL/d(output)",
                                             m->stage, m->stages);
-    if (!m->grads) {
-        m->grads = ct_calloc((m->n_params ? m->n_params : 1) * sizeof(float), "model gradients");
-        if (!m->grads) return CT_ENOMEM;
-        ct_model_bind_blocks(m, m->block_grads, m->grads);
-    }
+    CT_TRY(ct_model_ensure_grads(m));
     int B = m->B, T = m->T, N = B * T, C = m->cfg.d_model, V = vocab_rows(m), v0 = ct_model_vocab_lo(m);
     ct_dims d = model_dims(m, B, T);
     const int32_t *prefix = m->prefix_set ? m->prefix : NULL;
