@@ -425,6 +425,16 @@ static void check_p2p(int a, size_t n) {
               "point-to-point on %s: [%zu] wrong", ct_axis_name(a), i);
     ct_request bad;
     CHECK(ct_comm_send_start(W, a, me, 1, out0, n, &bad) == CT_EINVAL, "a send to itself was accepted");
+    /* a message between two members only must not put the group's collectives out of step */
+    if (me <= 1 && n) {
+        ct_request one;
+        if (me == 0) TRY(ct_comm_send_start(W, a, 1, 5, out0, n, &one));
+        else TRY(ct_comm_recv_start(W, a, 0, 5, in0, n, &one));
+        TRY(ct_comm_wait(W, &one));
+    }
+    float sum = 1.0f;
+    TRY(ct_comm_allreduce(W, a, &sum, 1));
+    CHECK(sum == (float)p, "an all-reduce after a two-member message gave %g, not %d", (double)sum, p);
     ct_free(out0); ct_free(out1); ct_free(in0); ct_free(in1);
 }
 

@@ -271,7 +271,10 @@ ct_status ct_model_create_view(ct_model **out, ct_model *base) {
     v->ep_acts = NULL;
     v->ep_buf = NULL;
     v->ep_buf_cap = 0;
-    v->has_targets = v->prefix_set = 0;
+    v->has_targets = v->prefix_set = v->logits_are_grads = 0;
+    v->B = v->T = 0; /* nothing from the base's last pass: layout_acts sets these */
+    v->res = v->lnf = v->lnf_mean = v->lnf_rstd = v->logits = v->lse = v->dres = NULL;
+    memset(&v->scratch, 0, sizeof v->scratch);
     v->tp.ctx = v; /* its passes record their own collective failures */
     v->ep_group.ctx = v;
     if (!(v->block_acts = calloc((size_t)v->cfg.n_layer, sizeof *v->block_acts))) {

@@ -38,8 +38,9 @@ static size_t acts_size(const ct_model *m, ct_dims d, int threads) {
 /* Expert parallelism: each MoE block's expert side, sized for N tokens per member. */
 static ct_status layout_expert_sides(ct_model *m, int N) {
     const ct_moe_config *c = &m->cfg.moe;
-    size_t one = (ct_moe_ep_acts_bytes(c, N, m->cfg.d_model, m->ep_ranks) + 63) / 64 * 64;
-    size_t need = one * (size_t)m->cfg.n_layer;
+    size_t one = (ct_moe_ep_acts_bytes(c, N, m->cfg.d_model, m->ep_ranks) + 63) / 64 * 64, layers = 0;
+    for (int l = m->l0; l < m->l1; l++) layers += (size_t)ct_model_layer_is_moe(&m->cfg, l);
+    size_t need = one * (layers ? layers : 1); /* only this stage's MoE blocks */
     if (!m->ep_acts && !(m->ep_acts = calloc((size_t)m->cfg.n_layer, sizeof *m->ep_acts)))
         return ct_fail(CT_ENOMEM, "out of memory for the expert-parallel tables");
     if (need > m->ep_buf_cap) {
@@ -48,9 +49,10 @@ static ct_status layout_expert_sides(ct_model *m, int N) {
         if (!(m->ep_buf = ct_alloc(need, "expert-parallel activations"))) return CT_ENOMEM;
         m->ep_buf_cap = need;
     }
+    size_t at = 0;
     for (int l = m->l0; l < m->l1; l++)
         if (ct_model_layer_is_moe(&m->cfg, l))
-            ct_moe_ep_acts_layout(&m->ep_acts[l], (char *)m->ep_buf + one * (size_t)l, c, N,
+            ct_moe_ep_acts_layout(&m->ep_acts[l], (char *)m->ep_buf + one * at++, c, N,
                                   m->cfg.d_model, m->ep_ranks);
     return CT_OK;
 }

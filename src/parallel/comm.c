@@ -25,7 +25,10 @@ static size_t min_size(size_t a, size_t b) { return a < b ? a : b; }
 static int group_size(const ct_world *w, const ct_request *r) { return w->axis_size[r->axis]; }
 static int group_rank(const ct_world *w, const ct_request *r) { return w->coord[r->axis]; }
 
-static void begin(ct_world *w, ct_request *r, int op, ct_axis axis) {
+/* A fresh request; a collective's tag comes from the axis's sequence, which every member
+ * advances in step (point-to-point messages bring their own and leave it alone, since only
+ * the two ends take part). */
+static void begin_request(ct_world *w, ct_request *r, int op, ct_axis axis) {
     CT_ASSERT(axis >= 0 && axis < CT_AXIS_COUNT);
     memset(r, 0, sizeof *r);
     r->mpi[0] = r->mpi[1] = MPI_REQUEST_NULL;
@@ -33,8 +36,12 @@ static void begin(ct_world *w, ct_request *r, int op, ct_axis axis) {
     r->axis = axis;
     r->slot = -1;
     r->seg = w->segment;
-    r->tag = (int)(w->seq[axis]++ % 32768u);
     w->counter[axis].calls++;
+}
+
+static void begin(ct_world *w, ct_request *r, int op, ct_axis axis) {
+    begin_request(w, r, op, axis);
+    r->tag = (int)(w->seq[axis]++ % 32768u);
 }
 
 static ct_status finish(ct_world *w, ct_request *r) {
@@ -486,7 +493,7 @@ static ct_status broadcast_start(ct_world *w, ct_axis axis, int root, float *buf
 
 static ct_status p2p_start(ct_world *w, int op, ct_axis axis, int peer, int tag, const float *send,
                            float *recv, size_t n, ct_request *req) {
-    begin(w, req, op, axis);
+    begin_request(w, req, op, axis);
     int p = group_size(w, req);
     if (peer < 0 || peer >= p || peer == group_rank(w, req) || tag < 0 || tag > 32767) {
         finish(w, req);

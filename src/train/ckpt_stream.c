@@ -45,9 +45,9 @@ static ct_status gather_moment_part(ct_trainer *tr, const ct_tensor_info *t, int
     const float *mine = moments(tr, b, &lo, &hi);
     ct_axis axis = ct_dp_shard_axis(tr->dp);
     int ranks = ct_world_axis_size(tr->world, axis);
-    if (lo <= first && end <= hi) { /* whole here (ZeRO 0, one data rank, or one shard) */
+    if (ranks == 1 || tr->cfg.parallel.zero == 0) { /* every moment is here */
         memcpy(out, mine + (first - lo), t->numel * sizeof(float));
-        if (ranks == 1 || tr->cfg.parallel.zero == 0) return CT_OK;
+        return CT_OK;
     }
     size_t counts[1024];
     if (ranks > 1024) return ct_fail(CT_EINVAL, "checkpoint: more than 1024 data ranks");
