@@ -131,6 +131,8 @@ typedef struct ct_tensor_info {
                         * the tensor ranks (3 for the fused Q|K|V projection, else 1) */
     int split_expert;  /* 1: split over the expert-parallel ranks (an MoE layer's stacked
                         * experts, dimension 0), not over the tensor ranks */
+    int tied_copy;     /* 1: the last pipeline stage's copy of the tied wte.weight (the first
+                        * stage holds the original; the gradient norm counts it once) */
 } ct_tensor_info;
 /* Tensor parallelism: rank r of R holds, of each split tensor, the r-th of R equal pieces of
  * every part along split_dim. These copy between the logical tensor full [full_numel] and
@@ -156,13 +158,27 @@ float *ct_model_grads(ct_model *m);   /* [num_params]; NULL before the first bac
  * targets is returned in *loss. */
 ct_status ct_model_forward(ct_model *m, const int32_t *tokens, const int32_t *targets,
                            const int32_t *prefix_len, int B, int T, float *loss);
-/* Pipeline parallelism: with a pipeline axis of P stages in the world, stage s holds blocks
- * [s*L/P, (s+1)*L/P); the first stage also the embeddings, the last ln_f and the head with
- * its own copy of the tied wte.weight (keep the two copies' gradients summed). A stage runs
- * on the previous stage's output x_in [B, T, C] (the first on tokens) and produces its
- * output (the last: logits and the loss from targets); backward takes dL/d(output) dy (the
- * last: from its loss) and leaves dL/d(x_in). ct_model_forward / ct_model_backward are the
- * one-stage case. */
+/* Pipeline parallelism: with a pipeline axis of P stages in the world, stage s holds a
+ * contiguous run of blocks (ct_model_stage_layers); the first stage also the embeddings,
+ * the last ln_f and the head with its own copy of the tied wte.weight (keep the two copies'
+ * gradients summed). A stage runs on the previous stage's output x_in [B, T, C] (the first
+ * on tokens) and produces its output (the last: logits and the loss from targets); backward
+ * takes dL/d(output) dy (the last: from its loss) and leaves dL/d(x_in). ct_model_forward /
+ * ct_model_backward are the one-stage case. */
+enum { CT_MAX_STAGES = 256 };
+/* Splits cfg's blocks over `stages` stages, at least one block each, balanced by compute:
+ * the largest stage cost (each block's FLOPs per token at model.seq_len, plus the head's on
+ * the last stage) is as small as it can be. blocks[stages] gets each stage's block count. */
+ct_status ct_model_plan_stages(const ct_model_config *cfg, int stages, int *blocks);
+/* ct_model_create_parallel with the stages' block counts given (stage_blocks[P], summing to
+ * n_layer, each >= 1) instead of planned (NULL). */
+ct_status ct_model_create_staged(ct_model **out, const ct_model_config *cfg, uint64_t seed, ct_world *world,
+                                 const int *stage_blocks);
+/* The one-process model's tensor table alone (names and shapes; no parameters): for
+ * walking every tensor from any rank. It cannot run. */
+ct_status ct_model_table_only(ct_model **out, const ct_model_config *cfg);
+/* This stage's blocks: [*first, *end). */
+void ct_model_stage_layers(const ct_model *m, int *first, int *end);
 int ct_model_stage(const ct_model *m);
 int ct_model_stages(const ct_model *m);
 ct_status ct_model_forward_stage(ct_model *m, const int32_t *tokens, const int32_t *targets,
@@ -194,7 +210,8 @@ void ct_model_set_training(ct_model *m, int training, uint64_t noise_seed);
 /* MoE auxiliary losses (aux_coef * aux + z_coef * z, summed over MoE blocks) of the last
  * forward: backward includes their gradients; the loss that forward returns does not. */
 float ct_model_aux_loss(const ct_model *m);
-/* Statistics of block l's MoE layer in the last forward; EINVAL if block l is dense. */
+/* Statistics of block l's MoE layer in the last forward; EINVAL if block l is dense or on
+ * another pipeline stage. */
 ct_status ct_model_moe_stats(const ct_model *m, int layer, ct_moe_stats *out);
 
 /* Called during backward whenever a contiguous range of gradients [offset, offset+count)
@@ -209,7 +226,8 @@ void ct_model_set_progress_hook(ct_model *m, ct_progress_fn fn, void *ctx);
 
 /* Sums of squares of this rank's gradients in the flat range [lo, hi): of the tensors split
  * over the tensor ranks (sum *split over those ranks), of those split over the expert ranks
- * (sum *expert over them) and of those every rank holds whole. */
+ * (sum *expert over them) and of those every rank holds whole; a pipeline stage's sums add
+ * over the stages (the head's tied copy is left out: its original counts). */
 void ct_model_grad_sq(const ct_model *m, size_t lo, size_t hi, double *split, double *expert,
                       double *whole);
 /* Model FLOPs per token for forward+backward (6N + attention), for MFU reporting. */
@@ -223,16 +241,19 @@ double ct_model_flops_per_token(const ct_model *m, int T);
  *     ct_run *run;
  *     ct_run_create(&run);
  *     ct_run_set(run, "model.moe_every=2");
- *     ct_run_parallel(run, (ct_parallel){.data = 4, .tensor = 2, .expert = 2});
+ *     ct_run_parallel(run, (ct_parallel){.data = 2, .tensor = 2, .pipeline = 2, .expert = 2,
+ *                                        .micro_batches = 8, .schedule = "1f1b"});
  *     ct_status s = ct_run_train(run);
  *     ct_run_free(run);
  */
 typedef struct ct_parallel {
     int data;     /* data-parallel ranks; 0 = every rank the other axes leave */
     int tensor;   /* tensor-parallel ranks (Megatron split of heads, MLP and vocabulary); 0 = 1 */
-    int pipeline; /* pipeline stages; 0 = 1 (more are not in this release: refused) */
+    int pipeline; /* pipeline stages (consecutive blocks, balanced by compute); 0 = 1 */
     int expert;   /* MoE experts spread over this many of the data ranks; 0 = 1 */
     int zero;     /* ZeRO stage over the data ranks: 0, 1 or 2 */
+    int micro_batches;    /* pipeline micro-batches per batch; 0 = chosen (parallel.micro_batches) */
+    const char *schedule; /* pipeline schedule: "1f1b" or "gpipe"; NULL = "1f1b" */
 } ct_parallel;
 typedef struct ct_run ct_run;
 /* A run with the default settings (the default model on data/pydocs). */

@@ -102,7 +102,9 @@ static void build_table(ct_model *m) {
     m->lnf_first = m->n_tensors;
     add_tensor(m, "ln_f.weight", &(tensor_spec){"", 0, 1, {C}, -1, 1, 0});
     add_tensor(m, "ln_f.bias", &(tensor_spec){"", 0, 1, {C}, -1, 1, 0});
-    if (!m->has_embed) add_tensor(m, "wte.weight", &wte); /* the head's copy of the tied weight */
+    if (m->has_embed) return;
+    add_tensor(m, "wte.weight", &wte); /* the head's copy of the tied weight */
+    m->tensors[m->n_tensors - 1].tied_copy = 1;
 }
 
 void ct_model_bind_blocks(const ct_model *m, ct_block_params *views, float *base) {
@@ -197,16 +199,74 @@ ct_status ct_model_table_only(ct_model **out, const ct_model_config *cfg) {
     return CT_OK;
 }
 
-/* Pipeline stage s of p holds blocks [s*L/p, (s+1)*L/p). */
-static ct_status set_stage(ct_model *m, ct_world *world) {
-    int p = world ? ct_world_axis_size(world, CT_AXIS_PIPELINE) : 1, L = m->cfg.n_layer;
-    if (p > L)
+/* Relative training cost per token of block l (forward + backward matrix products and
+ * attention at the model's sequence length) and of the head (the vocabulary projection). */
+static double block_cost(const ct_model_config *c, int l) {
+    double C = c->d_model, moe_active = C * c->moe.n_experts + (double)c->moe.top_k * 2.0 * C * c->moe.d_hidden;
+    double params = 4.0 * C * C + (ct_model_layer_is_moe(c, l) ? moe_active : 8.0 * C * C);
+    return 6.0 * params + 12.0 * (double)c->seq_len * C;
+}
+
+static double head_cost(const ct_model_config *c) { return 6.0 * (double)c->d_model * c->vocab_size; }
+
+ct_status ct_model_plan_stages(const ct_model_config *cfg, int stages, int *blocks) {
+    int L = cfg->n_layer;
+    if (stages < 1 || stages > L)
         return ct_fail(CT_EINVAL, "parallel.pipeline = %d stages for model.n_layer = %d blocks: every stage "
-                       "needs a block; use at most %d stages", p, L, L);
+                       "needs a block; use at most %d stages", stages, L, L);
+    /* best[s][l]: the least possible largest stage cost placing blocks [0, l) on stages [0, s) */
+    double *best = calloc((size_t)(stages + 1) * (size_t)(L + 1), sizeof *best), *prefix = calloc((size_t)L + 1, sizeof *prefix);
+    int *cut = calloc((size_t)(stages + 1) * (size_t)(L + 1), sizeof *cut);
+    if (!best || !prefix || !cut) {
+        free(best); free(prefix); free(cut);
+        return ct_fail(CT_ENOMEM, "out of memory planning pipeline stages");
+    }
+#define AT(a, s, l) a[(size_t)(s) * (size_t)(L + 1) + (size_t)(l)]
+    for (int l = 0; l < L; l++) prefix[l + 1] = prefix[l] + block_cost(cfg, l);
+    for (int s = 0; s <= stages; s++)
+        for (int l = 0; l <= L; l++) AT(best, s, l) = s == 0 && l == 0 ? 0.0 : HUGE_VAL;
+    for (int s = 1; s <= stages; s++)
+        for (int l = s; l <= L - (stages - s); l++)
+            for (int k = s - 1; k < l; k++) { /* stage s-1 takes blocks [k, l) */
+                double cost = prefix[l] - prefix[k] + (s == stages ? head_cost(cfg) : 0.0);
+                double worst = fmax(AT(best, s - 1, k), cost);
+                if (worst < AT(best, s, l)) { AT(best, s, l) = worst; AT(cut, s, l) = k; }
+            }
+    for (int s = stages, l = L; s > 0; s--) {
+        int k = AT(cut, s, l);
+        blocks[s - 1] = l - k;
+        l = k;
+    }
+#undef AT
+    free(best); free(prefix); free(cut);
+    return CT_OK;
+}
+
+/* Stage s holds the blocks after those of stages < s: stage_blocks[s] of them, or as the
+ * compute-balanced plan says. */
+static ct_status set_stage(ct_model *m, ct_world *world, const int *stage_blocks) {
+    int p = world ? ct_world_axis_size(world, CT_AXIS_PIPELINE) : 1, L = m->cfg.n_layer;
+    int plan[CT_MAX_STAGES];
+    if (p > CT_MAX_STAGES) return ct_fail(CT_EINVAL, "parallel.pipeline = %d: at most %d stages", p, CT_MAX_STAGES);
+    if (stage_blocks) {
+        int sum = 0;
+        for (int s = 0; s < p; s++) {
+            if (stage_blocks[s] < 1)
+                return ct_fail(CT_EINVAL, "parallel.stages: stage %d has %d blocks; every stage needs a block", s,
+                               stage_blocks[s]);
+            sum += plan[s] = stage_blocks[s];
+        }
+        if (sum != L)
+            return ct_fail(CT_EINVAL, "parallel.stages: the stages hold %d blocks in all but model.n_layer = %d",
+                           sum, L);
+    } else {
+        CT_TRY(ct_model_plan_stages(&m->cfg, p, plan));
+    }
     m->stages = p;
     m->stage = p > 1 ? ct_world_coord(world, CT_AXIS_PIPELINE) : 0;
-    m->l0 = m->stage * L / p;
-    m->l1 = (m->stage + 1) * L / p;
+    m->l0 = 0;
+    for (int s = 0; s < m->stage; s++) m->l0 += plan[s];
+    m->l1 = m->l0 + plan[m->stage];
     m->has_embed = m->stage == 0;
     m->has_head = m->stage == p - 1;
     return CT_OK;
@@ -222,6 +282,11 @@ ct_status ct_model_create(ct_model **out, const ct_model_config *cfg, uint64_t s
 
 ct_status ct_model_create_parallel(ct_model **out, const ct_model_config *cfg, uint64_t seed,
                                    ct_world *world) {
+    return ct_model_create_staged(out, cfg, seed, world, NULL);
+}
+
+ct_status ct_model_create_staged(ct_model **out, const ct_model_config *cfg, uint64_t seed, ct_world *world,
+                                 const int *stage_blocks) {
     CT_TRY(ct_model_config_check(cfg));
     int ranks = world ? ct_world_axis_size(world, CT_AXIS_TENSOR) : 1;
     int experts = world ? ct_world_axis_size(world, CT_AXIS_EXPERT) : 1;
@@ -229,7 +294,7 @@ ct_status ct_model_create_parallel(ct_model **out, const ct_model_config *cfg, u
     if (experts > 1 && cfg->moe_every > 0) CT_TRY(ct_moe_group_check(&cfg->moe, experts));
     ct_model *m = alloc_tables(cfg);
     if (!m) return ct_fail(CT_ENOMEM, "out of memory creating the model tables");
-    ct_status s = set_stage(m, world);
+    ct_status s = set_stage(m, world, stage_blocks);
     if (s != CT_OK) { ct_model_free(m); return s; }
     m->world = world;
     m->tp_ranks = ranks;
@@ -330,6 +395,10 @@ int ct_model_tensor_ranks(const ct_model *m) { return m->tp_ranks; }
 int ct_model_expert_rank(const ct_model *m) { return m->ep_rank; }
 int ct_model_stage(const ct_model *m) { return m->stage; }
 int ct_model_stages(const ct_model *m) { return m->stages; }
+void ct_model_stage_layers(const ct_model *m, int *first, int *end) {
+    *first = m->l0;
+    *end = m->l1;
+}
 int ct_model_expert_ranks(const ct_model *m) { return m->ep_ranks; }
 
 void ct_model_tensor_part(const ct_model *m, const ct_tensor_info *t, int *rank, int *ranks) {

@@ -73,8 +73,6 @@ ct_status ct_model_ep_sizes(void *ctx, const size_t *send, size_t *recv, size_t 
 /* The first vocabulary row this rank holds. */
 int ct_model_vocab_lo(const ct_model *m);
 
-/* The one-process model's table alone (no parameters; free with ct_model_free). */
-ct_status ct_model_table_only(ct_model **out, const ct_model_config *cfg);
 
 /* The model whose hooks apply: the base of a view, else m. */
 static inline const ct_model *ct_model_owner(const ct_model *m) { return m->base ? m->base : m; }

@@ -133,6 +133,8 @@ float ct_model_aux_loss(const ct_model *m) { return m->aux_loss; }
 ct_status ct_model_moe_stats(const ct_model *m, int layer, ct_moe_stats *out) {
     if (layer < 0 || layer >= m->cfg.n_layer || !ct_model_layer_is_moe(&m->cfg, layer))
         return ct_fail(CT_EINVAL, "block %d has no MoE layer", layer);
+    if (layer < m->l0 || layer >= m->l1)
+        return ct_fail(CT_EINVAL, "block %d is on another pipeline stage", layer);
     ct_moe_stats_get(&m->cfg.moe, &m->block_acts[layer].moe, out);
     return CT_OK;
 }

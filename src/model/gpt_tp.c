@@ -154,7 +154,7 @@ void ct_model_grad_sq(const ct_model *m, size_t lo, size_t hi, double *split, do
     for (size_t i = 0; i < m->n_tensors; i++) {
         const ct_tensor_info *t = &m->tensors[i];
         size_t a = t->offset > lo ? t->offset : lo, e = t->offset + t->numel < hi ? t->offset + t->numel : hi;
-        if (e <= a) continue;
+        if (e <= a || t->tied_copy) continue;
         double s = ct_sum_squares(m->grads + a, e - a);
         if (t->split_dim < 0) *whole += s;
         else if (t->split_expert) *expert += s;

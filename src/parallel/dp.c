@@ -1,7 +1,8 @@
 /* dp.c: data parallelism: bucketed gradient reduction overlapped with backward (each
  * bucket's reduction handed to the progress engine as soon as the model reports it
  * final), ZeRO stages 0/1/2 over the flat parameter buffer, the sharded AdamW step and the
- * parameter gather. */
+ * parameter gather. With pipeline stages, the tied wte of the first and last stage is summed
+ * between them before its reduction, and the gradient norm adds every stage's squares. */
 #include "core/core.h"
 #include "parallel/dp.h"
 #include "parallel/progress.h"
@@ -15,6 +16,8 @@ typedef struct bucket {
     ct_axis axis;    /* DATA, or EXPERT_DATA for experts split over an expert group */
     size_t offset, count;
     ct_split *split; /* stage 2: this bucket's floats per shard */
+    int tied;        /* the tied wte of a first or last pipeline stage: summed with the other
+                      * stage's copy in ct_dp_finish, then reduced */
     ct_request req;
 } bucket;
 
@@ -22,6 +25,7 @@ struct ct_dp {
     ct_world *w;
     ct_model *m;
     int zero, ranks, me, armed, n_buckets, failed;
+    int tied;          /* index of the tied bucket, or -1 */
     ct_axis shard_axis;   /* ZeRO shards: over the data ranks, or with experts split over an
                            * expert group over the expert-data ranks (who hold equal copies) */
     int shard_ranks, shard_me;
@@ -98,8 +102,8 @@ static void on_grads_ready(size_t offset, size_t count, void *ctx) {
     for (int i = 0; i < dp->n_buckets && dp->status == CT_OK; i++) {
         bucket *b = &dp->buckets[i];
         if (b->offset < offset || b->offset + b->count > offset + count) continue;
-        dp->status = start_bucket(dp, b);
         started++;
+        if (!b->tied) dp->status = start_bucket(dp, b); /* the tied one waits for ct_dp_finish */
     }
     CT_ASSERT(started > 0 || dp->status != CT_OK);
     ct_progress_poll(dp->prog);
@@ -123,18 +127,22 @@ static ct_status make_buckets(ct_dp *dp) {
     size_t n = ct_model_num_tensors(m), start = 0;
     /* a bucket begins at tensor 0 (embeddings), at each block's ln_1.weight and at ln_f;
      * experts split over an expert group are a bucket of their own, reduced over the data
-     * ranks that hold the same experts */
-    int split_experts = ct_model_expert_ranks(m) > 1;
+     * ranks that hold the same experts; so is a pipeline stage's tied wte */
+    int split_experts = ct_model_expert_ranks(m) > 1, staged = ct_model_stages(m) > 1;
+    dp->tied = -1;
     for (size_t i = 1; i <= n; i++) {
-        const ct_tensor_info *t = i < n ? ct_model_tensor(m, i) : NULL;
+        const ct_tensor_info *t = i < n ? ct_model_tensor(m, i) : NULL, *prev = ct_model_tensor(m, i - 1);
         int expert = split_experts && t && t->split_expert;
-        int prev_expert = split_experts && ct_model_tensor(m, i - 1)->split_expert;
+        int prev_expert = split_experts && prev->split_expert;
+        int tied = staged && t && !strcmp(t->name, "wte.weight"), prev_tied = staged && !strcmp(prev->name, "wte.weight");
         int boundary = !t || strstr(t->name, ".ln_1.weight") || !strcmp(t->name, "ln_f.weight") ||
-                       expert != prev_expert;
+                       expert != prev_expert || tied || prev_tied;
         if (!boundary) continue;
-        const ct_tensor_info *a = ct_model_tensor(m, start), *b = ct_model_tensor(m, i - 1);
-        CT_TRY(record_bucket(dp, a->offset, b->offset + b->numel - a->offset,
+        const ct_tensor_info *a = ct_model_tensor(m, start);
+        if (prev_tied) dp->tied = dp->n_buckets;
+        CT_TRY(record_bucket(dp, a->offset, prev->offset + prev->numel - a->offset,
                              prev_expert ? CT_AXIS_EXPERT_DATA : CT_AXIS_DATA));
+        dp->buckets[dp->n_buckets - 1].tied = prev_tied;
         start = i;
     }
     return CT_OK;
@@ -198,13 +206,43 @@ void ct_dp_zero_grad(ct_dp *dp) {
     ct_zero_lazily(g + hi, (n - hi) * sizeof(float));
 }
 
+/* The first and the last pipeline stage each hold the tied wte: each adds the other's
+ * gradient to its own (a + b on both: the same bits), in pieces through a bounded buffer. */
+static ct_status sum_tied(ct_dp *dp, const bucket *b) {
+    enum { PIECE = 1 << 20, TAG = 32767 };
+    int stages = ct_world_axis_size(dp->w, CT_AXIS_PIPELINE), me = ct_world_coord(dp->w, CT_AXIS_PIPELINE);
+    int peer = me == 0 ? stages - 1 : 0;
+    size_t cap = b->count < PIECE ? b->count : PIECE;
+    float *g = ct_model_grads(dp->m) + b->offset, *other = ct_alloc(cap * sizeof(float), "tied gradient");
+    if (!other) return CT_ENOMEM;
+    ct_status s = CT_OK;
+    for (size_t at = 0; at < b->count && s == CT_OK; at += cap) {
+        size_t n = b->count - at < cap ? b->count - at : cap;
+        ct_request rq, sq;
+        s = ct_comm_recv_start(dp->w, CT_AXIS_PIPELINE, peer, TAG, other, n, &rq);
+        if (s == CT_OK) s = ct_comm_send_start(dp->w, CT_AXIS_PIPELINE, peer, TAG, g + at, n, &sq);
+        if (s == CT_OK) s = ct_comm_wait(dp->w, &rq);
+        if (s == CT_OK) s = ct_comm_wait(dp->w, &sq);
+        for (size_t i = 0; s == CT_OK && i < n; i++) g[at + i] += other[i];
+    }
+    ct_free(other);
+    return s;
+}
+
 ct_status ct_dp_finish(ct_dp *dp) {
-    if (!dp->armed) return CT_OK;
-    ct_status s = ct_progress_drain(dp->prog);
+    ct_status s = CT_OK;
+    if (dp->armed) s = ct_progress_drain(dp->prog);
     if (s == CT_OK) s = dp->status;
+    if (s == CT_OK && dp->tied >= 0) {
+        bucket *b = &dp->buckets[dp->tied];
+        s = sum_tied(dp, b);
+        if (s == CT_OK && dp->armed) s = start_bucket(dp, b);
+        if (s == CT_OK && dp->armed) s = ct_progress_drain(dp->prog);
+    }
+    int armed = dp->armed;
     dp->armed = 0;
     dp->status = CT_OK;
-    if (s != CT_OK || dp->zero != 2) return s;
+    if (s != CT_OK || !armed || dp->zero != 2) return s;
     /* stage 2: other ranks' gradient sums are not needed here: give their pages back */
     size_t lo, hi, n = ct_model_num_params(dp->m);
     float *g = ct_model_grads(dp->m);
@@ -230,6 +268,7 @@ static ct_status split_model_norm(ct_dp *dp, size_t lo, size_t hi, float *norm) 
     if (dp->zero == 2) CT_TRY(ct_comm_allreduce(dp->w, CT_AXIS_DATA, sq, 3));
     CT_TRY(ct_comm_allreduce(dp->w, CT_AXIS_TENSOR, &sq[0], 1));
     CT_TRY(ct_comm_allreduce(dp->w, CT_AXIS_EXPERT, &sq[1], 1));
+    CT_TRY(ct_comm_allreduce(dp->w, CT_AXIS_PIPELINE, sq, 3)); /* every stage's tensors */
     *norm = sqrtf(sq[0] + sq[1] + sq[2]);
     return CT_OK;
 }
@@ -238,7 +277,7 @@ static ct_status global_norm(ct_dp *dp, float *norm) {
     size_t lo, hi;
     ct_dp_shard(dp, &lo, &hi);
     const float *g = ct_model_grads(dp->m);
-    if (ct_model_tensor_ranks(dp->m) > 1 || ct_model_expert_ranks(dp->m) > 1)
+    if (ct_model_tensor_ranks(dp->m) > 1 || ct_model_expert_ranks(dp->m) > 1 || ct_model_stages(dp->m) > 1)
         return split_model_norm(dp, dp->zero == 2 ? lo : 0, dp->zero == 2 ? hi : ct_model_num_params(dp->m), norm);
     if (dp->zero < 2) { /* every rank holds the whole reduced gradient */
         *norm = ct_grad_norm(g, ct_model_num_params(dp->m));

@@ -3,23 +3,46 @@
  * part and, for AdamW moments under ZeRO, only its data shard of that part). Saving streams
  * tensor by tensor: for each one, the data ranks' shards are all-gathered into this rank's
  * part, the tensor (or, for experts, the expert) ranks' parts into the whole tensor, and the leader's writer takes it, so
- * no rank ever holds more than one tensor beyond its own state. Loading: every rank reads
- * the (verified) files and copies out its own piece. */
+ * no rank ever holds more than one tensor beyond its own state. With pipeline stages, a
+ * tensor is assembled on the stage that holds it and sent to the leader (the tied wte is
+ * saved from the first stage). Loading: every rank reads the (verified) files and copies
+ * out its own piece; both stages holding the tied wte take it. */
 #include "core/core.h"
+#include "train/config.h"
 #include "train/trainer_internal.h"
 #include <string.h>
 
-static size_t largest_tensor(const ct_model *m) {
-    size_t most = 1;
-    for (size_t i = 0; i < ct_model_num_tensors(m); i++)
-        if (ct_model_tensor(m, i)->full_numel > most) most = ct_model_tensor(m, i)->full_numel;
-    return most;
+/* Which stage saves each of the one-process table's tensors (the first holder: the tied
+ * wte is saved from the first stage), and where this rank holds it. */
+static ct_status map_tensors(ct_ckpt_stream *cs, const ct_model *m) {
+    int blocks[CT_MAX_STAGES], P = ct_model_stages(m), first, end;
+    CT_TRY(ct_config_stage_blocks(&cs->tr->cfg, blocks));
+    ct_model_stage_layers(m, &first, &end);
+    for (size_t i = 0; i < cs->n; i++) {
+        const ct_tensor_info *t = ct_model_tensor(cs->table, i), *mine = ct_model_find_tensor(m, t->name);
+        cs->local[i] = mine ? (int)(mine - ct_model_tensor(m, 0)) : -1;
+        int layer = -1, stage = 0;
+        if (sscanf(t->name, "h.%d.", &layer) != 1) layer = -1;
+        if (!strncmp(t->name, "ln_f.", 5)) stage = P - 1;
+        for (int s = 0, l0 = 0; layer >= 0 && s < P; l0 += blocks[s++])
+            if (layer >= l0 && layer < l0 + blocks[s]) stage = s;
+        cs->owner[i] = stage;
+    }
+    return CT_OK;
 }
 
 ct_status ct_ckpt_stream_init(ct_ckpt_stream *cs, ct_trainer *tr) {
     memset(cs, 0, sizeof *cs);
     cs->tr = tr;
-    size_t most = largest_tensor(tr->model);
+    CT_TRY(ct_model_table_only(&cs->table, ct_model_get_config(tr->model)));
+    cs->n = ct_model_num_tensors(cs->table);
+    cs->local = calloc(cs->n, sizeof *cs->local);
+    cs->owner = calloc(cs->n, sizeof *cs->owner);
+    if (!cs->local || !cs->owner) return ct_fail(CT_ENOMEM, "out of memory for the checkpoint table");
+    CT_TRY(map_tensors(cs, tr->model));
+    size_t most = 1;
+    for (size_t i = 0; i < cs->n; i++)
+        if (ct_model_tensor(cs->table, i)->full_numel > most) most = ct_model_tensor(cs->table, i)->full_numel;
     /* every rank's part (together a whole tensor), and the whole tensor reassembled */
     cs->full = ct_alloc(2 * most * sizeof(float), "checkpoint streaming buffers");
     if (!cs->full) return CT_ENOMEM;
@@ -29,7 +52,10 @@ ct_status ct_ckpt_stream_init(ct_ckpt_stream *cs, ct_trainer *tr) {
 
 void ct_ckpt_stream_free(ct_ckpt_stream *cs) {
     ct_free(cs->full);
-    cs->full = cs->parts = NULL;
+    ct_model_free(cs->table);
+    free(cs->local);
+    free(cs->owner);
+    memset(cs, 0, sizeof *cs);
 }
 
 /* Moment buffer b (1: exp_avg, 2: exp_avg_sq) and the flat range [lo, hi) it covers here. */
@@ -68,13 +94,10 @@ static ct_status gather_moment_part(ct_trainer *tr, const ct_tensor_info *t, int
     return s;
 }
 
-static ct_status stream_get(void *ctx, size_t i, int b, const float **data) {
-    ct_ckpt_stream *cs = ctx;
+/* Tensor t whole on this rank, from its parts on the stage's ranks (a collective over the
+ * stage's data and tensor or expert ranks). */
+static ct_status assemble(ct_ckpt_stream *cs, const ct_tensor_info *t, int b, const float **data) {
     ct_trainer *tr = cs->tr;
-    size_t n = ct_model_num_tensors(tr->model);
-    CT_ASSERT(cs->calls == (size_t)b * n + i); /* the documented order, on every rank */
-    cs->calls++;
-    const ct_tensor_info *t = ct_model_tensor(tr->model, i);
     int rank, R;
     ct_model_tensor_part(tr->model, t, &rank, &R);
     float *part = cs->parts;
@@ -89,10 +112,38 @@ static ct_status stream_get(void *ctx, size_t i, int b, const float **data) {
     return CT_OK;
 }
 
+/* Another stage's tensor reaches the leader by a point-to-point message from the rank of
+ * that stage with the leader's data and tensor coordinates. */
+static ct_status hand_over(ct_ckpt_stream *cs, int owner, size_t numel, const float **data) {
+    enum { TAG = 32766 };
+    ct_world *w = cs->tr->world;
+    int leader = ct_trainer_is_leader(cs->tr), me = ct_world_coord(w, CT_AXIS_PIPELINE);
+    int sender = me == owner && ct_world_peer(w, CT_AXIS_PIPELINE, 0) == 0;
+    if (!leader && !sender) return CT_OK;
+    ct_request r;
+    if (sender) CT_TRY(ct_comm_send_start(w, CT_AXIS_PIPELINE, 0, TAG, *data, numel, &r));
+    else CT_TRY(ct_comm_recv_start(w, CT_AXIS_PIPELINE, owner, TAG, cs->parts, numel, &r));
+    CT_TRY(ct_comm_wait(w, &r));
+    if (leader) *data = cs->parts;
+    return CT_OK;
+}
+
+static ct_status stream_get(void *ctx, size_t i, int b, const float **data) {
+    ct_ckpt_stream *cs = ctx;
+    CT_ASSERT(cs->calls == (size_t)b * cs->n + i); /* the documented order, on every rank */
+    cs->calls++;
+    *data = cs->parts;
+    int owner = cs->owner[i], stage = ct_model_stage(cs->tr->model);
+    if (stage == owner) CT_TRY(assemble(cs, ct_model_tensor(cs->tr->model, (size_t)cs->local[i]), b, data));
+    if (owner == 0) return CT_OK;
+    return hand_over(cs, owner, ct_model_tensor(cs->table, i)->full_numel, data);
+}
+
 static void stream_put(void *ctx, size_t i, int b, const float *data) {
     ct_ckpt_stream *cs = ctx;
     ct_trainer *tr = cs->tr;
-    const ct_tensor_info *t = ct_model_tensor(tr->model, i);
+    if (cs->local[i] < 0) return; /* another stage's */
+    const ct_tensor_info *t = ct_model_tensor(tr->model, (size_t)cs->local[i]);
     int rank, R;
     ct_model_tensor_part(tr->model, t, &rank, &R);
     if (b == 0) { ct_tensor_take_part(t, rank, R, data, ct_model_params(tr->model) + t->offset); return; }
@@ -110,7 +161,7 @@ const ct_ckpt_io *ct_ckpt_stream_io(ct_ckpt_stream *cs) {
 }
 
 ct_status ct_ckpt_stream_finish(ct_ckpt_stream *cs, int with_moments) {
-    size_t n = ct_model_num_tensors(cs->tr->model), total = n * (with_moments ? 3 : 1);
+    size_t n = cs->n, total = n * (with_moments ? 3 : 1);
     ct_status s = CT_OK;
     while (cs->calls < total) {
         const float *data;

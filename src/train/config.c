@@ -3,6 +3,7 @@
 #include "model/moe.h"
 #include "train/config.h"
 #include "parallel/dp.h"
+#include "train/pipeline.h"
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
@@ -64,6 +65,10 @@ static const key_def keys[] = {
     {"parallel.data", K_INT, F(parallel.data), 0, 1 << 20, "0", "data-parallel ranks (0 = every rank of the mpirun world)"},
     {"parallel.tensor", K_INT, F(parallel.tensor), 1, 1 << 10, "1", "tensor-parallel ranks (Megatron: heads, MLP and vocabulary split); must divide n_head, 4*d_model and vocab_size"},
     {"parallel.expert", K_INT, F(parallel.expert), 1, 1 << 20, "1", "expert-parallel group: MoE experts spread over this many data ranks (must divide parallel.data and moe.n_experts)"},
+    {"parallel.pipeline", K_INT, F(parallel.pipeline), 1, CT_MAX_STAGES, "1", "pipeline stages: the blocks are split into this many consecutive stages (at most model.n_layer)"},
+    {"parallel.micro_batches", K_INT, F(parallel.micro_batches), 0, 16383, "0", "pipeline micro-batches per batch; must divide each data rank's rows (0 = the largest divisor up to 4 x pipeline)"},
+    {"parallel.schedule", K_STR, F(parallel.schedule), 0, 16, "1f1b", "pipeline schedule: 1f1b (at most pipeline micro-batches in flight) or gpipe (all forwards, then all backwards)"},
+    {"parallel.stages", K_STR, F(parallel.stages), 0, 256, "auto", "blocks per pipeline stage, e.g. \"5,3\" (auto = balanced by compute, the head counting on the last stage)"},
     {"parallel.overlap", K_STR, F(parallel.overlap), 0, 16, "auto", "how gradient reductions overlap backward: thread (a progress thread), poll (between products), auto (thread when the data ranks span several nodes or for ZeRO 2)"},
     {"parallel.zero", K_INT, F(parallel.zero), 0, 2, "0", "ZeRO stage: 0 replicated, 1 optimizer state sharded, 2 gradients too"},
     {"runtime.threads", K_INT, F(runtime.threads), 0, 4096, "0", "compute threads (0 = all cores)"},
@@ -222,6 +227,10 @@ ct_status ct_config_validate(const ct_config *c) {
         return ct_fail(CT_EINVAL, "train.lr_min = %g exceeds train.lr = %g", c->train.lr_min, c->train.lr);
     ct_overlap overlap;
     CT_TRY(ct_overlap_parse(c->parallel.overlap, &overlap));
+    ct_schedule schedule;
+    CT_TRY(ct_schedule_parse(c->parallel.schedule, &schedule));
+    int blocks[CT_MAX_STAGES];
+    CT_TRY(ct_config_stage_blocks(c, blocks));
     if (c->parallel.expert > 1 && c->model.moe_every > 0) {
         CT_TRY(ct_moe_group_check(&c->model.moe, c->parallel.expert));
         if (c->parallel.zero == 2)
@@ -230,6 +239,33 @@ ct_status ct_config_validate(const ct_config *c) {
                            "the same experts", c->parallel.expert);
     }
     return ct_model_check_tensor_split(&c->model, c->parallel.tensor);
+}
+
+ct_status ct_config_stage_blocks(const ct_config *c, int *blocks) {
+    int P = c->parallel.pipeline, L = c->model.n_layer;
+    if (P > L)
+        return ct_fail(CT_EINVAL, "parallel.pipeline = %d stages for model.n_layer = %d blocks: every stage needs "
+                       "a block; use at most %d stages", P, L, L);
+    if (!strcmp(c->parallel.stages, "auto")) return ct_model_plan_stages(&c->model, P, blocks);
+    const char *at = c->parallel.stages;
+    int n = 0, sum = 0;
+    while (*at) {
+        char *end;
+        long v = strtol(at, &end, 10);
+        if (end == at || v < 1 || v > L || (*end && *end != ','))
+            return ct_fail(CT_EINVAL, "parallel.stages = \"%s\": expected block counts >= 1 separated by commas, "
+                           "e.g. \"%d,%d\"", c->parallel.stages, L - L / 2, L / 2);
+        if (n == P)
+            return ct_fail(CT_EINVAL, "parallel.stages = \"%s\" names more than parallel.pipeline = %d stages",
+                           c->parallel.stages, P);
+        blocks[n++] = (int)v;
+        sum += (int)v;
+        at = *end ? end + 1 : end;
+    }
+    if (n != P || sum != L)
+        return ct_fail(CT_EINVAL, "parallel.stages = \"%s\": %d stages holding %d blocks, but parallel.pipeline "
+                       "= %d and model.n_layer = %d", c->parallel.stages, n, sum, P, L);
+    return CT_OK;
 }
 
 int ct_config_train_seq_len(const ct_config *c) {

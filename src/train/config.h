@@ -35,6 +35,10 @@ typedef struct ct_config {
         int data;           /* data-parallel ranks; 0 = all ranks left by the other axes */
         int tensor;         /* tensor-parallel ranks */
         int expert;         /* expert-parallel group size, carved from the data ranks */
+        int pipeline;       /* pipeline stages */
+        int micro_batches;  /* pipeline micro-batches per batch (0: chosen, see config.c) */
+        char schedule[16];  /* "1f1b" or "gpipe": see src/train/pipeline.h */
+        char stages[256];   /* blocks per stage, e.g. "5,3" ("auto" = balanced by compute) */
         int zero;           /* ZeRO stage 0, 1 or 2 */
         char overlap[16];   /* "auto", "thread" or "poll": see src/parallel/dp.h */
     } parallel;
@@ -54,6 +58,9 @@ ct_status ct_config_apply_override(ct_config *c, const char *kv);
 ct_status ct_config_validate(const ct_config *c);
 /* The training context length: train.seq_len, or model.seq_len when that is 0. */
 int ct_config_train_seq_len(const ct_config *c);
+/* Blocks per pipeline stage, blocks[parallel.pipeline]: parallel.stages parsed and checked,
+ * or the compute-balanced plan. */
+ct_status ct_config_stage_blocks(const ct_config *c, int *blocks);
 /* The whole configuration as a JSON object string (caller frees with free()). */
 char *ct_config_to_json(const ct_config *c);
 /* Prints every key with its default and help. */

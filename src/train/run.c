@@ -4,9 +4,11 @@
 #include "core/core.h"
 #include "parallel/comm.h"
 #include "train/config.h"
+#include "train/pipeline.h"
 #include "train/trainer.h"
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 struct ct_run { ct_config cfg; };
 
@@ -27,13 +29,18 @@ ct_status ct_run_load(ct_run *r, const char *json_path) { return ct_config_load_
 ct_status ct_run_parallel(ct_run *r, ct_parallel p) {
     if (p.data < 0 || p.tensor < 0 || p.pipeline < 0 || p.expert < 0)
         return ct_fail(CT_EINVAL, "parallel layout: sizes must be >= 0 (0 = the default)");
-    if (p.pipeline > 1)
-        return ct_fail(CT_EINVAL, "parallel.pipeline = %d: pipeline parallelism is not in this release; "
-                       "use data, tensor and expert parallelism", p.pipeline);
+    if (p.micro_batches < 0) return ct_fail(CT_EINVAL, "parallel.micro_batches = %d: must be >= 0", p.micro_batches);
+    ct_schedule schedule;
+    if (p.schedule) CT_TRY(ct_schedule_parse(p.schedule, &schedule));
+    if (p.schedule && strlen(p.schedule) >= sizeof r->cfg.parallel.schedule)
+        return ct_fail(CT_EINVAL, "parallel.schedule: too long");
     if (p.zero < 0 || p.zero > 2) return ct_fail(CT_EINVAL, "parallel.zero = %d: allowed 0, 1 or 2", p.zero);
     r->cfg.parallel.data = p.data;
     r->cfg.parallel.tensor = p.tensor ? p.tensor : 1;
     r->cfg.parallel.expert = p.expert ? p.expert : 1;
+    r->cfg.parallel.pipeline = p.pipeline ? p.pipeline : 1;
+    r->cfg.parallel.micro_batches = p.micro_batches;
+    if (p.schedule) snprintf(r->cfg.parallel.schedule, sizeof r->cfg.parallel.schedule, "%s", p.schedule);
     r->cfg.parallel.zero = p.zero;
     return CT_OK;
 }
@@ -63,7 +70,7 @@ ct_status ct_run_train(ct_run *r) {
     const ct_config *cfg = &r->cfg;
     ct_status s = ct_config_validate(cfg);
     if (s != CT_OK) return refused(s);
-    ct_layout want = {cfg->parallel.data, cfg->parallel.tensor, 1, cfg->parallel.expert};
+    ct_layout want = {cfg->parallel.data, cfg->parallel.tensor, cfg->parallel.pipeline, cfg->parallel.expert};
     ct_world *world;
     if ((s = ct_world_init(&world, &want)) != CT_OK) return refused(s);
     start_threads(cfg);

@@ -48,8 +48,9 @@ static void print_token(int32_t id, void *ctx) {
     fflush(stdout);
 }
 
-/* The leader's tensor group samples (all its ranks run the model; the leader prints); with
- * expert parallelism every rank does, as each expert group must run every forward whole. */
+/* The leader's tensor group samples (all its ranks run the model; the leader prints), with
+ * pipeline stages the stages of the leader's data coordinate; with expert parallelism every
+ * rank does, as each expert group must run every forward whole. */
 static ct_status print_sample(ct_trainer *tr, run_output *o) {
     if (tr->cfg.train.sample_tokens <= 0) return CT_OK;
     if (ct_model_expert_ranks(tr->model) == 1 && ct_world_coord(tr->world, CT_AXIS_DATA) != 0) return CT_OK;
@@ -57,11 +58,23 @@ static ct_status print_sample(ct_trainer *tr, run_output *o) {
     ct_rng_seed(&rng, (uint64_t)tr->cfg.train.seed * 1000003u + (uint64_t)tr->step);
     int32_t prompt = tr->cfg.model.vocab_size > 50256 ? 50256 : 0; /* <|endoftext|> starts a document */
     if (o->leader) printf("%s--- sample at step %" PRId64 " ---\n", o->tty ? "\n" : "", tr->step);
-    ct_status s = ct_generate(tr->model, &prompt, 1, tr->cfg.train.sample_tokens, 0.8f, 40, &rng,
-                              print_token, o);
+    ct_status s = tr->pipe ? ct_pipe_generate(tr->pipe, &prompt, 1, tr->cfg.train.sample_tokens, 0.8f, 40, &rng,
+                                              print_token, o)
+                           : ct_generate(tr->model, &prompt, 1, tr->cfg.train.sample_tokens, 0.8f, 40, &rng,
+                                         print_token, o);
     if (o->leader) printf("\n---\n");
     fflush(stdout);
     return s;
+}
+
+static void print_stages(const ct_trainer *tr) {
+    int blocks[CT_MAX_STAGES], P = ct_model_stages(tr->model);
+    if (ct_config_stage_blocks(&tr->cfg, blocks) != CT_OK) return;
+    printf("pipeline: %s schedule, %d micro-batches of %d row%s, up to %d in flight on stage 0; blocks per stage:",
+           tr->cfg.parallel.schedule, ct_pipe_micro_batches(tr->pipe), tr->rows / ct_pipe_micro_batches(tr->pipe), tr->rows == ct_pipe_micro_batches(tr->pipe) ? "" : "s",
+           ct_pipe_slots(tr->pipe));
+    for (int s = 0; s < P; s++) printf(" %d", blocks[s]);
+    printf("%s\n", strcmp(tr->cfg.parallel.stages, "auto") ? "" : " (balanced by compute)");
 }
 
 static ct_status evaluate(ct_trainer *tr, run_output *o) {
@@ -113,10 +126,10 @@ static void progress(ct_trainer *tr, run_output *o, const ct_step_stats *st, dou
     if (tr->cfg.model.moe_every > 0)
         snprintf(moe_text, sizeof moe_text, " | aux %.4f drop %.1f%%", (double)st->aux, 100.0 * dropped);
     metrics_line(o, "{\"step\": %" PRId64 ", \"loss\": %.9g, \"lr\": %.6g, \"grad_norm\": %.4f, "
-                 "\"tokens_per_s\": %.1f, \"mfu\": %.4f, \"step_s\": %.4f, \"comm_bytes\": %.0f, \"expert_bytes\": %.0f, "
+                 "\"tokens_per_s\": %.1f, \"mfu\": %.4f, \"step_s\": %.4f, \"comm_bytes\": %.0f, \"expert_bytes\": %.0f, \"pipe_wait_s\": %.4f, "
                  "\"peak_rss_mb\": %.1f%s%.9g%s%s%s}",
                  tr->step, (double)st->loss, (double)st->lr, (double)st->grad_norm, tok_s, mfu, st->seconds,
-                 st->comm_bytes, st->expert_bytes, peak_rss_mb(),
+                 st->comm_bytes, st->expert_bytes, st->pipe_wait, peak_rss_mb(),
                  ", \"aux_loss\": ", (double)st->aux, moe[0] ? ", \"moe\": [" : "", moe, moe[0] ? "]" : "");
     int show = o->tty || tr->step % tr->cfg.train.log_interval == 0 || tr->step == tr->cfg.train.steps;
     if (!show) return;
@@ -175,11 +188,12 @@ ct_status ct_trainer_run(ct_trainer *tr) {
     printf("training: %d steps of %d x %d tokens x %d accumulation, from step %" PRId64 "; run dir %s\n",
            c->train.steps, c->train.batch_size, ct_config_train_seq_len(c), c->train.grad_accum, tr->step, c->run.dir);
     if (ct_world_size(tr->world) > 1)
-        printf("parallel: %d ranks, data %d x tensor %d (experts over %d), ZeRO stage %d, %d threads "
-               "each; %.2fM parameters per rank\n", ct_world_size(tr->world),
+        printf("parallel: %d ranks, data %d x tensor %d x pipeline %d (experts over %d), ZeRO stage %d, %d "
+               "threads each; %.2fM parameters on rank 0\n", ct_world_size(tr->world),
                ct_world_axis_size(tr->world, CT_AXIS_DATA), ct_world_axis_size(tr->world, CT_AXIS_TENSOR),
-               ct_model_expert_ranks(tr->model), c->parallel.zero, ct_runtime_threads(),
-               (double)ct_model_num_params(tr->model) / 1e6);
+               ct_model_stages(tr->model), ct_model_expert_ranks(tr->model), c->parallel.zero,
+               ct_runtime_threads(), (double)ct_model_num_params(tr->model) / 1e6);
+    if (tr->pipe) print_stages(tr);
     fflush(stdout);
     metrics_line(&o, "{\"event\": \"start\", \"step\": %" PRId64 ", \"params\": %zu}", tr->step,
                  ct_model_num_params_full(tr->model));

@@ -28,9 +28,12 @@ static ct_status open_loaders(ct_trainer *tr) {
  * between them and this rank's pieces. */
 static ct_status build_ckpt_view(ct_trainer *tr) {
     CT_TRY(ct_ckpt_stream_init(&tr->stream, tr));
-    ct_model_ckpt_table(tr->model, tr->ckpt_tensors);
-    tr->view = (ct_ckpt_view){.tensors = tr->ckpt_tensors, .n_tensors = ct_model_num_tensors(tr->model),
-                              .num_params = ct_model_num_params_full(tr->model),
+    const ct_model *table = tr->stream.table;
+    if (!(tr->ckpt_tensors = calloc(ct_model_num_tensors(table), sizeof *tr->ckpt_tensors)))
+        return ct_fail(CT_ENOMEM, "out of memory for the checkpoint table");
+    ct_model_ckpt_table(table, tr->ckpt_tensors);
+    tr->view = (ct_ckpt_view){.tensors = tr->ckpt_tensors, .n_tensors = ct_model_num_tensors(table),
+                              .num_params = ct_model_num_params_full(table),
                               .io = ct_ckpt_stream_io(&tr->stream), .moments = 1};
     return CT_OK;
 }
@@ -117,6 +120,38 @@ static ct_status check_batch_split(const ct_config *cfg, int ranks) {
     return CT_OK;
 }
 
+/* parallel.micro_batches, or the largest divisor of the rows up to 4 x the stages. */
+static int micro_batches(const ct_config *cfg, int rows) {
+    if (cfg->parallel.micro_batches > 0) return cfg->parallel.micro_batches;
+    int best = 1;
+    for (int m = 1; m <= rows && m <= 4 * cfg->parallel.pipeline; m++)
+        if (rows % m == 0) best = m;
+    return best;
+}
+
+static ct_status check_micro_batches(const ct_config *cfg, int rows) {
+    int m = micro_batches(cfg, rows);
+    if (cfg->parallel.pipeline == 1 || rows % m == 0) return CT_OK;
+    char fits[256] = "";
+    size_t used = 0;
+    for (int d = 1; d <= rows && used < sizeof fits - 16; d++)
+        if (rows % d == 0) used += (size_t)snprintf(fits + used, sizeof fits - used, "%s%d", used ? ", " : "", d);
+    return ct_fail(CT_EINVAL, "parallel.micro_batches = %d does not divide the %d rows each data rank takes of "
+                   "train.batch_size = %d; micro-batch counts that fit: %s", m, rows, cfg->train.batch_size, fits);
+}
+
+static ct_status build_model(ct_trainer *tr) {
+    const ct_config *c = &tr->cfg;
+    int blocks[CT_MAX_STAGES];
+    CT_TRY(ct_config_stage_blocks(c, blocks));
+    CT_TRY(ct_model_create_staged(&tr->model, &c->model, (uint64_t)c->train.seed, tr->world, blocks));
+    if (ct_model_stages(tr->model) == 1) return CT_OK;
+    ct_schedule schedule;
+    CT_TRY(ct_schedule_parse(c->parallel.schedule, &schedule));
+    return ct_pipe_create(&tr->pipe, tr->world, tr->model, schedule, micro_batches(c, tr->rows), tr->rows,
+                          ct_config_train_seq_len(c));
+}
+
 static ct_status build_parallel(ct_trainer *tr) {
     ct_overlap overlap;
     CT_TRY(ct_overlap_parse(tr->cfg.parallel.overlap, &overlap));
@@ -132,6 +167,7 @@ ct_status ct_trainer_create(ct_trainer **out, const ct_config *cfg, ct_world *wo
     CT_TRY(ct_config_validate(cfg));
     int ranks = ct_world_axis_size(world, CT_AXIS_DATA);
     CT_TRY(check_batch_split(cfg, ranks));
+    CT_TRY(check_micro_batches(cfg, cfg->train.batch_size / ranks));
     ct_trainer *tr = calloc(1, sizeof *tr);
     if (!tr) return ct_fail(CT_ENOMEM, "out of memory for the trainer");
     tr->cfg = *cfg;
@@ -140,10 +176,8 @@ ct_status ct_trainer_create(ct_trainer **out, const ct_config *cfg, ct_world *wo
     tr->row0 = ct_world_coord(world, CT_AXIS_DATA) * tr->rows;
     snprintf(tr->ckpt_root, sizeof tr->ckpt_root, "%s/ckpt", cfg->run.dir);
     ct_status s = open_loaders(tr);
-    if (s == CT_OK) s = ct_model_create_parallel(&tr->model, &cfg->model, (uint64_t)cfg->train.seed, world);
+    if (s == CT_OK) s = build_model(tr);
     if (s == CT_OK) s = build_parallel(tr);
-    if (s == CT_OK && !(tr->ckpt_tensors = calloc(ct_model_num_tensors(tr->model), sizeof *tr->ckpt_tensors)))
-        s = ct_fail(CT_ENOMEM, "out of memory for the checkpoint table");
     if (s == CT_OK) s = build_ckpt_view(tr);
     if (s == CT_OK) {
         char latest[1024];
@@ -163,6 +197,7 @@ void ct_trainer_free(ct_trainer *tr) {
     ct_loader_free(tr->val);
     ct_adamw_free(tr->opt);
     ct_dp_free(tr->dp);
+    ct_pipe_free(tr->pipe);
     ct_model_free(tr->model);
     ct_ckpt_stream_free(&tr->stream);
     free(tr->ckpt_tensors);
@@ -182,26 +217,38 @@ static ct_status ensure_batch_buffers(ct_trainer *tr) {
 ct_status ct_trainer_step(ct_trainer *tr, ct_step_stats *st) {
     const ct_config *c = &tr->cfg;
     CT_TRY(ensure_batch_buffers(tr));
-    double t0 = ct_now(), loss_sum = 0.0, aux_sum = 0.0;
+    double t0 = ct_now(), loss_sum = 0.0, aux_sum = 0.0, pipe_wait = 0.0;
     uint64_t sent0[CT_AXIS_COUNT];
     for (int a = 0; a < CT_AXIS_COUNT; a++) sent0[a] = ct_world_counter(tr->world, a).bytes;
     int accum = c->train.grad_accum, T = ct_config_train_seq_len(c);
     float scale = 1.0f / (float)(accum * ct_dp_ranks(tr->dp)); /* the reduced sum is the mean */
     ct_dp_zero_grad(tr->dp);
     for (int micro = 0; micro < accum; micro++) {
-        float loss;
+        float loss, aux;
         uint64_t noise_seed = ((uint64_t)c->train.seed * 0x2545F4914F6CDD1DULL) ^
                               ((uint64_t)tr->step << 20) ^ (uint64_t)micro;
-        ct_model_set_training(tr->model, 1, noise_seed ^ ((uint64_t)tr->row0 << 40));
         CT_TRY(ct_loader_next_rows(tr->train, tr->row0, tr->rows, tr->inputs, tr->targets));
-        CT_TRY(ct_model_forward(tr->model, tr->inputs, tr->targets, NULL, tr->rows, T, &loss));
-        ct_dp_arm(tr->dp, micro == accum - 1);
-        CT_TRY(ct_model_backward(tr->model, scale));
+        if (tr->pipe) {
+            CT_TRY(ct_pipe_train(tr->pipe, tr->inputs, tr->targets, scale, noise_seed, tr->row0, tr->dp,
+                                 micro == accum - 1, &loss, &aux));
+            pipe_wait += ct_pipe_wait_s(tr->pipe);
+        } else {
+            ct_model_set_training(tr->model, 1, noise_seed ^ ((uint64_t)tr->row0 << 40));
+            CT_TRY(ct_model_forward(tr->model, tr->inputs, tr->targets, NULL, tr->rows, T, &loss));
+            ct_dp_arm(tr->dp, micro == accum - 1);
+            CT_TRY(ct_model_backward(tr->model, scale));
+            aux = ct_model_aux_loss(tr->model);
+        }
         loss_sum += loss;
-        aux_sum += ct_model_aux_loss(tr->model);
+        aux_sum += aux;
     }
     ct_model_set_training(tr->model, 0, 0);
     CT_TRY(ct_dp_finish(tr->dp));
+    if (tr->pipe) { /* the mean bubble over the stages */
+        float w = (float)pipe_wait;
+        CT_TRY(ct_comm_allreduce(tr->world, CT_AXIS_PIPELINE, &w, 1));
+        pipe_wait = w / (float)ct_model_stages(tr->model);
+    }
     float loss = (float)(loss_sum / accum), aux = (float)(aux_sum / accum);
     CT_TRY(ct_dp_mean(tr->dp, &loss));
     CT_TRY(ct_dp_mean(tr->dp, &aux));
@@ -221,7 +268,7 @@ ct_status ct_trainer_step(ct_trainer *tr, ct_step_stats *st) {
         bytes += sent;
         if (a == CT_AXIS_EXPERT) expert_bytes = sent;
     }
-    if (st) *st = (ct_step_stats){loss, aux, lr, norm, ct_now() - t0, bytes, expert_bytes};
+    if (st) *st = (ct_step_stats){loss, aux, lr, norm, ct_now() - t0, bytes, expert_bytes, pipe_wait};
     return CT_OK;
 }
 
@@ -236,8 +283,9 @@ ct_status ct_trainer_evaluate(ct_trainer *tr, float *val_loss) {
     for (; n < batches; n++) {
         float loss;
         CT_TRY(ct_loader_next_rows(tr->val, tr->row0, tr->rows, tr->inputs, tr->targets));
-        CT_TRY(ct_model_forward(tr->model, tr->inputs, tr->targets, NULL, tr->rows,
-                                ct_config_train_seq_len(&tr->cfg), &loss));
+        if (tr->pipe) CT_TRY(ct_pipe_eval(tr->pipe, tr->inputs, tr->targets, &loss));
+        else CT_TRY(ct_model_forward(tr->model, tr->inputs, tr->targets, NULL, tr->rows,
+                                     ct_config_train_seq_len(&tr->cfg), &loss));
         sum += loss;
     }
     *val_loss = (float)(sum / n);

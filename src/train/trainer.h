@@ -15,6 +15,8 @@ typedef struct ct_step_stats {
     double seconds;
     double comm_bytes;   /* sent by this rank during the step, over every parallel axis */
     double expert_bytes; /* of those, the MoE all-to-all exchanges (expert axis) */
+    double pipe_wait;    /* pipeline stages: seconds a stage waited for its neighbours (the
+                          * bubble), the mean over the stages */
 } ct_step_stats;
 
 typedef struct ct_world ct_world;

@@ -7,12 +7,17 @@
 #include "parallel/dp.h"
 #include "train/checkpoint.h"
 #include "train/optim.h"
+#include "train/pipeline.h"
 #include "train/trainer.h"
 
 /* Streams a checkpoint's tensors between the ranks' pieces and the whole tensors the files
  * hold (ckpt_stream.c). */
 typedef struct ct_ckpt_stream {
     struct ct_trainer *tr;
+    ct_model *table;   /* the one-process table: the checkpoint's tensors, in order */
+    size_t n;          /* its tensors */
+    int *local;        /* [n]: the index of each in this rank's model, -1 if another stage's */
+    int *owner;        /* [n]: the pipeline stage that saves it */
     size_t calls;      /* gets of the save in progress */
     float *full, *parts; /* scratch: [largest tensor] each */
     ct_ckpt_io io;
@@ -24,6 +29,7 @@ struct ct_trainer {
     ct_dp *dp;
     int rows, row0;   /* this rank's rows of each global micro-batch */
     ct_model *model;
+    ct_pipe *pipe;    /* pipeline stages: the schedule; NULL with one stage */
     ct_adamw *opt;
     ct_loader *train, *val;
     int64_t step;
@@ -46,8 +52,8 @@ const ct_ckpt_io *ct_ckpt_stream_io(ct_ckpt_stream *cs);
 ct_status ct_ckpt_stream_finish(ct_ckpt_stream *cs, int with_moments);
 
 /* Fills out[ct_model_num_tensors(m)] with the model's table in checkpoint form: whole
- * (logical) shapes; offsets into this rank's buffer, which only a one-rank model's flat
- * view may use. */
+ * (logical) shapes; offsets into m's buffer, which only a one-rank model's flat view may
+ * use. */
 void ct_model_ckpt_table(const ct_model *m, ct_ckpt_tensor *out);
 
 #endif
