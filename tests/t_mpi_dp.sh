@@ -19,7 +19,7 @@ for np in 2 4; do
         weights_close "$SCRATCH/single" "$SCRATCH/d$np-z$zero"
     done
 done
-grep -q "parallel: 4 ranks, data 4 x tensor 1 (experts over 1), ZeRO stage 2" "$SCRATCH/d4-z2.log" || fail "no parallel banner"
+grep -q "parallel: 4 ranks, data 4 x tensor 1 x pipeline 1 (experts over 1), ZeRO stage 2" "$SCRATCH/d4-z2.log" || fail "no parallel banner"
 # both ways of moving reductions during backward: a progress thread, and polls
 run 2 d2-z0-thread parallel.zero=0 parallel.overlap=thread
 run 2 d2-z2-poll parallel.zero=2 parallel.overlap=poll

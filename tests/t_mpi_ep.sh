@@ -30,7 +30,7 @@ for layout in "2 2 1 0" "4 4 1 0" "4 2 1 0" "4 2 2 0" "4 2 1 1"; do
     close "$SCRATCH/single" "$SCRATCH/$name" $LOSS_TOL
     weights_close "$SCRATCH/single" "$SCRATCH/$name"
 done
-grep -q "data 2 x tensor 2 (experts over 2)" "$SCRATCH/n4-e2-t2-z0.log" || fail "no hybrid banner"
+grep -q "data 2 x tensor 2 x pipeline 1 (experts over 2)" "$SCRATCH/n4-e2-t2-z0.log" || fail "no hybrid banner"
 
 run 2 half parallel.expert=2 run.stop_at_step=5
 for d in e4 one same; do cp -r "$SCRATCH/half" "$SCRATCH/half-$d"; done

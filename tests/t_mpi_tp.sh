@@ -28,7 +28,7 @@ for layout in "2 1" "4 1" "4 2"; do
         weights_close "$SCRATCH/single" "$SCRATCH/$name"
     done
 done
-grep -q "parallel: 4 ranks, data 2 x tensor 2 (experts over 1), ZeRO stage 2" "$SCRATCH/d2-t2-z2.log" || fail "no parallel banner"
+grep -q "parallel: 4 ranks, data 2 x tensor 2 x pipeline 1 (experts over 1), ZeRO stage 2" "$SCRATCH/d2-t2-z2.log" || fail "no parallel banner"
 grep -q -- "--- sample at step 10 ---" "$SCRATCH/d2-t2-z2.log" || fail "no sample from the tensor-parallel run"
 
 moe="model.moe_every=2 moe.n_experts=4 moe.top_k=2 moe.d_hidden=64"
