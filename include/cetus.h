@@ -219,10 +219,12 @@ ct_status ct_model_moe_stats(const ct_model *m, int layer, ct_moe_stats *out);
  * then the embeddings. Data parallelism starts reducing a range while backward goes on. */
 typedef void (*ct_grad_ready_fn)(size_t offset, size_t count, void *ctx);
 void ct_model_set_grad_hook(ct_model *m, ct_grad_ready_fn fn, void *ctx);
-/* Called between the large products of backward (several times per block), so that
- * reductions started by the grad hook keep moving while backward computes. */
+/* Called between the large products of forward and backward (several times per block), so
+ * that reductions started by the grad hook, and pipeline messages, keep moving while the
+ * model computes. */
 typedef void (*ct_progress_fn)(void *ctx);
 void ct_model_set_progress_hook(ct_model *m, ct_progress_fn fn, void *ctx);
+void ct_model_get_progress_hook(const ct_model *m, ct_progress_fn *fn, void **ctx);
 
 /* Sums of squares of this rank's gradients in the flat range [lo, hi): of the tensors split
  * over the tensor ranks (sum *split over those ranks), of those split over the expert ranks

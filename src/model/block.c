@@ -95,7 +95,9 @@ float ct_block_forward(const ct_block_params *p, ct_block_acts *a, const float *
     float aux = 0.0f;
     ct_layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, x, p->ln1_w, p->ln1_b, N, C);
     ct_matmul_forward(a->qkv, a->ln1, p->qkv_w, p->qkv_b, N, C, 3 * l.C);
+    poll(d);
     ct_attention_forward(a->att, a->probs, a->qkv, prefix_len, d.B, d.T, l.C, l.H);
+    poll(d);
     ct_matmul_forward(y, a->att, p->proj_w, row_bias(d, p->proj_b), N, l.C, C); /* y as scratch */
     tp_sum(d, y, NC);
     residual_add(a->res2, x, y, NC);
@@ -108,6 +110,7 @@ float ct_block_forward(const ct_block_params *p, ct_block_acts *a, const float *
                              ffn->training, NULL);
     } else {
         ct_matmul_forward(a->fc, a->ln2, p->fc_w, p->fc_b, N, C, l.F);
+        poll(d);
         ct_gelu_forward(a->gelu, a->fc, (size_t)N * l.F);
         ct_matmul_forward(y, a->gelu, p->out_w, row_bias(d, p->out_b), N, l.F, C);
         tp_sum(d, y, NC);

@@ -110,6 +110,11 @@ void ct_model_set_grad_hook(ct_model *m, ct_grad_ready_fn fn, void *ctx) {
     m->grad_hook_ctx = ctx;
 }
 
+void ct_model_get_progress_hook(const ct_model *m, ct_progress_fn *fn, void **ctx) {
+    *fn = m->progress_hook;
+    *ctx = m->progress_ctx;
+}
+
 void ct_model_set_progress_hook(ct_model *m, ct_progress_fn fn, void *ctx) {
     m->progress_hook = fn;
     m->progress_ctx = ctx;

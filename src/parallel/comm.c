@@ -46,6 +46,8 @@ static void begin(ct_world *w, ct_request *r, int op, ct_axis axis) {
 
 static ct_status finish(ct_world *w, ct_request *r) {
     ct_world_release_scratch(w, r->slot);
+    free(r->segs);
+    r->segs = NULL;
     r->slot = -1;
     r->op = OP_NONE;
     return CT_OK;
@@ -56,6 +58,10 @@ static void drop(ct_world *w, ct_request *r) {
     if (r->mpi[1] != MPI_REQUEST_NULL) MPI_Cancel(&r->mpi[1]);
     for (int i = 0; i < 2; i++)
         if (r->mpi[i] != MPI_REQUEST_NULL) MPI_Request_free(&r->mpi[i]);
+    for (long i = r->step; r->segs && i < r->steps; i++) {
+        if (r->op == OP_RECV) MPI_Cancel(&r->segs[i]);
+        if (r->segs[i] != MPI_REQUEST_NULL) MPI_Request_free(&r->segs[i]);
+    }
     finish(w, r);
 }
 
@@ -278,21 +284,47 @@ static ct_status post_coll(ct_world *w, ct_request *r) {
 
 /* ---- progress and waiting -------------------------------------------------------------- */
 
-/* Point-to-point: one message per step (only messages past INT_MAX floats take several),
- * on the axis's own point-to-point communicator (so user tags never meet the collectives'
- * tags). */
+/* Point-to-point: the message goes as segments of w->segment floats, every one posted at
+ * the start (MPI keeps messages of one tag in order), on the axis's own point-to-point
+ * communicator (so user tags never meet the collectives' tags). Each completed segment
+ * counts as movement for ct_comm_wait, so a waiter keeps polling while data flows instead
+ * of napping between the pieces of one large message (which both ends must drive), and a
+ * sender never has to test its request for the rest to go. */
 static ct_status post_p2p(ct_world *w, ct_request *r) {
-    if (r->step >= r->steps) return finish(w, r);
-    size_t at = (size_t)r->step * r->seg, len = min_size(r->seg, r->n - at);
-    MPI_Comm comm = w->p2p[r->axis];
-    int rc;
-    if (r->op == OP_SEND) {
-        rc = MPI_Isend((const float *)r->send + at, (int)len, MPI_FLOAT, r->root, r->tag, comm, &r->mpi[0]);
-        w->counter[r->axis].bytes += len * sizeof(float);
-    } else {
-        rc = MPI_Irecv((float *)r->recv + at, (int)len, MPI_FLOAT, r->root, r->tag, comm, &r->mpi[1]);
+    r->segs = malloc((size_t)r->steps * sizeof *r->segs);
+    if (!r->segs) {
+        finish(w, r);
+        return ct_fail(CT_ENOMEM, "out of memory for a message of %zu floats", r->n);
     }
-    if (rc != MPI_SUCCESS) return fail(w, r, rc, r->op == OP_SEND ? "MPI_Isend" : "MPI_Irecv");
+    MPI_Comm comm = w->p2p[r->axis];
+    for (long i = 0; i < r->steps; i++) {
+        size_t at = (size_t)i * r->seg, len = min_size(r->seg, r->n - at);
+        int rc;
+        if (r->op == OP_SEND) {
+            rc = MPI_Isend((const float *)r->send + at, (int)len, MPI_FLOAT, r->root, r->tag, comm, &r->segs[i]);
+            w->counter[r->axis].bytes += len * sizeof(float);
+        } else {
+            rc = MPI_Irecv((float *)r->recv + at, (int)len, MPI_FLOAT, r->root, r->tag, comm, &r->segs[i]);
+        }
+        if (rc != MPI_SUCCESS) {
+            r->steps = i; /* drop what was posted */
+            return fail(w, r, rc, r->op == OP_SEND ? "MPI_Isend" : "MPI_Irecv");
+        }
+    }
+    return CT_OK;
+}
+
+/* Completes the segments that arrived, in order. */
+static ct_status progress_p2p(ct_world *w, ct_request *r, int *done, int *moved) {
+    while (r->step < r->steps) {
+        int flag = 0, rc = MPI_Test(&r->segs[r->step], &flag, MPI_STATUS_IGNORE);
+        if (rc != MPI_SUCCESS) return fail(w, r, rc, "waiting for a message");
+        if (!flag) break;
+        r->step++;
+        *moved = 1;
+    }
+    if (r->step == r->steps) finish(w, r);
+    *done = r->op == OP_NONE;
     return CT_OK;
 }
 
@@ -301,7 +333,7 @@ static ct_status post(ct_world *w, ct_request *r) {
     case OP_ALLREDUCE: case OP_REDUCE_SCATTER: case OP_ALLGATHER: return post_ring(w, r);
     case OP_ALLTOALL: return post_a2a(w, r);
     case OP_BCAST: case OP_BARRIER: return post_coll(w, r);
-    case OP_SEND: case OP_RECV: return post_p2p(w, r);
+    case OP_SEND: case OP_RECV: break; /* posted whole at the start */
     }
     return CT_OK;
 }
@@ -309,6 +341,7 @@ static ct_status post(ct_world *w, ct_request *r) {
 /* Completes every step whose messages arrived; *moved = 1 if any did. */
 static ct_status progress(ct_world *w, ct_request *r, int *done, int *moved) {
     *moved = 0;
+    if (r->op == OP_SEND || r->op == OP_RECV) return progress_p2p(w, r, done, moved);
     while (r->op != OP_NONE) {
         int flag = 0;
         MPI_Status st[2];
@@ -320,7 +353,7 @@ static ct_status progress(ct_world *w, ct_request *r, int *done, int *moved) {
         if (!flag) break;
         *moved = 1;
         if (r->op == OP_ALLTOALL) CT_TRY(complete_a2a(w, r, &st[1]));
-        else if (r->op == OP_BCAST || r->op == OP_BARRIER || r->op == OP_SEND || r->op == OP_RECV) r->step++;
+        else if (r->op == OP_BCAST || r->op == OP_BARRIER) r->step++;
         else complete_ring(w, r);
         if (r->op != OP_NONE) CT_TRY(post(w, r));
     }
@@ -507,8 +540,7 @@ static ct_status p2p_start(ct_world *w, int op, ct_axis axis, int peer, int tag,
     req->send = send;
     req->recv = recv;
     req->n = n;
-    req->seg = INT_MAX; /* one message (MPI moves it on its own); segments only past INT_MAX,
-                         * so a send never waits for its own request to be tested */
+    req->seg = w->segment; /* see post_p2p */
     req->steps = (long)((n + req->seg - 1) / req->seg);
     return post_p2p(w, req);
 }

@@ -175,6 +175,7 @@ size_t ct_split_offset(const ct_split *s, int coord);
  * (every _start fills it), and a completed request may be reused at once. */
 typedef struct ct_request {
     MPI_Request mpi[2];  /* send and receive of the current step */
+    MPI_Request *segs;   /* point-to-point: one per segment, all posted at the start */
     int op, axis, tag, slot, root;
     long step, steps;
     size_t n, seg, max_block, sent, received, expect;

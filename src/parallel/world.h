@@ -7,7 +7,7 @@
 #include "core/core.h"
 #include <pthread.h>
 
-enum { CT_COMM_SEGMENT = 1 << 18 }; /* floats per message by default (1 MiB) */
+enum { CT_COMM_SEGMENT = 1 << 16 }; /* floats per message by default (1 MiB) */
 
 typedef struct ct_scratch { float *buf; size_t cap; int busy; } ct_scratch;
 

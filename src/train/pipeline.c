@@ -22,7 +22,8 @@ typedef struct inbox {
     int next;          /* index into order of the next one to take */
     float *buf[2];
     ct_request req[2];
-    int posted[2];
+    int posted[2];     /* a receive is in flight (or arrived, not yet taken) */
+    int arrived[2];    /* it completed during a poll */
 } inbox;
 
 struct ct_pipe {
@@ -35,6 +36,9 @@ struct ct_pipe {
     int *fwd_order, *bwd_order;
     inbox in, grad;
     double wait_s;
+    ct_status polled;             /* the first failure seen by a poll */
+    ct_progress_fn chained;       /* the model's progress hook before ours (data parallelism) */
+    void *chained_ctx;
 };
 
 ct_status ct_schedule_parse(const char *text, ct_schedule *out) {
@@ -62,6 +66,7 @@ static ct_status wait_timed(ct_pipe *p, ct_request *r) {
 static ct_status post(ct_pipe *p, inbox *b, int i) {
     int k = b->order[i], at = i & 1;
     b->posted[at] = 1;
+    b->arrived[at] = 0;
     return ct_comm_recv_start(p->w, CT_AXIS_PIPELINE, b->peer, 2 * k + b->dir, b->buf[at], p->boundary,
                               &b->req[at]);
 }
@@ -76,7 +81,7 @@ static ct_status inbox_start(ct_pipe *p, inbox *b) {
 static ct_status take(ct_pipe *p, inbox *b, int k, const float **x) {
     int i = b->next++, at = i & 1;
     CT_ASSERT(b->order[i] == k && b->posted[at]);
-    CT_TRY(wait_timed(p, &b->req[at]));
+    if (!b->arrived[at]) CT_TRY(wait_timed(p, &b->req[at]));
     b->posted[at] = 0;
     if (i + 1 < p->micro) CT_TRY(post(p, b, i + 1));
     *x = b->buf[at];
@@ -89,8 +94,37 @@ static ct_status settle(ct_pipe *p, slot *s) {
     return CT_OK;
 }
 
+/* Between the products of forward and backward (the model's progress hook): tests every
+ * message in flight, so that sends and receives move while this stage computes (a large
+ * message moves only while both ends call into MPI), then runs the hook it displaced. */
+static void test_one(ct_pipe *p, ct_request *r, int *busy, int *done_flag) {
+    int done = 0;
+    if (p->polled != CT_OK) return;
+    p->polled = ct_comm_test(p->w, r, &done);
+    if (p->polled == CT_OK && done) {
+        if (busy) *busy = 0;
+        if (done_flag) *done_flag = 1;
+    }
+}
+
+static void on_progress(void *ctx) {
+    ct_pipe *p = ctx;
+    for (int i = 0; i < p->n_slots; i++) {
+        slot *s = &p->slots[i];
+        if (s->out_busy) test_one(p, &s->out_req, &s->out_busy, NULL);
+        if (s->dx_busy) test_one(p, &s->dx_req, &s->dx_busy, NULL);
+    }
+    inbox *boxes[2] = {&p->in, &p->grad};
+    for (int b = 0; b < 2; b++)
+        for (int at = 0; at < 2; at++)
+            if (boxes[b]->posted[at] && !boxes[b]->arrived[at])
+                test_one(p, &boxes[b]->req[at], NULL, &boxes[b]->arrived[at]);
+    if (p->chained) p->chained(p->chained_ctx);
+}
+
 void ct_pipe_free(ct_pipe *p) {
     if (!p) return;
+    ct_model_set_progress_hook(p->m, p->chained, p->chained_ctx);
     for (int i = 0; i < p->n_slots && p->slots; i++) {
         settle(p, &p->slots[i]);
         if (i > 0) ct_model_free(p->slots[i].m);
@@ -138,6 +172,8 @@ ct_status ct_pipe_create(ct_pipe **out, ct_world *w, ct_model *m, ct_schedule sc
     p->boundary = (size_t)p->mrows * (size_t)T * (size_t)ct_model_get_config(m)->d_model;
     int depth = p->stages - p->stage; /* 1F1B: micro-batches in flight here */
     p->n_slots = schedule == CT_SCHEDULE_GPIPE || depth > micro ? micro : depth;
+    ct_model_get_progress_hook(m, &p->chained, &p->chained_ctx);
+    ct_model_set_progress_hook(m, on_progress, p);
     ct_status s = alloc_buffers(p);
     if (s == CT_OK) s = ct_model_ensure_grads(m);
     if (s != CT_OK) { ct_pipe_free(p); return s; }
@@ -188,6 +224,7 @@ static ct_status backward(ct_pipe *p, run *r, int k) {
 
 static ct_status run_schedule(ct_pipe *p, run *r) {
     int M = p->micro;
+    p->polled = CT_OK;
     if (!first_stage(p)) CT_TRY(inbox_start(p, &p->in));
     if (!last_stage(p)) CT_TRY(inbox_start(p, &p->grad));
     if (p->schedule == CT_SCHEDULE_GPIPE) {
@@ -203,7 +240,7 @@ static ct_status run_schedule(ct_pipe *p, run *r) {
         for (int k = M - warmup; k < M; k++) CT_TRY(backward(p, r, k));
     }
     for (int i = 0; i < p->n_slots; i++) CT_TRY(settle(p, &p->slots[i]));
-    return CT_OK;
+    return p->polled;
 }
 
 /* The last stage's loss and every stage's auxiliary loss, summed over the stages. */

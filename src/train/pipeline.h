@@ -32,7 +32,9 @@ const char *ct_schedule_name(ct_schedule s);
 typedef struct ct_pipe ct_pipe;
 
 /* A pipeline over stage model m (rows per rank, sequence length T, `micro` micro-batches;
- * micro must divide rows). */
+ * micro must divide rows). It takes over m's progress hook (create it after data
+ * parallelism, whose hook it then calls) to move its messages while the stage computes;
+ * free it before the data parallelism. */
 ct_status ct_pipe_create(ct_pipe **out, ct_world *w, ct_model *m, ct_schedule schedule, int micro, int rows,
                          int T);
 void ct_pipe_free(ct_pipe *p);

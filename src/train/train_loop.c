@@ -118,18 +118,29 @@ static double moe_json(ct_trainer *tr, char *buf, size_t cap) {
     return layers ? dropped / layers : 0.0;
 }
 
+/* " \"pipe_s\": S, \"pipe_wait_s\": [each stage's]," or "" without pipeline stages. */
+static const char *pipe_json(const ct_step_stats *st, char *buf, size_t cap) {
+    buf[0] = 0;
+    if (!st->pipe_wait) return buf;
+    size_t used = (size_t)snprintf(buf, cap, " \"pipe_s\": %.4f, \"pipe_wait_s\": [", st->pipe_s);
+    for (int s = 0; s < st->stages && used + 32 < cap; s++)
+        used += (size_t)snprintf(buf + used, cap - used, "%s%.4f", s ? ", " : "", (double)st->pipe_wait[s]);
+    snprintf(buf + used, cap - used, "],");
+    return buf;
+}
+
 static void progress(ct_trainer *tr, run_output *o, const ct_step_stats *st, double tok_s, double eta) {
     if (!o->leader) return;
     double mfu = tok_s * ct_model_flops_per_token(tr->model, ct_config_train_seq_len(&tr->cfg)) / o->peak_flops;
-    char moe[8192], moe_text[64] = "";
+    char moe[8192], moe_text[64] = "", pipe[4096];
     double dropped = moe_json(tr, moe, sizeof moe);
     if (tr->cfg.model.moe_every > 0)
         snprintf(moe_text, sizeof moe_text, " | aux %.4f drop %.1f%%", (double)st->aux, 100.0 * dropped);
     metrics_line(o, "{\"step\": %" PRId64 ", \"loss\": %.9g, \"lr\": %.6g, \"grad_norm\": %.4f, "
-                 "\"tokens_per_s\": %.1f, \"mfu\": %.4f, \"step_s\": %.4f, \"comm_bytes\": %.0f, \"expert_bytes\": %.0f, \"pipe_wait_s\": %.4f, "
-                 "\"peak_rss_mb\": %.1f%s%.9g%s%s%s}",
+                 "\"tokens_per_s\": %.1f, \"mfu\": %.4f, \"step_s\": %.4f, \"comm_bytes\": %.0f, "
+                 "\"expert_bytes\": %.0f,%s \"peak_rss_mb\": %.1f%s%.9g%s%s%s}",
                  tr->step, (double)st->loss, (double)st->lr, (double)st->grad_norm, tok_s, mfu, st->seconds,
-                 st->comm_bytes, st->expert_bytes, st->pipe_wait, peak_rss_mb(),
+                 st->comm_bytes, st->expert_bytes, pipe_json(st, pipe, sizeof pipe), peak_rss_mb(),
                  ", \"aux_loss\": ", (double)st->aux, moe[0] ? ", \"moe\": [" : "", moe, moe[0] ? "]" : "");
     int show = o->tty || tr->step % tr->cfg.train.log_interval == 0 || tr->step == tr->cfg.train.steps;
     if (!show) return;

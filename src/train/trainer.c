@@ -144,10 +144,17 @@ static ct_status build_model(ct_trainer *tr) {
     const ct_config *c = &tr->cfg;
     int blocks[CT_MAX_STAGES];
     CT_TRY(ct_config_stage_blocks(c, blocks));
-    CT_TRY(ct_model_create_staged(&tr->model, &c->model, (uint64_t)c->train.seed, tr->world, blocks));
+    return ct_model_create_staged(&tr->model, &c->model, (uint64_t)c->train.seed, tr->world, blocks);
+}
+
+/* The pipeline schedule, after data parallelism (it chains the model's progress hook). */
+static ct_status build_pipeline(ct_trainer *tr) {
+    const ct_config *c = &tr->cfg;
     if (ct_model_stages(tr->model) == 1) return CT_OK;
     ct_schedule schedule;
     CT_TRY(ct_schedule_parse(c->parallel.schedule, &schedule));
+    if (!(tr->pipe_wait = calloc((size_t)ct_model_stages(tr->model), sizeof *tr->pipe_wait)))
+        return ct_fail(CT_ENOMEM, "out of memory");
     return ct_pipe_create(&tr->pipe, tr->world, tr->model, schedule, micro_batches(c, tr->rows), tr->rows,
                           ct_config_train_seq_len(c));
 }
@@ -178,6 +185,7 @@ ct_status ct_trainer_create(ct_trainer **out, const ct_config *cfg, ct_world *wo
     ct_status s = open_loaders(tr);
     if (s == CT_OK) s = build_model(tr);
     if (s == CT_OK) s = build_parallel(tr);
+    if (s == CT_OK) s = build_pipeline(tr);
     if (s == CT_OK) s = build_ckpt_view(tr);
     if (s == CT_OK) {
         char latest[1024];
@@ -196,11 +204,12 @@ void ct_trainer_free(ct_trainer *tr) {
     ct_loader_free(tr->train);
     ct_loader_free(tr->val);
     ct_adamw_free(tr->opt);
+    ct_pipe_free(tr->pipe); /* gives the progress hook back to the data parallelism */
     ct_dp_free(tr->dp);
-    ct_pipe_free(tr->pipe);
     ct_model_free(tr->model);
     ct_ckpt_stream_free(&tr->stream);
     free(tr->ckpt_tensors);
+    free(tr->pipe_wait);
     free(tr->inputs);
     free(tr);
 }
@@ -217,7 +226,7 @@ static ct_status ensure_batch_buffers(ct_trainer *tr) {
 ct_status ct_trainer_step(ct_trainer *tr, ct_step_stats *st) {
     const ct_config *c = &tr->cfg;
     CT_TRY(ensure_batch_buffers(tr));
-    double t0 = ct_now(), loss_sum = 0.0, aux_sum = 0.0, pipe_wait = 0.0;
+    double t0 = ct_now(), loss_sum = 0.0, aux_sum = 0.0, pipe_wait = 0.0, pipe_s = 0.0;
     uint64_t sent0[CT_AXIS_COUNT];
     for (int a = 0; a < CT_AXIS_COUNT; a++) sent0[a] = ct_world_counter(tr->world, a).bytes;
     int accum = c->train.grad_accum, T = ct_config_train_seq_len(c);
@@ -229,8 +238,10 @@ ct_status ct_trainer_step(ct_trainer *tr, ct_step_stats *st) {
                               ((uint64_t)tr->step << 20) ^ (uint64_t)micro;
         CT_TRY(ct_loader_next_rows(tr->train, tr->row0, tr->rows, tr->inputs, tr->targets));
         if (tr->pipe) {
+            double p0 = ct_now();
             CT_TRY(ct_pipe_train(tr->pipe, tr->inputs, tr->targets, scale, noise_seed, tr->row0, tr->dp,
                                  micro == accum - 1, &loss, &aux));
+            pipe_s += ct_now() - p0;
             pipe_wait += ct_pipe_wait_s(tr->pipe);
         } else {
             ct_model_set_training(tr->model, 1, noise_seed ^ ((uint64_t)tr->row0 << 40));
@@ -244,10 +255,9 @@ ct_status ct_trainer_step(ct_trainer *tr, ct_step_stats *st) {
     }
     ct_model_set_training(tr->model, 0, 0);
     CT_TRY(ct_dp_finish(tr->dp));
-    if (tr->pipe) { /* the mean bubble over the stages */
+    if (tr->pipe) { /* every stage's waiting, to the leader */
         float w = (float)pipe_wait;
-        CT_TRY(ct_comm_allreduce(tr->world, CT_AXIS_PIPELINE, &w, 1));
-        pipe_wait = w / (float)ct_model_stages(tr->model);
+        CT_TRY(ct_comm_allgather(tr->world, CT_AXIS_PIPELINE, &w, tr->pipe_wait, 1));
     }
     float loss = (float)(loss_sum / accum), aux = (float)(aux_sum / accum);
     CT_TRY(ct_dp_mean(tr->dp, &loss));
@@ -268,7 +278,8 @@ ct_status ct_trainer_step(ct_trainer *tr, ct_step_stats *st) {
         bytes += sent;
         if (a == CT_AXIS_EXPERT) expert_bytes = sent;
     }
-    if (st) *st = (ct_step_stats){loss, aux, lr, norm, ct_now() - t0, bytes, expert_bytes, pipe_wait};
+    if (st) *st = (ct_step_stats){loss, aux, lr, norm, ct_now() - t0, bytes, expert_bytes, pipe_s,
+                                  tr->pipe ? tr->pipe_wait : NULL, ct_model_stages(tr->model)};
     return CT_OK;
 }
 

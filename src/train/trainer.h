@@ -15,8 +15,12 @@ typedef struct ct_step_stats {
     double seconds;
     double comm_bytes;   /* sent by this rank during the step, over every parallel axis */
     double expert_bytes; /* of those, the MoE all-to-all exchanges (expert axis) */
-    double pipe_wait;    /* pipeline stages: seconds a stage waited for its neighbours (the
-                          * bubble), the mean over the stages */
+    /* pipeline stages: seconds the step spent in the schedule (the same on every stage), and
+     * per stage the seconds it waited there for its neighbours' messages: the bubble (and,
+     * on the lighter stages, the imbalance); NULL with one stage */
+    double pipe_s;
+    const float *pipe_wait; /* [stages], owned by the trainer */
+    int stages;
 } ct_step_stats;
 
 typedef struct ct_world ct_world;

@@ -30,6 +30,7 @@ struct ct_trainer {
     int rows, row0;   /* this rank's rows of each global micro-batch */
     ct_model *model;
     ct_pipe *pipe;    /* pipeline stages: the schedule; NULL with one stage */
+    float *pipe_wait; /* [stages]: each stage's waiting in the last step */
     ct_adamw *opt;
     ct_loader *train, *val;
     int64_t step;
