@@ -192,6 +192,14 @@ const float *ct_model_stage_input_grad(const ct_model *m); /* [B, T, C] (not the
  * into them) and hooks, and has activations (and a training mode, set per view) of its
  * own, so several forwards can wait for their backwards. Free views before m. */
 ct_status ct_model_create_view(ct_model **out, ct_model *m);
+/* Activation recomputation: for each block l with layers[l] != 0 (layers [n_layer]; NULL or
+ * all zero: none) the forward keeps only the block's input and backward recomputes the
+ * block's activations (the same forward again) just before its backward, in one buffer
+ * shared by all such blocks. Results are bit-identical; it costs one more forward of those
+ * blocks. Set it before the model's first pass and before creating views. */
+ct_status ct_model_set_recompute(ct_model *m, const int *layers);
+/* Bytes of activation buffers this model (or view) holds for its last (B, T). */
+size_t ct_model_acts_bytes(const ct_model *m);
 /* Allocates the gradient buffer now (zeroed) instead of at the first backward. */
 ct_status ct_model_ensure_grads(ct_model *m);
 /* Logits of the last forward: [B, T, V] (tensor-parallel: this rank's vocabulary columns,

@@ -251,3 +251,52 @@ Test(model, moe_router_noise_follows_the_seed, .init = setup) {
     cr_assert_neq(a, d, "another seed routes differently");
     ct_model_free(m);
 }
+
+/* One training pass (noise on) of a fresh model with the given recompute mask: loss, aux
+ * loss and gradients out, and its activation bytes. */
+static size_t pass_with_recompute(const ct_model_config *c, const int *layers, float *loss, float *aux,
+                                  float *grads) {
+    ct_model *m;
+    cr_assert_eq(ct_model_create(&m, c, 3), CT_OK);
+    cr_assert_eq(ct_model_set_recompute(m, layers), CT_OK);
+    ct_model_set_training(m, 1, 42);
+    cr_assert_eq(ct_model_forward(m, toks, tgts, NULL, B, T, loss), CT_OK);
+    *aux = ct_model_aux_loss(m);
+    ct_model_zero_grad(m);
+    cr_assert_eq(ct_model_backward(m, 1.0f), CT_OK);
+    memcpy(grads, ct_model_grads(m), ct_model_num_params(m) * sizeof(float));
+    if (c->moe_every > 0) { /* statistics survive the recomputation */
+        ct_moe_stats ms;
+        cr_assert_eq(ct_model_moe_stats(m, 1, &ms), CT_OK);
+        cr_assert(ms.load[0] + ms.load[1] + ms.load[2] + ms.load[3] > 0.99f);
+    }
+    size_t bytes = ct_model_acts_bytes(m);
+    cr_assert_eq(ct_model_set_recompute(m, layers), CT_EINVAL, "changed after a pass");
+    ct_model_free(m);
+    return bytes;
+}
+
+Test(model, recomputation_is_bit_identical_and_saves_activations, .init = setup) {
+    ct_model_config configs[2] = {tiny, tiny_moe()};
+    configs[1].moe.router_noise = 1.0f; /* the recomputed routing must draw the same noise */
+    for (int k = 0; k < 2; k++) {
+        const ct_model_config *c = &configs[k];
+        ct_model *probe;
+        cr_assert_eq(ct_model_create(&probe, c, 3), CT_OK);
+        size_t n = ct_model_num_params(probe);
+        ct_model_free(probe);
+        float *ref = malloc(n * sizeof(float)), *got = malloc(n * sizeof(float)), l0, a0, l1, a1;
+        int none[2] = {0, 0}, masks[2][2] = {{1, 1}, {0, 1}};
+        size_t full = pass_with_recompute(c, none, &l0, &a0, ref);
+        for (int k2 = 0; k2 < 2; k2++) {
+            size_t less = pass_with_recompute(c, masks[k2], &l1, &a1, got);
+            cr_assert_eq(l0, l1, "loss");
+            cr_assert_eq(a0, a1, "aux loss");
+            cr_assert(!memcmp(ref, got, n * sizeof(float)), "gradients differ with recomputation");
+            if (k2 == 0) cr_assert(less < full, "no activation memory saved: %zu vs %zu", less, full);
+            else cr_assert_eq(less, full, "one recomputed block still needs its buffer");
+        }
+        free(ref);
+        free(got);
+    }
+}

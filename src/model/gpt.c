@@ -152,7 +152,7 @@ static ct_status init_params(ct_model *m, uint64_t seed) {
     size_t most = 0;
     for (size_t i = 0; i < whole->n_tensors; i++)
         if (whole->tensors[i].full_numel > most) most = whole->tensors[i].full_numel;
-    if (!(full = ct_alloc(most * sizeof(float), "initialisation buffer"))) {
+    if (!(full = ct_alloc_in(CT_TIER_HOST, most * sizeof(float), "initialisation buffer"))) {
         if (whole != m) ct_model_free(whole);
         return CT_ENOMEM;
     }
@@ -336,6 +336,9 @@ ct_status ct_model_create_view(ct_model **out, ct_model *base) {
     v->ep_acts = NULL;
     v->ep_buf = NULL;
     v->ep_buf_cap = 0;
+    v->moe_snap = NULL;
+    v->snap_load = NULL;
+    v->snap_kept = NULL;
     v->has_targets = v->prefix_set = v->logits_are_grads = 0;
     v->B = v->T = 0; /* nothing from the base's last pass: layout_acts sets these */
     v->res = v->lnf = v->lnf_mean = v->lnf_rstd = v->logits = v->lse = v->dres = NULL;
@@ -358,6 +361,9 @@ static void free_pass_state(ct_model *m) {
     free(m->ep_acts);
     free(m->tokens);
     free(m->block_acts);
+    free(m->moe_snap);
+    free(m->snap_load);
+    free(m->snap_kept);
 }
 
 void ct_model_free(ct_model *m) {
@@ -371,6 +377,7 @@ void ct_model_free(ct_model *m) {
     free(m->blocks);
     free(m->block_grads);
     free(m->layer_first);
+    free(m->recompute);
     free(m);
 }
 

@@ -55,6 +55,14 @@ struct ct_model {
     ct_moe_ep_acts *ep_acts; /* [n_layer]: the expert side of each MoE block */
     void *ep_buf;
     size_t ep_buf_cap;
+    /* activation recomputation: recompute[l] = 1 keeps only block l's input (its residual
+     * stream entry) and recomputes the rest in backward, in one buffer shared by all such
+     * blocks; their MoE statistics are kept from the forward (owned by the base model;
+     * NULL: none) */
+    unsigned char *recompute;
+    ct_moe_stats *moe_snap;  /* [n_layer], per pass state */
+    float *snap_load;        /* [n_layer, E] */
+    int32_t *snap_kept;      /* [n_layer, E] */
 };
 
 /* 1 if block l has an MoE feed-forward. */

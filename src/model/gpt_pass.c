@@ -28,9 +28,24 @@ static ct_dims model_dims(const ct_model *m, int B, int T) {
     return (ct_dims){B, T, m->cfg.d_model, m->cfg.n_head, &m->tp};
 }
 
+static int recomputed(const ct_model *m, int l) { return m->recompute && m->recompute[l]; }
+
+/* Floats of the blocks' activations: each kept block its own, the recomputed ones one
+ * buffer (the largest of theirs) in turn. */
+static size_t blocks_acts_size(const ct_model *m, ct_dims d, size_t *shared) {
+    size_t own = 0;
+    *shared = 0;
+    for (int l = m->l0; l < m->l1; l++) {
+        size_t n = ct_block_acts_size(d, layer_moe(m, l));
+        if (!recomputed(m, l)) own += n;
+        else if (n > *shared) *shared = n;
+    }
+    return own + *shared;
+}
+
 static size_t acts_size(const ct_model *m, ct_dims d, int threads) {
-    size_t N = (size_t)d.B * d.T, C = (size_t)d.C, L = stage_blocks(m), blocks = 0;
-    for (int l = m->l0; l < m->l1; l++) blocks += ct_block_acts_size(d, layer_moe(m, l));
+    size_t N = (size_t)d.B * d.T, C = (size_t)d.C, L = stage_blocks(m), shared;
+    size_t blocks = blocks_acts_size(m, d, &shared);
     return (L + 1) * N * C + blocks + ct_block_scratch_size(d, threads, model_moe(m)) +
            N * C + 3 * N + N * (size_t)local_vocab(m) + N * C;
 }
@@ -57,6 +72,28 @@ static ct_status layout_expert_sides(ct_model *m, int N) {
     return CT_OK;
 }
 
+/* Room for the MoE statistics of recomputed blocks, taken at forward time. */
+static ct_status alloc_snapshots(ct_model *m) {
+    size_t L = (size_t)m->cfg.n_layer, E = (size_t)m->cfg.moe.n_experts;
+    m->moe_snap = calloc(L, sizeof *m->moe_snap);
+    m->snap_load = calloc(L * E, sizeof *m->snap_load);
+    m->snap_kept = calloc(L * E, sizeof *m->snap_kept);
+    if (!m->moe_snap || !m->snap_load || !m->snap_kept)
+        return ct_fail(CT_ENOMEM, "out of memory for MoE statistics");
+    return CT_OK;
+}
+
+static void snapshot_moe(ct_model *m, int l) {
+    size_t E = (size_t)m->cfg.moe.n_experts;
+    ct_moe_stats st;
+    ct_moe_stats_get(&m->cfg.moe, &m->block_acts[l].moe, &st);
+    memcpy(m->snap_load + (size_t)l * E, st.load, E * sizeof(float));
+    memcpy(m->snap_kept + (size_t)l * E, st.kept, E * sizeof(int32_t));
+    st.load = m->snap_load + (size_t)l * E;
+    st.kept = m->snap_kept + (size_t)l * E;
+    m->moe_snap[l] = st;
+}
+
 static ct_status layout_acts(ct_model *m, int B, int T) {
     ct_dims d = model_dims(m, B, T);
     int threads = omp_get_max_threads();
@@ -76,12 +113,19 @@ static ct_status layout_acts(ct_model *m, int B, int T) {
         m->prefix = m->tokens + 2 * N;
         m->ints_cap = N;
     }
-    float *p = m->acts;
+    float *p = m->acts, *shared = NULL;
     m->res = p; p += (stage_blocks(m) + 1) * N * C; /* res[i]: input of block l0 + i */
     for (int l = m->l0; l < m->l1; l++) {
+        if (recomputed(m, l)) continue;
         ct_block_acts_layout(&m->block_acts[l], p, d, layer_moe(m, l));
         p += ct_block_acts_size(d, layer_moe(m, l));
     }
+    size_t shared_size;
+    blocks_acts_size(m, d, &shared_size);
+    shared = p;
+    p += shared_size;
+    for (int l = m->l0; l < m->l1; l++)
+        if (recomputed(m, l)) ct_block_acts_layout(&m->block_acts[l], shared, d, layer_moe(m, l));
     ct_block_scratch_layout(&m->scratch, p, d, threads, model_moe(m));
     p += ct_block_scratch_size(d, threads, model_moe(m));
     m->lnf = p; p += N * C;
@@ -91,6 +135,7 @@ static ct_status layout_acts(ct_model *m, int B, int T) {
     m->logits = p; p += N * (size_t)local_vocab(m);
     m->dres = p;
     if (m->ep_ranks > 1) CT_TRY(layout_expert_sides(m, (int)N));
+    if (m->recompute && m->cfg.moe_every > 0 && !m->moe_snap) CT_TRY(alloc_snapshots(m));
     m->B = B;
     m->T = T;
     m->threads = threads;
@@ -140,7 +185,8 @@ ct_status ct_model_moe_stats(const ct_model *m, int layer, ct_moe_stats *out) {
         return ct_fail(CT_EINVAL, "block %d has no MoE layer", layer);
     if (layer < m->l0 || layer >= m->l1)
         return ct_fail(CT_EINVAL, "block %d is on another pipeline stage", layer);
-    ct_moe_stats_get(&m->cfg.moe, &m->block_acts[layer].moe, out);
+    if (recomputed(m, layer)) *out = m->moe_snap[layer]; /* its activations are gone */
+    else ct_moe_stats_get(&m->cfg.moe, &m->block_acts[layer].moe, out);
     return CT_OK;
 }
 
@@ -228,6 +274,7 @@ ct_status ct_model_forward_stage(ct_model *m, const int32_t *tokens, const int32
         size_t i = (size_t)(l - m->l0);
         m->aux_loss += ct_block_forward(&m->blocks[l], &m->block_acts[l], m->res + i * N * C,
                                         m->res + (i + 1) * N * C, prefix, d, &ffn);
+        if (recomputed(m, l) && ffn.moe) snapshot_moe(m, l);
     }
     if (m->has_head) {
         float l = head_forward(m, targets, N);
@@ -241,6 +288,22 @@ const float *ct_model_stage_output(const ct_model *m) {
 }
 
 const float *ct_model_stage_input_grad(const ct_model *m) { return m->dres; }
+
+ct_status ct_model_set_recompute(ct_model *m, const int *layers) {
+    if (m->base || m->acts)
+        return ct_fail(CT_EINVAL, "activation recomputation must be chosen before the model's first pass "
+                       "and its views");
+    int any = 0;
+    for (int l = 0; layers && l < m->cfg.n_layer; l++) any |= layers[l] != 0;
+    free(m->recompute);
+    m->recompute = NULL;
+    if (!any) return CT_OK;
+    if (!(m->recompute = calloc((size_t)m->cfg.n_layer, 1))) return ct_fail(CT_ENOMEM, "out of memory");
+    for (int l = 0; l < m->cfg.n_layer; l++) m->recompute[l] = layers[l] != 0;
+    return CT_OK;
+}
+
+size_t ct_model_acts_bytes(const ct_model *m) { return m->acts_cap * sizeof(float) + m->ep_buf_cap; }
 
 ct_status ct_model_ensure_grads(ct_model *m) {
     if (m->grads) return CT_OK;
@@ -297,6 +360,9 @@ ct_status ct_model_backward_stage(ct_model *m, float grad_scale, const float *dy
     size_t end = m->has_head ? m->lnf_first : m->n_tensors; /* past this stage's last block */
     for (int l = m->l1 - 1; l >= m->l0; l--) {
         ct_block_ffn ffn = block_ffn(m, l);
+        if (recomputed(m, l)) /* the same forward again (same noise): its output is unchanged */
+            (void)ct_block_forward(&m->blocks[l], &m->block_acts[l], m->res + (size_t)(l - m->l0) * N * C,
+                                   m->res + (size_t)(l - m->l0 + 1) * N * C, prefix, d, &ffn);
         ct_block_backward(&m->blocks[l], &m->block_grads[l], &m->block_acts[l],
                           m->res + (size_t)(l - m->l0) * N * C, m->dres, &m->scratch, prefix, d, &ffn,
                           grad_scale);
