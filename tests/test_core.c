@@ -70,5 +70,27 @@ Test(core, allocator_failure_is_reported) {
     cr_assert_not_null(p);
     cr_assert_null(q);
     cr_assert(strstr(ct_last_error(), "second buffer") != NULL, "%s", ct_last_error());
-    free(p);
+    ct_free(p);
+}
+
+Test(core, compute_budget_refuses_past_it_and_counts_frees) {
+    size_t base = ct_tier_in_use(CT_TIER_COMPUTE);
+    ct_tier_set_budget(base + (3u << 20));
+    void *a = ct_alloc(2u << 20, "two");
+    cr_assert_not_null(a);
+    cr_assert_eq(ct_tier_in_use(CT_TIER_COMPUTE), base + (2u << 20));
+    void *b = ct_alloc(2u << 20, "activations");
+    cr_assert_null(b, "past the budget");
+    cr_assert(strstr(ct_last_error(), "memory.compute_budget = ") && strstr(ct_last_error(), "for activations"),
+              "%s", ct_last_error());
+    void *h = ct_alloc_in(CT_TIER_HOST, 8u << 20, "offloaded state"); /* the host tier has no budget */
+    cr_assert_not_null(h);
+    ct_free(a);
+    cr_assert_eq(ct_tier_in_use(CT_TIER_COMPUTE), base);
+    void *c = ct_alloc(2u << 20, "after a free");
+    cr_assert_not_null(c);
+    cr_assert(ct_tier_peak(CT_TIER_COMPUTE) >= base + (2u << 20));
+    ct_free(c);
+    ct_free(h);
+    ct_tier_set_budget(0);
 }

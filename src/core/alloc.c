@@ -1,8 +1,12 @@
-/* alloc.c: the pluggable allocator. All large buffers go through ct_alloc so tests can inject
- * failures and later memory tiers can supply their own memory. */
+/* alloc.c: the pluggable allocator and the memory tiers' accounting. All large buffers go
+ * through ct_alloc (compute tier) or ct_alloc_in (a tier named), so tests can inject
+ * failures and the compute tier can hold a byte budget: each buffer carries a 64-byte
+ * header with its size and tier, counted in and out. */
 #define _DEFAULT_SOURCE /* madvise */
 #include "core.h"
+#include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -22,11 +26,57 @@ void ct_set_allocator(const ct_allocator *a) {
     else current = (ct_allocator){default_alloc, default_free, NULL};
 }
 
-void *ct_alloc(size_t bytes, const char *what) {
-    void *p = current.alloc(bytes, current.ctx);
-    if (!p) ct_fail(CT_ENOMEM, "out of memory allocating %zu bytes for %s", bytes, what);
-    return p;
+enum { HEADER = 64 };
+typedef struct header { size_t bytes; int tier; } header;
+
+static atomic_size_t in_use[CT_TIER_COUNT], peak[CT_TIER_COUNT];
+static size_t budget; /* compute tier; 0: none */
+
+void ct_tier_set_budget(size_t bytes) { budget = bytes; }
+size_t ct_tier_budget(void) { return budget; }
+size_t ct_tier_in_use(ct_tier t) { return atomic_load(&in_use[t]); }
+size_t ct_tier_peak(ct_tier t) { return atomic_load(&peak[t]); }
+void ct_tier_reset_peak(void) {
+    for (int t = 0; t < CT_TIER_COUNT; t++) atomic_store(&peak[t], atomic_load(&in_use[t]));
 }
+
+const char *ct_format_bytes(size_t bytes, char *buf, size_t cap) {
+    if (bytes >= ((size_t)1 << 30)) snprintf(buf, cap, "%.2f GiB", (double)bytes / (double)(1u << 30));
+    else snprintf(buf, cap, "%.1f MiB", (double)bytes / (double)(1u << 20));
+    return buf;
+}
+
+/* Counts bytes into tier t; refuses (0) past the compute budget. */
+static int count_in(ct_tier t, size_t bytes, const char *what) {
+    size_t now = atomic_fetch_add(&in_use[t], bytes) + bytes;
+    if (t == CT_TIER_COMPUTE && budget && now > budget) {
+        atomic_fetch_sub(&in_use[t], bytes);
+        char b[32], n[32], u[32], was[32];
+        ct_fail(CT_ENOMEM, "memory.compute_budget = %s: allocating %s for %s would bring the compute tier to %s "
+                "(%s in use); offload state to the host or disk (offload.*), recompute activations "
+                "(memory.recompute) or raise the budget", ct_format_bytes(budget, b, sizeof b),
+                ct_format_bytes(bytes, n, sizeof n), what, ct_format_bytes(now, u, sizeof u),
+                ct_format_bytes(now - bytes, was, sizeof was));
+        return 0;
+    }
+    for (size_t p = atomic_load(&peak[t]); now > p && !atomic_compare_exchange_weak(&peak[t], &p, now);) {}
+    return 1;
+}
+
+void *ct_alloc_in(ct_tier tier, size_t bytes, const char *what) {
+    CT_ASSERT(tier >= 0 && tier < CT_TIER_COUNT);
+    if (!count_in(tier, bytes, what)) return NULL;
+    char *p = current.alloc(bytes + HEADER, current.ctx);
+    if (!p) {
+        atomic_fetch_sub(&in_use[tier], bytes);
+        ct_fail(CT_ENOMEM, "out of memory allocating %zu bytes for %s", bytes, what);
+        return NULL;
+    }
+    *(header *)p = (header){bytes, tier};
+    return p + HEADER;
+}
+
+void *ct_alloc(size_t bytes, const char *what) { return ct_alloc_in(CT_TIER_COMPUTE, bytes, what); }
 
 /* The whole pages inside [p, p + bytes): [*a, *e), empty when none. */
 static void inner_pages(void *p, size_t bytes, uintptr_t *a, uintptr_t *e) {
@@ -64,5 +114,9 @@ void *ct_calloc(size_t bytes, const char *what) {
 }
 
 void ct_free(void *p) {
-    if (p) current.free(p, current.ctx);
+    if (!p) return;
+    char *base = (char *)p - HEADER;
+    const header *h = (const header *)base;
+    atomic_fetch_sub(&in_use[h->tier], h->bytes);
+    current.free(base, current.ctx);
 }

@@ -33,7 +33,21 @@ typedef struct ct_allocator {
     void *ctx;
 } ct_allocator;
 void ct_set_allocator(const ct_allocator *a); /* NULL restores the default */
-void *ct_alloc(size_t bytes, const char *what);  /* uninitialised, 64-byte aligned */
+void *ct_alloc(size_t bytes, const char *what);  /* uninitialised, 64-byte aligned; compute tier */
+
+/* Memory tiers. Every ct_alloc buffer is counted in the compute tier (where the model
+ * computes: a GPU's memory; on this CPU backend an accounted share of RAM), whose byte budget
+ * (memory.compute_budget; 0 = none) makes an allocation past it fail with a message naming
+ * the budget. Host-tier buffers (offloaded state) are counted apart, without a budget. */
+typedef enum ct_tier { CT_TIER_COMPUTE, CT_TIER_HOST, CT_TIER_COUNT } ct_tier;
+void *ct_alloc_in(ct_tier tier, size_t bytes, const char *what);
+void ct_tier_set_budget(size_t bytes);
+size_t ct_tier_budget(void);
+size_t ct_tier_in_use(ct_tier t);
+size_t ct_tier_peak(ct_tier t);   /* the most in use since the start or the last reset */
+void ct_tier_reset_peak(void);
+/* "12.3 MiB" / "1.50 GiB" into buf. */
+const char *ct_format_bytes(size_t bytes, char *buf, size_t cap);
 void *ct_calloc(size_t bytes, const char *what); /* zeroed (untouched pages: see below) */
 /* Hands the whole pages inside [p, p + bytes) back to the system: they take no memory and
  * read as zeros until written again; the bytes on partial pages at the edges are left as

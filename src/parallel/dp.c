@@ -292,7 +292,7 @@ static ct_status global_norm(ct_dp *dp, float *norm) {
 
 ct_status ct_dp_adamw_step(ct_dp *dp, ct_adamw *o, float lr, const ct_adamw_config *c, float *norm) {
     CT_TRY(global_norm(dp, norm));
-    ct_adamw_update(o, dp->m, lr, ct_clip_scale(*norm, c), c);
+    CT_TRY(ct_adamw_update(o, dp->m, lr, ct_clip_scale(*norm, c), c));
     if (dp->zero == 0 || dp->shard_ranks == 1) return CT_OK;
     float *p = ct_model_params(dp->m);
     return ct_comm_allgatherv(dp->w, dp->shards, p + ct_split_offset(dp->shards, dp->shard_me), p);

@@ -44,7 +44,7 @@ ct_status ct_ckpt_stream_init(ct_ckpt_stream *cs, ct_trainer *tr) {
     for (size_t i = 0; i < cs->n; i++)
         if (ct_model_tensor(cs->table, i)->full_numel > most) most = ct_model_tensor(cs->table, i)->full_numel;
     /* every rank's part (together a whole tensor), and the whole tensor reassembled */
-    cs->full = ct_alloc(2 * most * sizeof(float), "checkpoint streaming buffers");
+    cs->full = ct_alloc_in(CT_TIER_HOST, 2 * most * sizeof(float), "checkpoint streaming buffers");
     if (!cs->full) return CT_ENOMEM;
     cs->parts = cs->full + most;
     return CT_OK;
@@ -58,23 +58,21 @@ void ct_ckpt_stream_free(ct_ckpt_stream *cs) {
     memset(cs, 0, sizeof *cs);
 }
 
-/* Moment buffer b (1: exp_avg, 2: exp_avg_sq) and the flat range [lo, hi) it covers here. */
-static float *moments(ct_trainer *tr, int b, size_t *lo, size_t *hi) {
+/* The flat range [lo, hi) whose moments this rank holds. */
+static void moment_range(const ct_trainer *tr, size_t *lo, size_t *hi) {
     *lo = ct_adamw_range_lo(tr->opt);
     *hi = *lo + ct_adamw_range_n(tr->opt);
-    return b == 1 ? ct_adamw_m(tr->opt) : ct_adamw_v(tr->opt);
 }
 
-/* This rank's part of tensor t's moments into out [numel], from the data shards. */
+/* This rank's part of tensor t's moments (b = 1: exp_avg, 2: exp_avg_sq) into out [numel],
+ * from the data shards (wherever the optimizer placed them). */
 static ct_status gather_moment_part(ct_trainer *tr, const ct_tensor_info *t, int b, float *out) {
     size_t lo, hi, first = t->offset, end = t->offset + t->numel;
-    const float *mine = moments(tr, b, &lo, &hi);
+    moment_range(tr, &lo, &hi);
     ct_axis axis = ct_dp_shard_axis(tr->dp);
     int ranks = ct_world_axis_size(tr->world, axis);
-    if (ranks == 1 || tr->cfg.parallel.zero == 0) { /* every moment is here */
-        memcpy(out, mine + (first - lo), t->numel * sizeof(float));
-        return CT_OK;
-    }
+    if (ranks == 1 || tr->cfg.parallel.zero == 0) /* every moment is here */
+        return ct_adamw_read(tr->opt, b, first, t->numel, out);
     size_t counts[1024];
     if (ranks > 1024) return ct_fail(CT_EINVAL, "checkpoint: more than 1024 data ranks");
     for (int r = 0; r < ranks; r++) {
@@ -84,12 +82,12 @@ static ct_status gather_moment_part(ct_trainer *tr, const ct_tensor_info *t, int
         e = e < end ? e : end;
         counts[r] = e > a ? e - a : 0;
     }
+    int me = ct_world_coord(tr->world, axis);
+    size_t a = lo > first ? lo : first; /* this rank's piece lands at out + (a - first) */
+    if (counts[me]) CT_TRY(ct_adamw_read(tr->opt, b, a, counts[me], out + (a - first)));
     ct_split *split;
     CT_TRY(ct_split_create(&split, tr->world, axis, counts));
-    int me = ct_world_coord(tr->world, axis);
-    size_t a = lo > first ? lo : first;
-    const float *send = counts[me] ? mine + (a - lo) : out; /* nothing to send: any pointer */
-    ct_status s = ct_comm_allgatherv(tr->world, split, send, out);
+    ct_status s = ct_comm_allgatherv(tr->world, split, counts[me] ? out + (a - first) : out, out);
     ct_split_free(split);
     return s;
 }
@@ -148,11 +146,12 @@ static void stream_put(void *ctx, size_t i, int b, const float *data) {
     ct_model_tensor_part(tr->model, t, &rank, &R);
     if (b == 0) { ct_tensor_take_part(t, rank, R, data, ct_model_params(tr->model) + t->offset); return; }
     size_t lo, hi, first = t->offset, end = t->offset + t->numel;
-    float *mine = moments(tr, b, &lo, &hi);
+    moment_range(tr, &lo, &hi);
     size_t a = lo > first ? lo : first, e = hi < end ? hi : end;
     if (e <= a) return;
     ct_tensor_take_part(t, rank, R, data, cs->parts);
-    memcpy(mine + (a - lo), cs->parts + (a - first), (e - a) * sizeof(float));
+    if (ct_adamw_write(tr->opt, b, a, e - a, cs->parts + (a - first)) != CT_OK && cs->put_status == CT_OK)
+        cs->put_status = ct_fail_context(CT_EIO, "restoring the optimizer state");
 }
 
 const ct_ckpt_io *ct_ckpt_stream_io(ct_ckpt_stream *cs) {

@@ -3,6 +3,7 @@
 #include "model/moe.h"
 #include "train/config.h"
 #include "parallel/dp.h"
+#include "offload/policy.h"
 #include "train/pipeline.h"
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -71,6 +72,10 @@ static const key_def keys[] = {
     {"parallel.stages", K_STR, F(parallel.stages), 0, 256, "auto", "blocks per pipeline stage, e.g. \"5,3\" (auto = balanced by compute, the head counting on the last stage)"},
     {"parallel.overlap", K_STR, F(parallel.overlap), 0, 16, "auto", "how gradient reductions overlap backward: thread (a progress thread), poll (between products), auto (thread when the data ranks span several nodes or for ZeRO 2)"},
     {"parallel.zero", K_INT, F(parallel.zero), 0, 2, "0", "ZeRO stage: 0 replicated, 1 optimizer state sharded, 2 gradients too"},
+    {"memory.compute_budget", K_STR, F(memory.compute_budget), 0, 32, "0", "bytes the compute tier (where the model computes) may hold, e.g. 512M or 2G (binary units; 0 = no budget); allocations past it fail with a message"},
+    {"memory.recompute", K_STR, F(memory.recompute), 0, 256, "none", "blocks that keep only their input and recompute their activations in backward (bit-identical, one more forward of them): none, all, or ranges like 0-5,8"},
+    {"offload.dir", K_STR, F(offload.dir), 0, 1024, "auto", "directory of the disk tier's files, one per rank (auto = run.dir/offload)"},
+    {"offload.optimizer", K_STR, F(offload.optimizer), 0, 256, "none", "where the AdamW moments live: none (compute), host, disk, or per unit like all:host,0-11:disk (units: block ranges, embed, head, all); the update of offloaded moments runs on the host, layer by layer, overlapped with the disk I/O"},
     {"runtime.threads", K_INT, F(runtime.threads), 0, 4096, "0", "compute threads (0 = all cores)"},
     {"runtime.pin", K_BOOL, F(runtime.pin), 0, 1, "true", "pin compute thread i to core i"},
 };
@@ -231,6 +236,18 @@ ct_status ct_config_validate(const ct_config *c) {
     CT_TRY(ct_schedule_parse(c->parallel.schedule, &schedule));
     int blocks[CT_MAX_STAGES];
     CT_TRY(ct_config_stage_blocks(c, blocks));
+    size_t budget;
+    CT_TRY(ct_config_compute_budget(c, &budget));
+    ct_place *units = malloc(((size_t)c->model.n_layer + 2) * sizeof *units);
+    if (!units) return ct_fail(CT_ENOMEM, "out of memory");
+    ct_status us = ct_offload_parse(c->offload.optimizer, "offload.optimizer", c->model.n_layer, units);
+    free(units);
+    CT_TRY(us);
+    int *layers = malloc((size_t)c->model.n_layer * sizeof *layers);
+    if (!layers) return ct_fail(CT_ENOMEM, "out of memory");
+    ct_status rs = ct_config_recompute_layers(c, layers);
+    free(layers);
+    CT_TRY(rs);
     if (c->parallel.expert > 1 && c->model.moe_every > 0) {
         CT_TRY(ct_moe_group_check(&c->model.moe, c->parallel.expert));
         if (c->parallel.zero == 2)
@@ -265,6 +282,47 @@ ct_status ct_config_stage_blocks(const ct_config *c, int *blocks) {
     if (n != P || sum != L)
         return ct_fail(CT_EINVAL, "parallel.stages = \"%s\": %d stages holding %d blocks, but parallel.pipeline "
                        "= %d and model.n_layer = %d", c->parallel.stages, n, sum, P, L);
+    return CT_OK;
+}
+
+ct_status ct_config_compute_budget(const ct_config *c, size_t *bytes) {
+    const char *text = c->memory.compute_budget;
+    char *end;
+    errno = 0;
+    double v = strtod(text, &end);
+    double unit = 1.0;
+    switch (*end) {
+    case 'K': case 'k': unit = 1024.0; end++; break;
+    case 'M': case 'm': unit = 1024.0 * 1024.0; end++; break;
+    case 'G': case 'g': unit = 1024.0 * 1024.0 * 1024.0; end++; break;
+    case 'T': case 't': unit = 1024.0 * 1024.0 * 1024.0 * 1024.0; end++; break;
+    default: break;
+    }
+    if (*end == 'i' && end[1] == 'B') end += 2;
+    else if (*end == 'B' && unit > 1.0) end++;
+    if (end == text || *end || errno || !(v >= 0.0) || v * unit > 9e18)
+        return ct_fail(CT_EINVAL, "memory.compute_budget = \"%s\": expected bytes with an optional binary unit, "
+                       "e.g. 512M, 1.5G or 0 for no budget", text);
+    *bytes = (size_t)(v * unit);
+    return CT_OK;
+}
+
+ct_status ct_config_recompute_layers(const ct_config *c, int *layers) {
+    int L = c->model.n_layer;
+    const char *text = c->memory.recompute;
+    int all = !strcmp(text, "all");
+    for (int l = 0; l < L; l++) layers[l] = all;
+    if (all || !strcmp(text, "none")) return CT_OK;
+    for (const char *at = text; *at;) {
+        char *end;
+        long a = strtol(at, &end, 10), b = a;
+        if (end != at && *end == '-') b = strtol(end + 1, &end, 10);
+        if (end == at || a < 0 || b < a || b >= L || (*end && *end != ','))
+            return ct_fail(CT_EINVAL, "memory.recompute = \"%s\": expected none, all, or block ranges within "
+                           "0-%d such as \"0-%d,%d\"", text, L - 1, L > 2 ? L - 3 : 0, L - 1);
+        for (long l = a; l <= b; l++) layers[l] = 1;
+        at = *end ? end + 1 : end;
+    }
     return CT_OK;
 }
 

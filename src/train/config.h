@@ -43,6 +43,15 @@ typedef struct ct_config {
         char overlap[16];   /* "auto", "thread" or "poll": see src/parallel/dp.h */
     } parallel;
     struct {
+        char compute_budget[32]; /* bytes the compute tier may hold: "0" (no budget), "512M", "2G" */
+        char recompute[256]; /* blocks whose activations are recomputed in backward: "none",
+                              * "all" or ranges like "0-5,8" */
+    } memory;
+    struct {
+        char dir[1024];      /* the disk tier's files ("auto": run.dir/offload) */
+        char optimizer[256]; /* where the AdamW moments live, per unit: see offload/policy.h */
+    } offload;
+    struct {
         int threads;        /* 0 = all cores */
         int pin;
     } runtime;
@@ -61,6 +70,10 @@ int ct_config_train_seq_len(const ct_config *c);
 /* Blocks per pipeline stage, blocks[parallel.pipeline]: parallel.stages parsed and checked,
  * or the compute-balanced plan. */
 ct_status ct_config_stage_blocks(const ct_config *c, int *blocks);
+/* memory.compute_budget in bytes (0: none), checked. */
+ct_status ct_config_compute_budget(const ct_config *c, size_t *bytes);
+/* memory.recompute as a mask layers[model.n_layer] (1: recomputed), checked. */
+ct_status ct_config_recompute_layers(const ct_config *c, int *layers);
 /* The whole configuration as a JSON object string (caller frees with free()). */
 char *ct_config_to_json(const ct_config *c);
 /* Prints every key with its default and help. */

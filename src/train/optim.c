@@ -1,4 +1,8 @@
-/* optim.c: AdamW, gradient clipping and the learning-rate schedule. */
+/* optim.c: AdamW, gradient clipping and the learning-rate schedule. The moments may be cut
+ * into segments placed in compute memory, host memory or on disk (offload): compute and
+ * host segments update in place; disk segments stream through two host buffers, the next
+ * read and the last written back while one updates. Each element's arithmetic is the same
+ * wherever it lives, so placement never changes a result. */
 #include "core/core.h"
 #include "ops/ops.h"
 #include "train/optim.h"
@@ -6,9 +10,22 @@
 #include <string.h>
 
 
+/* A run of the moments' range in one place: compute or host memory (m, v point at it), or
+ * the disk (at file bytes [at, at + 2 n floats): m then v). */
+typedef struct segment {
+    size_t lo, n;
+    ct_place place;
+    float *m, *v;
+    size_t at;
+} segment;
+
 struct ct_adamw {
     size_t lo, n; /* moments cover the flat parameter range [lo, lo + n) */
-    float *m, *v;
+    float *m, *v; /* all of it, when no part is placed off the compute tier */
+    segment *segs;
+    int n_segs;
+    ct_store *store;   /* the disk segments' file (not owned) */
+    float *staging[2]; /* host: [2 * largest disk segment] each, double buffered */
     int64_t t;
 };
 
@@ -20,21 +37,93 @@ size_t ct_adamw_range_lo(const ct_adamw *o) { return o->lo; }
 size_t ct_adamw_range_n(const ct_adamw *o) { return o->n; }
 
 ct_status ct_adamw_create_range(ct_adamw **out, size_t lo, size_t num_params) {
+    return ct_adamw_create_placed(out, lo, num_params, NULL, 0, NULL);
+}
+
+/* The segments: the placed ranges clipped to [lo, hi), compute in the gaps. */
+static ct_status cut_segments(ct_adamw *o, const ct_place_range *ranges, int count) {
+    size_t hi = o->lo + o->n, at = o->lo;
+    o->segs = calloc(2 * (size_t)count + 1, sizeof *o->segs);
+    if (!o->segs) return ct_fail(CT_ENOMEM, "out of memory for the optimizer");
+    for (int i = 0; i <= count; i++) {
+        size_t a = i < count ? ranges[i].lo : hi, e = i < count ? ranges[i].lo + ranges[i].n : hi;
+        a = a < o->lo ? o->lo : a > hi ? hi : a;
+        e = e < a ? a : e > hi ? hi : e;
+        CT_ASSERT(a >= at); /* sorted, not overlapping */
+        if (a > at) o->segs[o->n_segs++] = (segment){at, a - at, CT_PLACE_COMPUTE, NULL, NULL, 0};
+        if (i < count && e > a) o->segs[o->n_segs++] = (segment){a, e - a, ranges[i].place, NULL, NULL, 0};
+        at = e > at ? e : at;
+    }
+    return CT_OK;
+}
+
+/* Memory (or file room) for each segment; zeroed moments everywhere. */
+static ct_status place_segments(ct_adamw *o) {
+    size_t disk_at = 0, most = 0;
+    for (int i = 0; i < o->n_segs; i++) {
+        segment *g = &o->segs[i];
+        if (g->place == CT_PLACE_DISK) {
+            if (!o->store) return ct_fail(CT_EINVAL, "optimizer state placed on disk without offload.dir");
+            g->at = disk_at;
+            disk_at += 2 * g->n * sizeof(float);
+            most = g->n > most ? g->n : most;
+            continue;
+        }
+        ct_tier tier = g->place == CT_PLACE_HOST ? CT_TIER_HOST : CT_TIER_COMPUTE;
+        g->m = ct_alloc_in(tier, 2 * g->n * sizeof(float), "AdamW moments");
+        if (!g->m) return CT_ENOMEM;
+        g->v = g->m + g->n;
+        ct_zero_lazily(g->m, 2 * g->n * sizeof(float));
+    }
+    if (!most) return CT_OK;
+    for (int b = 0; b < 2; b++) {
+        o->staging[b] = ct_alloc_in(CT_TIER_HOST, 2 * most * sizeof(float), "AdamW moments staging");
+        if (!o->staging[b]) return CT_ENOMEM;
+        memset(o->staging[b], 0, 2 * most * sizeof(float));
+    }
+    /* the file starts as zero moments */
+    ct_ticket t = 0;
+    for (int i = 0; i < o->n_segs; i++) {
+        const segment *g = &o->segs[i];
+        for (size_t done = 0; g->place == CT_PLACE_DISK && done < 2 * g->n; done += most) {
+            size_t n = 2 * g->n - done < most ? 2 * g->n - done : most;
+            t = ct_store_write(o->store, g->at + done * sizeof(float), o->staging[0], n * sizeof(float));
+        }
+    }
+    return ct_store_wait(o->store, t);
+}
+
+ct_status ct_adamw_create_placed(ct_adamw **out, size_t lo, size_t num_params, const ct_place_range *ranges,
+                                 int count, ct_store *store) {
     ct_adamw *o = calloc(1, sizeof *o);
     if (!o) return ct_fail(CT_ENOMEM, "out of memory for the optimizer");
     o->lo = lo;
     o->n = num_params;
-    o->m = ct_calloc(num_params * sizeof(float), "AdamW first moments");
-    o->v = ct_calloc(num_params * sizeof(float), "AdamW second moments");
-    if (!o->m || !o->v) { ct_adamw_free(o); return CT_ENOMEM; }
+    o->store = store;
+    ct_status s = CT_OK;
+    if (count == 0) {
+        o->m = ct_calloc(num_params * sizeof(float), "AdamW first moments");
+        o->v = ct_calloc(num_params * sizeof(float), "AdamW second moments");
+        if (!o->m || !o->v) s = CT_ENOMEM;
+        else if (!(o->segs = calloc(1, sizeof *o->segs))) s = ct_fail(CT_ENOMEM, "out of memory for the optimizer");
+        else o->segs[o->n_segs++] = (segment){lo, num_params, CT_PLACE_COMPUTE, o->m, o->v, 0};
+    } else {
+        s = cut_segments(o, ranges, count);
+        if (s == CT_OK) s = place_segments(o);
+    }
+    if (s != CT_OK) { ct_adamw_free(o); return s; }
     *out = o;
     return CT_OK;
 }
 
 void ct_adamw_free(ct_adamw *o) {
     if (!o) return;
-    ct_free(o->m);
-    ct_free(o->v);
+    if (o->m) { ct_free(o->m); ct_free(o->v); }
+    else
+        for (int i = 0; o->segs && i < o->n_segs; i++) ct_free(o->segs[i].m);
+    ct_free(o->staging[0]);
+    ct_free(o->staging[1]);
+    free(o->segs);
     free(o);
 }
 
@@ -42,6 +131,44 @@ float *ct_adamw_m(ct_adamw *o) { return o->m; }
 float *ct_adamw_v(ct_adamw *o) { return o->v; }
 int64_t ct_adamw_steps(const ct_adamw *o) { return o->t; }
 void ct_adamw_set_steps(ct_adamw *o, int64_t t) { o->t = t; }
+
+size_t ct_adamw_bytes(const ct_adamw *o, ct_place place) {
+    size_t n = 0;
+    for (int i = 0; i < o->n_segs; i++)
+        if (o->segs[i].place == place) n += 2 * o->segs[i].n * sizeof(float);
+    return n;
+}
+
+/* Copies moments (which: 1 m, 2 v) of flat [at, at + n) out of (write 0) or into (1) the
+ * segments; disk segments through the store, waited for. */
+static ct_status move_moments(ct_adamw *o, int which, size_t at, size_t n, float *buf, int write) {
+    CT_ASSERT(at >= o->lo && at + n <= o->lo + o->n && (which == 1 || which == 2));
+    ct_ticket t = 0;
+    for (int i = 0; i < o->n_segs; i++) {
+        const segment *g = &o->segs[i];
+        size_t a = at > g->lo ? at : g->lo, e = at + n < g->lo + g->n ? at + n : g->lo + g->n;
+        if (e <= a) continue;
+        float *out = buf + (a - at);
+        size_t bytes = (e - a) * sizeof(float);
+        if (g->place != CT_PLACE_DISK) {
+            float *mine = (which == 1 ? g->m : g->v) + (a - g->lo);
+            if (write) memcpy(mine, out, bytes);
+            else memcpy(out, mine, bytes);
+            continue;
+        }
+        size_t off = g->at + ((which == 2 ? g->n : 0) + (a - g->lo)) * sizeof(float);
+        t = write ? ct_store_write(o->store, off, out, bytes) : ct_store_read(o->store, off, out, bytes);
+    }
+    return t ? ct_store_wait(o->store, t) : CT_OK;
+}
+
+ct_status ct_adamw_read(ct_adamw *o, int which, size_t at, size_t n, float *dst) {
+    return move_moments(o, which, at, n, dst, 0);
+}
+
+ct_status ct_adamw_write(ct_adamw *o, int which, size_t at, size_t n, const float *src) {
+    return move_moments(o, which, at, n, (float *)src, 1);
+}
 
 float ct_grad_norm(const float *g, size_t n) { return (float)sqrt(ct_sum_squares(g, n)); }
 
@@ -64,25 +191,70 @@ float ct_clip_scale(float norm, const ct_adamw_config *c) {
     return c->grad_clip > 0.0f && norm > c->grad_clip ? c->grad_clip / norm : 1.0f;
 }
 
-void ct_adamw_update(ct_adamw *o, ct_model *m, float lr, float clip_scale, const ct_adamw_config *c) {
-    float *params = ct_model_params(m), *grads = ct_model_grads(m);
-    CT_ASSERT(grads != NULL && o->lo + o->n <= ct_model_num_params(m));
-    o->t += 1;
-    float bc1 = 1.0f - powf(c->beta1, (float)o->t), bc2 = 1.0f - powf(c->beta2, (float)o->t);
-    size_t lo = o->lo, hi = o->lo + o->n;
-    for (size_t i = 0; i < ct_model_num_tensors(m); i++) {
-        const ct_tensor_info *t = ct_model_tensor(m, i);
-        size_t a = t->offset > lo ? t->offset : lo, b = t->offset + t->numel < hi ? t->offset + t->numel : hi;
-        if (a >= b) continue;
-        update_range(params + a, grads + a, o->m + (a - lo), o->v + (a - lo), b - a, lr,
-                     t->decay ? c->weight_decay : 0.0f, clip_scale, bc1, bc2, c);
+/* What one update needs besides the moments. */
+typedef struct step_args {
+    float *params;
+    const float *grads;
+    const ct_model *model;
+    float lr, clip_scale, bc1, bc2;
+    const ct_adamw_config *c;
+} step_args;
+
+/* The update of flat [lo, lo + n) with its moments at m, v (indexed from lo), tensor by
+ * tensor (weight decay is per tensor). */
+static void update_span(const step_args *a, size_t lo, size_t n, float *m, float *v) {
+    size_t hi = lo + n;
+    for (size_t i = 0; i < ct_model_num_tensors(a->model); i++) {
+        const ct_tensor_info *t = ct_model_tensor(a->model, i);
+        size_t s = t->offset > lo ? t->offset : lo, e = t->offset + t->numel < hi ? t->offset + t->numel : hi;
+        if (s >= e) continue;
+        update_range(a->params + s, a->grads + s, m + (s - lo), v + (s - lo), e - s, a->lr,
+                     t->decay ? a->c->weight_decay : 0.0f, a->clip_scale, a->bc1, a->bc2, a->c);
     }
+}
+
+/* Disk segments, one after another through two staging buffers: segment k+1's moments are
+ * read while k updates, and k's written back while k+1 updates. */
+static ct_status update_disk(ct_adamw *o, const step_args *a) {
+    ct_ticket loaded[2] = {0, 0}, saved[2] = {0, 0};
+    int k = 0, next = -1;
+    for (int i = 0; i < o->n_segs; i++)
+        if (o->segs[i].place == CT_PLACE_DISK) { next = i; break; }
+    if (next >= 0) loaded[0] = ct_store_read(o->store, o->segs[next].at, o->staging[0], 2 * o->segs[next].n * sizeof(float));
+    for (int i = next; i >= 0; k ^= 1) {
+        const segment *g = &o->segs[i];
+        int after = -1;
+        for (int j = i + 1; j < o->n_segs; j++)
+            if (o->segs[j].place == CT_PLACE_DISK) { after = j; break; }
+        if (after >= 0) { /* its buffer's last write-back must be done before the read */
+            if (saved[k ^ 1]) CT_TRY(ct_store_wait(o->store, saved[k ^ 1]));
+            loaded[k ^ 1] = ct_store_read(o->store, o->segs[after].at, o->staging[k ^ 1],
+                                          2 * o->segs[after].n * sizeof(float));
+        }
+        CT_TRY(ct_store_wait(o->store, loaded[k]));
+        update_span(a, g->lo, g->n, o->staging[k], o->staging[k] + g->n);
+        saved[k] = ct_store_write(o->store, g->at, o->staging[k], 2 * g->n * sizeof(float));
+        i = after;
+    }
+    ct_ticket last = saved[0] > saved[1] ? saved[0] : saved[1];
+    return last ? ct_store_wait(o->store, last) : CT_OK;
+}
+
+ct_status ct_adamw_update(ct_adamw *o, ct_model *m, float lr, float clip_scale, const ct_adamw_config *c) {
+    CT_ASSERT(ct_model_grads(m) != NULL && o->lo + o->n <= ct_model_num_params(m));
+    o->t += 1;
+    step_args a = {ct_model_params(m), ct_model_grads(m), m, lr, clip_scale,
+                   1.0f - powf(c->beta1, (float)o->t), 1.0f - powf(c->beta2, (float)o->t), c};
+    for (int i = 0; i < o->n_segs; i++) /* compute and host segments in place */
+        if (o->segs[i].place != CT_PLACE_DISK) update_span(&a, o->segs[i].lo, o->segs[i].n, o->segs[i].m, o->segs[i].v);
+    return update_disk(o, &a);
 }
 
 float ct_adamw_step(ct_adamw *o, ct_model *m, float lr, const ct_adamw_config *c) {
     CT_ASSERT(ct_model_grads(m) != NULL && ct_model_num_params(m) == o->n && o->lo == 0);
     float norm = ct_grad_norm(ct_model_grads(m), o->n);
-    ct_adamw_update(o, m, lr, ct_clip_scale(norm, c), c);
+    ct_status s = ct_adamw_update(o, m, lr, ct_clip_scale(norm, c), c);
+    CT_ASSERT(s == CT_OK); /* only disk segments can fail, and they are not used here */
     return norm;
 }
 

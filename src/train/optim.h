@@ -5,6 +5,7 @@
 #define CT_OPTIM_H
 
 #include "cetus.h"
+#include "offload/store.h"
 
 typedef struct ct_adamw_config {
     float beta1, beta2, eps, weight_decay;
@@ -19,9 +20,24 @@ ct_status ct_adamw_create_range(ct_adamw **out, size_t lo, size_t n);
 size_t ct_adamw_range_lo(const ct_adamw *o);
 size_t ct_adamw_range_n(const ct_adamw *o);
 void ct_adamw_free(ct_adamw *o);
-/* Moments [n] for the range, in the model's parameter layout (for checkpoints). */
+/* Where a run of the optimizer state lives (offload). */
+typedef enum ct_place { CT_PLACE_COMPUTE = 0, CT_PLACE_HOST, CT_PLACE_DISK } ct_place;
+typedef struct ct_place_range { size_t lo, n; ct_place place; } ct_place_range;
+/* Moments for [lo, lo + n) with the given flat ranges (sorted, disjoint; clipped to the
+ * range) placed in host memory or on disk (in store's file, which must be large enough:
+ * 8 bytes per disk-placed float), the rest in compute memory. */
+ct_status ct_adamw_create_placed(ct_adamw **out, size_t lo, size_t n, const ct_place_range *ranges, int count,
+                                 ct_store *store);
+/* Bytes of moments placed at place. */
+size_t ct_adamw_bytes(const ct_adamw *o, ct_place place);
+/* Moments [n] for the range in the model's parameter layout, when none are placed off the
+ * compute tier (NULL otherwise: use ct_adamw_read / ct_adamw_write). */
 float *ct_adamw_m(ct_adamw *o);
 float *ct_adamw_v(ct_adamw *o);
+/* Copies moments (which: 1 first, 2 second) of flat [at, at + n) out of / into the
+ * optimizer, wherever they are placed (for checkpoints). */
+ct_status ct_adamw_read(ct_adamw *o, int which, size_t at, size_t n, float *dst);
+ct_status ct_adamw_write(ct_adamw *o, int which, size_t at, size_t n, const float *src);
 int64_t ct_adamw_steps(const ct_adamw *o);
 void ct_adamw_set_steps(ct_adamw *o, int64_t t);
 
@@ -32,8 +48,8 @@ float ct_grad_norm(const float *grads, size_t n);
  * before clipping. */
 float ct_adamw_step(ct_adamw *o, ct_model *m, float lr, const ct_adamw_config *c);
 /* The update of the parameters in o's range alone, with gradients already scaled by
- * clip_scale (what ct_adamw_step does after the norm). */
-void ct_adamw_update(ct_adamw *o, ct_model *m, float lr, float clip_scale, const ct_adamw_config *c);
+ * clip_scale (what ct_adamw_step does after the norm). Fails only on disk I/O. */
+ct_status ct_adamw_update(ct_adamw *o, ct_model *m, float lr, float clip_scale, const ct_adamw_config *c);
 /* The clipping factor for a gradient norm. */
 float ct_clip_scale(float norm, const ct_adamw_config *c);
 

@@ -51,6 +51,12 @@ const char *ct_schedule_name(ct_schedule s) { return s == CT_SCHEDULE_GPIPE ? "g
 
 int ct_pipe_slots(const ct_pipe *p) { return p->n_slots; }
 int ct_pipe_micro_batches(const ct_pipe *p) { return p->micro; }
+
+size_t ct_pipe_acts_bytes(const ct_pipe *p) {
+    size_t n = 0;
+    for (int i = 0; i < p->n_slots; i++) n += ct_model_acts_bytes(p->slots[i].m);
+    return n;
+}
 double ct_pipe_wait_s(const ct_pipe *p) { return p->wait_s; }
 
 static int first_stage(const ct_pipe *p) { return p->stage == 0; }

@@ -41,6 +41,8 @@ void ct_pipe_free(ct_pipe *p);
 /* Micro-batches in flight at most on this stage (the views it keeps). */
 int ct_pipe_slots(const ct_pipe *p);
 int ct_pipe_micro_batches(const ct_pipe *p);
+/* Bytes of activations held by every slot. */
+size_t ct_pipe_acts_bytes(const ct_pipe *p);
 
 /* One batch through the schedule: inputs/targets [rows, T] (every stage passes them; the
  * first reads the inputs, the last the targets). Gradients accumulate with grad_scale / M

@@ -77,6 +77,20 @@ static void print_stages(const ct_trainer *tr) {
     printf("%s\n", strcmp(tr->cfg.parallel.stages, "auto") ? "" : " (balanced by compute)");
 }
 
+/* Where the optimizer state went, and the compute budget. */
+static void print_offload(const ct_trainer *tr) {
+    char a[32], b[32], c[32];
+    size_t host = ct_adamw_bytes(tr->opt, CT_PLACE_HOST), disk = ct_adamw_bytes(tr->opt, CT_PLACE_DISK);
+    if (host || disk)
+        printf("offload: AdamW moments %s on the compute tier, %s in host memory, %s on disk%s%s (offload.optimizer = %s)\n",
+               ct_format_bytes(ct_adamw_bytes(tr->opt, CT_PLACE_COMPUTE), a, sizeof a), ct_format_bytes(host, b, sizeof b),
+               ct_format_bytes(disk, c, sizeof c), tr->store ? " in " : "", tr->store ? ct_store_path(tr->store) : "",
+               tr->cfg.offload.optimizer);
+    if (ct_tier_budget())
+        printf("compute budget: %s, %s in use before the first step\n", ct_format_bytes(ct_tier_budget(), a, sizeof a),
+               ct_format_bytes(ct_tier_in_use(CT_TIER_COMPUTE), b, sizeof b));
+}
+
 static ct_status evaluate(ct_trainer *tr, run_output *o) {
     float val;
     double t0 = ct_now();
@@ -138,9 +152,12 @@ static void progress(ct_trainer *tr, run_output *o, const ct_step_stats *st, dou
         snprintf(moe_text, sizeof moe_text, " | aux %.4f drop %.1f%%", (double)st->aux, 100.0 * dropped);
     metrics_line(o, "{\"step\": %" PRId64 ", \"loss\": %.9g, \"lr\": %.6g, \"grad_norm\": %.4f, "
                  "\"tokens_per_s\": %.1f, \"mfu\": %.4f, \"step_s\": %.4f, \"comm_bytes\": %.0f, "
-                 "\"expert_bytes\": %.0f,%s \"peak_rss_mb\": %.1f%s%.9g%s%s%s}",
+                 "\"expert_bytes\": %.0f,%s \"acts_mb\": %.2f, \"compute_peak_mb\": %.1f, \"host_mb\": %.1f, "
+                 "\"peak_rss_mb\": %.1f%s%.9g%s%s%s}",
                  tr->step, (double)st->loss, (double)st->lr, (double)st->grad_norm, tok_s, mfu, st->seconds,
-                 st->comm_bytes, st->expert_bytes, pipe_json(st, pipe, sizeof pipe), peak_rss_mb(),
+                 st->comm_bytes, st->expert_bytes, pipe_json(st, pipe, sizeof pipe),
+                 (double)ct_trainer_acts_bytes(tr) / (1 << 20), (double)ct_tier_peak(CT_TIER_COMPUTE) / (1 << 20),
+                 (double)ct_tier_in_use(CT_TIER_HOST) / (1 << 20), peak_rss_mb(),
                  ", \"aux_loss\": ", (double)st->aux, moe[0] ? ", \"moe\": [" : "", moe, moe[0] ? "]" : "");
     int show = o->tty || tr->step % tr->cfg.train.log_interval == 0 || tr->step == tr->cfg.train.steps;
     if (!show) return;
@@ -205,6 +222,7 @@ ct_status ct_trainer_run(ct_trainer *tr) {
                ct_model_stages(tr->model), ct_model_expert_ranks(tr->model), c->parallel.zero,
                ct_runtime_threads(), (double)ct_model_num_params(tr->model) / 1e6);
     if (tr->pipe) print_stages(tr);
+    print_offload(tr);
     fflush(stdout);
     metrics_line(&o, "{\"event\": \"start\", \"step\": %" PRId64 ", \"params\": %zu}", tr->step,
                  ct_model_num_params_full(tr->model));

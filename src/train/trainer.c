@@ -4,6 +4,7 @@
 #include "core/core.h"
 #include "data/loader.h"
 #include "train/checkpoint.h"
+#include "offload/policy.h"
 #include "train/optim.h"
 #include "train/trainer_internal.h"
 #include <dirent.h>
@@ -96,7 +97,9 @@ static ct_status resume(ct_trainer *tr, const char *dir) {
     ct_status s = check_same_model(tr, state, dir);
     cJSON_Delete(state);
     CT_TRY(s);
+    tr->stream.put_status = CT_OK;
     CT_TRY(ct_checkpoint_load(dir, &tr->view, &state)); /* each rank takes its pieces */
+    if (tr->stream.put_status != CT_OK) { cJSON_Delete(state); return tr->stream.put_status; }
     uint64_t step = 0, adam_t = 0, epoch = 0, index = 0;
     s = json_u64(state, "step", &step, dir);
     if (s == CT_OK) s = json_u64(state, "adam_steps", &adam_t, dir);
@@ -144,7 +147,13 @@ static ct_status build_model(ct_trainer *tr) {
     const ct_config *c = &tr->cfg;
     int blocks[CT_MAX_STAGES];
     CT_TRY(ct_config_stage_blocks(c, blocks));
-    return ct_model_create_staged(&tr->model, &c->model, (uint64_t)c->train.seed, tr->world, blocks);
+    CT_TRY(ct_model_create_staged(&tr->model, &c->model, (uint64_t)c->train.seed, tr->world, blocks));
+    int *layers = malloc((size_t)c->model.n_layer * sizeof *layers);
+    if (!layers) return ct_fail(CT_ENOMEM, "out of memory");
+    ct_status s = ct_config_recompute_layers(c, layers);
+    if (s == CT_OK) s = ct_model_set_recompute(tr->model, layers);
+    free(layers);
+    return s;
 }
 
 /* The pipeline schedule, after data parallelism (it chains the model's progress hook). */
@@ -159,13 +168,40 @@ static ct_status build_pipeline(ct_trainer *tr) {
                           ct_config_train_seq_len(c));
 }
 
+/* The optimizer for this rank's shard [lo, hi), its moments placed as offload.optimizer
+ * says (disk-placed ones in a store file under offload.dir). */
+static ct_status build_optimizer(ct_trainer *tr, size_t lo, size_t hi) {
+    const ct_config *c = &tr->cfg;
+    int L = c->model.n_layer;
+    ct_place *units = malloc(((size_t)L + 2) * sizeof *units);
+    ct_place_range *ranges = malloc(((size_t)L + 2) * sizeof *ranges);
+    ct_status s = units && ranges ? CT_OK : ct_fail(CT_ENOMEM, "out of memory");
+    if (s == CT_OK) s = ct_offload_parse(c->offload.optimizer, "offload.optimizer", L, units);
+    int count = s == CT_OK ? ct_offload_ranges(tr->model, units, ranges) : 0;
+    size_t disk = 0;
+    for (int i = 0; i < count; i++) {
+        size_t a = ranges[i].lo > lo ? ranges[i].lo : lo, e = ranges[i].lo + ranges[i].n < hi ? ranges[i].lo + ranges[i].n : hi;
+        if (ranges[i].place == CT_PLACE_DISK && e > a) disk += 2 * (e - a) * sizeof(float);
+    }
+    if (s == CT_OK && disk) {
+        char dir[1100];
+        if (strcmp(c->offload.dir, "auto")) snprintf(dir, sizeof dir, "%s", c->offload.dir);
+        else snprintf(dir, sizeof dir, "%s/offload", c->run.dir);
+        s = ct_store_open(&tr->store, dir, ct_world_rank(tr->world), disk);
+    }
+    if (s == CT_OK) s = ct_adamw_create_placed(&tr->opt, lo, hi - lo, ranges, count, tr->store);
+    free(units);
+    free(ranges);
+    return s;
+}
+
 static ct_status build_parallel(ct_trainer *tr) {
     ct_overlap overlap;
     CT_TRY(ct_overlap_parse(tr->cfg.parallel.overlap, &overlap));
     CT_TRY(ct_dp_create(&tr->dp, tr->world, tr->model, tr->cfg.parallel.zero, overlap));
     size_t lo, hi;
     ct_dp_shard(tr->dp, &lo, &hi);
-    return ct_adamw_create_range(&tr->opt, lo, hi - lo);
+    return build_optimizer(tr, lo, hi);
 }
 
 int ct_trainer_is_leader(const ct_trainer *tr) { return ct_world_rank(tr->world) == 0; }
@@ -175,6 +211,9 @@ ct_status ct_trainer_create(ct_trainer **out, const ct_config *cfg, ct_world *wo
     int ranks = ct_world_axis_size(world, CT_AXIS_DATA);
     CT_TRY(check_batch_split(cfg, ranks));
     CT_TRY(check_micro_batches(cfg, cfg->train.batch_size / ranks));
+    size_t budget;
+    CT_TRY(ct_config_compute_budget(cfg, &budget));
+    ct_tier_set_budget(budget);
     ct_trainer *tr = calloc(1, sizeof *tr);
     if (!tr) return ct_fail(CT_ENOMEM, "out of memory for the trainer");
     tr->cfg = *cfg;
@@ -204,6 +243,7 @@ void ct_trainer_free(ct_trainer *tr) {
     ct_loader_free(tr->train);
     ct_loader_free(tr->val);
     ct_adamw_free(tr->opt);
+    ct_store_close(tr->store);
     ct_pipe_free(tr->pipe); /* gives the progress hook back to the data parallelism */
     ct_dp_free(tr->dp);
     ct_model_free(tr->model);
@@ -372,4 +412,8 @@ ct_status ct_trainer_save(ct_trainer *tr) {
 }
 
 int64_t ct_trainer_step_index(const ct_trainer *tr) { return tr->step; }
+
+size_t ct_trainer_acts_bytes(const ct_trainer *tr) {
+    return tr->pipe ? ct_pipe_acts_bytes(tr->pipe) : ct_model_acts_bytes(tr->model);
+}
 ct_model *ct_trainer_model(ct_trainer *tr) { return tr->model; }

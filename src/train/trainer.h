@@ -34,6 +34,8 @@ int ct_trainer_is_leader(const ct_trainer *tr);
 void ct_trainer_free(ct_trainer *tr);
 
 ct_status ct_trainer_step(ct_trainer *tr, ct_step_stats *st);
+/* Bytes of activation buffers this rank holds (every pipeline micro-batch slot). */
+size_t ct_trainer_acts_bytes(const ct_trainer *tr);
 /* Mean loss over train.eval_batches validation micro-batches, always the same ones. */
 ct_status ct_trainer_evaluate(ct_trainer *tr, float *val_loss);
 /* Writes run.dir/ckpt/step_NNNNNNNN and prunes to train.ckpt_keep checkpoints. */

@@ -19,6 +19,7 @@ typedef struct ct_ckpt_stream {
     int *local;        /* [n]: the index of each in this rank's model, -1 if another stage's */
     int *owner;        /* [n]: the pipeline stage that saves it */
     size_t calls;      /* gets of the save in progress */
+    ct_status put_status; /* the first failure of a load's puts (they cannot return one) */
     float *full, *parts; /* scratch: [largest tensor] each */
     ct_ckpt_io io;
 } ct_ckpt_stream;
@@ -32,6 +33,7 @@ struct ct_trainer {
     ct_pipe *pipe;    /* pipeline stages: the schedule; NULL with one stage */
     float *pipe_wait; /* [stages]: each stage's waiting in the last step */
     ct_adamw *opt;
+    ct_store *store;  /* the disk tier's file, when state is placed there */
     ct_loader *train, *val;
     int64_t step;
     int32_t *inputs, *targets; /* [B, T] each */

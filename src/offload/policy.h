@@ -1,0 +1,23 @@
+/* policy.h: where each part of a model's state lives (offload placement). A model is cut
+ * into units: the embeddings (unit 0), each block l (unit 1 + l) and the head (ln_f and the
+ * head's copy of the tied embedding; unit n_layer + 1); each unit's tensors are one
+ * contiguous range of the flat buffers. A placement names a tier per unit:
+ *   "none" (all compute), "host", "disk", or a list of UNITS:TIER entries separated by
+ *   commas, where UNITS is a block range "0-23", one block "7", "embed", "head" or "all",
+ *   and TIER is compute, host or disk; later entries override earlier ones, e.g.
+ *   "all:host,0-11:disk". */
+#ifndef CT_OFFLOAD_POLICY_H
+#define CT_OFFLOAD_POLICY_H
+
+#include "cetus.h"
+#include "train/optim.h"
+
+/* Parses text (the value of config key `key`) into units[n_layer + 2]. */
+ct_status ct_offload_parse(const char *text, const char *key, int n_layer, ct_place *units);
+/* The flat ranges of m's units (this pipeline stage's) whose place is not compute, in
+ * order, into out [n_layer + 2]; returns how many. */
+int ct_offload_ranges(const ct_model *m, const ct_place *units, ct_place_range *out);
+/* "compute", "host", "disk". */
+const char *ct_place_name(ct_place p);
+
+#endif

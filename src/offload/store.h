@@ -1,0 +1,35 @@
+/* store.h: where offloaded state lives off the compute tier, and the thread that moves it.
+ *
+ * A store is one rank's backing for offloaded tensors: a file (the disk tier,
+ * offload.dir/rank_R.bin, read and written with pread/pwrite) of a fixed size laid out by
+ * the caller. One I/O thread serves every request in the order submitted: reads from the
+ * file into a buffer, writes of a buffer into the file, and copies between buffers (host
+ * <-> compute transfers, so they too overlap the caller's compute). Each submission returns
+ * a ticket; ct_store_wait(t) returns once every request up to t is done. The first failure
+ * is kept (naming the file, the offset and the system error) and returned by every later
+ * wait. Buffers must stay untouched until their request completes. */
+#ifndef CT_STORE_H
+#define CT_STORE_H
+
+#include "cetus.h"
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct ct_store ct_store;
+typedef uint64_t ct_ticket;
+
+/* A store of `bytes` bytes; dir NULL: no file (copies only). The file is created (or
+ * truncated) and removed again by ct_store_close. */
+ct_status ct_store_open(ct_store **out, const char *dir, int rank, size_t bytes);
+void ct_store_close(ct_store *s);
+const char *ct_store_path(const ct_store *s);
+
+ct_ticket ct_store_read(ct_store *s, size_t offset, void *dst, size_t bytes);
+ct_ticket ct_store_write(ct_store *s, size_t offset, const void *src, size_t bytes);
+ct_ticket ct_store_copy(ct_store *s, void *dst, const void *src, size_t bytes);
+/* Waits until request t (and every earlier one) is done. */
+ct_status ct_store_wait(ct_store *s, ct_ticket t);
+/* Seconds the I/O thread spent moving data, and those callers spent waiting for it. */
+void ct_store_times(const ct_store *s, double *busy_s, double *wait_s);
+
+#endif
