@@ -198,6 +198,25 @@ ct_status ct_model_create_view(ct_model **out, ct_model *m);
  * shared by all such blocks. Results are bit-identical; it costs one more forward of those
  * blocks. Set it before the model's first pass and before creating views. */
 ct_status ct_model_set_recompute(ct_model *m, const int *layers);
+/* Offload: where a block's state lives: the compute tier (where the model computes), host
+ * memory, or the disk (a file under dir, its pages dropped from memory after each use). */
+typedef enum ct_place { CT_PLACE_COMPUTE = 0, CT_PLACE_HOST, CT_PLACE_DISK } ct_place;
+/* Places each block's parameters and gradients: params[u] and grads[u] for the units u
+ * (0: embeddings, 1 + l: block l, n_layer + 1: head; embeddings and head must stay on the
+ * compute tier). Offloaded blocks compute from two compute slots the next block is
+ * prefetched into by an I/O thread; their gradients go through a compute slot and are
+ * written home as soon as final. Bit-identical results. rank names the file
+ * (dir/model_rank_R.bin). Set it before the first pass and before views. */
+ct_status ct_model_set_offload(ct_model *m, const ct_place *params, const ct_place *grads, const char *dir,
+                               int rank);
+/* After the parameters changed (an optimizer step, a checkpoint load) or were read whole (a
+ * save): forgets the prefetched copies and drops the disk ranges' pages from memory. */
+ct_status ct_model_offload_settle(ct_model *m);
+/* Drops from memory the pages of disk-placed parameters and gradients in flat [lo, lo + n)
+ * (the optimizer calls it after updating a piece). */
+void ct_model_offload_drop(ct_model *m, size_t lo, size_t n);
+/* Bytes of parameters and gradients placed at place (host or disk). */
+size_t ct_model_offloaded_bytes(const ct_model *m, ct_place place);
 /* Bytes of activation buffers this model (or view) holds for its last (B, T). */
 size_t ct_model_acts_bytes(const ct_model *m);
 /* Allocates the gradient buffer now (zeroed) instead of at the first backward. */

@@ -1,11 +1,16 @@
-# t_offload.sh: the memory tiers and optimizer-state offload (offload.optimizer).
+# t_offload.sh: the memory tiers and offload (offload.optimizer, offload.params,
+# offload.grads).
 #  - The AdamW moments in host memory, on disk, or split per unit (blocks, embeddings,
-#    head) give bit-identical losses and final weights to keeping them on the compute tier;
-#    with data=2 and ZeRO 1 each rank offloads its own shard.
-#  - A run with the moments on disk saves and resumes bit-identically (the checkpoint holds
-#    them whole under the usual names) and resumes without offload too.
+#    head), the blocks' parameters and gradients in host memory or on disk, mixed per block
+#    and with recomputation, give bit-identical losses and final weights to keeping
+#    everything on the compute tier; so do data=2 with ZeRO 1 (each rank offloads its own
+#    shard), an MoE model, and pipeline stages.
+#  - A run with everything offloaded to disk saves and resumes bit-identically (the
+#    checkpoint holds every tensor whole under the usual names) and resumes without offload.
 #  - memory.compute_budget: a model whose state does not fit is refused with a message naming
-#    the budget; with its moments on disk it trains within the same budget.
+#    the budget; one whose state is more than 3x the budget trains with its blocks' state on
+#    disk, its compute tier within the budget and its peak resident memory well below its
+#    state.
 #  - Bad placements and budgets are refused before any work.
 source tests/lib.sh
 make_corpus "$SCRATCH"
@@ -25,13 +30,27 @@ done
 grep -q "offload: AdamW moments .* on disk in $SCRATCH/opt-disk/offload/rank_0.bin" "$SCRATCH/opt-disk.log" ||
     fail "no offload banner"
 [ ! -e "$SCRATCH/opt-disk/offload/rank_0.bin" ] || fail "the disk tier's file outlived the run"
+for placement in "offload.params=host" "offload.params=disk" "offload.grads=host" "offload.grads=disk" \
+        "offload.params=0-1:disk,2-3:host offload.grads=1-2:disk memory.recompute=all"; do
+    name=$(tr ' =:,.' '_____' <<<"$placement")
+    run 1 "$name" $placement
+    same "$SCRATCH/keep" "$SCRATCH/$name"
+done
+all_disk="offload.params=disk offload.grads=disk offload.optimizer=disk"
 run 2 z1-keep parallel.zero=1
-run 2 z1-disk parallel.zero=1 offload.optimizer=disk
+run 2 z1-disk parallel.zero=1 $all_disk
 same "$SCRATCH/z1-keep" "$SCRATCH/z1-disk"
+run 2 pp-keep parallel.pipeline=2
+run 2 pp-disk parallel.pipeline=2 $all_disk
+same "$SCRATCH/pp-keep" "$SCRATCH/pp-disk"
+moe="model.moe_every=2 moe.n_experts=4 moe.top_k=2 moe.d_hidden=64 moe.router_noise=1"
+run 1 moe-keep $moe
+run 1 moe-disk $moe $all_disk
+same "$SCRATCH/moe-keep" "$SCRATCH/moe-disk"
 
-run 1 half offload.optimizer=disk run.stop_at_step=4
+run 1 half $all_disk run.stop_at_step=4
 cp -r "$SCRATCH/half" "$SCRATCH/half-plain"
-run 1 half offload.optimizer=disk
+run 1 half $all_disk
 run 1 half-plain
 grep -q "resumed from" "$SCRATCH/half.log" || fail "no resume"
 diff <(losses "$SCRATCH/opt-disk") <(losses "$SCRATCH/half") || fail "resume with moments on disk is not bit-identical"
@@ -46,7 +65,30 @@ same "$SCRATCH/keep" "$SCRATCH/tight"
 peak=$(grep -o '"compute_peak_mb": [0-9.]*' "$SCRATCH/tight/metrics.jsonl" | tail -n 1 | sed 's/.*: //')
 awk -v p="$peak" 'BEGIN { exit !(p > 0 && p <= 72) }' || fail "compute peak $peak MiB past the budget"
 
+# 24 blocks of d_model 512 (75.6M parameters) and a 25.8M-parameter embedding: 405 MB of
+# weights, 1.62 GB of state with gradients and moments; the compute tier keeps the
+# embedding's weights and gradients, two blocks' weights and one block's gradients
+big="model.n_layer=24 model.d_model=512 model.n_head=8 model.seq_len=32 train.batch_size=2 train.steps=2"
+expect_error "memory.compute_budget = 320.0 MiB: allocating" \
+    "$CETUS" train $args $big run.dir="$SCRATCH/big" memory.compute_budget=320M
+run 1 big $big memory.compute_budget=320M $all_disk
+/usr/bin/python3 - "$SCRATCH/big/metrics.jsonl" <<'PY' || fail "the big model's memory"
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+start = next(r for r in rows if r.get("event") == "start")
+steps = [r for r in rows if "step_s" in r]
+state = 4 * 4 * start["params"] / 2**20  # weights, gradients and two moments, MiB
+compute, rss = max(r["compute_peak_mb"] for r in steps), max(r["peak_rss_mb"] for r in steps)
+print(f"state {state:.0f} MiB = {state / 320:.1f} x the 320 MiB budget; compute tier peak {compute:.0f} MiB; "
+      f"peak resident {rss:.0f} MiB ({rss / state:.2f} of the state)")
+sys.exit(not (state >= 3 * 320 and compute <= 320 and rss < 0.6 * state))
+PY
+
 expect_error 'offload.optimizer = "0-9:disk": expected none, host, disk, or entries UNITS:TIER' \
     "$CETUS" train $args run.dir="$SCRATCH/bad" offload.optimizer=0-9:disk
 expect_error 'memory.compute_budget = "lots"' "$CETUS" train $args run.dir="$SCRATCH/bad" memory.compute_budget=lots
-echo "offloaded optimizer state is bit-identical, resumable and fits a budget the model alone does not"
+expect_error 'offload.params = "embed:host": the embeddings and the head stay on the compute tier' \
+    "$CETUS" train $args run.dir="$SCRATCH/bad" offload.params=embed:host
+expect_error "offload.grads with parallel.zero = 2: not supported" \
+    "$CETUS" train $args run.dir="$SCRATCH/bad" offload.grads=host parallel.zero=2
+echo "offload is bit-identical in every placement and layout, resumable, and trains a model 3x its budget"

@@ -96,6 +96,37 @@ void ct_pages_release(void *p, size_t bytes) {
     if (e > a) madvise((void *)a, e - a, MADV_DONTNEED);
 }
 
+void ct_pages_drop(void *p, size_t bytes) {
+    uintptr_t a, e;
+    inner_pages(p, bytes, &a, &e);
+    if (e > a) madvise((void *)a, e - a, MADV_DONTNEED);
+}
+
+void ct_page_interior(void *p, size_t bytes, size_t *skip, size_t *len) {
+    uintptr_t a, e;
+    inner_pages(p, bytes, &a, &e);
+    *skip = (size_t)(a - (uintptr_t)p);
+    *len = (size_t)(e - a);
+}
+
+void ct_tier_move(size_t bytes, int from, int to) {
+    if (from >= 0) atomic_fetch_sub(&in_use[from], bytes);
+    if (to >= 0) {
+        size_t now = atomic_fetch_add(&in_use[to], bytes) + bytes;
+        for (size_t p = atomic_load(&peak[to]); now > p && !atomic_compare_exchange_weak(&peak[to], &p, now);) {}
+    }
+}
+
+int ct_tier_charge(size_t bytes, int from, int to, const char *what) {
+    if (to == CT_TIER_COMPUTE) {
+        if (!count_in(CT_TIER_COMPUTE, bytes, what)) return 0;
+        if (from >= 0) atomic_fetch_sub(&in_use[from], bytes);
+        return 1;
+    }
+    ct_tier_move(bytes, from, to);
+    return 1;
+}
+
 void ct_zero_lazily(void *p, size_t bytes) {
     uintptr_t a, e, q = (uintptr_t)p;
     inner_pages(p, bytes, &a, &e);

@@ -57,6 +57,19 @@ void ct_pages_release(void *p, size_t bytes);
  * inside by ct_pages_release (plain memset under a custom allocator). ct_calloc zeroes
  * buffers of 1 MiB and more this way, so they cost memory only where they are written. */
 void ct_zero_lazily(void *p, size_t bytes);
+/* Unmaps the whole pages inside [p, p + bytes) from this process (madvise DONTNEED),
+ * whatever backs them: anonymous pages read as zeros afterwards, pages of a shared file
+ * mapping read the file again. */
+void ct_pages_drop(void *p, size_t bytes);
+/* The whole pages inside [p, p + bytes): they start *skip bytes in and span *len. */
+void ct_page_interior(void *p, size_t bytes, size_t *skip, size_t *len);
+/* Moves the accounting of bytes of a buffer from tier `from` to tier `to` (-1: the disk,
+ * counted in neither), e.g. when part of a compute buffer is offloaded; move it back before
+ * the buffer is freed. */
+void ct_tier_move(size_t bytes, int from, int to);
+/* ct_tier_move that holds the compute budget: moving bytes for `what` into the compute tier
+ * past it fails (0, with the budget's message) and moves nothing. */
+int ct_tier_charge(size_t bytes, int from, int to, const char *what);
 void ct_free(void *p);
 
 /* ---- logging and time ------------------------------------------------------------------ */

@@ -107,23 +107,31 @@ static void build_table(ct_model *m) {
     m->tensors[m->n_tensors - 1].tied_copy = 1;
 }
 
-void ct_model_bind_blocks(const ct_model *m, ct_block_params *views, float *base) {
-    for (int l = m->l0; l < m->l1; l++) {
-        const ct_tensor_info *t = &m->tensors[m->layer_first[l]];
-        ct_block_params *v = &views[l];
-        memset(v, 0, sizeof *v);
-        float **attn = &v->ln1_w; /* the first eight fields, in table order */
-        for (int k = 0; k < CT_BLOCK_ATTN_TENSORS; k++) attn[k] = base + t[k].offset;
-        t += CT_BLOCK_ATTN_TENSORS;
-        if (ct_model_layer_is_moe(&m->cfg, l)) {
-            /* table order: router, c_fc w/b, c_proj w/b (this rank's experts) */
-            v->moe = (ct_moe_params){base + t[0].offset, base + t[1].offset, base + t[2].offset,
-                                     base + t[3].offset, base + t[4].offset};
-        } else {
-            v->fc_w = base + t[0].offset; v->fc_b = base + t[1].offset;
-            v->out_w = base + t[2].offset; v->out_b = base + t[3].offset;
-        }
+void ct_model_bind_block(const ct_model *m, int l, ct_block_params *v, float *at, size_t lo) {
+    const ct_tensor_info *t = &m->tensors[m->layer_first[l]];
+    memset(v, 0, sizeof *v);
+    float **attn = &v->ln1_w; /* the first eight fields, in table order */
+    for (int k = 0; k < CT_BLOCK_ATTN_TENSORS; k++) attn[k] = at + (t[k].offset - lo);
+    t += CT_BLOCK_ATTN_TENSORS;
+    if (ct_model_layer_is_moe(&m->cfg, l)) {
+        /* table order: router, c_fc w/b, c_proj w/b (this rank's experts) */
+        v->moe = (ct_moe_params){at + (t[0].offset - lo), at + (t[1].offset - lo), at + (t[2].offset - lo),
+                                 at + (t[3].offset - lo), at + (t[4].offset - lo)};
+    } else {
+        v->fc_w = at + (t[0].offset - lo); v->fc_b = at + (t[1].offset - lo);
+        v->out_w = at + (t[2].offset - lo); v->out_b = at + (t[3].offset - lo);
     }
+}
+
+void ct_model_bind_blocks(const ct_model *m, ct_block_params *views, float *base) {
+    for (int l = m->l0; l < m->l1; l++) ct_model_bind_block(m, l, &views[l], base, 0);
+}
+
+void ct_model_block_range(const ct_model *m, int l, size_t *lo, size_t *n) {
+    *lo = m->tensors[m->layer_first[l]].offset;
+    size_t end = l + 1 < m->l1 ? m->tensors[m->layer_first[l + 1]].offset
+                               : m->has_head ? m->tensors[m->lnf_first].offset : m->n_params;
+    *n = end - *lo;
 }
 
 /* GPT-2 initialisation of the logical tensors, in table order from one stream; a
@@ -311,7 +319,9 @@ ct_status ct_model_create_staged(ct_model **out, const ct_model_config *cfg, uin
         m->lnf_w = m->tensors[m->lnf_first].offset;
         m->lnf_b = m->tensors[m->lnf_first + 1].offset;
     }
-    m->params = ct_alloc((m->n_params ? m->n_params : 1) * sizeof(float), "model parameters");
+    /* counted in the host tier until placed (ct_model_place): offload may keep most of it
+     * off the compute tier */
+    m->params = ct_alloc_in(CT_TIER_HOST, (m->n_params ? m->n_params : 1) * sizeof(float), "model parameters");
     if (!m->params) { ct_model_free(m); return CT_ENOMEM; }
     ct_model_bind_blocks(m, m->blocks, m->params);
     s = init_params(m, seed);
@@ -369,6 +379,8 @@ static void free_pass_state(ct_model *m) {
 void ct_model_free(ct_model *m) {
     if (!m) return;
     if (m->base) { free_pass_state(m); free(m); return; }
+    ct_model_offload_free(m);
+    if (m->placed) ct_tier_move(m->n_params * sizeof(float), CT_TIER_COMPUTE, CT_TIER_HOST);
     ct_free(m->params);
     ct_free(m->grads);
     free_pass_state(m);

@@ -8,6 +8,8 @@
 
 #define MAX_NAME 48
 
+typedef struct ct_model_offload ct_model_offload;
+
 struct ct_model {
     ct_model_config cfg;
     ct_tensor_info *tensors;
@@ -60,6 +62,9 @@ struct ct_model {
      * blocks; their MoE statistics are kept from the forward (owned by the base model;
      * NULL: none) */
     unsigned char *recompute;
+    ct_model_offload *off;   /* offloaded blocks (gpt_offload.c; the base model's; NULL: none) */
+    int placed;              /* the parameters are counted on the compute tier (all of them;
+                              * with offload, the offload state counts its ranges instead) */
     ct_moe_stats *moe_snap;  /* [n_layer], per pass state */
     float *snap_load;        /* [n_layer, E] */
     int32_t *snap_kept;      /* [n_layer, E] */
@@ -87,6 +92,21 @@ static inline const ct_model *ct_model_owner(const ct_model *m) { return m->base
 
 /* Points block views at base (the parameter or the gradient buffer) using the table. */
 void ct_model_bind_blocks(const ct_model *m, ct_block_params *views, float *base);
+/* Points block l's view v at its tensors held at `at`, which holds flat [lo, ...). */
+void ct_model_bind_block(const ct_model *m, int l, ct_block_params *v, float *at, size_t lo);
+/* Offload (gpt_offload.c): before block l computes (next: the block expected after it, to
+ * prefetch), around its backward for its gradients, and freeing. */
+ct_status ct_model_offload_enter(ct_model *m, int l, int next);
+void ct_model_offload_grads_in(ct_model *m, int l);
+void ct_model_offload_grads_out(ct_model *m, int l);
+void ct_model_offload_free(ct_model *m);
+/* Counts the parameters on the compute tier, once (at the first pass unless offload placed
+ * them): fails past the compute budget. */
+ct_status ct_model_place(ct_model *m);
+/* Zeroes the gradients when some live on disk (1), else leaves them (0). */
+int ct_model_offload_zero_grad(ct_model *m);
+/* Block l's flat range [*lo, *lo + *n) (the same in the parameters and the gradients). */
+void ct_model_block_range(const ct_model *m, int l, size_t *lo, size_t *n);
 
 
 #endif

@@ -95,6 +95,7 @@ static void snapshot_moe(ct_model *m, int l) {
 }
 
 static ct_status layout_acts(ct_model *m, int B, int T) {
+    CT_TRY(ct_model_place(m));
     ct_dims d = model_dims(m, B, T);
     int threads = omp_get_max_threads();
     size_t need = acts_size(m, d, threads), N = (size_t)B * T, C = (size_t)d.C;
@@ -272,6 +273,7 @@ ct_status ct_model_forward_stage(ct_model *m, const int32_t *tokens, const int32
     for (int l = m->l0; l < m->l1; l++) {
         ct_block_ffn ffn = block_ffn(m, l);
         size_t i = (size_t)(l - m->l0);
+        CT_TRY(ct_model_offload_enter(m, l, l + 1));
         m->aux_loss += ct_block_forward(&m->blocks[l], &m->block_acts[l], m->res + i * N * C,
                                         m->res + (i + 1) * N * C, prefix, d, &ffn);
         if (recomputed(m, l) && ffn.moe) snapshot_moe(m, l);
@@ -314,6 +316,7 @@ ct_status ct_model_ensure_grads(ct_model *m) {
 }
 
 void ct_model_zero_grad(ct_model *m) {
+    if (ct_model_offload_zero_grad(m)) return;
     if (m->grads) memset(m->grads, 0, m->n_params * sizeof(float));
 }
 
@@ -360,12 +363,15 @@ ct_status ct_model_backward_stage(ct_model *m, float grad_scale, const float *dy
     size_t end = m->has_head ? m->lnf_first : m->n_tensors; /* past this stage's last block */
     for (int l = m->l1 - 1; l >= m->l0; l--) {
         ct_block_ffn ffn = block_ffn(m, l);
+        CT_TRY(ct_model_offload_enter(m, l, l - 1));
+        ct_model_offload_grads_in(m, l);
         if (recomputed(m, l)) /* the same forward again (same noise): its output is unchanged */
             (void)ct_block_forward(&m->blocks[l], &m->block_acts[l], m->res + (size_t)(l - m->l0) * N * C,
                                    m->res + (size_t)(l - m->l0 + 1) * N * C, prefix, d, &ffn);
         ct_block_backward(&m->blocks[l], &m->block_grads[l], &m->block_acts[l],
                           m->res + (size_t)(l - m->l0) * N * C, m->dres, &m->scratch, prefix, d, &ffn,
                           grad_scale);
+        ct_model_offload_grads_out(m, l);
         grads_ready(m, m->layer_first[l], l + 1 < m->l1 ? m->layer_first[l + 1] : end);
     }
     if (m->has_embed) {

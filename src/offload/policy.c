@@ -35,10 +35,10 @@ static int parse_units(const char *s, size_t n, int L, int *a, int *b) {
     return 0;
 }
 
-ct_status ct_offload_parse(const char *text, const char *key, int L, ct_place *units) {
+ct_status ct_offload_parse(const char *text, const char *key, int L, int blocks_only, ct_place *units) {
     ct_place whole = CT_PLACE_COMPUTE;
     int simple = !strcmp(text, "none") || parse_tier(text, strlen(text), &whole);
-    for (int u = 0; u < L + 2; u++) units[u] = whole;
+    for (int u = 0; u < L + 2; u++) units[u] = blocks_only && (u == 0 || u == L + 1) ? CT_PLACE_COMPUTE : whole;
     if (simple) return CT_OK;
     for (const char *at = text; *at;) {
         const char *end = strchr(at, ','), *colon;
@@ -51,7 +51,13 @@ ct_status ct_offload_parse(const char *text, const char *key, int L, ct_place *u
             return ct_fail(CT_EINVAL, "%s = \"%s\": expected none, host, disk, or entries UNITS:TIER separated by "
                            "commas (UNITS: a block range within 0-%d, embed, head or all; TIER: compute, host or "
                            "disk), e.g. \"all:host,0-%d:disk\"", key, text, L - 1, L / 2 > 0 ? L / 2 - 1 : 0);
-        for (int u = a; u <= b; u++) units[u] = p;
+        int all = a == 0 && b == L + 1;
+        if (blocks_only && !all && (a == 0 || b == L + 1) && p != CT_PLACE_COMPUTE)
+            return ct_fail(CT_EINVAL, "%s = \"%s\": the embeddings and the head stay on the compute tier (they are "
+                           "used at both ends of every pass); place blocks, e.g. \"0-%d:%s\"", key, text, L - 1,
+                           ct_place_name(p));
+        for (int u = a; u <= b; u++)
+            if (!blocks_only || (u > 0 && u <= L)) units[u] = p;
         at += len + (end ? 1 : 0);
     }
     return CT_OK;

@@ -12,8 +12,9 @@
 #include "cetus.h"
 #include "train/optim.h"
 
-/* Parses text (the value of config key `key`) into units[n_layer + 2]. */
-ct_status ct_offload_parse(const char *text, const char *key, int n_layer, ct_place *units);
+/* Parses text (the value of config key `key`) into units[n_layer + 2]; blocks_only: "host",
+ * "disk" and "all" name the blocks, and the embeddings and head stay on the compute tier. */
+ct_status ct_offload_parse(const char *text, const char *key, int n_layer, int blocks_only, ct_place *units);
 /* The flat ranges of m's units (this pipeline stage's) whose place is not compute, in
  * order, into out [n_layer + 2]; returns how many. */
 int ct_offload_ranges(const ct_model *m, const ct_place *units, ct_place_range *out);

@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-enum { OP_READ, OP_WRITE, OP_COPY, QUEUE = 64 };
+enum { OP_READ, OP_WRITE, OP_COPY, OP_RELEASE, QUEUE = 64 };
 
 typedef struct request { int op; size_t offset, bytes; void *dst; const void *src; } request;
 
@@ -56,7 +56,11 @@ static void *serve(void *arg) {
         int failed = s->status != CT_OK;
         pthread_mutex_unlock(&s->lock);
         double t0 = ct_now();
-        int ok = failed || (r.op == OP_COPY ? (memcpy(r.dst, r.src, r.bytes), 1) : do_io(s, &r));
+        int ok = 1;
+        if (failed) ok = 1;
+        else if (r.op == OP_COPY) memcpy(r.dst, r.src, r.bytes);
+        else if (r.op == OP_RELEASE) ct_pages_drop(r.dst, r.bytes);
+        else ok = do_io(s, &r);
         pthread_mutex_lock(&s->lock);
         s->busy_s += ct_now() - t0;
         if (!ok && s->status == CT_OK) s->status = CT_EIO;
@@ -113,7 +117,7 @@ void ct_store_close(ct_store *s) {
 const char *ct_store_path(const ct_store *s) { return s->path; }
 
 static ct_ticket submit(ct_store *s, request r) {
-    CT_ASSERT(r.op == OP_COPY || (s->fd >= 0 && r.offset + r.bytes <= s->bytes));
+    CT_ASSERT(r.op == OP_COPY || r.op == OP_RELEASE || (s->fd >= 0 && r.offset + r.bytes <= s->bytes));
     pthread_mutex_lock(&s->lock);
     while (s->submitted - s->done == QUEUE) pthread_cond_wait(&s->done_cv, &s->lock); /* full */
     s->queue[s->submitted % QUEUE] = r;
@@ -131,6 +135,9 @@ ct_ticket ct_store_write(ct_store *s, size_t offset, const void *src, size_t byt
 }
 ct_ticket ct_store_copy(ct_store *s, void *dst, const void *src, size_t bytes) {
     return submit(s, (request){OP_COPY, 0, bytes, dst, src});
+}
+ct_ticket ct_store_release(ct_store *s, void *p, size_t bytes) {
+    return submit(s, (request){OP_RELEASE, 0, bytes, p, NULL});
 }
 
 ct_status ct_store_wait(ct_store *s, ct_ticket t) {

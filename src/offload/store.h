@@ -27,6 +27,8 @@ const char *ct_store_path(const ct_store *s);
 ct_ticket ct_store_read(ct_store *s, size_t offset, void *dst, size_t bytes);
 ct_ticket ct_store_write(ct_store *s, size_t offset, const void *src, size_t bytes);
 ct_ticket ct_store_copy(ct_store *s, void *dst, const void *src, size_t bytes);
+/* Drops the whole pages inside [p, p + bytes) from memory (ct_pages_drop), in turn. */
+ct_ticket ct_store_release(ct_store *s, void *p, size_t bytes);
 /* Waits until request t (and every earlier one) is done. */
 ct_status ct_store_wait(ct_store *s, ct_ticket t);
 /* Seconds the I/O thread spent moving data, and those callers spent waiting for it. */

@@ -75,7 +75,9 @@ static const key_def keys[] = {
     {"memory.compute_budget", K_STR, F(memory.compute_budget), 0, 32, "0", "bytes the compute tier (where the model computes) may hold, e.g. 512M or 2G (binary units; 0 = no budget); allocations past it fail with a message"},
     {"memory.recompute", K_STR, F(memory.recompute), 0, 256, "none", "blocks that keep only their input and recompute their activations in backward (bit-identical, one more forward of them): none, all, or ranges like 0-5,8"},
     {"offload.dir", K_STR, F(offload.dir), 0, 1024, "auto", "directory of the disk tier's files, one per rank (auto = run.dir/offload)"},
-    {"offload.optimizer", K_STR, F(offload.optimizer), 0, 256, "none", "where the AdamW moments live: none (compute), host, disk, or per unit like all:host,0-11:disk (units: block ranges, embed, head, all); the update of offloaded moments runs on the host, layer by layer, overlapped with the disk I/O"},
+    {"offload.optimizer", K_STR, F(offload.optimizer), 0, 256, "none", "where the AdamW moments live: none (compute), host, disk, or per unit like all:host,0-11:disk (units: block ranges, embed, head, all); the update of offloaded moments runs on the host, unit by unit, overlapped with the disk I/O"},
+    {"offload.params", K_STR, F(offload.params), 0, 256, "none", "where each block's parameters live: none (compute), host, disk, or per block like 0-5:disk,6-11:host; offloaded blocks compute from two compute slots the next block is prefetched into"},
+    {"offload.grads", K_STR, F(offload.grads), 0, 256, "none", "where each block's gradients live (as offload.params); written home as soon as final"},
     {"runtime.threads", K_INT, F(runtime.threads), 0, 4096, "0", "compute threads (0 = all cores)"},
     {"runtime.pin", K_BOOL, F(runtime.pin), 0, 1, "true", "pin compute thread i to core i"},
 };
@@ -240,9 +242,16 @@ ct_status ct_config_validate(const ct_config *c) {
     CT_TRY(ct_config_compute_budget(c, &budget));
     ct_place *units = malloc(((size_t)c->model.n_layer + 2) * sizeof *units);
     if (!units) return ct_fail(CT_ENOMEM, "out of memory");
-    ct_status us = ct_offload_parse(c->offload.optimizer, "offload.optimizer", c->model.n_layer, units);
+    ct_status us = ct_offload_parse(c->offload.optimizer, "offload.optimizer", c->model.n_layer, 0, units);
+    int grads_off = 0;
+    if (us == CT_OK) us = ct_offload_parse(c->offload.params, "offload.params", c->model.n_layer, 1, units);
+    if (us == CT_OK) us = ct_offload_parse(c->offload.grads, "offload.grads", c->model.n_layer, 1, units);
+    for (int u = 0; us == CT_OK && u < c->model.n_layer + 2; u++) grads_off |= units[u] != CT_PLACE_COMPUTE;
     free(units);
     CT_TRY(us);
+    if (grads_off && c->parallel.zero == 2)
+        return ct_fail(CT_EINVAL, "offload.grads with parallel.zero = 2: not supported (ZeRO 2 keeps only its "
+                       "shard of the gradients already); use parallel.zero = 1 or offload the optimizer state");
     int *layers = malloc((size_t)c->model.n_layer * sizeof *layers);
     if (!layers) return ct_fail(CT_ENOMEM, "out of memory");
     ct_status rs = ct_config_recompute_layers(c, layers);

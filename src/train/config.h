@@ -50,6 +50,8 @@ typedef struct ct_config {
     struct {
         char dir[1024];      /* the disk tier's files ("auto": run.dir/offload) */
         char optimizer[256]; /* where the AdamW moments live, per unit: see offload/policy.h */
+        char params[256];    /* where each block's parameters live (blocks only) */
+        char grads[256];     /* where each block's gradients live (blocks only) */
     } offload;
     struct {
         int threads;        /* 0 = all cores */

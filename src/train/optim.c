@@ -10,6 +10,9 @@
 #include <string.h>
 
 
+/* Disk segments stream in pieces of at most PIECE floats of m and of v (16 MiB each). */
+enum { PIECE = 1 << 22 };
+
 /* A run of the moments' range in one place: compute or host memory (m, v point at it), or
  * the disk (at file bytes [at, at + 2 n floats): m then v). */
 typedef struct segment {
@@ -25,7 +28,7 @@ struct ct_adamw {
     segment *segs;
     int n_segs;
     ct_store *store;   /* the disk segments' file (not owned) */
-    float *staging[2]; /* host: [2 * largest disk segment] each, double buffered */
+    float *staging[2]; /* host: [2 * PIECE] each (m, then v), double buffered */
     int64_t t;
 };
 
@@ -59,7 +62,7 @@ static ct_status cut_segments(ct_adamw *o, const ct_place_range *ranges, int cou
 
 /* Memory (or file room) for each segment; zeroed moments everywhere. */
 static ct_status place_segments(ct_adamw *o) {
-    size_t disk_at = 0, most = 0;
+    size_t disk_at = 0, most = 0; /* most: any disk segment at all */
     for (int i = 0; i < o->n_segs; i++) {
         segment *g = &o->segs[i];
         if (g->place == CT_PLACE_DISK) {
@@ -77,16 +80,16 @@ static ct_status place_segments(ct_adamw *o) {
     }
     if (!most) return CT_OK;
     for (int b = 0; b < 2; b++) {
-        o->staging[b] = ct_alloc_in(CT_TIER_HOST, 2 * most * sizeof(float), "AdamW moments staging");
+        o->staging[b] = ct_alloc_in(CT_TIER_HOST, 2 * (size_t)PIECE * sizeof(float), "AdamW moments staging");
         if (!o->staging[b]) return CT_ENOMEM;
-        memset(o->staging[b], 0, 2 * most * sizeof(float));
+        memset(o->staging[b], 0, 2 * (size_t)PIECE * sizeof(float));
     }
     /* the file starts as zero moments */
     ct_ticket t = 0;
     for (int i = 0; i < o->n_segs; i++) {
         const segment *g = &o->segs[i];
-        for (size_t done = 0; g->place == CT_PLACE_DISK && done < 2 * g->n; done += most) {
-            size_t n = 2 * g->n - done < most ? 2 * g->n - done : most;
+        for (size_t done = 0; g->place == CT_PLACE_DISK && done < 2 * g->n; done += 2 * (size_t)PIECE) {
+            size_t n = 2 * g->n - done < 2 * (size_t)PIECE ? 2 * g->n - done : 2 * (size_t)PIECE;
             t = ct_store_write(o->store, g->at + done * sizeof(float), o->staging[0], n * sizeof(float));
         }
     }
@@ -195,7 +198,7 @@ float ct_clip_scale(float norm, const ct_adamw_config *c) {
 typedef struct step_args {
     float *params;
     const float *grads;
-    const ct_model *model;
+    ct_model *model;
     float lr, clip_scale, bc1, bc2;
     const ct_adamw_config *c;
 } step_args;
@@ -213,28 +216,48 @@ static void update_span(const step_args *a, size_t lo, size_t n, float *m, float
     }
 }
 
-/* Disk segments, one after another through two staging buffers: segment k+1's moments are
- * read while k updates, and k's written back while k+1 updates. */
+typedef struct piece { int seg; size_t at, n; } piece;
+
+/* The piece after p (the first when p.seg < 0), or seg -1 at the end. */
+static piece next_piece(const ct_adamw *o, piece p) {
+    if (p.seg >= 0 && p.at + p.n < o->segs[p.seg].n) {
+        size_t at = p.at + p.n, left = o->segs[p.seg].n - at;
+        return (piece){p.seg, at, left < PIECE ? left : PIECE};
+    }
+    for (int i = p.seg + 1; i < o->n_segs; i++)
+        if (o->segs[i].place == CT_PLACE_DISK) return (piece){i, 0, o->segs[i].n < PIECE ? o->segs[i].n : PIECE};
+    return (piece){-1, 0, 0};
+}
+
+/* Reads (write 0) or writes piece p's m and v from / to staging buffer buf ([2 PIECE]). */
+static ct_ticket move_piece(ct_adamw *o, piece p, float *buf, int write) {
+    const segment *g = &o->segs[p.seg];
+    size_t m_at = g->at + p.at * sizeof(float), v_at = g->at + (g->n + p.at) * sizeof(float), bytes = p.n * sizeof(float);
+    if (write) {
+        ct_store_write(o->store, m_at, buf, bytes);
+        return ct_store_write(o->store, v_at, buf + PIECE, bytes);
+    }
+    ct_store_read(o->store, m_at, buf, bytes);
+    return ct_store_read(o->store, v_at, buf + PIECE, bytes);
+}
+
+/* Disk segments piece after piece through two staging buffers: piece k+1's moments are read
+ * while k updates, and k's written back while k+1 updates. */
 static ct_status update_disk(ct_adamw *o, const step_args *a) {
     ct_ticket loaded[2] = {0, 0}, saved[2] = {0, 0};
-    int k = 0, next = -1;
-    for (int i = 0; i < o->n_segs; i++)
-        if (o->segs[i].place == CT_PLACE_DISK) { next = i; break; }
-    if (next >= 0) loaded[0] = ct_store_read(o->store, o->segs[next].at, o->staging[0], 2 * o->segs[next].n * sizeof(float));
-    for (int i = next; i >= 0; k ^= 1) {
-        const segment *g = &o->segs[i];
-        int after = -1;
-        for (int j = i + 1; j < o->n_segs; j++)
-            if (o->segs[j].place == CT_PLACE_DISK) { after = j; break; }
-        if (after >= 0) { /* its buffer's last write-back must be done before the read */
+    piece p = next_piece(o, (piece){-1, 0, 0});
+    if (p.seg >= 0) loaded[0] = move_piece(o, p, o->staging[0], 0);
+    for (int k = 0; p.seg >= 0; k ^= 1) {
+        piece q = next_piece(o, p);
+        if (q.seg >= 0) { /* its buffer's last write-back must be done before the read */
             if (saved[k ^ 1]) CT_TRY(ct_store_wait(o->store, saved[k ^ 1]));
-            loaded[k ^ 1] = ct_store_read(o->store, o->segs[after].at, o->staging[k ^ 1],
-                                          2 * o->segs[after].n * sizeof(float));
+            loaded[k ^ 1] = move_piece(o, q, o->staging[k ^ 1], 0);
         }
         CT_TRY(ct_store_wait(o->store, loaded[k]));
-        update_span(a, g->lo, g->n, o->staging[k], o->staging[k] + g->n);
-        saved[k] = ct_store_write(o->store, g->at, o->staging[k], 2 * g->n * sizeof(float));
-        i = after;
+        update_span(a, o->segs[p.seg].lo + p.at, p.n, o->staging[k], o->staging[k] + PIECE);
+        ct_model_offload_drop(a->model, o->segs[p.seg].lo + p.at, p.n);
+        saved[k] = move_piece(o, p, o->staging[k], 1);
+        p = q;
     }
     ct_ticket last = saved[0] > saved[1] ? saved[0] : saved[1];
     return last ? ct_store_wait(o->store, last) : CT_OK;
@@ -245,8 +268,14 @@ ct_status ct_adamw_update(ct_adamw *o, ct_model *m, float lr, float clip_scale, 
     o->t += 1;
     step_args a = {ct_model_params(m), ct_model_grads(m), m, lr, clip_scale,
                    1.0f - powf(c->beta1, (float)o->t), 1.0f - powf(c->beta2, (float)o->t), c};
-    for (int i = 0; i < o->n_segs; i++) /* compute and host segments in place */
-        if (o->segs[i].place != CT_PLACE_DISK) update_span(&a, o->segs[i].lo, o->segs[i].n, o->segs[i].m, o->segs[i].v);
+    for (int i = 0; i < o->n_segs; i++) { /* compute and host segments in place, piece by piece */
+        const segment *g = &o->segs[i];
+        for (size_t at = 0; g->place != CT_PLACE_DISK && at < g->n; at += PIECE) {
+            size_t n = g->n - at < PIECE ? g->n - at : PIECE;
+            update_span(&a, g->lo + at, n, g->m + at, g->v + at);
+            ct_model_offload_drop(m, g->lo + at, n); /* offloaded weights read from disk */
+        }
+    }
     return update_disk(o, &a);
 }
 

@@ -20,8 +20,7 @@ ct_status ct_adamw_create_range(ct_adamw **out, size_t lo, size_t n);
 size_t ct_adamw_range_lo(const ct_adamw *o);
 size_t ct_adamw_range_n(const ct_adamw *o);
 void ct_adamw_free(ct_adamw *o);
-/* Where a run of the optimizer state lives (offload). */
-typedef enum ct_place { CT_PLACE_COMPUTE = 0, CT_PLACE_HOST, CT_PLACE_DISK } ct_place;
+/* A run of the optimizer state placed off the compute tier (offload). */
 typedef struct ct_place_range { size_t lo, n; ct_place place; } ct_place_range;
 /* Moments for [lo, lo + n) with the given flat ranges (sorted, disjoint; clipped to the
  * range) placed in host memory or on disk (in store's file, which must be large enough:

@@ -132,13 +132,13 @@ static double moe_json(ct_trainer *tr, char *buf, size_t cap) {
     return layers ? dropped / layers : 0.0;
 }
 
-/* " \"pipe_s\": S, \"pipe_wait_s\": [each stage's]," or "" without pipeline stages. */
+/* " \"pipe_s\": S, \"pipe_busy_s\": [each stage's]," or "" without pipeline stages. */
 static const char *pipe_json(const ct_step_stats *st, char *buf, size_t cap) {
     buf[0] = 0;
-    if (!st->pipe_wait) return buf;
-    size_t used = (size_t)snprintf(buf, cap, " \"pipe_s\": %.4f, \"pipe_wait_s\": [", st->pipe_s);
+    if (!st->pipe_busy) return buf;
+    size_t used = (size_t)snprintf(buf, cap, " \"pipe_s\": %.4f, \"pipe_busy_s\": [", st->pipe_s);
     for (int s = 0; s < st->stages && used + 32 < cap; s++)
-        used += (size_t)snprintf(buf + used, cap - used, "%s%.4f", s ? ", " : "", (double)st->pipe_wait[s]);
+        used += (size_t)snprintf(buf + used, cap - used, "%s%.4f", s ? ", " : "", (double)st->pipe_busy[s]);
     snprintf(buf + used, cap - used, "],");
     return buf;
 }

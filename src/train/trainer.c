@@ -100,6 +100,8 @@ static ct_status resume(ct_trainer *tr, const char *dir) {
     tr->stream.put_status = CT_OK;
     CT_TRY(ct_checkpoint_load(dir, &tr->view, &state)); /* each rank takes its pieces */
     if (tr->stream.put_status != CT_OK) { cJSON_Delete(state); return tr->stream.put_status; }
+    ct_status settled = ct_model_offload_settle(tr->model);
+    if (settled != CT_OK) { cJSON_Delete(state); return settled; }
     uint64_t step = 0, adam_t = 0, epoch = 0, index = 0;
     s = json_u64(state, "step", &step, dir);
     if (s == CT_OK) s = json_u64(state, "adam_steps", &adam_t, dir);
@@ -143,6 +145,8 @@ static ct_status check_micro_batches(const ct_config *cfg, int rows) {
                    "train.batch_size = %d; micro-batch counts that fit: %s", m, rows, cfg->train.batch_size, fits);
 }
 
+static ct_status offload_model(ct_trainer *tr);
+
 static ct_status build_model(ct_trainer *tr) {
     const ct_config *c = &tr->cfg;
     int blocks[CT_MAX_STAGES];
@@ -153,7 +157,7 @@ static ct_status build_model(ct_trainer *tr) {
     ct_status s = ct_config_recompute_layers(c, layers);
     if (s == CT_OK) s = ct_model_set_recompute(tr->model, layers);
     free(layers);
-    return s;
+    return s == CT_OK ? offload_model(tr) : s;
 }
 
 /* The pipeline schedule, after data parallelism (it chains the model's progress hook). */
@@ -162,10 +166,31 @@ static ct_status build_pipeline(ct_trainer *tr) {
     if (ct_model_stages(tr->model) == 1) return CT_OK;
     ct_schedule schedule;
     CT_TRY(ct_schedule_parse(c->parallel.schedule, &schedule));
-    if (!(tr->pipe_wait = calloc((size_t)ct_model_stages(tr->model), sizeof *tr->pipe_wait)))
+    if (!(tr->pipe_busy = calloc((size_t)ct_model_stages(tr->model), sizeof *tr->pipe_busy)))
         return ct_fail(CT_ENOMEM, "out of memory");
     return ct_pipe_create(&tr->pipe, tr->world, tr->model, schedule, micro_batches(c, tr->rows), tr->rows,
                           ct_config_train_seq_len(c));
+}
+
+/* offload.dir, resolved. */
+static void offload_dir(const ct_config *c, char *dir, size_t cap) {
+    if (strcmp(c->offload.dir, "auto")) snprintf(dir, cap, "%s", c->offload.dir);
+    else snprintf(dir, cap, "%s/offload", c->run.dir);
+}
+
+/* Places the blocks' parameters and gradients as offload.params / offload.grads say. */
+static ct_status offload_model(ct_trainer *tr) {
+    const ct_config *c = &tr->cfg;
+    size_t units = (size_t)c->model.n_layer + 2;
+    ct_place *params = malloc(2 * units * sizeof *params);
+    if (!params) return ct_fail(CT_ENOMEM, "out of memory");
+    ct_status s = ct_offload_parse(c->offload.params, "offload.params", c->model.n_layer, 1, params);
+    if (s == CT_OK) s = ct_offload_parse(c->offload.grads, "offload.grads", c->model.n_layer, 1, params + units);
+    char dir[1100];
+    offload_dir(c, dir, sizeof dir);
+    if (s == CT_OK) s = ct_model_set_offload(tr->model, params, params + units, dir, ct_world_rank(tr->world));
+    free(params);
+    return s;
 }
 
 /* The optimizer for this rank's shard [lo, hi), its moments placed as offload.optimizer
@@ -176,7 +201,7 @@ static ct_status build_optimizer(ct_trainer *tr, size_t lo, size_t hi) {
     ct_place *units = malloc(((size_t)L + 2) * sizeof *units);
     ct_place_range *ranges = malloc(((size_t)L + 2) * sizeof *ranges);
     ct_status s = units && ranges ? CT_OK : ct_fail(CT_ENOMEM, "out of memory");
-    if (s == CT_OK) s = ct_offload_parse(c->offload.optimizer, "offload.optimizer", L, units);
+    if (s == CT_OK) s = ct_offload_parse(c->offload.optimizer, "offload.optimizer", L, 0, units);
     int count = s == CT_OK ? ct_offload_ranges(tr->model, units, ranges) : 0;
     size_t disk = 0;
     for (int i = 0; i < count; i++) {
@@ -185,8 +210,7 @@ static ct_status build_optimizer(ct_trainer *tr, size_t lo, size_t hi) {
     }
     if (s == CT_OK && disk) {
         char dir[1100];
-        if (strcmp(c->offload.dir, "auto")) snprintf(dir, sizeof dir, "%s", c->offload.dir);
-        else snprintf(dir, sizeof dir, "%s/offload", c->run.dir);
+        offload_dir(c, dir, sizeof dir);
         s = ct_store_open(&tr->store, dir, ct_world_rank(tr->world), disk);
     }
     if (s == CT_OK) s = ct_adamw_create_placed(&tr->opt, lo, hi - lo, ranges, count, tr->store);
@@ -249,7 +273,7 @@ void ct_trainer_free(ct_trainer *tr) {
     ct_model_free(tr->model);
     ct_ckpt_stream_free(&tr->stream);
     free(tr->ckpt_tensors);
-    free(tr->pipe_wait);
+    free(tr->pipe_busy);
     free(tr->inputs);
     free(tr);
 }
@@ -295,9 +319,9 @@ ct_status ct_trainer_step(ct_trainer *tr, ct_step_stats *st) {
     }
     ct_model_set_training(tr->model, 0, 0);
     CT_TRY(ct_dp_finish(tr->dp));
-    if (tr->pipe) { /* every stage's waiting, to the leader */
-        float w = (float)pipe_wait;
-        CT_TRY(ct_comm_allgather(tr->world, CT_AXIS_PIPELINE, &w, tr->pipe_wait, 1));
+    if (tr->pipe) { /* every stage's computing time in the schedule, to the leader */
+        float busy = (float)(pipe_s - pipe_wait);
+        CT_TRY(ct_comm_allgather(tr->world, CT_AXIS_PIPELINE, &busy, tr->pipe_busy, 1));
     }
     float loss = (float)(loss_sum / accum), aux = (float)(aux_sum / accum);
     CT_TRY(ct_dp_mean(tr->dp, &loss));
@@ -311,6 +335,7 @@ ct_status ct_trainer_step(ct_trainer *tr, ct_step_stats *st) {
     float lr = ct_lr_at(&sched, tr->step);
     float norm;
     CT_TRY(ct_dp_adamw_step(tr->dp, tr->opt, lr, &ac, &norm));
+    CT_TRY(ct_model_offload_settle(tr->model));
     tr->step++;
     double bytes = 0.0, expert_bytes = 0.0; /* every axis but the world's (checkpoint checks) */
     for (int a = 0; a < CT_AXIS_WORLD; a++) {
@@ -319,7 +344,7 @@ ct_status ct_trainer_step(ct_trainer *tr, ct_step_stats *st) {
         if (a == CT_AXIS_EXPERT) expert_bytes = sent;
     }
     if (st) *st = (ct_step_stats){loss, aux, lr, norm, ct_now() - t0, bytes, expert_bytes, pipe_s,
-                                  tr->pipe ? tr->pipe_wait : NULL, ct_model_stages(tr->model)};
+                                  tr->pipe ? tr->pipe_busy : NULL, ct_model_stages(tr->model)};
     return CT_OK;
 }
 
@@ -408,6 +433,7 @@ ct_status ct_trainer_save(ct_trainer *tr) {
         if (s == CT_OK) prune_checkpoints(tr);
     }
     ct_status g = ct_ckpt_stream_finish(&tr->stream, 1);
+    if (g == CT_OK) g = ct_model_offload_settle(tr->model);
     return ct_dp_agree(tr->dp, s != CT_OK ? s : g, "saving a checkpoint");
 }
 

@@ -15,11 +15,12 @@ typedef struct ct_step_stats {
     double seconds;
     double comm_bytes;   /* sent by this rank during the step, over every parallel axis */
     double expert_bytes; /* of those, the MoE all-to-all exchanges (expert axis) */
-    /* pipeline stages: seconds the step spent in the schedule (the same on every stage), and
-     * per stage the seconds it waited there for its neighbours' messages: the bubble (and,
-     * on the lighter stages, the imbalance); NULL with one stage */
+    /* pipeline stages: seconds this rank's stage spent in the schedule (stage 0 starts first
+     * and ends last: its span is the pipeline's), and per stage the seconds of it spent
+     * computing, not waiting for messages: 1 - max(busy) / pipe_s is the bubble; NULL with
+     * one stage */
     double pipe_s;
-    const float *pipe_wait; /* [stages], owned by the trainer */
+    const float *pipe_busy; /* [stages], owned by the trainer */
     int stages;
 } ct_step_stats;
 

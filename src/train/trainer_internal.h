@@ -31,7 +31,7 @@ struct ct_trainer {
     int rows, row0;   /* this rank's rows of each global micro-batch */
     ct_model *model;
     ct_pipe *pipe;    /* pipeline stages: the schedule; NULL with one stage */
-    float *pipe_wait; /* [stages]: each stage's waiting in the last step */
+    float *pipe_busy; /* [stages]: each stage's computing time in the last step's schedule */
     ct_adamw *opt;
     ct_store *store;  /* the disk tier's file, when state is placed there */
     ct_loader *train, *val;

@@ -1,0 +1,342 @@
+/* gpt_offload.c: blocks whose parameters or gradients live off the compute tier.
+ *
+ * The flat parameter and gradient buffers stay the home of every tensor. An offloaded
+ * block's home range is host memory (its bytes counted in the host tier, not the compute
+ * tier) or the disk: the whole pages of the range are remapped from a file per rank
+ * (offload.dir/model_rank_R.bin, one page-aligned region per range) and dropped from memory
+ * after each use, so they are read back from the file (through the page cache) when next
+ * touched. Everything that reads or writes the home (the optimizer, data parallelism,
+ * checkpoints) therefore works unchanged.
+ *
+ * Computing a block needs its parameters on the compute tier: two compute slots take turns;
+ * while block l computes, the I/O thread copies the next block's parameters (l+1 in
+ * forward, l-1 in backward) into the other slot and, for the disk, drops the home pages it
+ * read. An offloaded block's gradients go through one compute slot: loaded before its
+ * backward (backward adds into them), written back home as soon as the block's backward
+ * ends, before the gradient hook reports them final. The same floats are computed in the
+ * same order as without offload, so results are bit-identical. */
+#define _GNU_SOURCE /* fallocate */
+#include "core/core.h"
+#include "model/gpt_internal.h"
+#include "offload/store.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+struct ct_model_offload {
+    unsigned char *param_place, *grad_place; /* [n_layer]: ct_place */
+    ct_store *io;                            /* the copying thread */
+    int fd;                                  /* the disk tier's file, or -1 */
+    char path[1100];
+    float *pslot[2], *gslot;                 /* compute tier: [slot_n] each */
+    size_t slot_n;
+    int pslot_layer[2];                      /* the block each parameter slot holds, or -1 */
+    ct_ticket pslot_ready[2];
+    size_t moved[2];                         /* bytes moved out of the compute tier: host, disk */
+    size_t *file_at;                         /* [2 * n_layer]: each disk range's region (params, grads) */
+    size_t file_end;
+    int grads_host;                          /* the gradient buffer was allocated in the host tier */
+    int placed;                              /* setup charged the embeddings and head: 1 weights, 2 gradients too */
+    unsigned char *moved_range;              /* [2 * n_layer]: placed (accounting moved) */
+};
+
+/* The tier a kind's buffer was allocated in, and the one a place counts in (-1: disk). */
+static int buffer_tier(const ct_model_offload *o, int grads) {
+    return !grads || o->grads_host ? CT_TIER_HOST : CT_TIER_COMPUTE; /* parameters: ct_model_place */
+}
+static int place_tier(ct_place p) { return p == CT_PLACE_COMPUTE ? CT_TIER_COMPUTE : p == CT_PLACE_HOST ? CT_TIER_HOST : -1; }
+
+static const char *kind_name(int grads) { return grads ? "gradients" : "parameters"; }
+
+static float *home(ct_model *m, int grads) { return grads ? m->grads : m->params; }
+
+/* Remaps the whole pages of home range [lo, lo + n) of block l from a new region of the
+ * file (which then holds their current values), so dropping them keeps the data. */
+static ct_status map_to_file(ct_model *m, int grads, int l, size_t lo, size_t n) {
+    ct_model_offload *o = m->off;
+    float *p = home(m, grads) + lo;
+    size_t skip, len, page = (size_t)sysconf(_SC_PAGESIZE);
+    ct_page_interior(p, n * sizeof(float), &skip, &len);
+    size_t at = o->file_at[2 * l + grads] = (o->file_end + page - 1) / page * page;
+    if (!len) return CT_OK;
+    o->file_end = at + len;
+    if (ftruncate(o->fd, (off_t)o->file_end) != 0)
+        return ct_fail(CT_EIO, "offload: growing %s to %zu bytes: %s", o->path, o->file_end, strerror(errno));
+    for (size_t done = 0; done < len;) {
+        ssize_t w = pwrite(o->fd, (char *)p + skip + done, len - done, (off_t)(at + done));
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return ct_fail(CT_EIO, "offload: writing %s: %s", o->path, strerror(errno));
+        done += (size_t)w;
+    }
+    void *mapped = mmap((char *)p + skip, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, o->fd, (off_t)at);
+    if (mapped == MAP_FAILED) return ct_fail(CT_EIO, "offload: mapping %s: %s", o->path, strerror(errno));
+    return CT_OK;
+}
+
+/* Gives a disk range's whole pages back to anonymous memory, with the file's values (before
+ * the buffer is freed or reused). */
+static void unmap_from_file(ct_model *m, int grads, size_t lo, size_t n) {
+    float *p = home(m, grads) + lo;
+    size_t skip, len;
+    ct_page_interior(p, n * sizeof(float), &skip, &len);
+    if (!len) return;
+    void *copy = malloc(len);
+    if (copy) memcpy(copy, (char *)p + skip, len);
+    mmap((char *)p + skip, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+    if (copy) memcpy((char *)p + skip, copy, len);
+    free(copy);
+}
+
+static ct_status open_file(ct_model *m, const char *dir, int rank) {
+    ct_model_offload *o = m->off;
+    CT_TRY(ct_mkdirs(dir));
+    snprintf(o->path, sizeof o->path, "%s/model_rank_%d.bin", dir, rank);
+    o->fd = open(o->path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (o->fd < 0) return ct_fail(CT_EIO, "offload.dir: cannot create %s: %s", o->path, strerror(errno));
+    return CT_OK;
+}
+
+/* Places block l's range of one kind: accounting, and the file for the disk. */
+static ct_status place_block(ct_model *m, int l, int grads, ct_place place) {
+    size_t lo, n;
+    ct_model_block_range(m, l, &lo, &n);
+    if (place == CT_PLACE_DISK) CT_TRY(map_to_file(m, grads, l, lo, n));
+    char what[64];
+    snprintf(what, sizeof what, "block %d's %s", l, kind_name(grads));
+    if (!ct_tier_charge(n * sizeof(float), buffer_tier(m->off, grads), place_tier(place), what)) return CT_ENOMEM;
+    if (place != CT_PLACE_COMPUTE) m->off->moved[place == CT_PLACE_DISK] += n * sizeof(float);
+    m->off->moved_range[2 * l + grads] = 1;
+    if (place == CT_PLACE_DISK) ct_pages_drop(home(m, grads) + lo, n * sizeof(float));
+    return CT_OK;
+}
+
+static ct_status check_units(const ct_model *m, const ct_place *units, int grads) {
+    int L = m->cfg.n_layer;
+    if (units[0] != CT_PLACE_COMPUTE || units[L + 1] != CT_PLACE_COMPUTE)
+        return ct_fail(CT_EINVAL, "offload.%s: the embeddings and the head stay on the compute tier (they are "
+                       "used at both ends of every pass); place blocks (e.g. \"0-%d:host\")", kind_name(grads), L - 1);
+    return CT_OK;
+}
+
+/* Floats of the flat buffers outside every block (embeddings, head). */
+static size_t outside_blocks(const ct_model *m) {
+    size_t inside = 0;
+    for (int l = m->l0; l < m->l1; l++) {
+        size_t lo, n;
+        ct_model_block_range(m, l, &lo, &n);
+        inside += n;
+    }
+    return m->n_params - inside;
+}
+
+static ct_status setup(ct_model *m, const ct_place *params, const ct_place *grads, const char *dir, int rank) {
+    ct_model_offload *o = m->off;
+    int any_disk = 0, any_param = 0, any_grad = 0;
+    for (int l = m->l0; l < m->l1; l++) {
+        size_t lo, n;
+        ct_model_block_range(m, l, &lo, &n);
+        o->param_place[l] = (unsigned char)params[1 + l];
+        o->grad_place[l] = (unsigned char)grads[1 + l];
+        any_disk |= params[1 + l] == CT_PLACE_DISK || grads[1 + l] == CT_PLACE_DISK;
+        any_param |= params[1 + l] != CT_PLACE_COMPUTE;
+        any_grad |= grads[1 + l] != CT_PLACE_COMPUTE;
+        if ((params[1 + l] != CT_PLACE_COMPUTE || grads[1 + l] != CT_PLACE_COMPUTE) && n > o->slot_n) o->slot_n = n;
+    }
+    if (any_disk) CT_TRY(open_file(m, dir, rank));
+    CT_TRY(ct_store_open(&o->io, NULL, rank, 0));
+    for (int s = 0; s < 2 && any_param; s++)
+        if (!(o->pslot[s] = ct_alloc(o->slot_n * sizeof(float), "offloaded parameters' compute slot")))
+            return CT_ENOMEM;
+    if (any_grad && !(o->gslot = ct_alloc(o->slot_n * sizeof(float), "offloaded gradients' compute slot")))
+        return CT_ENOMEM;
+    /* the embeddings' and the head's weights (and gradients) compute */
+    if (!ct_tier_charge(outside_blocks(m) * sizeof(float), CT_TIER_HOST, CT_TIER_COMPUTE, "the embeddings and head"))
+        return CT_ENOMEM;
+    o->placed = 1;
+    if (o->grads_host && !ct_tier_charge(outside_blocks(m) * sizeof(float), CT_TIER_HOST, CT_TIER_COMPUTE,
+                                         "the embeddings' and head's gradients"))
+        return CT_ENOMEM;
+    o->placed = 2;
+    for (int l = m->l0; l < m->l1; l++) {
+        CT_TRY(place_block(m, l, 0, (ct_place)o->param_place[l]));
+        if (o->grad_place[l] != CT_PLACE_COMPUTE || o->grads_host)
+            CT_TRY(place_block(m, l, 1, (ct_place)o->grad_place[l]));
+    }
+    return CT_OK;
+}
+
+void ct_model_offload_free(ct_model *m) {
+    ct_model_offload *o = m->off;
+    if (!o) return;
+    ct_store_close(o->io);
+    for (int l = m->l0; o->moved_range && l < m->l1; l++)
+        for (int g = 0; g < 2; g++) { /* the accounting returns to the buffers' tiers */
+            ct_place p = (ct_place)(g ? o->grad_place[l] : o->param_place[l]);
+            if (!o->moved_range[2 * l + g]) continue;
+            size_t lo, n;
+            ct_model_block_range(m, l, &lo, &n);
+            if (p == CT_PLACE_DISK) unmap_from_file(m, g, lo, n);
+            ct_tier_move(n * sizeof(float), place_tier(p), buffer_tier(o, g));
+        }
+    if (o->placed >= 1) ct_tier_move(outside_blocks(m) * sizeof(float), CT_TIER_COMPUTE, CT_TIER_HOST);
+    if (o->placed >= 2 && o->grads_host) ct_tier_move(outside_blocks(m) * sizeof(float), CT_TIER_COMPUTE, CT_TIER_HOST);
+    ct_free(o->pslot[0]);
+    ct_free(o->pslot[1]);
+    ct_free(o->gslot);
+    if (o->fd >= 0) { close(o->fd); unlink(o->path); }
+    free(o->param_place);
+    free(o->grad_place);
+    free(o->file_at);
+    free(o->moved_range);
+    free(o);
+    m->off = NULL;
+}
+
+ct_status ct_model_place(ct_model *m) {
+    if (m->base) m = m->base;
+    if (m->placed || m->off) return CT_OK;
+    if (!ct_tier_charge(m->n_params * sizeof(float), CT_TIER_HOST, CT_TIER_COMPUTE, "model parameters"))
+        return CT_ENOMEM;
+    m->placed = 1;
+    return CT_OK;
+}
+
+ct_status ct_model_set_offload(ct_model *m, const ct_place *params, const ct_place *grads, const char *dir, int rank) {
+    if (m->base || m->acts || m->off || m->placed)
+        return ct_fail(CT_EINVAL, "offload must be set once, before the model's first pass and its views");
+    CT_TRY(check_units(m, params, 0));
+    CT_TRY(check_units(m, grads, 1));
+    int any = 0;
+    for (int l = m->l0; l < m->l1; l++) any |= params[1 + l] != CT_PLACE_COMPUTE || grads[1 + l] != CT_PLACE_COMPUTE;
+    if (!any) return ct_model_place(m);
+    if (!(m->off = calloc(1, sizeof *m->off))) return ct_fail(CT_ENOMEM, "out of memory");
+    if (!m->grads) { /* allocated in the host tier: only what stays on the compute tier counts there */
+        m->grads = ct_alloc_in(CT_TIER_HOST, (m->n_params ? m->n_params : 1) * sizeof(float), "model gradients");
+        if (!m->grads) { free(m->off); m->off = NULL; return CT_ENOMEM; }
+        ct_zero_lazily(m->grads, m->n_params * sizeof(float));
+        ct_model_bind_blocks(m, m->block_grads, m->grads);
+        m->off->grads_host = 1;
+    }
+    m->off->fd = -1;
+    m->off->pslot_layer[0] = m->off->pslot_layer[1] = -1;
+    m->off->param_place = calloc((size_t)m->cfg.n_layer, 1);
+    m->off->grad_place = calloc((size_t)m->cfg.n_layer, 1);
+    m->off->file_at = calloc(2 * (size_t)m->cfg.n_layer, sizeof *m->off->file_at);
+    m->off->moved_range = calloc(2 * (size_t)m->cfg.n_layer, 1);
+    ct_status s = m->off->param_place && m->off->grad_place && m->off->file_at && m->off->moved_range
+                      ? setup(m, params, grads, dir, rank)
+                                                           : ct_fail(CT_ENOMEM, "out of memory");
+    if (s != CT_OK) ct_model_offload_free(m);
+    return s;
+}
+
+size_t ct_model_offloaded_bytes(const ct_model *m, ct_place place) {
+    if (!m->off || place == CT_PLACE_COMPUTE) return 0;
+    return m->off->moved[place == CT_PLACE_DISK];
+}
+
+/* Starts copying block l's parameters into slot s (dropping the disk pages it read). */
+static void prefetch(ct_model *m, int l, int s) {
+    ct_model_offload *o = m->off;
+    size_t lo, n;
+    ct_model_block_range(m, l, &lo, &n);
+    o->pslot_layer[s] = l;
+    o->pslot_ready[s] = ct_store_copy(o->io, o->pslot[s], m->params + lo, n * sizeof(float));
+    if (o->param_place[l] == CT_PLACE_DISK) o->pslot_ready[s] = ct_store_release(o->io, m->params + lo, n * sizeof(float));
+}
+
+ct_status ct_model_offload_enter(ct_model *m, int l, int next) {
+    ct_model_offload *o = m->base ? m->base->off : m->off;
+    if (!o || o->param_place[l] == CT_PLACE_COMPUTE) return CT_OK;
+    ct_model *owner = m->base ? m->base : m;
+    int s = o->pslot_layer[0] == l ? 0 : o->pslot_layer[1] == l ? 1 : -1;
+    if (s < 0) { /* not prefetched: into the slot the previous block is not using */
+        s = o->pslot_layer[0] < 0 ? 0 : 1;
+        prefetch(owner, l, s);
+    }
+    CT_TRY(ct_store_wait(o->io, o->pslot_ready[s]));
+    size_t lo, n;
+    ct_model_block_range(m, l, &lo, &n);
+    ct_model_bind_block(m, l, &m->blocks[l], o->pslot[s], lo);
+    if (next >= m->l0 && next < m->l1 && o->param_place[next] != CT_PLACE_COMPUTE && o->pslot_layer[1 - s] != next)
+        prefetch(owner, next, 1 - s);
+    return CT_OK;
+}
+
+void ct_model_offload_grads_in(ct_model *m, int l) {
+    ct_model_offload *o = m->base ? m->base->off : m->off;
+    if (!o || o->grad_place[l] == CT_PLACE_COMPUTE) return;
+    size_t lo, n;
+    ct_model_block_range(m, l, &lo, &n);
+    memcpy(o->gslot, m->grads + lo, n * sizeof(float));
+    ct_model_bind_block(m, l, &m->block_grads[l], o->gslot, lo);
+}
+
+void ct_model_offload_grads_out(ct_model *m, int l) {
+    ct_model_offload *o = m->base ? m->base->off : m->off;
+    if (!o || o->grad_place[l] == CT_PLACE_COMPUTE) return;
+    size_t lo, n;
+    ct_model_block_range(m, l, &lo, &n);
+    memcpy(m->grads + lo, o->gslot, n * sizeof(float));
+    if (o->grad_place[l] == CT_PLACE_DISK) ct_pages_drop(m->grads + lo, n * sizeof(float));
+}
+
+/* Zeroes block l's disk range without touching its pages: the file's bytes are punched to
+ * zeros. */
+static void zero_disk(ct_model *m, int l, size_t lo, size_t n) {
+    ct_model_offload *o = m->off;
+    float *p = m->grads + lo;
+    size_t skip, len, file_at = o->file_at[2 * l + 1];
+    ct_page_interior(p, n * sizeof(float), &skip, &len);
+    memset(p, 0, skip);
+    memset((char *)p + skip + len, 0, n * sizeof(float) - skip - len);
+    if (!len) return;
+    ct_pages_drop((char *)p + skip, len);
+    if (fallocate(o->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)file_at, (off_t)len) != 0)
+        memset((char *)p + skip, 0, len); /* no hole punching here: write the zeros */
+}
+
+int ct_model_offload_zero_grad(ct_model *m) {
+    ct_model_offload *o = m->off;
+    if (!o || !m->grads) return 0;
+    size_t at = 0;
+    for (int l = m->l0; l < m->l1; l++) {
+        size_t lo, n;
+        ct_model_block_range(m, l, &lo, &n);
+        if (o->grad_place[l] != CT_PLACE_DISK) continue;
+        memset(m->grads + at, 0, (lo - at) * sizeof(float));
+        zero_disk(m, l, lo, n);
+        at = lo + n;
+    }
+    memset(m->grads + at, 0, (m->n_params - at) * sizeof(float));
+    return 1;
+}
+
+ct_status ct_model_offload_settle(ct_model *m) {
+    ct_model_offload *o = m->off;
+    if (!o) return CT_OK;
+    CT_TRY(ct_store_wait(o->io, o->pslot_ready[0] > o->pslot_ready[1] ? o->pslot_ready[0] : o->pslot_ready[1]));
+    o->pslot_layer[0] = o->pslot_layer[1] = -1; /* the parameters changed */
+    for (int l = m->l0; l < m->l1; l++) {
+        size_t lo, n;
+        ct_model_block_range(m, l, &lo, &n);
+        if (o->param_place[l] == CT_PLACE_DISK) ct_pages_drop(m->params + lo, n * sizeof(float));
+        if (o->grad_place[l] == CT_PLACE_DISK) ct_pages_drop(m->grads + lo, n * sizeof(float));
+    }
+    return CT_OK;
+}
+
+void ct_model_offload_drop(ct_model *m, size_t lo, size_t n) {
+    ct_model_offload *o = m->base ? m->base->off : m->off;
+    if (!o) return;
+    for (int l = m->l0; l < m->l1; l++) {
+        size_t a, k;
+        ct_model_block_range(m, l, &a, &k);
+        size_t s = a > lo ? a : lo, e = a + k < lo + n ? a + k : lo + n;
+        if (e <= s) continue;
+        if (o->param_place[l] == CT_PLACE_DISK) ct_pages_drop(m->params + s, (e - s) * sizeof(float));
+        if (o->grad_place[l] == CT_PLACE_DISK) ct_pages_drop(m->grads + s, (e - s) * sizeof(float));
+    }
+}
