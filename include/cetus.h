@@ -215,8 +215,13 @@ ct_status ct_model_offload_settle(ct_model *m);
 /* Drops from memory the pages of disk-placed parameters and gradients in flat [lo, lo + n)
  * (the optimizer calls it after updating a piece). */
 void ct_model_offload_drop(ct_model *m, size_t lo, size_t n);
+/* Seconds (since creation) the offload I/O thread spent moving this model's weights, and
+ * the passes spent waiting for it: 1 - wait / busy of the transfers hid behind compute. */
+void ct_model_offload_times(const ct_model *m, double *busy_s, double *wait_s);
 /* Bytes of parameters and gradients placed at place (host or disk). */
 size_t ct_model_offloaded_bytes(const ct_model *m, ct_place place);
+/* Bytes of activation buffers a pass of [B, T] needs (what ct_model_acts_bytes will be). */
+size_t ct_model_acts_bytes_for(const ct_model *m, int B, int T);
 /* Bytes of activation buffers this model (or view) holds for its last (B, T). */
 size_t ct_model_acts_bytes(const ct_model *m);
 /* Allocates the gradient buffer now (zeroed) instead of at the first backward. */

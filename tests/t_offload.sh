@@ -66,23 +66,36 @@ peak=$(grep -o '"compute_peak_mb": [0-9.]*' "$SCRATCH/tight/metrics.jsonl" | tai
 awk -v p="$peak" 'BEGIN { exit !(p > 0 && p <= 72) }' || fail "compute peak $peak MiB past the budget"
 
 # 24 blocks of d_model 512 (75.6M parameters) and a 25.8M-parameter embedding: 405 MB of
-# weights, 1.62 GB of state with gradients and moments; the compute tier keeps the
-# embedding's weights and gradients, two blocks' weights and one block's gradients
+# weights, 1.62 GB of state with gradients and moments. The automatic policy puts the
+# moments and the blocks' weights and gradients on disk until the rest fits: the
+# embedding's weights and gradients, two blocks' weights, one block's gradients and the
+# activations. Its predicted peak must be within 5% of the measured one.
 big="model.n_layer=24 model.d_model=512 model.n_head=8 model.seq_len=32 train.batch_size=2 train.steps=2"
 expect_error "memory.compute_budget = 320.0 MiB: allocating" \
     "$CETUS" train $args $big run.dir="$SCRATCH/big" memory.compute_budget=320M
-run 1 big $big memory.compute_budget=320M $all_disk
-/usr/bin/python3 - "$SCRATCH/big/metrics.jsonl" <<'PY' || fail "the big model's memory"
-import json, sys
+run 1 big $big memory.compute_budget=320M offload.policy=auto offload.tier=disk
+grep -q "offload (auto): moments of all units on disk; weights of blocks .* on disk; gradients of blocks .* on disk; predicted compute peak" \
+    "$SCRATCH/big.log" || fail "no automatic plan: $(grep offload "$SCRATCH/big.log")"
+/usr/bin/python3 - "$SCRATCH/big/metrics.jsonl" "$SCRATCH/big.log" <<'PY' || fail "the big model's memory"
+import json, re, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
+m = re.search(r"predicted compute peak ([0-9.]+) (MiB|GiB)", open(sys.argv[2]).read())
+predicted = float(m.group(1)) * (1024 if m.group(2) == "GiB" else 1)
 start = next(r for r in rows if r.get("event") == "start")
 steps = [r for r in rows if "step_s" in r]
 state = 4 * 4 * start["params"] / 2**20  # weights, gradients and two moments, MiB
 compute, rss = max(r["compute_peak_mb"] for r in steps), max(r["peak_rss_mb"] for r in steps)
-print(f"state {state:.0f} MiB = {state / 320:.1f} x the 320 MiB budget; compute tier peak {compute:.0f} MiB; "
-      f"peak resident {rss:.0f} MiB ({rss / state:.2f} of the state)")
-sys.exit(not (state >= 3 * 320 and compute <= 320 and rss < 0.6 * state))
+print(f"state {state:.0f} MiB = {state / 320:.1f} x the 320 MiB budget; compute tier peak {compute:.0f} MiB "
+      f"(predicted {predicted:.0f}); peak resident {rss:.0f} MiB ({rss / state:.2f} of the state)")
+sys.exit(not (state >= 3 * 320 and compute <= 320 and rss < 0.6 * state and abs(predicted - compute) <= 0.05 * compute))
 PY
+
+run 1 auto-tight memory.compute_budget=72M offload.policy=auto
+same "$SCRATCH/keep" "$SCRATCH/auto-tight"
+expect_error "memory.compute_budget = 40.0 MiB: even with every block's weights and gradients and all optimizer state offloaded" \
+    "$CETUS" train $args run.dir="$SCRATCH/bad" memory.compute_budget=40M offload.policy=auto
+expect_error "offload.policy = auto chooses offload.params" \
+    "$CETUS" train $args run.dir="$SCRATCH/bad" offload.policy=auto offload.params=disk
 
 expect_error 'offload.optimizer = "0-9:disk": expected none, host, disk, or entries UNITS:TIER' \
     "$CETUS" train $args run.dir="$SCRATCH/bad" offload.optimizer=0-9:disk

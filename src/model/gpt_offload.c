@@ -340,3 +340,8 @@ void ct_model_offload_drop(ct_model *m, size_t lo, size_t n) {
         if (o->grad_place[l] == CT_PLACE_DISK) ct_pages_drop(m->grads + s, (e - s) * sizeof(float));
     }
 }
+
+void ct_model_offload_times(const ct_model *m, double *busy_s, double *wait_s) {
+    *busy_s = *wait_s = 0.0;
+    if (m->off) ct_store_times(m->off->io, busy_s, wait_s);
+}

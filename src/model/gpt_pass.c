@@ -305,6 +305,19 @@ ct_status ct_model_set_recompute(ct_model *m, const int *layers) {
     return CT_OK;
 }
 
+size_t ct_model_acts_bytes_for(const ct_model *m, int B, int T) {
+    ct_dims d = model_dims(m, B, T);
+    size_t N = (size_t)B * T, bytes = acts_size(m, d, omp_get_max_threads()) * sizeof(float);
+    if (m->ep_ranks > 1) {
+        size_t layers = 0;
+        for (int l = m->l0; l < m->l1; l++) layers += (size_t)ct_model_layer_is_moe(&m->cfg, l);
+        size_t one = (ct_moe_ep_acts_bytes(&m->cfg.moe, (int)N, m->cfg.d_model, m->ep_ranks) + 63) / 64 * 64;
+        bytes += one * (layers ? layers : 1);
+    }
+    if (m->tp_ranks > 1) bytes += ((size_t)m->tp_ranks + 2) * N * sizeof(float);
+    return bytes;
+}
+
 size_t ct_model_acts_bytes(const ct_model *m) { return m->acts_cap * sizeof(float) + m->ep_buf_cap; }
 
 ct_status ct_model_ensure_grads(ct_model *m) {

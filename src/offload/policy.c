@@ -85,3 +85,97 @@ int ct_offload_ranges(const ct_model *m, const ct_place *units, ct_place_range *
     }
     return count;
 }
+
+/* Floats of each unit of m into n [n_layer + 2]. */
+static void unit_sizes(const ct_model *m, size_t *n) {
+    int L = ct_model_get_config(m)->n_layer;
+    memset(n, 0, ((size_t)L + 2) * sizeof *n);
+    for (size_t i = 0; i < ct_model_num_tensors(m); i++) n[unit_of(m, i, L)] += ct_model_tensor(m, i)->numel;
+}
+
+/* The compute tier's peak for a placement: the state kept there, the slots offloaded
+ * blocks compute from, and the fixed part. */
+static size_t predict(int L, const size_t *n, const ct_place *params, const ct_place *grads, const ct_place *opt,
+                      double share, size_t fixed) {
+    size_t bytes = fixed, pmax = 0, gmax = 0;
+    for (int u = 0; u < L + 2; u++) {
+        if (params[u] == CT_PLACE_COMPUTE) bytes += n[u] * sizeof(float);
+        else if (n[u] > pmax) pmax = n[u];
+        if (grads[u] == CT_PLACE_COMPUTE) bytes += n[u] * sizeof(float);
+        else if (n[u] > gmax) gmax = n[u];
+        if (opt[u] == CT_PLACE_COMPUTE) bytes += (size_t)(2.0 * (double)n[u] * sizeof(float) * share);
+    }
+    return bytes + (2 * pmax + gmax) * sizeof(float);
+}
+
+ct_status ct_offload_auto(const ct_model *m, size_t budget, size_t fixed, double share, ct_place tier,
+                          ct_place *params, ct_place *grads, ct_place *opt, size_t *predicted) {
+    const ct_model_config *c = ct_model_get_config(m);
+    int L = c->n_layer, first, end;
+    ct_model_stage_layers(m, &first, &end);
+    size_t *n = calloc((size_t)L + 2, sizeof *n);
+    if (!n) return ct_fail(CT_ENOMEM, "out of memory");
+    unit_sizes(m, n);
+    for (int u = 0; u < L + 2; u++) params[u] = grads[u] = opt[u] = CT_PLACE_COMPUTE;
+    size_t need = predict(L, n, params, grads, opt, share, fixed);
+    while (need > budget) { /* the optimizer state first, the largest unit first */
+        int best = -1;
+        for (int u = 0; u < L + 2; u++)
+            if (opt[u] == CT_PLACE_COMPUTE && n[u] && (best < 0 || n[u] > n[best])) best = u;
+        if (best < 0) break;
+        opt[best] = tier;
+        need = predict(L, n, params, grads, opt, share, fixed);
+    }
+    for (int moe = 0; moe < 2 && need > budget; moe++) /* then blocks, dense ones first */
+        for (int l = first; l < end && need > budget; l++) {
+            if ((c->moe_every > 0 && (l + 1) % c->moe_every == 0) != moe) continue;
+            params[1 + l] = grads[1 + l] = tier;
+            size_t with = predict(L, n, params, grads, opt, share, fixed);
+            need = with;
+        }
+    free(n);
+    *predicted = need;
+    char b[32], w[32], f[32];
+    if (need > budget)
+        return ct_fail(CT_ENOMEM, "memory.compute_budget = %s: even with every block's weights and gradients and all "
+                       "optimizer state offloaded the compute tier needs %s (activations and buffers %s, the "
+                       "embeddings and head, two blocks' slots); lower train.batch_size, use memory.recompute or "
+                       "pipeline stages, or raise the budget", ct_format_bytes(budget, b, sizeof b),
+                       ct_format_bytes(need, w, sizeof w), ct_format_bytes(fixed, f, sizeof f));
+    return CT_OK;
+}
+
+/* Appends "what of UNITS on TIER" for each tier that kind uses. */
+static size_t describe_kind(int L, const ct_place *units, const char *what, char *buf, size_t cap, size_t used) {
+    static const ct_place tiers[] = {CT_PLACE_HOST, CT_PLACE_DISK};
+    for (int k = 0; k < 2; k++) {
+        int count = 0;
+        for (int u = 0; u < L + 2; u++) count += units[u] == tiers[k];
+        if (!count || used >= cap) continue;
+        used += (size_t)snprintf(buf + used, cap - used, "%s%s of ", used ? "; " : "", what);
+        if (count == L + 2) used += (size_t)snprintf(buf + used, cap - used, "all units");
+        for (int u = 0, first = 1; count < L + 2 && u < L + 2 && used < cap; u++) {
+            if (units[u] != tiers[k]) continue;
+            int v = u;
+            while (v + 1 < L + 1 && u >= 1 && units[v + 1] == tiers[k]) v++;
+            if (u == 0) used += (size_t)snprintf(buf + used, cap - used, "%sembeddings", first ? "" : ", ");
+            else if (u == L + 1) used += (size_t)snprintf(buf + used, cap - used, "%shead", first ? "" : ", ");
+            else if (v > u) used += (size_t)snprintf(buf + used, cap - used, "%sblocks %d-%d", first ? "" : ", ", u - 1, v - 1);
+            else used += (size_t)snprintf(buf + used, cap - used, "%sblock %d", first ? "" : ", ", u - 1);
+            first = 0;
+            u = v;
+        }
+        if (used < cap) used += (size_t)snprintf(buf + used, cap - used, " on %s", ct_place_name(tiers[k]));
+    }
+    return used;
+}
+
+void ct_offload_describe(int L, const ct_place *params, const ct_place *grads, const ct_place *opt, char *buf,
+                         size_t cap) {
+    size_t used = 0;
+    buf[0] = 0;
+    used = describe_kind(L, opt, "moments", buf, cap, used);
+    used = describe_kind(L, params, "weights", buf, cap, used);
+    used = describe_kind(L, grads, "gradients", buf, cap, used);
+    if (!used) snprintf(buf, cap, "nothing offloaded");
+}

@@ -18,6 +18,20 @@ ct_status ct_offload_parse(const char *text, const char *key, int n_layer, int b
 /* The flat ranges of m's units (this pipeline stage's) whose place is not compute, in
  * order, into out [n_layer + 2]; returns how many. */
 int ct_offload_ranges(const ct_model *m, const ct_place *units, ct_place_range *out);
+/* The automatic policy: given the compute budget, the bytes the compute tier needs besides
+ * the state (activations and buffers: fixed) and the share of the moments this rank holds
+ * (1/D under ZeRO), picks the placement with the least offloaded that fits: first the
+ * optimizer state (touched once per step), unit by unit, largest first; then the blocks'
+ * parameters and gradients together, dense blocks before MoE blocks (more compute per byte
+ * moved, so their transfers hide best behind compute). Offloaded state goes to `tier`.
+ * Fills params, grads and opt [n_layer + 2] and the predicted compute peak; fails with what
+ * would be needed when nothing fits. */
+ct_status ct_offload_auto(const ct_model *m, size_t budget, size_t fixed, double moment_share, ct_place tier,
+                          ct_place *params, ct_place *grads, ct_place *opt, size_t *predicted);
+/* One line describing a placement, e.g. "moments of all units on host; weights and
+ * gradients of blocks 0-9 on host". */
+void ct_offload_describe(int n_layer, const ct_place *params, const ct_place *grads, const ct_place *opt, char *buf,
+                         size_t cap);
 /* "compute", "host", "disk". */
 const char *ct_place_name(ct_place p);
 

@@ -78,6 +78,8 @@ static const key_def keys[] = {
     {"offload.optimizer", K_STR, F(offload.optimizer), 0, 256, "none", "where the AdamW moments live: none (compute), host, disk, or per unit like all:host,0-11:disk (units: block ranges, embed, head, all); the update of offloaded moments runs on the host, unit by unit, overlapped with the disk I/O"},
     {"offload.params", K_STR, F(offload.params), 0, 256, "none", "where each block's parameters live: none (compute), host, disk, or per block like 0-5:disk,6-11:host; offloaded blocks compute from two compute slots the next block is prefetched into"},
     {"offload.grads", K_STR, F(offload.grads), 0, 256, "none", "where each block's gradients live (as offload.params); written home as soon as final"},
+    {"offload.policy", K_STR, F(offload.policy), 0, 16, "manual", "manual (offload.params, .grads, .optimizer) or auto: the least offload that fits memory.compute_budget (optimizer state first, then blocks' weights and gradients, dense blocks before MoE); prints its choice and the predicted peak"},
+    {"offload.tier", K_STR, F(offload.tier), 0, 16, "host", "where offload.policy = auto puts what it offloads: host or disk"},
     {"runtime.threads", K_INT, F(runtime.threads), 0, 4096, "0", "compute threads (0 = all cores)"},
     {"runtime.pin", K_BOOL, F(runtime.pin), 0, 1, "true", "pin compute thread i to core i"},
 };
@@ -249,6 +251,15 @@ ct_status ct_config_validate(const ct_config *c) {
     for (int u = 0; us == CT_OK && u < c->model.n_layer + 2; u++) grads_off |= units[u] != CT_PLACE_COMPUTE;
     free(units);
     CT_TRY(us);
+    int is_auto = !strcmp(c->offload.policy, "auto");
+    if (!is_auto && strcmp(c->offload.policy, "manual"))
+        return ct_fail(CT_EINVAL, "offload.policy = \"%s\": allowed \"manual\" or \"auto\"", c->offload.policy);
+    if (strcmp(c->offload.tier, "host") && strcmp(c->offload.tier, "disk"))
+        return ct_fail(CT_EINVAL, "offload.tier = \"%s\": allowed \"host\" or \"disk\"", c->offload.tier);
+    if (is_auto && (strcmp(c->offload.params, "none") || strcmp(c->offload.grads, "none") ||
+                    strcmp(c->offload.optimizer, "none")))
+        return ct_fail(CT_EINVAL, "offload.policy = auto chooses offload.params, offload.grads and offload.optimizer "
+                       "itself; leave them at none, or use offload.policy = manual");
     if (grads_off && c->parallel.zero == 2)
         return ct_fail(CT_EINVAL, "offload.grads with parallel.zero = 2: not supported (ZeRO 2 keeps only its "
                        "shard of the gradients already); use parallel.zero = 1 or offload the optimizer state");

@@ -52,6 +52,8 @@ typedef struct ct_config {
         char optimizer[256]; /* where the AdamW moments live, per unit: see offload/policy.h */
         char params[256];    /* where each block's parameters live (blocks only) */
         char grads[256];     /* where each block's gradients live (blocks only) */
+        char policy[16];     /* "manual" (the three keys above) or "auto" (fit memory.compute_budget) */
+        char tier[16];       /* where "auto" offloads to: "host" or "disk" */
     } offload;
     struct {
         int threads;        /* 0 = all cores */

@@ -5,6 +5,7 @@
 #include "core/core.h"
 #include "data/tokenizer.h"
 #include "model/sample.h"
+#include "offload/policy.h"
 #include "train/trainer_internal.h"
 #include <inttypes.h>
 #include <math.h>
@@ -82,10 +83,17 @@ static void print_offload(const ct_trainer *tr) {
     char a[32], b[32], c[32];
     size_t host = ct_adamw_bytes(tr->opt, CT_PLACE_HOST), disk = ct_adamw_bytes(tr->opt, CT_PLACE_DISK);
     if (host || disk)
-        printf("offload: AdamW moments %s on the compute tier, %s in host memory, %s on disk%s%s (offload.optimizer = %s)\n",
+        printf("offload: AdamW moments %s on the compute tier, %s in host memory, %s on disk%s%s\n",
                ct_format_bytes(ct_adamw_bytes(tr->opt, CT_PLACE_COMPUTE), a, sizeof a), ct_format_bytes(host, b, sizeof b),
-               ct_format_bytes(disk, c, sizeof c), tr->store ? " in " : "", tr->store ? ct_store_path(tr->store) : "",
-               tr->cfg.offload.optimizer);
+               ct_format_bytes(disk, c, sizeof c), tr->store ? " in " : "", tr->store ? ct_store_path(tr->store) : "");
+    int L = tr->cfg.model.n_layer;
+    char plan[2048];
+    ct_offload_describe(L, tr->plan, tr->plan + L + 2, tr->plan + 2 * (L + 2), plan, sizeof plan);
+    if (!strcmp(tr->cfg.offload.policy, "auto"))
+        printf("offload (auto): %s; predicted compute peak %s\n", plan,
+               ct_format_bytes(tr->predicted_peak, a, sizeof a));
+    else if (strcmp(plan, "nothing offloaded"))
+        printf("offload plan: %s\n", plan);
     if (ct_tier_budget())
         printf("compute budget: %s, %s in use before the first step\n", ct_format_bytes(ct_tier_budget(), a, sizeof a),
                ct_format_bytes(ct_tier_in_use(CT_TIER_COMPUTE), b, sizeof b));
@@ -147,17 +155,20 @@ static void progress(ct_trainer *tr, run_output *o, const ct_step_stats *st, dou
     if (!o->leader) return;
     double mfu = tok_s * ct_model_flops_per_token(tr->model, ct_config_train_seq_len(&tr->cfg)) / o->peak_flops;
     char moe[8192], moe_text[64] = "", pipe[4096];
+    double io_busy, io_wait; /* cumulative: the bench takes differences */
+    ct_trainer_offload_times(tr, &io_busy, &io_wait);
     double dropped = moe_json(tr, moe, sizeof moe);
     if (tr->cfg.model.moe_every > 0)
         snprintf(moe_text, sizeof moe_text, " | aux %.4f drop %.1f%%", (double)st->aux, 100.0 * dropped);
     metrics_line(o, "{\"step\": %" PRId64 ", \"loss\": %.9g, \"lr\": %.6g, \"grad_norm\": %.4f, "
                  "\"tokens_per_s\": %.1f, \"mfu\": %.4f, \"step_s\": %.4f, \"comm_bytes\": %.0f, "
                  "\"expert_bytes\": %.0f,%s \"acts_mb\": %.2f, \"compute_peak_mb\": %.1f, \"host_mb\": %.1f, "
+                 "\"offload_io_s\": %.4f, \"offload_wait_s\": %.4f, "
                  "\"peak_rss_mb\": %.1f%s%.9g%s%s%s}",
                  tr->step, (double)st->loss, (double)st->lr, (double)st->grad_norm, tok_s, mfu, st->seconds,
                  st->comm_bytes, st->expert_bytes, pipe_json(st, pipe, sizeof pipe),
                  (double)ct_trainer_acts_bytes(tr) / (1 << 20), (double)ct_tier_peak(CT_TIER_COMPUTE) / (1 << 20),
-                 (double)ct_tier_in_use(CT_TIER_HOST) / (1 << 20), peak_rss_mb(),
+                 (double)ct_tier_in_use(CT_TIER_HOST) / (1 << 20), io_busy, io_wait, peak_rss_mb(),
                  ", \"aux_loss\": ", (double)st->aux, moe[0] ? ", \"moe\": [" : "", moe, moe[0] ? "]" : "");
     int show = o->tty || tr->step % tr->cfg.train.log_interval == 0 || tr->step == tr->cfg.train.steps;
     if (!show) return;

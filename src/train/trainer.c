@@ -178,19 +178,51 @@ static void offload_dir(const ct_config *c, char *dir, size_t cap) {
     else snprintf(dir, cap, "%s/offload", c->run.dir);
 }
 
-/* Places the blocks' parameters and gradients as offload.params / offload.grads say. */
+/* Activation bytes the compute tier holds in a step, and a margin for the buffers beside
+ * them (ring scratch, losses), for the automatic policy. */
+static size_t fixed_bytes(const ct_trainer *tr) {
+    const ct_config *c = &tr->cfg;
+    int P = ct_model_stages(tr->model), s = ct_model_stage(tr->model), micro = 1, slots = 1;
+    if (P > 1) {
+        micro = micro_batches(c, tr->rows);
+        slots = !strcmp(c->parallel.schedule, "gpipe") || P - s > micro ? micro : P - s;
+    }
+    return ct_model_acts_bytes_for(tr->model, tr->rows / micro, ct_config_train_seq_len(c)) * (size_t)slots +
+           ((size_t)4 << 20);
+}
+
+/* Where each unit's weights, gradients and moments live: as offload.params / .grads /
+ * .optimizer say, or as the automatic policy chooses for memory.compute_budget. */
+static ct_status plan_offload(ct_trainer *tr) {
+    const ct_config *c = &tr->cfg;
+    int L = c->model.n_layer;
+    size_t units = (size_t)L + 2;
+    if (!(tr->plan = malloc(3 * units * sizeof *tr->plan))) return ct_fail(CT_ENOMEM, "out of memory");
+    ct_place *params = tr->plan, *grads = params + units, *opt = grads + units;
+    if (strcmp(c->offload.policy, "auto")) {
+        CT_TRY(ct_offload_parse(c->offload.params, "offload.params", L, 1, params));
+        CT_TRY(ct_offload_parse(c->offload.grads, "offload.grads", L, 1, grads));
+        return ct_offload_parse(c->offload.optimizer, "offload.optimizer", L, 0, opt);
+    }
+    ct_place tier = !strcmp(c->offload.tier, "disk") ? CT_PLACE_DISK : CT_PLACE_HOST;
+    int shards = c->parallel.zero ? ct_world_axis_size(tr->world, c->parallel.expert > 1 && c->model.moe_every > 0
+                                                                      ? CT_AXIS_EXPERT_DATA : CT_AXIS_DATA) : 1;
+    size_t budget = ct_tier_budget() ? ct_tier_budget() : SIZE_MAX;
+    CT_TRY(ct_offload_auto(tr->model, budget, fixed_bytes(tr), 1.0 / shards, tier, params, grads, opt,
+                           &tr->predicted_peak));
+    if (c->parallel.zero == 2)
+        for (size_t u = 0; u < units; u++) grads[u] = CT_PLACE_COMPUTE; /* ZeRO 2 shards them already */
+    return CT_OK;
+}
+
+/* Places the blocks' parameters and gradients as planned. */
 static ct_status offload_model(ct_trainer *tr) {
     const ct_config *c = &tr->cfg;
     size_t units = (size_t)c->model.n_layer + 2;
-    ct_place *params = malloc(2 * units * sizeof *params);
-    if (!params) return ct_fail(CT_ENOMEM, "out of memory");
-    ct_status s = ct_offload_parse(c->offload.params, "offload.params", c->model.n_layer, 1, params);
-    if (s == CT_OK) s = ct_offload_parse(c->offload.grads, "offload.grads", c->model.n_layer, 1, params + units);
+    CT_TRY(plan_offload(tr));
     char dir[1100];
     offload_dir(c, dir, sizeof dir);
-    if (s == CT_OK) s = ct_model_set_offload(tr->model, params, params + units, dir, ct_world_rank(tr->world));
-    free(params);
-    return s;
+    return ct_model_set_offload(tr->model, tr->plan, tr->plan + units, dir, ct_world_rank(tr->world));
 }
 
 /* The optimizer for this rank's shard [lo, hi), its moments placed as offload.optimizer
@@ -198,10 +230,9 @@ static ct_status offload_model(ct_trainer *tr) {
 static ct_status build_optimizer(ct_trainer *tr, size_t lo, size_t hi) {
     const ct_config *c = &tr->cfg;
     int L = c->model.n_layer;
-    ct_place *units = malloc(((size_t)L + 2) * sizeof *units);
+    const ct_place *units = tr->plan + 2 * ((size_t)L + 2);
     ct_place_range *ranges = malloc(((size_t)L + 2) * sizeof *ranges);
-    ct_status s = units && ranges ? CT_OK : ct_fail(CT_ENOMEM, "out of memory");
-    if (s == CT_OK) s = ct_offload_parse(c->offload.optimizer, "offload.optimizer", L, 0, units);
+    ct_status s = ranges ? CT_OK : ct_fail(CT_ENOMEM, "out of memory");
     int count = s == CT_OK ? ct_offload_ranges(tr->model, units, ranges) : 0;
     size_t disk = 0;
     for (int i = 0; i < count; i++) {
@@ -214,7 +245,6 @@ static ct_status build_optimizer(ct_trainer *tr, size_t lo, size_t hi) {
         s = ct_store_open(&tr->store, dir, ct_world_rank(tr->world), disk);
     }
     if (s == CT_OK) s = ct_adamw_create_placed(&tr->opt, lo, hi - lo, ranges, count, tr->store);
-    free(units);
     free(ranges);
     return s;
 }
@@ -274,6 +304,7 @@ void ct_trainer_free(ct_trainer *tr) {
     ct_ckpt_stream_free(&tr->stream);
     free(tr->ckpt_tensors);
     free(tr->pipe_busy);
+    free(tr->plan);
     free(tr->inputs);
     free(tr);
 }
@@ -438,6 +469,14 @@ ct_status ct_trainer_save(ct_trainer *tr) {
 }
 
 int64_t ct_trainer_step_index(const ct_trainer *tr) { return tr->step; }
+
+void ct_trainer_offload_times(const ct_trainer *tr, double *busy_s, double *wait_s) {
+    double b = 0.0, w = 0.0;
+    ct_model_offload_times(tr->model, busy_s, wait_s);
+    if (tr->store) ct_store_times(tr->store, &b, &w);
+    *busy_s += b;
+    *wait_s += w;
+}
 
 size_t ct_trainer_acts_bytes(const ct_trainer *tr) {
     return tr->pipe ? ct_pipe_acts_bytes(tr->pipe) : ct_model_acts_bytes(tr->model);

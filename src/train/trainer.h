@@ -35,6 +35,9 @@ int ct_trainer_is_leader(const ct_trainer *tr);
 void ct_trainer_free(ct_trainer *tr);
 
 ct_status ct_trainer_step(ct_trainer *tr, ct_step_stats *st);
+/* Seconds so far the offload I/O threads moved state (weights and moments), and the
+ * training waited for them. */
+void ct_trainer_offload_times(const ct_trainer *tr, double *busy_s, double *wait_s);
 /* Bytes of activation buffers this rank holds (every pipeline micro-batch slot). */
 size_t ct_trainer_acts_bytes(const ct_trainer *tr);
 /* Mean loss over train.eval_batches validation micro-batches, always the same ones. */

@@ -34,6 +34,8 @@ struct ct_trainer {
     float *pipe_busy; /* [stages]: each stage's computing time in the last step's schedule */
     ct_adamw *opt;
     ct_store *store;  /* the disk tier's file, when state is placed there */
+    ct_place *plan;   /* [3][n_layer + 2]: each unit's weights, gradients and moments */
+    size_t predicted_peak; /* the automatic policy's prediction of the compute tier's peak */
     ct_loader *train, *val;
     int64_t step;
     int32_t *inputs, *targets; /* [B, T] each */
