@@ -71,8 +71,9 @@ static ct_status print_sample(ct_trainer *tr, run_output *o) {
 static void print_stages(const ct_trainer *tr) {
     int blocks[CT_MAX_STAGES], P = ct_model_stages(tr->model);
     if (ct_config_stage_blocks(&tr->cfg, blocks) != CT_OK) return;
-    printf("pipeline: %s schedule, %d micro-batches of %d row%s, up to %d in flight on stage 0; blocks per stage:",
-           tr->cfg.parallel.schedule, ct_pipe_micro_batches(tr->pipe), tr->rows / ct_pipe_micro_batches(tr->pipe), tr->rows == ct_pipe_micro_batches(tr->pipe) ? "" : "s",
+    int micro = ct_pipe_micro_batches(tr->pipe);
+    printf("pipeline: %s schedule, %d micro-batch%s of %d row%s, up to %d in flight on stage 0; blocks per stage:",
+           tr->cfg.parallel.schedule, micro, micro == 1 ? "" : "es", tr->rows / micro, tr->rows == micro ? "" : "s",
            ct_pipe_slots(tr->pipe));
     for (int s = 0; s < P; s++) printf(" %d", blocks[s]);
     printf("%s\n", strcmp(tr->cfg.parallel.stages, "auto") ? "" : " (balanced by compute)");
