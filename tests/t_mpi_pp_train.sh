@@ -32,7 +32,7 @@ grep -q "pipeline: gpipe schedule, 2 micro-batches of 2 rows, up to 2 in flight 
     "$SCRATCH/p2-gpipe-m2-sauto.log" || fail "no GPipe banner"
 grep -q "blocks per stage: 1 3$" "$SCRATCH/p2-1f1b-m4-s1_3.log" || fail "parallel.stages not followed"
 grep -q "(balanced by compute)" "$SCRATCH/p4-1f1b-m4-sauto.log" || fail "no balanced banner"
-grep -q '"pipe_wait_s"' "$SCRATCH/p2-1f1b-m0-sauto/metrics.jsonl" || fail "no bubble metric"
+grep -q '"pipe_busy_s"' "$SCRATCH/p2-1f1b-m0-sauto/metrics.jsonl" || fail "no bubble metric"
 
 run 4 d2p2 parallel.pipeline=2 parallel.zero=2
 close "$SCRATCH/single" "$SCRATCH/d2p2" $LOSS_TOL

@@ -225,9 +225,8 @@ ct_status ct_model_set_offload(ct_model *m, const ct_place *params, const ct_pla
     m->off->grad_place = calloc((size_t)m->cfg.n_layer, 1);
     m->off->file_at = calloc(2 * (size_t)m->cfg.n_layer, sizeof *m->off->file_at);
     m->off->moved_range = calloc(2 * (size_t)m->cfg.n_layer, 1);
-    ct_status s = m->off->param_place && m->off->grad_place && m->off->file_at && m->off->moved_range
-                      ? setup(m, params, grads, dir, rank)
-                                                           : ct_fail(CT_ENOMEM, "out of memory");
+    int tables = m->off->param_place && m->off->grad_place && m->off->file_at && m->off->moved_range;
+    ct_status s = tables ? setup(m, params, grads, dir, rank) : ct_fail(CT_ENOMEM, "out of memory");
     if (s != CT_OK) ct_model_offload_free(m);
     return s;
 }
