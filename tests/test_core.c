@@ -76,10 +76,10 @@ Test(core, allocator_failure_is_reported) {
 Test(core, compute_budget_refuses_past_it_and_counts_frees) {
     size_t base = ct_tier_in_use(CT_TIER_COMPUTE);
     ct_tier_set_budget(base + (3u << 20));
-    void *a = ct_alloc(2u << 20, "two");
+    void *a = ct_alloc_in(CT_TIER_COMPUTE, 2u << 20, "two");
     cr_assert_not_null(a);
     cr_assert_eq(ct_tier_in_use(CT_TIER_COMPUTE), base + (2u << 20));
-    void *b = ct_alloc(2u << 20, "activations");
+    void *b = ct_alloc_in(CT_TIER_COMPUTE, 2u << 20, "activations");
     cr_assert_null(b, "past the budget");
     cr_assert(strstr(ct_last_error(), "memory.compute_budget = ") && strstr(ct_last_error(), "for activations"),
               "%s", ct_last_error());
@@ -87,7 +87,7 @@ Test(core, compute_budget_refuses_past_it_and_counts_frees) {
     cr_assert_not_null(h);
     ct_free(a);
     cr_assert_eq(ct_tier_in_use(CT_TIER_COMPUTE), base);
-    void *c = ct_alloc(2u << 20, "after a free");
+    void *c = ct_alloc_in(CT_TIER_COMPUTE, 2u << 20, "after a free");
     cr_assert_not_null(c);
     cr_assert(ct_tier_peak(CT_TIER_COMPUTE) >= base + (2u << 20));
     ct_free(c);

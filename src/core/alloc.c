@@ -1,5 +1,5 @@
 /* alloc.c: the pluggable allocator and the memory tiers' accounting. All large buffers go
- * through ct_alloc (compute tier) or ct_alloc_in (a tier named), so tests can inject
+ * through ct_alloc (host tier) or ct_alloc_in (a tier named), so tests can inject
  * failures and the compute tier can hold a byte budget: each buffer carries a 64-byte
  * header with its size and tier, counted in and out. */
 #define _DEFAULT_SOURCE /* madvise */
@@ -76,7 +76,7 @@ void *ct_alloc_in(ct_tier tier, size_t bytes, const char *what) {
     return p + HEADER;
 }
 
-void *ct_alloc(size_t bytes, const char *what) { return ct_alloc_in(CT_TIER_COMPUTE, bytes, what); }
+void *ct_alloc(size_t bytes, const char *what) { return ct_alloc_in(CT_TIER_HOST, bytes, what); }
 
 /* The whole pages inside [p, p + bytes): [*a, *e), empty when none. */
 static void inner_pages(void *p, size_t bytes, uintptr_t *a, uintptr_t *e) {
@@ -136,13 +136,15 @@ void ct_zero_lazily(void *p, size_t bytes) {
     if (madvise((void *)a, e - a, MADV_DONTNEED) != 0) memset((void *)a, 0, e - a);
 }
 
-void *ct_calloc(size_t bytes, const char *what) {
-    void *p = ct_alloc(bytes, what);
+void *ct_calloc_in(ct_tier tier, size_t bytes, const char *what) {
+    void *p = ct_alloc_in(tier, bytes, what);
     if (!p) return p;
     if (bytes >= ((size_t)1 << 20)) ct_zero_lazily(p, bytes);
     else memset(p, 0, bytes);
     return p;
 }
+
+void *ct_calloc(size_t bytes, const char *what) { return ct_calloc_in(CT_TIER_HOST, bytes, what); }
 
 void ct_free(void *p) {
     if (!p) return;

@@ -33,14 +33,18 @@ typedef struct ct_allocator {
     void *ctx;
 } ct_allocator;
 void ct_set_allocator(const ct_allocator *a); /* NULL restores the default */
-void *ct_alloc(size_t bytes, const char *what);  /* uninitialised, 64-byte aligned; compute tier */
+void *ct_alloc(size_t bytes, const char *what);  /* uninitialised, 64-byte aligned; host tier */
 
-/* Memory tiers. Every ct_alloc buffer is counted in the compute tier (where the model
- * computes: a GPU's memory; on this CPU backend an accounted share of RAM), whose byte budget
- * (memory.compute_budget; 0 = none) makes an allocation past it fail with a message naming
- * the budget. Host-tier buffers (offloaded state) are counted apart, without a budget. */
+/* Memory tiers. Every buffer is counted in a tier: the compute tier (where the model
+ * computes: a GPU's memory; on this CPU backend an accounted share of RAM) holds what the
+ * passes and the optimizer compute with (weights, gradients, moments, activations, transfer
+ * slots, communication scratch), and its byte budget (memory.compute_budget; 0 = none)
+ * makes an allocation past it fail with a message naming the budget. Everything else (data,
+ * files, checkpoint I/O, offloaded state) is host tier, counted apart without a budget;
+ * ct_alloc and ct_calloc allocate there. */
 typedef enum ct_tier { CT_TIER_COMPUTE, CT_TIER_HOST, CT_TIER_COUNT } ct_tier;
 void *ct_alloc_in(ct_tier tier, size_t bytes, const char *what);
+void *ct_calloc_in(ct_tier tier, size_t bytes, const char *what);
 void ct_tier_set_budget(size_t bytes);
 size_t ct_tier_budget(void);
 size_t ct_tier_in_use(ct_tier t);

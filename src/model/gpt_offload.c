@@ -147,9 +147,9 @@ static ct_status setup(ct_model *m, const ct_place *params, const ct_place *grad
     if (any_disk) CT_TRY(open_file(m, dir, rank));
     CT_TRY(ct_store_open(&o->io, NULL, rank, 0));
     for (int s = 0; s < 2 && any_param; s++)
-        if (!(o->pslot[s] = ct_alloc(o->slot_n * sizeof(float), "offloaded parameters' compute slot")))
+        if (!(o->pslot[s] = ct_alloc_in(CT_TIER_COMPUTE, o->slot_n * sizeof(float), "offloaded parameters' compute slot")))
             return CT_ENOMEM;
-    if (any_grad && !(o->gslot = ct_alloc(o->slot_n * sizeof(float), "offloaded gradients' compute slot")))
+    if (any_grad && !(o->gslot = ct_alloc_in(CT_TIER_COMPUTE, o->slot_n * sizeof(float), "offloaded gradients' compute slot")))
         return CT_ENOMEM;
     /* the embeddings' and the head's weights (and gradients) compute */
     if (!ct_tier_charge(outside_blocks(m) * sizeof(float), CT_TIER_HOST, CT_TIER_COMPUTE, "the embeddings and head"))

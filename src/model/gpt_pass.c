@@ -61,7 +61,7 @@ static ct_status layout_expert_sides(ct_model *m, int N) {
     if (need > m->ep_buf_cap) {
         ct_free(m->ep_buf);
         m->ep_buf_cap = 0;
-        if (!(m->ep_buf = ct_alloc(need, "expert-parallel activations"))) return CT_ENOMEM;
+        if (!(m->ep_buf = ct_alloc_in(CT_TIER_COMPUTE, need, "expert-parallel activations"))) return CT_ENOMEM;
         m->ep_buf_cap = need;
     }
     size_t at = 0;
@@ -102,7 +102,7 @@ static ct_status layout_acts(ct_model *m, int B, int T) {
     if (need > m->acts_cap) {
         ct_free(m->acts);
         m->acts_cap = 0;
-        m->acts = ct_alloc(need * sizeof(float), "model activations");
+        m->acts = ct_alloc_in(CT_TIER_COMPUTE, need * sizeof(float), "model activations");
         if (!m->acts) return CT_ENOMEM;
         m->acts_cap = need;
     }
@@ -322,7 +322,7 @@ size_t ct_model_acts_bytes(const ct_model *m) { return m->acts_cap * sizeof(floa
 
 ct_status ct_model_ensure_grads(ct_model *m) {
     if (m->grads) return CT_OK;
-    m->grads = ct_calloc((m->n_params ? m->n_params : 1) * sizeof(float), "model gradients");
+    m->grads = ct_calloc_in(CT_TIER_COMPUTE, (m->n_params ? m->n_params : 1) * sizeof(float), "model gradients");
     if (!m->grads) return CT_ENOMEM;
     ct_model_bind_blocks(m, m->block_grads, m->grads);
     return CT_OK;

@@ -107,7 +107,7 @@ static ct_status ensure_tp_buf(ct_model *m, int N) {
     if (m->tp_buf && need <= m->tp_buf_cap) return CT_OK;
     ct_free(m->tp_buf);
     m->tp_buf_cap = 0;
-    if (!(m->tp_buf = ct_alloc(need * sizeof(float), "tensor-parallel buffers"))) return CT_ENOMEM;
+    if (!(m->tp_buf = ct_alloc_in(CT_TIER_COMPUTE, need * sizeof(float), "tensor-parallel buffers"))) return CT_ENOMEM;
     m->tp_buf_cap = need;
     return CT_OK;
 }

@@ -213,7 +213,7 @@ static ct_status sum_tied(ct_dp *dp, const bucket *b) {
     int stages = ct_world_axis_size(dp->w, CT_AXIS_PIPELINE), me = ct_world_coord(dp->w, CT_AXIS_PIPELINE);
     int peer = me == 0 ? stages - 1 : 0;
     size_t cap = b->count < PIECE ? b->count : PIECE;
-    float *g = ct_model_grads(dp->m) + b->offset, *other = ct_alloc(cap * sizeof(float), "tied gradient");
+    float *g = ct_model_grads(dp->m) + b->offset, *other = ct_alloc_in(CT_TIER_COMPUTE, cap * sizeof(float), "tied gradient");
     if (!other) return CT_ENOMEM;
     ct_status s = CT_OK;
     for (size_t at = 0; at < b->count && s == CT_OK; at += cap) {

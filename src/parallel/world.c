@@ -259,7 +259,7 @@ ct_status ct_world_claim_scratch(ct_world *w, size_t floats, int *slot, float **
     }
     ct_scratch *s = &w->slots[pick];
     if (s->cap < floats) {
-        float *b = ct_alloc(floats * sizeof(float), "comm scratch");
+        float *b = ct_alloc_in(CT_TIER_COMPUTE, floats * sizeof(float), "comm scratch");
         if (!b) return CT_ENOMEM;
         ct_free(s->buf);
         s->buf = b;

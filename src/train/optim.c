@@ -105,8 +105,8 @@ ct_status ct_adamw_create_placed(ct_adamw **out, size_t lo, size_t num_params, c
     o->store = store;
     ct_status s = CT_OK;
     if (count == 0) {
-        o->m = ct_calloc(num_params * sizeof(float), "AdamW first moments");
-        o->v = ct_calloc(num_params * sizeof(float), "AdamW second moments");
+        o->m = ct_calloc_in(CT_TIER_COMPUTE, num_params * sizeof(float), "AdamW first moments");
+        o->v = ct_calloc_in(CT_TIER_COMPUTE, num_params * sizeof(float), "AdamW second moments");
         if (!o->m || !o->v) s = CT_ENOMEM;
         else if (!(o->segs = calloc(1, sizeof *o->segs))) s = ct_fail(CT_ENOMEM, "out of memory for the optimizer");
         else o->segs[o->n_segs++] = (segment){lo, num_params, CT_PLACE_COMPUTE, o->m, o->v, 0};

@@ -145,7 +145,7 @@ static ct_status alloc_buffers(ct_pipe *p) {
     int M = p->micro;
     p->slots = calloc((size_t)p->n_slots, sizeof *p->slots);
     p->fwd_order = malloc(2 * (size_t)M * sizeof(int));
-    p->in.buf[0] = ct_alloc(4 * p->boundary * sizeof(float), "pipeline receive buffers");
+    p->in.buf[0] = ct_alloc_in(CT_TIER_COMPUTE, 4 * p->boundary * sizeof(float), "pipeline receive buffers");
     if (!p->slots || !p->fwd_order || !p->in.buf[0]) return ct_fail(CT_ENOMEM, "out of memory for the pipeline");
     p->in.buf[1] = p->in.buf[0] + p->boundary;
     p->grad.buf[0] = p->in.buf[1] + p->boundary;
@@ -325,7 +325,7 @@ ct_status ct_pipe_generate(ct_pipe *p, const int32_t *prompt, int n_prompt, int 
     CT_TRY(settle(p, &p->slots[0]));
     int cap = n_prompt + n_new;
     int32_t *seq = malloc(sizeof(int32_t) * (size_t)cap);
-    float *x = ct_alloc(((size_t)c->seq_len * (size_t)c->d_model + (size_t)c->vocab_size) * sizeof(float), "generation");
+    float *x = ct_alloc_in(CT_TIER_COMPUTE, ((size_t)c->seq_len * (size_t)c->d_model + (size_t)c->vocab_size) * sizeof(float), "generation");
     if (!seq || !x) { free(seq); ct_free(x); return ct_fail(CT_ENOMEM, "generate: out of memory"); }
     memcpy(seq, prompt, sizeof(int32_t) * (size_t)n_prompt);
     ct_status s = CT_OK;
