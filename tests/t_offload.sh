@@ -3,8 +3,8 @@
 #  - The AdamW moments in host memory, on disk, or split per unit (blocks, embeddings,
 #    head), the blocks' parameters and gradients in host memory or on disk, mixed per block
 #    and with recomputation, give bit-identical losses and final weights to keeping
-#    everything on the compute tier; so do data=2 with ZeRO 1 (each rank offloads its own
-#    shard), an MoE model, and pipeline stages.
+#    everything on the compute tier; so do data=2 with ZeRO 1 and with ZeRO 2 (each rank
+#    offloads its own shard of the moments), an MoE model, and pipeline stages.
 #  - A run with everything offloaded to disk saves and resumes bit-identically (the
 #    checkpoint holds every tensor whole under the usual names) and resumes without offload.
 #  - memory.compute_budget: a model whose state does not fit is refused with a message naming
@@ -40,6 +40,9 @@ all_disk="offload.params=disk offload.grads=disk offload.optimizer=disk"
 run 2 z1-keep parallel.zero=1
 run 2 z1-disk parallel.zero=1 $all_disk
 same "$SCRATCH/z1-keep" "$SCRATCH/z1-disk"
+run 2 z2-keep parallel.zero=2
+run 2 z2-disk parallel.zero=2 offload.optimizer=disk offload.params=disk
+same "$SCRATCH/z2-keep" "$SCRATCH/z2-disk"
 run 2 pp-keep parallel.pipeline=2
 run 2 pp-disk parallel.pipeline=2 $all_disk
 same "$SCRATCH/pp-keep" "$SCRATCH/pp-disk"
