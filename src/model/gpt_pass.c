@@ -50,12 +50,19 @@ static size_t acts_size(const ct_model *m, ct_dims d, int threads) {
            N * C + 3 * N + N * (size_t)local_vocab(m) + N * C;
 }
 
+/* Expert parallelism: bytes of one MoE block's expert side for N tokens per member, and of
+ * this stage's MoE blocks together. */
+static size_t expert_sides_bytes(const ct_model *m, int N, size_t *one) {
+    size_t layers = 0;
+    *one = (ct_moe_ep_acts_bytes(&m->cfg.moe, N, m->cfg.d_model, m->ep_ranks) + 63) / 64 * 64;
+    for (int l = m->l0; l < m->l1; l++) layers += (size_t)ct_model_layer_is_moe(&m->cfg, l);
+    return *one * (layers ? layers : 1);
+}
+
 /* Expert parallelism: each MoE block's expert side, sized for N tokens per member. */
 static ct_status layout_expert_sides(ct_model *m, int N) {
     const ct_moe_config *c = &m->cfg.moe;
-    size_t one = (ct_moe_ep_acts_bytes(c, N, m->cfg.d_model, m->ep_ranks) + 63) / 64 * 64, layers = 0;
-    for (int l = m->l0; l < m->l1; l++) layers += (size_t)ct_model_layer_is_moe(&m->cfg, l);
-    size_t need = one * (layers ? layers : 1); /* only this stage's MoE blocks */
+    size_t one, need = expert_sides_bytes(m, N, &one);
     if (!m->ep_acts && !(m->ep_acts = calloc((size_t)m->cfg.n_layer, sizeof *m->ep_acts)))
         return ct_fail(CT_ENOMEM, "out of memory for the expert-parallel tables");
     if (need > m->ep_buf_cap) {
@@ -308,12 +315,8 @@ ct_status ct_model_set_recompute(ct_model *m, const int *layers) {
 size_t ct_model_acts_bytes_for(const ct_model *m, int B, int T) {
     ct_dims d = model_dims(m, B, T);
     size_t N = (size_t)B * T, bytes = acts_size(m, d, omp_get_max_threads()) * sizeof(float);
-    if (m->ep_ranks > 1) {
-        size_t layers = 0;
-        for (int l = m->l0; l < m->l1; l++) layers += (size_t)ct_model_layer_is_moe(&m->cfg, l);
-        size_t one = (ct_moe_ep_acts_bytes(&m->cfg.moe, (int)N, m->cfg.d_model, m->ep_ranks) + 63) / 64 * 64;
-        bytes += one * (layers ? layers : 1);
-    }
+    size_t one;
+    if (m->ep_ranks > 1) bytes += expert_sides_bytes(m, (int)N, &one);
     if (m->tp_ranks > 1) bytes += ((size_t)m->tp_ranks + 2) * N * sizeof(float);
     return bytes;
 }

@@ -63,21 +63,29 @@ ct_status ct_offload_parse(const char *text, const char *key, int L, int blocks_
     return CT_OK;
 }
 
-/* The unit of tensor i: the embeddings before the first block, the head after the last. */
-static int unit_of(const ct_model *m, size_t i, int L) {
+/* The table index of the first block tensor of m (this stage's). */
+static size_t first_block(const ct_model *m) {
+    size_t i = 0;
+    while (i < ct_model_num_tensors(m) && strncmp(ct_model_tensor(m, i)->name, "h.", 2)) i++;
+    return i;
+}
+
+/* The unit of tensor i: a block's own, else the embeddings before the stage's blocks (at
+ * table index first) and the head after them (a last stage holds ln_f and the head's wte
+ * copy without the embeddings). */
+static int unit_of(const ct_model *m, size_t i, size_t first, int L) {
     const ct_tensor_info *t = ct_model_tensor(m, i);
     int l;
     if (sscanf(t->name, "h.%d.", &l) == 1) return 1 + l;
-    for (size_t j = 0; j < i; j++) /* a block came before: the head */
-        if (!strncmp(ct_model_tensor(m, j)->name, "h.", 2)) return L + 1;
-    return strncmp(t->name, "ln_f", 4) ? 0 : L + 1;
+    return i > first || !strncmp(t->name, "ln_f", 4) ? L + 1 : 0;
 }
 
 int ct_offload_ranges(const ct_model *m, const ct_place *units, ct_place_range *out) {
     int L = ct_model_get_config(m)->n_layer, count = 0, last = -1;
+    size_t first = first_block(m);
     for (size_t i = 0; i < ct_model_num_tensors(m); i++) {
         const ct_tensor_info *t = ct_model_tensor(m, i);
-        int u = unit_of(m, i, L);
+        int u = unit_of(m, i, first, L);
         if (units[u] == CT_PLACE_COMPUTE) { last = -1; continue; }
         if (u == last) { out[count - 1].n += t->numel; continue; }
         out[count++] = (ct_place_range){t->offset, t->numel, units[u]};
@@ -90,7 +98,8 @@ int ct_offload_ranges(const ct_model *m, const ct_place *units, ct_place_range *
 static void unit_sizes(const ct_model *m, size_t *n) {
     int L = ct_model_get_config(m)->n_layer;
     memset(n, 0, ((size_t)L + 2) * sizeof *n);
-    for (size_t i = 0; i < ct_model_num_tensors(m); i++) n[unit_of(m, i, L)] += ct_model_tensor(m, i)->numel;
+    size_t first = first_block(m);
+    for (size_t i = 0; i < ct_model_num_tensors(m); i++) n[unit_of(m, i, first, L)] += ct_model_tensor(m, i)->numel;
 }
 
 /* The compute tier's peak for a placement: the state kept there, the slots offloaded

@@ -62,14 +62,13 @@ static ct_status cut_segments(ct_adamw *o, const ct_place_range *ranges, int cou
 
 /* Memory (or file room) for each segment; zeroed moments everywhere. */
 static ct_status place_segments(ct_adamw *o) {
-    size_t disk_at = 0, most = 0; /* most: any disk segment at all */
+    size_t disk_at = 0;
     for (int i = 0; i < o->n_segs; i++) {
         segment *g = &o->segs[i];
         if (g->place == CT_PLACE_DISK) {
             if (!o->store) return ct_fail(CT_EINVAL, "optimizer state placed on disk without offload.dir");
             g->at = disk_at;
             disk_at += 2 * g->n * sizeof(float);
-            most = g->n > most ? g->n : most;
             continue;
         }
         ct_tier tier = g->place == CT_PLACE_HOST ? CT_TIER_HOST : CT_TIER_COMPUTE;
@@ -78,7 +77,7 @@ static ct_status place_segments(ct_adamw *o) {
         g->v = g->m + g->n;
         ct_zero_lazily(g->m, 2 * g->n * sizeof(float));
     }
-    if (!most) return CT_OK;
+    if (!disk_at) return CT_OK;
     for (int b = 0; b < 2; b++) {
         o->staging[b] = ct_alloc_in(CT_TIER_HOST, 2 * (size_t)PIECE * sizeof(float), "AdamW moments staging");
         if (!o->staging[b]) return CT_ENOMEM;

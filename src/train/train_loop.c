@@ -95,6 +95,10 @@ static void print_offload(const ct_trainer *tr) {
                ct_format_bytes(tr->predicted_peak, a, sizeof a));
     else if (strcmp(plan, "nothing offloaded"))
         printf("offload plan: %s\n", plan);
+    size_t w_host = ct_model_offloaded_bytes(tr->model, CT_PLACE_HOST), w_disk = ct_model_offloaded_bytes(tr->model, CT_PLACE_DISK);
+    if (w_host || w_disk)
+        printf("offload: block weights and gradients %s in host memory, %s on disk\n",
+               ct_format_bytes(w_host, a, sizeof a), ct_format_bytes(w_disk, b, sizeof b));
     if (ct_tier_budget())
         printf("compute budget: %s, %s in use before the first step\n", ct_format_bytes(ct_tier_budget(), a, sizeof a),
                ct_format_bytes(ct_tier_in_use(CT_TIER_COMPUTE), b, sizeof b));
