@@ -80,7 +80,18 @@ typedef struct ct_model_config {
     int vocab_size; /* token vocabulary V */
     int moe_every;  /* 0: all blocks dense; n: block l has an MoE feed-forward iff (l+1) % n == 0 */
     ct_moe_config moe;
+    int share_layers; /* cross-layer weight sharing (a "pseudo" model, see ct_model_delink):
+                       * 0: every block has its own weights; g > 1: the blocks form groups of
+                       * g consecutive blocks (the last may be shorter) and within a group the
+                       * blocks of one kind (dense or MoE) use one set of weights, the first
+                       * such block's; CT_SHARE_ALL: one group of every block */
 } ct_model_config;
+
+enum { CT_SHARE_ALL = -1 };
+/* The block whose weights block l uses (l itself when it has its own). */
+int ct_model_share_owner(const ct_model_config *cfg, int l);
+/* Sets of block weights a config holds: n_layer without sharing. */
+int ct_model_unique_blocks(const ct_model_config *cfg);
 
 /* Checks a model shape; on failure the message names the offending key and what fits. */
 ct_status ct_model_config_check(const ct_model_config *cfg);
@@ -177,6 +188,15 @@ ct_status ct_model_create_staged(ct_model **out, const ct_model_config *cfg, uin
 /* The one-process model's tensor table alone (names and shapes; no parameters): for
  * walking every tensor from any rank. It cannot run. */
 ct_status ct_model_table_only(ct_model **out, const ct_model_config *cfg);
+/* Shared block weights (model.share_layers) used by blocks on several pipeline stages: each
+ * such stage holds a copy (the owner's stage the original, later ones marked tied_copy)
+ * and the copies' gradients must be summed over the pipeline axis before the optimizer
+ * step. ct_model_stage_shared lists those weight sets into out [n_layer], in the same
+ * order on every stage: the owner block, whether this stage holds a copy (held), where
+ * (offset, in floats) and its floats on this rank (count; the same on every stage, so a
+ * stage without a copy can take part in the sum with zeros). Returns how many. */
+typedef struct ct_stage_shared { int owner, held; size_t offset, count; } ct_stage_shared;
+int ct_model_stage_shared(const ct_model *m, ct_stage_shared *out);
 /* This stage's blocks: [*first, *end). */
 void ct_model_stage_layers(const ct_model *m, int *first, int *end);
 int ct_model_stage(const ct_model *m);
@@ -235,6 +255,20 @@ ct_status ct_model_logits_row(ct_model *m, int n, float *out);
  * with weight grad_scale (1/accumulation steps): grads += grad_scale * dLoss/dparams. */
 ct_status ct_model_backward(ct_model *m, float grad_scale);
 void ct_model_zero_grad(ct_model *m);
+
+/* Pseudo-to-Real: the deep "real" model of `layers` blocks (0: the pseudo model's depth)
+ * with independent weights, each block a copy of the weights the pseudo model's blocks
+ * share. With the same depth block l takes the weights pseudo block l used, so the real
+ * model computes the pseudo model's function exactly; at another depth block l takes the
+ * weights of group floor(l * groups / layers), of its own kind. pseudo must be a
+ * one-process model with model.share_layers set; the result is one too (parameters only:
+ * gradients and activations come lazily). Fails, naming the reason, for a model without
+ * sharing, fewer layers than groups, or a group without a block of the kind a layer needs. */
+ct_status ct_model_delink(ct_model **out, const ct_model *pseudo, int layers);
+/* The real model's config for ct_model_delink(pseudo of config cfg, layers); checks it. */
+ct_status ct_model_delink_config(const ct_model_config *cfg, int layers, ct_model_config *out);
+/* The pseudo block (its weights' owner) real block l of that delinked model copies. */
+int ct_model_delink_source(const ct_model_config *pseudo, int layers, int l);
 
 /* Training mode turns on MoE router noise, drawn from noise_seed (derive it from the run
  * seed and the step so a replayed step routes identically). Off by default. */
@@ -303,6 +337,18 @@ ct_status ct_run_parallel(ct_run *r, ct_parallel p);
  * a failure during the run from the failing rank, which under MPI then ends every rank.
  * The status is also returned (ct_last_error() has the message). */
 ct_status ct_run_train(ct_run *r);
+
+/* ---- Pseudo-to-Real ---------------------------------------------------------------------- */
+/* Delinks the checkpoint in_ckpt of a shared-weight ("pseudo") model into out_ckpt, the
+ * checkpoint of the real model of `layers` blocks (0: the same depth, the same function)
+ * with independent weights, at the same step and data position (see ct_model_delink for
+ * which block copies which). optimizer: "carry" (each block starts with the shared
+ * weights' AdamW moments and step count) or "reset" (zero moments, step count 0). It
+ * streams tensor by tensor, holding only the pseudo model's state. in_ckpt is only read;
+ * out_ckpt must not exist (its parent's "latest" then names it). Train on with the real
+ * model's settings (model.n_layer = layers, model.share_layers = none), or in one run with
+ * delink.step. */
+ct_status ct_delink_checkpoint(const char *in_ckpt, const char *out_ckpt, int layers, const char *optimizer);
 
 #ifdef __cplusplus
 }

@@ -99,6 +99,18 @@ static void check_fd(const int32_t *prefix) {
 
 Test(model, gradients_match_finite_differences, .init = setup) { check_fd(NULL); }
 
+Test(model, shared_weights_gradients_match_finite_differences, .init = setup) {
+    ct_model_config c = tiny;
+    c.n_layer = 3;
+    c.share_layers = CT_SHARE_ALL; /* one set of block weights used three times */
+    ct_model *m;
+    cr_assert_eq(ct_model_create(&m, &c, 3), CT_OK);
+    int skipped;
+    cr_assert_gt(check_tensors_fd(m, 98, dense_loss, NULL, &skipped), 0);
+    cr_assert_eq(skipped, 0);
+    ct_model_free(m);
+}
+
 Test(model, prefix_lm_gradients_match_finite_differences, .init = setup) {
     int32_t prefix[B] = {5, 2};
     check_fd(prefix);

@@ -11,6 +11,7 @@ int cmd_eval(int argc, char **argv);
 int cmd_prepare(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_upcycle(int argc, char **argv);
+int cmd_delink(int argc, char **argv);
 
 /* Shared by generate and eval: resolves a checkpoint argument (a checkpoint directory, a
  * run directory or a ckpt directory with a "latest" pointer) into out. */

@@ -15,6 +15,7 @@ static const command commands[] = {
     {"eval", cmd_eval, "validation loss and perplexity of a checkpoint"},
     {"prepare", cmd_prepare, "tokenize text files into checksummed token shards"},
     {"upcycle", cmd_upcycle, "turn a dense checkpoint into an MoE one (experts copy the MLP)"},
+    {"delink", cmd_delink, "turn a shared-weight (pseudo) checkpoint into the real model's (Pseudo-to-Real)"},
     {"tokenize", cmd_tokenize, "print the GPT-2 token ids of a file (or decode ids)"},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])

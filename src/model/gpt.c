@@ -22,6 +22,9 @@ ct_status ct_model_config_check(const ct_model_config *c) {
         return ct_fail(CT_EINVAL, "model.moe_every = %d: allowed 0 (no MoE) to model.n_layer = %d",
                        c->moe_every, c->n_layer);
     if (c->moe_every > 0) CT_TRY(ct_moe_config_check(&c->moe, c->d_model));
+    if (c->share_layers < CT_SHARE_ALL || c->share_layers > c->n_layer)
+        return ct_fail(CT_EINVAL, "model.share_layers = %d: allowed none (0), a group size up to model.n_layer = %d, "
+                       "or all", c->share_layers, c->n_layer);
     return CT_OK;
 }
 
@@ -67,19 +70,13 @@ static void add_layer_tensors(ct_model *m, int l, const tensor_spec *spec, int n
     }
 }
 
-/* The size table: embeddings, then each block (attention half, then its feed-forward), then
- * the final LayerNorm. MoE experts are stacked: expert e is slice e of each tensor.
- * Tensor-parallel splits: vocabulary rows of wte; Q, K and V columns (heads) of c_attn;
- * rows of attn.c_proj; columns of mlp.c_fc, rows of mlp.c_proj. Expert parallelism splits
- * the stacked experts (dimension 0) over the expert ranks. */
-static void build_table(ct_model *m) {
-    const ct_model_config *c = &m->cfg;
-    int C = c->d_model, E = c->moe.n_experts, F = c->moe.d_hidden;
-    const tensor_spec wte = {"", 1, 2, {c->vocab_size, C}, 0, 1, 0};
-    if (m->has_embed) {
-        add_tensor(m, "wte.weight", &wte);
-        add_tensor(m, "wpe.weight", &(tensor_spec){"", 1, 2, {c->seq_len, C}, -1, 1, 0});
-    }
+/* The tensors of a block's weights, in table order (attention half, then the dense MLP or
+ * the MoE layer) into spec; returns how many. MoE experts are stacked: expert e is slice e
+ * of each tensor. Tensor-parallel splits: Q, K and V columns (heads) of c_attn; rows of
+ * attn.c_proj; columns of mlp.c_fc, rows of mlp.c_proj. Expert parallelism splits the
+ * stacked experts (dimension 0) over the expert ranks. */
+static int block_specs(const ct_model_config *c, int moe, tensor_spec *spec) {
+    int C = c->d_model, E = c->moe.n_experts, F = c->moe.d_hidden, n = 0;
     const tensor_spec attn[CT_BLOCK_ATTN_TENSORS] = {
         {"ln_1.weight", 0, 1, {C}, -1, 1, 0}, {"ln_1.bias", 0, 1, {C}, -1, 1, 0},
         {"attn.c_attn.weight", 1, 2, {C, 3 * C}, 1, 3, 0}, {"attn.c_attn.bias", 0, 1, {3 * C}, 0, 3, 0},
@@ -88,15 +85,49 @@ static void build_table(ct_model *m) {
     const tensor_spec mlp[CT_BLOCK_MLP_TENSORS] = {
         {"mlp.c_fc.weight", 1, 2, {C, 4 * C}, 1, 1, 0}, {"mlp.c_fc.bias", 0, 1, {4 * C}, 0, 1, 0},
         {"mlp.c_proj.weight", 1, 2, {4 * C, C}, 0, 1, 0}, {"mlp.c_proj.bias", 0, 1, {C}, -1, 1, 0}};
-    const tensor_spec moe[CT_MOE_TENSORS] = { /* experts split over the expert ranks */
+    const tensor_spec experts[CT_MOE_TENSORS] = { /* experts split over the expert ranks */
         {"mlp.router.weight", 1, 2, {C, E}, -1, 1, 0},
         {"mlp.experts.c_fc.weight", 1, 3, {E, C, F}, 0, 1, 1}, {"mlp.experts.c_fc.bias", 0, 2, {E, F}, 0, 1, 1},
         {"mlp.experts.c_proj.weight", 1, 3, {E, F, C}, 0, 1, 1}, {"mlp.experts.c_proj.bias", 0, 2, {E, C}, 0, 1, 1}};
+    for (int k = 0; k < CT_BLOCK_ATTN_TENSORS; k++) spec[n++] = attn[k];
+    for (int k = 0; moe && k < CT_MOE_TENSORS; k++) spec[n++] = experts[k];
+    for (int k = 0; !moe && k < CT_BLOCK_MLP_TENSORS; k++) spec[n++] = mlp[k];
+    return n;
+}
+
+int ct_model_block_tensors(const ct_model *m, int l) {
+    return CT_BLOCK_ATTN_TENSORS + (ct_model_layer_is_moe(&m->cfg, l) ? CT_MOE_TENSORS : CT_BLOCK_MLP_TENSORS);
+}
+
+/* Block l's weights, as block `owner` (itself, or the block whose weights it shares):
+ * tensors named h.<owner>.*; a stage whose blocks use weights owned on an earlier stage
+ * holds a copy (tied_copy) under the owner's names. */
+static void add_block(ct_model *m, int l, int owner) {
+    tensor_spec spec[CT_BLOCK_ATTN_TENSORS + CT_MOE_TENSORS];
+    int n = block_specs(&m->cfg, ct_model_layer_is_moe(&m->cfg, l), spec);
+    m->layer_first[l] = m->n_tensors;
+    m->holds[l] = 1;
+    add_layer_tensors(m, owner, spec, n);
+    for (size_t i = m->layer_first[l]; owner < m->l0 && i < m->n_tensors; i++) m->tensors[i].tied_copy = 1;
+}
+
+/* The size table: embeddings, then each block's weights (a block sharing weights already
+ * in the table points at them), then the final LayerNorm (and, on a later pipeline stage,
+ * the head's copy of the tied wte). Tensor-parallel: vocabulary rows of wte. */
+static void build_table(ct_model *m) {
+    const ct_model_config *c = &m->cfg;
+    int C = c->d_model;
+    const tensor_spec wte = {"", 1, 2, {c->vocab_size, C}, 0, 1, 0};
+    if (m->has_embed) {
+        add_tensor(m, "wte.weight", &wte);
+        add_tensor(m, "wpe.weight", &(tensor_spec){"", 1, 2, {c->seq_len, C}, -1, 1, 0});
+    }
     for (int l = m->l0; l < m->l1; l++) {
-        m->layer_first[l] = m->n_tensors;
-        add_layer_tensors(m, l, attn, CT_BLOCK_ATTN_TENSORS);
-        if (ct_model_layer_is_moe(c, l)) add_layer_tensors(m, l, moe, CT_MOE_TENSORS);
-        else add_layer_tensors(m, l, mlp, CT_BLOCK_MLP_TENSORS);
+        int owner = ct_model_share_owner(c, l), user = l;
+        for (int k = m->l0; k < l && user == l; k++)
+            if (ct_model_share_owner(c, k) == owner) user = k;
+        if (user == l) add_block(m, l, owner);
+        else m->layer_first[l] = m->layer_first[user];
     }
     if (!m->has_head) return;
     m->lnf_first = m->n_tensors;
@@ -105,6 +136,47 @@ static void build_table(ct_model *m) {
     if (m->has_embed) return;
     add_tensor(m, "wte.weight", &wte); /* the head's copy of the tied weight */
     m->tensors[m->n_tensors - 1].tied_copy = 1;
+}
+
+/* Floats of block l's weights on this rank (the same on every stage). */
+static size_t block_floats(const ct_model *m, int l) {
+    tensor_spec spec[CT_BLOCK_ATTN_TENSORS + CT_MOE_TENSORS];
+    int n = block_specs(&m->cfg, ct_model_layer_is_moe(&m->cfg, l), spec);
+    size_t floats = 0;
+    for (int i = 0; i < n; i++) {
+        int ranks = spec[i].split_expert ? m->ep_ranks : m->tp_ranks;
+        size_t numel = 1;
+        for (int k = 0; k < spec[i].ndim; k++)
+            numel *= (size_t)(k == spec[i].split_dim ? spec[i].shape[k] / ranks : spec[i].shape[k]);
+        floats += numel;
+    }
+    return floats;
+}
+
+static int stage_of(const ct_model *m, int l) {
+    int s = 0;
+    while (s + 1 < m->stages && l >= m->stage_first[s + 1]) s++;
+    return s;
+}
+
+int ct_model_stage_shared(const ct_model *m, ct_stage_shared *out) {
+    const ct_model_config *c = &m->cfg;
+    int count = 0;
+    for (int o = 0; o < c->n_layer && m->stages > 1; o++) {
+        if (ct_model_share_owner(c, o) != o) continue;
+        int first = -1, last = -1, here = -1;
+        for (int l = o; l < c->n_layer; l++) {
+            if (ct_model_share_owner(c, l) != o) continue;
+            int s = stage_of(m, l);
+            if (first < 0) first = s;
+            last = s;
+            if (s == m->stage && here < 0) here = l;
+        }
+        if (first == last) continue; /* used on one stage: summed by backward itself */
+        out[count++] = (ct_stage_shared){o, here >= 0, here >= 0 ? m->tensors[m->layer_first[here]].offset : 0,
+                                         block_floats(m, o)};
+    }
+    return count;
 }
 
 void ct_model_bind_block(const ct_model *m, int l, ct_block_params *v, float *at, size_t lo) {
@@ -128,10 +200,9 @@ void ct_model_bind_blocks(const ct_model *m, ct_block_params *views, float *base
 }
 
 void ct_model_block_range(const ct_model *m, int l, size_t *lo, size_t *n) {
+    const ct_tensor_info *last = &m->tensors[m->layer_first[l] + (size_t)ct_model_block_tensors(m, l) - 1];
     *lo = m->tensors[m->layer_first[l]].offset;
-    size_t end = l + 1 < m->l1 ? m->tensors[m->layer_first[l + 1]].offset
-                               : m->has_head ? m->tensors[m->lnf_first].offset : m->n_params;
-    *n = end - *lo;
+    *n = last->offset + last->numel - *lo;
 }
 
 /* GPT-2 initialisation of the logical tensors, in table order from one stream; a
@@ -187,13 +258,14 @@ static ct_model *alloc_tables(const ct_model_config *cfg) {
         !(m->blocks = calloc((size_t)cfg->n_layer, sizeof *m->blocks)) ||
         !(m->block_grads = calloc((size_t)cfg->n_layer, sizeof *m->block_grads)) ||
         !(m->block_acts = calloc((size_t)cfg->n_layer, sizeof *m->block_acts)) ||
-        !(m->layer_first = calloc((size_t)cfg->n_layer, sizeof *m->layer_first))) {
+        !(m->layer_first = calloc((size_t)cfg->n_layer, sizeof *m->layer_first)) ||
+        !(m->holds = calloc((size_t)cfg->n_layer, 1))) {
         ct_model_free(m);
         return NULL;
     }
     m->cfg = *cfg;
     m->tp_ranks = m->ep_ranks = m->stages = 1;
-    m->l1 = cfg->n_layer;
+    m->l1 = m->stage_first[1] = cfg->n_layer;
     m->has_embed = m->has_head = 1;
     return m;
 }
@@ -272,6 +344,7 @@ static ct_status set_stage(ct_model *m, ct_world *world, const int *stage_blocks
     }
     m->stages = p;
     m->stage = p > 1 ? ct_world_coord(world, CT_AXIS_PIPELINE) : 0;
+    for (int s = 0; s < p; s++) m->stage_first[s + 1] = m->stage_first[s] + plan[s];
     m->l0 = 0;
     for (int s = 0; s < m->stage; s++) m->l0 += plan[s];
     m->l1 = m->l0 + plan[m->stage];
@@ -389,6 +462,7 @@ void ct_model_free(ct_model *m) {
     free(m->blocks);
     free(m->block_grads);
     free(m->layer_first);
+    free(m->holds);
     free(m->recompute);
     free(m);
 }

@@ -17,7 +17,10 @@ struct ct_model {
     size_t n_tensors, n_params;
     float *params, *grads;
     ct_block_params *blocks, *block_grads;
-    size_t *layer_first; /* index of each block's first tensor in the table */
+    size_t *layer_first; /* index of the first tensor of the weights block l uses (with
+                          * shared weights: another block's, see holds) */
+    unsigned char *holds; /* [n_layer]: block l added its weights to this table (it owns
+                           * them, or is this stage's first user of shared ones) */
     size_t wte, wpe, lnf_w, lnf_b; /* offsets */
     /* activations, laid out for the last (B, T) */
     float *acts;
@@ -50,6 +53,7 @@ struct ct_model {
     /* pipeline parallelism: this stage's blocks [l0, l1); the first stage embeds, the last
      * holds ln_f and the head (with its own copy of the tied wte); one stage: all of it */
     int stage, stages, l0, l1, has_embed, has_head;
+    int stage_first[CT_MAX_STAGES + 1]; /* every stage's first block; [stages] = n_layer */
     size_t lnf_first; /* table index of ln_f.weight (head stage) */
     /* expert parallelism (ranks == 1 without it) */
     int ep_rank, ep_ranks;
@@ -105,6 +109,8 @@ void ct_model_offload_free(ct_model *m);
 ct_status ct_model_place(ct_model *m);
 /* Zeroes the gradients when some live on disk (1), else leaves them (0). */
 int ct_model_offload_zero_grad(ct_model *m);
+/* Tensors of block l's weights in the table (its attention half and its feed-forward). */
+int ct_model_block_tensors(const ct_model *m, int l);
 /* Block l's flat range [*lo, *lo + *n) (the same in the parameters and the gradients). */
 void ct_model_block_range(const ct_model *m, int l, size_t *lo, size_t *n);
 

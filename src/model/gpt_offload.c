@@ -211,6 +211,10 @@ ct_status ct_model_set_offload(ct_model *m, const ct_place *params, const ct_pla
     int any = 0;
     for (int l = m->l0; l < m->l1; l++) any |= params[1 + l] != CT_PLACE_COMPUTE || grads[1 + l] != CT_PLACE_COMPUTE;
     if (!any) return ct_model_place(m);
+    if (ct_model_unique_blocks(&m->cfg) < m->cfg.n_layer)
+        return ct_fail(CT_EINVAL, "offload.params / offload.grads with model.share_layers: blocks sharing weights "
+                       "use one copy, which stays on the compute tier; offload the optimizer state instead "
+                       "(offload.optimizer)");
     if (!(m->off = calloc(1, sizeof *m->off))) return ct_fail(CT_ENOMEM, "out of memory");
     if (!m->grads) { /* allocated in the host tier: only what stays on the compute tier counts there */
         m->grads = ct_alloc_in(CT_TIER_HOST, (m->n_params ? m->n_params : 1) * sizeof(float), "model gradients");

@@ -376,7 +376,6 @@ ct_status ct_model_backward_stage(ct_model *m, float grad_scale, const float *dy
     m->tp_status = CT_OK;
     if (m->has_head) head_backward(m, grad_scale, N);
     else memcpy(m->dres, dy, (size_t)N * C * sizeof(float));
-    size_t end = m->has_head ? m->lnf_first : m->n_tensors; /* past this stage's last block */
     for (int l = m->l1 - 1; l >= m->l0; l--) {
         ct_block_ffn ffn = block_ffn(m, l);
         CT_TRY(ct_model_offload_enter(m, l, l - 1));
@@ -388,7 +387,8 @@ ct_status ct_model_backward_stage(ct_model *m, float grad_scale, const float *dy
                           m->res + (size_t)(l - m->l0) * N * C, m->dres, &m->scratch, prefix, d, &ffn,
                           grad_scale);
         ct_model_offload_grads_out(m, l);
-        grads_ready(m, m->layer_first[l], l + 1 < m->l1 ? m->layer_first[l + 1] : end);
+        if (m->holds[l]) /* shared weights: this is their last use in backward */
+            grads_ready(m, m->layer_first[l], m->layer_first[l] + (size_t)ct_model_block_tensors(m, l));
     }
     if (m->has_embed) {
         float *g = m->grads;

@@ -135,7 +135,8 @@ ct_status ct_offload_auto(const ct_model *m, size_t budget, size_t fixed, double
         opt[best] = tier;
         need = predict(L, n, params, grads, opt, share, fixed);
     }
-    for (int moe = 0; moe < 2 && need > budget; moe++) /* then blocks, dense ones first */
+    int shared = ct_model_unique_blocks(c) < L; /* shared weights stay on the compute tier */
+    for (int moe = 0; moe < 2 && need > budget && !shared; moe++) /* then blocks, dense ones first */
         for (int l = first; l < end && need > budget; l++) {
             if ((c->moe_every > 0 && (l + 1) % c->moe_every == 0) != moe) continue;
             params[1 + l] = grads[1 + l] = tier;

@@ -2,7 +2,9 @@
  * bucket's reduction handed to the progress engine as soon as the model reports it
  * final), ZeRO stages 0/1/2 over the flat parameter buffer, the sharded AdamW step and the
  * parameter gather. With pipeline stages, the tied wte of the first and last stage is summed
- * between them before its reduction, and the gradient norm adds every stage's squares. */
+ * between them before its reduction, so are the copies of shared block weights
+ * (model.share_layers) used on several stages, and the gradient norm adds every stage's
+ * squares. */
 #include "core/core.h"
 #include "parallel/dp.h"
 #include "parallel/progress.h"
@@ -18,6 +20,8 @@ typedef struct bucket {
     ct_split *split; /* stage 2: this bucket's floats per shard */
     int tied;        /* the tied wte of a first or last pipeline stage: summed with the other
                       * stage's copy in ct_dp_finish, then reduced */
+    int deferred;    /* reduced in ct_dp_finish, after the sums over the pipeline stages (the
+                      * tied wte, or shared block weights used on several stages) */
     ct_request req;
 } bucket;
 
@@ -26,6 +30,9 @@ struct ct_dp {
     ct_model *m;
     int zero, ranks, me, armed, n_buckets, failed;
     int tied;          /* index of the tied bucket, or -1 */
+    ct_stage_shared *shared; /* shared block weights used on several stages */
+    int n_shared;
+    float *zeros;      /* what a stage without a copy of some shared weights adds */
     ct_axis shard_axis;   /* ZeRO shards: over the data ranks, or with experts split over an
                            * expert group over the expert-data ranks (who hold equal copies) */
     int shard_ranks, shard_me;
@@ -103,7 +110,7 @@ static void on_grads_ready(size_t offset, size_t count, void *ctx) {
         bucket *b = &dp->buckets[i];
         if (b->offset < offset || b->offset + b->count > offset + count) continue;
         started++;
-        if (!b->tied) dp->status = start_bucket(dp, b); /* the tied one waits for ct_dp_finish */
+        if (!b->deferred) dp->status = start_bucket(dp, b); /* the others wait for ct_dp_finish */
     }
     CT_ASSERT(started > 0 || dp->status != CT_OK);
     ct_progress_poll(dp->prog);
@@ -142,8 +149,41 @@ static ct_status make_buckets(ct_dp *dp) {
         if (prev_tied) dp->tied = dp->n_buckets;
         CT_TRY(record_bucket(dp, a->offset, prev->offset + prev->numel - a->offset,
                              prev_expert ? CT_AXIS_EXPERT_DATA : CT_AXIS_DATA));
-        dp->buckets[dp->n_buckets - 1].tied = prev_tied;
+        bucket *b = &dp->buckets[dp->n_buckets - 1];
+        b->tied = b->deferred = prev_tied;
+        for (int k = 0; k < dp->n_shared; k++) {
+            const ct_stage_shared *sh = &dp->shared[k];
+            if (sh->held && b->offset >= sh->offset && b->offset < sh->offset + sh->count) b->deferred = 1;
+        }
         start = i;
+    }
+    return CT_OK;
+}
+
+/* The shared block weights used on several pipeline stages, and zeros for the sums this
+ * stage has no copy for. */
+static ct_status find_shared(ct_dp *dp) {
+    const ct_model *m = dp->m;
+    if (ct_model_stages(m) == 1) return CT_OK;
+    if (!(dp->shared = calloc((size_t)ct_model_get_config(m)->n_layer, sizeof *dp->shared)))
+        return ct_fail(CT_ENOMEM, "out of memory");
+    dp->n_shared = ct_model_stage_shared(m, dp->shared);
+    size_t most = 0;
+    for (int k = 0; k < dp->n_shared; k++)
+        if (!dp->shared[k].held && dp->shared[k].count > most) most = dp->shared[k].count;
+    if (most && !(dp->zeros = ct_calloc_in(CT_TIER_COMPUTE, most * sizeof(float), "shared gradient sum")))
+        return CT_ENOMEM;
+    return CT_OK;
+}
+
+/* Sums the gradients of each set of shared weights over the pipeline stages (a stage
+ * without a copy adds zeros), so that every copy steps alike. */
+static ct_status sum_shared(ct_dp *dp) {
+    float *g = ct_model_grads(dp->m);
+    for (int k = 0; k < dp->n_shared; k++) {
+        const ct_stage_shared *sh = &dp->shared[k];
+        if (!sh->held) memset(dp->zeros, 0, sh->count * sizeof(float)); /* the sum landed here too */
+        CT_TRY(ct_comm_allreduce(dp->w, CT_AXIS_PIPELINE, sh->held ? g + sh->offset : dp->zeros, sh->count));
     }
     return CT_OK;
 }
@@ -173,6 +213,7 @@ ct_status ct_dp_create(ct_dp **out, ct_world *w, ct_model *m, int zero_stage, ct
     dp->shard_ranks = ct_world_axis_size(w, dp->shard_axis);
     dp->shard_me = ct_world_coord(w, dp->shard_axis);
     ct_status s = ct_split_even(&dp->shards, w, dp->shard_axis, ct_model_num_params(m));
+    if (s == CT_OK) s = find_shared(dp);
     if (s == CT_OK) s = make_buckets(dp);
     int thread = overlap == CT_OVERLAP_THREAD ||
                  (overlap == CT_OVERLAP_AUTO && (zero_stage == 2 || !ct_world_axis_on_one_node(w, CT_AXIS_DATA)));
@@ -191,6 +232,8 @@ void ct_dp_free(ct_dp *dp) {
     ct_progress_free(dp->prog);
     for (int i = 0; i < dp->n_buckets; i++) ct_split_free(dp->buckets[i].split);
     ct_split_free(dp->shards);
+    free(dp->shared);
+    ct_free(dp->zeros);
     free(dp);
 }
 
@@ -233,12 +276,11 @@ ct_status ct_dp_finish(ct_dp *dp) {
     ct_status s = CT_OK;
     if (dp->armed) s = ct_progress_drain(dp->prog);
     if (s == CT_OK) s = dp->status;
-    if (s == CT_OK && dp->tied >= 0) {
-        bucket *b = &dp->buckets[dp->tied];
-        s = sum_tied(dp, b);
-        if (s == CT_OK && dp->armed) s = start_bucket(dp, b);
-        if (s == CT_OK && dp->armed) s = ct_progress_drain(dp->prog);
-    }
+    if (s == CT_OK && dp->tied >= 0) s = sum_tied(dp, &dp->buckets[dp->tied]);
+    if (s == CT_OK) s = sum_shared(dp);
+    for (int i = 0; s == CT_OK && dp->armed && i < dp->n_buckets; i++)
+        if (dp->buckets[i].deferred) s = start_bucket(dp, &dp->buckets[i]);
+    if (s == CT_OK && dp->armed) s = ct_progress_drain(dp->prog);
     int armed = dp->armed;
     dp->armed = 0;
     dp->status = CT_OK;

@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <string.h>
 
-typedef enum { K_INT, K_I64, K_FLOAT, K_F32, K_BOOL, K_STR, K_ROUTING } key_type;
+typedef enum { K_INT, K_I64, K_FLOAT, K_F32, K_BOOL, K_STR, K_ROUTING, K_SHARE } key_type;
 
 typedef struct key_def {
     const char *name;
@@ -30,6 +30,7 @@ static const key_def keys[] = {
     {"model.seq_len", K_INT, F(model.seq_len), 1, 1 << 20, "128", "context length (position table size)"},
     {"model.vocab_size", K_INT, F(model.vocab_size), 1, 1 << 24, "50257", "vocabulary size (GPT-2 BPE: 50257)"},
     {"model.moe_every", K_INT, F(model.moe_every), 0, 4096, "0", "0: dense; n: every n-th block's feed-forward is MoE (blocks n-1, 2n-1, ...)"},
+    {"model.share_layers", K_SHARE, F(model.share_layers), 0, 4096, "none", "cross-layer weight sharing (a pseudo model for Pseudo-to-Real): none, all (one set of block weights), or g: groups of g consecutive blocks share one set per kind (dense, MoE)"},
     {"moe.n_experts", K_INT, F(model.moe.n_experts), 1, 1 << 20, "8", "experts per MoE layer"},
     {"moe.top_k", K_INT, F(model.moe.top_k), 0, 1 << 20, "2", "experts per token (prototype routing: number of groups)"},
     {"moe.routing", K_ROUTING, F(model.moe.routing), 0, 0, "top2", "top1 | top2 | topk | prototype (k groups, top-1 in each)"},
@@ -59,6 +60,9 @@ static const key_def keys[] = {
     {"train.sample_tokens", K_INT, F(train.sample_tokens), 0, 1e6, "64", "tokens per printed sample"},
     {"train.ckpt_interval", K_INT, F(train.ckpt_interval), 0, 1e9, "200", "steps between checkpoints (0 = only at the end)"},
     {"train.ckpt_keep", K_INT, F(train.ckpt_keep), 1, 1e6, "2", "checkpoints kept in run.dir/ckpt"},
+    {"delink.step", K_INT, F(delink.step), 0, 1e9, "0", "Pseudo-to-Real: at this step the shared (pseudo) model is delinked into the real one with independent blocks and training goes on (0 = never; needs model.share_layers)"},
+    {"delink.layers", K_INT, F(delink.layers), 0, 4096, "0", "blocks of the real model (0 = model.n_layer: the same function as the pseudo model)"},
+    {"delink.optimizer", K_STR, F(delink.optimizer), 0, 16, "carry", "AdamW state at delinking: carry (each block takes the shared weights' moments and the step count) or reset (zero moments, step count 0)"},
     {"data.dir", K_STR, F(data.dir), 0, 0, "data/pydocs", "token shards written by `cetus prepare`"},
     {"run.dir", K_STR, F(run.dir), 0, 0, "runs/default", "where checkpoints and metrics.jsonl go"},
     {"run.resume", K_BOOL, F(run.resume), 0, 1, "true", "continue from the latest checkpoint in run.dir if one exists"},
@@ -113,10 +117,10 @@ static ct_status set_number(ct_config *c, const key_def *k, double v, const char
     if (!isfinite(v) || v < k->min || v > k->max)
         return ct_fail(CT_EINVAL, "%s: %s = %s is out of range: allowed %g to %g (%s)", source,
                        k->name, text, k->min, k->max, k->help);
-    if ((k->type == K_INT || k->type == K_I64 || k->type == K_BOOL) && v != floor(v))
+    if ((k->type == K_INT || k->type == K_I64 || k->type == K_BOOL || k->type == K_SHARE) && v != floor(v))
         return ct_fail(CT_EINVAL, "%s: %s = %s must be a whole number (%s)", source, k->name, text, k->help);
     switch (k->type) {
-    case K_INT: case K_BOOL: *(int *)dst = (int)v; break;
+    case K_INT: case K_BOOL: case K_SHARE: *(int *)dst = (int)v; break;
     case K_I64: *(long long *)dst = (long long)v; break;
     case K_FLOAT: *(double *)dst = v; break;
     case K_F32: *(float *)dst = (float)v; break;
@@ -137,6 +141,10 @@ static ct_status set_from_text(ct_config *c, const key_def *k, const char *text,
     if (k->type == K_ROUTING) {
         ct_status s = ct_moe_routing_parse(text, (ct_moe_routing *)((char *)c + k->offset));
         return s == CT_OK ? CT_OK : ct_fail_context(s, "%s", source);
+    }
+    if (k->type == K_SHARE && (!strcmp(text, "all") || !strcmp(text, "none"))) {
+        *(int *)((char *)c + k->offset) = !strcmp(text, "all") ? CT_SHARE_ALL : 0;
+        return CT_OK;
     }
     if (k->type == K_BOOL) {
         int b = -1;
@@ -164,6 +172,7 @@ void ct_config_defaults(ct_config *c) {
 static ct_status apply_json_value(ct_config *c, const char *name, const cJSON *item, const char *source) {
     const key_def *k = find_key(name);
     if (!k) return unknown_key(name, source);
+    if (k->type == K_SHARE && cJSON_IsString(item)) return set_from_text(c, k, item->valuestring, source);
     if (k->type == K_STR || k->type == K_ROUTING) {
         if (!cJSON_IsString(item)) return ct_fail(CT_EINVAL, "%s: %s must be a string (%s)", source, name, k->help);
         return set_from_text(c, k, item->valuestring, source);
@@ -226,6 +235,28 @@ ct_status ct_config_apply_override(ct_config *c, const char *kv) {
     return set_from_text(c, k, eq + 1, "command line");
 }
 
+/* Pseudo-to-Real: sharing and the switch to the real model. */
+static ct_status check_delink(const ct_config *c) {
+    int shared = c->model.share_layers != 0;
+    if (shared && (strcmp(c->offload.params, "none") || strcmp(c->offload.grads, "none")))
+        return ct_fail(CT_EINVAL, "offload.params / offload.grads with model.share_layers: blocks sharing weights "
+                       "use one copy, which stays on the compute tier; offload the optimizer state instead");
+    if (strcmp(c->delink.optimizer, "carry") && strcmp(c->delink.optimizer, "reset"))
+        return ct_fail(CT_EINVAL, "delink.optimizer = \"%s\": allowed \"carry\" or \"reset\"", c->delink.optimizer);
+    if (c->delink.step == 0) return CT_OK;
+    if (!shared)
+        return ct_fail(CT_EINVAL, "delink.step = %d without model.share_layers: only a model whose blocks share "
+                       "weights can be delinked; set model.share_layers (e.g. all) or delink.step = 0", c->delink.step);
+    if (c->delink.step >= c->train.steps)
+        return ct_fail(CT_EINVAL, "delink.step = %d: must come before train.steps = %d", c->delink.step, c->train.steps);
+    ct_model_config real;
+    ct_status s = ct_model_delink_config(&c->model, c->delink.layers, &real);
+    if (s != CT_OK) return ct_fail_context(s, "delink.layers = %d", c->delink.layers);
+    ct_config after = *c;
+    after.model = real;
+    return ct_config_stage_blocks(&after, (int[CT_MAX_STAGES]){0});
+}
+
 ct_status ct_config_validate(const ct_config *c) {
     CT_TRY(ct_model_config_check(&c->model));
     CT_TRY(ct_moe_config_check(&c->model.moe, c->model.d_model)); /* set keys are checked even if unused */
@@ -268,6 +299,7 @@ ct_status ct_config_validate(const ct_config *c) {
     ct_status rs = ct_config_recompute_layers(c, layers);
     free(layers);
     CT_TRY(rs);
+    CT_TRY(check_delink(c));
     if (c->parallel.expert > 1 && c->model.moe_every > 0) {
         CT_TRY(ct_moe_group_check(&c->model.moe, c->parallel.expert));
         if (c->parallel.zero == 2)
@@ -366,6 +398,10 @@ char *ct_config_to_json(const ct_config *c) {
         case K_FLOAT: cJSON_AddNumberToObject(obj, dot + 1, *(const double *)src); break;
         case K_F32: cJSON_AddNumberToObject(obj, dot + 1, *(const float *)src); break;
         case K_ROUTING: cJSON_AddStringToObject(obj, dot + 1, ct_moe_routing_name(*(const ct_moe_routing *)src)); break;
+        case K_SHARE:
+            if (*(const int *)src > 0) cJSON_AddNumberToObject(obj, dot + 1, *(const int *)src);
+            else cJSON_AddStringToObject(obj, dot + 1, *(const int *)src ? "all" : "none");
+            break;
         case K_BOOL: cJSON_AddBoolToObject(obj, dot + 1, *(const int *)src); break;
         case K_STR: cJSON_AddStringToObject(obj, dot + 1, (const char *)src); break;
         }

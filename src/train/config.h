@@ -24,6 +24,11 @@ typedef struct ct_config {
         int ckpt_interval, ckpt_keep;
     } train;
     struct {
+        int step;           /* Pseudo-to-Real: delink the shared model at this step (0 = never) */
+        int layers;         /* blocks of the real model (0 = model.n_layer) */
+        char optimizer[16]; /* "carry" or "reset": the AdamW state the real model starts with */
+    } delink;
+    struct {
         char dir[512];      /* token shards from `cetus prepare` */
     } data;
     struct {

@@ -74,12 +74,7 @@ ct_status ct_run_train(ct_run *r) {
     ct_world *world;
     if ((s = ct_world_init(&world, &want)) != CT_OK) return refused(s);
     start_threads(cfg);
-    ct_trainer *tr;
-    s = ct_trainer_create(&tr, cfg, world);
-    if (s == CT_OK) {
-        s = ct_trainer_run(tr);
-        ct_trainer_free(tr);
-    }
+    s = ct_train_run(cfg, world);
     if (s != CT_OK && ct_world_size(world) > 1) { /* end every rank, with this one's message */
         char msg[1100];
         snprintf(msg, sizeof msg, "error: %s", ct_last_error());

@@ -194,6 +194,8 @@ static ct_status run_steps(ct_trainer *tr, run_output *o) {
     double smoothed = 0.0; /* exponential average of step time */
     int64_t stop = c->run.stop_at_step > 0 && c->run.stop_at_step < c->train.steps ? c->run.stop_at_step
                                                                                    : c->train.steps;
+    int asked = stop < c->train.steps; /* run.stop_at_step ends this invocation */
+    if (tr->stop_step > 0 && tr->stop_step < stop) { stop = tr->stop_step; asked = 0; }
     while (tr->step < stop) {
         ct_step_stats st;
         CT_TRY(ct_trainer_step(tr, &st));
@@ -203,7 +205,7 @@ static ct_status run_steps(ct_trainer *tr, run_output *o) {
         if (due(tr->step, c->train.sample_interval, c->train.steps)) CT_TRY(print_sample(tr, o));
         if (due(tr->step, c->train.ckpt_interval, stop)) CT_TRY(ct_trainer_save(tr));
     }
-    if (stop < c->train.steps && o->leader)
+    if (asked && o->leader)
         printf("stopped at step %" PRId64 " as run.stop_at_step asks; run again to continue\n", tr->step);
     return CT_OK;
 }
@@ -229,6 +231,13 @@ ct_status ct_trainer_run(ct_trainer *tr) {
     printf("model: %d layers, d_model %d, %d heads, seq_len %d, vocab %d: %.2fM parameters\n",
            c->model.n_layer, c->model.d_model, c->model.n_head, c->model.seq_len, c->model.vocab_size,
            (double)ct_model_num_params_full(tr->model) / 1e6);
+    int unique = ct_model_unique_blocks(&c->model);
+    if (unique < c->model.n_layer) {
+        char g[16] = "all";
+        if (c->model.share_layers > 0) snprintf(g, sizeof g, "%d", c->model.share_layers);
+        printf("sharing: %d blocks share %d set%s of weights (model.share_layers = %s)%s\n", c->model.n_layer, unique,
+               unique == 1 ? "" : "s", g, c->delink.step > 0 ? "; delinked into the real model at delink.step" : "");
+    }
     printf("training: %d steps of %d x %d tokens x %d accumulation, from step %" PRId64 "; run dir %s\n",
            c->train.steps, c->train.batch_size, ct_config_train_seq_len(c), c->train.grad_accum, tr->step, c->run.dir);
     if (ct_world_size(tr->world) > 1)
@@ -240,8 +249,9 @@ ct_status ct_trainer_run(ct_trainer *tr) {
     if (tr->pipe) print_stages(tr);
     print_offload(tr);
     fflush(stdout);
-    metrics_line(&o, "{\"event\": \"start\", \"step\": %" PRId64 ", \"params\": %zu}", tr->step,
-                 ct_model_num_params_full(tr->model));
+    metrics_line(&o, "{\"event\": \"start\", \"step\": %" PRId64 ", \"params\": %zu, \"flops_per_token\": %.6g}",
+                 tr->step, ct_model_num_params_full(tr->model),
+                 ct_model_flops_per_token(tr->model, ct_config_train_seq_len(c)));
     ct_status s = run_steps(tr, &o);
     if (o.tty) printf("\n");
     if (o.tok) ct_tokenizer_free(o.tok);

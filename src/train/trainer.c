@@ -275,6 +275,7 @@ ct_status ct_trainer_create(ct_trainer **out, const ct_config *cfg, ct_world *wo
     tr->rows = cfg->train.batch_size / ranks;
     tr->row0 = ct_world_coord(world, CT_AXIS_DATA) * tr->rows;
     snprintf(tr->ckpt_root, sizeof tr->ckpt_root, "%s/ckpt", cfg->run.dir);
+    snprintf(tr->ckpt_prefix, sizeof tr->ckpt_prefix, "step_");
     ct_status s = open_loaders(tr);
     if (s == CT_OK) s = build_model(tr);
     if (s == CT_OK) s = build_parallel(tr);
@@ -436,14 +437,15 @@ static void remove_checkpoint(const char *root, const char *name) {
     if (snprintf(path, sizeof path, "%s/%s", root, name) < (int)sizeof path) rmdir(path);
 }
 
-/* Keeps the newest train.ckpt_keep checkpoints (names sort by step). */
+/* Keeps the newest train.ckpt_keep checkpoints of this trainer's kind (names sort by step). */
 static void prune_checkpoints(const ct_trainer *tr) {
     DIR *d = opendir(tr->ckpt_root);
     if (!d) return;
     char *names[1024];
     size_t n = 0;
+    size_t k = strlen(tr->ckpt_prefix);
     for (struct dirent *e; (e = readdir(d)) && n < 1024;)
-        if (strncmp(e->d_name, "step_", 5) == 0 && !strchr(e->d_name, '.') && (names[n] = strdup(e->d_name))) n++;
+        if (strncmp(e->d_name, tr->ckpt_prefix, k) == 0 && !strchr(e->d_name, '.') && (names[n] = strdup(e->d_name))) n++;
     closedir(d);
     qsort(names, n, sizeof names[0], compare_names);
     for (size_t i = 0; i < n; i++) {
@@ -454,7 +456,7 @@ static void prune_checkpoints(const ct_trainer *tr) {
 
 ct_status ct_trainer_save(ct_trainer *tr) {
     char dir[1100];
-    snprintf(dir, sizeof dir, "%s/step_%08" PRId64, tr->ckpt_root, tr->step);
+    ct_trainer_ckpt_dir(tr, tr->step, dir, sizeof dir);
     ct_status s = CT_OK;
     if (ct_trainer_is_leader(tr) && (s = ct_mkdirs(tr->ckpt_root)) == CT_OK) {
         /* the others take part in each tensor's gathers */
@@ -469,6 +471,10 @@ ct_status ct_trainer_save(ct_trainer *tr) {
 }
 
 int64_t ct_trainer_step_index(const ct_trainer *tr) { return tr->step; }
+
+void ct_trainer_ckpt_dir(const ct_trainer *tr, int64_t step, char *out, size_t cap) {
+    snprintf(out, cap, "%s/%s%08" PRId64, tr->ckpt_root, tr->ckpt_prefix, step);
+}
 
 void ct_trainer_offload_times(const ct_trainer *tr, double *busy_s, double *wait_s) {
     double b = 0.0, w = 0.0;

@@ -48,6 +48,12 @@ ct_status ct_trainer_save(ct_trainer *tr);
 ct_status ct_trainer_run(ct_trainer *tr);
 
 int64_t ct_trainer_step_index(const ct_trainer *tr); /* optimizer steps done */
+/* The checkpoint directory this trainer saves for a step. */
+void ct_trainer_ckpt_dir(const ct_trainer *tr, int64_t step, char *out, size_t cap);
+/* The whole of `cetus train` on a world: one trainer, or with delink.step the pseudo model's
+ * trainer until that step, the switch (ct_delink_checkpoint on its checkpoint) and the real
+ * model's trainer from there; resumes in either phase. */
+ct_status ct_train_run(const ct_config *cfg, ct_world *world);
 ct_model *ct_trainer_model(ct_trainer *tr);
 
 /* For generate and eval: reads the run config stored in a checkpoint directory and builds

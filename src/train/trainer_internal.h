@@ -43,6 +43,8 @@ struct ct_trainer {
     ct_ckpt_view view;
     ct_ckpt_stream stream;
     char ckpt_root[1024];
+    char ckpt_prefix[24]; /* checkpoint names: "step_" (the pseudo phase: "pseudo_step_") */
+    int64_t stop_step;    /* end the run here (the pseudo phase's delink.step); 0: none */
 };
 
 /* The trainer state stored in a checkpoint's trainer.json: step, optimizer step count,
