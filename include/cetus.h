@@ -342,8 +342,9 @@ ct_status ct_run_train(ct_run *r);
 /* Delinks the checkpoint in_ckpt of a shared-weight ("pseudo") model into out_ckpt, the
  * checkpoint of the real model of `layers` blocks (0: the same depth, the same function)
  * with independent weights, at the same step and data position (see ct_model_delink for
- * which block copies which). optimizer: "carry" (each block starts with the shared
- * weights' AdamW moments and step count) or "reset" (zero moments, step count 0). It
+ * which block copies which). optimizer: "reset" (zero moments, step count 0; what
+ * `cetus delink` and delink.optimizer default to) or "carry" (each block starts with the
+ * shared weights' AdamW moments and step count). It
  * streams tensor by tensor, holding only the pseudo model's state. in_ckpt is only read;
  * out_ckpt must not exist (its parent's "latest" then names it). Train on with the real
  * model's settings (model.n_layer = layers, model.share_layers = none), or in one run with

@@ -45,7 +45,7 @@ run 1 pseudo $share run.stop_at_step=5
 IN="$SCRATCH/pseudo/ckpt/step_00000005"
 before=$(cd "$SCRATCH/pseudo" && find ckpt -type f | sort | xargs sha256sum)
 "$CETUS" delink "$SCRATCH/pseudo" "$SCRATCH/real" >"$SCRATCH/delink.log" || fail "delink: $(cat "$SCRATCH/delink.log")"
-grep -q "4 independent blocks, AdamW state carried" "$SCRATCH/delink.log" || fail "no delink report"
+grep -q "4 independent blocks, AdamW state reset" "$SCRATCH/delink.log" || fail "no delink report"
 pseudo_loss=$("$CETUS" eval --ckpt "$IN" --batches 2 | sed 's/.*val loss \([0-9.]*\).*/\1/')
 real_loss=$("$CETUS" eval --ckpt "$SCRATCH/real" --batches 2 | sed 's/.*val loss \([0-9.]*\).*/\1/')
 echo "pseudo val loss $pseudo_loss, delinked val loss $real_loss"
@@ -65,10 +65,11 @@ run 1 resumed $share delink.step=5                     # resumes in the real pha
 diff <(losses "$SCRATCH/switch") <(losses "$SCRATCH/resumed") || fail "resuming around the switch is not bit-identical"
 run 2 switch-p2 $share delink.step=5 parallel.pipeline=2
 close "$SCRATCH/switch" "$SCRATCH/switch-p2" $LOSS_TOL
-run 1 reset $share delink.step=5 delink.optimizer=reset delink.layers=6
-grep -q "became 6 independent blocks (AdamW state reset)" "$SCRATCH/reset.log" || fail "no reset switch"
-grep -q '"adam_steps":[[:space:]]*"0"' "$SCRATCH/reset/ckpt/step_00000005/trainer.json" || fail "the step count was not reset"
-grep -q "model: 6 layers" "$SCRATCH/reset.log" || fail "the real model is not 6 blocks deep"
+grep -q '"adam_steps":[[:space:]]*"0"' "$SCRATCH/switch/ckpt/step_00000005/trainer.json" || fail "the step count was not reset"
+run 1 carry $share delink.step=5 delink.optimizer=carry delink.layers=6
+grep -q "became 6 independent blocks (AdamW state carried)" "$SCRATCH/carry.log" || fail "no carry switch"
+grep -q '"adam_steps":[[:space:]]*"5"' "$SCRATCH/carry/ckpt/step_00000005/trainer.json" || fail "the step count was not carried"
+grep -q "model: 6 layers" "$SCRATCH/carry.log" || fail "the real model is not 6 blocks deep"
 
 # bad input
 expect_error "nothing to delink" "$CETUS" delink "$SCRATCH/plain" "$SCRATCH/x1"

@@ -16,9 +16,9 @@ static void delink_help(void) {
            "blocks (default: the same depth, which computes exactly IN's function), each a copy of the\n"
            "weights it used. IN is only read.\n\n"
            "  --layers L            blocks of the real model (at least one per group of shared weights)\n"
-           "  --optimizer carry     each block starts with the shared weights' AdamW moments and step\n"
-           "                        count (default: the real model picks up where the pseudo one was)\n"
-           "  --optimizer reset     zero moments and step count\n\n"
+           "  --optimizer reset     zero AdamW moments and step count (default: measured to reach a\n"
+           "                        lower loss, see docs/benchmarks.md)\n"
+           "  --optimizer carry     each block starts with the shared weights' moments and step count\n\n"
            "Then train on with IN's settings and the real depth, sharing off:\n"
            "  cetus train -c CONFIG run.dir=OUT model.share_layers=none model.n_layer=L\n"
            "(or do it all in one run with delink.step=N; see `cetus train --help`).\n");
@@ -52,7 +52,7 @@ static int parse_args(int argc, char **argv, const char **pos, int *layers, cons
 int cmd_delink(int argc, char **argv) {
     for (int i = 1; i < argc; i++)
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { delink_help(); return 0; }
-    const char *pos[2] = {NULL, NULL}, *optimizer = "carry";
+    const char *pos[2] = {NULL, NULL}, *optimizer = "reset";
     int layers = 0, rc = parse_args(argc, argv, pos, &layers, &optimizer);
     if (rc) return rc;
     char in[1100], out[1300];

@@ -62,7 +62,7 @@ static const key_def keys[] = {
     {"train.ckpt_keep", K_INT, F(train.ckpt_keep), 1, 1e6, "2", "checkpoints kept in run.dir/ckpt"},
     {"delink.step", K_INT, F(delink.step), 0, 1e9, "0", "Pseudo-to-Real: at this step the shared (pseudo) model is delinked into the real one with independent blocks and training goes on (0 = never; needs model.share_layers)"},
     {"delink.layers", K_INT, F(delink.layers), 0, 4096, "0", "blocks of the real model (0 = model.n_layer: the same function as the pseudo model)"},
-    {"delink.optimizer", K_STR, F(delink.optimizer), 0, 16, "carry", "AdamW state at delinking: carry (each block takes the shared weights' moments and the step count) or reset (zero moments, step count 0)"},
+    {"delink.optimizer", K_STR, F(delink.optimizer), 0, 16, "reset", "AdamW state at delinking: reset (zero moments, step count 0: measured better, see docs/benchmarks.md) or carry (each block takes the shared weights' moments and step count)"},
     {"data.dir", K_STR, F(data.dir), 0, 0, "data/pydocs", "token shards written by `cetus prepare`"},
     {"run.dir", K_STR, F(run.dir), 0, 0, "runs/default", "where checkpoints and metrics.jsonl go"},
     {"run.resume", K_BOOL, F(run.resume), 0, 1, "true", "continue from the latest checkpoint in run.dir if one exists"},
