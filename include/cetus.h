@@ -72,6 +72,15 @@ typedef struct ct_moe_stats {
     const int32_t *kept; /* [E] rows computed per expert */
 } ct_moe_stats;
 
+/* Image input (multimodal models): a grayscale image of height x width pixels is cut into
+ * (height / patch) x (width / patch) patches, each linearly projected into the model width
+ * plus a learned 2-D position (a row and a column embedding), and placed as a prefix before
+ * the text tokens (see ct_model_set_image). */
+typedef struct ct_image_config {
+    int patch;          /* image.patch: P, pixels per patch side; 0 = text only */
+    int height, width;  /* image.height, image.width: the canvas, multiples of P */
+} ct_image_config;
+
 typedef struct ct_model_config {
     int n_layer;    /* decoder blocks */
     int d_model;    /* channels C */
@@ -85,6 +94,7 @@ typedef struct ct_model_config {
                        * g consecutive blocks (the last may be shorter) and within a group the
                        * blocks of one kind (dense or MoE) use one set of weights, the first
                        * such block's; CT_SHARE_ALL: one group of every block */
+    ct_image_config image;
 } ct_model_config;
 
 enum { CT_SHARE_ALL = -1 };
@@ -251,6 +261,20 @@ ct_status ct_model_ensure_grads(ct_model *m);
 const float *ct_model_logits(const ct_model *m);
 /* Row n (= b * T + t) of the last forward's logits over the whole vocabulary: out [V]. */
 ct_status ct_model_logits_row(ct_model *m, int n, float *out);
+/* Image input for the following forwards (until set again): the first n_patches positions
+ * of every row are image patches instead of tokens (their tokens are ignored):
+ * patches [B, n_patches, P * P], each image's patches in raster order over its patch grid
+ * (ct_image_patches cuts them), pixels in about [-1, 1]. n_patches is the model's whole
+ * grid (image.height / P * image.width / P), or 0 for text only. Text positions count from 0
+ * after the image. Pair it with a prefix-LM mask (prefix_len >= n_patches) so the image is
+ * seen whole. The pointer must stay valid until the forward that uses it. One-stage models
+ * only (no pipeline stages yet). */
+ct_status ct_model_set_image(ct_model *m, const float *patches, int n_patches);
+/* Patches of the model's image grid: n_patches(cfg) = (height / P) * (width / P), 0 without
+ * image input; ct_image_patches cuts pixels [height, width] into out [n_patches, P * P]. */
+int ct_model_image_patches(const ct_model_config *cfg);
+void ct_image_patches(const ct_model_config *cfg, const float *pixels, float *out);
+
 /* Backward of the last forward (which must have had targets). Accumulates into grads
  * with weight grad_scale (1/accumulation steps): grads += grad_scale * dLoss/dparams. */
 ct_status ct_model_backward(ct_model *m, float grad_scale);

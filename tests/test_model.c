@@ -111,6 +111,78 @@ Test(model, shared_weights_gradients_match_finite_differences, .init = setup) {
     ct_model_free(m);
 }
 
+/* An image-prefix model: a 4 x 6 image in 2 x 2 patches (6 positions), then 6 text
+ * positions; prefix-LM over the image and the first token. */
+enum { IMG_T = 12, IMG_NP = 6 };
+static const ct_model_config tiny_image = {.n_layer = 2, .d_model = 16, .n_head = 2, .seq_len = 12, .vocab_size = 23,
+                                           .image = {.patch = 2, .height = 4, .width = 6}};
+static int32_t img_toks[B * IMG_T], img_tgts[B * IMG_T], img_prefix[B] = {IMG_NP + 1, IMG_NP + 1};
+static float img_patches[B * IMG_NP * 4];
+
+static void make_image_batch(void) {
+    ct_rng r;
+    ct_rng_seed(&r, 21);
+    for (int i = 0; i < B * IMG_T; i++) {
+        int image_pos = i % IMG_T < IMG_NP;
+        img_toks[i] = image_pos ? 0 : (int32_t)ct_rng_below(&r, 23);
+        img_tgts[i] = image_pos ? -1 : (int32_t)ct_rng_below(&r, 23);
+    }
+    for (int i = 0; i < B * IMG_NP * 4; i++) img_patches[i] = 2.0f * (float)ct_rng_uniform(&r) - 1.0f;
+}
+
+static double image_loss(ct_model *m, const void *ctx, int *moved) {
+    (void)ctx;
+    *moved = 0;
+    float loss;
+    cr_assert_eq(ct_model_set_image(m, img_patches, IMG_NP), CT_OK);
+    cr_assert_eq(ct_model_forward(m, img_toks, img_tgts, img_prefix, B, IMG_T, &loss), CT_OK);
+    return loss;
+}
+
+Test(model, image_prefix_gradients_match_finite_differences, .init = setup) {
+    make_image_batch();
+    ct_model *m;
+    cr_assert_eq(ct_model_create(&m, &tiny_image, 3), CT_OK);
+    cr_assert_not_null(ct_model_find_tensor(m, "img.patch.weight"));
+    cr_assert_eq(ct_model_find_tensor(m, "img.row.weight")->shape[0], 2);
+    cr_assert_eq(ct_model_find_tensor(m, "img.col.weight")->shape[0], 3);
+    int skipped;
+    cr_assert_gt(check_tensors_fd(m, 97, image_loss, NULL, &skipped), 0);
+    cr_assert_eq(skipped, 0);
+    ct_model_free(m);
+}
+
+Test(model, image_prefix_is_seen_whole_and_checked, .init = setup) {
+    make_image_batch();
+    ct_model *m;
+    cr_assert_eq(ct_model_create(&m, &tiny_image, 3), CT_OK);
+    size_t V = 23;
+    float *before = malloc(sizeof(float) * B * IMG_T * V);
+    int moved;
+    image_loss(m, NULL, &moved);
+    memcpy(before, ct_model_logits(m), sizeof(float) * B * IMG_T * V);
+    img_patches[(IMG_NP - 1) * 4] += 0.5f; /* the last patch of row 0 */
+    image_loss(m, NULL, &moved);
+    /* the first patch attends to the last one (bidirectional prefix), so does the text */
+    cr_assert_neq(memcmp(before, ct_model_logits(m), sizeof(float) * V), 0);
+    cr_assert_neq(memcmp(before + IMG_NP * V, ct_model_logits(m) + IMG_NP * V, sizeof(float) * V), 0);
+    /* row 1 is another image: untouched */
+    cr_assert_eq(memcmp(before + IMG_T * V, ct_model_logits(m) + IMG_T * V, sizeof(float) * IMG_T * V), 0);
+    free(before);
+    cr_assert_eq(ct_model_set_image(m, img_patches, 4), CT_EINVAL);
+    cr_assert(strstr(ct_last_error(), "grid has 6"), "%s", ct_last_error());
+    ct_model *text;
+    cr_assert_eq(ct_model_create(&text, &tiny, 1), CT_OK);
+    cr_assert_eq(ct_model_set_image(text, img_patches, 6), CT_EINVAL);
+    cr_assert(strstr(ct_last_error(), "text-only"), "%s", ct_last_error());
+    ct_model_config bad = tiny_image;
+    bad.image.width = 5;
+    cr_assert_eq(ct_model_config_check(&bad), CT_EINVAL);
+    cr_assert(strstr(ct_last_error(), "image.patch = 2"), "%s", ct_last_error());
+    ct_model_free(text);
+    ct_model_free(m);
+}
+
 Test(model, prefix_lm_gradients_match_finite_differences, .init = setup) {
     int32_t prefix[B] = {5, 2};
     check_fd(prefix);

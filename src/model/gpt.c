@@ -22,6 +22,15 @@ ct_status ct_model_config_check(const ct_model_config *c) {
         return ct_fail(CT_EINVAL, "model.moe_every = %d: allowed 0 (no MoE) to model.n_layer = %d",
                        c->moe_every, c->n_layer);
     if (c->moe_every > 0) CT_TRY(ct_moe_config_check(&c->moe, c->d_model));
+    const ct_image_config *im = &c->image;
+    if (im->patch < 0) return ct_fail(CT_EINVAL, "image.patch = %d: must be >= 0 (0: text only)", im->patch);
+    if (im->patch > 0 && (im->height < im->patch || im->width < im->patch || im->height % im->patch ||
+                          im->width % im->patch))
+        return ct_fail(CT_EINVAL, "image.height x image.width = %d x %d is not a grid of image.patch = %d pixel "
+                       "patches; use multiples of %d", im->height, im->width, im->patch, im->patch);
+    if (im->patch > 0 && ct_model_image_patches(c) >= c->seq_len)
+        return ct_fail(CT_EINVAL, "the image's %d patches leave no room for text in model.seq_len = %d; raise "
+                       "model.seq_len or image.patch", ct_model_image_patches(c), c->seq_len);
     if (c->share_layers < CT_SHARE_ALL || c->share_layers > c->n_layer)
         return ct_fail(CT_EINVAL, "model.share_layers = %d: allowed none (0), a group size up to model.n_layer = %d, "
                        "or all", c->share_layers, c->n_layer);
@@ -111,6 +120,18 @@ static void add_block(ct_model *m, int l, int owner) {
     for (size_t i = m->layer_first[l]; owner < m->l0 && i < m->n_tensors; i++) m->tensors[i].tied_copy = 1;
 }
 
+/* The image tower's tensors (whole on every rank): the patch projection and the 2-D
+ * position embeddings. */
+static void add_image_tensors(ct_model *m) {
+    const ct_image_config *im = &m->cfg.image;
+    int C = m->cfg.d_model, P = im->patch;
+    if (P == 0) return;
+    add_tensor(m, "img.patch.weight", &(tensor_spec){"", 1, 2, {P * P, C}, -1, 1, 0});
+    add_tensor(m, "img.patch.bias", &(tensor_spec){"", 0, 1, {C}, -1, 1, 0});
+    add_tensor(m, "img.row.weight", &(tensor_spec){"", 1, 2, {im->height / P, C}, -1, 1, 0});
+    add_tensor(m, "img.col.weight", &(tensor_spec){"", 1, 2, {im->width / P, C}, -1, 1, 0});
+}
+
 /* The size table: embeddings, then each block's weights (a block sharing weights already
  * in the table points at them), then the final LayerNorm (and, on a later pipeline stage,
  * the head's copy of the tied wte). Tensor-parallel: vocabulary rows of wte. */
@@ -121,7 +142,9 @@ static void build_table(ct_model *m) {
     if (m->has_embed) {
         add_tensor(m, "wte.weight", &wte);
         add_tensor(m, "wpe.weight", &(tensor_spec){"", 1, 2, {c->seq_len, C}, -1, 1, 0});
+        add_image_tensors(m);
     }
+    m->embed_tensors = m->n_tensors;
     for (int l = m->l0; l < m->l1; l++) {
         int owner = ct_model_share_owner(c, l), user = l;
         for (int k = m->l0; k < l && user == l; k++)
@@ -252,7 +275,7 @@ static void tp_sum_block(void *ctx, float *buf, size_t n) { ct_model_tp_sum(ctx,
 
 static ct_model *alloc_tables(const ct_model_config *cfg) {
     ct_model *m = calloc(1, sizeof *m);
-    size_t cap = 5 + (size_t)cfg->n_layer * (CT_BLOCK_ATTN_TENSORS + CT_MOE_TENSORS);
+    size_t cap = 9 + (size_t)cfg->n_layer * (CT_BLOCK_ATTN_TENSORS + CT_MOE_TENSORS); /* embeddings (4 image), blocks, ln_f, tied copy */
     if (!m || !(m->tensors = calloc(cap, sizeof *m->tensors)) ||
         !(m->names = calloc(cap, sizeof *m->names)) ||
         !(m->blocks = calloc((size_t)cfg->n_layer, sizeof *m->blocks)) ||
@@ -388,6 +411,13 @@ ct_status ct_model_create_staged(ct_model **out, const ct_model_config *cfg, uin
     const ct_tensor_info *wte = ct_model_find_tensor(m, "wte.weight"), *wpe = ct_model_find_tensor(m, "wpe.weight");
     m->wte = wte ? wte->offset : 0;
     m->wpe = wpe ? wpe->offset : 0;
+    const ct_tensor_info *img = ct_model_find_tensor(m, "img.patch.weight");
+    if (img) {
+        m->img_w = img[0].offset;
+        m->img_b = img[1].offset;
+        m->img_row = img[2].offset;
+        m->img_col = img[3].offset;
+    }
     if (m->has_head) {
         m->lnf_w = m->tensors[m->lnf_first].offset;
         m->lnf_b = m->tensors[m->lnf_first + 1].offset;
@@ -413,6 +443,8 @@ ct_status ct_model_create_view(ct_model **out, ct_model *base) {
     v->acts = NULL;
     v->acts_cap = 0;
     v->tokens = v->targets = v->prefix = NULL;
+    v->patch_in = NULL;
+    v->patch_cap = 0;
     v->ints_cap = 0;
     v->tp_buf = NULL;
     v->tp_buf_cap = 0;
@@ -439,6 +471,7 @@ ct_status ct_model_create_view(ct_model **out, ct_model *base) {
 /* What a view owns: its activations and token copies. */
 static void free_pass_state(ct_model *m) {
     ct_free(m->acts);
+    ct_free(m->patch_in);
     ct_free(m->tp_buf);
     ct_free(m->ep_buf);
     free(m->ep_acts);
@@ -504,6 +537,29 @@ void ct_model_tensor_part(const ct_model *m, const ct_tensor_info *t, int *rank,
 float *ct_model_params(ct_model *m) { return m->params; }
 float *ct_model_grads(ct_model *m) { return m->grads; }
 const float *ct_model_logits(const ct_model *m) { return m->logits; }
+
+int ct_model_image_patches(const ct_model_config *c) {
+    return c->image.patch > 0 ? (c->image.height / c->image.patch) * (c->image.width / c->image.patch) : 0;
+}
+
+void ct_image_patches(const ct_model_config *c, const float *pixels, float *out) {
+    ct_patches_cut(out, pixels, c->image.height, c->image.width, c->image.patch);
+}
+
+ct_status ct_model_set_image(ct_model *m, const float *patches, int n_patches) {
+    int grid = ct_model_image_patches(&m->cfg);
+    if (n_patches != 0 && grid == 0)
+        return ct_fail(CT_EINVAL, "image input: %d patches for a text-only model (image.patch = 0)", n_patches);
+    if (n_patches != 0 && n_patches != grid)
+        return ct_fail(CT_EINVAL, "image input: %d patches, but the model's image grid has %d (image.height / "
+                       "image.patch x image.width / image.patch)", n_patches, grid);
+    if (n_patches && m->stages > 1)
+        return ct_fail(CT_EINVAL, "image input with pipeline stages is not supported yet");
+    if (n_patches && !patches) return ct_fail(CT_EINVAL, "image input: no patches");
+    m->image_src = n_patches ? patches : NULL;
+    m->image_patches = n_patches;
+    return CT_OK;
+}
 
 double ct_model_flops_per_token(const ct_model *m, int T) {
     const ct_model_config *c = &m->cfg;

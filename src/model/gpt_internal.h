@@ -22,6 +22,13 @@ struct ct_model {
     unsigned char *holds; /* [n_layer]: block l added its weights to this table (it owns
                            * them, or is this stage's first user of shared ones) */
     size_t wte, wpe, lnf_w, lnf_b; /* offsets */
+    size_t img_w, img_b, img_row, img_col; /* image patch embedding offsets (image.patch > 0) */
+    size_t embed_tensors;  /* tensors before the first block: wte, wpe and the image's */
+    const float *image_src; /* the caller's patches for the next forwards (ct_model_set_image) */
+    int image_patches;      /* their count per row: 0 = text only */
+    int n_patches;          /* image positions of the last forward */
+    float *patch_in;        /* [B, n_patches, P * P] copy of the last forward's patches */
+    size_t patch_cap;
     /* activations, laid out for the last (B, T) */
     float *acts;
     size_t acts_cap;

@@ -207,7 +207,11 @@ static ct_status check_inputs(const ct_model *m, const int32_t *tokens, const in
     if (m->has_embed ? !tokens : !x_in)
         return ct_fail(CT_EINVAL, "forward: pipeline stage %d of %d needs %s", m->stage, m->stages,
                        m->has_embed ? "tokens" : "the previous stage's output");
+    if (m->image_patches && (!m->has_embed || T <= m->image_patches))
+        return ct_fail(CT_EINVAL, "forward: %d positions cannot hold the image's %d patches and text", T,
+                       m->image_patches);
     for (size_t i = 0; i < (size_t)B * T; i++) {
+        if ((int)(i % (size_t)T) < m->image_patches) continue; /* an image position */
         if (tokens && (tokens[i] < 0 || tokens[i] >= c->vocab_size))
             return ct_fail(CT_EINVAL, "forward: token %d at position %zu is outside the vocabulary [0, %d)",
                            tokens[i], i, c->vocab_size);
@@ -221,15 +225,60 @@ static ct_status check_inputs(const ct_model *m, const int32_t *tokens, const in
     return CT_OK;
 }
 
-/* res[0] = the token and position embeddings (vocabulary-parallel: summed over the ranks). */
+/* The image input of this forward: a copy of the caller's patches [B, Np, P * P]. */
+static ct_status take_patches(ct_model *m, int B) {
+    m->n_patches = m->image_patches;
+    if (!m->n_patches) return CT_OK;
+    size_t need = (size_t)B * m->n_patches * (size_t)m->cfg.image.patch * m->cfg.image.patch;
+    if (need > m->patch_cap) {
+        ct_free(m->patch_in);
+        m->patch_cap = 0;
+        if (!(m->patch_in = ct_alloc_in(CT_TIER_COMPUTE, need * sizeof(float), "image patches"))) return CT_ENOMEM;
+        m->patch_cap = need;
+    }
+    memcpy(m->patch_in, m->image_src, need * sizeof(float));
+    return CT_OK;
+}
+
+/* res[0]: each row's image patches (projected, plus their 2-D positions) and then its tokens
+ * (token and position embeddings; vocabulary-parallel: summed over the ranks), the text's
+ * positions counting from 0 after the image. */
 static void embed(ct_model *m, const int32_t *tokens, int B, int T) {
-    int N = B * T, C = m->cfg.d_model, V = vocab_rows(m), v0 = ct_model_vocab_lo(m);
-    if (m->tp_ranks == 1) {
-        ct_embedding_forward(m->res, tokens, m->params + m->wte, m->params + m->wpe, B, T, C);
-    } else { /* each rank looks up its vocabulary rows; the sum has every token's row */
-        ct_embedding_lookup(m->res, tokens, m->params + m->wte, v0, v0 + V, B, T, C);
+    int N = B * T, C = m->cfg.d_model, V = vocab_rows(m), v0 = ct_model_vocab_lo(m), Np = m->n_patches;
+    int Tt = T - Np, K = m->cfg.image.patch * m->cfg.image.patch;
+    const float *wte = m->params + m->wte, *wpe = m->params + m->wpe;
+    for (int b = 0; b < B; b++) {
+        float *x = m->res + ((size_t)b * T + Np) * C;
+        const int32_t *tok = tokens + (size_t)b * T + Np;
+        if (m->tp_ranks == 1) ct_embedding_forward(x, tok, wte, wpe, 1, Tt, C);
+        else ct_embedding_lookup(x, tok, wte, v0, v0 + V, 1, Tt, C); /* each rank its vocabulary rows */
+        if (Np) memset(x - (size_t)Np * C, 0, (size_t)Np * C * sizeof(float));
+    }
+    if (m->tp_ranks > 1) { /* the sum has every token's row */
         ct_model_tp_sum(m, m->res, (size_t)N * C);
-        ct_embedding_add_positions(m->res, m->params + m->wpe, B, T, C);
+        for (int b = 0; b < B; b++) ct_embedding_add_positions(m->res + ((size_t)b * T + Np) * C, wpe, 1, Tt, C);
+    }
+    for (int b = 0; b < B && Np; b++)
+        ct_patch_embed_forward(m->res + (size_t)b * T * C, m->patch_in + (size_t)b * Np * K, m->params + m->img_w,
+                               m->params + m->img_b, m->params + m->img_row, m->params + m->img_col, Np,
+                               m->cfg.image.width / m->cfg.image.patch, K, C);
+}
+
+/* The gradients of the embeddings (and the image tower) from dres. */
+static void embed_backward(ct_model *m, int B, int T) {
+    int C = m->cfg.d_model, V = vocab_rows(m), v0 = ct_model_vocab_lo(m), Np = m->n_patches;
+    int Tt = T - Np, K = m->cfg.image.patch * m->cfg.image.patch;
+    float *g = m->grads;
+    if (!Np) {
+        ct_embedding_backward(g + m->wte, g + m->wpe, m->dres, m->tokens, v0, v0 + V, B, T, C);
+        return;
+    }
+    for (int b = 0; b < B; b++) {
+        const float *d = m->dres + (size_t)b * T * C;
+        ct_embedding_backward(g + m->wte, g + m->wpe, d + (size_t)Np * C, m->tokens + (size_t)b * T + Np, v0,
+                              v0 + V, 1, Tt, C);
+        ct_patch_embed_backward(g + m->img_w, g + m->img_b, g + m->img_row, g + m->img_col, d,
+                                m->patch_in + (size_t)b * Np * K, Np, m->cfg.image.width / m->cfg.image.patch, K, C);
     }
 }
 
@@ -274,8 +323,12 @@ ct_status ct_model_forward_stage(ct_model *m, const int32_t *tokens, const int32
         memcpy(m->prefix, prefix_len, (size_t)B * sizeof(int32_t));
         prefix = m->prefix;
     }
-    if (m->has_embed) embed(m, tokens, B, T);
-    else memcpy(m->res, x_in, (size_t)N * C * sizeof(float));
+    if (m->has_embed) {
+        CT_TRY(take_patches(m, B));
+        embed(m, tokens, B, T);
+    } else {
+        memcpy(m->res, x_in, (size_t)N * C * sizeof(float));
+    }
     m->aux_loss = 0.0f;
     for (int l = m->l0; l < m->l1; l++) {
         ct_block_ffn ffn = block_ffn(m, l);
@@ -370,7 +423,7 @@ ct_status ct_model_backward_stage(ct_model *m, float grad_scale, const float *dy
     if (!m->has_head && !dy) return ct_fail(CT_EINVAL, "backward: pipeline stage %d of %d needs dL/d(output)",
                                             m->stage, m->stages);
     CT_TRY(ct_model_ensure_grads(m));
-    int B = m->B, T = m->T, N = B * T, C = m->cfg.d_model, V = vocab_rows(m), v0 = ct_model_vocab_lo(m);
+    int B = m->B, T = m->T, N = B * T, C = m->cfg.d_model;
     ct_dims d = model_dims(m, B, T);
     const int32_t *prefix = m->prefix_set ? m->prefix : NULL;
     m->tp_status = CT_OK;
@@ -391,9 +444,8 @@ ct_status ct_model_backward_stage(ct_model *m, float grad_scale, const float *dy
             grads_ready(m, m->layer_first[l], m->layer_first[l] + (size_t)ct_model_block_tensors(m, l));
     }
     if (m->has_embed) {
-        float *g = m->grads;
-        ct_embedding_backward(g + m->wte, g + m->wpe, m->dres, m->tokens, v0, v0 + V, B, T, C);
-        grads_ready(m, 0, 2);
+        embed_backward(m, B, T);
+        grads_ready(m, 0, m->embed_tensors);
     }
     m->has_targets = 0; /* logits were overwritten by their gradient */
     return m->tp_status == CT_OK ? CT_OK : ct_fail_context(m->tp_status, "parallel backward");

@@ -53,6 +53,16 @@ void ct_embedding_lookup(float *x, const int32_t *tokens, const float *wte, int 
                          int B, int T, int C);
 void ct_embedding_add_positions(float *x, const float *wpe, int B, int T, int C);
 
+/* Image patches (patch.c). An image [H, W] (H, W multiples of P) cut into its Hp x Wp patches
+ * in raster order: out [Hp * Wp, P * P], each patch's pixels row-major. */
+void ct_patches_cut(float *out, const float *pixels, int H, int W, int P);
+/* x[Np, C] = patches[Np, K] w[K, C] + bias + row[n / Wp] + col[n % Wp] (K = P * P pixels). */
+void ct_patch_embed_forward(float *x, const float *patches, const float *w, const float *bias, const float *row,
+                            const float *col, int Np, int Wp, int K, int C);
+/* The gradients of the four tensors from dx[Np, C], accumulated. */
+void ct_patch_embed_backward(float *dw, float *dbias, float *drow, float *dcol, const float *dx,
+                             const float *patches, int Np, int Wp, int K, int C);
+
 /* Softmax cross-entropy over logits[N,V]. Rows whose target < 0 are ignored. Saves the
  * log-sum-exp of each row in lse[N]. Returns the mean loss over counted rows (0 if none)
  * and the count in *counted. */

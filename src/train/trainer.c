@@ -50,9 +50,9 @@ static ct_status json_u64(const cJSON *obj, const char *key, uint64_t *out, cons
 static int first_model_difference(const ct_config *stored, const ct_config *cfg, char *out, size_t cap) {
     char *a_text = ct_config_to_json(stored), *b_text = ct_config_to_json(cfg);
     cJSON *a = cJSON_Parse(a_text), *b = cJSON_Parse(b_text);
-    static const char *sections[] = {"model", "moe"};
+    static const char *sections[] = {"model", "moe", "image"};
     int found = 0;
-    for (int k = 0; k < 2 && !found; k++) {
+    for (int k = 0; k < 3 && !found; k++) {
         const cJSON *sa = cJSON_GetObjectItemCaseSensitive(a, sections[k]);
         for (const cJSON *it = sa ? sa->child : NULL; it && !found; it = it->next) {
             const cJSON *other = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(b, sections[k]), it->string);
