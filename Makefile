@@ -9,10 +9,13 @@ BLAS_INC = /usr/include/x86_64-linux-gnu/openblas-openmp
 # Open MPI, through its wrapper's flags (the compiler stays $(CC))
 MPI_CFLAGS := $(shell mpicc --showme:compile 2>/dev/null)
 MPI_LIBS   := $(shell mpicc --showme:link 2>/dev/null)
+# libpng (image files), through pkg-config where it is there
+PNG_CFLAGS := $(shell pkg-config --cflags libpng 2>/dev/null)
+PNG_LIBS   := $(shell pkg-config --libs libpng 2>/dev/null || echo -lpng)
 
 CFLAGS  = -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror -g $(OPT) -fopenmp \
-          -fno-fast-math -fno-math-errno -Iinclude -Isrc -I$(BLAS_INC) $(MPI_CFLAGS) $(SANFLAGS) -MMD -MP
-LDLIBS  = -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas -lcjson -lxxhash -lpcre2-8 $(MPI_LIBS) -lm -fopenmp $(SANFLAGS)
+          -fno-fast-math -fno-math-errno -Iinclude -Isrc -I$(BLAS_INC) $(MPI_CFLAGS) $(PNG_CFLAGS) $(SANFLAGS) -MMD -MP
+LDLIBS  = -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas -lcjson -lxxhash -lpcre2-8 $(PNG_LIBS) $(MPI_LIBS) -lm -fopenmp $(SANFLAGS)
 
 LIB_SRC  = $(wildcard src/core/*.c src/ops/*.c src/model/*.c src/train/*.c src/data/*.c src/parallel/*.c src/offload/*.c)
 CLI_SRC  = $(wildcard src/cli/*.c)
