@@ -271,7 +271,9 @@ ct_status ct_model_logits_row(ct_model *m, int n, float *out);
  * only (no pipeline stages yet). */
 ct_status ct_model_set_image(ct_model *m, const float *patches, int n_patches);
 /* Patches of the model's image grid: n_patches(cfg) = (height / P) * (width / P), 0 without
- * image input; ct_image_patches cuts pixels [height, width] into out [n_patches, P * P]. */
+ * image input. ct_image_patches turns a grayscale image pixels [height, width] in [0, 1]
+ * (0 black) into the model's input out [n_patches, P * P]: cut into patches in raster
+ * order and mapped to [-1, 1] (2 * pixel - 1). Training data and captioning both use it. */
 int ct_model_image_patches(const ct_model_config *cfg);
 void ct_image_patches(const ct_model_config *cfg, const float *pixels, float *out);
 

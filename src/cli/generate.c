@@ -1,7 +1,9 @@
-/* generate.c: `cetus generate`: samples text from a checkpoint. Also home of the checkpoint
- * argument resolution shared with eval. */
+/* generate.c: `cetus generate`: samples text from a checkpoint, or captions an image file
+ * with an image-prefix model. Also home of the checkpoint argument resolution shared with
+ * eval. */
 #include "cli/cli.h"
 #include "core/core.h"
+#include "data/image_io.h"
 #include "data/tokenizer.h"
 #include "model/sample.h"
 #include "train/checkpoint.h"
@@ -23,26 +25,31 @@ int cli_resolve_checkpoint(const char *arg, char *out, size_t cap) {
 }
 
 typedef struct gen_args {
-    const char *ckpt, *prompt;
-    int tokens, top_k;
+    const char *ckpt, *prompt, *image;
+    int tokens, top_k, temperature_set;
     float temperature;
     long long seed;
 } gen_args;
 
 static void generate_help(void) {
-    printf("usage: cetus generate [--ckpt PATH] [--prompt TEXT] [--tokens N] [--temperature T]\n"
-           "                      [--top-k K] [--seed S]\n\n"
-           "Samples a continuation of the prompt from a checkpoint.\n"
+    printf("usage: cetus generate [--ckpt PATH] [--prompt TEXT | --image FILE] [--tokens N]\n"
+           "                      [--temperature T] [--top-k K] [--seed S]\n\n"
+           "Samples a continuation of the prompt from a checkpoint, or with --image the caption of\n"
+           "an image (models trained with image.patch > 0), printed on one line.\n"
            "  --ckpt PATH        checkpoint directory or run directory (default runs/default)\n"
            "  --prompt TEXT      text to continue (default: start of a document)\n"
-           "  --tokens N         tokens to generate (default 200)\n"
-           "  --temperature T    sampling temperature, 0 = greedy (default 0.8)\n"
+           "  --image FILE       caption this PNG or PGM image (any size: it is converted to gray and\n"
+           "                     stretched to the model's image.width x image.height); the caption\n"
+           "                     starts from the image alone, so --prompt is refused with it\n"
+           "  --tokens N         tokens to generate (default 200; a caption also stops at the\n"
+           "                     end-of-text token or when the model's context is full)\n"
+           "  --temperature T    sampling temperature, 0 = greedy (default 0.8; 0 with --image)\n"
            "  --top-k K          sample among the K most likely tokens, 0 = all (default 40)\n"
            "  --seed S           random seed (default 1)\n");
 }
 
 static int parse_gen_args(int argc, char **argv, gen_args *a) {
-    *a = (gen_args){"runs/default", NULL, 200, 40, 0.8f, 1};
+    *a = (gen_args){"runs/default", NULL, NULL, 200, 40, 0, 0.8f, 1};
     for (int i = 1; i < argc; i++) {
         const char *k = argv[i];
         if (!strcmp(k, "--help") || !strcmp(k, "-h")) { generate_help(); return 1; }
@@ -51,9 +58,10 @@ static int parse_gen_args(int argc, char **argv, gen_args *a) {
         char *end = NULL;
         if (!strcmp(k, "--ckpt")) a->ckpt = v;
         else if (!strcmp(k, "--prompt")) a->prompt = v;
+        else if (!strcmp(k, "--image")) a->image = v;
         else if (!strcmp(k, "--tokens")) a->tokens = (int)strtol(v, &end, 10);
         else if (!strcmp(k, "--top-k")) a->top_k = (int)strtol(v, &end, 10);
-        else if (!strcmp(k, "--temperature")) a->temperature = strtof(v, &end);
+        else if (!strcmp(k, "--temperature")) { a->temperature = strtof(v, &end); a->temperature_set = 1; }
         else if (!strcmp(k, "--seed")) a->seed = strtoll(v, &end, 10);
         else { fprintf(stderr, "cetus generate: unknown option %s (see --help)\n", k); return 2; }
         if (end && (*end || end == v)) { fprintf(stderr, "cetus generate: %s = '%s' is not a number\n", k, v); return 2; }
@@ -62,6 +70,12 @@ static int parse_gen_args(int argc, char **argv, gen_args *a) {
         fprintf(stderr, "cetus generate: --tokens must be >= 1, --top-k >= 0, --temperature >= 0\n");
         return 2;
     }
+    if (a->image && a->prompt) {
+        fprintf(stderr, "cetus generate: --image and --prompt cannot be combined: a caption is generated "
+                        "from the image alone\n");
+        return 2;
+    }
+    if (a->image && !a->temperature_set) a->temperature = 0.0f;
     return 0;
 }
 
@@ -75,6 +89,70 @@ static void emit(int32_t id, void *ctx) {
     }
 }
 
+static ct_status generate_text(ct_model *m, ct_tokenizer *tok, const gen_args *a, ct_rng *rng) {
+    int32_t *ids = NULL;
+    size_t n = 0, cap = 0;
+    ct_status s = a->prompt ? ct_tokenizer_encode(tok, a->prompt, strlen(a->prompt), &ids, &n, &cap) : CT_OK;
+    if (s == CT_OK && n == 0) {
+        ids = ct_alloc(sizeof(int32_t), "prompt");
+        if (ids) { ids[0] = CT_TOKEN_EOT; n = 1; } else s = CT_ENOMEM;
+    }
+    if (s == CT_OK) {
+        if (a->prompt) fputs(a->prompt, stdout);
+        s = ct_generate(m, ids, (int)n, a->tokens, a->temperature, a->top_k, rng, emit, tok);
+        printf("\n");
+    }
+    ct_free(ids);
+    return s;
+}
+
+/* The model's input for an image file: loaded, stretched to the canvas, cut into patches
+ * (*out [height * width] floats, malloc'd). */
+static ct_status load_image_patches(const ct_model_config *c, const char *path, float **out) {
+    ct_image img, fit = {0};
+    CT_TRY(ct_image_load(path, &img));
+    ct_status s = ct_image_resize(&img, c->image.width, c->image.height, &fit);
+    size_t n = (size_t)c->image.width * (size_t)c->image.height;
+    float *pixels = malloc(sizeof(float) * n);
+    *out = malloc(sizeof(float) * n);
+    if (s == CT_OK && (!pixels || !*out)) s = ct_fail(CT_ENOMEM, "out of memory for the image %s", path);
+    if (s == CT_OK) {
+        ct_image_to_float(&fit, pixels);
+        ct_image_patches(c, pixels, *out);
+    }
+    free(pixels);
+    if (s != CT_OK) { free(*out); *out = NULL; }
+    ct_image_free(&fit);
+    ct_image_free(&img);
+    return s;
+}
+
+/* Prints the caption's text on one line (line breaks inside it become spaces; ids the
+ * tokenizer does not know are skipped, as in text generation). */
+static void print_caption(const ct_tokenizer *tok, const int32_t *ids, int n) {
+    for (int i = 0; i < n; i++) {
+        size_t len;
+        const char *text = ct_tokenizer_token(tok, ids[i], &len);
+        for (size_t j = 0; text && j < len; j++) putchar(text[j] == '\n' || text[j] == '\r' ? ' ' : text[j]);
+    }
+    printf("\n");
+}
+
+static ct_status generate_caption(ct_model *m, ct_tokenizer *tok, const gen_args *a, ct_rng *rng) {
+    const ct_model_config *c = ct_model_get_config(m);
+    float *patches = NULL;
+    int32_t *ids = malloc(sizeof(int32_t) * (size_t)a->tokens);
+    int n = 0;
+    if (!ids) return ct_fail(CT_ENOMEM, "out of memory for %d caption tokens", a->tokens);
+    ct_status s = load_image_patches(c, a->image, &patches);
+    int32_t eot = ct_caption_eot(c);
+    if (s == CT_OK) s = ct_generate_caption(m, patches, eot, eot, a->tokens, a->temperature, a->top_k, rng, ids, &n);
+    if (s == CT_OK) print_caption(tok, ids, n);
+    free(patches);
+    free(ids);
+    return s;
+}
+
 int cmd_generate(int argc, char **argv) {
     gen_args a;
     int rc = parse_gen_args(argc, argv, &a);
@@ -82,25 +160,18 @@ int cmd_generate(int argc, char **argv) {
     char dir[1100];
     ct_model *m = NULL;
     ct_tokenizer *tok = NULL;
-    int32_t *ids = NULL;
-    size_t n = 0, cap = 0;
     ct_runtime_init(0, 1);
     ct_status s = cli_resolve_checkpoint(a.ckpt, dir, sizeof dir) == 0 ? CT_OK : CT_EIO;
     if (s == CT_OK) s = ct_model_from_checkpoint(&m, dir, NULL);
+    if (s == CT_OK && a.image && ct_model_get_config(m)->image.patch <= 0)
+        s = ct_fail(CT_EINVAL, "--image %s: the model in %s has no image input (image.patch = 0); captions need "
+                    "a checkpoint trained with image.patch > 0", a.image, dir);
     if (s == CT_OK) s = ct_tokenizer_load_default(&tok);
-    if (s == CT_OK && a.prompt) s = ct_tokenizer_encode(tok, a.prompt, strlen(a.prompt), &ids, &n, &cap);
-    if (s == CT_OK && n == 0) {
-        ids = ct_alloc(sizeof(int32_t), "prompt");
-        if (ids) { ids[0] = CT_TOKEN_EOT; n = 1; } else s = CT_ENOMEM;
-    }
     if (s == CT_OK) {
-        if (a.prompt) fputs(a.prompt, stdout);
         ct_rng rng;
         ct_rng_seed(&rng, (uint64_t)a.seed);
-        s = ct_generate(m, ids, (int)n, a.tokens, a.temperature, a.top_k, &rng, emit, tok);
-        printf("\n");
+        s = a.image ? generate_caption(m, tok, &a, &rng) : generate_text(m, tok, &a, &rng);
     }
-    ct_free(ids);
     if (tok) ct_tokenizer_free(tok);
     ct_model_free(m);
     if (s != CT_OK) { fprintf(stderr, "cetus generate: error: %s\n", ct_last_error()); return 1; }

@@ -543,7 +543,9 @@ int ct_model_image_patches(const ct_model_config *c) {
 }
 
 void ct_image_patches(const ct_model_config *c, const float *pixels, float *out) {
+    size_t n = (size_t)c->image.height * c->image.width;
     ct_patches_cut(out, pixels, c->image.height, c->image.width, c->image.patch);
+    for (size_t i = 0; i < n; i++) out[i] = 2.0f * out[i] - 1.0f;
 }
 
 ct_status ct_model_set_image(ct_model *m, const float *patches, int n_patches) {

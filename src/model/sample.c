@@ -1,8 +1,10 @@
-/* sample.c: temperature / top-k sampling and the generation loop (no KV cache: each new
- * token runs the model over the current context window). */
+/* sample.c: temperature / top-k sampling, the generation loop and caption generation (no
+ * KV cache: each new token runs the model over the current context window). */
 #include "model/sample.h"
 #include <math.h>
 #include <string.h>
+
+#define CT_CAPTION_GPT2_EOT 50256 /* <|endoftext|> */
 
 static int32_t argmax(const float *x, int V) {
     int32_t best = 0;
@@ -71,4 +73,123 @@ ct_status ct_generate(ct_model *m, const int32_t *prompt, int n_prompt, int n_ne
     free(seq);
     free(last);
     return s;
+}
+
+int32_t ct_caption_eot(const ct_model_config *c) {
+    return c->vocab_size > CT_CAPTION_GPT2_EOT ? CT_CAPTION_GPT2_EOT : c->vocab_size - 1;
+}
+
+int ct_caption_max_tokens(const ct_model_config *c) {
+    int np = ct_model_image_patches(c);
+    return np > 0 && c->seq_len > np + 1 ? c->seq_len - np - 1 : 0;
+}
+
+/* One caption run: B rows of image + BOS + caption so far, grown one token a step. */
+typedef struct caption_run {
+    ct_model *m;
+    int B, np, cap, V, L;   /* rows, image positions, caption limit, vocabulary, row capacity */
+    int32_t eot;
+    float temperature;
+    int top_k;
+    ct_rng *rng;
+    int32_t *out;           /* caption b at out + b * stride */
+    int stride, *n_out;
+    int32_t *rows;          /* [B, L]: 0 over the image, bos, the caption, eot after it */
+    int32_t *batch;         /* [B, T]: this step's forward input */
+    int32_t *prefix;        /* [B]: np + 1 */
+    int *done;              /* [B] */
+    float *logits;          /* [V] */
+} caption_run;
+
+static ct_status caption_check(ct_model *m, const float *patches, int B, int32_t bos, int32_t eot,
+                               int max_tokens, float temperature, const ct_rng *rng) {
+    const ct_model_config *c = ct_model_get_config(m);
+    if (c->image.patch <= 0)
+        return ct_fail(CT_EINVAL, "caption: the model has no image input (image.patch = 0)");
+    if (!patches || B < 1) return ct_fail(CT_EINVAL, "caption: no image given (%d images)", B);
+    if (bos < 0 || bos >= c->vocab_size || eot < 0 || eot >= c->vocab_size)
+        return ct_fail(CT_EINVAL, "caption: bos %d or eot %d is outside the vocabulary [0, %d)", bos, eot,
+                       c->vocab_size);
+    if (max_tokens < 0) return ct_fail(CT_EINVAL, "caption: max_tokens = %d (expected >= 0)", max_tokens);
+    if (temperature > 0.0f && !rng) return ct_fail(CT_EINVAL, "caption: sampling at temperature %g needs an rng",
+                                                   (double)temperature);
+    return CT_OK;
+}
+
+static ct_status caption_alloc(caption_run *r, int32_t bos) {
+    size_t rows = (size_t)r->B * (size_t)r->L;
+    r->rows = malloc(sizeof(int32_t) * (2 * rows + (size_t)r->B));
+    r->done = calloc((size_t)r->B, sizeof(int));
+    r->logits = malloc(sizeof(float) * (size_t)r->V);
+    if (!r->rows || !r->done || !r->logits) return ct_fail(CT_ENOMEM, "caption: out of memory");
+    r->batch = r->rows + rows;
+    r->prefix = r->batch + rows;
+    for (int b = 0; b < r->B; b++) {
+        int32_t *row = r->rows + (size_t)b * r->L;
+        for (int t = 0; t < r->L; t++) row[t] = t < r->np ? 0 : t == r->np ? bos : r->eot;
+        r->prefix[b] = r->np + 1;
+        r->n_out[b] = 0;
+    }
+    return CT_OK;
+}
+
+static void caption_release(caption_run *r) {
+    free(r->rows);
+    free(r->done);
+    free(r->logits);
+}
+
+/* Step k: every row holds k caption tokens (finished ones padded with eot); draws token k of
+ * the unfinished rows. *active tells whether any row is still unfinished. */
+static ct_status caption_step(caption_run *r, int k, int *active) {
+    int T = r->np + 1 + k;
+    for (int b = 0; b < r->B; b++)
+        memcpy(r->batch + (size_t)b * T, r->rows + (size_t)b * r->L, sizeof(int32_t) * (size_t)T);
+    CT_TRY(ct_model_forward(r->m, r->batch, NULL, r->prefix, r->B, T, NULL));
+    *active = 0;
+    for (int b = 0; b < r->B; b++) {
+        if (r->done[b]) continue;
+        CT_TRY(ct_model_logits_row(r->m, b * T + T - 1, r->logits));
+        int32_t id = ct_sample_token(r->logits, r->V, r->temperature, r->top_k, r->rng);
+        if (id == r->eot) { r->done[b] = 1; continue; }
+        r->rows[(size_t)b * r->L + T] = id;
+        r->out[(size_t)b * r->stride + k] = id;
+        r->n_out[b] = k + 1;
+        *active = 1;
+    }
+    return CT_OK;
+}
+
+static ct_status caption_loop(caption_run *r, const float *patches, int32_t bos) {
+    ct_status s = caption_alloc(r, bos);
+    if (s == CT_OK && r->cap > 0) s = ct_model_set_image(r->m, patches, r->np);
+    int active = 1;
+    for (int k = 0; k < r->cap && active && s == CT_OK; k++) s = caption_step(r, k, &active);
+    ct_model_set_image(r->m, NULL, 0);
+    caption_release(r);
+    return s;
+}
+
+static ct_status caption_run_all(ct_model *m, const float *patches, int B, int32_t bos, int32_t eot,
+                                 int max_tokens, float temperature, int top_k, ct_rng *rng,
+                                 int32_t *out, int *n_out) {
+    ct_status s = caption_check(m, patches, B, bos, eot, max_tokens, temperature, rng);
+    if (s != CT_OK) { ct_model_set_image(m, NULL, 0); return s; }
+    const ct_model_config *c = ct_model_get_config(m);
+    int limit = ct_caption_max_tokens(c);
+    caption_run r = {.m = m, .B = B, .np = ct_model_image_patches(c), .V = c->vocab_size, .eot = eot,
+                     .cap = max_tokens < limit ? max_tokens : limit, .temperature = temperature,
+                     .top_k = top_k, .rng = rng, .out = out, .stride = max_tokens, .n_out = n_out};
+    r.L = r.np + 1 + r.cap;
+    return caption_loop(&r, patches, bos);
+}
+
+ct_status ct_generate_caption(ct_model *m, const float *patches, int32_t bos, int32_t eot, int max_tokens,
+                              float temperature, int top_k, ct_rng *rng, int32_t *out, int *n_out) {
+    return caption_run_all(m, patches, 1, bos, eot, max_tokens, temperature, top_k, rng, out, n_out);
+}
+
+ct_status ct_generate_captions_greedy(ct_model *m, const float *patches, int B, int32_t bos, int32_t eot,
+                                      int max_tokens, int32_t *out, int *n_out) {
+    return caption_run_all(m, patches, B, bos, eot, max_tokens, 0.0f, 0, NULL, out, n_out);
 }

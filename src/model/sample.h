@@ -1,4 +1,5 @@
-/* sample.h: drawing tokens from a model: temperature, top-k, seeded. */
+/* sample.h: drawing tokens from a model: temperature, top-k, seeded; text continuation and
+ * captions of an image (image-prefix models). */
 #ifndef CT_SAMPLE_H
 #define CT_SAMPLE_H
 
@@ -14,5 +15,32 @@ typedef void (*ct_token_fn)(int32_t id, void *ctx);
  * as it is drawn. The context is the last seq_len tokens. */
 ct_status ct_generate(ct_model *m, const int32_t *prompt, int n_prompt, int n_new,
                       float temperature, int top_k, ct_rng *rng, ct_token_fn on_token, void *ctx);
+
+/* Captions (models with image input, image.patch > 0) use the training layout: positions
+ * [0, Np) the image (Np = ct_model_image_patches), position Np the BOS token, then the
+ * caption; caption token j is predicted at position Np + j and the end-of-text token after
+ * the last one. The image and the BOS are attended bidirectionally (prefix Np + 1). */
+
+/* The end-of-text id that starts and ends captions: 50256 when vocab_size > 50256 (GPT-2's
+ * <|endoftext|>), otherwise vocab_size - 1. */
+int32_t ct_caption_eot(const ct_model_config *cfg);
+/* The longest caption that fits the context with its end-of-text target:
+ * seq_len - Np - 1 (0 for a text-only model). */
+int ct_caption_max_tokens(const ct_model_config *cfg);
+
+/* Generates the caption of one image: patches [Np * P * P] (ct_image_patches). Runs the image,
+ * bos and the tokens so far through the model (B = 1, the whole row again each step), draws
+ * the next token with ct_sample_token (temperature 0 = greedy; rng may then be NULL), and
+ * stops at eot (not stored) or after max_tokens, capped at ct_caption_max_tokens. out gets
+ * the *n_out tokens (room for max_tokens). The model's image input is reset to none when it
+ * returns, also on failure. */
+ct_status ct_generate_caption(ct_model *m, const float *patches, int32_t bos, int32_t eot, int max_tokens,
+                              float temperature, int top_k, ct_rng *rng, int32_t *out, int *n_out);
+
+/* Greedy captions of B images at once (for evaluation): patches [B, Np, P * P]; caption b
+ * goes to out + b * max_tokens, its length to n_out[b]. Each caption equals what
+ * ct_generate_caption gives greedily for that image alone. */
+ct_status ct_generate_captions_greedy(ct_model *m, const float *patches, int B, int32_t bos, int32_t eot,
+                                      int max_tokens, int32_t *out, int *n_out);
 
 #endif
