@@ -140,24 +140,27 @@ void ct_loader_free(ct_loader *l) {
 
 /* ---- window order ---------------------------------------------------------------------- */
 
-/* Fisher-Yates shuffle of [0, W) from an RNG seeded by a hash of (seed, epoch). */
-static ct_status make_perm(ct_loader *l, uint64_t epoch) {
-    if (!l->perm && !(l->perm = ct_alloc(l->n_windows * sizeof *l->perm, "loader permutation")))
-        return CT_ENOMEM;
+void ct_epoch_permutation(uint64_t *perm, uint64_t n, uint64_t seed, uint64_t epoch) {
     uint8_t key[16];
     for (int i = 0; i < 8; i++) {
-        key[i] = (uint8_t)(l->seed >> (8 * i));
+        key[i] = (uint8_t)(seed >> (8 * i));
         key[8 + i] = (uint8_t)(epoch >> (8 * i));
     }
     ct_rng r;
     ct_rng_seed(&r, XXH64(key, sizeof key, 0x6365747573ULL));
-    for (uint64_t i = 0; i < l->n_windows; i++) l->perm[i] = i;
-    for (uint64_t i = l->n_windows - 1; i > 0; i--) {
+    for (uint64_t i = 0; i < n; i++) perm[i] = i;
+    for (uint64_t i = n - 1; n > 0 && i > 0; i--) {
         uint64_t j = ct_rng_below(&r, i + 1);
-        uint64_t t = l->perm[i];
-        l->perm[i] = l->perm[j];
-        l->perm[j] = t;
+        uint64_t t = perm[i];
+        perm[i] = perm[j];
+        perm[j] = t;
     }
+}
+
+static ct_status make_perm(ct_loader *l, uint64_t epoch) {
+    if (!l->perm && !(l->perm = ct_alloc(l->n_windows * sizeof *l->perm, "loader permutation")))
+        return CT_ENOMEM;
+    ct_epoch_permutation(l->perm, l->n_windows, l->seed, epoch);
     l->perm_epoch = epoch;
     l->perm_valid = 1;
     return CT_OK;

@@ -38,6 +38,9 @@ ct_status ct_loader_set_pos(ct_loader *l, ct_loader_pos pos);
 void ct_loader_reset(ct_loader *l);  /* back to epoch 0, index 0 */
 
 uint64_t ct_loader_num_windows(const ct_loader *l);
+/* The order of epoch `epoch`: a Fisher-Yates shuffle of [0, n) into perm from an RNG seeded
+ * by a hash of (seed, epoch); every loader draws its epochs this way. */
+void ct_epoch_permutation(uint64_t *perm, uint64_t n, uint64_t seed, uint64_t epoch);
 uint64_t ct_loader_num_tokens(const ct_loader *l);
 int ct_loader_vocab_size(const ct_loader *l);
 

@@ -61,12 +61,15 @@ static const key_def keys[] = {
     {"train.eval_batches", K_INT, F(train.eval_batches), 1, 1e9, "20", "validation micro-batches per evaluation"},
     {"train.sample_interval", K_INT, F(train.sample_interval), 0, 1e9, "100", "steps between printed samples (0 = only at the end)"},
     {"train.sample_tokens", K_INT, F(train.sample_tokens), 0, 1e6, "64", "tokens per printed sample"},
+    {"train.eval_captions", K_INT, F(train.eval_captions), 0, 1e6, "64", "multimodal: validation scenes captioned greedily at each evaluation for the exact-match rate"},
     {"train.ckpt_interval", K_INT, F(train.ckpt_interval), 0, 1e9, "200", "steps between checkpoints (0 = only at the end)"},
     {"train.ckpt_keep", K_INT, F(train.ckpt_keep), 1, 1e6, "2", "checkpoints kept in run.dir/ckpt"},
     {"delink.step", K_INT, F(delink.step), 0, 1e9, "0", "Pseudo-to-Real: at this step the shared (pseudo) model is delinked into the real one with independent blocks and training goes on (0 = never; needs model.share_layers)"},
     {"delink.layers", K_INT, F(delink.layers), 0, 4096, "0", "blocks of the real model (0 = model.n_layer: the same function as the pseudo model)"},
     {"delink.optimizer", K_STR, F(delink.optimizer), 0, 16, "reset", "AdamW state at delinking: reset (zero moments, step count 0: measured better, see docs/benchmarks.md) or carry (each block takes the shared weights' moments and step count)"},
     {"data.dir", K_STR, F(data.dir), 0, 0, "data/pydocs", "token shards written by `cetus prepare`"},
+    {"data.scenes", K_STR, F(data.scenes), 0, 0, "none", "multimodal: captioned scene shards written by `cetus prepare --scenes` (none = text only); needs image.patch"},
+    {"data.text_ratio", K_FLOAT, F(data.text_ratio), 0, 1, "0.25", "multimodal: the share of micro-batches that are text language modelling (the rest caption scenes), spread evenly over the run"},
     {"run.dir", K_STR, F(run.dir), 0, 0, "runs/default", "where checkpoints and metrics.jsonl go"},
     {"run.resume", K_BOOL, F(run.resume), 0, 1, "true", "continue from the latest checkpoint in run.dir if one exists"},
     {"run.stop_at_step", K_INT, F(run.stop_at_step), 0, 1e9, "0", "end this invocation at this step with a checkpoint, to continue later (0 = run to train.steps)"},
@@ -239,6 +242,18 @@ ct_status ct_config_apply_override(ct_config *c, const char *kv) {
 }
 
 /* Pseudo-to-Real: sharing and the switch to the real model. */
+/* Multimodal: scenes need the image tower; pipeline stages do not take images yet. */
+static ct_status check_scenes(const ct_config *c) {
+    if (!strcmp(c->data.scenes, "none")) return CT_OK;
+    if (c->model.image.patch == 0)
+        return ct_fail(CT_EINVAL, "data.scenes = %s needs a model with image input: set image.patch (e.g. 8) and "
+                       "image.height / image.width to the scenes' canvas", c->data.scenes);
+    if (c->parallel.pipeline > 1)
+        return ct_fail(CT_EINVAL, "data.scenes with parallel.pipeline = %d: image input through pipeline stages is "
+                       "not supported yet; use data and tensor parallelism", c->parallel.pipeline);
+    return CT_OK;
+}
+
 static ct_status check_delink(const ct_config *c) {
     int shared = c->model.share_layers != 0;
     if (shared && (strcmp(c->offload.params, "none") || strcmp(c->offload.grads, "none")))
@@ -303,6 +318,7 @@ ct_status ct_config_validate(const ct_config *c) {
     free(layers);
     CT_TRY(rs);
     CT_TRY(check_delink(c));
+    CT_TRY(check_scenes(c));
     if (c->parallel.expert > 1 && c->model.moe_every > 0) {
         CT_TRY(ct_moe_group_check(&c->model.moe, c->parallel.expert));
         if (c->parallel.zero == 2)

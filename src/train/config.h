@@ -22,6 +22,7 @@ typedef struct ct_config {
         int log_interval, eval_interval, eval_batches;
         int sample_interval, sample_tokens;
         int ckpt_interval, ckpt_keep;
+        int eval_captions;  /* validation scenes whose greedy captions are matched exactly */
     } train;
     struct {
         int step;           /* Pseudo-to-Real: delink the shared model at this step (0 = never) */
@@ -30,6 +31,8 @@ typedef struct ct_config {
     } delink;
     struct {
         char dir[512];      /* token shards from `cetus prepare` */
+        char scenes[512];   /* captioned scene shards from `cetus prepare --scenes` ("none") */
+        double text_ratio;  /* with scenes: the share of micro-batches that are text */
     } data;
     struct {
         char dir[512];      /* checkpoints and metrics.jsonl */

@@ -6,6 +6,7 @@
 #include "data/tokenizer.h"
 #include "model/sample.h"
 #include "offload/policy.h"
+#include "train/multimodal.h"
 #include "train/trainer_internal.h"
 #include <inttypes.h>
 #include <math.h>
@@ -104,16 +105,31 @@ static void print_offload(const ct_trainer *tr) {
                ct_format_bytes(ct_tier_in_use(CT_TIER_COMPUTE), b, sizeof b));
 }
 
+/* The caption metrics on the validation scenes. */
+static ct_status evaluate_captions(ct_trainer *tr, run_output *o) {
+    ct_caption_eval e;
+    double t0 = ct_now();
+    CT_TRY(ct_mm_evaluate(tr, &e));
+    if (!o->leader) return CT_OK;
+    printf("step %" PRId64 ": val caption loss %.4f, token accuracy %.3f, exact match %.3f of %d scenes in %.1fs\n",
+           tr->step, (double)e.loss, (double)e.token_acc, (double)e.exact_match, e.scenes, ct_now() - t0);
+    fflush(stdout);
+    metrics_line(o, "{\"step\": %" PRId64 ", \"val_caption_loss\": %.9g, \"val_token_acc\": %.6f, "
+                 "\"val_exact_match\": %.6f, \"val_caption_scenes\": %d}", tr->step, (double)e.loss,
+                 (double)e.token_acc, (double)e.exact_match, e.scenes);
+    return CT_OK;
+}
+
 static ct_status evaluate(ct_trainer *tr, run_output *o) {
     float val;
     double t0 = ct_now();
     CT_TRY(ct_trainer_evaluate(tr, &val));
-    if (!o->leader) return CT_OK;
+    if (!o->leader) return tr->cap_val ? evaluate_captions(tr, o) : CT_OK; /* collective */
     printf("%sstep %" PRId64 ": val loss %.4f (perplexity %.1f) in %.1fs\n", o->tty ? "\n" : "",
            tr->step, (double)val, exp((double)val), ct_now() - t0);
     fflush(stdout);
     metrics_line(o, "{\"step\": %" PRId64 ", \"val_loss\": %.9g}", tr->step, (double)val);
-    return CT_OK;
+    return tr->cap_val ? evaluate_captions(tr, o) : CT_OK;
 }
 
 /* Peak resident memory of this process so far. */
@@ -159,26 +175,34 @@ static const char *pipe_json(const ct_step_stats *st, char *buf, size_t cap) {
 static void progress(ct_trainer *tr, run_output *o, const ct_step_stats *st, double tok_s, double eta) {
     if (!o->leader) return;
     double mfu = tok_s * ct_model_flops_per_token(tr->model, ct_config_train_seq_len(&tr->cfg)) / o->peak_flops;
-    char moe[8192], moe_text[64] = "", pipe[4096];
+    char moe[8192], moe_text[64] = "", pipe[4096], kinds[128] = "", kinds_text[64] = "";
     double io_busy, io_wait; /* cumulative: the bench takes differences */
     ct_trainer_offload_times(tr, &io_busy, &io_wait);
     double dropped = moe_json(tr, moe, sizeof moe);
     if (tr->cfg.model.moe_every > 0)
         snprintf(moe_text, sizeof moe_text, " | aux %.4f drop %.1f%%", (double)st->aux, 100.0 * dropped);
-    metrics_line(o, "{\"step\": %" PRId64 ", \"loss\": %.9g, \"lr\": %.6g, \"grad_norm\": %.4f, "
+    if (tr->cap_train) { /* each kind's loss (JSON null: no such micro-batch this step) */
+        char c[32] = "null", t[32] = "null";
+        if (!isnan(st->caption_loss)) snprintf(c, sizeof c, "%.9g", (double)st->caption_loss);
+        if (!isnan(st->text_loss)) snprintf(t, sizeof t, "%.9g", (double)st->text_loss);
+        snprintf(kinds, sizeof kinds, " \"caption_loss\": %s, \"text_loss\": %s,", c, t);
+        snprintf(kinds_text, sizeof kinds_text, " | caption %.4f text %.4f", (double)st->caption_loss,
+                 (double)st->text_loss);
+    }
+    metrics_line(o, "{\"step\": %" PRId64 ", \"loss\": %.9g,%s \"lr\": %.6g, \"grad_norm\": %.4f, "
                  "\"tokens_per_s\": %.1f, \"mfu\": %.4f, \"step_s\": %.4f, \"comm_bytes\": %.0f, "
                  "\"expert_bytes\": %.0f,%s \"acts_mb\": %.2f, \"compute_peak_mb\": %.1f, \"host_mb\": %.1f, "
                  "\"offload_io_s\": %.4f, \"offload_wait_s\": %.4f, "
                  "\"peak_rss_mb\": %.1f%s%.9g%s%s%s}",
-                 tr->step, (double)st->loss, (double)st->lr, (double)st->grad_norm, tok_s, mfu, st->seconds,
+                 tr->step, (double)st->loss, kinds, (double)st->lr, (double)st->grad_norm, tok_s, mfu, st->seconds,
                  st->comm_bytes, st->expert_bytes, pipe_json(st, pipe, sizeof pipe),
                  (double)ct_trainer_acts_bytes(tr) / (1 << 20), (double)ct_tier_peak(CT_TIER_COMPUTE) / (1 << 20),
                  (double)ct_tier_in_use(CT_TIER_HOST) / (1 << 20), io_busy, io_wait, peak_rss_mb(),
                  ", \"aux_loss\": ", (double)st->aux, moe[0] ? ", \"moe\": [" : "", moe, moe[0] ? "]" : "");
     int show = o->tty || tr->step % tr->cfg.train.log_interval == 0 || tr->step == tr->cfg.train.steps;
     if (!show) return;
-    printf("%sstep %6" PRId64 "/%d | loss %.4f | lr %.2e | norm %.2f%s | %.0f tok/s | MFU %4.1f%% | ETA %dm%02ds%s",
-           o->tty ? "\r" : "", tr->step, tr->cfg.train.steps, (double)st->loss, (double)st->lr,
+    printf("%sstep %6" PRId64 "/%d | loss %.4f%s | lr %.2e | norm %.2f%s | %.0f tok/s | MFU %4.1f%% | ETA %dm%02ds%s",
+           o->tty ? "\r" : "", tr->step, tr->cfg.train.steps, (double)st->loss, kinds_text, (double)st->lr,
            (double)st->grad_norm, moe_text, tok_s, 100.0 * mfu, (int)(eta / 60), (int)eta % 60,
            o->tty ? "   " : "\n");
     fflush(stdout);

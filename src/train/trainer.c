@@ -6,6 +6,7 @@
 #include "train/checkpoint.h"
 #include "offload/policy.h"
 #include "train/optim.h"
+#include "train/multimodal.h"
 #include "train/trainer_internal.h"
 #include <dirent.h>
 #include <inttypes.h>
@@ -108,6 +109,7 @@ static ct_status resume(ct_trainer *tr, const char *dir) {
     const cJSON *data = cJSON_GetObjectItemCaseSensitive(state, "data");
     if (s == CT_OK) s = json_u64(data, "epoch", &epoch, dir);
     if (s == CT_OK) s = json_u64(data, "index", &index, dir);
+    if (s == CT_OK) s = ct_mm_load_state(tr, state, dir);
     cJSON_Delete(state);
     CT_TRY(s);
     tr->step = (int64_t)step;
@@ -277,6 +279,7 @@ ct_status ct_trainer_create(ct_trainer **out, const ct_config *cfg, ct_world *wo
     snprintf(tr->ckpt_root, sizeof tr->ckpt_root, "%s/ckpt", cfg->run.dir);
     snprintf(tr->ckpt_prefix, sizeof tr->ckpt_prefix, "step_");
     ct_status s = open_loaders(tr);
+    if (s == CT_OK) s = ct_mm_open(tr);
     if (s == CT_OK) s = build_model(tr);
     if (s == CT_OK) s = build_parallel(tr);
     if (s == CT_OK) s = build_pipeline(tr);
@@ -297,6 +300,7 @@ void ct_trainer_free(ct_trainer *tr) {
     if (!tr) return;
     ct_loader_free(tr->train);
     ct_loader_free(tr->val);
+    ct_mm_free(tr);
     ct_adamw_free(tr->opt);
     ct_store_close(tr->store);
     ct_pipe_free(tr->pipe); /* gives the progress hook back to the data parallelism */
@@ -322,7 +326,8 @@ static ct_status ensure_batch_buffers(ct_trainer *tr) {
 ct_status ct_trainer_step(ct_trainer *tr, ct_step_stats *st) {
     const ct_config *c = &tr->cfg;
     CT_TRY(ensure_batch_buffers(tr));
-    double t0 = ct_now(), loss_sum = 0.0, aux_sum = 0.0, pipe_wait = 0.0, pipe_s = 0.0;
+    double t0 = ct_now(), loss_sum = 0.0, aux_sum = 0.0, pipe_wait = 0.0, pipe_s = 0.0, kind_sum[2] = {0, 0};
+    int kind_n[2] = {0, 0}; /* caption, text micro-batches */
     uint64_t sent0[CT_AXIS_COUNT];
     for (int a = 0; a < CT_AXIS_COUNT; a++) sent0[a] = ct_world_counter(tr->world, a).bytes;
     int accum = c->train.grad_accum, T = ct_config_train_seq_len(c);
@@ -332,14 +337,18 @@ ct_status ct_trainer_step(ct_trainer *tr, ct_step_stats *st) {
         float loss, aux;
         uint64_t noise_seed = ((uint64_t)c->train.seed * 0x2545F4914F6CDD1DULL) ^
                               ((uint64_t)tr->step << 20) ^ (uint64_t)micro;
-        CT_TRY(ct_loader_next_rows(tr->train, tr->row0, tr->rows, tr->inputs, tr->targets));
-        if (tr->pipe) {
+        int text = ct_mm_is_text(tr, micro);
+        if (!text) {
+            CT_TRY(ct_mm_caption_micro(tr, scale, noise_seed, micro == accum - 1, &loss, &aux));
+        } else if (tr->pipe) {
+            CT_TRY(ct_loader_next_rows(tr->train, tr->row0, tr->rows, tr->inputs, tr->targets));
             double p0 = ct_now();
             CT_TRY(ct_pipe_train(tr->pipe, tr->inputs, tr->targets, scale, noise_seed, tr->row0, tr->dp,
                                  micro == accum - 1, &loss, &aux));
             pipe_s += ct_now() - p0;
             pipe_wait += ct_pipe_wait_s(tr->pipe);
         } else {
+            CT_TRY(ct_loader_next_rows(tr->train, tr->row0, tr->rows, tr->inputs, tr->targets));
             ct_model_set_training(tr->model, 1, noise_seed ^ ((uint64_t)tr->row0 << 40));
             CT_TRY(ct_model_forward(tr->model, tr->inputs, tr->targets, NULL, tr->rows, T, &loss));
             ct_dp_arm(tr->dp, micro == accum - 1);
@@ -348,6 +357,8 @@ ct_status ct_trainer_step(ct_trainer *tr, ct_step_stats *st) {
         }
         loss_sum += loss;
         aux_sum += aux;
+        kind_sum[text] += loss;
+        kind_n[text]++;
     }
     ct_model_set_training(tr->model, 0, 0);
     CT_TRY(ct_dp_finish(tr->dp));
@@ -355,9 +366,13 @@ ct_status ct_trainer_step(ct_trainer *tr, ct_step_stats *st) {
         float busy = (float)(pipe_s - pipe_wait);
         CT_TRY(ct_comm_allgather(tr->world, CT_AXIS_PIPELINE, &busy, tr->pipe_busy, 1));
     }
-    float loss = (float)(loss_sum / accum), aux = (float)(aux_sum / accum);
+    float loss = (float)(loss_sum / accum), aux = (float)(aux_sum / accum), kind_loss[2];
     CT_TRY(ct_dp_mean(tr->dp, &loss));
     CT_TRY(ct_dp_mean(tr->dp, &aux));
+    for (int k = 0; k < 2; k++) { /* every rank runs the same kinds: the means pair up */
+        kind_loss[k] = kind_n[k] ? (float)(kind_sum[k] / kind_n[k]) : NAN;
+        if (kind_n[k]) CT_TRY(ct_dp_mean(tr->dp, &kind_loss[k]));
+    }
     if (!isfinite(loss))
         return ct_fail(CT_EINVAL, "the training loss became %f at step %" PRId64 "; lower train.lr (now %g) "
                        "or raise train.warmup_steps", (double)loss, tr->step, c->train.lr);
@@ -375,8 +390,8 @@ ct_status ct_trainer_step(ct_trainer *tr, ct_step_stats *st) {
         bytes += sent;
         if (a == CT_AXIS_EXPERT) expert_bytes = sent;
     }
-    if (st) *st = (ct_step_stats){loss, aux, lr, norm, ct_now() - t0, bytes, expert_bytes, pipe_s,
-                                  tr->pipe ? tr->pipe_busy : NULL, ct_model_stages(tr->model)};
+    if (st) *st = (ct_step_stats){loss, aux, lr, norm, kind_loss[0], kind_loss[1], ct_now() - t0, bytes, expert_bytes,
+                                  pipe_s, tr->pipe ? tr->pipe_busy : NULL, ct_model_stages(tr->model)};
     return CT_OK;
 }
 
@@ -420,7 +435,9 @@ cJSON *ct_trainer_state_json(const ct_config *cfg, int64_t step, int64_t adam_st
 }
 
 static cJSON *trainer_state(const ct_trainer *tr) {
-    return ct_trainer_state_json(&tr->cfg, tr->step, ct_adamw_steps(tr->opt), ct_loader_get_pos(tr->train));
+    cJSON *st = ct_trainer_state_json(&tr->cfg, tr->step, ct_adamw_steps(tr->opt), ct_loader_get_pos(tr->train));
+    ct_mm_save_state(tr, st);
+    return st;
 }
 
 static int compare_names(const void *a, const void *b) {

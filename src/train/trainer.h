@@ -12,6 +12,7 @@ typedef struct ct_step_stats {
     float aux;        /* mean MoE auxiliary loss (coefficients applied; 0 if dense) */
     float lr;
     float grad_norm;  /* before clipping */
+    float caption_loss, text_loss; /* the step's mean over each kind of micro-batch (NAN: none) */
     double seconds;
     double comm_bytes;   /* sent by this rank during the step, over every parallel axis */
     double expert_bytes; /* of those, the MoE all-to-all exchanges (expert axis) */
