@@ -2,7 +2,8 @@
 # t_torch_reference.sh: a tiny GPT-2's logits, loss, every parameter gradient and two AdamW
 # steps, from cetus (tests/tool_gpt_dump.c), checked against the independent float64
 # PyTorch model in tests/torch_gpt.py by tests/torch_reference.py (tolerances documented
-# there), for a causal and a prefix-LM mask. Then proves the check can fail: a dump with one
+# there), for a causal and a prefix-LM mask, and with an image prefix (patch projection and
+# 2-D positions before the text). Then proves the check can fail: a dump with one
 # gradient entry off by 1e-4 must be rejected.
 # Needs PyTorch for /usr/bin/python3 (Debian's python3-torch); PYTHON overrides.
 set -u
@@ -15,7 +16,7 @@ tool=$BUILD/tests/tool_gpt_dump
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 rc=0
-for mode in causal prefix; do
+for mode in causal prefix image; do
     echo "== $mode"
     "$tool" "$dir/$mode.bin" "$mode" || { echo "FAIL: $tool $mode"; exit 1; }
     "$PY" tests/torch_reference.py "$dir/$mode.bin" || rc=1

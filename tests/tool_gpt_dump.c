@@ -5,14 +5,17 @@
  *   is active on the first step): the gradients fed to each step, the gradient norms it
  *   returned, the parameters after each step and the moments after the second.
  *
- * Usage: tool_gpt_dump OUT.bin [causal|prefix] [perturb]
+ * Usage: tool_gpt_dump OUT.bin [causal|prefix|image] [perturb]
  *   prefix   rows get prefix-LM lengths {5, 0, 16} instead of a causal mask
+ *   image    the model has an image prefix (8x8 images in 4x4 patches: the first 4
+ *            positions of each row), prefix-LM over the image and the next token
  *   perturb  adds 1e-4 to one entry of one gradient before writing (the reference must fail)
  *
  * Dump format (little endian), a sequence of records until end of file:
  *   u32 name_len, name bytes, u32 dtype (0 = float32, 1 = int32), u32 ndim,
  *   u32 shape[ndim], then prod(shape) elements.
- * Names: "cfg" (int32 [n_layer, d_model, n_head, seq_len, vocab_size, B, T]),
+ * Names: "cfg" (int32 [n_layer, d_model, n_head, seq_len, vocab_size, B, T]), "image"
+ *   (int32 [patch, height, width]) and "patches" [B, Np, patch^2] in image mode,
  *   "tokens", "targets" [B, T], "prefix" [B] (absent when causal), "logits" [B, T, V],
  *   "loss" [1], "adam" (float32 [lr, beta1, beta2, eps, weight_decay, clip1, clip2]),
  *   "norm1", "norm2" [1], and for every tensor NAME of the model: "param.NAME" (before any
@@ -73,11 +76,14 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: %s OUT.bin [causal|prefix] [perturb]\n", argv[0]);
         return 2;
     }
-    int use_prefix = argc > 2 && strcmp(argv[2], "prefix") == 0;
+    int use_image = argc > 2 && strcmp(argv[2], "image") == 0;
+    int use_prefix = argc > 2 && (strcmp(argv[2], "prefix") == 0 || use_image);
     int perturb = argc > 3 && strcmp(argv[3], "perturb") == 0;
     ct_runtime_init(0, 0);
 
     ct_model_config cfg = {.n_layer = L, .d_model = D, .n_head = NH, .seq_len = SEQ, .vocab_size = VOCAB};
+    if (use_image) cfg.image = (ct_image_config){.patch = 4, .height = 8, .width = 8};
+    int Np = ct_model_image_patches(&cfg);
     ct_model *m;
     check(ct_model_create(&m, &cfg, 1234), "ct_model_create");
     randomize(m);
@@ -91,6 +97,14 @@ int main(int argc, char **argv) {
         tokens[i] = (int32_t)((i * 37 + 11) % VOCAB);
         targets[i] = (int32_t)((i * 53 + 7) % VOCAB);
         if (i % 7 == 3) targets[i] = -1; /* ignored positions */
+    }
+    float patches[B * 4 * 16];
+    if (use_image) {
+        for (int b = 0; b < B; b++) prefix[b] = Np + 1;
+        for (int i = 0; i < B * T; i++)
+            if (i % T < Np) targets[i] = -1; /* nothing to predict at an image position */
+        for (int i = 0; i < B * Np * 16; i++) patches[i] = uniform_pm1();
+        check(ct_model_set_image(m, patches, Np), "ct_model_set_image");
     }
     const int32_t *pfx = use_prefix ? prefix : NULL;
 
@@ -136,6 +150,11 @@ int main(int argc, char **argv) {
     put("tokens", 1, 2, bt, tokens);
     put("targets", 1, 2, bt, targets);
     if (use_prefix) put("prefix", 1, 1, &b1, prefix);
+    if (use_image) {
+        int three = 3, img[3] = {4, 8, 8}, pshape[3] = {B, Np, 16};
+        put("image", 1, 1, &three, img);
+        put("patches", 0, 3, pshape, patches);
+    }
     put("logits", 0, 3, btv, logits);
     put_f1("loss", loss);
     float adam[7] = {lr, ac.beta1, ac.beta2, ac.eps, ac.weight_decay, clip1, clip2};

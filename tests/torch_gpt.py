@@ -15,6 +15,11 @@ ln_f.bias); the head is tied to wte. Two formulations of the same model:
 
 The attention mask: row b with prefix length P (0 = causal) lets position i attend to
 position j iff j <= max(i, P - 1).
+
+Image prefix (cfg.image = (P, H, W)): the image's (H/P) x (W/P) patches (raster order, each
+[P*P] pixels) are projected by img.patch.weight [P*P, C] + img.patch.bias and get
+img.row.weight[r] + img.col.weight[c]; they fill the first positions of a row, and the text
+after them takes wpe from position 0.
 """
 import math
 
@@ -33,16 +38,21 @@ BLOCK_TENSORS = [  # suffix, shape as a function of C, decays
 
 
 class GPTConfig:
-    def __init__(self, n_layer, d_model, n_head, seq_len, vocab_size):
+    def __init__(self, n_layer, d_model, n_head, seq_len, vocab_size, image=None):
         assert d_model % n_head == 0
         self.n_layer, self.d_model, self.n_head = n_layer, d_model, n_head
         self.seq_len, self.vocab_size = seq_len, vocab_size
+        self.image = image  # (patch, height, width) or None
 
 
 def param_shapes(cfg):
     """[(name, shape)] in Hugging Face GPT-2 naming and cetus's order."""
     C = cfg.d_model
     out = [("wte.weight", (cfg.vocab_size, C)), ("wpe.weight", (cfg.seq_len, C))]
+    if cfg.image:
+        P, H, W = cfg.image
+        out += [("img.patch.weight", (P * P, C)), ("img.patch.bias", (C,)),
+                ("img.row.weight", (H // P, C)), ("img.col.weight", (W // P, C))]
     for layer in range(cfg.n_layer):
         out += [(f"h.{layer}.{s}", f(C)) for s, f in BLOCK_TENSORS]
     out += [("ln_f.weight", (C,)), ("ln_f.bias", (C,))]
@@ -170,12 +180,27 @@ class GPT:
 
     # -- model ------------------------------------------------------------------------------
 
-    def forward(self, tokens, targets=None, prefix=None):
-        """tokens, targets: long [B, T] (targets < 0 ignored); prefix: long [B] or None.
+    def _embed(self, tokens, patches):
+        """[B, T, C]: the image's patches (if any) in the first positions, then the text."""
+        P = self.params
+        T = tokens.shape[1]
+        if patches is None:
+            return P["wte.weight"][tokens] + P["wpe.weight"][:T]
+        Np = patches.shape[1]
+        Wp = self.cfg.image[2] // self.cfg.image[0]
+        n = torch.arange(Np)
+        img = (patches.to(self.dtype) @ P["img.patch.weight"] + P["img.patch.bias"] +
+               P["img.row.weight"][n // Wp] + P["img.col.weight"][n % Wp])
+        text = P["wte.weight"][tokens[:, Np:]] + P["wpe.weight"][:T - Np]
+        return torch.cat([img, text], dim=1)
+
+    def forward(self, tokens, targets=None, prefix=None, patches=None):
+        """tokens, targets: long [B, T] (targets < 0 ignored); prefix: long [B] or None;
+        patches: [B, Np, P*P] image patches in the first Np positions, or None.
         Returns (logits [B, T, V], mean loss over counted targets or None)."""
         B, T = tokens.shape
         P = self.params
-        x = P["wte.weight"][tokens] + P["wpe.weight"][:T]
+        x = self._embed(tokens, patches)
         for layer in range(self.cfg.n_layer):
             p = {s: P[f"h.{layer}.{s}"] for s, _ in BLOCK_TENSORS}
             x = x + self._attention(self._ln(x, p["ln_1.weight"], p["ln_1.bias"]), p, prefix)

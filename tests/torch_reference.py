@@ -72,13 +72,14 @@ def model_inputs(d):
     tokens = torch.as_tensor(d["tokens"], dtype=torch.long)
     targets = torch.as_tensor(d["targets"], dtype=torch.long)
     prefix = torch.as_tensor(d["prefix"], dtype=torch.long) if "prefix" in d else None
-    return tokens, targets, prefix
+    patches = torch.as_tensor(np.asarray(d["patches"], dtype=np.float64)) if "patches" in d else None
+    return tokens, targets, prefix, patches
 
 
 def forward_backward(model, d, params):
     model.load(params)
-    tokens, targets, prefix = model_inputs(d)
-    logits, loss = model.forward(tokens, targets, prefix)
+    tokens, targets, prefix, patches = model_inputs(d)
+    logits, loss = model.forward(tokens, targets, prefix, patches)
     loss.backward()
     return logits, loss, {n: p.grad for n, p in model.params.items()}
 
@@ -154,8 +155,11 @@ def main():
         return 2
     d = read_dump(sys.argv[1])
     L, C, H, S, V, B, T = (int(x) for x in d["cfg"])
-    cfg = torch_gpt.GPTConfig(L, C, H, S, V)
+    image = tuple(int(x) for x in d["image"]) if "image" in d else None
+    cfg = torch_gpt.GPTConfig(L, C, H, S, V, image)
     mode = "prefix-LM " + str(d["prefix"].tolist()) if "prefix" in d else "causal"
+    if image:
+        mode += f", image {image[1]}x{image[2]} in {image[0]}x{image[0]} patches"
     print(f"model: {L} layers, d {C}, {H} heads, seq_len {S}, vocab {V}; batch {B} x {T}; {mode}")
     torch.set_num_threads(1)
     ck = Checker()
