@@ -259,6 +259,10 @@ ct_status ct_model_ensure_grads(ct_model *m);
 /* Logits of the last forward: [B, T, V] (tensor-parallel: this rank's vocabulary columns,
  * [B, T, V / ranks]). */
 const float *ct_model_logits(const ct_model *m);
+/* Generation: with on != 0, forwards without targets compute only each row's last
+ * position's logits (the head is most of a small model's work); ct_model_logits_row then
+ * answers for those rows only. Forwards with targets are unaffected. */
+void ct_model_set_logits_last(ct_model *m, int on);
 /* Row n (= b * T + t) of the last forward's logits over the whole vocabulary: out [V]. */
 ct_status ct_model_logits_row(ct_model *m, int n, float *out);
 /* Image input for the following forwards (until set again): the first n_patches positions

@@ -55,6 +55,8 @@ struct ct_model {
     float *tp_buf;        /* [(ranks + 2) * N] for the parallel cross-entropy */
     size_t tp_buf_cap;
     int logits_are_grads; /* backward overwrote the logits with their gradient */
+    int logits_last;      /* forwards without targets compute each row's last logits only */
+    int logits_partial;   /* the last forward did so: other rows hold nothing */
     ct_model *base;       /* a micro-batch view: the model whose parameters, gradients and
                            * hooks it shares (NULL for a model of its own) */
     /* pipeline parallelism: this stage's blocks [l0, l1); the first stage embeds, the last

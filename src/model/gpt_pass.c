@@ -181,6 +181,8 @@ static void grads_ready(const ct_model *m, size_t first, size_t last) {
     o->grad_hook(a->offset, b->offset + b->numel - a->offset, o->grad_hook_ctx);
 }
 
+void ct_model_set_logits_last(ct_model *m, int on) { m->logits_last = on != 0; }
+
 void ct_model_set_training(ct_model *m, int training, uint64_t noise_seed) {
     m->training = training;
     m->noise_seed = noise_seed;
@@ -288,6 +290,13 @@ static float head_forward(ct_model *m, const int32_t *targets, int N) {
     float *x = m->res + stage_blocks(m) * (size_t)N * C, l = 0.0f;
     ct_layernorm_forward(m->lnf, m->lnf_mean, m->lnf_rstd, x, m->params + m->lnf_w,
                          m->params + m->lnf_b, N, C);
+    m->logits_partial = !targets && m->logits_last;
+    if (m->logits_partial) { /* generation: only each row's last position, rows T apart */
+        int B = m->B, T = m->T;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, V, C, 1.0f, m->lnf + (size_t)(T - 1) * C, T * C,
+                    m->params + m->wte, C, 0.0f, m->logits + (size_t)(T - 1) * V, T * V);
+        return l;
+    }
     /* logits[N,V] = lnf[N,C] wte[V,C]^T (this rank's V/R vocabulary rows) */
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, V, C, 1.0f, m->lnf, C,
                 m->params + m->wte, C, 0.0f, m->logits, V);

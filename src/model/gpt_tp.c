@@ -139,7 +139,7 @@ float ct_model_tp_crossentropy(ct_model *m, const int32_t *targets, int N, int *
 }
 
 ct_status ct_model_logits_row(ct_model *m, int n, float *out) {
-    if (!m->logits || n < 0 || n >= m->B * m->T || m->logits_are_grads)
+    if (!m->logits || n < 0 || n >= m->B * m->T || m->logits_are_grads || (m->logits_partial && n % m->T != m->T - 1))
         return ct_fail(CT_EINVAL, "logits row %d: no such row in the last forward's logits", n);
     size_t V = (size_t)(m->cfg.vocab_size / m->tp_ranks);
     const float *row = m->logits + (size_t)n * V;

@@ -63,6 +63,7 @@ ct_status ct_generate(ct_model *m, const int32_t *prompt, int n_prompt, int n_ne
     if (!seq || !last) { free(seq); free(last); return ct_fail(CT_ENOMEM, "generate: out of memory"); }
     memcpy(seq, prompt, sizeof(int32_t) * (size_t)n_prompt);
     ct_status s = CT_OK;
+    ct_model_set_logits_last(m, 1); /* only the next token's logits are needed */
     for (int len = n_prompt; len < cap && s == CT_OK; len++) {
         int T = len < c->seq_len ? len : c->seq_len;
         s = ct_model_forward(m, seq + len - T, NULL, NULL, 1, T, NULL);
@@ -70,6 +71,7 @@ ct_status ct_generate(ct_model *m, const int32_t *prompt, int n_prompt, int n_ne
         seq[len] = ct_sample_token(last, c->vocab_size, temperature, top_k, rng);
         if (on_token) on_token(seq[len], ctx);
     }
+    ct_model_set_logits_last(m, 0);
     free(seq);
     free(last);
     return s;
@@ -164,7 +166,9 @@ static ct_status caption_loop(caption_run *r, const float *patches, int32_t bos)
     ct_status s = caption_alloc(r, bos);
     if (s == CT_OK && r->cap > 0) s = ct_model_set_image(r->m, patches, r->np);
     int active = 1;
+    ct_model_set_logits_last(r->m, 1); /* each step needs only the next token's logits */
     for (int k = 0; k < r->cap && active && s == CT_OK; k++) s = caption_step(r, k, &active);
+    ct_model_set_logits_last(r->m, 0);
     ct_model_set_image(r->m, NULL, 0);
     caption_release(r);
     return s;
