@@ -1,7 +1,7 @@
 # t_multimodal.sh: image + text training end to end on real scenes (MNIST digits and
 # Fashion-MNIST clothes from `cetus prepare --scenes`), mixed with text batches:
 #  - both losses are reported per step, and the validation caption loss, token accuracy and
-#    exact-match rate at the end;
+#    exact-match rate at the end, also from `cetus eval` on the checkpoint;
 #  - data 2, tensor 2, and MoE with experts over 2 ranks follow the one-process run (captions
 #    differ in length: each rank weighs in by its share of the batch's caption targets; the
 #    MoE balancing and z losses are each rank's own, so they are off here);
@@ -23,6 +23,9 @@ grep -q '"caption_loss": [0-9]' "$SCRATCH/single/metrics.jsonl" || fail "no capt
 grep -q '"text_loss": [0-9]' "$SCRATCH/single/metrics.jsonl" || fail "no text loss in the metrics"
 grep -q '"val_exact_match"' "$SCRATCH/single/metrics.jsonl" || fail "no exact-match rate"
 grep "val caption loss" "$SCRATCH/single.log"
+out=$("$CETUS" eval --ckpt "$SCRATCH/single" --batches 1 --captions 4) || fail "eval: $out"
+grep -q "captions (.*, validation): loss [0-9.]*, token accuracy [0-9.]*, exact match [0-9.]* ([0-9]* of 4 scenes)" <<<"$out" ||
+    fail "eval reports no caption metrics: $out"
 run 2 d2 parallel.data=2
 close "$SCRATCH/single" "$SCRATCH/d2" $LOSS_TOL
 run 2 t2 parallel.tensor=2

@@ -44,7 +44,7 @@ static int argmax(const float *x) {
 static int32_t forward_argmax(ct_model *m, const float *img, int32_t bos, const int32_t *caption, int n) {
     int32_t toks[SEQ] = {0}, prefix = NP + 1;
     toks[NP] = bos;
-    memcpy(toks + NP + 1, caption, sizeof(int32_t) * (size_t)n);
+    if (n) memcpy(toks + NP + 1, caption, sizeof(int32_t) * (size_t)n);
     cr_assert_eq(ct_model_set_image(m, img, NP), CT_OK);
     cr_assert_eq(ct_model_forward(m, toks, NULL, &prefix, 1, NP + 1 + n, NULL), CT_OK);
     float logits[V];

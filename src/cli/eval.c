@@ -1,8 +1,10 @@
 /* eval.c: `cetus eval`: validation loss and perplexity of a checkpoint over the whole
- * validation split (or its first N batches). */
+ * validation split (or its first N batches); for a model with image input also the
+ * validation scenes' caption loss, token accuracy and exact-match rate. */
 #include "cli/cli.h"
 #include "core/core.h"
 #include "data/loader.h"
+#include "train/caption_eval.h"
 #include "train/trainer.h"
 #include <math.h>
 #include <stdlib.h>
@@ -10,12 +12,17 @@
 #include <unistd.h>
 
 static void eval_help(void) {
-    printf("usage: cetus eval [--ckpt PATH] [--data DIR] [--batches N] [--batch-size B]\n\n"
-           "Reports the mean validation loss and perplexity of a checkpoint.\n"
+    printf("usage: cetus eval [--ckpt PATH] [--data DIR] [--batches N] [--batch-size B] [--scenes DIR]\n"
+           "                  [--captions N]\n\n"
+           "Reports the mean validation loss and perplexity of a checkpoint; for a model with image\n"
+           "input also, on the validation scenes, the caption loss, the token accuracy (argmax) and\n"
+           "the exact-match rate of greedy captions.\n"
            "  --ckpt PATH     checkpoint directory or run directory (default runs/default)\n"
            "  --data DIR      token shards (default: the data.dir the checkpoint was trained on)\n"
            "  --batches N     evaluate only the first N batches (default: the whole split)\n"
-           "  --batch-size B  rows per batch (default: the training micro-batch)\n");
+           "  --batch-size B  rows per batch (default: the training micro-batch)\n"
+           "  --scenes DIR    captioned scene shards (default: the data.scenes it was trained on)\n"
+           "  --captions N    validation scenes to caption (default: all of them)\n");
 }
 
 static ct_status evaluate_split(ct_model *m, const ct_config *cfg, const char *data, int batches, int B,
@@ -45,9 +52,31 @@ static ct_status evaluate_split(ct_model *m, const ct_config *cfg, const char *d
     return s;
 }
 
+/* Caption metrics over the first `captions` validation scenes (0: all). */
+static ct_status evaluate_captions(ct_model *m, const ct_config *cfg, const char *scenes, int captions, int B,
+                                   ct_caption_tally *t) {
+    ct_caption_loader *l;
+    ct_caption_batch b;
+    CT_TRY(ct_caption_loader_open(&l, scenes, "val", &cfg->model, B, 0, 0));
+    uint64_t n = ct_caption_loader_count(l);
+    if (captions > 0 && (uint64_t)captions < n) n = (uint64_t)captions;
+    ct_status s = ct_caption_batch_alloc(&b, l, &cfg->model, B);
+    int tty = isatty(STDERR_FILENO);
+    for (uint64_t done = 0; s == CT_OK && done < n; done += (uint64_t)B) {
+        s = ct_caption_batch_next(&b, l, 0);
+        if (s == CT_OK) s = ct_caption_tally_batch(m, l, &b, 0, 1, 1, t);
+        if (tty) fprintf(stderr, "\reval: %llu/%llu scenes", (unsigned long long)(done + (uint64_t)B),
+                         (unsigned long long)n);
+    }
+    if (tty) fprintf(stderr, "\n");
+    ct_caption_batch_free(&b);
+    ct_caption_loader_free(l);
+    return s;
+}
+
 int cmd_eval(int argc, char **argv) {
-    const char *ckpt = "runs/default", *data = NULL;
-    int batches = 0, B = 0;
+    const char *ckpt = "runs/default", *data = NULL, *scenes = NULL;
+    int batches = 0, B = 0, captions = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { eval_help(); return 0; }
         if (i + 1 >= argc) { fprintf(stderr, "cetus eval: %s needs a value (see --help)\n", argv[i]); return 2; }
@@ -57,6 +86,8 @@ int cmd_eval(int argc, char **argv) {
         else if (!strcmp(k, "--data")) data = v;
         else if (!strcmp(k, "--batches")) batches = (int)strtol(v, &end, 10);
         else if (!strcmp(k, "--batch-size")) B = (int)strtol(v, &end, 10);
+        else if (!strcmp(k, "--scenes")) scenes = v;
+        else if (!strcmp(k, "--captions")) captions = (int)strtol(v, &end, 10);
         else { fprintf(stderr, "cetus eval: unknown option %s (see --help)\n", k); return 2; }
         if (end && (*end || end == v || strtol(v, NULL, 10) < 0)) {
             fprintf(stderr, "cetus eval: %s = '%s' is not a non-negative whole number\n", k, v);
@@ -74,8 +105,16 @@ int cmd_eval(int argc, char **argv) {
     if (s == CT_OK)
         s = evaluate_split(m, &cfg, data ? data : cfg.data.dir, batches, B > 0 ? B : cfg.train.batch_size,
                            &loss, &tokens);
+    if (s == CT_OK) printf("checkpoint %s: val loss %.4f, perplexity %.2f over %ld tokens\n", dir, loss, exp(loss), tokens);
+    if (s == CT_OK && !scenes && strcmp(cfg.data.scenes, "none")) scenes = cfg.data.scenes;
+    ct_caption_tally t = {0};
+    if (s == CT_OK && scenes && cfg.model.image.patch == 0)
+        s = ct_fail(CT_EINVAL, "--scenes %s: the model in %s has no image input (image.patch = 0)", scenes, dir);
+    if (s == CT_OK && scenes) s = evaluate_captions(m, &cfg, scenes, captions, B > 0 ? B : cfg.train.batch_size, &t);
     ct_model_free(m);
     if (s != CT_OK) { fprintf(stderr, "cetus eval: error: %s\n", ct_last_error()); return 1; }
-    printf("checkpoint %s: val loss %.4f, perplexity %.2f over %ld tokens\n", dir, loss, exp(loss), tokens);
+    if (scenes)
+        printf("captions (%s, validation): loss %.4f, token accuracy %.4f, exact match %.4f (%.0f of %.0f scenes)\n",
+               scenes, t.loss / t.targets, t.hits / t.targets, t.exact / t.scenes, t.exact, t.scenes);
     return 0;
 }

@@ -214,7 +214,6 @@ static int due(int64_t step, int interval, int64_t last) {
 
 static ct_status run_steps(ct_trainer *tr, run_output *o) {
     const ct_config *c = &tr->cfg;
-    double tokens_per_step = (double)c->train.batch_size * ct_config_train_seq_len(c) * c->train.grad_accum;
     double smoothed = 0.0; /* exponential average of step time */
     int64_t stop = c->run.stop_at_step > 0 && c->run.stop_at_step < c->train.steps ? c->run.stop_at_step
                                                                                    : c->train.steps;
@@ -224,7 +223,7 @@ static ct_status run_steps(ct_trainer *tr, run_output *o) {
         ct_step_stats st;
         CT_TRY(ct_trainer_step(tr, &st));
         smoothed = smoothed == 0.0 ? st.seconds : 0.9 * smoothed + 0.1 * st.seconds;
-        progress(tr, o, &st, tokens_per_step / st.seconds, smoothed * (double)(c->train.steps - tr->step));
+        progress(tr, o, &st, st.positions / st.seconds, smoothed * (double)(c->train.steps - tr->step));
         if (due(tr->step, c->train.eval_interval, c->train.steps)) CT_TRY(evaluate(tr, o));
         if (due(tr->step, c->train.sample_interval, c->train.steps)) CT_TRY(print_sample(tr, o));
         if (due(tr->step, c->train.ckpt_interval, stop)) CT_TRY(ct_trainer_save(tr));

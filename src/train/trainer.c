@@ -328,6 +328,7 @@ ct_status ct_trainer_step(ct_trainer *tr, ct_step_stats *st) {
     CT_TRY(ensure_batch_buffers(tr));
     double t0 = ct_now(), loss_sum = 0.0, aux_sum = 0.0, pipe_wait = 0.0, pipe_s = 0.0, kind_sum[2] = {0, 0};
     int kind_n[2] = {0, 0}; /* caption, text micro-batches */
+    double positions = 0.0;
     uint64_t sent0[CT_AXIS_COUNT];
     for (int a = 0; a < CT_AXIS_COUNT; a++) sent0[a] = ct_world_counter(tr->world, a).bytes;
     int accum = c->train.grad_accum, T = ct_config_train_seq_len(c);
@@ -359,6 +360,7 @@ ct_status ct_trainer_step(ct_trainer *tr, ct_step_stats *st) {
         aux_sum += aux;
         kind_sum[text] += loss;
         kind_n[text]++;
+        positions += (double)c->train.batch_size * (text ? T : ct_caption_loader_seq_len(tr->cap_train));
     }
     ct_model_set_training(tr->model, 0, 0);
     CT_TRY(ct_dp_finish(tr->dp));
@@ -390,8 +392,8 @@ ct_status ct_trainer_step(ct_trainer *tr, ct_step_stats *st) {
         bytes += sent;
         if (a == CT_AXIS_EXPERT) expert_bytes = sent;
     }
-    if (st) *st = (ct_step_stats){loss, aux, lr, norm, kind_loss[0], kind_loss[1], ct_now() - t0, bytes, expert_bytes,
-                                  pipe_s, tr->pipe ? tr->pipe_busy : NULL, ct_model_stages(tr->model)};
+    if (st) *st = (ct_step_stats){loss, aux, lr, norm, kind_loss[0], kind_loss[1], positions, ct_now() - t0, bytes,
+                                  expert_bytes, pipe_s, tr->pipe ? tr->pipe_busy : NULL, ct_model_stages(tr->model)};
     return CT_OK;
 }
 

@@ -13,6 +13,8 @@ typedef struct ct_step_stats {
     float lr;
     float grad_norm;  /* before clipping */
     float caption_loss, text_loss; /* the step's mean over each kind of micro-batch (NAN: none) */
+    double positions; /* sequence positions the step computed, over the global batch (image
+                       * patches included) */
     double seconds;
     double comm_bytes;   /* sent by this rank during the step, over every parallel axis */
     double expert_bytes; /* of those, the MoE all-to-all exchanges (expert axis) */

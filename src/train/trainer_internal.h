@@ -4,6 +4,7 @@
 #define CT_TRAINER_INTERNAL_H
 
 #include "data/caption_loader.h"
+#include "train/caption_eval.h"
 #include "data/loader.h"
 #include "parallel/dp.h"
 #include "train/checkpoint.h"
@@ -45,8 +46,7 @@ struct ct_trainer {
     ct_ckpt_stream stream;
     char ckpt_root[1024];
     ct_caption_loader *cap_train, *cap_val; /* data.scenes (NULL: text only) */
-    float *cap_patches;     /* [rows, Np, P*P] */
-    int32_t *cap_tokens, *cap_targets, *cap_prefix; /* [rows, T], [rows, T], [rows] */
+    ct_caption_batch cap;   /* this rank's rows of a caption batch */
     char ckpt_prefix[24]; /* checkpoint names: "step_" (the pseudo phase: "pseudo_step_") */
     int64_t stop_step;    /* end the run here (the pseudo phase's delink.step); 0: none */
 };
