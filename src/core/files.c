@@ -2,6 +2,7 @@
  * of the temp file before commit), read-only mmap, whole-file reads and mkdir -p. Every
  * failure message names the path and the system error. */
 #define _GNU_SOURCE
+#include <stdarg.h>
 #include "core.h"
 #include <errno.h>
 #include <fcntl.h>
@@ -213,4 +214,19 @@ ct_status ct_mkdirs(const char *path) {
         buf[i] = c;
     }
     return CT_OK;
+}
+
+ct_status ct_path_format(char *out, size_t cap, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int k = vsnprintf(out, cap, fmt, ap);
+    va_end(ap);
+    if (k < 0 || (size_t)k >= cap) return ct_fail(CT_EINVAL, "path too long: %.200s...", out);
+    return CT_OK;
+}
+
+void ct_npm_dir(char *out, size_t cap, const char *package) {
+    const char *root = getenv("CETUS_DATA");
+    if (!root || !*root) root = "data";
+    snprintf(out, cap, "%s/npm/%s", root, package);
 }

@@ -32,21 +32,7 @@ const char *ct_item_class_name(ct_item_kind kind, int label) {
     return NULL;
 }
 
-void ct_items_default_dir(char *out, size_t cap, const char *package) {
-    const char *root = getenv("CETUS_DATA");
-    if (!root || !*root) root = "data";
-    snprintf(out, cap, "%s/npm/%s", root, package);
-}
 
-/* printf into a path buffer of cap bytes; a path that does not fit is CT_EINVAL. */
-static ct_status __attribute__((format(printf, 3, 4))) make_path(char *out, size_t cap, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    int k = vsnprintf(out, cap, fmt, ap);
-    va_end(ap);
-    if (k < 0 || (size_t)k >= cap) return ct_fail(CT_EINVAL, "path too long: %.200s...", out);
-    return CT_OK;
-}
 
 /* ---- the set --------------------------------------------------------------------------- */
 
@@ -178,15 +164,15 @@ ct_status ct_items_load_idx(ct_items **out, const char *images_path, const char 
  * package is reported at the path where its files belong), into out. */
 static ct_status package_subdir(char *out, size_t cap, const char *dir, const char *sub, const char *probe) {
     char p[4096];
-    CT_TRY(make_path(p, sizeof p, "%s/%s", dir, probe));
-    if (access(p, R_OK) == 0) return make_path(out, cap, "%s", dir);
-    return make_path(out, cap, "%s/%s", dir, sub);
+    CT_TRY(ct_path_format(p, sizeof p, "%s/%s", dir, probe));
+    if (access(p, R_OK) == 0) return ct_path_format(out, cap, "%s", dir);
+    return ct_path_format(out, cap, "%s/%s", dir, sub);
 }
 
 static ct_status load_idx_pair(ct_items **out, const char *dir, const char *prefix) {
     char img[4096], lab[4096];
-    CT_TRY(make_path(img, sizeof img, "%s/%s-images-idx3-ubyte", dir, prefix));
-    CT_TRY(make_path(lab, sizeof lab, "%s/%s-labels-idx1-ubyte", dir, prefix));
+    CT_TRY(ct_path_format(img, sizeof img, "%s/%s-images-idx3-ubyte", dir, prefix));
+    CT_TRY(ct_path_format(lab, sizeof lab, "%s/%s-labels-idx1-ubyte", dir, prefix));
     return ct_items_load_idx(out, img, lab);
 }
 
@@ -325,7 +311,7 @@ static ct_status move_range(ct_items *dst, const ct_items *all, size_t from, siz
 static ct_status load_split_class(ct_items *train, ct_items *val, const char *dir, int label,
                                   size_t val_per_class, size_t *skipped) {
     char path[4096];
-    CT_TRY(make_path(path, sizeof path, "%s/%d.json", dir, label));
+    CT_TRY(ct_path_format(path, sizeof path, "%s/%d.json", dir, label));
     ct_items *all = items_new(CT_ITEM_CLOTHING);
     if (!all) return CT_ENOMEM;
     ct_status s = load_class(all, path, label, skipped);

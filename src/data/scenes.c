@@ -347,15 +347,6 @@ int ct_scene_shard_items(const ct_scene_shard *s, uint64_t i, uint8_t *labels, u
 
 static const char *const split_names[2] = {"train", "val"};
 
-/* printf into a path buffer of cap bytes; a path that does not fit is CT_EINVAL. */
-static ct_status __attribute__((format(printf, 3, 4))) make_path(char *out, size_t cap, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    int k = vsnprintf(out, cap, fmt, ap);
-    va_end(ap);
-    if (k < 0 || (size_t)k >= cap) return ct_fail(CT_EINVAL, "path too long: %.200s...", out);
-    return CT_OK;
-}
 
 typedef struct text_buf { char *p; size_t n, cap; } text_buf;
 
@@ -444,7 +435,7 @@ static ct_status add_scene(scenes_run *r, ct_scene_writer *w, int split, ct_rng 
 
 static ct_status write_split(scenes_run *r, int split, uint64_t n) {
     char path[4096];
-    CT_TRY(make_path(path, sizeof path, "%s/scenes_%s.bin", r->o->out_dir, split_names[split]));
+    CT_TRY(ct_path_format(path, sizeof path, "%s/scenes_%s.bin", r->o->out_dir, split_names[split]));
     ct_rng rng;
     ct_rng_seed(&rng, r->o->seed + (uint64_t)split * SPLIT_STREAM);
     ct_scene_writer *w;
@@ -462,7 +453,7 @@ static ct_status write_split(scenes_run *r, int split, uint64_t n) {
 
 static ct_status write_text(const char *dir, const char *name, const char *text, size_t len) {
     char path[4096];
-    CT_TRY(make_path(path, sizeof path, "%s/%s", dir, name));
+    CT_TRY(ct_path_format(path, sizeof path, "%s/%s", dir, name));
     ct_atomic_file *f;
     CT_TRY(ct_atomic_open(&f, path));
     ct_status s = ct_atomic_write(f, text, len);
@@ -477,13 +468,13 @@ static cJSON *source_json(const char *dir) {
     cJSON_AddStringToObject(j, "dir", dir);
     char path[4096], *text;
     size_t size;
-    if (make_path(path, sizeof path, "%s/package.json", dir) != CT_OK || access(path, R_OK) != 0 || ct_read_file(path, &text, &size) != CT_OK) return j;
+    if (ct_path_format(path, sizeof path, "%s/package.json", dir) != CT_OK || access(path, R_OK) != 0 || ct_read_file(path, &text, &size) != CT_OK) return j;
     cJSON *pkg = cJSON_ParseWithLength(text, size);
     ct_free(text);
     const cJSON *name = cJSON_GetObjectItemCaseSensitive(pkg, "name");
     const cJSON *version = cJSON_GetObjectItemCaseSensitive(pkg, "version");
     if (cJSON_IsString(name) && cJSON_IsString(version)) {
-        if (make_path(path, sizeof path, "%s@%s", name->valuestring, version->valuestring) == CT_OK)
+        if (ct_path_format(path, sizeof path, "%s@%s", name->valuestring, version->valuestring) == CT_OK)
             cJSON_AddStringToObject(j, "package", path);
     }
     cJSON_Delete(pkg);

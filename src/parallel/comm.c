@@ -705,3 +705,12 @@ ct_status ct_comm_alltoall_sizes(ct_world *w, ct_axis axis, const size_t *send, 
     CT_TRY(sizes_start_locked(w, axis, send, recv, per_peer, &r));
     return ct_comm_wait(w, &r);
 }
+
+ct_status ct_world_agree(ct_world *w, ct_status local, const char *what) {
+    if (ct_world_size(w) == 1) return local;
+    float failed = local != CT_OK;
+    ct_status s = ct_comm_allreduce(w, CT_AXIS_WORLD, &failed, 1);
+    if (local != CT_OK) return local;
+    if (s != CT_OK) return s;
+    return failed > 0.0f ? ct_fail(CT_EIO, "%s failed on another rank (see its message)", what) : CT_OK;
+}

@@ -230,6 +230,9 @@ ct_status ct_comm_wait(ct_world *w, ct_request *req);
 
 /* Blocking forms: start + wait. */
 ct_status ct_comm_allreduce(ct_world *w, ct_axis axis, float *buf, size_t n);
+/* Every rank learns whether any failed: returns local's status where it failed, else a
+ * failure naming `what` when another rank's did (its own message is on that rank). */
+ct_status ct_world_agree(ct_world *w, ct_status local, const char *what);
 ct_status ct_comm_reduce_scatter(ct_world *w, ct_axis axis, const float *send, float *recv,
                                  size_t n);
 ct_status ct_comm_reduce_scatterv(ct_world *w, const ct_split *s, const float *send,

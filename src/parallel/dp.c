@@ -347,11 +347,4 @@ ct_status ct_dp_mean(ct_dp *dp, float *value) {
     return CT_OK;
 }
 
-ct_status ct_dp_agree(ct_dp *dp, ct_status local, const char *what) {
-    if (ct_world_size(dp->w) == 1) return local;
-    float failed = local != CT_OK;
-    ct_status s = ct_comm_allreduce(dp->w, CT_AXIS_WORLD, &failed, 1);
-    if (local != CT_OK) return local;
-    if (s != CT_OK) return s;
-    return failed > 0.0f ? ct_fail(CT_EIO, "%s failed on another rank (see its message)", what) : CT_OK;
-}
+ct_status ct_dp_agree(ct_dp *dp, ct_status local, const char *what) { return ct_world_agree(dp->w, local, what); }

@@ -12,16 +12,6 @@
 #include <string.h>
 #include <unistd.h>
 
-/* Every rank learns whether one failed (the failing one keeps its message). */
-static ct_status agree(ct_world *w, ct_status local, const char *what) {
-    if (ct_world_size(w) == 1) return local;
-    float failed = local != CT_OK;
-    ct_status s = ct_comm_allreduce(w, CT_AXIS_WORLD, &failed, 1);
-    if (local != CT_OK) return local;
-    if (s != CT_OK) return s;
-    return failed > 0.0f ? ct_fail(CT_EIO, "%s failed on another rank (see its message)", what) : CT_OK;
-}
-
 static ct_status run_trainer(const ct_config *cfg, ct_world *world) {
     ct_trainer *tr;
     CT_TRY(ct_trainer_create(&tr, cfg, world));
@@ -83,7 +73,7 @@ ct_status ct_train_run(const ct_config *cfg, ct_world *world) {
         CT_TRY(run_pseudo(cfg, world, dir, sizeof dir));
         if (!dir[0]) return CT_OK; /* stopped before the switch */
         ct_status s = ct_world_rank(world) == 0 ? delink(cfg, &real, dir) : CT_OK;
-        CT_TRY(agree(world, s, "delinking"));
+        CT_TRY(ct_world_agree(world, s, "delinking"));
     }
     return run_trainer(&real, world);
 }
