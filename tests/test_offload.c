@@ -2,7 +2,7 @@
  * its I/O thread, many requests in flight, and a failed read reported with the file. */
 #include <criterion/criterion.h>
 #include "core/core.h"
-#include "offload/store.h"
+#include "core/store.h"
 #include <string.h>
 #include <unistd.h>
 

@@ -1,7 +1,7 @@
 /* caption_loader.c: captioned scene batches for image-prefix models (see caption_loader.h). */
 #include "data/caption_loader.h"
 #include "data/scenes.h"
-#include "model/sample.h"
+#include "spec/model_spec.h"
 #include <stdio.h>
 #include <string.h>
 

@@ -2,44 +2,13 @@
  * embedding, block 0 .. block L-1, final norm, so every block is one contiguous range), the
  * explicit list of blocks, the tied head and the loss; forward and backward over them. */
 #include "core/core.h"
+#include "spec/model_spec.h"
 #include "model/gpt_internal.h"
 #include "parallel/comm.h"
 #include "ops/ops.h"
 #include <cblas.h>
 #include <math.h>
 #include <string.h>
-
-ct_status ct_model_config_check(const ct_model_config *c) {
-    if (c->n_layer < 1) return ct_fail(CT_EINVAL, "model.n_layer = %d: must be at least 1", c->n_layer);
-    if (c->d_model < 1) return ct_fail(CT_EINVAL, "model.d_model = %d: must be at least 1", c->d_model);
-    if (c->n_head < 1) return ct_fail(CT_EINVAL, "model.n_head = %d: must be at least 1", c->n_head);
-    if (c->d_model % c->n_head != 0)
-        return ct_fail(CT_EINVAL, "model.d_model = %d is not divisible by model.n_head = %d; "
-                       "pick n_head among the divisors of d_model", c->d_model, c->n_head);
-    if (c->seq_len < 1) return ct_fail(CT_EINVAL, "model.seq_len = %d: must be at least 1", c->seq_len);
-    if (c->vocab_size < 1) return ct_fail(CT_EINVAL, "model.vocab_size = %d: must be at least 1", c->vocab_size);
-    if (c->moe_every < 0 || c->moe_every > c->n_layer)
-        return ct_fail(CT_EINVAL, "model.moe_every = %d: allowed 0 (no MoE) to model.n_layer = %d",
-                       c->moe_every, c->n_layer);
-    if (c->moe_every > 0) CT_TRY(ct_moe_config_check(&c->moe, c->d_model));
-    const ct_image_config *im = &c->image;
-    if (im->patch < 0) return ct_fail(CT_EINVAL, "image.patch = %d: must be >= 0 (0: text only)", im->patch);
-    if (im->patch > 0 && (im->height < im->patch || im->width < im->patch || im->height % im->patch ||
-                          im->width % im->patch))
-        return ct_fail(CT_EINVAL, "image.height x image.width = %d x %d is not a grid of image.patch = %d pixel "
-                       "patches; use multiples of %d", im->height, im->width, im->patch, im->patch);
-    if (im->patch > 0 && ct_model_image_patches(c) >= c->seq_len)
-        return ct_fail(CT_EINVAL, "the image's %d patches leave no room for text in model.seq_len = %d; raise "
-                       "model.seq_len or image.patch", ct_model_image_patches(c), c->seq_len);
-    if (c->share_layers < CT_SHARE_ALL || c->share_layers > c->n_layer)
-        return ct_fail(CT_EINVAL, "model.share_layers = %d: allowed none (0), a group size up to model.n_layer = %d, "
-                       "or all", c->share_layers, c->n_layer);
-    return CT_OK;
-}
-
-int ct_model_layer_is_moe(const ct_model_config *c, int l) {
-    return c->moe_every > 0 && (l + 1) % c->moe_every == 0;
-}
 
 /* A tensor of the table: name, decay, logical shape and its tensor-parallel split
  * (split_dim -1: whole on every rank). */
@@ -302,49 +271,6 @@ ct_status ct_model_table_only(ct_model **out, const ct_model_config *cfg) {
     return CT_OK;
 }
 
-/* Relative training cost per token of block l (forward + backward matrix products and
- * attention at the model's sequence length) and of the head (the vocabulary projection). */
-static double block_cost(const ct_model_config *c, int l) {
-    double C = c->d_model, moe_active = C * c->moe.n_experts + (double)c->moe.top_k * 2.0 * C * c->moe.d_hidden;
-    double params = 4.0 * C * C + (ct_model_layer_is_moe(c, l) ? moe_active : 8.0 * C * C);
-    return 6.0 * params + 12.0 * (double)c->seq_len * C;
-}
-
-static double head_cost(const ct_model_config *c) { return 6.0 * (double)c->d_model * c->vocab_size; }
-
-ct_status ct_model_plan_stages(const ct_model_config *cfg, int stages, int *blocks) {
-    int L = cfg->n_layer;
-    if (stages < 1 || stages > L)
-        return ct_fail(CT_EINVAL, "parallel.pipeline = %d stages for model.n_layer = %d blocks: every stage "
-                       "needs a block; use at most %d stages", stages, L, L);
-    /* best[s][l]: the least possible largest stage cost placing blocks [0, l) on stages [0, s) */
-    double *best = calloc((size_t)(stages + 1) * (size_t)(L + 1), sizeof *best), *prefix = calloc((size_t)L + 1, sizeof *prefix);
-    int *cut = calloc((size_t)(stages + 1) * (size_t)(L + 1), sizeof *cut);
-    if (!best || !prefix || !cut) {
-        free(best); free(prefix); free(cut);
-        return ct_fail(CT_ENOMEM, "out of memory planning pipeline stages");
-    }
-#define AT(a, s, l) a[(size_t)(s) * (size_t)(L + 1) + (size_t)(l)]
-    for (int l = 0; l < L; l++) prefix[l + 1] = prefix[l] + block_cost(cfg, l);
-    for (int s = 0; s <= stages; s++)
-        for (int l = 0; l <= L; l++) AT(best, s, l) = s == 0 && l == 0 ? 0.0 : HUGE_VAL;
-    for (int s = 1; s <= stages; s++)
-        for (int l = s; l <= L - (stages - s); l++)
-            for (int k = s - 1; k < l; k++) { /* stage s-1 takes blocks [k, l) */
-                double cost = prefix[l] - prefix[k] + (s == stages ? head_cost(cfg) : 0.0);
-                double worst = fmax(AT(best, s - 1, k), cost);
-                if (worst < AT(best, s, l)) { AT(best, s, l) = worst; AT(cut, s, l) = k; }
-            }
-    for (int s = stages, l = L; s > 0; s--) {
-        int k = AT(cut, s, l);
-        blocks[s - 1] = l - k;
-        l = k;
-    }
-#undef AT
-    free(best); free(prefix); free(cut);
-    return CT_OK;
-}
-
 /* Stage s holds the blocks after those of stages < s: stage_blocks[s] of them, or as the
  * compute-balanced plan says. */
 static ct_status set_stage(ct_model *m, ct_world *world, const int *stage_blocks) {
@@ -537,16 +463,6 @@ void ct_model_tensor_part(const ct_model *m, const ct_tensor_info *t, int *rank,
 float *ct_model_params(ct_model *m) { return m->params; }
 float *ct_model_grads(ct_model *m) { return m->grads; }
 const float *ct_model_logits(const ct_model *m) { return m->logits; }
-
-int ct_model_image_patches(const ct_model_config *c) {
-    return c->image.patch > 0 ? (c->image.height / c->image.patch) * (c->image.width / c->image.patch) : 0;
-}
-
-void ct_image_patches(const ct_model_config *c, const float *pixels, float *out) {
-    size_t n = (size_t)c->image.height * c->image.width;
-    ct_patches_cut(out, pixels, c->image.height, c->image.width, c->image.patch);
-    for (size_t i = 0; i < n; i++) out[i] = 2.0f * out[i] - 1.0f;
-}
 
 ct_status ct_model_set_image(ct_model *m, const float *patches, int n_patches) {
     int grid = ct_model_image_patches(&m->cfg);

@@ -83,8 +83,6 @@ struct ct_model {
     int32_t *snap_kept;      /* [n_layer, E] */
 };
 
-/* 1 if block l has an MoE feed-forward. */
-int ct_model_layer_is_moe(const ct_model_config *c, int l);
 
 /* Collectives over the tensor ranks for the passes: on failure they record the error in
  * m->tp_status and later calls return at once; the pass reports it at its end. */

@@ -18,7 +18,7 @@
 #define _GNU_SOURCE /* fallocate */
 #include "core/core.h"
 #include "model/gpt_internal.h"
-#include "offload/store.h"
+#include "core/store.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>

@@ -1,4 +1,4 @@
-/* moe.c: the MoE layer's configuration (names, checks, capacity), its size tables and
+/* moe.c: the MoE layer: capacity (its names and checks are config: spec/model_spec.c), its size tables and
  * layouts for parameters, activations and scratch, and the forward/backward passes that run
  * the stages of moe_route.c and moe_dispatch.c in order:
  *   forward:  route -> dispatch -> gather -> expert e (each) -> combine
@@ -7,75 +7,6 @@
 #include "core/core.h"
 #include <math.h>
 #include <string.h>
-
-static const char *const routing_names[] = {"top1", "top2", "topk", "prototype"};
-
-const char *ct_moe_routing_name(ct_moe_routing r) {
-    return (unsigned)r < 4 ? routing_names[r] : "?";
-}
-
-ct_status ct_moe_routing_parse(const char *name, ct_moe_routing *out) {
-    for (int i = 0; i < 4; i++)
-        if (name && strcmp(name, routing_names[i]) == 0) { *out = (ct_moe_routing)i; return CT_OK; }
-    return ct_fail(CT_EINVAL,
-                   "moe.routing=\"%s\": expected one of top1 (Switch), top2 (GShard), topk "
-                   "(gates renormalised over moe.top_k), prototype (moe.top_k groups, top-1 each)",
-                   name ? name : "(null)");
-}
-
-static ct_status check_counts(const ct_moe_config *c) {
-    if (c->top_k < 1)
-        return ct_fail(CT_EINVAL, "moe.top_k=%d: must be >= 1 (experts per token; for "
-                       "moe.routing=prototype the number of expert groups)", c->top_k);
-    if (c->n_experts < c->top_k)
-        return ct_fail(CT_EINVAL, "moe.n_experts=%d is smaller than moe.top_k=%d: a token needs "
-                       "top_k distinct experts; use moe.n_experts >= %d or moe.top_k <= %d",
-                       c->n_experts, c->top_k, c->top_k, c->n_experts < 1 ? 1 : c->n_experts);
-    if (c->routing == CT_MOE_TOP1 && c->top_k != 1)
-        return ct_fail(CT_EINVAL, "moe.top_k=%d does not fit moe.routing=top1 (Switch), which "
-                       "routes to 1 expert: set moe.top_k=1 or moe.routing=topk", c->top_k);
-    if (c->routing == CT_MOE_TOP2 && c->top_k != 2)
-        return ct_fail(CT_EINVAL, "moe.top_k=%d does not fit moe.routing=top2 (GShard), which "
-                       "routes to 2 experts: set moe.top_k=2 or moe.routing=topk", c->top_k);
-    if (c->routing == CT_MOE_PROTOTYPE && c->n_experts % c->top_k != 0) {
-        char fits[160] = "";
-        size_t len = 0;
-        for (int d = 1; d <= c->n_experts && len + 12 < sizeof fits; d++)
-            if (c->n_experts % d == 0)
-                len += (size_t)snprintf(fits + len, sizeof fits - len, "%s%d", len ? ", " : "", d);
-        return ct_fail(CT_EINVAL, "moe.top_k=%d prototypes do not divide moe.n_experts=%d into "
-                       "equal groups (moe.routing=prototype): use a moe.top_k from {%s}",
-                       c->top_k, c->n_experts, fits);
-    }
-    return CT_OK;
-}
-
-static ct_status check_nonneg(const char *key, float v, const char *typical) {
-    if (!(v >= 0.0f) || isinf(v))
-        return ct_fail(CT_EINVAL, "%s=%g: must be a finite number >= 0 (%s)", key, (double)v,
-                       typical);
-    return CT_OK;
-}
-
-ct_status ct_moe_config_check(const ct_moe_config *c, int d_model) {
-    if ((unsigned)c->routing > CT_MOE_PROTOTYPE)
-        return ct_fail(CT_EINVAL, "moe.routing=%d: expected top1, top2, topk or prototype",
-                       (int)c->routing);
-    if (d_model < 1) return ct_fail(CT_EINVAL, "model.d_model=%d: must be >= 1", d_model);
-    CT_TRY(check_counts(c));
-    if (c->d_hidden < 1)
-        return ct_fail(CT_EINVAL, "moe.d_hidden=%d: each expert's hidden size must be >= 1 "
-                       "(typically 4 * model.d_model = %d)", c->d_hidden, 4 * d_model);
-    if (!c->dropless && (!(c->capacity_factor > 0.0f) || isinf(c->capacity_factor)))
-        return ct_fail(CT_EINVAL, "moe.capacity_factor=%g: must be a finite number > 0 (e.g. "
-                       "1.25; capacity per expert = ceil(factor * tokens * top_k / n_experts)), "
-                       "or set moe.dropless=true", (double)c->capacity_factor);
-    CT_TRY(check_nonneg("moe.aux_coef", c->aux_coef, "typical 0.01; 0 turns the loss off"));
-    CT_TRY(check_nonneg("moe.z_coef", c->z_coef, "typical 0.001; 0 turns the loss off"));
-    CT_TRY(check_nonneg("moe.router_noise", c->router_noise,
-                        "std of the Gaussian noise on router logits; 0 turns it off"));
-    return CT_OK;
-}
 
 int ct_moe_capacity(const ct_moe_config *c, int N) {
     if (c->dropless) return N;

@@ -1,4 +1,4 @@
-/* moe.h: the Mixture-of-Experts feed-forward layer: its configuration and checks, parameter
+/* moe.h: the Mixture-of-Experts feed-forward layer: its capacity, parameter
  * views, the activations its forward saves, and the forward/backward pair, split into the
  * stages expert parallelism will put communication between:
  *
@@ -16,17 +16,13 @@
 #define CT_MOE_H
 
 #include "cetus.h"
+#include "spec/model_spec.h"
 #include <stddef.h>
 #include <stdint.h>
 
 /* ct_moe_routing and ct_moe_config are public: see include/cetus.h. */
 
-/* "top1" | "top2" | "topk" | "prototype" -> *out; otherwise EINVAL naming moe.routing. */
-ct_status ct_moe_routing_parse(const char *name, ct_moe_routing *out);
-const char *ct_moe_routing_name(ct_moe_routing r);
-
-/* Checks a configuration for d_model channels; the message names the key and what fits. */
-ct_status ct_moe_config_check(const ct_moe_config *c, int d_model);
+/* Its names and checks are config arithmetic: spec/model_spec.h. */
 
 /* Per-expert capacity for N tokens: ceil(capacity_factor * N * k / E) (for prototype routing
  * that is ceil(cf * N / (E/k)), the same number); N when dropless. */

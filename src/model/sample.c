@@ -4,7 +4,6 @@
 #include <math.h>
 #include <string.h>
 
-#define CT_CAPTION_GPT2_EOT 50256 /* <|endoftext|> */
 
 static int32_t argmax(const float *x, int V) {
     int32_t best = 0;
@@ -75,15 +74,6 @@ ct_status ct_generate(ct_model *m, const int32_t *prompt, int n_prompt, int n_ne
     free(seq);
     free(last);
     return s;
-}
-
-int32_t ct_caption_eot(const ct_model_config *c) {
-    return c->vocab_size > CT_CAPTION_GPT2_EOT ? CT_CAPTION_GPT2_EOT : c->vocab_size - 1;
-}
-
-int ct_caption_max_tokens(const ct_model_config *c) {
-    int np = ct_model_image_patches(c);
-    return np > 0 && c->seq_len > np + 1 ? c->seq_len - np - 1 : 0;
 }
 
 /* One caption run: B rows of image + BOS + caption so far, grown one token a step. */

@@ -4,6 +4,7 @@
 #define CT_SAMPLE_H
 
 #include "core/core.h"
+#include "spec/model_spec.h"
 
 /* Draws one id from logits[V]: temperature <= 0 means greedy (argmax); top_k <= 0 or >= V
  * means the full distribution. */
@@ -16,17 +17,7 @@ typedef void (*ct_token_fn)(int32_t id, void *ctx);
 ct_status ct_generate(ct_model *m, const int32_t *prompt, int n_prompt, int n_new,
                       float temperature, int top_k, ct_rng *rng, ct_token_fn on_token, void *ctx);
 
-/* Captions (models with image input, image.patch > 0) use the training layout: positions
- * [0, Np) the image (Np = ct_model_image_patches), position Np the BOS token, then the
- * caption; caption token j is predicted at position Np + j and the end-of-text token after
- * the last one. The image and the BOS are attended bidirectionally (prefix Np + 1). */
-
-/* The end-of-text id that starts and ends captions: 50256 when vocab_size > 50256 (GPT-2's
- * <|endoftext|>), otherwise vocab_size - 1. */
-int32_t ct_caption_eot(const ct_model_config *cfg);
-/* The longest caption that fits the context with its end-of-text target:
- * seq_len - Np - 1 (0 for a text-only model). */
-int ct_caption_max_tokens(const ct_model_config *cfg);
+/* Captions follow the layout of spec/model_spec.h (ct_caption_eot, ct_caption_max_tokens). */
 
 /* Generates the caption of one image: patches [Np * P * P] (ct_image_patches). Runs the image,
  * bos and the tokens so far through the model (B = 1, the whole row again each step), draws

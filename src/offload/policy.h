@@ -10,7 +10,7 @@
 #define CT_OFFLOAD_POLICY_H
 
 #include "cetus.h"
-#include "train/optim.h"
+#include "core/store.h"
 
 /* Parses text (the value of config key `key`) into units[n_layer + 2]; blocks_only: "host",
  * "disk" and "all" name the blocks, and the embeddings and head stay on the compute tier. */

@@ -8,6 +8,7 @@
 #include "core/core.h"
 #include "parallel/dp.h"
 #include "parallel/progress.h"
+#include "ops/ops.h"
 #include <math.h>
 #include <string.h>
 
@@ -315,26 +316,24 @@ static ct_status split_model_norm(ct_dp *dp, size_t lo, size_t hi, float *norm) 
     return CT_OK;
 }
 
-static ct_status global_norm(ct_dp *dp, float *norm) {
+ct_status ct_dp_grad_norm(ct_dp *dp, float *norm) {
     size_t lo, hi;
     ct_dp_shard(dp, &lo, &hi);
     const float *g = ct_model_grads(dp->m);
     if (ct_model_tensor_ranks(dp->m) > 1 || ct_model_expert_ranks(dp->m) > 1 || ct_model_stages(dp->m) > 1)
         return split_model_norm(dp, dp->zero == 2 ? lo : 0, dp->zero == 2 ? hi : ct_model_num_params(dp->m), norm);
     if (dp->zero < 2) { /* every rank holds the whole reduced gradient */
-        *norm = ct_grad_norm(g, ct_model_num_params(dp->m));
+        *norm = (float)sqrt(ct_sum_squares(g, ct_model_num_params(dp->m)));
         return CT_OK;
     }
-    float part = ct_grad_norm(g + lo, hi - lo);
+    float part = (float)sqrt(ct_sum_squares(g + lo, hi - lo));
     part *= part;
     CT_TRY(ct_comm_allreduce(dp->w, CT_AXIS_DATA, &part, 1));
     *norm = sqrtf(part);
     return CT_OK;
 }
 
-ct_status ct_dp_adamw_step(ct_dp *dp, ct_adamw *o, float lr, const ct_adamw_config *c, float *norm) {
-    CT_TRY(global_norm(dp, norm));
-    CT_TRY(ct_adamw_update(o, dp->m, lr, ct_clip_scale(*norm, c), c));
+ct_status ct_dp_gather_params(ct_dp *dp) {
     if (dp->zero == 0 || dp->shard_ranks == 1) return CT_OK;
     float *p = ct_model_params(dp->m);
     return ct_comm_allgatherv(dp->w, dp->shards, p + ct_split_offset(dp->shards, dp->shard_me), p);

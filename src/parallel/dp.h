@@ -18,7 +18,6 @@
 
 #include "cetus.h"
 #include "parallel/comm.h"
-#include "train/optim.h"
 
 typedef struct ct_dp ct_dp;
 
@@ -52,10 +51,12 @@ void ct_dp_arm(ct_dp *dp, int reduce);
 /* Waits for every bucket of the armed backward. */
 ct_status ct_dp_finish(ct_dp *dp);
 
-/* Global gradient norm after ct_dp_finish, then the AdamW update of this rank's shard
- * (o holds moments for [lo, hi) only) and, for ZeRO, the all-gather of the parameters.
- * Returns the norm before clipping in *norm. */
-ct_status ct_dp_adamw_step(ct_dp *dp, ct_adamw *o, float lr, const ct_adamw_config *c, float *norm);
+/* The global gradient norm after ct_dp_finish: every rank gets the same value (summed over
+ * the shards under ZeRO 2, the tensor, expert and pipeline splits). The optimizer then
+ * updates this rank's shard (ct_dp_shard) and ct_dp_gather_params brings every rank the
+ * other shards' updated parameters (ZeRO 1 and 2; nothing to do for stage 0). */
+ct_status ct_dp_grad_norm(ct_dp *dp, float *norm);
+ct_status ct_dp_gather_params(ct_dp *dp);
 
 /* Mean of a per-rank value over the data axis (losses for reporting). */
 ct_status ct_dp_mean(ct_dp *dp, float *value);

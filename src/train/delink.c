@@ -2,7 +2,7 @@
  * model's weights and moments are read whole and verified; the real checkpoint is streamed
  * out tensor by tensor, each block's tensors pointing at the shared ones they copy. */
 #include "core/core.h"
-#include "model/share.h"
+#include "spec/model_spec.h"
 #include "train/trainer.h"
 #include "train/trainer_internal.h"
 #include <string.h>

@@ -5,7 +5,7 @@
 #define CT_OPTIM_H
 
 #include "cetus.h"
-#include "offload/store.h"
+#include "core/store.h"
 
 typedef struct ct_adamw_config {
     float beta1, beta2, eps, weight_decay;
@@ -20,8 +20,6 @@ ct_status ct_adamw_create_range(ct_adamw **out, size_t lo, size_t n);
 size_t ct_adamw_range_lo(const ct_adamw *o);
 size_t ct_adamw_range_n(const ct_adamw *o);
 void ct_adamw_free(ct_adamw *o);
-/* A run of the optimizer state placed off the compute tier (offload). */
-typedef struct ct_place_range { size_t lo, n; ct_place place; } ct_place_range;
 /* Moments for [lo, lo + n) with the given flat ranges (sorted, disjoint; clipped to the
  * range) placed in host memory or on disk (in store's file, which must be large enough:
  * 8 bytes per disk-placed float), the rest in compute memory. */

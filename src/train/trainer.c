@@ -383,7 +383,9 @@ ct_status ct_trainer_step(ct_trainer *tr, ct_step_stats *st) {
                           (float)c->train.weight_decay, (float)c->train.grad_clip};
     float lr = ct_lr_at(&sched, tr->step);
     float norm;
-    CT_TRY(ct_dp_adamw_step(tr->dp, tr->opt, lr, &ac, &norm));
+    CT_TRY(ct_dp_grad_norm(tr->dp, &norm));
+    CT_TRY(ct_adamw_update(tr->opt, tr->model, lr, ct_clip_scale(norm, &ac), &ac));
+    CT_TRY(ct_dp_gather_params(tr->dp));
     CT_TRY(ct_model_offload_settle(tr->model));
     tr->step++;
     double bytes = 0.0, expert_bytes = 0.0; /* every axis but the world's (checkpoint checks) */

@@ -1,4 +1,5 @@
-/* store.h: where offloaded state lives off the compute tier, and the thread that moves it.
+/* store.h: where state lives off the compute tier (the memory places), and the store with the
+ * thread that moves it.
  *
  * A store is one rank's backing for offloaded tensors: a file (the disk tier,
  * offload.dir/rank_R.bin, read and written with pread/pwrite) of a fixed size laid out by
@@ -14,6 +15,11 @@
 #include "cetus.h"
 #include <stddef.h>
 #include <stdint.h>
+
+/* A run of a flat buffer (parameters, gradients or optimizer moments) placed off the
+ * compute tier: [lo, lo + n) at place. The optimizer's moments and the offload policy
+ * speak of placements in these. */
+typedef struct ct_place_range { size_t lo, n; ct_place place; } ct_place_range;
 
 typedef struct ct_store ct_store;
 typedef uint64_t ct_ticket;

@@ -1,7 +1,7 @@
-/* store.c: the offload store: a file per rank and one I/O thread serving reads, writes and
+/* store.c: the store of offloaded state: a file per rank and one I/O thread serving reads, writes and
  * copies in submission order (see store.h). */
 #include "core/core.h"
-#include "offload/store.h"
+#include "core/store.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
