@@ -4,7 +4,7 @@
 #include "core/core.h"
 #include "spec/model_spec.h"
 #include "model/gpt_internal.h"
-#include "parallel/comm.h"
+#include "model/model_comm.h"
 #include "ops/ops.h"
 #include <cblas.h>
 #include <math.h>
@@ -273,8 +273,8 @@ ct_status ct_model_table_only(ct_model **out, const ct_model_config *cfg) {
 
 /* Stage s holds the blocks after those of stages < s: stage_blocks[s] of them, or as the
  * compute-balanced plan says. */
-static ct_status set_stage(ct_model *m, ct_world *world, const int *stage_blocks) {
-    int p = world ? ct_world_axis_size(world, CT_AXIS_PIPELINE) : 1, L = m->cfg.n_layer;
+static ct_status set_stage(ct_model *m, const ct_model_comm *comm, const int *stage_blocks) {
+    int p = comm ? comm->stages : 1, L = m->cfg.n_layer;
     int plan[CT_MAX_STAGES];
     if (p > CT_MAX_STAGES) return ct_fail(CT_EINVAL, "parallel.pipeline = %d: at most %d stages", p, CT_MAX_STAGES);
     if (stage_blocks) {
@@ -292,7 +292,7 @@ static ct_status set_stage(ct_model *m, ct_world *world, const int *stage_blocks
         CT_TRY(ct_model_plan_stages(&m->cfg, p, plan));
     }
     m->stages = p;
-    m->stage = p > 1 ? ct_world_coord(world, CT_AXIS_PIPELINE) : 0;
+    m->stage = p > 1 ? comm->stage : 0;
     for (int s = 0; s < p; s++) m->stage_first[s + 1] = m->stage_first[s] + plan[s];
     m->l0 = 0;
     for (int s = 0; s < m->stage; s++) m->l0 += plan[s];
@@ -307,31 +307,26 @@ static void poll_block(void *ctx) {
 }
 
 ct_status ct_model_create(ct_model **out, const ct_model_config *cfg, uint64_t seed) {
-    return ct_model_create_parallel(out, cfg, seed, NULL);
+    return ct_model_create_comm(out, cfg, seed, NULL, NULL);
 }
 
-ct_status ct_model_create_parallel(ct_model **out, const ct_model_config *cfg, uint64_t seed,
-                                   ct_world *world) {
-    return ct_model_create_staged(out, cfg, seed, world, NULL);
-}
-
-ct_status ct_model_create_staged(ct_model **out, const ct_model_config *cfg, uint64_t seed, ct_world *world,
-                                 const int *stage_blocks) {
+ct_status ct_model_create_comm(ct_model **out, const ct_model_config *cfg, uint64_t seed,
+                               const ct_model_comm *comm, const int *stage_blocks) {
     CT_TRY(ct_model_config_check(cfg));
-    int ranks = world ? ct_world_axis_size(world, CT_AXIS_TENSOR) : 1;
-    int experts = world ? ct_world_axis_size(world, CT_AXIS_EXPERT) : 1;
+    int ranks = comm ? comm->tp_ranks : 1;
+    int experts = comm ? comm->ep_ranks : 1;
     CT_TRY(ct_model_check_tensor_split(cfg, ranks));
     if (experts > 1 && cfg->moe_every > 0) CT_TRY(ct_moe_group_check(&cfg->moe, experts));
     ct_model *m = alloc_tables(cfg);
     if (!m) return ct_fail(CT_ENOMEM, "out of memory creating the model tables");
-    ct_status s = set_stage(m, world, stage_blocks);
+    ct_status s = set_stage(m, comm, stage_blocks);
     if (s != CT_OK) { ct_model_free(m); return s; }
-    m->world = world;
+    if (comm) m->comm = *comm;
     m->tp_ranks = ranks;
-    m->tp_rank = world ? ct_world_coord(world, CT_AXIS_TENSOR) : 0;
+    m->tp_rank = comm ? comm->tp_rank : 0;
     m->tp = (ct_block_comm){m->tp_rank, m->tp_ranks, tp_sum_block, poll_block, m};
     m->ep_ranks = cfg->moe_every > 0 ? experts : 1;
-    m->ep_rank = m->ep_ranks > 1 ? ct_world_coord(world, CT_AXIS_EXPERT) : 0;
+    m->ep_rank = m->ep_ranks > 1 ? comm->ep_rank : 0;
     m->ep_group = (ct_moe_group){m->ep_rank, m->ep_ranks, ct_model_ep_alltoall, ct_model_ep_sizes, m};
     build_table(m);
     const ct_tensor_info *wte = ct_model_find_tensor(m, "wte.weight"), *wpe = ct_model_find_tensor(m, "wpe.weight");

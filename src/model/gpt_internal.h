@@ -5,6 +5,7 @@
 
 #include "cetus.h"
 #include "model/block.h"
+#include "model/model_comm.h"
 
 #define MAX_NAME 48
 
@@ -48,7 +49,7 @@ struct ct_model {
     ct_progress_fn progress_hook;
     void *progress_ctx;
     /* tensor parallelism (ranks == 1 without it) */
-    ct_world *world;
+    ct_model_comm comm;     /* the collectives it is handed (zero: one process) */
     int tp_rank, tp_ranks;
     ct_block_comm tp;       /* what the blocks use: ranks and the sum below */
     ct_status tp_status;  /* first failed collective of this pass (later ones are skipped) */

@@ -9,7 +9,6 @@
 #include "core/core.h"
 #include "model/gpt_internal.h"
 #include "ops/ops.h"
-#include "parallel/comm.h"
 #include <math.h>
 #include <string.h>
 
@@ -81,23 +80,23 @@ ct_status ct_model_ep_alltoall(void *ctx, const float *send, const size_t *send_
                                float *recv, const size_t *recv_counts) {
     ct_model *m = ctx;
     if (m->tp_status != CT_OK) return m->tp_status;
-    return m->tp_status = ct_comm_alltoallv(m->world, CT_AXIS_EXPERT, send, send_counts, recv, recv_counts);
+    return m->tp_status = m->comm.ep_alltoallv(m->comm.ctx, send, send_counts, recv, recv_counts);
 }
 
 ct_status ct_model_ep_sizes(void *ctx, const size_t *send, size_t *recv, size_t per_peer) {
     ct_model *m = ctx;
     if (m->tp_status != CT_OK) return m->tp_status;
-    return m->tp_status = ct_comm_alltoall_sizes(m->world, CT_AXIS_EXPERT, send, recv, per_peer);
+    return m->tp_status = m->comm.ep_sizes(m->comm.ctx, send, recv, per_peer);
 }
 
 void ct_model_tp_sum(ct_model *m, float *buf, size_t n) {
     if (m->tp_ranks == 1 || m->tp_status != CT_OK) return;
-    m->tp_status = ct_comm_allreduce(m->world, CT_AXIS_TENSOR, buf, n);
+    m->tp_status = m->comm.tp_sum(m->comm.ctx, buf, n);
 }
 
 static void tp_gather(ct_model *m, const float *send, float *recv, size_t n) {
     if (m->tp_status != CT_OK) return;
-    m->tp_status = ct_comm_allgather(m->world, CT_AXIS_TENSOR, send, recv, n);
+    m->tp_status = m->comm.tp_gather(m->comm.ctx, send, recv, n);
 }
 
 int ct_model_vocab_lo(const ct_model *m) { return m->tp_rank * (m->cfg.vocab_size / m->tp_ranks); }
@@ -144,7 +143,7 @@ ct_status ct_model_logits_row(ct_model *m, int n, float *out) {
     size_t V = (size_t)(m->cfg.vocab_size / m->tp_ranks);
     const float *row = m->logits + (size_t)n * V;
     if (m->tp_ranks == 1) { memcpy(out, row, V * sizeof(float)); return CT_OK; }
-    return ct_comm_allgather(m->world, CT_AXIS_TENSOR, row, out, V);
+    return m->comm.tp_gather(m->comm.ctx, row, out, V);
 }
 
 void ct_model_grad_sq(const ct_model *m, size_t lo, size_t hi, double *split, double *expert,
