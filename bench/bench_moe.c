@@ -29,6 +29,7 @@
  *   RESULT impl=cetus layer=moe|dense tokens=N calls=N call_ms=.. tokens_per_s=.. gflops=..
  *          fwd_ms=.. bwd_ms=.. [dropped=..] */
 #include "cetus.h"
+#include "model/model.h"
 #include "core/core.h"
 #include "model/moe.h"
 #include "ops/ops.h"

@@ -13,6 +13,7 @@
  * The last line is machine-readable:
  *   RESULT impl=cetus config=NAME steps=N step_ms=.. tokens_per_s=.. mfu=.. fwd_ms=.. ... */
 #include "cetus.h"
+#include "model/model.h"
 #include "ops/ops.h"
 #include "train/optim.h"
 #include <cblas.h>

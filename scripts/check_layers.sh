@@ -9,7 +9,9 @@
 #             and include/cetus.h includes nothing of src/;
 #   symbols   (when built objects are there) every function or variable a folder's objects
 #             use from another folder is defined in a lower one: this also catches calls
-#             made through a declaration in the public header.
+#             made through a declaration in the public header;
+#   cycles    (the same objects) inside each folder, the files' calls to each other form
+#             no cycle: a folder's files have an order too (tsort finds any loop).
 # Usage: scripts/check_layers.sh [ROOT [BUILD]]   (defaults: the repository, ROOT/build)
 # Prints each violation and exits 1 if there is any.
 set -uo pipefail
@@ -60,16 +62,32 @@ if [ -d "$build/src" ]; then
         for o in $(objects); do
             nm --defined-only -g "$o" 2>/dev/null | awk -v f="$(basename "$(dirname "$o")")" '$2 ~ /[TDBR]/ {print f, $3}'
         done)
+    declare -A file_of=()
+    while read -r obj sym; do file_of[$sym]=$obj; done < <(
+        for o in $(objects); do
+            nm --defined-only -g "$o" 2>/dev/null | awk -v f="$(basename "$o" .o)" '$2 ~ /[TDBR]/ {print f, $3}'
+        done)
+    declare -A calls=() # folder -> "caller callee" lines between its files
     for o in $(objects); do
         from=$(basename "$(dirname "$o")")
+        me=$(basename "$o" .o)
         for sym in $(nm -u "$o" 2>/dev/null | awk '{print $2}'); do
             to=${home[$sym]:-}
             [ -z "$to" ] && continue
             if ! allowed "$from" "$to"; then
-                echo "layers: src/$from/$(basename "$o" .o).c uses $sym, defined in $to/: $from/ may not use $to/"
+                echo "layers: src/$from/$me.c uses $sym, defined in $to/: $from/ may not use $to/"
                 bad=1
+            elif [ "$to" = "$from" ] && [ "${file_of[$sym]}" != "$me" ]; then
+                calls[$from]+="$me ${file_of[$sym]}"$'\n'
             fi
         done
+    done
+    for folder in "${!calls[@]}"; do
+        loop=$(printf '%s' "${calls[$folder]}" | sort -u | tsort 2>&1 >/dev/null | grep -v 'input contains a loop' | sed 's/^tsort: //' | tr '\n' ' ')
+        if [ -n "$loop" ]; then
+            echo "layers: src/$folder/: its files call each other in a cycle: $loop(each must use only files below it)"
+            bad=1
+        fi
     done
 else
     echo "layers: no objects under $build/src: symbol check skipped (build first)"

@@ -5,6 +5,7 @@
  * input is left reset. */
 #include <criterion/criterion.h>
 #include "core/core.h"
+#include "model/model.h"
 #include "model/sample.h"
 #include <math.h>
 #include <string.h>

@@ -3,6 +3,7 @@
  * prefix-LM mask, gradient accumulation, that AdamW lowers the loss, and bad shapes. */
 #include <criterion/criterion.h>
 #include "core/core.h"
+#include "model/model.h"
 #include "train/optim.h"
 #include <math.h>
 #include <string.h>

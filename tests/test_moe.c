@@ -6,6 +6,7 @@
  * The independent PyTorch comparison is tests/t_moe_reference.sh. */
 #include <criterion/criterion.h>
 #include "core/core.h"
+#include "model/model.h"
 #include "model/moe.h"
 #include <math.h>
 #include <string.h>

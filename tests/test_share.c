@@ -4,6 +4,7 @@
  * gradients that differ; deeper delinking and its refusals. */
 #include <criterion/criterion.h>
 #include "core/core.h"
+#include "model/model.h"
 #include <math.h>
 #include <string.h>
 

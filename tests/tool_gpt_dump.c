@@ -22,6 +22,7 @@
  *   step), "grad.NAME" (the first backward, at param), "decay.NAME" (int32 [1]),
  *   "step1.NAME", "grad2.NAME" (the backward at step1), "step2.NAME", "m2.NAME", "v2.NAME". */
 #include "cetus.h"
+#include "model/model.h"
 #include "train/optim.h"
 #include <stdio.h>
 #include <stdlib.h>

@@ -20,6 +20,7 @@
  *   "load" [E], "kept" int32 [E], "expert", "row" int32 [N, k], "gate" [N, k],
  *   "grad.router_w", ..., "grad.proj_b", "grad.x" [N, C]. */
 #include "core/core.h"
+#include "model/model.h"
 #include "model/moe.h"
 #include <stdio.h>
 #include <stdlib.h>

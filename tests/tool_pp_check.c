@@ -12,6 +12,7 @@
  *   - more stages than blocks is refused.
  * Usage: tool_pp_check [TOL]. Prints "pp check ok" on rank 0. */
 #include "core/core.h"
+#include "model/model.h"
 #include "mpi_check.h"
 #include <string.h>
 

@@ -8,6 +8,7 @@
  *   - a prefix-LM mask takes the same path.
  * Usage: tool_tp_check [TOL]. Prints "tp check ok" and the worst differences on rank 0. */
 #include "core/core.h"
+#include "model/model.h"
 #include "mpi_check.h"
 #include "parallel/comm.h"
 #include <math.h>

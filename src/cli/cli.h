@@ -1,5 +1,7 @@
 /* cli.h: the `cetus` subcommands. Each lives in its own file and returns a process exit code
- * (0 ok, 1 runtime failure, 2 usage or configuration error), and each accepts --help. */
+ * (0 ok, 1 runtime failure, 2 usage or configuration error), and each accepts --help. The
+ * subcommands use include/cetus.h and train/commands.h (the train layer's offer to them),
+ * and the data and model headers for files and captions. */
 #ifndef CT_CLI_H
 #define CT_CLI_H
 
@@ -12,9 +14,5 @@ int cmd_prepare(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_upcycle(int argc, char **argv);
 int cmd_delink(int argc, char **argv);
-
-/* Shared by generate and eval: resolves a checkpoint argument (a checkpoint directory, a
- * run directory or a ckpt directory with a "latest" pointer) into out. */
-int cli_resolve_checkpoint(const char *arg, char *out, size_t cap);
 
 #endif

@@ -2,10 +2,8 @@
  * shared-weight (pseudo) model becomes the checkpoint of the real model, with independent
  * blocks, in the run directory OUT. */
 #include "cli/cli.h"
-#include "core/core.h"
-#include "train/checkpoint.h"
-#include "train/trainer.h"
-#include <inttypes.h>
+#include "train/commands.h"
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -55,29 +53,17 @@ int cmd_delink(int argc, char **argv) {
     const char *pos[2] = {NULL, NULL}, *optimizer = "reset";
     int layers = 0, rc = parse_args(argc, argv, pos, &layers, &optimizer);
     if (rc) return rc;
-    char in[1100], out[1300];
-    if (cli_resolve_checkpoint(pos[0], in, sizeof in) != 0) return 1;
-    cJSON *state = NULL;
-    ct_config cfg;
-    uint64_t step = 0;
-    ct_status s = ct_checkpoint_read_config(in, &cfg);
-    if (s == CT_OK) s = ct_checkpoint_read_state(in, &state);
-    const cJSON *st = state ? cJSON_GetObjectItemCaseSensitive(state, "step") : NULL;
-    if (s == CT_OK && (!cJSON_IsString(st) || sscanf(st->valuestring, "%" SCNu64, &step) != 1))
-        s = ct_fail(CT_ECORRUPT, "%s/trainer.json: no step in the trainer state", in);
-    cJSON_Delete(state);
-    snprintf(out, sizeof out, "%s/ckpt", pos[1]);
-    if (s == CT_OK) s = ct_mkdirs(out);
-    snprintf(out, sizeof out, "%s/ckpt/step_%08" PRIu64, pos[1], step);
-    if (s == CT_OK) s = ct_delink_checkpoint(in, out, layers, optimizer);
+    char in[1100];
+    ct_delink_result r;
+    ct_status s = ct_checkpoint_resolve(pos[0], in, sizeof in);
+    if (s == CT_OK) s = ct_delink_into_run(in, pos[1], layers, optimizer, &r);
     if (s != CT_OK) {
         fprintf(stderr, "cetus delink: error: %s\n", ct_last_error());
         return s == CT_EINVAL ? 2 : 1;
     }
-    int L = layers ? layers : cfg.model.n_layer;
     printf("delinked %s (%d blocks sharing %d set%s of weights) into %s: %d independent blocks, AdamW state %s\n"
            "continue with: cetus train <your settings> run.dir=%s model.share_layers=none model.n_layer=%d\n",
-           in, cfg.model.n_layer, ct_model_unique_blocks(&cfg.model), ct_model_unique_blocks(&cfg.model) == 1 ? "" : "s",
-           out, L, strcmp(optimizer, "reset") ? "carried" : "reset", pos[1], L);
+           in, r.pseudo_layers, r.weight_sets, r.weight_sets == 1 ? "" : "s", r.ckpt, r.layers,
+           strcmp(optimizer, "reset") ? "carried" : "reset", pos[1], r.layers);
     return 0;
 }

@@ -2,14 +2,11 @@
  * validation split (or its first N batches); for a model with image input also the
  * validation scenes' caption loss, token accuracy and exact-match rate. */
 #include "cli/cli.h"
-#include "core/core.h"
-#include "data/loader.h"
-#include "train/caption_eval.h"
-#include "train/trainer.h"
+#include "train/commands.h"
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 static void eval_help(void) {
     printf("usage: cetus eval [--ckpt PATH] [--data DIR] [--batches N] [--batch-size B] [--scenes DIR]\n"
@@ -23,55 +20,6 @@ static void eval_help(void) {
            "  --batch-size B  rows per batch (default: the training micro-batch)\n"
            "  --scenes DIR    captioned scene shards (default: the data.scenes it was trained on)\n"
            "  --captions N    validation scenes to caption (default: all of them)\n");
-}
-
-static ct_status evaluate_split(ct_model *m, const ct_config *cfg, const char *data, int batches, int B,
-                                double *loss, long *tokens) {
-    ct_loader *val;
-    int T = ct_config_train_seq_len(cfg);
-    CT_TRY(ct_loader_open(&val, data, "val", B, T, 0, 0));
-    long available = (long)(ct_loader_num_windows(val) / (uint64_t)B);
-    if (available < 1) available = 1;
-    if (batches <= 0 || batches > available) batches = (int)available;
-    int32_t *in = malloc(sizeof(int32_t) * 2 * (size_t)B * T), *tg = in + (size_t)B * T;
-    double sum = 0.0;
-    int tty = isatty(STDERR_FILENO);
-    ct_status s = in ? CT_OK : ct_fail(CT_ENOMEM, "out of memory");
-    for (int i = 0; i < batches && s == CT_OK; i++) {
-        float l;
-        s = ct_loader_next(val, in, tg);
-        if (s == CT_OK) s = ct_model_forward(m, in, tg, NULL, B, T, &l);
-        sum += l;
-        if (tty) fprintf(stderr, "\reval: batch %d/%d", i + 1, batches);
-    }
-    if (tty) fprintf(stderr, "\n");
-    free(in);
-    ct_loader_free(val);
-    *loss = sum / batches;
-    *tokens = (long)batches * B * T;
-    return s;
-}
-
-/* Caption metrics over the first `captions` validation scenes (0: all). */
-static ct_status evaluate_captions(ct_model *m, const ct_config *cfg, const char *scenes, int captions, int B,
-                                   ct_caption_tally *t) {
-    ct_caption_loader *l;
-    ct_caption_batch b;
-    CT_TRY(ct_caption_loader_open(&l, scenes, "val", &cfg->model, B, 0, 0));
-    uint64_t n = ct_caption_loader_count(l);
-    if (captions > 0 && (uint64_t)captions < n) n = (uint64_t)captions;
-    ct_status s = ct_caption_batch_alloc(&b, l, &cfg->model, B);
-    int tty = isatty(STDERR_FILENO);
-    for (uint64_t done = 0; s == CT_OK && done < n; done += (uint64_t)B) {
-        s = ct_caption_batch_next(&b, l, 0);
-        if (s == CT_OK) s = ct_caption_tally_batch(m, l, &b, 0, 1, 1, t);
-        if (tty) fprintf(stderr, "\reval: %llu/%llu scenes", (unsigned long long)(done + (uint64_t)B),
-                         (unsigned long long)n);
-    }
-    if (tty) fprintf(stderr, "\n");
-    ct_caption_batch_free(&b);
-    ct_caption_loader_free(l);
-    return s;
 }
 
 int cmd_eval(int argc, char **argv) {
@@ -100,17 +48,17 @@ int cmd_eval(int argc, char **argv) {
     ct_config cfg;
     double loss = 0;
     long tokens = 0;
-    ct_status s = cli_resolve_checkpoint(ckpt, dir, sizeof dir) == 0 ? CT_OK : CT_EIO;
+    ct_status s = ct_checkpoint_resolve(ckpt, dir, sizeof dir);
     if (s == CT_OK) s = ct_model_from_checkpoint(&m, dir, &cfg);
     if (s == CT_OK)
-        s = evaluate_split(m, &cfg, data ? data : cfg.data.dir, batches, B > 0 ? B : cfg.train.batch_size,
+        s = ct_eval_split(m, &cfg, data ? data : cfg.data.dir, batches, B > 0 ? B : cfg.train.batch_size,
                            &loss, &tokens);
     if (s == CT_OK) printf("checkpoint %s: val loss %.4f, perplexity %.2f over %ld tokens\n", dir, loss, exp(loss), tokens);
     if (s == CT_OK && !scenes && strcmp(cfg.data.scenes, "none")) scenes = cfg.data.scenes;
     ct_caption_tally t = {0};
     if (s == CT_OK && scenes && cfg.model.image.patch == 0)
         s = ct_fail(CT_EINVAL, "--scenes %s: the model in %s has no image input (image.patch = 0)", scenes, dir);
-    if (s == CT_OK && scenes) s = evaluate_captions(m, &cfg, scenes, captions, B > 0 ? B : cfg.train.batch_size, &t);
+    if (s == CT_OK && scenes) s = ct_eval_captions(m, &cfg, scenes, captions, B > 0 ? B : cfg.train.batch_size, &t);
     ct_model_free(m);
     if (s != CT_OK) { fprintf(stderr, "cetus eval: error: %s\n", ct_last_error()); return 1; }
     if (scenes)

@@ -1,28 +1,13 @@
 /* generate.c: `cetus generate`: samples text from a checkpoint, or captions an image file
- * with an image-prefix model. Also home of the checkpoint argument resolution shared with
- * eval. */
+ * with an image-prefix model. */
 #include "cli/cli.h"
 #include "core/core.h"
 #include "data/image_io.h"
 #include "data/tokenizer.h"
 #include "model/sample.h"
-#include "train/checkpoint.h"
-#include "train/trainer.h"
+#include "train/commands.h"
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
-
-int cli_resolve_checkpoint(const char *arg, char *out, size_t cap) {
-    char probe[1200];
-    snprintf(probe, sizeof probe, "%s/trainer.json", arg);
-    if (access(probe, F_OK) == 0) { snprintf(out, cap, "%s", arg); return 0; }
-    snprintf(probe, sizeof probe, "%s/ckpt", arg);
-    if (access(probe, F_OK) == 0 && ct_checkpoint_latest(probe, out, cap) == CT_OK) return 0;
-    if (ct_checkpoint_latest(arg, out, cap) == CT_OK) return 0;
-    ct_fail(CT_EIO, "%s is not a checkpoint, a run directory or a checkpoint directory with a 'latest' "
-            "pointer (train first: cetus train)", arg);
-    return -1;
-}
 
 typedef struct gen_args {
     const char *ckpt, *prompt, *image;
@@ -89,7 +74,7 @@ static void emit(int32_t id, void *ctx) {
     }
 }
 
-static ct_status generate_text(ct_model *m, ct_tokenizer *tok, const gen_args *a, ct_rng *rng) {
+static ct_status generate_text(ct_model *m, ct_tokenizer *tok, const gen_args *a) {
     int32_t *ids = NULL;
     size_t n = 0, cap = 0;
     ct_status s = a->prompt ? ct_tokenizer_encode(tok, a->prompt, strlen(a->prompt), &ids, &n, &cap) : CT_OK;
@@ -99,7 +84,7 @@ static ct_status generate_text(ct_model *m, ct_tokenizer *tok, const gen_args *a
     }
     if (s == CT_OK) {
         if (a->prompt) fputs(a->prompt, stdout);
-        s = ct_generate(m, ids, (int)n, a->tokens, a->temperature, a->top_k, rng, emit, tok);
+        s = ct_generate(m, ids, (int)n, a->tokens, a->temperature, a->top_k, (uint64_t)a->seed, emit, tok);
         printf("\n");
     }
     ct_free(ids);
@@ -138,7 +123,9 @@ static void print_caption(const ct_tokenizer *tok, const int32_t *ids, int n) {
     printf("\n");
 }
 
-static ct_status generate_caption(ct_model *m, ct_tokenizer *tok, const gen_args *a, ct_rng *rng) {
+static ct_status generate_caption(ct_model *m, ct_tokenizer *tok, const gen_args *a) {
+    ct_rng rng;
+    ct_rng_seed(&rng, (uint64_t)a->seed);
     const ct_model_config *c = ct_model_get_config(m);
     float *patches = NULL;
     int32_t *ids = malloc(sizeof(int32_t) * (size_t)a->tokens);
@@ -146,7 +133,7 @@ static ct_status generate_caption(ct_model *m, ct_tokenizer *tok, const gen_args
     if (!ids) return ct_fail(CT_ENOMEM, "out of memory for %d caption tokens", a->tokens);
     ct_status s = load_image_patches(c, a->image, &patches);
     int32_t eot = ct_caption_eot(c);
-    if (s == CT_OK) s = ct_generate_caption(m, patches, eot, eot, a->tokens, a->temperature, a->top_k, rng, ids, &n);
+    if (s == CT_OK) s = ct_generate_caption(m, patches, eot, eot, a->tokens, a->temperature, a->top_k, &rng, ids, &n);
     if (s == CT_OK) print_caption(tok, ids, n);
     free(patches);
     free(ids);
@@ -161,17 +148,13 @@ int cmd_generate(int argc, char **argv) {
     ct_model *m = NULL;
     ct_tokenizer *tok = NULL;
     ct_runtime_init(0, 1);
-    ct_status s = cli_resolve_checkpoint(a.ckpt, dir, sizeof dir) == 0 ? CT_OK : CT_EIO;
+    ct_status s = ct_checkpoint_resolve(a.ckpt, dir, sizeof dir);
     if (s == CT_OK) s = ct_model_from_checkpoint(&m, dir, NULL);
     if (s == CT_OK && a.image && ct_model_get_config(m)->image.patch <= 0)
         s = ct_fail(CT_EINVAL, "--image %s: the model in %s has no image input (image.patch = 0); captions need "
                     "a checkpoint trained with image.patch > 0", a.image, dir);
     if (s == CT_OK) s = ct_tokenizer_load_default(&tok);
-    if (s == CT_OK) {
-        ct_rng rng;
-        ct_rng_seed(&rng, (uint64_t)a.seed);
-        s = a.image ? generate_caption(m, tok, &a, &rng) : generate_text(m, tok, &a, &rng);
-    }
+    if (s == CT_OK) s = a.image ? generate_caption(m, tok, &a) : generate_text(m, tok, &a);
     if (tok) ct_tokenizer_free(tok);
     ct_model_free(m);
     if (s != CT_OK) { fprintf(stderr, "cetus generate: error: %s\n", ct_last_error()); return 1; }

@@ -1,8 +1,7 @@
 /* train.c: `cetus train [-c config.json] [key=value ...]`. */
 #include "cli/cli.h"
-#include "core/core.h"
-#include "parallel/comm.h"
-#include "train/trainer.h"
+#include "train/commands.h"
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,7 +29,7 @@ int cmd_train(int argc, char **argv) {
         }
     }
     if (s != CT_OK) { /* a bad setting: refused before MPI starts */
-        ct_launch_report("cetus train: ");
+        ct_run_report_refusal("cetus train: ");
         ct_run_free(run);
         return 2;
     }

@@ -1,9 +1,8 @@
 /* upcycle.c: `cetus upcycle IN OUT [-c config.json] [key=value ...]`: a dense checkpoint
  * becomes the step-0 checkpoint of an MoE run in OUT. */
 #include "cli/cli.h"
-#include "core/core.h"
-#include "train/trainer.h"
-#include "train/upcycle.h"
+#include "train/commands.h"
+#include <stdio.h>
 #include <string.h>
 
 static void upcycle_help(void) {
@@ -36,7 +35,7 @@ int cmd_upcycle(int argc, char **argv) {
         pos[npos++] = argv[i];
     }
     if (npos != 2) { fprintf(stderr, "cetus upcycle: needs IN and OUT (see --help)\n"); return 2; }
-    if (cli_resolve_checkpoint(pos[0], dir, sizeof dir) != 0) s = CT_EIO;
+    s = ct_checkpoint_resolve(pos[0], dir, sizeof dir);
     if (s == CT_OK) s = ct_checkpoint_read_config(dir, &cfg);
     if (s == CT_OK) {
         have_cfg = 1;

@@ -16,6 +16,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Where state lives: the compute tier (where the model computes), host memory, or the disk
+ * (a file, its pages dropped from memory after each use). */
+typedef enum ct_place { CT_PLACE_COMPUTE = 0, CT_PLACE_HOST, CT_PLACE_DISK } ct_place;
 /* A run of a flat buffer (parameters, gradients or optimizer moments) placed off the
  * compute tier: [lo, lo + n) at place. The optimizer's moments and the offload policy
  * speak of placements in these. */

@@ -474,6 +474,8 @@ ct_status ct_tokenizer_load_default(ct_tokenizer **out) {
     return ct_tokenizer_load(out, enc, bpe);
 }
 
+void ct_tokenizer_free_buffer(void *buffer) { ct_free(buffer); }
+
 void ct_tokenizer_free(ct_tokenizer *t) {
     if (!t) return;
     ct_free(t->tok_bytes);

@@ -3,7 +3,7 @@
 #ifndef CT_GPT_INTERNAL_H
 #define CT_GPT_INTERNAL_H
 
-#include "cetus.h"
+#include "model/model.h"
 #include "model/block.h"
 #include "model/model_comm.h"
 
@@ -102,6 +102,9 @@ int ct_model_vocab_lo(const ct_model *m);
 /* The model whose hooks apply: the base of a view, else m. */
 static inline const ct_model *ct_model_owner(const ct_model *m) { return m->base ? m->base : m; }
 
+/* Table (gpt_table.c): fills m's tensor table for its stage's blocks (the buffers sized by
+ * the caller). */
+void ct_gpt_table_build(ct_model *m);
 /* Points block views at base (the parameter or the gradient buffer) using the table. */
 void ct_model_bind_blocks(const ct_model *m, ct_block_params *views, float *base);
 /* Points block l's view v at its tensors held at `at`, which holds flat [lo, ...). */

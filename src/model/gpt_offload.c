@@ -17,6 +17,7 @@
  * same order as without offload, so results are bit-identical. */
 #define _GNU_SOURCE /* fallocate */
 #include "core/core.h"
+#include "model/model.h"
 #include "model/gpt_internal.h"
 #include "core/store.h"
 #include <errno.h>

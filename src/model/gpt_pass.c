@@ -2,6 +2,7 @@
  * forward and backward passes: embeddings -> blocks -> final LayerNorm -> tied head -> loss,
  * then back in reverse. */
 #include "core/core.h"
+#include "model/model.h"
 #include "model/gpt_internal.h"
 #include "ops/ops.h"
 #include <cblas.h>

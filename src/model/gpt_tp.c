@@ -7,6 +7,7 @@
  *   loss_n  = max_n + log(sum_n) - tgt_n
  * so no rank ever holds more than its own V/R columns of the logits. */
 #include "core/core.h"
+#include "model/model.h"
 #include "model/gpt_internal.h"
 #include "ops/ops.h"
 #include <math.h>

@@ -4,20 +4,10 @@
  *   forward:  route -> dispatch -> gather -> expert e (each) -> combine
  *   backward: combine -> expert e (each) -> route (overwrites dx) -> scatter-add into dx */
 #include "model/moe.h"
+#include "model/model.h"
 #include "core/core.h"
 #include <math.h>
 #include <string.h>
-
-int ct_moe_capacity(const ct_moe_config *c, int N) {
-    if (c->dropless) return N;
-    double cap = ceil((double)c->capacity_factor * N * c->top_k / c->n_experts);
-    return cap > N ? N : (int)cap; /* an expert never gets more than N assignments */
-}
-
-int ct_moe_rows_max(const ct_moe_config *c, int N) {
-    size_t all = (size_t)N * c->top_k, capped = (size_t)c->n_experts * ct_moe_capacity(c, N);
-    return (int)(all < capped ? all : capped);
-}
 
 /* ---- sizes and layouts ----------------------------------------------------------------- */
 

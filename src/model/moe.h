@@ -16,6 +16,7 @@
 #define CT_MOE_H
 
 #include "cetus.h"
+#include "model/model.h"
 #include "spec/model_spec.h"
 #include <stddef.h>
 #include <stdint.h>
@@ -24,11 +25,7 @@
 
 /* Its names and checks are config arithmetic: spec/model_spec.h. */
 
-/* Per-expert capacity for N tokens: ceil(capacity_factor * N * k / E) (for prototype routing
- * that is ceil(cf * N / (E/k)), the same number); N when dropless. */
-int ct_moe_capacity(const ct_moe_config *c, int N);
-/* Most packed expert rows a call over N tokens can produce: min(N*k, E*capacity). */
-int ct_moe_rows_max(const ct_moe_config *c, int N);
+/* Capacity and the most packed rows (ct_moe_capacity, ct_moe_rows_max): spec/model_spec.h. */
 
 /* ---- parameters ------------------------------------------------------------------------ */
 

@@ -10,6 +10,7 @@
  *   xr    regrouped expert-major: local expert j's rows from member 0, then 1, ...; the
  *         outputs travel the reverse way, so they land where the rows were sent from. */
 #include "core/core.h"
+#include "model/model.h"
 #include "model/moe.h"
 #include <string.h>
 

@@ -1,6 +1,7 @@
 /* sample.c: temperature / top-k sampling, the generation loop and caption generation (no
  * KV cache: each new token runs the model over the current context window). */
 #include "model/sample.h"
+#include "model/model.h"
 #include <math.h>
 #include <string.h>
 
@@ -53,8 +54,10 @@ int32_t ct_sample_token(const float *logits, int V, float temperature, int top_k
 }
 
 ct_status ct_generate(ct_model *m, const int32_t *prompt, int n_prompt, int n_new,
-                      float temperature, int top_k, ct_rng *rng, ct_token_fn on_token, void *ctx) {
+                      float temperature, int top_k, uint64_t seed, ct_token_fn on_token, void *ctx) {
     const ct_model_config *c = ct_model_get_config(m);
+    ct_rng draws, *rng = &draws;
+    ct_rng_seed(rng, seed);
     if (n_prompt < 1) return ct_fail(CT_EINVAL, "generate: the prompt needs at least one token");
     int cap = n_prompt + n_new;
     int32_t *seq = malloc(sizeof(int32_t) * (size_t)cap);

@@ -10,12 +10,7 @@
  * means the full distribution. */
 int32_t ct_sample_token(const float *logits, int V, float temperature, int top_k, ct_rng *rng);
 
-typedef void (*ct_token_fn)(int32_t id, void *ctx);
-
-/* Appends n_new sampled tokens after the prompt (n_prompt >= 1), calling on_token for each
- * as it is drawn. The context is the last seq_len tokens. */
-ct_status ct_generate(ct_model *m, const int32_t *prompt, int n_prompt, int n_new,
-                      float temperature, int top_k, ct_rng *rng, ct_token_fn on_token, void *ctx);
+/* Text continuation (ct_generate, seeded) is declared in include/cetus.h. */
 
 /* Captions follow the layout of spec/model_spec.h (ct_caption_eot, ct_caption_max_tokens). */
 

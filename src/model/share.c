@@ -2,6 +2,7 @@
  * (Pseudo-to-Real): the real model's config, the pseudo block each real block copies, and
  * the copy itself for an in-memory model. */
 #include "core/core.h"
+#include "model/model.h"
 #include "model/gpt_internal.h"
 #include "spec/model_spec.h"
 #include <stdio.h>

@@ -1,6 +1,7 @@
 /* policy.c: offload placements: parsing the per-unit list and mapping units to the model's
  * flat ranges (see policy.h). */
 #include "core/core.h"
+#include "model/model.h"
 #include "offload/policy.h"
 #include <stdio.h>
 #include <string.h>

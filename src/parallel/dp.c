@@ -6,6 +6,7 @@
  * (model.share_layers) used on several stages, and the gradient norm adds every stage's
  * squares. */
 #include "core/core.h"
+#include "model/model.h"
 #include "parallel/dp.h"
 #include "parallel/progress.h"
 #include "ops/ops.h"

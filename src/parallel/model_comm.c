@@ -1,6 +1,7 @@
 /* model_comm.c: the model's communication over MPI: fills the table of model/model_comm.h
  * from a world (its tensor, expert and pipeline axes) and creates split models with it. */
 #include "core/core.h"
+#include "model/model.h"
 #include "model/model_comm.h"
 #include "parallel/comm.h"
 

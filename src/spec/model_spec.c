@@ -213,6 +213,17 @@ ct_status ct_moe_routing_parse(const char *name, ct_moe_routing *out) {
                    name ? name : "(null)");
 }
 
+int ct_moe_capacity(const ct_moe_config *c, int N) {
+    if (c->dropless) return N;
+    double cap = ceil((double)c->capacity_factor * N * c->top_k / c->n_experts);
+    return cap > N ? N : (int)cap; /* an expert never gets more than N assignments */
+}
+
+int ct_moe_rows_max(const ct_moe_config *c, int N) {
+    size_t all = (size_t)N * c->top_k, capped = (size_t)c->n_experts * ct_moe_capacity(c, N);
+    return (int)(all < capped ? all : capped);
+}
+
 ct_status ct_moe_config_check(const ct_moe_config *c, int d_model) {
     if ((unsigned)c->routing > CT_MOE_PROTOTYPE)
         return ct_fail(CT_EINVAL, "moe.routing=%d: expected top1, top2, topk or prototype",

@@ -1,5 +1,6 @@
 /* caption_eval.c: scoring captions (see caption_eval.h). */
 #include "core/core.h"
+#include "model/model.h"
 #include "model/sample.h"
 #include "train/caption_eval.h"
 #include <string.h>

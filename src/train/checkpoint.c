@@ -677,3 +677,14 @@ ct_status ct_checkpoint_latest(const char *parent, char *out, size_t cap) {
     ct_free(text);
     return s;
 }
+
+ct_status ct_checkpoint_resolve(const char *path, char *out, size_t cap) {
+    char probe[1200];
+    snprintf(probe, sizeof probe, "%s/trainer.json", path);
+    if (access(probe, F_OK) == 0) return ct_path_format(out, cap, "%s", path);
+    snprintf(probe, sizeof probe, "%s/ckpt", path);
+    if (access(probe, F_OK) == 0 && ct_checkpoint_latest(probe, out, cap) == CT_OK) return CT_OK;
+    if (ct_checkpoint_latest(path, out, cap) == CT_OK) return CT_OK;
+    return ct_fail(CT_EIO, "%s is not a checkpoint, a run directory or a checkpoint directory with a 'latest' "
+                   "pointer (train first: cetus train)", path);
+}

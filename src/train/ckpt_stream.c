@@ -8,15 +8,16 @@
  * saved from the first stage). Loading: every rank reads the (verified) files and copies
  * out its own piece; both stages holding the tied wte take it. */
 #include "core/core.h"
+#include "model/model.h"
 #include "train/config.h"
-#include "train/trainer_internal.h"
+#include "train/ckpt_stream.h"
 #include <string.h>
 
 /* Which stage saves each of the one-process table's tensors (the first holder: the tied
  * wte is saved from the first stage), and where this rank holds it. */
 static ct_status map_tensors(ct_ckpt_stream *cs, const ct_model *m) {
     int blocks[CT_MAX_STAGES], P = ct_model_stages(m), first, end;
-    CT_TRY(ct_config_stage_blocks(&cs->tr->cfg, blocks));
+    CT_TRY(ct_config_stage_blocks(cs->cfg, blocks));
     ct_model_stage_layers(m, &first, &end);
     for (size_t i = 0; i < cs->n; i++) {
         const ct_tensor_info *t = ct_model_tensor(cs->table, i), *mine = ct_model_find_tensor(m, t->name);
@@ -31,15 +32,16 @@ static ct_status map_tensors(ct_ckpt_stream *cs, const ct_model *m) {
     return CT_OK;
 }
 
-ct_status ct_ckpt_stream_init(ct_ckpt_stream *cs, ct_trainer *tr) {
-    memset(cs, 0, sizeof *cs);
-    cs->tr = tr;
-    CT_TRY(ct_model_table_only(&cs->table, ct_model_get_config(tr->model)));
+ct_status ct_ckpt_stream_create(ct_ckpt_stream *cs, const ct_config *cfg, ct_world *world, ct_model *model,
+                                ct_dp *dp, ct_adamw *opt) {
+    *cs = (ct_ckpt_stream){.cfg = cfg, .world = world, .model = model, .dp = dp, .opt = opt,
+                           .leader = ct_world_rank(world) == 0};
+    CT_TRY(ct_model_table_only(&cs->table, ct_model_get_config(cs->model)));
     cs->n = ct_model_num_tensors(cs->table);
     cs->local = calloc(cs->n, sizeof *cs->local);
     cs->owner = calloc(cs->n, sizeof *cs->owner);
     if (!cs->local || !cs->owner) return ct_fail(CT_ENOMEM, "out of memory for the checkpoint table");
-    CT_TRY(map_tensors(cs, tr->model));
+    CT_TRY(map_tensors(cs, cs->model));
     size_t most = 1;
     for (size_t i = 0; i < cs->n; i++)
         if (ct_model_tensor(cs->table, i)->full_numel > most) most = ct_model_tensor(cs->table, i)->full_numel;
@@ -59,35 +61,35 @@ void ct_ckpt_stream_free(ct_ckpt_stream *cs) {
 }
 
 /* The flat range [lo, hi) whose moments this rank holds. */
-static void moment_range(const ct_trainer *tr, size_t *lo, size_t *hi) {
-    *lo = ct_adamw_range_lo(tr->opt);
-    *hi = *lo + ct_adamw_range_n(tr->opt);
+static void moment_range(const ct_ckpt_stream *cs, size_t *lo, size_t *hi) {
+    *lo = ct_adamw_range_lo(cs->opt);
+    *hi = *lo + ct_adamw_range_n(cs->opt);
 }
 
 /* This rank's part of tensor t's moments (b = 1: exp_avg, 2: exp_avg_sq) into out [numel],
  * from the data shards (wherever the optimizer placed them). */
-static ct_status gather_moment_part(ct_trainer *tr, const ct_tensor_info *t, int b, float *out) {
+static ct_status gather_moment_part(ct_ckpt_stream *cs, const ct_tensor_info *t, int b, float *out) {
     size_t lo, hi, first = t->offset, end = t->offset + t->numel;
-    moment_range(tr, &lo, &hi);
-    ct_axis axis = ct_dp_shard_axis(tr->dp);
-    int ranks = ct_world_axis_size(tr->world, axis);
-    if (ranks == 1 || tr->cfg.parallel.zero == 0) /* every moment is here */
-        return ct_adamw_read(tr->opt, b, first, t->numel, out);
+    moment_range(cs, &lo, &hi);
+    ct_axis axis = ct_dp_shard_axis(cs->dp);
+    int ranks = ct_world_axis_size(cs->world, axis);
+    if (ranks == 1 || cs->cfg->parallel.zero == 0) /* every moment is here */
+        return ct_adamw_read(cs->opt, b, first, t->numel, out);
     size_t counts[1024];
     if (ranks > 1024) return ct_fail(CT_EINVAL, "checkpoint: more than 1024 data ranks");
     for (int r = 0; r < ranks; r++) {
         size_t a, e;
-        ct_dp_shard_of(tr->dp, r, &a, &e);
+        ct_dp_shard_of(cs->dp, r, &a, &e);
         a = a > first ? a : first;
         e = e < end ? e : end;
         counts[r] = e > a ? e - a : 0;
     }
-    int me = ct_world_coord(tr->world, axis);
+    int me = ct_world_coord(cs->world, axis);
     size_t a = lo > first ? lo : first; /* this rank's piece lands at out + (a - first) */
-    if (counts[me]) CT_TRY(ct_adamw_read(tr->opt, b, a, counts[me], out + (a - first)));
+    if (counts[me]) CT_TRY(ct_adamw_read(cs->opt, b, a, counts[me], out + (a - first)));
     ct_split *split;
-    CT_TRY(ct_split_create(&split, tr->world, axis, counts));
-    ct_status s = ct_comm_allgatherv(tr->world, split, counts[me] ? out + (a - first) : out, out);
+    CT_TRY(ct_split_create(&split, cs->world, axis, counts));
+    ct_status s = ct_comm_allgatherv(cs->world, split, counts[me] ? out + (a - first) : out, out);
     ct_split_free(split);
     return s;
 }
@@ -95,16 +97,15 @@ static ct_status gather_moment_part(ct_trainer *tr, const ct_tensor_info *t, int
 /* Tensor t whole on this rank, from its parts on the stage's ranks (a collective over the
  * stage's data and tensor or expert ranks). */
 static ct_status assemble(ct_ckpt_stream *cs, const ct_tensor_info *t, int b, const float **data) {
-    ct_trainer *tr = cs->tr;
-    int rank, R;
-    ct_model_tensor_part(tr->model, t, &rank, &R);
+        int rank, R;
+    ct_model_tensor_part(cs->model, t, &rank, &R);
     float *part = cs->parts;
-    if (b == 0) part = ct_model_params(tr->model) + t->offset;
-    else CT_TRY(gather_moment_part(tr, t, b, part));
+    if (b == 0) part = ct_model_params(cs->model) + t->offset;
+    else CT_TRY(gather_moment_part(cs, t, b, part));
     if (R == 1) { *data = part; return CT_OK; }
     float *all = cs->full; /* every part, then reordered into cs->parts */
     ct_axis axis = t->split_expert ? CT_AXIS_EXPERT : CT_AXIS_TENSOR;
-    CT_TRY(ct_comm_allgather(tr->world, axis, part, all, t->numel));
+    CT_TRY(ct_comm_allgather(cs->world, axis, part, all, t->numel));
     for (int r = 0; r < R; r++) ct_tensor_put_part(t, r, R, all + (size_t)r * t->numel, cs->parts);
     *data = cs->parts;
     return CT_OK;
@@ -114,8 +115,8 @@ static ct_status assemble(ct_ckpt_stream *cs, const ct_tensor_info *t, int b, co
  * that stage with the leader's data and tensor coordinates. */
 static ct_status hand_over(ct_ckpt_stream *cs, int owner, size_t numel, const float **data) {
     enum { TAG = 32766 };
-    ct_world *w = cs->tr->world;
-    int leader = ct_trainer_is_leader(cs->tr), me = ct_world_coord(w, CT_AXIS_PIPELINE);
+    ct_world *w = cs->world;
+    int leader = cs->leader, me = ct_world_coord(w, CT_AXIS_PIPELINE);
     int sender = me == owner && ct_world_peer(w, CT_AXIS_PIPELINE, 0) == 0;
     if (!leader && !sender) return CT_OK;
     ct_request r;
@@ -131,26 +132,25 @@ static ct_status stream_get(void *ctx, size_t i, int b, const float **data) {
     CT_ASSERT(cs->calls == (size_t)b * cs->n + i); /* the documented order, on every rank */
     cs->calls++;
     *data = cs->parts;
-    int owner = cs->owner[i], stage = ct_model_stage(cs->tr->model);
-    if (stage == owner) CT_TRY(assemble(cs, ct_model_tensor(cs->tr->model, (size_t)cs->local[i]), b, data));
+    int owner = cs->owner[i], stage = ct_model_stage(cs->model);
+    if (stage == owner) CT_TRY(assemble(cs, ct_model_tensor(cs->model, (size_t)cs->local[i]), b, data));
     if (owner == 0) return CT_OK;
     return hand_over(cs, owner, ct_model_tensor(cs->table, i)->full_numel, data);
 }
 
 static void stream_put(void *ctx, size_t i, int b, const float *data) {
     ct_ckpt_stream *cs = ctx;
-    ct_trainer *tr = cs->tr;
-    if (cs->local[i] < 0) return; /* another stage's */
-    const ct_tensor_info *t = ct_model_tensor(tr->model, (size_t)cs->local[i]);
+        if (cs->local[i] < 0) return; /* another stage's */
+    const ct_tensor_info *t = ct_model_tensor(cs->model, (size_t)cs->local[i]);
     int rank, R;
-    ct_model_tensor_part(tr->model, t, &rank, &R);
-    if (b == 0) { ct_tensor_take_part(t, rank, R, data, ct_model_params(tr->model) + t->offset); return; }
+    ct_model_tensor_part(cs->model, t, &rank, &R);
+    if (b == 0) { ct_tensor_take_part(t, rank, R, data, ct_model_params(cs->model) + t->offset); return; }
     size_t lo, hi, first = t->offset, end = t->offset + t->numel;
-    moment_range(tr, &lo, &hi);
+    moment_range(cs, &lo, &hi);
     size_t a = lo > first ? lo : first, e = hi < end ? hi : end;
     if (e <= a) return;
     ct_tensor_take_part(t, rank, R, data, cs->parts);
-    if (ct_adamw_write(tr->opt, b, a, e - a, cs->parts + (a - first)) != CT_OK && cs->put_status == CT_OK)
+    if (ct_adamw_write(cs->opt, b, a, e - a, cs->parts + (a - first)) != CT_OK && cs->put_status == CT_OK)
         cs->put_status = ct_fail_context(CT_EIO, "restoring the optimizer state");
 }
 

@@ -1,5 +1,6 @@
 /* config.c: the table of configuration keys and the JSON / key=value readers over it. */
 #include "core/core.h"
+#include "model/model.h"
 #include "model/moe.h"
 #include "train/config.h"
 #include "parallel/dp.h"

@@ -2,9 +2,14 @@
  * model's weights and moments are read whole and verified; the real checkpoint is streamed
  * out tensor by tensor, each block's tensors pointing at the shared ones they copy. */
 #include "core/core.h"
+#include "model/model.h"
 #include "spec/model_spec.h"
+#include "train/commands.h"
 #include "train/trainer.h"
 #include "train/trainer_internal.h"
+#include <cjson/cJSON.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -115,4 +120,28 @@ ct_status ct_delink_checkpoint(const char *in, const char *out, int layers, cons
     ct_free(state);
     ct_model_free(ptable);
     return s;
+}
+
+ct_status ct_delink_into_run(const char *in_ckpt, const char *run_dir, int layers, const char *optimizer,
+                             ct_delink_result *out) {
+    cJSON *state = NULL;
+    ct_config cfg;
+    uint64_t step = 0;
+    char dir[1300];
+    CT_TRY(ct_checkpoint_read_config(in_ckpt, &cfg));
+    CT_TRY(ct_checkpoint_read_state(in_ckpt, &state));
+    const cJSON *st = cJSON_GetObjectItemCaseSensitive(state, "step");
+    ct_status s = CT_OK;
+    if (!cJSON_IsString(st) || sscanf(st->valuestring, "%" SCNu64, &step) != 1)
+        s = ct_fail(CT_ECORRUPT, "%s/trainer.json: no step in the trainer state", in_ckpt);
+    cJSON_Delete(state);
+    if (s == CT_OK) s = ct_path_format(dir, sizeof dir, "%s/ckpt", run_dir);
+    if (s == CT_OK) s = ct_mkdirs(dir);
+    if (s == CT_OK) s = ct_path_format(out->ckpt, sizeof out->ckpt, "%s/ckpt/step_%08" PRIu64, run_dir, step);
+    if (s == CT_OK) s = ct_delink_checkpoint(in_ckpt, out->ckpt, layers, optimizer);
+    if (s != CT_OK) return s;
+    out->pseudo_layers = cfg.model.n_layer;
+    out->weight_sets = ct_model_unique_blocks(&cfg.model);
+    out->layers = layers ? layers : cfg.model.n_layer;
+    return CT_OK;
 }

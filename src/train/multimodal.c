@@ -1,5 +1,6 @@
 /* multimodal.c: the trainer's image + text side (see multimodal.h). */
 #include "core/core.h"
+#include "model/model.h"
 #include "model/sample.h"
 #include "train/caption_eval.h"
 #include "train/multimodal.h"

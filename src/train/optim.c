@@ -4,6 +4,7 @@
  * read and the last written back while one updates. Each element's arithmetic is the same
  * wherever it lives, so placement never changes a result. */
 #include "core/core.h"
+#include "model/model.h"
 #include "ops/ops.h"
 #include "train/optim.h"
 #include <math.h>

@@ -2,6 +2,7 @@
  * of the stage model), the boundary messages and their buffers, and the loss gathered from
  * the last stage. See pipeline.h. */
 #include "core/core.h"
+#include "model/model.h"
 #include "model/sample.h"
 #include "train/pipeline.h"
 #include <string.h>

@@ -6,6 +6,7 @@
  * model's goes straight to the real phase. */
 #include "core/core.h"
 #include "parallel/comm.h"
+#include "train/commands.h"
 #include "train/trainer.h"
 #include "train/trainer_internal.h"
 #include <inttypes.h>

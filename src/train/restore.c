@@ -1,6 +1,8 @@
 /* restore.c: rebuilding a trained model from a checkpoint directory alone (its trainer.json
- * carries the config), for generate and eval. */
+ * carries the config), for generate, eval and library users (ct_model_load). */
 #include "core/core.h"
+#include "model/model.h"
+#include "train/commands.h"
 #include "train/checkpoint.h"
 #include "train/trainer_internal.h"
 #include <cjson/cJSON.h>
@@ -45,4 +47,10 @@ ct_status ct_model_from_checkpoint(ct_model **out, const char *ckpt_dir, ct_conf
     if (cfg_out) *cfg_out = cfg;
     *out = m;
     return CT_OK;
+}
+
+ct_status ct_model_load(ct_model **out, const char *path) {
+    char dir[1100];
+    CT_TRY(ct_checkpoint_resolve(path, dir, sizeof dir));
+    return ct_model_from_checkpoint(out, dir, NULL);
 }

@@ -3,6 +3,7 @@
  * ending every rank on a failure. */
 #include "core/core.h"
 #include "parallel/comm.h"
+#include "train/commands.h"
 #include "train/config.h"
 #include "train/pipeline.h"
 #include "train/trainer.h"
@@ -84,3 +85,5 @@ ct_status ct_run_train(ct_run *r) {
     if (s != CT_OK) fprintf(stderr, "cetus: error: %s\n", ct_last_error());
     return s;
 }
+
+void ct_run_report_refusal(const char *prefix) { ct_launch_report(prefix); }

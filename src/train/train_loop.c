@@ -3,6 +3,7 @@
  * otherwise), JSONL metrics appended to run.dir/metrics.jsonl, validation at an interval,
  * printed samples, checkpoints at an interval and at the end. */
 #include "core/core.h"
+#include "model/model.h"
 #include "data/tokenizer.h"
 #include "model/sample.h"
 #include "offload/policy.h"
@@ -56,13 +57,14 @@ static void print_token(int32_t id, void *ctx) {
 static ct_status print_sample(ct_trainer *tr, run_output *o) {
     if (tr->cfg.train.sample_tokens <= 0) return CT_OK;
     if (ct_model_expert_ranks(tr->model) == 1 && ct_world_coord(tr->world, CT_AXIS_DATA) != 0) return CT_OK;
+    uint64_t seed = (uint64_t)tr->cfg.train.seed * 1000003u + (uint64_t)tr->step;
     ct_rng rng;
-    ct_rng_seed(&rng, (uint64_t)tr->cfg.train.seed * 1000003u + (uint64_t)tr->step);
+    ct_rng_seed(&rng, seed);
     int32_t prompt = tr->cfg.model.vocab_size > 50256 ? 50256 : 0; /* <|endoftext|> starts a document */
     if (o->leader) printf("%s--- sample at step %" PRId64 " ---\n", o->tty ? "\n" : "", tr->step);
     ct_status s = tr->pipe ? ct_pipe_generate(tr->pipe, &prompt, 1, tr->cfg.train.sample_tokens, 0.8f, 40, &rng,
                                               print_token, o)
-                           : ct_generate(tr->model, &prompt, 1, tr->cfg.train.sample_tokens, 0.8f, 40, &rng,
+                           : ct_generate(tr->model, &prompt, 1, tr->cfg.train.sample_tokens, 0.8f, 40, seed,
                                          print_token, o);
     if (o->leader) printf("\n---\n");
     fflush(stdout);

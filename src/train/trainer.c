@@ -2,6 +2,7 @@
  * with gradient accumulation, evaluation, and checkpoint save/restore. The trainer state in
  * a checkpoint is: step, AdamW moments and step count, data position, and the config. */
 #include "core/core.h"
+#include "model/model.h"
 #include "data/loader.h"
 #include "train/checkpoint.h"
 #include "offload/policy.h"
@@ -29,7 +30,7 @@ static ct_status open_loaders(ct_trainer *tr) {
 /* The checkpoint sees whole tensors under their one-process names; the stream moves each
  * between them and this rank's pieces. */
 static ct_status build_ckpt_view(ct_trainer *tr) {
-    CT_TRY(ct_ckpt_stream_init(&tr->stream, tr));
+    CT_TRY(ct_ckpt_stream_create(&tr->stream, &tr->cfg, tr->world, tr->model, tr->dp, tr->opt));
     const ct_model *table = tr->stream.table;
     if (!(tr->ckpt_tensors = calloc(ct_model_num_tensors(table), sizeof *tr->ckpt_tensors)))
         return ct_fail(CT_ENOMEM, "out of memory for the checkpoint table");

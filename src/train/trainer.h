@@ -59,9 +59,6 @@ void ct_trainer_ckpt_dir(const ct_trainer *tr, int64_t step, char *out, size_t c
 ct_status ct_train_run(const ct_config *cfg, ct_world *world);
 ct_model *ct_trainer_model(ct_trainer *tr);
 
-/* For generate and eval: reads the run config stored in a checkpoint directory and builds
- * the model with its weights (verified; no optimizer state needed). */
-ct_status ct_checkpoint_read_config(const char *ckpt_dir, ct_config *out);
-ct_status ct_model_from_checkpoint(ct_model **out, const char *ckpt_dir, ct_config *cfg_out);
+/* Rebuilding a model from a checkpoint: train/commands.h. */
 
 #endif

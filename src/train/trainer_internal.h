@@ -8,23 +8,10 @@
 #include "data/loader.h"
 #include "parallel/dp.h"
 #include "train/checkpoint.h"
+#include "train/ckpt_stream.h"
 #include "train/optim.h"
 #include "train/pipeline.h"
 #include "train/trainer.h"
-
-/* Streams a checkpoint's tensors between the ranks' pieces and the whole tensors the files
- * hold (ckpt_stream.c). */
-typedef struct ct_ckpt_stream {
-    struct ct_trainer *tr;
-    ct_model *table;   /* the one-process table: the checkpoint's tensors, in order */
-    size_t n;          /* its tensors */
-    int *local;        /* [n]: the index of each in this rank's model, -1 if another stage's */
-    int *owner;        /* [n]: the pipeline stage that saves it */
-    size_t calls;      /* gets of the save in progress */
-    ct_status put_status; /* the first failure of a load's puts (they cannot return one) */
-    float *full, *parts; /* scratch: [largest tensor] each */
-    ct_ckpt_io io;
-} ct_ckpt_stream;
 
 struct ct_trainer {
     ct_config cfg;
@@ -54,13 +41,6 @@ struct ct_trainer {
 /* The trainer state stored in a checkpoint's trainer.json: step, optimizer step count,
  * data position (as strings: 64-bit exact) and the whole config. */
 cJSON *ct_trainer_state_json(const ct_config *cfg, int64_t step, int64_t adam_steps, ct_loader_pos pos);
-
-ct_status ct_ckpt_stream_init(ct_ckpt_stream *cs, struct ct_trainer *tr);
-void ct_ckpt_stream_free(ct_ckpt_stream *cs);
-const ct_ckpt_io *ct_ckpt_stream_io(ct_ckpt_stream *cs);
-/* Makes the gets a save left undone (every rank must take part in each tensor's
- * collectives, also when the leader's save stopped early), then rearms for the next save. */
-ct_status ct_ckpt_stream_finish(ct_ckpt_stream *cs, int with_moments);
 
 /* Fills out[ct_model_num_tensors(m)] with the model's table in checkpoint form: whole
  * (logical) shapes; offsets into m's buffer, which only a one-rank model's flat view may

@@ -1,8 +1,10 @@
-/* upcycle.c: dense -> MoE checkpoint conversion (see upcycle.h). */
+/* upcycle.c: dense -> MoE checkpoint conversion ("sparse upcycling", ct_upcycle in
+ * train/commands.h). */
 #include "core/core.h"
+#include "model/model.h"
+#include "train/commands.h"
 #include "train/trainer.h"
 #include "train/trainer_internal.h"
-#include "train/upcycle.h"
 #include <string.h>
 
 static ct_status check_target(const ct_config *dense, const ct_config *t) {

@@ -1,0 +1,53 @@
+/* commands.h: what the train layer offers the `cetus` subcommands beyond include/cetus.h:
+ * the run configuration (ct_config, its keys and files: train/config.h), rebuilding a
+ * model and its config from a checkpoint, evaluation over a split or the caption scenes,
+ * upcycling a dense checkpoint to MoE and delinking a pseudo model into a run directory.
+ * The CLI includes this header and the public one, never the train files' own headers.
+ * Implemented in restore.c, evaluate.c, upcycle.c, delink.c and run.c. */
+#ifndef CT_COMMANDS_H
+#define CT_COMMANDS_H
+
+#include "cetus.h"
+#include "train/caption_eval.h"
+#include "train/config.h"
+
+/* The run config stored in a checkpoint directory (its trainer.json). */
+ct_status ct_checkpoint_read_config(const char *ckpt_dir, ct_config *out);
+/* The model of a checkpoint directory with its weights (verified; no optimizer state
+ * needed), and (cfg_out, may be NULL) the config it was trained with. */
+ct_status ct_model_from_checkpoint(ct_model **out, const char *ckpt_dir, ct_config *cfg_out);
+
+/* Mean loss of m over the first `batches` batches of B rows of data's validation split
+ * (batches <= 0 or more than there are: all of it); *tokens counts the targets scored.
+ * Prints progress on stderr when it is a terminal. */
+ct_status ct_eval_split(ct_model *m, const ct_config *cfg, const char *data, int batches, int B, double *loss,
+                        long *tokens);
+/* Caption loss, token accuracy and greedy exact matches of m over the first `captions`
+ * validation scenes of the scene shards in scenes (0: all), in batches of B. */
+ct_status ct_eval_captions(ct_model *m, const ct_config *cfg, const char *scenes, int captions, int B,
+                           ct_caption_tally *t);
+
+/* Sparse upcycling: reads the dense checkpoint in_ckpt and writes
+ * out_run_dir/ckpt/step_00000000, which `cetus train` with the same target config (run.dir =
+ * out_run_dir) resumes. Every expert of an MoE block starts as a copy of that block's dense
+ * MLP, the router small and random, everything else copied; the optimizer state starts
+ * fresh at step 0. The target must match the dense model's shape, put MoE blocks somewhere
+ * (model.moe_every > 0) and give experts the dense MLP's size (moe.d_hidden = 4 * d_model). */
+ct_status ct_upcycle(const char *in_ckpt, const ct_config *target, const char *out_run_dir);
+
+/* ct_delink_checkpoint of in_ckpt into run_dir/ckpt/step_N (N: in_ckpt's step), creating
+ * run_dir/ckpt; reports what it did in *out. */
+typedef struct ct_delink_result {
+    char ckpt[1300];          /* the checkpoint written */
+    int pseudo_layers;        /* blocks of the pseudo model */
+    int weight_sets;          /* sets of block weights they shared */
+    int layers;               /* blocks of the real model */
+} ct_delink_result;
+ct_status ct_delink_into_run(const char *in_ckpt, const char *run_dir, int layers, const char *optimizer,
+                             ct_delink_result *out);
+
+/* After ct_run_set or ct_run_load refused a setting: prints ct_last_error() behind prefix,
+ * once per job (rank 0 when started by mpirun). */
+void ct_run_report_refusal(const char *prefix);
+
+#endif

@@ -1,0 +1,57 @@
+/* evaluate.c: scoring a model on held-out data for `cetus eval`: the mean loss over the
+ * validation split's batches, and the caption metrics over the validation scenes (see
+ * train/commands.h). Progress goes to stderr when it is a terminal. */
+#include "core/core.h"
+#include "data/loader.h"
+#include "train/commands.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+ct_status ct_eval_split(ct_model *m, const ct_config *cfg, const char *data, int batches, int B, double *loss,
+                        long *tokens) {
+    ct_loader *val;
+    int T = ct_config_train_seq_len(cfg);
+    CT_TRY(ct_loader_open(&val, data, "val", B, T, 0, 0));
+    long available = (long)(ct_loader_num_windows(val) / (uint64_t)B);
+    if (available < 1) available = 1;
+    if (batches <= 0 || batches > available) batches = (int)available;
+    int32_t *in = malloc(sizeof(int32_t) * 2 * (size_t)B * T), *tg = in + (size_t)B * T;
+    double sum = 0.0;
+    int tty = isatty(STDERR_FILENO);
+    ct_status s = in ? CT_OK : ct_fail(CT_ENOMEM, "out of memory");
+    for (int i = 0; i < batches && s == CT_OK; i++) {
+        float l;
+        s = ct_loader_next(val, in, tg);
+        if (s == CT_OK) s = ct_model_forward(m, in, tg, NULL, B, T, &l);
+        sum += l;
+        if (tty) fprintf(stderr, "\reval: batch %d/%d", i + 1, batches);
+    }
+    if (tty) fprintf(stderr, "\n");
+    free(in);
+    ct_loader_free(val);
+    *loss = sum / batches;
+    *tokens = (long)batches * B * T;
+    return s;
+}
+
+ct_status ct_eval_captions(ct_model *m, const ct_config *cfg, const char *scenes, int captions, int B,
+                           ct_caption_tally *t) {
+    ct_caption_loader *l;
+    ct_caption_batch b;
+    CT_TRY(ct_caption_loader_open(&l, scenes, "val", &cfg->model, B, 0, 0));
+    uint64_t n = ct_caption_loader_count(l);
+    if (captions > 0 && (uint64_t)captions < n) n = (uint64_t)captions;
+    ct_status s = ct_caption_batch_alloc(&b, l, &cfg->model, B);
+    int tty = isatty(STDERR_FILENO);
+    for (uint64_t done = 0; s == CT_OK && done < n; done += (uint64_t)B) {
+        s = ct_caption_batch_next(&b, l, 0);
+        if (s == CT_OK) s = ct_caption_tally_batch(m, l, &b, 0, 1, 1, t);
+        if (tty) fprintf(stderr, "\reval: %llu/%llu scenes", (unsigned long long)(done + (uint64_t)B),
+                         (unsigned long long)n);
+    }
+    if (tty) fprintf(stderr, "\n");
+    ct_caption_batch_free(&b);
+    ct_caption_loader_free(l);
+    return s;
+}
