@@ -1,7 +1,8 @@
 /* test_ops.c: every op's backward against central finite differences. Each op is wrapped as
  * f(inputs) -> outputs; the objective L = sum(out * w) (w fixed random) is accumulated in
  * double, so the difference quotient is taken in double precision over the float op.
- * Tolerance per op in the registry: |analytic - numeric| <= atol + rtol * |numeric|. */
+ * Each case is its own test (OP_TEST below), with its tolerance:
+ * |analytic - numeric| <= atol + rtol * |numeric|. */
 #include <criterion/criterion.h>
 #include "core/core.h"
 #include "ops/ops.h"
@@ -107,19 +108,6 @@ static void ce_bwd(const float *logits, const float *dy, float *dl) {
     ct_crossentropy_backward(dl, lse, tgts, N, V, dy[0] / (float)counted);
 }
 
-static const op_case cases[] = {
-    {"matmul.input", N * C, N * 3 * C, 1e-2f, 1e-4f, 1e-3f, mm_x_fwd, mm_x_bwd},
-    {"matmul.weight", C * 3 * C, N * 3 * C, 1e-2f, 1e-4f, 1e-3f, mm_w_fwd, mm_w_bwd},
-    {"matmul.bias", 3 * C, N * 3 * C, 1e-2f, 1e-4f, 1e-3f, mm_b_fwd, mm_b_bwd},
-    {"layernorm.input", N * C, N * C, 1e-2f, 1e-3f, 5e-3f, ln_x_fwd, ln_x_bwd},
-    {"layernorm.gain_bias", 2 * C, N * C, 1e-2f, 1e-3f, 5e-3f, ln_gb_fwd, ln_gb_bwd},
-    {"gelu", N * C, N * C, 1e-2f, 1e-3f, 5e-3f, gelu_fwd, gelu_bwd},
-    {"attention.causal", N * 3 * C, N * C, 1e-2f, 1e-3f, 5e-3f, attn_fwd, attn_bwd},
-    {"attention.prefix_lm", N * 3 * C, N * C, 1e-2f, 1e-3f, 5e-3f, attnp_fwd, attnp_bwd},
-    {"embedding", (V + T) * C, N * C, 1e-2f, 1e-4f, 1e-3f, emb_fwd, emb_bwd},
-    {"crossentropy", N * V, 1, 1e-2f, 1e-4f, 5e-3f, ce_fwd, ce_bwd},
-};
-
 static double objective(const op_case *oc, const float *in, const float *w, float *out) {
     oc->fwd(in, out);
     double s = 0.0;
@@ -162,9 +150,20 @@ static void setup(void) {
     }
 }
 
-Test(ops, finite_differences, .init = setup) {
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) check_case(&cases[i]);
-}
+/* One test per op case, so a failure in one does not hide the others. */
+#define OP_TEST(test, label, n_in, n_out, eps, atol, rtol, fwd, bwd) \
+    Test(ops, test, .init = setup) { check_case(&(const op_case){label, n_in, n_out, eps, atol, rtol, fwd, bwd}); }
+
+OP_TEST(matmul_input, "matmul.input", N * C, N * 3 * C, 1e-2f, 1e-4f, 1e-3f, mm_x_fwd, mm_x_bwd)
+OP_TEST(matmul_weight, "matmul.weight", C * 3 * C, N * 3 * C, 1e-2f, 1e-4f, 1e-3f, mm_w_fwd, mm_w_bwd)
+OP_TEST(matmul_bias, "matmul.bias", 3 * C, N * 3 * C, 1e-2f, 1e-4f, 1e-3f, mm_b_fwd, mm_b_bwd)
+OP_TEST(layernorm_input, "layernorm.input", N * C, N * C, 1e-2f, 1e-3f, 5e-3f, ln_x_fwd, ln_x_bwd)
+OP_TEST(layernorm_gain_bias, "layernorm.gain_bias", 2 * C, N * C, 1e-2f, 1e-3f, 5e-3f, ln_gb_fwd, ln_gb_bwd)
+OP_TEST(gelu, "gelu", N * C, N * C, 1e-2f, 1e-3f, 5e-3f, gelu_fwd, gelu_bwd)
+OP_TEST(attention_causal, "attention.causal", N * 3 * C, N * C, 1e-2f, 1e-3f, 5e-3f, attn_fwd, attn_bwd)
+OP_TEST(attention_prefix_lm, "attention.prefix_lm", N * 3 * C, N * C, 1e-2f, 1e-3f, 5e-3f, attnp_fwd, attnp_bwd)
+OP_TEST(embedding, "embedding", (V + T) * C, N * C, 1e-2f, 1e-4f, 1e-3f, emb_fwd, emb_bwd)
+OP_TEST(crossentropy, "crossentropy", N * V, 1, 1e-2f, 1e-4f, 5e-3f, ce_fwd, ce_bwd)
 
 Test(ops, attention_mask_blocks_future, .init = setup) {
     /* changing a future position must not change earlier outputs (causal) but must change
