@@ -36,6 +36,11 @@ const char *ct_store_path(const ct_store *s);
 ct_ticket ct_store_read(ct_store *s, size_t offset, void *dst, size_t bytes);
 ct_ticket ct_store_write(ct_store *s, size_t offset, const void *src, size_t bytes);
 ct_ticket ct_store_copy(ct_store *s, void *dst, const void *src, size_t bytes);
+/* What copies run on the I/O thread: memcpy unless set (the model hands in the backend's
+ * copy between tiers, ct_copy of ops.h, which core may not call itself). Set it before the
+ * first copy is submitted. */
+typedef void (*ct_copy_fn)(void *dst, const void *src, size_t bytes);
+void ct_store_set_copy(ct_store *s, ct_copy_fn copy);
 /* Drops the whole pages inside [p, p + bytes) from memory (ct_pages_drop), in turn. */
 ct_ticket ct_store_release(ct_store *s, void *p, size_t bytes);
 /* Waits until request t (and every earlier one) is done. */

@@ -20,6 +20,7 @@
 #include "model/model.h"
 #include "model/gpt_internal.h"
 #include "core/store.h"
+#include "ops/ops.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
@@ -147,6 +148,7 @@ static ct_status setup(ct_model *m, const ct_place *params, const ct_place *grad
     }
     if (any_disk) CT_TRY(open_file(m, dir, rank));
     CT_TRY(ct_store_open(&o->io, NULL, rank, 0));
+    ct_store_set_copy(o->io, ct_copy); /* prefetches through the backend's copy between tiers */
     for (int s = 0; s < 2 && any_param; s++)
         if (!(o->pslot[s] = ct_alloc_in(CT_TIER_COMPUTE, o->slot_n * sizeof(float), "offloaded parameters' compute slot")))
             return CT_ENOMEM;
@@ -274,7 +276,7 @@ void ct_model_offload_grads_in(ct_model *m, int l) {
     if (!o || o->grad_place[l] == CT_PLACE_COMPUTE) return;
     size_t lo, n;
     ct_model_block_range(m, l, &lo, &n);
-    memcpy(o->gslot, m->grads + lo, n * sizeof(float));
+    ct_copy(o->gslot, m->grads + lo, n * sizeof(float));
     ct_model_bind_block(m, l, &m->block_grads[l], o->gslot, lo);
 }
 
@@ -283,7 +285,7 @@ void ct_model_offload_grads_out(ct_model *m, int l) {
     if (!o || o->grad_place[l] == CT_PLACE_COMPUTE) return;
     size_t lo, n;
     ct_model_block_range(m, l, &lo, &n);
-    memcpy(m->grads + lo, o->gslot, n * sizeof(float));
+    ct_copy(m->grads + lo, o->gslot, n * sizeof(float));
     if (o->grad_place[l] == CT_PLACE_DISK) ct_pages_drop(m->grads + lo, n * sizeof(float));
 }
 

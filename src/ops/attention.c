@@ -1,7 +1,7 @@
 /* attention.c: multi-head scaled dot-product attention with a causal or prefix-LM mask.
  * One (batch, head) pair per task, each on single-threaded sgemm calls inside an OpenMP
  * loop; rows are processed in blocks so masked-out columns past the diagonal are skipped. */
-#include "ops/ops.h"
+#include "ops/cpu.h"
 #include "ops/vmath.h"
 #include <cblas.h>
 #include <math.h>
@@ -35,8 +35,8 @@ static void softmax_rows(float *S, int r0, int r1, int prefix, int T) {
     }
 }
 
-void ct_attention_forward(float *out, float *probs, const float *qkv, const int32_t *prefix_len,
-                          int B, int T, int C, int H) {
+void ct_cpu_attention_forward(float *out, float *probs, const float *qkv, const int32_t *prefix_len,
+                              int B, int T, int C, int H) {
     int hd = C / H, C3 = 3 * C;
     float scale = 1.0f / sqrtf((float)hd);
 #pragma omp parallel for collapse(2) schedule(static)
@@ -58,9 +58,9 @@ void ct_attention_forward(float *out, float *probs, const float *qkv, const int3
         }
 }
 
-void ct_attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv,
-                           const float *probs, const int32_t *prefix_len, int B, int T, int C,
-                           int H) {
+void ct_cpu_attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv,
+                               const float *probs, const int32_t *prefix_len, int B, int T, int C,
+                               int H) {
     int hd = C / H, C3 = 3 * C;
     float scale = 1.0f / sqrtf((float)hd);
 #pragma omp parallel for collapse(2) schedule(static)

@@ -1,11 +1,11 @@
 /* embedding.c: token + learned position embeddings, forward and backward, whole or with the
  * token table split by vocabulary rows over tensor ranks. */
-#include "ops/ops.h"
+#include "ops/cpu.h"
 #include <omp.h>
 #include <string.h>
 
-void ct_embedding_forward(float *x, const int32_t *tokens, const float *wte, const float *wpe,
-                          int B, int T, int C) {
+void ct_cpu_embedding_forward(float *x, const int32_t *tokens, const float *wte, const float *wpe,
+                              int B, int T, int C) {
 #pragma omp parallel for collapse(2) schedule(static)
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++) {
@@ -15,8 +15,8 @@ void ct_embedding_forward(float *x, const int32_t *tokens, const float *wte, con
         }
 }
 
-void ct_embedding_lookup(float *x, const int32_t *tokens, const float *wte, int v0, int v1,
-                         int B, int T, int C) {
+void ct_cpu_embedding_lookup(float *x, const int32_t *tokens, const float *wte, int v0, int v1,
+                             int B, int T, int C) {
 #pragma omp parallel for schedule(static)
     for (int n = 0; n < B * T; n++) {
         float *out = x + (size_t)n * C;
@@ -26,7 +26,7 @@ void ct_embedding_lookup(float *x, const int32_t *tokens, const float *wte, int 
     }
 }
 
-void ct_embedding_add_positions(float *x, const float *wpe, int B, int T, int C) {
+void ct_cpu_embedding_add_positions(float *x, const float *wpe, int B, int T, int C) {
 #pragma omp parallel for collapse(2) schedule(static)
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++) {
@@ -37,8 +37,8 @@ void ct_embedding_add_positions(float *x, const float *wpe, int B, int T, int C)
 }
 
 /* Each thread owns a slice of channels, so the scatter-add has no races and a fixed order. */
-void ct_embedding_backward(float *dwte, float *dwpe, const float *dx, const int32_t *tokens,
-                           int v0, int v1, int B, int T, int C) {
+void ct_cpu_embedding_backward(float *dwte, float *dwpe, const float *dx, const int32_t *tokens,
+                               int v0, int v1, int B, int T, int C) {
 #pragma omp parallel
     {
         int nt = omp_get_num_threads(), id = omp_get_thread_num();

@@ -1,11 +1,11 @@
 /* gelu.c: GELU with the tanh approximation (GPT-2's gelu_new), vectorized through vmath.h. */
-#include "ops/ops.h"
+#include "ops/cpu.h"
 #include "ops/vmath.h"
 
 #define GELU_K 0.7978845608028654f /* sqrt(2 / pi) */
 #define GELU_A 0.044715f
 
-void ct_gelu_forward(float *out, const float *inp, size_t n) {
+void ct_cpu_gelu_forward(float *out, const float *inp, size_t n) {
 #pragma omp parallel for simd schedule(static)
     for (size_t i = 0; i < n; i++) {
         float x = inp[i];
@@ -14,7 +14,7 @@ void ct_gelu_forward(float *out, const float *inp, size_t n) {
     }
 }
 
-void ct_gelu_backward(float *dinp, const float *inp, const float *dout, size_t n) {
+void ct_cpu_gelu_backward(float *dinp, const float *inp, const float *dout, size_t n) {
 #pragma omp parallel for simd schedule(static)
     for (size_t i = 0; i < n; i++) {
         float x = inp[i];

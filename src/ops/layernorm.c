@@ -1,5 +1,5 @@
 /* layernorm.c: LayerNorm over the channel axis, forward and backward. */
-#include "ops/ops.h"
+#include "ops/cpu.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,8 +7,8 @@
 #define LN_EPS 1e-5f
 #define LN_CHUNKS 32 /* fixed row chunks for the gain/bias gradient sums */
 
-void ct_layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
-                          const float *g, const float *b, int N, int C) {
+void ct_cpu_layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
+                              const float *g, const float *b, int N, int C) {
 #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++) {
         const float *x = inp + (size_t)n * C;
@@ -26,9 +26,9 @@ void ct_layernorm_forward(float *out, float *mean, float *rstd, const float *inp
     }
 }
 
-void ct_layernorm_backward(float *dinp, float *dg, float *db, const float *dout,
-                           const float *inp, const float *g, const float *mean,
-                           const float *rstd, int N, int C) {
+void ct_cpu_layernorm_backward(float *dinp, float *dg, float *db, const float *dout,
+                               const float *inp, const float *g, const float *mean,
+                               const float *rstd, int N, int C) {
     float *pg_all = malloc(sizeof(float) * 2 * LN_CHUNKS * (size_t)C);
     if (!pg_all) abort();
 #define pg(k) (pg_all + (size_t)(k) * C)

@@ -1,7 +1,7 @@
 /* matmul.c: the linear layer y = x W + b on OpenBLAS sgemm, with W stored [in, out] as in
  * Hugging Face's GPT-2 Conv1D, and the deterministic reductions: the column-sum used for
  * bias gradients and the sum of squares used for gradient norms. */
-#include "ops/ops.h"
+#include "ops/cpu.h"
 #include <cblas.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,7 +9,7 @@
 #define COLSUM_CHUNKS 32 /* fixed, so the sum order does not depend on the thread count */
 #define SUMSQ_CHUNKS 64
 
-void ct_colsum_accumulate(float *dst, const float *src, int N, int C) {
+void ct_cpu_colsum_accumulate(float *dst, const float *src, int N, int C) {
     float *partial = malloc(sizeof(float) * COLSUM_CHUNKS * (size_t)C);
     if (!partial) abort();
     int chunk = (N + COLSUM_CHUNKS - 1) / COLSUM_CHUNKS;
@@ -28,7 +28,7 @@ void ct_colsum_accumulate(float *dst, const float *src, int N, int C) {
     free(partial);
 }
 
-double ct_sum_squares(const float *x, size_t n) {
+double ct_cpu_sum_squares(const float *x, size_t n) {
     double partial[SUMSQ_CHUNKS];
     size_t chunk = (n + SUMSQ_CHUNKS - 1) / SUMSQ_CHUNKS;
 #pragma omp parallel for schedule(static)
@@ -43,8 +43,8 @@ double ct_sum_squares(const float *x, size_t n) {
     return total;
 }
 
-void ct_matmul_forward(float *out, const float *inp, const float *w, const float *bias,
-                       int N, int IC, int OC) {
+void ct_cpu_matmul_forward(float *out, const float *inp, const float *w, const float *bias,
+                           int N, int IC, int OC) {
     float beta = 0.0f;
     if (bias) {
 #pragma omp parallel for schedule(static)
@@ -55,12 +55,12 @@ void ct_matmul_forward(float *out, const float *inp, const float *w, const float
                 beta, out, OC);
 }
 
-void ct_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout,
-                        const float *inp, const float *w, int N, int IC, int OC) {
+void ct_cpu_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout,
+                            const float *inp, const float *w, int N, int IC, int OC) {
     if (dinp)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, IC, OC, 1.0f, dout, OC, w, OC,
                     0.0f, dinp, IC);
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, IC, OC, N, 1.0f, inp, IC, dout, OC,
                 1.0f, dw, OC);
-    if (dbias) ct_colsum_accumulate(dbias, dout, N, OC);
+    if (dbias) ct_cpu_colsum_accumulate(dbias, dout, N, OC);
 }

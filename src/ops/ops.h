@@ -2,7 +2,10 @@
  * ACCUMULATE (+=) into parameter gradients and into the input gradient where noted, and
  * OVERWRITE (=) activation gradients otherwise. Shapes: N = B*T rows, C channels, V vocab,
  * H heads, hd = C/H. All loops are parallel over OpenMP threads and deterministic for a
- * given thread count. */
+ * given thread count.
+ *
+ * Each function here is an entry point that forwards to the current backend (backend.h,
+ * dispatch.c); the CPU backend's kernels behind them are the ct_cpu_* of cpu.h. */
 #ifndef CT_OPS_H
 #define CT_OPS_H
 
@@ -88,5 +91,20 @@ double ct_sum_squares(const float *x, size_t n);
 
 /* dst[C] += sum over rows of src[N,C], in a fixed row-chunk order (deterministic). */
 void ct_colsum_accumulate(float *dst, const float *src, int N, int C);
+
+/* AdamW on n elements: the moments m, v and the parameters p updated in place from the
+ * gradients g, each element on its own:
+ *   grad = g * clip_scale; m = beta1 m + (1 - beta1) grad; v = beta2 v + (1 - beta2) grad^2
+ *   p -= lr ((m / bc1) / (sqrt(v / bc2) + eps) + weight_decay p)
+ * bc1, bc2: the bias corrections 1 - beta^t. What to update with which settings (weight
+ * decay per tensor, clipping, the schedule, where the moments live) is the optimizer's. */
+typedef struct ct_adamw_hparams {
+    float lr, weight_decay, clip_scale, beta1, beta2, eps, bc1, bc2;
+} ct_adamw_hparams;
+void ct_adamw_kernel(float *p, const float *g, float *m, float *v, size_t n, const ct_adamw_hparams *h);
+
+/* Copies bytes between buffers of any tiers (core.h's compute and host tiers): the offload
+ * prefetch and write-back. A backend whose compute tier is a device knows its pointers. */
+void ct_copy(void *dst, const void *src, size_t bytes);
 
 #endif

@@ -1,12 +1,12 @@
 /* patch.c: image patch embeddings, forward and backward: each patch's pixels linearly
  * projected into the model width plus a learned 2-D position (a row and a column vector),
  * and cutting an image into patches. */
-#include "ops/ops.h"
+#include "ops/cpu.h"
 #include <cblas.h>
 #include <omp.h>
 #include <string.h>
 
-void ct_patches_cut(float *out, const float *pixels, int H, int W, int P) {
+void ct_cpu_patches_cut(float *out, const float *pixels, int H, int W, int P) {
     int Hp = H / P, Wp = W / P;
     for (int r = 0; r < Hp; r++)
         for (int c = 0; c < Wp; c++) {
@@ -16,8 +16,8 @@ void ct_patches_cut(float *out, const float *pixels, int H, int W, int P) {
         }
 }
 
-void ct_patch_embed_forward(float *x, const float *patches, const float *w, const float *bias, const float *row,
-                            const float *col, int Np, int Wp, int K, int C) {
+void ct_cpu_patch_embed_forward(float *x, const float *patches, const float *w, const float *bias, const float *row,
+                                const float *col, int Np, int Wp, int K, int C) {
     /* x[Np, C] = patches[Np, K] w[K, C] */
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Np, C, K, 1.0f, patches, K, w, C, 0.0f, x, C);
 #pragma omp parallel for schedule(static)
@@ -28,8 +28,8 @@ void ct_patch_embed_forward(float *x, const float *patches, const float *w, cons
     }
 }
 
-void ct_patch_embed_backward(float *dw, float *dbias, float *drow, float *dcol, const float *dx,
-                             const float *patches, int Np, int Wp, int K, int C) {
+void ct_cpu_patch_embed_backward(float *dw, float *dbias, float *drow, float *dcol, const float *dx,
+                                 const float *patches, int Np, int Wp, int K, int C) {
     /* dw[K, C] += patches^T[K, Np] dx[Np, C] */
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, C, Np, 1.0f, patches, K, dx, C, 1.0f, dw, C);
 #pragma omp parallel

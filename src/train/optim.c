@@ -1,8 +1,10 @@
 /* optim.c: AdamW, gradient clipping and the learning-rate schedule. The moments may be cut
  * into segments placed in compute memory, host memory or on disk (offload): compute and
  * host segments update in place; disk segments stream through two host buffers, the next
- * read and the last written back while one updates. Each element's arithmetic is the same
- * wherever it lives, so placement never changes a result. */
+ * read and the last written back while one updates. The per-element update is the ops'
+ * AdamW kernel (ct_adamw_kernel); this file is the policy around it: which runs, with which
+ * weight decay, clipping and step. Each element's arithmetic is the same wherever it lives,
+ * so placement never changes a result. */
 #include "core/core.h"
 #include "model/model.h"
 #include "ops/ops.h"
@@ -175,21 +177,6 @@ ct_status ct_adamw_write(ct_adamw *o, int which, size_t at, size_t n, const floa
 
 float ct_grad_norm(const float *g, size_t n) { return (float)sqrt(ct_sum_squares(g, n)); }
 
-static void update_range(float *p, const float *g, float *m, float *v, size_t n, float lr,
-                         float wd, float clip_scale, float bc1, float bc2,
-                         const ct_adamw_config *c) {
-#pragma omp parallel for simd schedule(static)
-    for (size_t i = 0; i < n; i++) {
-        float grad = g[i] * clip_scale;
-        float mi = c->beta1 * m[i] + (1.0f - c->beta1) * grad;
-        float vi = c->beta2 * v[i] + (1.0f - c->beta2) * grad * grad;
-        m[i] = mi;
-        v[i] = vi;
-        float update = (mi / bc1) / (sqrtf(vi / bc2) + c->eps);
-        p[i] -= lr * (update + wd * p[i]);
-    }
-}
-
 float ct_clip_scale(float norm, const ct_adamw_config *c) {
     return c->grad_clip > 0.0f && norm > c->grad_clip ? c->grad_clip / norm : 1.0f;
 }
@@ -211,8 +198,9 @@ static void update_span(const step_args *a, size_t lo, size_t n, float *m, float
         const ct_tensor_info *t = ct_model_tensor(a->model, i);
         size_t s = t->offset > lo ? t->offset : lo, e = t->offset + t->numel < hi ? t->offset + t->numel : hi;
         if (s >= e) continue;
-        update_range(a->params + s, a->grads + s, m + (s - lo), v + (s - lo), e - s, a->lr,
-                     t->decay ? a->c->weight_decay : 0.0f, a->clip_scale, a->bc1, a->bc2, a->c);
+        ct_adamw_hparams h = {a->lr, t->decay ? a->c->weight_decay : 0.0f, a->clip_scale, a->c->beta1,
+                              a->c->beta2, a->c->eps, a->bc1, a->bc2};
+        ct_adamw_kernel(a->params + s, a->grads + s, m + (s - lo), v + (s - lo), e - s, &h);
     }
 }
 
