@@ -30,6 +30,7 @@ expect_error "moe.aux_coef=-1" "$CETUS" train model.moe_every=2 moe.aux_coef=-1
 expect_error "moe.z_coef=-0.5" "$CETUS" train model.moe_every=2 moe.z_coef=-0.5
 expect_error 'moe.routing="top5"' "$CETUS" train moe.routing=top5
 expect_error "model.moe_every = 9" "$CETUS" train model.moe_every=9
+expect_error 'runtime.backend: unknown backend "gpu"; registered: cpu' "$CETUS" train runtime.backend=gpu
 
 # data
 expect_error "$SCRATCH/nodata" "$CETUS" train $TINY data.dir="$SCRATCH/nodata"

@@ -2,15 +2,22 @@
  * current from the start; unknown names and incomplete tables are refused with messages; a
  * counting backend (every op counts its calls, then runs the CPU kernel) receives every op
  * that training steps of a MoE model, an image-prefix model and a model with an offloaded
- * block use, and their results equal the CPU backend's bit for bit. */
+ * block use, and their results equal the CPU backend's bit for bit; runtime.backend is
+ * checked by the config and selected by a run. */
 #include <criterion/criterion.h>
 #include "core/core.h"
+#include "data/shard.h"
 #include "model/model.h"
 #include "ops/backend.h"
 #include "ops/cpu.h"
+#include "parallel/comm.h"
+#include "train/config.h"
 #include "train/optim.h"
+#include "train/trainer.h"
 #include <stdatomic.h>
 #include <string.h>
+#define TMPDIR_TEMPLATE "/tmp/cetus_backend_XXXXXX"
+#include "tmpdir.h"
 
 /* ---- the counting backend ---------------------------------------------------------------- */
 
@@ -198,4 +205,64 @@ Test(backend, training_steps_go_through_the_table_bit_for_bit, .init = setup) {
         free(cpu.params[k]);
         free(counted.params[k]);
     }
+}
+
+/* ---- the config key ---------------------------------------------------------------------- */
+
+Test(backend, config_key_is_checked_against_the_registry, .init = setup) {
+    ct_config c;
+    ct_config_defaults(&c);
+    cr_assert_str_eq(c.runtime.backend, "cpu");
+    cr_assert_eq(ct_config_validate(&c), CT_OK, "%s", ct_last_error());
+    cr_assert_eq(ct_config_apply_override(&c, "runtime.backend=cuda"), CT_OK, "%s", ct_last_error());
+    cr_assert_eq(ct_config_validate(&c), CT_EINVAL);
+    cr_assert(strstr(ct_last_error(), "runtime.backend: unknown backend \"cuda\"; registered: cpu"), "%s",
+              ct_last_error());
+    cr_assert_eq(ct_config_apply_override(&c, "runtime.backend="), CT_EINVAL, "an empty name is refused");
+    cr_assert_eq(ct_config_apply_override(&c, "runtime.backend=counting"), CT_OK, "%s", ct_last_error());
+    cr_assert_eq(ct_config_validate(&c), CT_EINVAL, "not registered yet");
+    cr_assert_eq(ct_backend_register(&counting), CT_OK, "%s", ct_last_error());
+    cr_assert_eq(ct_config_validate(&c), CT_OK, "%s", ct_last_error());
+    cr_assert_eq(ct_config_apply_json(&c, "{\"runtime\": {\"backend\": \"cpu\"}}", "test.json"), CT_OK, "%s",
+                 ct_last_error());
+    cr_assert_str_eq(c.runtime.backend, "cpu");
+}
+
+static void write_shard(const char *name, size_t n, uint32_t seed) {
+    int32_t *t = malloc(n * sizeof *t);
+    for (size_t i = 0; i < n; i++) t[i] = (int32_t)((i * 2654435761u + seed) % 61);
+    char path[256];
+    snprintf(path, sizeof path, "%s/%s", tmpdir, name);
+    cr_assert_eq(ct_shard_write(path, t, n, 64), CT_OK, "%s", ct_last_error());
+    free(t);
+}
+
+Test(backend, a_run_selects_the_configured_backend, .init = make_tmpdir, .fini = cleanup) {
+    setup();
+    write_shard("train_000.bin", 4096, 1);
+    write_shard("val_000.bin", 1024, 2);
+    char data[128], run[128];
+    snprintf(data, sizeof data, "data.dir=%s", tmpdir);
+    snprintf(run, sizeof run, "run.dir=%s/run", tmpdir);
+    const char *keys[] = {"model.n_layer=2", "model.d_model=16", "model.n_head=2", "model.seq_len=16",
+                          "model.vocab_size=64", "train.batch_size=2", "train.steps=2", "run.resume=false",
+                          "runtime.backend=counting", data, run};
+    ct_config c;
+    ct_config_defaults(&c);
+    for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
+        cr_assert_eq(ct_config_apply_override(&c, keys[i]), CT_OK, "%s: %s", keys[i], ct_last_error());
+    cr_assert_eq(ct_backend_register(&counting), CT_OK, "%s", ct_last_error());
+    ct_world *w;
+    cr_assert_eq(ct_world_init(&w, &(ct_layout){0, 1, 1, 1}), CT_OK, "%s", ct_last_error());
+    ct_trainer *tr;
+    cr_assert_eq(ct_trainer_create(&tr, &c, w), CT_OK, "%s", ct_last_error());
+    cr_assert_eq(ct_backend_get(), &counting, "the trainer selected runtime.backend");
+    reset_calls();
+    ct_step_stats st;
+    cr_assert_eq(ct_trainer_step(tr, &st), CT_OK, "%s", ct_last_error());
+    cr_assert_gt(atomic_load(&calls[OP_matmul_forward]), 0);
+    cr_assert_gt(atomic_load(&calls[OP_adamw_kernel]), 0);
+    ct_trainer_free(tr);
+    ct_world_free(w);
+    ct_backend_set(NULL);
 }

@@ -5,6 +5,7 @@
 #include "train/config.h"
 #include "parallel/dp.h"
 #include "offload/policy.h"
+#include "ops/backend.h"
 #include "train/pipeline.h"
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -93,6 +94,7 @@ static const key_def keys[] = {
     {"offload.tier", K_STR, F(offload.tier), 0, 16, "host", "where offload.policy = auto puts what it offloads: host or disk"},
     {"runtime.threads", K_INT, F(runtime.threads), 0, 4096, "0", "compute threads (0 = all cores)"},
     {"runtime.pin", K_BOOL, F(runtime.pin), 0, 1, "true", "pin compute thread i to core i"},
+    {"runtime.backend", K_STR, F(runtime.backend), 0, 32, "cpu", "the backend the ops run on, by name: cpu (OpenBLAS + OpenMP) or another registered one; see docs/backends.md"},
 };
 #undef F
 #define N_KEYS (sizeof keys / sizeof keys[0])
@@ -320,6 +322,8 @@ ct_status ct_config_validate(const ct_config *c) {
     CT_TRY(rs);
     CT_TRY(check_delink(c));
     CT_TRY(check_scenes(c));
+    ct_status bs = ct_backend_check(c->runtime.backend);
+    if (bs != CT_OK) return ct_fail_context(bs, "runtime.backend");
     if (c->parallel.expert > 1 && c->model.moe_every > 0) {
         CT_TRY(ct_moe_group_check(&c->model.moe, c->parallel.expert));
         if (c->parallel.zero == 2)

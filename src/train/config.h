@@ -66,6 +66,7 @@ typedef struct ct_config {
     struct {
         int threads;        /* 0 = all cores */
         int pin;
+        char backend[32];   /* the registered backend the ops run on (ops/backend.h) */
     } runtime;
 } ct_config;
 

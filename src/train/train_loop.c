@@ -7,6 +7,7 @@
 #include "data/tokenizer.h"
 #include "model/sample.h"
 #include "offload/policy.h"
+#include "ops/backend.h"
 #include "train/multimodal.h"
 #include "train/trainer_internal.h"
 #include <inttypes.h>
@@ -263,8 +264,9 @@ ct_status ct_trainer_run(ct_trainer *tr) {
         printf("sharing: %d blocks share %d set%s of weights (model.share_layers = %s)%s\n", c->model.n_layer, unique,
                unique == 1 ? "" : "s", g, c->delink.step > 0 ? "; delinked into the real model at delink.step" : "");
     }
-    printf("training: %d steps of %d x %d tokens x %d accumulation, from step %" PRId64 "; run dir %s\n",
-           c->train.steps, c->train.batch_size, ct_config_train_seq_len(c), c->train.grad_accum, tr->step, c->run.dir);
+    printf("training: %d steps of %d x %d tokens x %d accumulation, from step %" PRId64 "; run dir %s; backend %s\n",
+           c->train.steps, c->train.batch_size, ct_config_train_seq_len(c), c->train.grad_accum, tr->step, c->run.dir,
+           ct_backend_get()->name);
     if (ct_world_size(tr->world) > 1)
         printf("parallel: %d ranks, data %d x tensor %d x pipeline %d (experts over %d), ZeRO stage %d, %d "
                "threads each; %.2fM parameters on rank 0\n", ct_world_size(tr->world),

@@ -6,6 +6,7 @@
 #include "data/loader.h"
 #include "train/checkpoint.h"
 #include "offload/policy.h"
+#include "ops/backend.h"
 #include "train/optim.h"
 #include "train/multimodal.h"
 #include "train/trainer_internal.h"
@@ -271,6 +272,7 @@ ct_status ct_trainer_create(ct_trainer **out, const ct_config *cfg, ct_world *wo
     size_t budget;
     CT_TRY(ct_config_compute_budget(cfg, &budget));
     ct_tier_set_budget(budget);
+    CT_TRY(ct_backend_select(cfg->runtime.backend));
     ct_trainer *tr = calloc(1, sizeof *tr);
     if (!tr) return ct_fail(CT_ENOMEM, "out of memory for the trainer");
     tr->cfg = *cfg;
