@@ -1,7 +1,7 @@
 /* layernorm.c: LayerNorm over the channel axis, forward and backward. */
+#include "core/core.h"
 #include "ops/cpu.h"
 #include <math.h>
-#include <stdlib.h>
 #include <string.h>
 
 #define LN_EPS 1e-5f
@@ -29,8 +29,8 @@ void ct_cpu_layernorm_forward(float *out, float *mean, float *rstd, const float 
 void ct_cpu_layernorm_backward(float *dinp, float *dg, float *db, const float *dout,
                                const float *inp, const float *g, const float *mean,
                                const float *rstd, int N, int C) {
-    float *pg_all = malloc(sizeof(float) * 2 * LN_CHUNKS * (size_t)C);
-    if (!pg_all) abort();
+    float *pg_all = ct_alloc(sizeof(float) * 2 * LN_CHUNKS * (size_t)C, "layernorm gain and bias gradient partials");
+    CT_ASSERT(pg_all != NULL); /* a kernel cannot return the failure */
 #define pg(k) (pg_all + (size_t)(k) * C)
 #define pb(k) (pg_all + (size_t)(LN_CHUNKS + (k)) * C)
     int chunk = (N + LN_CHUNKS - 1) / LN_CHUNKS;
@@ -62,7 +62,7 @@ void ct_cpu_layernorm_backward(float *dinp, float *dg, float *db, const float *d
     }
     for (int k = 0; k < LN_CHUNKS; k++)
         for (int c = 0; c < C; c++) { dg[c] += pg(k)[c]; db[c] += pb(k)[c]; }
-    free(pg_all);
+    ct_free(pg_all);
 #undef pg
 #undef pb
 }

@@ -1,17 +1,17 @@
 /* matmul.c: the linear layer y = x W + b on OpenBLAS sgemm, with W stored [in, out] as in
  * Hugging Face's GPT-2 Conv1D, and the deterministic reductions: the column-sum used for
  * bias gradients and the sum of squares used for gradient norms. */
+#include "core/core.h"
 #include "ops/cpu.h"
 #include <cblas.h>
-#include <stdlib.h>
 #include <string.h>
 
 #define COLSUM_CHUNKS 32 /* fixed, so the sum order does not depend on the thread count */
 #define SUMSQ_CHUNKS 64
 
 void ct_cpu_colsum_accumulate(float *dst, const float *src, int N, int C) {
-    float *partial = malloc(sizeof(float) * COLSUM_CHUNKS * (size_t)C);
-    if (!partial) abort();
+    float *partial = ct_alloc(sizeof(float) * COLSUM_CHUNKS * (size_t)C, "column sum partials");
+    CT_ASSERT(partial != NULL); /* a kernel cannot return the failure */
     int chunk = (N + COLSUM_CHUNKS - 1) / COLSUM_CHUNKS;
 #pragma omp parallel for schedule(static)
     for (int k = 0; k < COLSUM_CHUNKS; k++) {
@@ -25,7 +25,7 @@ void ct_cpu_colsum_accumulate(float *dst, const float *src, int N, int C) {
     }
     for (int k = 0; k < COLSUM_CHUNKS; k++)
         for (int c = 0; c < C; c++) dst[c] += partial[(size_t)k * C + c];
-    free(partial);
+    ct_free(partial);
 }
 
 double ct_cpu_sum_squares(const float *x, size_t n) {
