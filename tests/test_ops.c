@@ -2,7 +2,8 @@
  * f(inputs) -> outputs; the objective L = sum(out * w) (w fixed random) is accumulated in
  * double, so the difference quotient is taken in double precision over the float op.
  * Each case is its own test (OP_TEST below), with its tolerance:
- * |analytic - numeric| <= atol + rtol * |numeric|. */
+ * |analytic - numeric| <= atol + rtol * |numeric|. The ops without a gradient (the AdamW
+ * kernel, copy) against their definitions. */
 #include <criterion/criterion.h>
 #include "core/core.h"
 #include "ops/ops.h"
@@ -192,4 +193,33 @@ Test(ops, expf_accuracy) {
     cr_assert_lt(fabs(ct_tanhf(0.5f) - tanh(0.5)), 1e-6);
     cr_assert_eq(ct_tanhf(30.0f), 1.0f);
     cr_assert_eq(ct_tanhf(-30.0f), -1.0f);
+}
+
+Test(ops, adamw_kernel_is_the_per_element_formula, .init = setup) {
+    enum { M = 1000 };
+    static float p[M], g[M], m[M], v[M], p0[M], m0[M], v0[M];
+    fill(p, M, 1.0f);
+    fill(g, M, 3.0f);
+    fill(m, M, 0.1f);
+    for (int i = 0; i < M; i++) v[i] = 0.01f * (float)(i % 13);
+    memcpy(p0, p, sizeof p), memcpy(m0, m, sizeof m), memcpy(v0, v, sizeof v);
+    const ct_adamw_hparams h = {.lr = 1e-2f, .weight_decay = 0.1f, .clip_scale = 0.5f, .beta1 = 0.9f,
+                                .beta2 = 0.95f, .eps = 1e-8f, .bc1 = 0.19f, .bc2 = 0.0975f};
+    ct_adamw_kernel(p, g, m, v, M, &h);
+    for (int i = 0; i < M; i++) { /* the same float arithmetic, one element at a time */
+        float grad = g[i] * h.clip_scale;
+        float mi = h.beta1 * m0[i] + (1.0f - h.beta1) * grad, vi = h.beta2 * v0[i] + (1.0f - h.beta2) * grad * grad;
+        float want = p0[i] - h.lr * ((mi / h.bc1) / (sqrtf(vi / h.bc2) + h.eps) + h.weight_decay * p0[i]);
+        cr_assert(m[i] == mi && v[i] == vi && p[i] == want, "element %d: p %.9g want %.9g", i, (double)p[i],
+                  (double)want);
+    }
+}
+
+Test(ops, copy_moves_bytes) {
+    char src[100], dst[100] = {0};
+    for (int i = 0; i < 100; i++) src[i] = (char)(i * 3);
+    ct_copy(dst + 1, src + 2, 97);
+    cr_assert_eq(memcmp(dst + 1, src + 2, 97), 0);
+    cr_assert_eq(dst[0], 0);
+    cr_assert_eq(dst[98], 0);
 }
