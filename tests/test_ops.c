@@ -223,3 +223,12 @@ Test(ops, copy_moves_bytes) {
     cr_assert_eq(dst[0], 0);
     cr_assert_eq(dst[98], 0);
 }
+
+Test(ops, residual_add_sums_in_place_too) {
+    float x[37], d[37], y[37];
+    for (int i = 0; i < 37; i++) x[i] = 0.5f * (float)i, d[i] = 1.0f - (float)i;
+    ct_residual_add(y, x, d, 37);
+    for (int i = 0; i < 37; i++) cr_assert_eq(y[i], x[i] + d[i]);
+    ct_residual_add(d, x, d, 37); /* y aliasing delta, as the block's second residual does */
+    cr_assert_eq(memcmp(d, y, sizeof y), 0);
+}

@@ -68,11 +68,6 @@ void ct_block_scratch_layout(ct_block_scratch *s, float *buf, ct_dims d, int thr
     if (moe) ct_moe_scratch_layout(&s->moe, s->dprob + (size_t)threads * d.T * d.T, moe, (int)N, d.C);
 }
 
-static void residual_add(float *y, const float *x, const float *delta, size_t n) {
-#pragma omp parallel for simd schedule(static)
-    for (size_t i = 0; i < n; i++) y[i] = x[i] + delta[i];
-}
-
 /* Completes a row-parallel or column-parallel product: the sum of every rank's part. */
 static void tp_sum(ct_dims d, float *buf, size_t n) {
     if (d.tp && d.tp->ranks > 1) d.tp->sum(d.tp->ctx, buf, n);
@@ -100,7 +95,7 @@ float ct_block_forward(const ct_block_params *p, ct_block_acts *a, const float *
     poll(d);
     ct_matmul_forward(y, a->att, p->proj_w, row_bias(d, p->proj_b), N, l.C, C); /* y as scratch */
     tp_sum(d, y, NC);
-    residual_add(a->res2, x, y, NC);
+    ct_residual_add(a->res2, x, y, NC);
     ct_layernorm_forward(a->ln2, a->ln2_mean, a->ln2_rstd, a->res2, p->ln2_w, p->ln2_b, N, C);
     if (ffn->moe && ffn->group) { /* a failed exchange is recorded by the group's hooks */
         (void)ct_moe_forward_ep(ffn->moe, &p->moe, &a->moe, ffn->ep, ffn->group, a->ln2, y, N, C,
@@ -115,7 +110,7 @@ float ct_block_forward(const ct_block_params *p, ct_block_acts *a, const float *
         ct_matmul_forward(y, a->gelu, p->out_w, row_bias(d, p->out_b), N, l.F, C);
         tp_sum(d, y, NC);
     }
-    residual_add(y, a->res2, y, NC);
+    ct_residual_add(y, a->res2, y, NC);
     return aux;
 }
 

@@ -34,6 +34,7 @@
                                  const float *inp, const float *g, const float *mean,                  \
                                  const float *rstd, int N, int C),                                     \
       (dinp, dg, db, dout, inp, g, mean, rstd, N, C))                                                  \
+    X(void, residual_add, (float *y, const float *x, const float *delta, size_t n), (y, x, delta, n))  \
     X(void, gelu_forward, (float *out, const float *inp, size_t n), (out, inp, n))                     \
     X(void, gelu_backward, (float *dinp, const float *inp, const float *dout, size_t n),               \
       (dinp, inp, dout, n))                                                                            \

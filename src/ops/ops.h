@@ -28,6 +28,9 @@ void ct_layernorm_backward(float *dinp, float *dg, float *db, const float *dout,
                            const float *inp, const float *g, const float *mean,
                            const float *rstd, int N, int C);
 
+/* The residual connection: y[n] = x[n] + delta[n] (y may alias x or delta). */
+void ct_residual_add(float *y, const float *x, const float *delta, size_t n);
+
 /* GELU, tanh approximation (GPT-2's "gelu_new"). out[n] = gelu(inp[n]) */
 void ct_gelu_forward(float *out, const float *inp, size_t n);
 /* dinp[n] = gelu'(inp[n]) * dout[n] (overwrites; dinp may alias dout) */
