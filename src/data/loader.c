@@ -41,11 +41,11 @@ static int cmp_str(const void *a, const void *b) {
 }
 
 static void free_names(char **names, int n) {
-    for (int i = 0; i < n; i++) free(names[i]);
-    free(names);
+    for (int i = 0; i < n; i++) ct_free(names[i]);
+    ct_free(names);
 }
 
-/* Lists DIR/<split>_*.bin sorted by name into *names (malloc'd strings). */
+/* Lists DIR/<split>_*.bin sorted by name into *names (ct_alloc strings). */
 static ct_status list_shards(const char *dir, const char *split, char ***names, int *n) {
     DIR *d = opendir(dir);
     if (!d) return ct_fail(CT_EIO, "cannot open data directory %s: %s (write it with `cetus prepare "
@@ -58,14 +58,20 @@ static ct_status list_shards(const char *dir, const char *split, char ***names, 
         if (!is_shard_name(e->d_name, split)) continue;
         if (*n == cap) {
             cap = cap ? 2 * cap : 16;
-            char **p = realloc(*names, (size_t)cap * sizeof *p);
-            if (!p) { closedir(d); free_names(*names, *n); return ct_fail(CT_ENOMEM, "out of memory listing %s", dir); }
+            char **p = ct_realloc(*names, (size_t)cap * sizeof *p, "the shard list");
+            if (!p) break;
             *names = p;
         }
-        if (!((*names)[*n] = strdup(e->d_name))) { closedir(d); free_names(*names, *n); return ct_fail(CT_ENOMEM, "out of memory listing %s", dir); }
+        if (!((*names)[*n] = ct_strdup(e->d_name, "the shard list"))) break;
         (*n)++;
     }
     closedir(d);
+    if (e) { /* stopped early: out of memory */
+        free_names(*names, *n);
+        *names = NULL;
+        *n = 0;
+        return ct_fail_context(CT_ENOMEM, "listing %s", dir);
+    }
     if (*n == 0) return ct_fail(CT_EIO, "no %s_*.bin token shards in %s (write them with `cetus "
                                 "prepare --out %s`)", split, dir, dir);
     qsort(*names, (size_t)*n, sizeof **names, cmp_str);
@@ -98,7 +104,7 @@ static ct_status map_shards(ct_loader *l, char **names, int n) {
 static ct_status loader_init(ct_loader *l, const char *dir, const char *split) {
     char **names = NULL;
     int n = 0;
-    if (!(l->dir = strdup(dir))) return ct_fail(CT_ENOMEM, "out of memory opening %s", dir);
+    if (!(l->dir = ct_strdup(dir, "the loader's directory"))) return CT_ENOMEM;
     CT_TRY(list_shards(dir, split, &names, &n));
     ct_status s = map_shards(l, names, n);
     free_names(names, n);
@@ -134,7 +140,7 @@ void ct_loader_free(ct_loader *l) {
     ct_free(l->start);
     ct_free(l->perm);
     ct_free(l->window);
-    free(l->dir);
+    ct_free(l->dir);
     ct_free(l);
 }
 
