@@ -47,8 +47,8 @@ ct_status ct_adamw_create_range(ct_adamw **out, size_t lo, size_t num_params) {
 /* The segments: the placed ranges clipped to [lo, hi), compute in the gaps. */
 static ct_status cut_segments(ct_adamw *o, const ct_place_range *ranges, int count) {
     size_t hi = o->lo + o->n, at = o->lo;
-    o->segs = calloc(2 * (size_t)count + 1, sizeof *o->segs);
-    if (!o->segs) return ct_fail(CT_ENOMEM, "out of memory for the optimizer");
+    o->segs = ct_calloc((2 * (size_t)count + 1) * sizeof *o->segs, "the optimizer's segments");
+    if (!o->segs) return CT_ENOMEM;
     for (int i = 0; i <= count; i++) {
         size_t a = i < count ? ranges[i].lo : hi, e = i < count ? ranges[i].lo + ranges[i].n : hi;
         a = a < o->lo ? o->lo : a > hi ? hi : a;
@@ -98,8 +98,8 @@ static ct_status place_segments(ct_adamw *o) {
 
 ct_status ct_adamw_create_placed(ct_adamw **out, size_t lo, size_t num_params, const ct_place_range *ranges,
                                  int count, ct_store *store) {
-    ct_adamw *o = calloc(1, sizeof *o);
-    if (!o) return ct_fail(CT_ENOMEM, "out of memory for the optimizer");
+    ct_adamw *o = ct_calloc(sizeof *o, "the optimizer");
+    if (!o) return CT_ENOMEM;
     o->lo = lo;
     o->n = num_params;
     o->store = store;
@@ -108,7 +108,7 @@ ct_status ct_adamw_create_placed(ct_adamw **out, size_t lo, size_t num_params, c
         o->m = ct_calloc_in(CT_TIER_COMPUTE, num_params * sizeof(float), "AdamW first moments");
         o->v = ct_calloc_in(CT_TIER_COMPUTE, num_params * sizeof(float), "AdamW second moments");
         if (!o->m || !o->v) s = CT_ENOMEM;
-        else if (!(o->segs = calloc(1, sizeof *o->segs))) s = ct_fail(CT_ENOMEM, "out of memory for the optimizer");
+        else if (!(o->segs = ct_calloc(sizeof *o->segs, "the optimizer's segments"))) s = CT_ENOMEM;
         else o->segs[o->n_segs++] = (segment){lo, num_params, CT_PLACE_COMPUTE, o->m, o->v, 0};
     } else {
         s = cut_segments(o, ranges, count);
@@ -126,8 +126,8 @@ void ct_adamw_free(ct_adamw *o) {
         for (int i = 0; o->segs && i < o->n_segs; i++) ct_free(o->segs[i].m);
     ct_free(o->staging[0]);
     ct_free(o->staging[1]);
-    free(o->segs);
-    free(o);
+    ct_free(o->segs);
+    ct_free(o);
 }
 
 float *ct_adamw_m(ct_adamw *o) { return o->m; }
