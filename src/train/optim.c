@@ -121,7 +121,7 @@ ct_status ct_adamw_create_placed(ct_adamw **out, size_t lo, size_t num_params, c
 
 void ct_adamw_free(ct_adamw *o) {
     if (!o) return;
-    if (o->m) { ct_free(o->m); ct_free(o->v); }
+    if (o->m || o->v) { ct_free(o->m); ct_free(o->v); } /* one compute segment over both */
     else
         for (int i = 0; o->segs && i < o->n_segs; i++) ct_free(o->segs[i].m);
     ct_free(o->staging[0]);
