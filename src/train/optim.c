@@ -29,7 +29,9 @@ struct ct_adamw {
     segment *segs;
     int n_segs;
     ct_store *store;   /* the disk segments' file (not owned) */
-    float *staging[2]; /* host: [2 * PIECE] each (m, then v), double buffered */
+    float *staging[2]; /* host: [2 * piece] each (m, then v), double buffered */
+    size_t piece;      /* floats of m (and of v) a staging buffer holds: PIECE, or less when
+                        * every disk segment is smaller */
     int64_t t;
 };
 
@@ -79,17 +81,20 @@ static ct_status place_segments(ct_adamw *o) {
         ct_zero_lazily(g->m, 2 * g->n * sizeof(float));
     }
     if (!disk_at) return CT_OK;
+    for (int i = 0; i < o->n_segs; i++)
+        if (o->segs[i].place == CT_PLACE_DISK && o->segs[i].n > o->piece) o->piece = o->segs[i].n;
+    if (o->piece > PIECE) o->piece = PIECE;
     for (int b = 0; b < 2; b++) {
-        o->staging[b] = ct_alloc_in(CT_TIER_HOST, 2 * (size_t)PIECE * sizeof(float), "AdamW moments staging");
+        o->staging[b] = ct_alloc_in(CT_TIER_HOST, 2 * o->piece * sizeof(float), "AdamW moments staging");
         if (!o->staging[b]) return CT_ENOMEM;
-        memset(o->staging[b], 0, 2 * (size_t)PIECE * sizeof(float));
+        memset(o->staging[b], 0, 2 * o->piece * sizeof(float));
     }
     /* the file starts as zero moments */
     ct_ticket t = 0;
     for (int i = 0; i < o->n_segs; i++) {
         const segment *g = &o->segs[i];
-        for (size_t done = 0; g->place == CT_PLACE_DISK && done < 2 * g->n; done += 2 * (size_t)PIECE) {
-            size_t n = 2 * g->n - done < 2 * (size_t)PIECE ? 2 * g->n - done : 2 * (size_t)PIECE;
+        for (size_t done = 0; g->place == CT_PLACE_DISK && done < 2 * g->n; done += 2 * o->piece) {
+            size_t n = 2 * g->n - done < 2 * o->piece ? 2 * g->n - done : 2 * o->piece;
             t = ct_store_write(o->store, g->at + done * sizeof(float), o->staging[0], n * sizeof(float));
         }
     }
@@ -222,23 +227,24 @@ typedef struct piece { int seg; size_t at, n; } piece;
 static piece next_piece(const ct_adamw *o, piece p) {
     if (p.seg >= 0 && p.at + p.n < o->segs[p.seg].n) {
         size_t at = p.at + p.n, left = o->segs[p.seg].n - at;
-        return (piece){p.seg, at, left < PIECE ? left : PIECE};
+        return (piece){p.seg, at, left < o->piece ? left : o->piece};
     }
     for (int i = p.seg + 1; i < o->n_segs; i++)
-        if (o->segs[i].place == CT_PLACE_DISK) return (piece){i, 0, o->segs[i].n < PIECE ? o->segs[i].n : PIECE};
+        if (o->segs[i].place == CT_PLACE_DISK)
+            return (piece){i, 0, o->segs[i].n < o->piece ? o->segs[i].n : o->piece};
     return (piece){-1, 0, 0};
 }
 
-/* Reads (write 0) or writes piece p's m and v from / to staging buffer buf ([2 PIECE]). */
+/* Reads (write 0) or writes piece p's m and v from / to staging buffer buf ([2 piece]). */
 static ct_ticket move_piece(ct_adamw *o, piece p, float *buf, int write) {
     const segment *g = &o->segs[p.seg];
     size_t m_at = g->at + p.at * sizeof(float), v_at = g->at + (g->n + p.at) * sizeof(float), bytes = p.n * sizeof(float);
     if (write) {
         ct_store_write(o->store, m_at, buf, bytes);
-        return ct_store_write(o->store, v_at, buf + PIECE, bytes);
+        return ct_store_write(o->store, v_at, buf + o->piece, bytes);
     }
     ct_store_read(o->store, m_at, buf, bytes);
-    return ct_store_read(o->store, v_at, buf + PIECE, bytes);
+    return ct_store_read(o->store, v_at, buf + o->piece, bytes);
 }
 
 /* Disk segments piece after piece through two staging buffers: piece k+1's moments are read
@@ -254,7 +260,7 @@ static ct_status update_disk(ct_adamw *o, const step_args *a) {
             loaded[k ^ 1] = move_piece(o, q, o->staging[k ^ 1], 0);
         }
         CT_TRY(ct_store_wait(o->store, loaded[k]));
-        update_span(a, o->segs[p.seg].lo + p.at, p.n, o->staging[k], o->staging[k] + PIECE);
+        update_span(a, o->segs[p.seg].lo + p.at, p.n, o->staging[k], o->staging[k] + o->piece);
         ct_model_offload_drop(a->model, o->segs[p.seg].lo + p.at, p.n);
         saved[k] = move_piece(o, p, o->staging[k], 1);
         p = q;
