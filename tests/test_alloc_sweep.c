@@ -9,8 +9,9 @@
  * the failure paths free).
  *
  * When written: N = 401 for the dense run, N = 435 with MoE, recomputation and offload
- * (block 0's parameters on disk, gradients in host memory, AdamW moments on disk); both
- * sweeps together take about 5 s, about 10 s under AddressSanitizer. SWEEP_MAX_K=k stops
+ * (block 0's parameters on disk, gradients in host memory, AdamW moments on disk), N = 700
+ * with Pseudo-to-Real (shared weights delinked after step 1, resumed in the real phase); the
+ * sweeps together take about 7 s, about 15 s under AddressSanitizer. SWEEP_MAX_K=k stops
  * a sweep after failing the first k allocations (for a quick look under a debugger). */
 #define TMPDIR_TEMPLATE \
     (access("/dev/shm", W_OK) == 0 ? "/dev/shm/cetus_sweep_XXXXXX" : "/tmp/cetus_sweep_XXXXXX")
@@ -67,6 +68,8 @@ static const char *const dense[] = {
 static const char *const moe_offload[] = {
     "model.moe_every=2", "moe.n_experts=4", "moe.top_k=2", "moe.d_hidden=16", "memory.recompute=all",
     "offload.params=0:disk", "offload.grads=host", "offload.optimizer=disk", NULL};
+
+static const char *const pseudo_to_real[] = {"model.share_layers=all", "delink.step=1", NULL};
 
 /* Train, resume for one more step, then rebuild the model from the last checkpoint. */
 static ct_status scenario(const char *run_dir, const char *const *extra) {
@@ -170,4 +173,8 @@ Test(alloc_sweep, every_allocation_of_a_run_fails_cleanly, .init = setup, .fini 
 
 Test(alloc_sweep, with_moe_recomputation_and_offload, .init = setup, .fini = cleanup, .timeout = 300) {
     sweep(moe_offload, 200);
+}
+
+Test(alloc_sweep, with_pseudo_to_real_delinking, .init = setup, .fini = cleanup, .timeout = 300) {
+    sweep(pseudo_to_real, 200);
 }
