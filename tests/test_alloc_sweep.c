@@ -10,13 +10,15 @@
  *
  * When written: N = 401 for the dense run, N = 435 with MoE, recomputation and offload
  * (block 0's parameters on disk, gradients in host memory, AdamW moments on disk), N = 700
- * with Pseudo-to-Real (shared weights delinked after step 1, resumed in the real phase); the
- * sweeps together take about 7 s, about 15 s under AddressSanitizer. SWEEP_MAX_K=k stops
+ * with Pseudo-to-Real (shared weights delinked after step 1, resumed in the real phase),
+ * N = 460 with image captions (scene batches mixed with text, caption evaluation); the
+ * sweeps together take about 8 s, about 20 s under AddressSanitizer. SWEEP_MAX_K=k stops
  * a sweep after failing the first k allocations (for a quick look under a debugger). */
 #define TMPDIR_TEMPLATE \
     (access("/dev/shm", W_OK) == 0 ? "/dev/shm/cetus_sweep_XXXXXX" : "/tmp/cetus_sweep_XXXXXX")
 #include "tmpdir.h"
 #include "core/core.h"
+#include "data/scenes.h"
 #include "data/shard.h"
 #include "train/trainer.h"
 #include <fcntl.h>
@@ -41,9 +43,26 @@ static void plain_free(void *p, void *ctx) {
 
 /* ---- the scenario ------------------------------------------------------------------------- */
 
-static char data_dir[128];
+static char data_dir[128], scenes_dir[128];
 
-/* Token shards of a 64-token vocabulary, written before any allocator is installed. */
+/* A shard of captioned 64x64 scenes: caption k of record i is i + k (at most 3 tokens). */
+static void write_scenes(const char *split, int count) {
+    char path[256];
+    snprintf(path, sizeof path, "%s/scenes_%s.bin", scenes_dir, split);
+    ct_scene_writer *w;
+    cr_assert_eq(ct_scene_writer_open(&w, path, 3, 64), CT_OK, "%s", ct_last_error());
+    for (int i = 0; i < count; i++) {
+        uint8_t px[64 * 64];
+        int32_t tok[3] = {i, i + 1, i + 2};
+        for (int k = 0; k < 64 * 64; k++) px[k] = (uint8_t)(i * 31 + k);
+        ct_scene sc = {.n_items = 1, .labels = {(uint8_t)(i % 20)}, .cells = {(uint8_t)(i % 4)}};
+        cr_assert_eq(ct_scene_writer_add(w, px, tok, 1 + (size_t)(i % 3), &sc), CT_OK, "%s", ct_last_error());
+    }
+    cr_assert_eq(ct_scene_writer_commit(w), CT_OK, "%s", ct_last_error());
+}
+
+/* Token shards of a 64-token vocabulary and scene shards, written before any allocator is
+ * installed. */
 static void setup(void) {
     make_tmpdir();
     snprintf(data_dir, sizeof data_dir, "%s/data", tmpdir);
@@ -57,6 +76,10 @@ static void setup(void) {
     cr_assert_eq(ct_shard_write(path, tokens, 1000, 64), CT_OK);
     snprintf(path, sizeof path, "%s/val_000.bin", data_dir);
     cr_assert_eq(ct_shard_write(path, tokens + 1000, 200, 64), CT_OK);
+    snprintf(scenes_dir, sizeof scenes_dir, "%s/scenes", tmpdir);
+    cr_assert_eq(ct_mkdirs(scenes_dir), CT_OK);
+    write_scenes("train", 8);
+    write_scenes("val", 4);
 }
 
 static const char *const dense[] = {
@@ -71,6 +94,10 @@ static const char *const moe_offload[] = {
 
 static const char *const pseudo_to_real[] = {"model.share_layers=all", "delink.step=1", NULL};
 
+/* data.scenes is set by scenario() when the list holds it (to the scenes written above). */
+static const char *const multimodal[] = {"image.patch=16", "image.height=64", "image.width=64", "model.seq_len=24",
+                                         "data.text_ratio=0.5", "train.eval_captions=2", "data.scenes", NULL};
+
 /* Train, resume for one more step, then rebuild the model from the last checkpoint. */
 static ct_status scenario(const char *run_dir, const char *const *extra) {
     ct_run *run;
@@ -78,7 +105,10 @@ static ct_status scenario(const char *run_dir, const char *const *extra) {
     char kv[600];
     ct_status s = CT_OK;
     for (int i = 0; s == CT_OK && dense[i]; i++) s = ct_run_set(run, dense[i]);
-    for (int i = 0; s == CT_OK && extra && extra[i]; i++) s = ct_run_set(run, extra[i]);
+    for (int i = 0; s == CT_OK && extra && extra[i]; i++) {
+        snprintf(kv, sizeof kv, "data.scenes=%s", scenes_dir);
+        s = ct_run_set(run, strcmp(extra[i], "data.scenes") ? extra[i] : kv);
+    }
     snprintf(kv, sizeof kv, "data.dir=%s", data_dir);
     if (s == CT_OK) s = ct_run_set(run, kv);
     snprintf(kv, sizeof kv, "run.dir=%s", run_dir);
@@ -177,4 +207,8 @@ Test(alloc_sweep, with_moe_recomputation_and_offload, .init = setup, .fini = cle
 
 Test(alloc_sweep, with_pseudo_to_real_delinking, .init = setup, .fini = cleanup, .timeout = 300) {
     sweep(pseudo_to_real, 200);
+}
+
+Test(alloc_sweep, with_image_captions, .init = setup, .fini = cleanup, .timeout = 300) {
+    sweep(multimodal, 200);
 }
