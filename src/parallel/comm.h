@@ -102,7 +102,7 @@ typedef struct ct_world ct_world;
 
 /* Whether an MPI launcher started this process, and its rank and size as the launcher
  * announced them (rank 0 and size 1 without a launcher; size 0 if a launcher did not
- * announce it). Usable before ct_world_init, e.g. to print a refusal on rank 0 only. */
+ * announce it). Usable before ct_world_create, e.g. to print a refusal on rank 0 only. */
 int ct_launch_mpi(void);
 int ct_launch_rank(void);
 int ct_launch_size(void);
@@ -115,8 +115,8 @@ void ct_launch_report(const char *prefix);
  * process, checks the layout (before MPI_Init when the launcher announced the size) and
  * builds one communicator per axis. On failure *out is NULL and MPI is finalised again.
  * One world per process. */
-ct_status ct_world_init(ct_world **out, const ct_layout *want);
-/* Frees the communicators and finalises MPI (if ct_world_init initialised it). Every
+ct_status ct_world_create(ct_world **out, const ct_layout *want);
+/* Frees the communicators and finalises MPI (if ct_world_create initialised it). Every
  * request must have completed. NULL is a no-op. */
 void ct_world_free(ct_world *w);
 

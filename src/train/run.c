@@ -73,7 +73,7 @@ ct_status ct_run_train(ct_run *r) {
     if (s != CT_OK) return refused(s);
     ct_layout want = {cfg->parallel.data, cfg->parallel.tensor, cfg->parallel.pipeline, cfg->parallel.expert};
     ct_world *world;
-    if ((s = ct_world_init(&world, &want)) != CT_OK) return refused(s);
+    if ((s = ct_world_create(&world, &want)) != CT_OK) return refused(s);
     start_threads(cfg);
     s = ct_train_run(cfg, world);
     if (s != CT_OK && ct_world_size(world) > 1) { /* end every rank, with this one's message */
