@@ -56,12 +56,12 @@ ct_status ct_caption_loader_open(ct_caption_loader **out, const char *dir, const
     if (s == CT_OK &&
         !(l->pixels = ct_alloc(l->shard.height * (size_t)l->shard.width * sizeof *l->pixels, "a caption loader")))
         s = CT_ENOMEM;
-    if (s != CT_OK) { ct_caption_loader_free(l); return s; }
+    if (s != CT_OK) { ct_caption_loader_close(l); return s; }
     *out = l;
     return CT_OK;
 }
 
-void ct_caption_loader_free(ct_caption_loader *l) {
+void ct_caption_loader_close(ct_caption_loader *l) {
     if (!l) return;
     ct_scene_shard_close(&l->shard);
     ct_free(l->perm);

@@ -99,7 +99,7 @@ static ct_status map_shards(ct_loader *l, char **names, int n) {
     return CT_OK;
 }
 
-/* ---- open / free ----------------------------------------------------------------------- */
+/* ---- open / close ---------------------------------------------------------------------- */
 
 static ct_status loader_init(ct_loader *l, const char *dir, const char *split) {
     char **names = NULL;
@@ -128,12 +128,12 @@ ct_status ct_loader_open(ct_loader **out, const char *dir, const char *split, in
     if (!l) return CT_ENOMEM;
     *l = (ct_loader){.B = B, .T = T, .seed = seed, .shuffle = shuffle != 0};
     ct_status s = loader_init(l, dir, split);
-    if (s != CT_OK) { ct_loader_free(l); return s; }
+    if (s != CT_OK) { ct_loader_close(l); return s; }
     *out = l;
     return CT_OK;
 }
 
-void ct_loader_free(ct_loader *l) {
+void ct_loader_close(ct_loader *l) {
     if (!l) return;
     for (int i = 0; i < l->n_shards; i++) ct_shard_close(&l->shards[i]);
     ct_free(l->shards);

@@ -29,7 +29,7 @@ ct_status ct_eval_split(ct_model *m, const ct_config *cfg, const char *data, int
     }
     if (tty) fprintf(stderr, "\n");
     free(in);
-    ct_loader_free(val);
+    ct_loader_close(val);
     *loss = sum / batches;
     *tokens = (long)batches * B * T;
     return s;
@@ -52,6 +52,6 @@ ct_status ct_eval_captions(ct_model *m, const ct_config *cfg, const char *scenes
     }
     if (tty) fprintf(stderr, "\n");
     ct_caption_batch_free(&b);
-    ct_caption_loader_free(l);
+    ct_caption_loader_close(l);
     return s;
 }

@@ -19,9 +19,9 @@ ct_status ct_mm_open(ct_trainer *tr) {
     return CT_OK;
 }
 
-void ct_mm_free(ct_trainer *tr) {
-    ct_caption_loader_free(tr->cap_train);
-    ct_caption_loader_free(tr->cap_val);
+void ct_mm_close(ct_trainer *tr) {
+    ct_caption_loader_close(tr->cap_train);
+    ct_caption_loader_close(tr->cap_val);
     ct_caption_batch_free(&tr->cap);
 }
 

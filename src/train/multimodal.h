@@ -16,7 +16,7 @@ typedef struct ct_caption_eval {
 
 /* Opens data.scenes' train and val shards (nothing without data.scenes). */
 ct_status ct_mm_open(ct_trainer *tr);
-void ct_mm_free(ct_trainer *tr);
+void ct_mm_close(ct_trainer *tr);
 /* 1 when micro-batch `micro` of the current step is a text batch: a share data.text_ratio of
  * all micro-batches, spread evenly (always 1 without scenes). */
 int ct_mm_is_text(const ct_trainer *tr, int micro);

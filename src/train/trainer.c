@@ -306,9 +306,9 @@ ct_status ct_trainer_create(ct_trainer **out, const ct_config *cfg, ct_world *wo
 
 void ct_trainer_free(ct_trainer *tr) {
     if (!tr) return;
-    ct_loader_free(tr->train);
-    ct_loader_free(tr->val);
-    ct_mm_free(tr);
+    ct_loader_close(tr->train);
+    ct_loader_close(tr->val);
+    ct_mm_close(tr);
     ct_adamw_free(tr->opt);
     ct_store_close(tr->store);
     ct_pipe_free(tr->pipe); /* gives the progress hook back to the data parallelism */
