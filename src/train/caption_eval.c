@@ -5,8 +5,8 @@
 #include "train/caption_eval.h"
 #include <string.h>
 
-ct_status ct_caption_batch_alloc(ct_caption_batch *b, const ct_caption_loader *l, const ct_model_config *cfg,
-                                 int rows) {
+ct_status ct_caption_batch_create(ct_caption_batch *b, const ct_caption_loader *l, const ct_model_config *cfg,
+                                  int rows) {
     memset(b, 0, sizeof *b);
     b->rows = rows;
     b->T = ct_caption_loader_seq_len(l);

@@ -15,7 +15,7 @@ ct_status ct_mm_open(ct_trainer *tr) {
     int B = c->train.batch_size;
     CT_TRY(ct_caption_loader_open(&tr->cap_train, c->data.scenes, "train", &c->model, B, (uint64_t)c->train.seed, 1));
     CT_TRY(ct_caption_loader_open(&tr->cap_val, c->data.scenes, "val", &c->model, B, (uint64_t)c->train.seed, 0));
-    CT_TRY(ct_caption_batch_alloc(&tr->cap, tr->cap_train, &c->model, tr->rows));
+    CT_TRY(ct_caption_batch_create(&tr->cap, tr->cap_train, &c->model, tr->rows));
     return CT_OK;
 }
 
