@@ -286,7 +286,7 @@ static void check_allreduce_random(int a, size_t n) {
           ct_axis_name(a), n);
     random_fill(y, n, salt);
     ct_split *s;
-    TRY(ct_split_even(&s, W, a, n));
+    TRY(ct_split_create_even(&s, W, a, n));
     size_t off = ct_split_offset(s, ct_world_coord(W, a));
     TRY(ct_comm_reduce_scatterv(W, s, y, z + off));
     TRY(ct_comm_allgatherv(W, s, z + off, z));

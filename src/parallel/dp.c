@@ -215,7 +215,7 @@ ct_status ct_dp_create(ct_dp **out, ct_world *w, ct_model *m, int zero_stage, ct
     if (ct_model_expert_ranks(m) > 1) dp->shard_axis = CT_AXIS_EXPERT_DATA;
     dp->shard_ranks = ct_world_axis_size(w, dp->shard_axis);
     dp->shard_me = ct_world_coord(w, dp->shard_axis);
-    ct_status s = ct_split_even(&dp->shards, w, dp->shard_axis, ct_model_num_params(m));
+    ct_status s = ct_split_create_even(&dp->shards, w, dp->shard_axis, ct_model_num_params(m));
     if (s == CT_OK) s = find_shared(dp);
     if (s == CT_OK) s = make_buckets(dp);
     int thread = overlap == CT_OVERLAP_THREAD ||

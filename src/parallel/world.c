@@ -304,7 +304,7 @@ ct_status ct_split_create(ct_split **out, const ct_world *w, ct_axis axis, const
     return split_make(out, w, axis, counts, 0);
 }
 
-ct_status ct_split_even(ct_split **out, const ct_world *w, ct_axis axis, size_t total) {
+ct_status ct_split_create_even(ct_split **out, const ct_world *w, ct_axis axis, size_t total) {
     return split_make(out, w, axis, NULL, total);
 }
 
