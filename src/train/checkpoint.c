@@ -683,8 +683,10 @@ ct_status ct_checkpoint_resolve(const char *path, char *out, size_t cap) {
     snprintf(probe, sizeof probe, "%s/trainer.json", path);
     if (access(probe, F_OK) == 0) return ct_path_format(out, cap, "%s", path);
     snprintf(probe, sizeof probe, "%s/ckpt", path);
-    if (access(probe, F_OK) == 0 && ct_checkpoint_latest(probe, out, cap) == CT_OK) return CT_OK;
-    if (ct_checkpoint_latest(path, out, cap) == CT_OK) return CT_OK;
+    ct_status s = access(probe, F_OK) == 0 ? ct_checkpoint_latest(probe, out, cap) : CT_EIO;
+    if (s == CT_OK || s == CT_ENOMEM) return s; /* out of memory is not "not a checkpoint" */
+    s = ct_checkpoint_latest(path, out, cap);
+    if (s == CT_OK || s == CT_ENOMEM) return s;
     return ct_fail(CT_EIO, "%s is not a checkpoint, a run directory or a checkpoint directory with a 'latest' "
                    "pointer (train first: cetus train)", path);
 }
