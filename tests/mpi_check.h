@@ -52,7 +52,7 @@ static inline double check_init(int argc, char **argv, ct_axis axis, double def)
     int p = ct_launch_size() > 0 ? ct_launch_size() : 1;
     ct_layout want = {axis == CT_AXIS_EXPERT ? p : 1, axis == CT_AXIS_TENSOR ? p : 1,
                       axis == CT_AXIS_PIPELINE ? p : 1, axis == CT_AXIS_EXPERT ? p : 1};
-    ok_or_abort(ct_world_init(&W, &want), "world");
+    ok_or_abort(ct_world_create(&W, &want), "world");
     return argc > 1 ? atof(argv[1]) : def;
 }
 

@@ -73,6 +73,33 @@ Test(core, allocator_failure_is_reported) {
     ct_free(p);
 }
 
+Test(core, realloc_and_strdup_count_and_report_failure) {
+    size_t host = ct_tier_in_use(CT_TIER_HOST), compute = ct_tier_in_use(CT_TIER_COMPUTE);
+    char *s = ct_strdup("hello", "a greeting");
+    cr_assert_str_eq(s, "hello");
+    cr_assert_eq(ct_tier_in_use(CT_TIER_HOST), host + 6);
+    s = ct_realloc(s, 4096, "a longer greeting");
+    cr_assert_str_eq(s, "hello", "the contents move along");
+    cr_assert_eq(ct_tier_in_use(CT_TIER_HOST), host + 4096);
+    float *c = ct_realloc(ct_alloc_in(CT_TIER_COMPUTE, 16, "x"), 64, "activations");
+    cr_assert_eq(ct_tier_in_use(CT_TIER_COMPUTE), compute + 64, "it stays in its tier");
+    ct_allocator a = {failing_alloc, plain_free, NULL};
+    allocs_left = 0;
+    ct_set_allocator(&a);
+    char *t = ct_realloc(s, 1 << 20, "the grown buffer");
+    char *u = ct_strdup("x", "the copied name");
+    ct_set_allocator(NULL);
+    cr_assert_null(t);
+    cr_assert_null(u);
+    cr_assert(strstr(ct_last_error(), "the copied name"), "%s", ct_last_error());
+    cr_assert_str_eq(s, "hello", "a failed realloc leaves the buffer as it was");
+    cr_assert_eq(ct_tier_in_use(CT_TIER_HOST), host + 4096);
+    ct_free(s);
+    ct_free(c);
+    cr_assert_eq(ct_tier_in_use(CT_TIER_HOST), host);
+    cr_assert_eq(ct_tier_in_use(CT_TIER_COMPUTE), compute);
+}
+
 Test(core, compute_budget_refuses_past_it_and_counts_frees) {
     size_t base = ct_tier_in_use(CT_TIER_COMPUTE);
     ct_tier_set_budget(base + (3u << 20));

@@ -193,7 +193,7 @@ Test(loader, sequential_windows_cross_shards) {
         for (int b = 0; b < B_; b++)
             cr_assert_eq(row_window(in + b * T_, tg + b * T_), k * B_ + (uint64_t)b);
     }
-    ct_loader_free(l);
+    ct_loader_close(l);
 }
 
 Test(loader, shuffled_epochs_are_permutations_and_differ) {
@@ -214,7 +214,7 @@ Test(loader, shuffled_epochs_are_permutations_and_differ) {
     int moved = 0;
     for (uint64_t i = 0; i < W; i++) moved += order[0][i] != i;
     cr_assert_gt(moved, 48, "shuffle left %d of 96 windows in place", 96 - moved);
-    ct_loader_free(l);
+    ct_loader_close(l);
 }
 
 Test(loader, same_seed_same_batches_different_seed_differs) {
@@ -230,9 +230,9 @@ Test(loader, same_seed_same_batches_different_seed_differs) {
         differ += memcmp(ia, ic, sizeof ia) != 0;
     }
     cr_assert_gt(differ, 50, "seed 8 matched seed 7 in %d of 60 batches", 60 - differ);
-    ct_loader_free(a);
-    ct_loader_free(b);
-    ct_loader_free(c);
+    ct_loader_close(a);
+    ct_loader_close(b);
+    ct_loader_close(c);
 }
 
 Test(loader, set_pos_resumes_bit_identically) {
@@ -255,8 +255,8 @@ Test(loader, set_pos_resumes_bit_identically) {
     ct_loader_reset(b);
     cr_assert_eq(ct_loader_get_pos(b).epoch, 0);
     cr_assert_eq(ct_loader_get_pos(b).index, 0);
-    ct_loader_free(a);
-    ct_loader_free(b);
+    ct_loader_close(a);
+    ct_loader_close(b);
 }
 
 Test(loader, batches_wrap_across_epochs) {
@@ -269,7 +269,7 @@ Test(loader, batches_wrap_across_epochs) {
     ct_loader_pos p = ct_loader_get_pos(l);
     cr_assert_eq(p.epoch, 1);
     cr_assert_eq(p.index, 4);
-    ct_loader_free(l);
+    ct_loader_close(l);
 }
 
 Test(loader, data_parallel_rows_match_the_global_batch) {
@@ -285,9 +285,9 @@ Test(loader, data_parallel_rows_match_the_global_batch) {
         cr_assert_eq(ct_loader_get_pos(r1).epoch, ct_loader_get_pos(g).epoch);
     }
     cr_assert_eq(ct_loader_next_rows(g, 3, 2, part, ptg), CT_EINVAL);
-    ct_loader_free(g);
-    ct_loader_free(r0);
-    ct_loader_free(r1);
+    ct_loader_close(g);
+    ct_loader_close(r0);
+    ct_loader_close(r1);
 }
 
 Test(loader, val_split_and_errors_name_the_directory) {
@@ -296,7 +296,7 @@ Test(loader, val_split_and_errors_name_the_directory) {
     int32_t in[2 * T_], tg[2 * T_];
     cr_assert_eq(ct_loader_next(l, in, tg), CT_OK);
     cr_assert_eq(in[0], 7);
-    ct_loader_free(l);
+    ct_loader_close(l);
 
     cr_assert_eq(ct_loader_open(&l, tmpdir, "val", 1, 100, 0, 0), CT_EINVAL);  /* 100 < 101 */
     cr_assert(strstr(ct_last_error(), tmpdir) && strstr(ct_last_error(), "100 tokens"), "%s", ct_last_error());
@@ -409,7 +409,7 @@ Test(prepare, small_corpus_splits_counts_and_loads) {
     cr_assert_eq(ct_loader_next(l, in, tg), CT_OK);
     cr_assert_eq(in[0], CT_TOKEN_EOT, "documents start with EOT");
     cr_assert_eq(ct_loader_num_tokens(l), st.train.tokens);
-    ct_loader_free(l);
+    ct_loader_close(l);
 }
 
 /* Squeezing: both documents' whitespace runs collapse before tokenizing. */

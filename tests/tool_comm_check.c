@@ -286,7 +286,7 @@ static void check_allreduce_random(int a, size_t n) {
           ct_axis_name(a), n);
     random_fill(y, n, salt);
     ct_split *s;
-    TRY(ct_split_even(&s, W, a, n));
+    TRY(ct_split_create_even(&s, W, a, n));
     size_t off = ct_split_offset(s, ct_world_coord(W, a));
     TRY(ct_comm_reduce_scatterv(W, s, y, z + off));
     TRY(ct_comm_allgatherv(W, s, z + off, z));
@@ -459,7 +459,7 @@ static void check_axis(int a) {
 
 static int mode_check(int argc, char **argv) {
     ct_layout want = parse_layout(argc, argv);
-    TRY(ct_world_init(&W, &want));
+    TRY(ct_world_create(&W, &want));
     double t0 = ct_now();
     check_coords();
     for (int seg = 0; seg < 2; seg++) {
@@ -481,7 +481,7 @@ static int mode_check(int argc, char **argv) {
 
 static int mode_layout(int argc, char **argv) {
     ct_layout want = parse_layout(argc, argv);
-    if (ct_world_init(&W, &want) != CT_OK) {
+    if (ct_world_create(&W, &want) != CT_OK) {
         ct_launch_report("cetus: ");
         return 2;
     }
@@ -504,7 +504,7 @@ static double timed_wait(double late, int how) {
 
 static int mode_idle(int argc, char **argv) {
     double late = argc > 0 ? atof(argv[0]) : 1.0;
-    TRY(ct_world_init(&W, NULL));
+    TRY(ct_world_create(&W, NULL));
     static const char *const how[3] = { "ct_comm_barrier", "ct_comm_allreduce", "MPI_Barrier" };
     int mpi = ct_world_is_mpi(W);
     for (int k = 0; k < (mpi ? 3 : 2); k++) {
@@ -524,7 +524,7 @@ static int mode_idle(int argc, char **argv) {
 static int mode_fatal(int argc, char **argv) {
     int who = argc > 0 ? atoi(argv[0]) : 0;
     ct_layout want = parse_layout(argc - 1, argv + 1);
-    TRY(ct_world_init(&W, &want));
+    TRY(ct_world_create(&W, &want));
     if (ct_world_rank(W) == who) {
         sleep_s(0.2);
         ct_world_abort(W, 3, "injected fatal error (comm check)");
@@ -536,7 +536,7 @@ static int mode_fatal(int argc, char **argv) {
 
 static int mode_hang(int argc, char **argv) {
     CHECK(argc > 0, "hang needs a directory");
-    TRY(ct_world_init(&W, NULL));
+    TRY(ct_world_create(&W, NULL));
     char path[4096];
     snprintf(path, sizeof path, "%s/pid.%d", argv[0], ct_world_rank(W));
     FILE *f = fopen(path, "w");
@@ -597,7 +597,7 @@ static int mode_bench(int argc, char **argv) {
     size_t n = argc > 0 ? (size_t)atol(argv[0]) : 1 << 16;
     int reps = argc > 1 ? atoi(argv[1]) : 50;
     double work = argc > 2 ? atof(argv[2]) : 0;
-    TRY(ct_world_init(&W, NULL));
+    TRY(ct_world_create(&W, NULL));
     CHECK(ct_world_is_mpi(W), "bench needs mpirun");
     float *buf = falloc(n);
     memset(buf, 0, n * sizeof(float));

@@ -92,21 +92,21 @@ static ct_status generate_text(ct_model *m, ct_tokenizer *tok, const gen_args *a
 }
 
 /* The model's input for an image file: loaded, stretched to the canvas, cut into patches
- * (*out [height * width] floats, malloc'd). */
+ * (*out [height * width] floats, from ct_alloc). */
 static ct_status load_image_patches(const ct_model_config *c, const char *path, float **out) {
     ct_image img, fit = {0};
     CT_TRY(ct_image_load(path, &img));
     ct_status s = ct_image_resize(&img, c->image.width, c->image.height, &fit);
     size_t n = (size_t)c->image.width * (size_t)c->image.height;
-    float *pixels = malloc(sizeof(float) * n);
-    *out = malloc(sizeof(float) * n);
-    if (s == CT_OK && (!pixels || !*out)) s = ct_fail(CT_ENOMEM, "out of memory for the image %s", path);
+    float *pixels = s == CT_OK ? ct_alloc(sizeof(float) * n, path) : NULL;
+    *out = pixels ? ct_alloc(sizeof(float) * n, path) : NULL;
+    if (s == CT_OK && !*out) s = CT_ENOMEM;
     if (s == CT_OK) {
         ct_image_to_float(&fit, pixels);
         ct_image_patches(c, pixels, *out);
     }
-    free(pixels);
-    if (s != CT_OK) { free(*out); *out = NULL; }
+    ct_free(pixels);
+    if (s != CT_OK) { ct_free(*out); *out = NULL; }
     ct_image_free(&fit);
     ct_image_free(&img);
     return s;
@@ -128,15 +128,15 @@ static ct_status generate_caption(ct_model *m, ct_tokenizer *tok, const gen_args
     ct_rng_seed(&rng, (uint64_t)a->seed);
     const ct_model_config *c = ct_model_get_config(m);
     float *patches = NULL;
-    int32_t *ids = malloc(sizeof(int32_t) * (size_t)a->tokens);
+    int32_t *ids = ct_alloc(sizeof(int32_t) * (size_t)a->tokens, "caption tokens");
     int n = 0;
-    if (!ids) return ct_fail(CT_ENOMEM, "out of memory for %d caption tokens", a->tokens);
+    if (!ids) return CT_ENOMEM;
     ct_status s = load_image_patches(c, a->image, &patches);
     int32_t eot = ct_caption_eot(c);
     if (s == CT_OK) s = ct_generate_caption(m, patches, eot, eot, a->tokens, a->temperature, a->top_k, &rng, ids, &n);
     if (s == CT_OK) print_caption(tok, ids, n);
-    free(patches);
-    free(ids);
+    ct_free(patches);
+    ct_free(ids);
     return s;
 }
 

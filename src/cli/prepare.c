@@ -207,14 +207,14 @@ static void print_summary(const ct_prepare_opts *o, const ct_prepare_stats *st) 
 int cmd_prepare(int argc, char **argv) {
     for (int i = 1; i < argc; i++)
         if (!strcmp(argv[i], "--scenes")) return cmd_prepare_scenes(argc, argv);
-    const char **inputs = calloc((size_t)argc + 1, sizeof *inputs);
-    if (!inputs) return 1;
+    const char **inputs = ct_calloc(((size_t)argc + 1) * sizeof *inputs, "the input list");
+    if (!inputs) { fprintf(stderr, "cetus prepare: %s\n", ct_last_error()); return 1; }
     ct_prepare_opts o = {.inputs = inputs, .out_dir = CT_PREPARE_DEFAULT_OUT,
                          .val_fraction = CT_PREPARE_DEFAULT_VAL_FRACTION,
                          .shard_tokens = CT_PREPARE_DEFAULT_SHARD_TOKENS, .progress = 1,
                          .squeeze_whitespace = 1};
     int rc = parse_prepare_args(argc, argv, &o, inputs);
-    if (rc >= 0) { free(inputs); return rc; }
+    if (rc >= 0) { ct_free(inputs); return rc; }
     ct_tokenizer *tok = NULL;
     ct_prepare_stats st;
     ct_status s = ct_tokenizer_load_default(&tok);
@@ -226,6 +226,6 @@ int cmd_prepare(int argc, char **argv) {
                 "python3.11-doc: run scripts/setup.sh, or pass --input)\n", ct_last_error());
     else
         fprintf(stderr, "cetus prepare: %s\n", ct_last_error());
-    free(inputs);
+    ct_free(inputs);
     return s == CT_OK ? 0 : s == CT_EINVAL ? 2 : 1;
 }

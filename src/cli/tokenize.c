@@ -130,23 +130,23 @@ static ct_status run_tokenize(char **paths, int npaths, int decode, int count_on
 
 int cmd_tokenize(int argc, char **argv) {
     int decode = 0, count_only = 0, npaths = 0;
-    char **paths = calloc((size_t)argc + 1, sizeof *paths);
+    char **paths = ct_calloc(((size_t)argc + 1) * sizeof *paths, "the path list");
     static char dash[] = "-";
-    if (!paths) return 1;
+    if (!paths) { fprintf(stderr, "cetus tokenize: %s\n", ct_last_error()); return 1; }
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--decode")) decode = 1;
         else if (!strcmp(argv[i], "--count")) count_only = 1;
-        else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) { tokenize_usage(stdout); free(paths); return 0; }
+        else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) { tokenize_usage(stdout); ct_free(paths); return 0; }
         else if (argv[i][0] == '-' && argv[i][1]) {
             fprintf(stderr, "cetus tokenize: unknown option %s\n", argv[i]);
             tokenize_usage(stderr);
-            free(paths);
+            ct_free(paths);
             return 2;
         } else paths[npaths++] = argv[i];
     }
     if (npaths == 0) paths[npaths++] = dash;
     ct_status s = run_tokenize(paths, npaths, decode, count_only);
-    free(paths);
+    ct_free(paths);
     fflush(stdout);
     if (s != CT_OK) {
         fprintf(stderr, "cetus tokenize: %s\n", ct_last_error());

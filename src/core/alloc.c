@@ -1,7 +1,7 @@
-/* alloc.c: the pluggable allocator and the memory tiers' accounting. All large buffers go
- * through ct_alloc (host tier) or ct_alloc_in (a tier named), so tests can inject
- * failures and the compute tier can hold a byte budget: each buffer carries a 64-byte
- * header with its size and tier, counted in and out. */
+/* alloc.c: the pluggable allocator and the memory tiers' accounting. Every allocation of
+ * the library goes through ct_alloc (host tier), ct_alloc_in (a tier named), ct_realloc or
+ * ct_strdup, so tests can inject failures and the compute tier can hold a byte budget: each
+ * buffer carries a 64-byte header with its size and tier, counted in and out. */
 #define _DEFAULT_SOURCE /* madvise */
 #include "core.h"
 #include <stdatomic.h>
@@ -145,6 +145,24 @@ void *ct_calloc_in(ct_tier tier, size_t bytes, const char *what) {
 }
 
 void *ct_calloc(size_t bytes, const char *what) { return ct_calloc_in(CT_TIER_HOST, bytes, what); }
+
+void *ct_realloc(void *p, size_t bytes, const char *what) {
+    if (!p) return ct_alloc(bytes, what);
+    const header *h = (const header *)((char *)p - HEADER);
+    size_t old = h->bytes;
+    void *q = ct_alloc_in((ct_tier)h->tier, bytes, what); /* both counted while copying */
+    if (!q) return NULL;
+    memcpy(q, p, old < bytes ? old : bytes);
+    ct_free(p);
+    return q;
+}
+
+char *ct_strdup(const char *s, const char *what) {
+    size_t n = strlen(s) + 1;
+    char *p = ct_alloc(n, what);
+    if (p) memcpy(p, s, n);
+    return p;
+}
 
 void ct_free(void *p) {
     if (!p) return;

@@ -74,6 +74,14 @@ void ct_tier_move(size_t bytes, int from, int to);
 /* ct_tier_move that holds the compute budget: moving bytes for `what` into the compute tier
  * past it fails (0, with the budget's message) and moves nothing. */
 int ct_tier_charge(size_t bytes, int from, int to, const char *what);
+/* Resizes a buffer from ct_alloc* (NULL: a new host-tier one) to bytes, in the tier it was
+ * allocated in: the first min(old, bytes) bytes are kept, the rest is uninitialised. On
+ * failure (CT_ENOMEM message naming what) it returns NULL and p is left as it was. */
+void *ct_realloc(void *p, size_t bytes, const char *what);
+/* A copy of the string s from ct_alloc (host tier); NULL with a CT_ENOMEM message naming
+ * what on failure. */
+char *ct_strdup(const char *s, const char *what);
+/* Frees a buffer from ct_alloc*, ct_realloc or ct_strdup (NULL is fine); nothing else. */
 void ct_free(void *p);
 
 /* ---- logging and time ------------------------------------------------------------------ */

@@ -7,7 +7,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <libgen.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -39,19 +38,27 @@ static int injected_full(size_t *bytes) {
     return 1;
 }
 
+static void atomic_release(ct_atomic_file *f) {
+    ct_free(f->path);
+    ct_free(f->tmp);
+    ct_free(f);
+}
+
 ct_status ct_atomic_open(ct_atomic_file **out, const char *path) {
-    ct_atomic_file *f = calloc(1, sizeof *f);
     size_t n = strlen(path);
-    if (!f || !(f->path = strdup(path)) || !(f->tmp = malloc(n + 5))) {
-        if (f) { free(f->path); free(f); }
-        return ct_fail(CT_ENOMEM, "out of memory opening %s", path);
+    ct_atomic_file *f = ct_calloc(sizeof *f, path);
+    if (!f) return CT_ENOMEM;
+    f->fd = -1;
+    if (!(f->path = ct_strdup(path, path)) || !(f->tmp = ct_alloc(n + 5, path))) {
+        atomic_release(f);
+        return CT_ENOMEM;
     }
     memcpy(f->tmp, path, n);
     memcpy(f->tmp + n, ".tmp", 5);
     f->fd = open(f->tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (f->fd < 0) {
         ct_status s = ct_fail(CT_EIO, "cannot create %s: %s", f->tmp, strerror(errno));
-        free(f->path); free(f->tmp); free(f);
+        atomic_release(f);
         return s;
     }
     *out = f;
@@ -119,12 +126,6 @@ ct_status ct_atomic_pread(ct_atomic_file *f, uint64_t offset, void *buf, size_t 
     return CT_OK;
 }
 
-static void atomic_release(ct_atomic_file *f) {
-    free(f->path);
-    free(f->tmp);
-    free(f);
-}
-
 void ct_atomic_abort(ct_atomic_file *f) {
     if (!f) return;
     if (f->fd >= 0) close(f->fd);
@@ -132,12 +133,17 @@ void ct_atomic_abort(ct_atomic_file *f) {
     atomic_release(f);
 }
 
+/* Best effort (the rename is done): fsyncs the directory holding the file path. */
 static void fsync_parent_dir(const char *path) {
-    char *copy = strdup(path);
-    if (!copy) return;
-    int dfd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    size_t n = slash ? (size_t)(slash - path) : 1;
+    if (n >= sizeof dir) return;
+    if (!slash) memcpy(dir, ".", 2);
+    else if (n == 0) memcpy(dir, "/", 2);
+    else { memcpy(dir, path, n); dir[n] = 0; }
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd >= 0) { fsync(dfd); close(dfd); }
-    free(copy);
 }
 
 ct_status ct_atomic_commit(ct_atomic_file *f) {

@@ -74,19 +74,19 @@ static void *serve(void *arg) {
 }
 
 ct_status ct_store_open(ct_store **out, const char *dir, int rank, size_t bytes) {
-    ct_store *s = calloc(1, sizeof *s);
-    if (!s) return ct_fail(CT_ENOMEM, "out of memory for the offload store");
+    ct_store *s = ct_calloc(sizeof *s, "the offload store");
+    if (!s) return CT_ENOMEM;
     s->fd = -1;
     s->bytes = bytes;
     if (dir) {
-        CT_TRY(ct_mkdirs(dir));
+        ct_status st = ct_mkdirs(dir);
+        if (st != CT_OK) { ct_free(s); return st; }
         snprintf(s->path, sizeof s->path, "%s/rank_%d.bin", dir, rank);
         s->fd = open(s->path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
         if (s->fd < 0 || ftruncate(s->fd, (off_t)bytes) != 0) {
-            ct_status st = ct_fail(CT_EIO, "offload.dir: cannot create %s of %zu bytes: %s", s->path, bytes,
-                                   strerror(errno));
+            st = ct_fail(CT_EIO, "offload.dir: cannot create %s of %zu bytes: %s", s->path, bytes, strerror(errno));
             if (s->fd >= 0) { close(s->fd); unlink(s->path); }
-            free(s);
+            ct_free(s);
             return st;
         }
     }
@@ -95,7 +95,10 @@ ct_status ct_store_open(ct_store **out, const char *dir, int rank, size_t bytes)
     pthread_cond_init(&s->done_cv, NULL);
     if (pthread_create(&s->thread, NULL, serve, s) != 0) {
         if (s->fd >= 0) { close(s->fd); unlink(s->path); }
-        free(s);
+        pthread_mutex_destroy(&s->lock);
+        pthread_cond_destroy(&s->more);
+        pthread_cond_destroy(&s->done_cv);
+        ct_free(s);
         return ct_fail(CT_EIO, "offload: cannot start the I/O thread");
     }
     *out = s;
@@ -113,7 +116,7 @@ void ct_store_close(ct_store *s) {
     pthread_mutex_destroy(&s->lock);
     pthread_cond_destroy(&s->more);
     pthread_cond_destroy(&s->done_cv);
-    free(s);
+    ct_free(s);
 }
 
 const char *ct_store_path(const ct_store *s) { return s->path; }

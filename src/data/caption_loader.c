@@ -38,8 +38,8 @@ static ct_status check_fit(const ct_caption_loader *l) {
 
 ct_status ct_caption_loader_open(ct_caption_loader **out, const char *dir, const char *split,
                                  const ct_model_config *cfg, int B, uint64_t seed, int shuffle) {
-    ct_caption_loader *l = calloc(1, sizeof *l);
-    if (!l) return ct_fail(CT_ENOMEM, "out of memory for a caption loader");
+    ct_caption_loader *l = ct_calloc(sizeof *l, "a caption loader");
+    if (!l) return CT_ENOMEM;
     snprintf(l->path, sizeof l->path, "%s/scenes_%s.bin", dir, split);
     l->cfg = *cfg;
     l->B = B;
@@ -48,24 +48,26 @@ ct_status ct_caption_loader_open(ct_caption_loader **out, const char *dir, const
     l->Np = ct_model_image_patches(cfg);
     l->eot = ct_caption_eot(cfg);
     ct_status s = ct_scene_shard_open(&l->shard, l->path);
-    if (s != CT_OK) { free(l); return s; }
+    if (s != CT_OK) { ct_free(l); return s; }
     l->T = l->Np + 1 + (int)l->shard.max_tokens;
     s = check_fit(l);
-    if (s == CT_OK && !(l->last = calloc((size_t)B, sizeof *l->last))) s = ct_fail(CT_ENOMEM, "out of memory");
-    if (s == CT_OK && !(l->pixels = malloc(l->shard.height * (size_t)l->shard.width * sizeof *l->pixels)))
-        s = ct_fail(CT_ENOMEM, "out of memory");
-    if (s != CT_OK) { ct_caption_loader_free(l); return s; }
+    if (s == CT_OK && !(l->last = ct_calloc((size_t)B * sizeof *l->last, "a caption loader")))
+        s = CT_ENOMEM;
+    if (s == CT_OK &&
+        !(l->pixels = ct_alloc(l->shard.height * (size_t)l->shard.width * sizeof *l->pixels, "a caption loader")))
+        s = CT_ENOMEM;
+    if (s != CT_OK) { ct_caption_loader_close(l); return s; }
     *out = l;
     return CT_OK;
 }
 
-void ct_caption_loader_free(ct_caption_loader *l) {
+void ct_caption_loader_close(ct_caption_loader *l) {
     if (!l) return;
     ct_scene_shard_close(&l->shard);
     ct_free(l->perm);
-    free(l->last);
-    free(l->pixels);
-    free(l);
+    ct_free(l->last);
+    ct_free(l->pixels);
+    ct_free(l);
 }
 
 int ct_caption_loader_seq_len(const ct_caption_loader *l) { return l->T; }

@@ -20,7 +20,7 @@ typedef struct ct_caption_loader ct_caption_loader;
  * than the model's. */
 ct_status ct_caption_loader_open(ct_caption_loader **out, const char *dir, const char *split,
                                  const ct_model_config *cfg, int B, uint64_t seed, int shuffle);
-void ct_caption_loader_free(ct_caption_loader *l);
+void ct_caption_loader_close(ct_caption_loader *l);
 /* Positions per row (T above). */
 int ct_caption_loader_seq_len(const ct_caption_loader *l);
 uint64_t ct_caption_loader_count(const ct_caption_loader *l);

@@ -41,11 +41,11 @@ static int cmp_str(const void *a, const void *b) {
 }
 
 static void free_names(char **names, int n) {
-    for (int i = 0; i < n; i++) free(names[i]);
-    free(names);
+    for (int i = 0; i < n; i++) ct_free(names[i]);
+    ct_free(names);
 }
 
-/* Lists DIR/<split>_*.bin sorted by name into *names (malloc'd strings). */
+/* Lists DIR/<split>_*.bin sorted by name into *names (ct_alloc strings). */
 static ct_status list_shards(const char *dir, const char *split, char ***names, int *n) {
     DIR *d = opendir(dir);
     if (!d) return ct_fail(CT_EIO, "cannot open data directory %s: %s (write it with `cetus prepare "
@@ -58,14 +58,20 @@ static ct_status list_shards(const char *dir, const char *split, char ***names, 
         if (!is_shard_name(e->d_name, split)) continue;
         if (*n == cap) {
             cap = cap ? 2 * cap : 16;
-            char **p = realloc(*names, (size_t)cap * sizeof *p);
-            if (!p) { closedir(d); free_names(*names, *n); return ct_fail(CT_ENOMEM, "out of memory listing %s", dir); }
+            char **p = ct_realloc(*names, (size_t)cap * sizeof *p, "the shard list");
+            if (!p) break;
             *names = p;
         }
-        if (!((*names)[*n] = strdup(e->d_name))) { closedir(d); free_names(*names, *n); return ct_fail(CT_ENOMEM, "out of memory listing %s", dir); }
+        if (!((*names)[*n] = ct_strdup(e->d_name, "the shard list"))) break;
         (*n)++;
     }
     closedir(d);
+    if (e) { /* stopped early: out of memory */
+        free_names(*names, *n);
+        *names = NULL;
+        *n = 0;
+        return ct_fail_context(CT_ENOMEM, "listing %s", dir);
+    }
     if (*n == 0) return ct_fail(CT_EIO, "no %s_*.bin token shards in %s (write them with `cetus "
                                 "prepare --out %s`)", split, dir, dir);
     qsort(*names, (size_t)*n, sizeof **names, cmp_str);
@@ -93,12 +99,12 @@ static ct_status map_shards(ct_loader *l, char **names, int n) {
     return CT_OK;
 }
 
-/* ---- open / free ----------------------------------------------------------------------- */
+/* ---- open / close ---------------------------------------------------------------------- */
 
 static ct_status loader_init(ct_loader *l, const char *dir, const char *split) {
     char **names = NULL;
     int n = 0;
-    if (!(l->dir = strdup(dir))) return ct_fail(CT_ENOMEM, "out of memory opening %s", dir);
+    if (!(l->dir = ct_strdup(dir, "the loader's directory"))) return CT_ENOMEM;
     CT_TRY(list_shards(dir, split, &names, &n));
     ct_status s = map_shards(l, names, n);
     free_names(names, n);
@@ -122,19 +128,19 @@ ct_status ct_loader_open(ct_loader **out, const char *dir, const char *split, in
     if (!l) return CT_ENOMEM;
     *l = (ct_loader){.B = B, .T = T, .seed = seed, .shuffle = shuffle != 0};
     ct_status s = loader_init(l, dir, split);
-    if (s != CT_OK) { ct_loader_free(l); return s; }
+    if (s != CT_OK) { ct_loader_close(l); return s; }
     *out = l;
     return CT_OK;
 }
 
-void ct_loader_free(ct_loader *l) {
+void ct_loader_close(ct_loader *l) {
     if (!l) return;
     for (int i = 0; i < l->n_shards; i++) ct_shard_close(&l->shards[i]);
     ct_free(l->shards);
     ct_free(l->start);
     ct_free(l->perm);
     ct_free(l->window);
-    free(l->dir);
+    ct_free(l->dir);
     ct_free(l);
 }
 

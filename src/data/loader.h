@@ -23,7 +23,7 @@ typedef struct ct_loader_pos {
  * fewer than T + 1 tokens in all. */
 ct_status ct_loader_open(ct_loader **out, const char *dir, const char *split, int B, int T,
                          uint64_t seed, int shuffle);
-void ct_loader_free(ct_loader *l);
+void ct_loader_close(ct_loader *l);
 
 /* Fills the global batch: inputs, targets [B, T]; advances the position by B windows. */
 ct_status ct_loader_next(ct_loader *l, int32_t *inputs, int32_t *targets);

@@ -24,22 +24,22 @@ typedef struct doc {
 typedef struct doclist { doc *d; size_t n, cap; } doclist;
 
 static void doclist_free(doclist *l) {
-    for (size_t i = 0; i < l->n; i++) { free(l->d[i].path); free(l->d[i].rel); }
-    free(l->d);
+    for (size_t i = 0; i < l->n; i++) { ct_free(l->d[i].path); ct_free(l->d[i].rel); }
+    ct_free(l->d);
     memset(l, 0, sizeof *l);
 }
 
 static ct_status doclist_add(doclist *l, const char *path, const char *rel) {
     if (l->n == l->cap) {
         size_t cap = l->cap ? 2 * l->cap : 256;
-        doc *d = realloc(l->d, cap * sizeof *d);
-        if (!d) return ct_fail(CT_ENOMEM, "out of memory listing %s", path);
+        doc *d = ct_realloc(l->d, cap * sizeof *d, "the document list");
+        if (!d) return CT_ENOMEM;
         l->d = d;
         l->cap = cap;
     }
     doc *d = &l->d[l->n];
-    *d = (doc){strdup(path), strdup(rel), 0, 0};
-    if (!d->path || !d->rel) { free(d->path); free(d->rel); return ct_fail(CT_ENOMEM, "out of memory listing %s", path); }
+    *d = (doc){ct_strdup(path, "the document list"), NULL, 0, 0};
+    if (!d->path || !(d->rel = ct_strdup(rel, "the document list"))) { ct_free(d->path); return CT_ENOMEM; }
     d->hash = XXH64(rel, strlen(rel), 0);
     l->n++;
     return CT_OK;
@@ -69,15 +69,19 @@ static ct_status sorted_entries(const char *dir, char ***out, size_t *n) {
         if (e->d_name[0] == '.') continue;
         if (*n == cap) {
             cap = cap ? 2 * cap : 64;
-            char **p = realloc(names, cap * sizeof *p);
-            if (!p) { s = ct_fail(CT_ENOMEM, "out of memory listing %s", dir); break; }
+            char **p = ct_realloc(names, cap * sizeof *p, "a directory listing");
+            if (!p) { s = CT_ENOMEM; break; }
             names = p;
         }
-        if (!(names[*n] = strdup(e->d_name))) s = ct_fail(CT_ENOMEM, "out of memory listing %s", dir);
+        if (!(names[*n] = ct_strdup(e->d_name, "a directory listing"))) s = CT_ENOMEM;
         else (*n)++;
     }
     closedir(d);
-    if (s != CT_OK) { for (size_t i = 0; i < *n; i++) free(names[i]); free(names); return s; }
+    if (s != CT_OK) {
+        for (size_t i = 0; i < *n; i++) ct_free(names[i]);
+        ct_free(names);
+        return ct_fail_context(s, "listing %s", dir);
+    }
     if (*n) qsort(names, *n, sizeof *names, cmp_name);
     *out = names;
     return CT_OK;
@@ -106,9 +110,9 @@ static ct_status walk_dir(doclist *l, const char *dir, const char *rel) {
     ct_status s = CT_OK;
     for (size_t i = 0; i < n; i++) {
         if (s == CT_OK) s = walk_entry(l, dir, rel, names[i]);
-        free(names[i]);
+        ct_free(names[i]);
     }
-    free(names);
+    ct_free(names);
     return s;
 }
 
@@ -146,12 +150,12 @@ static ct_status split_docs(doclist *l, double frac, const char *inputs) {
     size_t n_val = (size_t)llround(frac * (double)l->n);
     if (n_val < 1) n_val = 1;
     if (n_val > l->n - 1) n_val = l->n - 1;
-    hash_index *order = malloc(l->n * sizeof *order);
-    if (!order) return ct_fail(CT_ENOMEM, "out of memory splitting %zu documents", l->n);
+    hash_index *order = ct_alloc(l->n * sizeof *order, "the train/validation split");
+    if (!order) return CT_ENOMEM;
     for (size_t i = 0; i < l->n; i++) order[i] = (hash_index){l->d[i].hash, i};
     qsort(order, l->n, sizeof *order, cmp_hash_index);
     for (size_t i = 0; i < n_val; i++) l->d[order[i].i].val = 1;
-    free(order);
+    ct_free(order);
     return CT_OK;
 }
 
@@ -231,9 +235,9 @@ static ct_status remove_stale(const char *dir, const char *split, int keep) {
             snprintf(path, sizeof path, "%s/%s", dir, nm);
             if (unlink(path) != 0) s = ct_fail(CT_EIO, "cannot remove stale shard %s: %s", path, strerror(errno));
         }
-        free(names[i]);
+        ct_free(names[i]);
     }
-    free(names);
+    ct_free(names);
     return s;
 }
 
@@ -379,7 +383,7 @@ static ct_status write_meta(const prep_run *r, const ct_prepare_stats *st) {
         if (s == CT_OK) s = ct_atomic_commit(f);
         else ct_atomic_abort(f);
     }
-    free(text);
+    cJSON_free(text);
     return s;
 }
 

@@ -443,7 +443,7 @@ static ct_status compile_pattern(ct_tokenizer *t) {
     return CT_OK;
 }
 
-/* ---- load / free ----------------------------------------------------------------------- */
+/* ---- create / free --------------------------------------------------------------------- */
 
 ct_status ct_tokenizer_load(ct_tokenizer **out, const char *encoder_json, const char *vocab_bpe) {
     *out = NULL;

@@ -57,16 +57,18 @@ static ct_status init_params(ct_model *m, uint64_t seed) {
 
 static void tp_sum_block(void *ctx, float *buf, size_t n) { ct_model_tp_sum(ctx, buf, n); }
 
-static ct_model *alloc_tables(const ct_model_config *cfg) {
-    ct_model *m = calloc(1, sizeof *m);
+/* The model with its tables allocated (zeroed); NULL with the message when out of memory. */
+static ct_model *create_tables(const ct_model_config *cfg) {
+    ct_model *m = ct_calloc(sizeof *m, "the model");
     size_t cap = 9 + (size_t)cfg->n_layer * (CT_BLOCK_ATTN_TENSORS + CT_MOE_TENSORS); /* embeddings (4 image), blocks, ln_f, tied copy */
-    if (!m || !(m->tensors = calloc(cap, sizeof *m->tensors)) ||
-        !(m->names = calloc(cap, sizeof *m->names)) ||
-        !(m->blocks = calloc((size_t)cfg->n_layer, sizeof *m->blocks)) ||
-        !(m->block_grads = calloc((size_t)cfg->n_layer, sizeof *m->block_grads)) ||
-        !(m->block_acts = calloc((size_t)cfg->n_layer, sizeof *m->block_acts)) ||
-        !(m->layer_first = calloc((size_t)cfg->n_layer, sizeof *m->layer_first)) ||
-        !(m->holds = calloc((size_t)cfg->n_layer, 1))) {
+    size_t L = (size_t)cfg->n_layer;
+    if (!m || !(m->tensors = ct_calloc(cap * sizeof *m->tensors, "the model's tensor table")) ||
+        !(m->names = ct_calloc(cap * sizeof *m->names, "the model's tensor names")) ||
+        !(m->blocks = ct_calloc(L * sizeof *m->blocks, "the model's blocks")) ||
+        !(m->block_grads = ct_calloc(L * sizeof *m->block_grads, "the model's block gradients")) ||
+        !(m->block_acts = ct_calloc(L * sizeof *m->block_acts, "the model's block activations")) ||
+        !(m->layer_first = ct_calloc(L * sizeof *m->layer_first, "the model's layer table")) ||
+        !(m->holds = ct_calloc(L, "the model's layer table"))) {
         ct_model_free(m);
         return NULL;
     }
@@ -79,8 +81,8 @@ static ct_model *alloc_tables(const ct_model_config *cfg) {
 
 /* The one-process model's table alone (no parameters), for walking it. */
 ct_status ct_model_table_only(ct_model **out, const ct_model_config *cfg) {
-    ct_model *m = alloc_tables(cfg);
-    if (!m) return ct_fail(CT_ENOMEM, "out of memory creating the model tables");
+    ct_model *m = create_tables(cfg);
+    if (!m) return CT_ENOMEM;
     ct_gpt_table_build(m);
     *out = m;
     return CT_OK;
@@ -132,8 +134,8 @@ ct_status ct_model_create_comm(ct_model **out, const ct_model_config *cfg, uint6
     int experts = comm ? comm->ep_ranks : 1;
     CT_TRY(ct_model_check_tensor_split(cfg, ranks));
     if (experts > 1 && cfg->moe_every > 0) CT_TRY(ct_moe_group_check(&cfg->moe, experts));
-    ct_model *m = alloc_tables(cfg);
-    if (!m) return ct_fail(CT_ENOMEM, "out of memory creating the model tables");
+    ct_model *m = create_tables(cfg);
+    if (!m) return CT_ENOMEM;
     ct_status s = set_stage(m, comm, stage_blocks);
     if (s != CT_OK) { ct_model_free(m); return s; }
     if (comm) m->comm = *comm;
@@ -172,8 +174,8 @@ ct_status ct_model_create_comm(ct_model **out, const ct_model_config *cfg, uint6
 ct_status ct_model_create_view(ct_model **out, ct_model *base) {
     if (base->base) base = base->base;
     CT_TRY(ct_model_ensure_grads(base));
-    ct_model *v = malloc(sizeof *v);
-    if (!v) return ct_fail(CT_ENOMEM, "out of memory for a model view");
+    ct_model *v = ct_alloc(sizeof *v, "a model view");
+    if (!v) return CT_ENOMEM;
     *v = *base; /* shares the tables, parameters, gradients and block views */
     v->base = base;
     v->acts = NULL;
@@ -196,9 +198,9 @@ ct_status ct_model_create_view(ct_model **out, ct_model *base) {
     memset(&v->scratch, 0, sizeof v->scratch);
     v->tp.ctx = v; /* its passes record their own collective failures */
     v->ep_group.ctx = v;
-    if (!(v->block_acts = calloc((size_t)v->cfg.n_layer, sizeof *v->block_acts))) {
-        free(v);
-        return ct_fail(CT_ENOMEM, "out of memory for a model view");
+    if (!(v->block_acts = ct_calloc((size_t)v->cfg.n_layer * sizeof *v->block_acts, "a model view's blocks"))) {
+        ct_free(v);
+        return CT_ENOMEM;
     }
     *out = v;
     return CT_OK;
@@ -210,30 +212,30 @@ static void free_pass_state(ct_model *m) {
     ct_free(m->patch_in);
     ct_free(m->tp_buf);
     ct_free(m->ep_buf);
-    free(m->ep_acts);
-    free(m->tokens);
-    free(m->block_acts);
-    free(m->moe_snap);
-    free(m->snap_load);
-    free(m->snap_kept);
+    ct_free(m->ep_acts);
+    ct_free(m->tokens);
+    ct_free(m->block_acts);
+    ct_free(m->moe_snap);
+    ct_free(m->snap_load);
+    ct_free(m->snap_kept);
 }
 
 void ct_model_free(ct_model *m) {
     if (!m) return;
-    if (m->base) { free_pass_state(m); free(m); return; }
+    if (m->base) { free_pass_state(m); ct_free(m); return; }
     ct_model_offload_free(m);
     if (m->placed) ct_tier_move(m->n_params * sizeof(float), CT_TIER_COMPUTE, CT_TIER_HOST);
     ct_free(m->params);
     ct_free(m->grads);
     free_pass_state(m);
-    free(m->tensors);
-    free(m->names);
-    free(m->blocks);
-    free(m->block_grads);
-    free(m->layer_first);
-    free(m->holds);
-    free(m->recompute);
-    free(m);
+    ct_free(m->tensors);
+    ct_free(m->names);
+    ct_free(m->blocks);
+    ct_free(m->block_grads);
+    ct_free(m->layer_first);
+    ct_free(m->holds);
+    ct_free(m->recompute);
+    ct_free(m);
 }
 
 const ct_model_config *ct_model_get_config(const ct_model *m) { return &m->cfg; }

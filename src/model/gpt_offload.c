@@ -78,17 +78,21 @@ static ct_status map_to_file(ct_model *m, int grads, int l, size_t lo, size_t n)
 }
 
 /* Gives a disk range's whole pages back to anonymous memory, with the file's values (before
- * the buffer is freed or reused). */
+ * the buffer is freed or reused). It runs while freeing, so it cannot fail: a chunk of pages
+ * at a time goes through a buffer on the stack. */
 static void unmap_from_file(ct_model *m, int grads, size_t lo, size_t n) {
     float *p = home(m, grads) + lo;
-    size_t skip, len;
+    size_t skip, len, page = (size_t)sysconf(_SC_PAGESIZE);
+    unsigned char copy[1 << 16];
     ct_page_interior(p, n * sizeof(float), &skip, &len);
-    if (!len) return;
-    void *copy = malloc(len);
-    if (copy) memcpy(copy, (char *)p + skip, len);
-    mmap((char *)p + skip, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
-    if (copy) memcpy((char *)p + skip, copy, len);
-    free(copy);
+    CT_ASSERT(page <= sizeof copy);
+    size_t step = sizeof copy / page * page;
+    for (char *at = (char *)p + skip, *end = at + len; at < end; at += step) {
+        size_t k = (size_t)(end - at) < step ? (size_t)(end - at) : step;
+        memcpy(copy, at, k);
+        mmap(at, k, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+        memcpy(at, copy, k);
+    }
 }
 
 static ct_status open_file(ct_model *m, const char *dir, int rank) {
@@ -189,11 +193,11 @@ void ct_model_offload_free(ct_model *m) {
     ct_free(o->pslot[1]);
     ct_free(o->gslot);
     if (o->fd >= 0) { close(o->fd); unlink(o->path); }
-    free(o->param_place);
-    free(o->grad_place);
-    free(o->file_at);
-    free(o->moved_range);
-    free(o);
+    ct_free(o->param_place);
+    ct_free(o->grad_place);
+    ct_free(o->file_at);
+    ct_free(o->moved_range);
+    ct_free(o);
     m->off = NULL;
 }
 
@@ -218,22 +222,22 @@ ct_status ct_model_set_offload(ct_model *m, const ct_place *params, const ct_pla
         return ct_fail(CT_EINVAL, "offload.params / offload.grads with model.share_layers: blocks sharing weights "
                        "use one copy, which stays on the compute tier; offload the optimizer state instead "
                        "(offload.optimizer)");
-    if (!(m->off = calloc(1, sizeof *m->off))) return ct_fail(CT_ENOMEM, "out of memory");
+    if (!(m->off = ct_calloc(sizeof *m->off, "the model's offload state"))) return CT_ENOMEM;
     if (!m->grads) { /* allocated in the host tier: only what stays on the compute tier counts there */
         m->grads = ct_alloc_in(CT_TIER_HOST, (m->n_params ? m->n_params : 1) * sizeof(float), "model gradients");
-        if (!m->grads) { free(m->off); m->off = NULL; return CT_ENOMEM; }
+        if (!m->grads) { ct_free(m->off); m->off = NULL; return CT_ENOMEM; }
         ct_zero_lazily(m->grads, m->n_params * sizeof(float));
         ct_model_bind_blocks(m, m->block_grads, m->grads);
         m->off->grads_host = 1;
     }
     m->off->fd = -1;
     m->off->pslot_layer[0] = m->off->pslot_layer[1] = -1;
-    m->off->param_place = calloc((size_t)m->cfg.n_layer, 1);
-    m->off->grad_place = calloc((size_t)m->cfg.n_layer, 1);
-    m->off->file_at = calloc(2 * (size_t)m->cfg.n_layer, sizeof *m->off->file_at);
-    m->off->moved_range = calloc(2 * (size_t)m->cfg.n_layer, 1);
-    int tables = m->off->param_place && m->off->grad_place && m->off->file_at && m->off->moved_range;
-    ct_status s = tables ? setup(m, params, grads, dir, rank) : ct_fail(CT_ENOMEM, "out of memory");
+    size_t L = (size_t)m->cfg.n_layer;
+    int tables = (m->off->param_place = ct_calloc(L, "the offload tables")) &&
+                 (m->off->grad_place = ct_calloc(L, "the offload tables")) &&
+                 (m->off->file_at = ct_calloc(2 * L * sizeof *m->off->file_at, "the offload tables")) &&
+                 (m->off->moved_range = ct_calloc(2 * L, "the offload tables"));
+    ct_status s = tables ? setup(m, params, grads, dir, rank) : CT_ENOMEM;
     if (s != CT_OK) ct_model_offload_free(m);
     return s;
 }

@@ -64,8 +64,9 @@ static size_t expert_sides_bytes(const ct_model *m, int N, size_t *one) {
 static ct_status layout_expert_sides(ct_model *m, int N) {
     const ct_moe_config *c = &m->cfg.moe;
     size_t one, need = expert_sides_bytes(m, N, &one);
-    if (!m->ep_acts && !(m->ep_acts = calloc((size_t)m->cfg.n_layer, sizeof *m->ep_acts)))
-        return ct_fail(CT_ENOMEM, "out of memory for the expert-parallel tables");
+    if (!m->ep_acts &&
+        !(m->ep_acts = ct_calloc((size_t)m->cfg.n_layer * sizeof *m->ep_acts, "the expert-parallel tables")))
+        return CT_ENOMEM;
     if (need > m->ep_buf_cap) {
         ct_free(m->ep_buf);
         m->ep_buf_cap = 0;
@@ -83,11 +84,15 @@ static ct_status layout_expert_sides(ct_model *m, int N) {
 /* Room for the MoE statistics of recomputed blocks, taken at forward time. */
 static ct_status alloc_snapshots(ct_model *m) {
     size_t L = (size_t)m->cfg.n_layer, E = (size_t)m->cfg.moe.n_experts;
-    m->moe_snap = calloc(L, sizeof *m->moe_snap);
-    m->snap_load = calloc(L * E, sizeof *m->snap_load);
-    m->snap_kept = calloc(L * E, sizeof *m->snap_kept);
-    if (!m->moe_snap || !m->snap_load || !m->snap_kept)
-        return ct_fail(CT_ENOMEM, "out of memory for MoE statistics");
+    if (!(m->moe_snap = ct_calloc(L * sizeof *m->moe_snap, "MoE statistics")) ||
+        !(m->snap_load = ct_calloc(L * E * sizeof *m->snap_load, "MoE statistics")) ||
+        !(m->snap_kept = ct_calloc(L * E * sizeof *m->snap_kept, "MoE statistics"))) {
+        ct_free(m->moe_snap); /* all or none: the next pass tries again */
+        ct_free(m->snap_load);
+        m->moe_snap = NULL;
+        m->snap_load = NULL;
+        return CT_ENOMEM;
+    }
     return CT_OK;
 }
 
@@ -115,9 +120,9 @@ static ct_status layout_acts(ct_model *m, int B, int T) {
         m->acts_cap = need;
     }
     if (N > m->ints_cap) {
-        free(m->tokens);
-        m->tokens = malloc(3 * N * sizeof(int32_t));
-        if (!m->tokens) { m->ints_cap = 0; return ct_fail(CT_ENOMEM, "out of memory for token buffers"); }
+        ct_free(m->tokens);
+        m->tokens = ct_alloc(3 * N * sizeof(int32_t), "token buffers");
+        if (!m->tokens) { m->ints_cap = 0; return CT_ENOMEM; }
         m->targets = m->tokens + N;
         m->prefix = m->tokens + 2 * N;
         m->ints_cap = N;
@@ -367,10 +372,10 @@ ct_status ct_model_set_recompute(ct_model *m, const int *layers) {
                        "and its views");
     int any = 0;
     for (int l = 0; layers && l < m->cfg.n_layer; l++) any |= layers[l] != 0;
-    free(m->recompute);
+    ct_free(m->recompute);
     m->recompute = NULL;
     if (!any) return CT_OK;
-    if (!(m->recompute = calloc((size_t)m->cfg.n_layer, 1))) return ct_fail(CT_ENOMEM, "out of memory");
+    if (!(m->recompute = ct_calloc((size_t)m->cfg.n_layer, "the recomputation mask"))) return CT_ENOMEM;
     for (int l = 0; l < m->cfg.n_layer; l++) m->recompute[l] = layers[l] != 0;
     return CT_OK;
 }

@@ -12,10 +12,10 @@ static int32_t argmax(const float *x, int V) {
     return best;
 }
 
-/* Smallest logit that is still among the top k (ties may admit a few more). */
-static float kth_largest(const float *x, int V, int k) {
-    float *copy = malloc(sizeof(float) * (size_t)V);
-    CT_ASSERT(copy != NULL);
+/* Smallest logit that is still among the top k (ties may admit a few more) into *out. */
+static ct_status kth_largest(const float *x, int V, int k, float *out) {
+    float *copy = ct_alloc(sizeof(float) * (size_t)V, "top-k sampling");
+    if (!copy) return CT_ENOMEM;
     memcpy(copy, x, sizeof(float) * (size_t)V);
     int lo = 0, hi = V - 1, target = k - 1; /* quickselect for descending order */
     while (lo < hi) {
@@ -30,14 +30,12 @@ static float kth_largest(const float *x, int V, int k) {
         else if (target >= i) lo = i;
         else break;
     }
-    float kth = copy[target];
-    free(copy);
-    return kth;
+    *out = copy[target];
+    ct_free(copy);
+    return CT_OK;
 }
 
-int32_t ct_sample_token(const float *logits, int V, float temperature, int top_k, ct_rng *rng) {
-    if (temperature <= 0.0f) return argmax(logits, V);
-    float cutoff = top_k > 0 && top_k < V ? kth_largest(logits, V, top_k) : -INFINITY;
+static int32_t draw(const float *logits, int V, float temperature, float cutoff, ct_rng *rng) {
     float m = logits[argmax(logits, V)];
     double total = 0.0;
     for (int v = 0; v < V; v++)
@@ -53,6 +51,14 @@ int32_t ct_sample_token(const float *logits, int V, float temperature, int top_k
     return last;
 }
 
+ct_status ct_sample_token(const float *logits, int V, float temperature, int top_k, ct_rng *rng, int32_t *out) {
+    float cutoff = -INFINITY;
+    if (temperature <= 0.0f) { *out = argmax(logits, V); return CT_OK; }
+    if (top_k > 0 && top_k < V) CT_TRY(kth_largest(logits, V, top_k, &cutoff));
+    *out = draw(logits, V, temperature, cutoff, rng);
+    return CT_OK;
+}
+
 ct_status ct_generate(ct_model *m, const int32_t *prompt, int n_prompt, int n_new,
                       float temperature, int top_k, uint64_t seed, ct_token_fn on_token, void *ctx) {
     const ct_model_config *c = ct_model_get_config(m);
@@ -60,9 +66,9 @@ ct_status ct_generate(ct_model *m, const int32_t *prompt, int n_prompt, int n_ne
     ct_rng_seed(rng, seed);
     if (n_prompt < 1) return ct_fail(CT_EINVAL, "generate: the prompt needs at least one token");
     int cap = n_prompt + n_new;
-    int32_t *seq = malloc(sizeof(int32_t) * (size_t)cap);
-    float *last = malloc(sizeof(float) * (size_t)c->vocab_size);
-    if (!seq || !last) { free(seq); free(last); return ct_fail(CT_ENOMEM, "generate: out of memory"); }
+    int32_t *seq = ct_alloc(sizeof(int32_t) * (size_t)cap, "generated tokens");
+    float *last = seq ? ct_alloc(sizeof(float) * (size_t)c->vocab_size, "generation logits") : NULL;
+    if (!last) { ct_free(seq); return CT_ENOMEM; }
     memcpy(seq, prompt, sizeof(int32_t) * (size_t)n_prompt);
     ct_status s = CT_OK;
     ct_model_set_logits_last(m, 1); /* only the next token's logits are needed */
@@ -70,12 +76,12 @@ ct_status ct_generate(ct_model *m, const int32_t *prompt, int n_prompt, int n_ne
         int T = len < c->seq_len ? len : c->seq_len;
         s = ct_model_forward(m, seq + len - T, NULL, NULL, 1, T, NULL);
         if (s != CT_OK || (s = ct_model_logits_row(m, T - 1, last)) != CT_OK) break;
-        seq[len] = ct_sample_token(last, c->vocab_size, temperature, top_k, rng);
+        if ((s = ct_sample_token(last, c->vocab_size, temperature, top_k, rng, &seq[len])) != CT_OK) break;
         if (on_token) on_token(seq[len], ctx);
     }
     ct_model_set_logits_last(m, 0);
-    free(seq);
-    free(last);
+    ct_free(seq);
+    ct_free(last);
     return s;
 }
 
@@ -113,10 +119,10 @@ static ct_status caption_check(ct_model *m, const float *patches, int B, int32_t
 
 static ct_status caption_alloc(caption_run *r, int32_t bos) {
     size_t rows = (size_t)r->B * (size_t)r->L;
-    r->rows = malloc(sizeof(int32_t) * (2 * rows + (size_t)r->B));
-    r->done = calloc((size_t)r->B, sizeof(int));
-    r->logits = malloc(sizeof(float) * (size_t)r->V);
-    if (!r->rows || !r->done || !r->logits) return ct_fail(CT_ENOMEM, "caption: out of memory");
+    if (!(r->rows = ct_alloc(sizeof(int32_t) * (2 * rows + (size_t)r->B), "caption rows")) ||
+        !(r->done = ct_calloc((size_t)r->B * sizeof(int), "caption rows")) ||
+        !(r->logits = ct_alloc(sizeof(float) * (size_t)r->V, "caption logits")))
+        return CT_ENOMEM;
     r->batch = r->rows + rows;
     r->prefix = r->batch + rows;
     for (int b = 0; b < r->B; b++) {
@@ -129,9 +135,9 @@ static ct_status caption_alloc(caption_run *r, int32_t bos) {
 }
 
 static void caption_release(caption_run *r) {
-    free(r->rows);
-    free(r->done);
-    free(r->logits);
+    ct_free(r->rows);
+    ct_free(r->done);
+    ct_free(r->logits);
 }
 
 /* Step k: every row holds k caption tokens (finished ones padded with eot); draws token k of
@@ -145,7 +151,8 @@ static ct_status caption_step(caption_run *r, int k, int *active) {
     for (int b = 0; b < r->B; b++) {
         if (r->done[b]) continue;
         CT_TRY(ct_model_logits_row(r->m, b * T + T - 1, r->logits));
-        int32_t id = ct_sample_token(r->logits, r->V, r->temperature, r->top_k, r->rng);
+        int32_t id;
+        CT_TRY(ct_sample_token(r->logits, r->V, r->temperature, r->top_k, r->rng, &id));
         if (id == r->eot) { r->done[b] = 1; continue; }
         r->rows[(size_t)b * r->L + T] = id;
         r->out[(size_t)b * r->stride + k] = id;

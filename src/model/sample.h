@@ -6,9 +6,9 @@
 #include "core/core.h"
 #include "spec/model_spec.h"
 
-/* Draws one id from logits[V]: temperature <= 0 means greedy (argmax); top_k <= 0 or >= V
- * means the full distribution. */
-int32_t ct_sample_token(const float *logits, int V, float temperature, int top_k, ct_rng *rng);
+/* Draws one id from logits[V] into *out: temperature <= 0 means greedy (argmax); top_k <= 0
+ * or >= V means the full distribution. Top-k needs scratch memory (CT_ENOMEM without). */
+ct_status ct_sample_token(const float *logits, int V, float temperature, int top_k, ct_rng *rng, int32_t *out);
 
 /* Text continuation (ct_generate, seeded) is declared in include/cetus.h. */
 

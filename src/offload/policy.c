@@ -123,8 +123,8 @@ ct_status ct_offload_auto(const ct_model *m, size_t budget, size_t fixed, double
     const ct_model_config *c = ct_model_get_config(m);
     int L = c->n_layer, first, end;
     ct_model_stage_layers(m, &first, &end);
-    size_t *n = calloc((size_t)L + 2, sizeof *n);
-    if (!n) return ct_fail(CT_ENOMEM, "out of memory");
+    size_t *n = ct_calloc(((size_t)L + 2) * sizeof *n, "the offload policy");
+    if (!n) return CT_ENOMEM;
     unit_sizes(m, n);
     for (int u = 0; u < L + 2; u++) params[u] = grads[u] = opt[u] = CT_PLACE_COMPUTE;
     size_t need = predict(L, n, params, grads, opt, share, fixed);
@@ -144,7 +144,7 @@ ct_status ct_offload_auto(const ct_model *m, size_t budget, size_t fixed, double
             size_t with = predict(L, n, params, grads, opt, share, fixed);
             need = with;
         }
-    free(n);
+    ct_free(n);
     *predicted = need;
     char b[32], w[32], f[32];
     if (need > budget)

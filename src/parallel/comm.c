@@ -46,7 +46,7 @@ static void begin(ct_world *w, ct_request *r, int op, ct_axis axis) {
 
 static ct_status finish(ct_world *w, ct_request *r) {
     ct_world_release_scratch(w, r->slot);
-    free(r->segs);
+    ct_free(r->segs);
     r->segs = NULL;
     r->slot = -1;
     r->op = OP_NONE;
@@ -291,10 +291,10 @@ static ct_status post_coll(ct_world *w, ct_request *r) {
  * of napping between the pieces of one large message (which both ends must drive), and a
  * sender never has to test its request for the rest to go. */
 static ct_status post_p2p(ct_world *w, ct_request *r) {
-    r->segs = malloc((size_t)r->steps * sizeof *r->segs);
+    r->segs = ct_alloc((size_t)r->steps * sizeof *r->segs, "the segments of a message");
     if (!r->segs) {
         finish(w, r);
-        return ct_fail(CT_ENOMEM, "out of memory for a message of %zu floats", r->n);
+        return CT_ENOMEM;
     }
     MPI_Comm comm = w->p2p[r->axis];
     for (long i = 0; i < r->steps; i++) {

@@ -21,8 +21,9 @@
  * of a reduction is summed once, at one rank, in a fixed order (the ring order starting
  * after the block's owner), and then copied: every rank holds identical bytes by
  * construction, and a run repeats bit for bit for a fixed layout. An all-reduce equals,
- * bit for bit, a reduce-scatter over the near-even split of the buffer (ct_split_even)
- * followed by an all-gather. Broadcast and barrier are MPI_Ibcast / MPI_Ibarrier.
+ * bit for bit, a reduce-scatter over the near-even split of the buffer
+ * (ct_split_create_even) followed by an all-gather. Broadcast and barrier are MPI_Ibcast /
+ * MPI_Ibarrier.
  *
  * Progress. A started collective advances only inside ct_comm_test / ct_comm_wait (one
  * ring step per completed message): to overlap communication with compute, call
@@ -102,7 +103,7 @@ typedef struct ct_world ct_world;
 
 /* Whether an MPI launcher started this process, and its rank and size as the launcher
  * announced them (rank 0 and size 1 without a launcher; size 0 if a launcher did not
- * announce it). Usable before ct_world_init, e.g. to print a refusal on rank 0 only. */
+ * announce it). Usable before ct_world_create, e.g. to print a refusal on rank 0 only. */
 int ct_launch_mpi(void);
 int ct_launch_rank(void);
 int ct_launch_size(void);
@@ -115,8 +116,8 @@ void ct_launch_report(const char *prefix);
  * process, checks the layout (before MPI_Init when the launcher announced the size) and
  * builds one communicator per axis. On failure *out is NULL and MPI is finalised again.
  * One world per process. */
-ct_status ct_world_init(ct_world **out, const ct_layout *want);
-/* Frees the communicators and finalises MPI (if ct_world_init initialised it). Every
+ct_status ct_world_create(ct_world **out, const ct_layout *want);
+/* Frees the communicators and finalises MPI (if ct_world_create initialised it). Every
  * request must have completed. NULL is a no-op. */
 void ct_world_free(ct_world *w);
 
@@ -162,7 +163,7 @@ void ct_world_set_segment(ct_world *w, size_t floats);
 typedef struct ct_split ct_split;
 ct_status ct_split_create(ct_split **out, const ct_world *w, ct_axis axis, const size_t *counts);
 /* Near-even: the first total % p shards hold one float more. */
-ct_status ct_split_even(ct_split **out, const ct_world *w, ct_axis axis, size_t total);
+ct_status ct_split_create_even(ct_split **out, const ct_world *w, ct_axis axis, size_t total);
 void ct_split_free(ct_split *s);
 ct_axis ct_split_axis(const ct_split *s);
 size_t ct_split_total(const ct_split *s);

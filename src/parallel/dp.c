@@ -167,8 +167,9 @@ static ct_status make_buckets(ct_dp *dp) {
 static ct_status find_shared(ct_dp *dp) {
     const ct_model *m = dp->m;
     if (ct_model_stages(m) == 1) return CT_OK;
-    if (!(dp->shared = calloc((size_t)ct_model_get_config(m)->n_layer, sizeof *dp->shared)))
-        return ct_fail(CT_ENOMEM, "out of memory");
+    if (!(dp->shared = ct_calloc((size_t)ct_model_get_config(m)->n_layer * sizeof *dp->shared,
+                                 "the shared weights' gradient sums")))
+        return CT_ENOMEM;
     dp->n_shared = ct_model_stage_shared(m, dp->shared);
     size_t most = 0;
     for (int k = 0; k < dp->n_shared; k++)
@@ -207,14 +208,14 @@ ct_status ct_dp_create(ct_dp **out, ct_world *w, ct_model *m, int zero_stage, ct
                        "dense gradients would need a reduction over the expert group before the "
                        "reduce-scatter); use parallel.zero = 1, which shards over the ranks that hold "
                        "the same experts", ct_model_expert_ranks(m));
-    ct_dp *dp = calloc(1, sizeof *dp);
-    if (!dp) return ct_fail(CT_ENOMEM, "out of memory for data parallelism");
+    ct_dp *dp = ct_calloc(sizeof *dp, "data parallelism");
+    if (!dp) return CT_ENOMEM;
     *dp = (ct_dp){.w = w, .m = m, .zero = zero_stage, .ranks = ct_world_axis_size(w, CT_AXIS_DATA),
                   .me = ct_world_coord(w, CT_AXIS_DATA), .shard_axis = CT_AXIS_DATA};
     if (ct_model_expert_ranks(m) > 1) dp->shard_axis = CT_AXIS_EXPERT_DATA;
     dp->shard_ranks = ct_world_axis_size(w, dp->shard_axis);
     dp->shard_me = ct_world_coord(w, dp->shard_axis);
-    ct_status s = ct_split_even(&dp->shards, w, dp->shard_axis, ct_model_num_params(m));
+    ct_status s = ct_split_create_even(&dp->shards, w, dp->shard_axis, ct_model_num_params(m));
     if (s == CT_OK) s = find_shared(dp);
     if (s == CT_OK) s = make_buckets(dp);
     int thread = overlap == CT_OVERLAP_THREAD ||
@@ -234,9 +235,9 @@ void ct_dp_free(ct_dp *dp) {
     ct_progress_free(dp->prog);
     for (int i = 0; i < dp->n_buckets; i++) ct_split_free(dp->buckets[i].split);
     ct_split_free(dp->shards);
-    free(dp->shared);
+    ct_free(dp->shared);
     ct_free(dp->zeros);
-    free(dp);
+    ct_free(dp);
 }
 
 void ct_dp_arm(ct_dp *dp, int reduce) { dp->armed = reduce && dp->ranks > 1; }

@@ -81,8 +81,8 @@ static void *helper(void *arg) {
 }
 
 ct_status ct_progress_create(ct_progress **out, ct_world *w, int thread) {
-    ct_progress *p = calloc(1, sizeof *p);
-    if (!p) return ct_fail(CT_ENOMEM, "out of memory for the progress engine");
+    ct_progress *p = ct_calloc(sizeof *p, "the progress engine");
+    if (!p) return CT_ENOMEM;
     p->w = w;
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->work, NULL);
@@ -105,7 +105,7 @@ void ct_progress_free(ct_progress *p) {
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->work);
     pthread_cond_destroy(&p->idle);
-    free(p);
+    ct_free(p);
 }
 
 int ct_progress_threaded(const ct_progress *p) { return p->has_thread; }

@@ -39,7 +39,7 @@ void ct_launch_report(const char *prefix) {
     nanosleep(&delay, NULL);
 }
 
-/* ---- init ------------------------------------------------------------------------------ */
+/* ---- create ---------------------------------------------------------------------------- */
 
 ct_status ct_world_mpi_error(const ct_world *w, int axis, int rc, const char *what) {
     char msg[MPI_MAX_ERROR_STRING];
@@ -132,7 +132,7 @@ static void release(ct_world *w) {
     ct_free(w);
 }
 
-ct_status ct_world_init(ct_world **out, const ct_layout *want) {
+ct_status ct_world_create(ct_world **out, const ct_layout *want) {
     *out = NULL;
     int launched = ct_launch_mpi(), announced = ct_launch_size();
     ct_layout l;
@@ -304,7 +304,7 @@ ct_status ct_split_create(ct_split **out, const ct_world *w, ct_axis axis, const
     return split_make(out, w, axis, counts, 0);
 }
 
-ct_status ct_split_even(ct_split **out, const ct_world *w, ct_axis axis, size_t total) {
+ct_status ct_split_create_even(ct_split **out, const ct_world *w, ct_axis axis, size_t total) {
     return split_make(out, w, axis, NULL, total);
 }
 

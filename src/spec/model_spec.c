@@ -59,11 +59,14 @@ ct_status ct_model_plan_stages(const ct_model_config *cfg, int stages, int *bloc
         return ct_fail(CT_EINVAL, "parallel.pipeline = %d stages for model.n_layer = %d blocks: every stage "
                        "needs a block; use at most %d stages", stages, L, L);
     /* best[s][l]: the least possible largest stage cost placing blocks [0, l) on stages [0, s) */
-    double *best = calloc((size_t)(stages + 1) * (size_t)(L + 1), sizeof *best), *prefix = calloc((size_t)L + 1, sizeof *prefix);
-    int *cut = calloc((size_t)(stages + 1) * (size_t)(L + 1), sizeof *cut);
-    if (!best || !prefix || !cut) {
-        free(best); free(prefix); free(cut);
-        return ct_fail(CT_ENOMEM, "out of memory planning pipeline stages");
+    size_t cells = (size_t)(stages + 1) * (size_t)(L + 1);
+    double *best = ct_alloc(cells * sizeof *best, "the pipeline stage plan");
+    double *prefix = best ? ct_calloc(((size_t)L + 1) * sizeof *prefix, "the pipeline stage plan") : NULL;
+    int *cut = prefix ? ct_calloc(cells * sizeof *cut, "the pipeline stage plan") : NULL;
+    if (!cut) {
+        ct_free(best);
+        ct_free(prefix);
+        return CT_ENOMEM;
     }
 #define AT(a, s, l) a[(size_t)(s) * (size_t)(L + 1) + (size_t)(l)]
     for (int l = 0; l < L; l++) prefix[l + 1] = prefix[l] + block_cost(cfg, l);
@@ -82,7 +85,9 @@ ct_status ct_model_plan_stages(const ct_model_config *cfg, int stages, int *bloc
         l = k;
     }
 #undef AT
-    free(best); free(prefix); free(cut);
+    ct_free(best);
+    ct_free(prefix);
+    ct_free(cut);
     return CT_OK;
 }
 

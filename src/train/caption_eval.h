@@ -15,8 +15,8 @@ typedef struct ct_caption_batch {
     int32_t *tokens, *targets, *prefix; /* [rows, T], [rows, T], [rows] */
 } ct_caption_batch;
 
-ct_status ct_caption_batch_alloc(ct_caption_batch *b, const ct_caption_loader *l, const ct_model_config *cfg,
-                                 int rows);
+ct_status ct_caption_batch_create(ct_caption_batch *b, const ct_caption_loader *l, const ct_model_config *cfg,
+                                  int rows);
 void ct_caption_batch_free(ct_caption_batch *b);
 /* Fills b with rows [row0, row0 + b->rows) of l's next global batch. */
 ct_status ct_caption_batch_next(ct_caption_batch *b, ct_caption_loader *l, int row0);

@@ -283,7 +283,7 @@ static ct_status write_st(const char *path, const ct_ckpt_view *v, const ct_ckpt
         const ct_ckpt_tensor *vt = &v->tensors[i % v->n_tensors];
         const char *suf = suffixes[i / v->n_tensors];
         size_t len = strlen(vt->name) + strlen(suf) + 1;
-        if (!(names[i] = malloc(len))) s = ct_fail(CT_ENOMEM, "%s: out of memory", path);
+        if (!(names[i] = ct_alloc(len, "checkpoint tensor names"))) s = CT_ENOMEM;
         else snprintf(names[i], len, "%s%s", vt->name, suf);
         t[i] = st_tensor(vt, names[i]);
     }
@@ -292,7 +292,7 @@ static ct_status write_st(const char *path, const ct_ckpt_view *v, const ct_ckpt
     if (s == CT_OK)
         s = ct_safetensors_write_fetch(path, t, n, meta, feed_tensor, &feed, &rec->bytes,
                                        &rec->hash);
-    for (size_t i = 0; names && i < n; i++) free(names[i]);
+    for (size_t i = 0; names && i < n; i++) ct_free(names[i]);
     ct_free(names);
     ct_free(t);
     return s;
@@ -313,7 +313,7 @@ static int add_state(cJSON *root, const cJSON *state) {
     return 0;
 }
 
-/* The text of trainer.json (malloc'd), or NULL when out of memory. */
+/* The text of trainer.json (free with cJSON_free), or NULL when out of memory. */
 static char *trainer_text(const file_rec *model, const file_rec *optim, const cJSON *state) {
     cJSON *root = cJSON_CreateObject(), *files = NULL;
     int ok = root && cJSON_AddStringToObject(root, "format", CKPT_FORMAT) &&
@@ -683,8 +683,10 @@ ct_status ct_checkpoint_resolve(const char *path, char *out, size_t cap) {
     snprintf(probe, sizeof probe, "%s/trainer.json", path);
     if (access(probe, F_OK) == 0) return ct_path_format(out, cap, "%s", path);
     snprintf(probe, sizeof probe, "%s/ckpt", path);
-    if (access(probe, F_OK) == 0 && ct_checkpoint_latest(probe, out, cap) == CT_OK) return CT_OK;
-    if (ct_checkpoint_latest(path, out, cap) == CT_OK) return CT_OK;
+    ct_status s = access(probe, F_OK) == 0 ? ct_checkpoint_latest(probe, out, cap) : CT_EIO;
+    if (s == CT_OK || s == CT_ENOMEM) return s; /* out of memory is not "not a checkpoint" */
+    s = ct_checkpoint_latest(path, out, cap);
+    if (s == CT_OK || s == CT_ENOMEM) return s;
     return ct_fail(CT_EIO, "%s is not a checkpoint, a run directory or a checkpoint directory with a 'latest' "
                    "pointer (train first: cetus train)", path);
 }

@@ -38,9 +38,9 @@ ct_status ct_ckpt_stream_create(ct_ckpt_stream *cs, const ct_config *cfg, ct_wor
                            .leader = ct_world_rank(world) == 0};
     CT_TRY(ct_model_table_only(&cs->table, ct_model_get_config(cs->model)));
     cs->n = ct_model_num_tensors(cs->table);
-    cs->local = calloc(cs->n, sizeof *cs->local);
-    cs->owner = calloc(cs->n, sizeof *cs->owner);
-    if (!cs->local || !cs->owner) return ct_fail(CT_ENOMEM, "out of memory for the checkpoint table");
+    if (!(cs->local = ct_calloc(cs->n * sizeof *cs->local, "the checkpoint table")) ||
+        !(cs->owner = ct_calloc(cs->n * sizeof *cs->owner, "the checkpoint table")))
+        return CT_ENOMEM;
     CT_TRY(map_tensors(cs, cs->model));
     size_t most = 1;
     for (size_t i = 0; i < cs->n; i++)
@@ -55,8 +55,8 @@ ct_status ct_ckpt_stream_create(ct_ckpt_stream *cs, const ct_config *cfg, ct_wor
 void ct_ckpt_stream_free(ct_ckpt_stream *cs) {
     ct_free(cs->full);
     ct_model_free(cs->table);
-    free(cs->local);
-    free(cs->owner);
+    ct_free(cs->local);
+    ct_free(cs->owner);
     memset(cs, 0, sizeof *cs);
 }
 

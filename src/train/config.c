@@ -294,14 +294,14 @@ ct_status ct_config_validate(const ct_config *c) {
     CT_TRY(ct_config_stage_blocks(c, blocks));
     size_t budget;
     CT_TRY(ct_config_compute_budget(c, &budget));
-    ct_place *units = malloc(((size_t)c->model.n_layer + 2) * sizeof *units);
-    if (!units) return ct_fail(CT_ENOMEM, "out of memory");
+    ct_place *units = ct_alloc(((size_t)c->model.n_layer + 2) * sizeof *units, "checking the offload keys");
+    if (!units) return CT_ENOMEM;
     ct_status us = ct_offload_parse(c->offload.optimizer, "offload.optimizer", c->model.n_layer, 0, units);
     int grads_off = 0;
     if (us == CT_OK) us = ct_offload_parse(c->offload.params, "offload.params", c->model.n_layer, 1, units);
     if (us == CT_OK) us = ct_offload_parse(c->offload.grads, "offload.grads", c->model.n_layer, 1, units);
     for (int u = 0; us == CT_OK && u < c->model.n_layer + 2; u++) grads_off |= units[u] != CT_PLACE_COMPUTE;
-    free(units);
+    ct_free(units);
     CT_TRY(us);
     int is_auto = !strcmp(c->offload.policy, "auto");
     if (!is_auto && strcmp(c->offload.policy, "manual"))
@@ -315,10 +315,10 @@ ct_status ct_config_validate(const ct_config *c) {
     if (grads_off && c->parallel.zero == 2)
         return ct_fail(CT_EINVAL, "offload.grads with parallel.zero = 2: not supported (ZeRO 2 keeps only its "
                        "shard of the gradients already); use parallel.zero = 1 or offload the optimizer state");
-    int *layers = malloc((size_t)c->model.n_layer * sizeof *layers);
-    if (!layers) return ct_fail(CT_ENOMEM, "out of memory");
+    int *layers = ct_alloc((size_t)c->model.n_layer * sizeof *layers, "checking memory.recompute");
+    if (!layers) return CT_ENOMEM;
     ct_status rs = ct_config_recompute_layers(c, layers);
-    free(layers);
+    ct_free(layers);
     CT_TRY(rs);
     CT_TRY(check_delink(c));
     CT_TRY(check_scenes(c));
@@ -406,33 +406,35 @@ int ct_config_train_seq_len(const ct_config *c) {
     return c->train.seq_len > 0 ? c->train.seq_len : c->model.seq_len;
 }
 
-char *ct_config_to_json(const ct_config *c) {
+cJSON *ct_config_json(const ct_config *c) {
     cJSON *root = cJSON_CreateObject();
-    for (size_t i = 0; i < N_KEYS; i++) {
+    int ok = root != NULL;
+    for (size_t i = 0; ok && i < N_KEYS; i++) {
         const key_def *k = &keys[i];
         char section[32];
-        const char *dot = strchr(k->name, '.');
+        const char *dot = strchr(k->name, '.'), *key = dot + 1;
         snprintf(section, sizeof section, "%.*s", (int)(dot - k->name), k->name);
-        cJSON *obj = cJSON_GetObjectItemCaseSensitive(root, section);
-        if (!obj) obj = cJSON_AddObjectToObject(root, section);
+        cJSON *obj = cJSON_GetObjectItemCaseSensitive(root, section), *v = NULL;
+        if (!obj && !(obj = cJSON_AddObjectToObject(root, section))) break;
         const void *src = (const char *)c + k->offset;
         switch (k->type) {
-        case K_INT: cJSON_AddNumberToObject(obj, dot + 1, *(const int *)src); break;
-        case K_I64: cJSON_AddNumberToObject(obj, dot + 1, (double)*(const long long *)src); break;
-        case K_FLOAT: cJSON_AddNumberToObject(obj, dot + 1, *(const double *)src); break;
-        case K_F32: cJSON_AddNumberToObject(obj, dot + 1, *(const float *)src); break;
-        case K_ROUTING: cJSON_AddStringToObject(obj, dot + 1, ct_moe_routing_name(*(const ct_moe_routing *)src)); break;
+        case K_INT: v = cJSON_AddNumberToObject(obj, key, *(const int *)src); break;
+        case K_I64: v = cJSON_AddNumberToObject(obj, key, (double)*(const long long *)src); break;
+        case K_FLOAT: v = cJSON_AddNumberToObject(obj, key, *(const double *)src); break;
+        case K_F32: v = cJSON_AddNumberToObject(obj, key, *(const float *)src); break;
+        case K_ROUTING: v = cJSON_AddStringToObject(obj, key, ct_moe_routing_name(*(const ct_moe_routing *)src)); break;
         case K_SHARE:
-            if (*(const int *)src > 0) cJSON_AddNumberToObject(obj, dot + 1, *(const int *)src);
-            else cJSON_AddStringToObject(obj, dot + 1, *(const int *)src ? "all" : "none");
+            if (*(const int *)src > 0) v = cJSON_AddNumberToObject(obj, key, *(const int *)src);
+            else v = cJSON_AddStringToObject(obj, key, *(const int *)src ? "all" : "none");
             break;
-        case K_BOOL: cJSON_AddBoolToObject(obj, dot + 1, *(const int *)src); break;
-        case K_STR: cJSON_AddStringToObject(obj, dot + 1, (const char *)src); break;
+        case K_BOOL: v = cJSON_AddBoolToObject(obj, key, *(const int *)src); break;
+        case K_STR: v = cJSON_AddStringToObject(obj, key, (const char *)src); break;
         }
+        ok = v != NULL;
     }
-    char *out = cJSON_Print(root);
+    if (ok) return root;
     cJSON_Delete(root);
-    return out;
+    return NULL;
 }
 
 void ct_config_print_keys(FILE *out) {

@@ -6,6 +6,7 @@
 #define CT_CONFIG_H
 
 #include "cetus.h"
+#include <cjson/cJSON.h>
 #include <stdio.h>
 
 typedef struct ct_config {
@@ -87,8 +88,9 @@ ct_status ct_config_stage_blocks(const ct_config *c, int *blocks);
 ct_status ct_config_compute_budget(const ct_config *c, size_t *bytes);
 /* memory.recompute as a mask layers[model.n_layer] (1: recomputed), checked. */
 ct_status ct_config_recompute_layers(const ct_config *c, int *layers);
-/* The whole configuration as a JSON object string (caller frees with free()). */
-char *ct_config_to_json(const ct_config *c);
+/* The whole configuration as a JSON object ({"model": {"n_layer": 4, ...}, ...}); NULL when
+ * out of memory. Free it with cJSON_Delete. */
+cJSON *ct_config_json(const ct_config *c);
 /* Prints every key with its default and help. */
 void ct_config_print_keys(FILE *out);
 

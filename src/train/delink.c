@@ -28,31 +28,44 @@ static ct_status get_tensor(void *ctx, size_t i, int b, const float **data) {
 /* The pseudo checkpoint's state whole: weights and, unless reset, moments. */
 static ct_status read_pseudo(const char *dir, const ct_model *table, int reset, float **state) {
     size_t n = ct_model_num_tensors(table), np = ct_model_num_params_full(table);
-    ct_ckpt_tensor *tensors = calloc(n, sizeof *tensors);
+    ct_ckpt_tensor *tensors = ct_calloc((n ? n : 1) * sizeof *tensors, "the pseudo checkpoint's table");
+    if (!tensors) return CT_ENOMEM;
     *state = ct_alloc_in(CT_TIER_HOST, (reset ? 1 : 3) * (np ? np : 1) * sizeof(float), "the pseudo model's state");
-    if (!tensors || !*state) { free(tensors); return ct_fail(CT_ENOMEM, "out of memory reading %s", dir); }
+    if (!*state) { ct_free(tensors); return CT_ENOMEM; }
     ct_model_ckpt_table(table, tensors);
     ct_ckpt_view v = {.tensors = tensors, .n_tensors = n, .num_params = np, .params = *state,
                       .adam_m = reset ? NULL : *state + np, .adam_v = reset ? NULL : *state + 2 * np};
     ct_status s = reset ? ct_checkpoint_load_weights(dir, &v) : ct_checkpoint_load(dir, &v, NULL);
-    free(tensors);
+    ct_free(tensors);
     return s;
 }
 
+/* Replaces (or adds) item key of obj; 0 when item is NULL (out of memory) or not taken. */
+static int put_item(cJSON *obj, const char *key, cJSON *item) {
+    if (!item) return 0;
+    if (cJSON_GetObjectItemCaseSensitive(obj, key) ? cJSON_ReplaceItemInObjectCaseSensitive(obj, key, item)
+                                                   : cJSON_AddItemToObject(obj, key, item))
+        return 1;
+    cJSON_Delete(item);
+    return 0;
+}
+
 /* The stored trainer state with the real model's config, the step count reset if asked,
- * and where it came from. */
-static cJSON *real_state(const char *in, const ct_config *real, int layers, int reset) {
-    cJSON *stored = NULL;
-    if (ct_checkpoint_read_state(in, &stored) != CT_OK) return NULL;
-    char *text = ct_config_to_json(real);
-    cJSON_ReplaceItemInObjectCaseSensitive(stored, "config", cJSON_Parse(text));
-    free(text);
-    if (reset) cJSON_ReplaceItemInObjectCaseSensitive(stored, "adam_steps", cJSON_CreateString("0"));
-    cJSON *from = cJSON_AddObjectToObject(stored, "delinked_from");
-    cJSON_AddStringToObject(from, "checkpoint", in);
-    cJSON_AddNumberToObject(from, "layers", layers);
-    cJSON_AddStringToObject(from, "optimizer", reset ? "reset" : "carry");
-    return stored;
+ * and where it came from, into *out. */
+static ct_status real_state(const char *in, const ct_config *real, int layers, int reset, cJSON **out) {
+    cJSON *stored = NULL, *from;
+    CT_TRY(ct_checkpoint_read_state(in, &stored));
+    int ok = put_item(stored, "config", ct_config_json(real));
+    ok = ok && (!reset || put_item(stored, "adam_steps", cJSON_CreateString("0")));
+    ok = ok && (from = cJSON_AddObjectToObject(stored, "delinked_from")) &&
+         cJSON_AddStringToObject(from, "checkpoint", in) && cJSON_AddNumberToObject(from, "layers", layers) &&
+         cJSON_AddStringToObject(from, "optimizer", reset ? "reset" : "carry");
+    if (!ok) {
+        cJSON_Delete(stored);
+        return ct_fail(CT_ENOMEM, "%s: out of memory building the delinked trainer state", in);
+    }
+    *out = stored;
+    return CT_OK;
 }
 
 /* Writes the real checkpoint, each tensor streamed from the pseudo one it copies. */
@@ -61,9 +74,9 @@ static ct_status write_real(const char *in, const char *out, const ct_config *pc
     ct_model *rtable;
     CT_TRY(ct_model_table_only(&rtable, &rc->model));
     size_t n = ct_model_num_tensors(rtable), np = ct_model_num_params_full(ptable), most = 1;
-    ct_ckpt_tensor *tensors = calloc(n, sizeof *tensors);
-    size_t *from = calloc(n, sizeof *from);
-    ct_status s = tensors && from ? CT_OK : ct_fail(CT_ENOMEM, "out of memory");
+    ct_ckpt_tensor *tensors = ct_calloc((n ? n : 1) * sizeof *tensors, "the real checkpoint's table");
+    size_t *from = tensors ? ct_calloc((n ? n : 1) * sizeof *from, "the real checkpoint's table") : NULL;
+    ct_status s = from ? CT_OK : CT_ENOMEM;
     for (size_t i = 0; s == CT_OK && i < n; i++) {
         const ct_tensor_info *t = ct_model_tensor(rtable, i), *src;
         char name[96];
@@ -75,8 +88,8 @@ static ct_status write_real(const char *in, const char *out, const ct_config *pc
     }
     float *zeros = s == CT_OK && reset ? ct_calloc(most * sizeof(float), "zero moments") : NULL;
     if (s == CT_OK && reset && !zeros) s = CT_ENOMEM;
-    cJSON *st = s == CT_OK ? real_state(in, rc, rc->model.n_layer, reset) : NULL;
-    if (s == CT_OK && !st) s = ct_fail(CT_ECORRUPT, "%s: cannot read the trainer state", in);
+    cJSON *st = NULL;
+    if (s == CT_OK) s = real_state(in, rc, rc->model.n_layer, reset, &st);
     if (s == CT_OK) {
         ct_model_ckpt_table(rtable, tensors);
         delink_src src = {{state, reset ? NULL : state + np, reset ? NULL : state + 2 * np}, zeros, from};
@@ -86,8 +99,8 @@ static ct_status write_real(const char *in, const char *out, const ct_config *pc
     }
     cJSON_Delete(st);
     ct_free(zeros);
-    free(tensors);
-    free(from);
+    ct_free(tensors);
+    ct_free(from);
     ct_model_free(rtable);
     return s;
 }

@@ -29,7 +29,7 @@ ct_status ct_eval_split(ct_model *m, const ct_config *cfg, const char *data, int
     }
     if (tty) fprintf(stderr, "\n");
     free(in);
-    ct_loader_free(val);
+    ct_loader_close(val);
     *loss = sum / batches;
     *tokens = (long)batches * B * T;
     return s;
@@ -42,7 +42,7 @@ ct_status ct_eval_captions(ct_model *m, const ct_config *cfg, const char *scenes
     CT_TRY(ct_caption_loader_open(&l, scenes, "val", &cfg->model, B, 0, 0));
     uint64_t n = ct_caption_loader_count(l);
     if (captions > 0 && (uint64_t)captions < n) n = (uint64_t)captions;
-    ct_status s = ct_caption_batch_alloc(&b, l, &cfg->model, B);
+    ct_status s = ct_caption_batch_create(&b, l, &cfg->model, B);
     int tty = isatty(STDERR_FILENO);
     for (uint64_t done = 0; s == CT_OK && done < n; done += (uint64_t)B) {
         s = ct_caption_batch_next(&b, l, 0);
@@ -52,6 +52,6 @@ ct_status ct_eval_captions(ct_model *m, const ct_config *cfg, const char *scenes
     }
     if (tty) fprintf(stderr, "\n");
     ct_caption_batch_free(&b);
-    ct_caption_loader_free(l);
+    ct_caption_loader_close(l);
     return s;
 }

@@ -15,13 +15,13 @@ ct_status ct_mm_open(ct_trainer *tr) {
     int B = c->train.batch_size;
     CT_TRY(ct_caption_loader_open(&tr->cap_train, c->data.scenes, "train", &c->model, B, (uint64_t)c->train.seed, 1));
     CT_TRY(ct_caption_loader_open(&tr->cap_val, c->data.scenes, "val", &c->model, B, (uint64_t)c->train.seed, 0));
-    CT_TRY(ct_caption_batch_alloc(&tr->cap, tr->cap_train, &c->model, tr->rows));
+    CT_TRY(ct_caption_batch_create(&tr->cap, tr->cap_train, &c->model, tr->rows));
     return CT_OK;
 }
 
-void ct_mm_free(ct_trainer *tr) {
-    ct_caption_loader_free(tr->cap_train);
-    ct_caption_loader_free(tr->cap_val);
+void ct_mm_close(ct_trainer *tr) {
+    ct_caption_loader_close(tr->cap_train);
+    ct_caption_loader_close(tr->cap_val);
     ct_caption_batch_free(&tr->cap);
 }
 
@@ -86,15 +86,14 @@ ct_status ct_mm_evaluate(ct_trainer *tr, ct_caption_eval *out) {
     return CT_OK;
 }
 
-void ct_mm_save_state(const ct_trainer *tr, cJSON *state) {
-    if (!tr->cap_train) return;
+int ct_mm_save_state(const ct_trainer *tr, cJSON *state) {
+    if (!tr->cap_train) return 1;
     ct_loader_pos p = ct_caption_loader_get_pos(tr->cap_train);
-    char buf[32];
+    char e[32], i[32];
+    snprintf(e, sizeof e, "%" PRIu64, p.epoch);
+    snprintf(i, sizeof i, "%" PRIu64, p.index);
     cJSON *o = cJSON_AddObjectToObject(state, "captions");
-    snprintf(buf, sizeof buf, "%" PRIu64, p.epoch);
-    cJSON_AddStringToObject(o, "epoch", buf);
-    snprintf(buf, sizeof buf, "%" PRIu64, p.index);
-    cJSON_AddStringToObject(o, "index", buf);
+    return o && cJSON_AddStringToObject(o, "epoch", e) && cJSON_AddStringToObject(o, "index", i);
 }
 
 ct_status ct_mm_load_state(ct_trainer *tr, const cJSON *state, const char *where) {

@@ -16,7 +16,7 @@ typedef struct ct_caption_eval {
 
 /* Opens data.scenes' train and val shards (nothing without data.scenes). */
 ct_status ct_mm_open(ct_trainer *tr);
-void ct_mm_free(ct_trainer *tr);
+void ct_mm_close(ct_trainer *tr);
 /* 1 when micro-batch `micro` of the current step is a text batch: a share data.text_ratio of
  * all micro-batches, spread evenly (always 1 without scenes). */
 int ct_mm_is_text(const ct_trainer *tr, int micro);
@@ -26,8 +26,8 @@ ct_status ct_mm_caption_micro(ct_trainer *tr, float scale, uint64_t noise_seed, 
 /* Caption metrics over train.eval_batches validation batches (exact match over
  * train.eval_captions scenes). */
 ct_status ct_mm_evaluate(ct_trainer *tr, ct_caption_eval *out);
-/* The caption loader's position in the trainer state, and back. */
-void ct_mm_save_state(const ct_trainer *tr, cJSON *state);
+/* The caption loader's position in the trainer state (0 when out of memory), and back. */
+int ct_mm_save_state(const ct_trainer *tr, cJSON *state);
 ct_status ct_mm_load_state(ct_trainer *tr, const cJSON *state, const char *where);
 
 #endif

@@ -31,7 +31,9 @@ struct ct_adamw {
     segment *segs;
     int n_segs;
     ct_store *store;   /* the disk segments' file (not owned) */
-    float *staging[2]; /* host: [2 * PIECE] each (m, then v), double buffered */
+    float *staging[2]; /* host: [2 * piece] each (m, then v), double buffered */
+    size_t piece;      /* floats of m (and of v) a staging buffer holds: PIECE, or less when
+                        * every disk segment is smaller */
     int64_t t;
 };
 
@@ -49,8 +51,8 @@ ct_status ct_adamw_create_range(ct_adamw **out, size_t lo, size_t num_params) {
 /* The segments: the placed ranges clipped to [lo, hi), compute in the gaps. */
 static ct_status cut_segments(ct_adamw *o, const ct_place_range *ranges, int count) {
     size_t hi = o->lo + o->n, at = o->lo;
-    o->segs = calloc(2 * (size_t)count + 1, sizeof *o->segs);
-    if (!o->segs) return ct_fail(CT_ENOMEM, "out of memory for the optimizer");
+    o->segs = ct_calloc((2 * (size_t)count + 1) * sizeof *o->segs, "the optimizer's segments");
+    if (!o->segs) return CT_ENOMEM;
     for (int i = 0; i <= count; i++) {
         size_t a = i < count ? ranges[i].lo : hi, e = i < count ? ranges[i].lo + ranges[i].n : hi;
         a = a < o->lo ? o->lo : a > hi ? hi : a;
@@ -81,17 +83,20 @@ static ct_status place_segments(ct_adamw *o) {
         ct_zero_lazily(g->m, 2 * g->n * sizeof(float));
     }
     if (!disk_at) return CT_OK;
+    for (int i = 0; i < o->n_segs; i++)
+        if (o->segs[i].place == CT_PLACE_DISK && o->segs[i].n > o->piece) o->piece = o->segs[i].n;
+    if (o->piece > PIECE) o->piece = PIECE;
     for (int b = 0; b < 2; b++) {
-        o->staging[b] = ct_alloc_in(CT_TIER_HOST, 2 * (size_t)PIECE * sizeof(float), "AdamW moments staging");
+        o->staging[b] = ct_alloc_in(CT_TIER_HOST, 2 * o->piece * sizeof(float), "AdamW moments staging");
         if (!o->staging[b]) return CT_ENOMEM;
-        memset(o->staging[b], 0, 2 * (size_t)PIECE * sizeof(float));
+        memset(o->staging[b], 0, 2 * o->piece * sizeof(float));
     }
     /* the file starts as zero moments */
     ct_ticket t = 0;
     for (int i = 0; i < o->n_segs; i++) {
         const segment *g = &o->segs[i];
-        for (size_t done = 0; g->place == CT_PLACE_DISK && done < 2 * g->n; done += 2 * (size_t)PIECE) {
-            size_t n = 2 * g->n - done < 2 * (size_t)PIECE ? 2 * g->n - done : 2 * (size_t)PIECE;
+        for (size_t done = 0; g->place == CT_PLACE_DISK && done < 2 * g->n; done += 2 * o->piece) {
+            size_t n = 2 * g->n - done < 2 * o->piece ? 2 * g->n - done : 2 * o->piece;
             t = ct_store_write(o->store, g->at + done * sizeof(float), o->staging[0], n * sizeof(float));
         }
     }
@@ -100,8 +105,8 @@ static ct_status place_segments(ct_adamw *o) {
 
 ct_status ct_adamw_create_placed(ct_adamw **out, size_t lo, size_t num_params, const ct_place_range *ranges,
                                  int count, ct_store *store) {
-    ct_adamw *o = calloc(1, sizeof *o);
-    if (!o) return ct_fail(CT_ENOMEM, "out of memory for the optimizer");
+    ct_adamw *o = ct_calloc(sizeof *o, "the optimizer");
+    if (!o) return CT_ENOMEM;
     o->lo = lo;
     o->n = num_params;
     o->store = store;
@@ -110,7 +115,7 @@ ct_status ct_adamw_create_placed(ct_adamw **out, size_t lo, size_t num_params, c
         o->m = ct_calloc_in(CT_TIER_COMPUTE, num_params * sizeof(float), "AdamW first moments");
         o->v = ct_calloc_in(CT_TIER_COMPUTE, num_params * sizeof(float), "AdamW second moments");
         if (!o->m || !o->v) s = CT_ENOMEM;
-        else if (!(o->segs = calloc(1, sizeof *o->segs))) s = ct_fail(CT_ENOMEM, "out of memory for the optimizer");
+        else if (!(o->segs = ct_calloc(sizeof *o->segs, "the optimizer's segments"))) s = CT_ENOMEM;
         else o->segs[o->n_segs++] = (segment){lo, num_params, CT_PLACE_COMPUTE, o->m, o->v, 0};
     } else {
         s = cut_segments(o, ranges, count);
@@ -123,13 +128,13 @@ ct_status ct_adamw_create_placed(ct_adamw **out, size_t lo, size_t num_params, c
 
 void ct_adamw_free(ct_adamw *o) {
     if (!o) return;
-    if (o->m) { ct_free(o->m); ct_free(o->v); }
+    if (o->m || o->v) { ct_free(o->m); ct_free(o->v); } /* one compute segment over both */
     else
         for (int i = 0; o->segs && i < o->n_segs; i++) ct_free(o->segs[i].m);
     ct_free(o->staging[0]);
     ct_free(o->staging[1]);
-    free(o->segs);
-    free(o);
+    ct_free(o->segs);
+    ct_free(o);
 }
 
 float *ct_adamw_m(ct_adamw *o) { return o->m; }
@@ -210,23 +215,24 @@ typedef struct piece { int seg; size_t at, n; } piece;
 static piece next_piece(const ct_adamw *o, piece p) {
     if (p.seg >= 0 && p.at + p.n < o->segs[p.seg].n) {
         size_t at = p.at + p.n, left = o->segs[p.seg].n - at;
-        return (piece){p.seg, at, left < PIECE ? left : PIECE};
+        return (piece){p.seg, at, left < o->piece ? left : o->piece};
     }
     for (int i = p.seg + 1; i < o->n_segs; i++)
-        if (o->segs[i].place == CT_PLACE_DISK) return (piece){i, 0, o->segs[i].n < PIECE ? o->segs[i].n : PIECE};
+        if (o->segs[i].place == CT_PLACE_DISK)
+            return (piece){i, 0, o->segs[i].n < o->piece ? o->segs[i].n : o->piece};
     return (piece){-1, 0, 0};
 }
 
-/* Reads (write 0) or writes piece p's m and v from / to staging buffer buf ([2 PIECE]). */
+/* Reads (write 0) or writes piece p's m and v from / to staging buffer buf ([2 piece]). */
 static ct_ticket move_piece(ct_adamw *o, piece p, float *buf, int write) {
     const segment *g = &o->segs[p.seg];
     size_t m_at = g->at + p.at * sizeof(float), v_at = g->at + (g->n + p.at) * sizeof(float), bytes = p.n * sizeof(float);
     if (write) {
         ct_store_write(o->store, m_at, buf, bytes);
-        return ct_store_write(o->store, v_at, buf + PIECE, bytes);
+        return ct_store_write(o->store, v_at, buf + o->piece, bytes);
     }
     ct_store_read(o->store, m_at, buf, bytes);
-    return ct_store_read(o->store, v_at, buf + PIECE, bytes);
+    return ct_store_read(o->store, v_at, buf + o->piece, bytes);
 }
 
 /* Disk segments piece after piece through two staging buffers: piece k+1's moments are read
@@ -242,7 +248,7 @@ static ct_status update_disk(ct_adamw *o, const step_args *a) {
             loaded[k ^ 1] = move_piece(o, q, o->staging[k ^ 1], 0);
         }
         CT_TRY(ct_store_wait(o->store, loaded[k]));
-        update_span(a, o->segs[p.seg].lo + p.at, p.n, o->staging[k], o->staging[k] + PIECE);
+        update_span(a, o->segs[p.seg].lo + p.at, p.n, o->staging[k], o->staging[k] + o->piece);
         ct_model_offload_drop(a->model, o->segs[p.seg].lo + p.at, p.n);
         saved[k] = move_piece(o, p, o->staging[k], 1);
         p = q;

@@ -136,18 +136,18 @@ void ct_pipe_free(ct_pipe *p) {
         settle(p, &p->slots[i]);
         if (i > 0) ct_model_free(p->slots[i].m);
     }
-    free(p->slots);
-    free(p->fwd_order);
+    ct_free(p->slots);
+    ct_free(p->fwd_order);
     ct_free(p->in.buf[0]);
-    free(p);
+    ct_free(p);
 }
 
 static ct_status alloc_buffers(ct_pipe *p) {
     int M = p->micro;
-    p->slots = calloc((size_t)p->n_slots, sizeof *p->slots);
-    p->fwd_order = malloc(2 * (size_t)M * sizeof(int));
-    p->in.buf[0] = ct_alloc_in(CT_TIER_COMPUTE, 4 * p->boundary * sizeof(float), "pipeline receive buffers");
-    if (!p->slots || !p->fwd_order || !p->in.buf[0]) return ct_fail(CT_ENOMEM, "out of memory for the pipeline");
+    if (!(p->slots = ct_calloc((size_t)p->n_slots * sizeof *p->slots, "the pipeline slots")) ||
+        !(p->fwd_order = ct_alloc(2 * (size_t)M * sizeof(int), "the pipeline schedule")) ||
+        !(p->in.buf[0] = ct_alloc_in(CT_TIER_COMPUTE, 4 * p->boundary * sizeof(float), "pipeline receive buffers")))
+        return CT_ENOMEM;
     p->in.buf[1] = p->in.buf[0] + p->boundary;
     p->grad.buf[0] = p->in.buf[1] + p->boundary;
     p->grad.buf[1] = p->grad.buf[0] + p->boundary;
@@ -172,8 +172,8 @@ ct_status ct_pipe_create(ct_pipe **out, ct_world *w, ct_model *m, ct_schedule sc
     if (micro < 1 || micro > MAX_MICRO || rows % micro != 0)
         return ct_fail(CT_EINVAL, "parallel.micro_batches = %d does not divide the %d rows each data rank "
                        "takes of a batch (at most %d)", micro, rows, MAX_MICRO);
-    ct_pipe *p = calloc(1, sizeof *p);
-    if (!p) return ct_fail(CT_ENOMEM, "out of memory for the pipeline");
+    ct_pipe *p = ct_calloc(sizeof *p, "the pipeline");
+    if (!p) return CT_ENOMEM;
     *p = (ct_pipe){.w = w, .m = m, .schedule = schedule, .micro = micro, .rows = rows, .mrows = rows / micro,
                    .T = T, .stage = ct_model_stage(m), .stages = ct_model_stages(m)};
     p->boundary = (size_t)p->mrows * (size_t)T * (size_t)ct_model_get_config(m)->d_model;
@@ -309,7 +309,9 @@ static ct_status next_token(ct_pipe *p, const int32_t *window, int T, float *x, 
     float token = 0.0f; /* ids below 2^24 are exact as floats */
     if (last_stage(p)) {
         CT_TRY(ct_model_logits_row(m, T - 1, logits));
-        token = (float)ct_sample_token(logits, c->vocab_size, temperature, top_k, rng);
+        int32_t id;
+        CT_TRY(ct_sample_token(logits, c->vocab_size, temperature, top_k, rng, &id));
+        token = (float)id;
     } else {
         CT_TRY(ct_comm_send_start(p->w, CT_AXIS_PIPELINE, p->stage + 1, 0, ct_model_stage_output(m), n, &q));
         CT_TRY(ct_comm_wait(p->w, &q));
@@ -325,9 +327,10 @@ ct_status ct_pipe_generate(ct_pipe *p, const int32_t *prompt, int n_prompt, int 
     if (n_prompt < 1) return ct_fail(CT_EINVAL, "generate: the prompt needs at least one token");
     CT_TRY(settle(p, &p->slots[0]));
     int cap = n_prompt + n_new;
-    int32_t *seq = malloc(sizeof(int32_t) * (size_t)cap);
-    float *x = ct_alloc_in(CT_TIER_COMPUTE, ((size_t)c->seq_len * (size_t)c->d_model + (size_t)c->vocab_size) * sizeof(float), "generation");
-    if (!seq || !x) { free(seq); ct_free(x); return ct_fail(CT_ENOMEM, "generate: out of memory"); }
+    int32_t *seq = ct_alloc(sizeof(int32_t) * (size_t)cap, "generated tokens");
+    float *x = seq ? ct_alloc_in(CT_TIER_COMPUTE, ((size_t)c->seq_len * (size_t)c->d_model + (size_t)c->vocab_size) *
+                                                      sizeof(float), "generation") : NULL;
+    if (!x) { ct_free(seq); return CT_ENOMEM; }
     memcpy(seq, prompt, sizeof(int32_t) * (size_t)n_prompt);
     ct_status s = CT_OK;
     for (int len = n_prompt; len < cap && s == CT_OK; len++) {
@@ -335,7 +338,7 @@ ct_status ct_pipe_generate(ct_pipe *p, const int32_t *prompt, int n_prompt, int 
         s = next_token(p, seq + len - T, T, x, x + (size_t)c->seq_len * c->d_model, temperature, top_k, rng, &seq[len]);
         if (s == CT_OK && on_token) on_token(seq[len], ctx);
     }
-    free(seq);
+    ct_free(seq);
     ct_free(x);
     return s;
 }

@@ -21,14 +21,18 @@ static ct_status run_trainer(const ct_config *cfg, ct_world *world) {
     return s;
 }
 
-/* 1 when run.dir's latest checkpoint (resumed from) holds a model without sharing. */
-static int latest_is_real(const ct_config *cfg) {
+/* *real = 1 when run.dir's latest checkpoint (resumed from) holds a model without sharing.
+ * A checkpoint that cannot be read is an error here, as it is to the trainer resuming it. */
+static ct_status latest_is_real(const ct_config *cfg, int *real) {
     char root[1100], latest[1100];
+    *real = 0;
     snprintf(root, sizeof root, "%s/ckpt", cfg->run.dir);
-    if (!cfg->run.resume || access(root, F_OK) != 0 || ct_checkpoint_latest(root, latest, sizeof latest) != CT_OK)
-        return 0;
+    if (!cfg->run.resume || access(root, F_OK) != 0) return CT_OK;
+    CT_TRY(ct_checkpoint_latest(root, latest, sizeof latest));
     ct_config stored;
-    return ct_checkpoint_read_config(latest, &stored) == CT_OK && stored.model.share_layers == 0;
+    CT_TRY(ct_checkpoint_read_config(latest, &stored));
+    *real = stored.model.share_layers == 0;
+    return CT_OK;
 }
 
 /* The pseudo phase up to delink.step; *dir gets its checkpoint there (empty if the run
@@ -69,7 +73,9 @@ ct_status ct_train_run(const ct_config *cfg, ct_world *world) {
     CT_TRY(ct_model_delink_config(&cfg->model, cfg->delink.layers, &real.model));
     real.delink.step = real.delink.layers = 0;
     real.run.resume = 1; /* from the delinked checkpoint */
-    if (!latest_is_real(cfg)) {
+    int real_phase;
+    CT_TRY(latest_is_real(cfg, &real_phase));
+    if (!real_phase) {
         char dir[1200];
         CT_TRY(run_pseudo(cfg, world, dir, sizeof dir));
         if (!dir[0]) return CT_OK; /* stopped before the switch */

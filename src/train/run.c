@@ -14,14 +14,14 @@
 struct ct_run { ct_config cfg; };
 
 ct_status ct_run_create(ct_run **out) {
-    ct_run *r = calloc(1, sizeof *r);
-    if (!r) return ct_fail(CT_ENOMEM, "out of memory for a run");
+    ct_run *r = ct_calloc(sizeof *r, "a run");
+    if (!r) return CT_ENOMEM;
     ct_config_defaults(&r->cfg);
     *out = r;
     return CT_OK;
 }
 
-void ct_run_free(ct_run *r) { free(r); }
+void ct_run_free(ct_run *r) { ct_free(r); }
 
 ct_status ct_run_set(ct_run *r, const char *key_value) { return ct_config_apply_override(&r->cfg, key_value); }
 
@@ -73,7 +73,7 @@ ct_status ct_run_train(ct_run *r) {
     if (s != CT_OK) return refused(s);
     ct_layout want = {cfg->parallel.data, cfg->parallel.tensor, cfg->parallel.pipeline, cfg->parallel.expert};
     ct_world *world;
-    if ((s = ct_world_init(&world, &want)) != CT_OK) return refused(s);
+    if ((s = ct_world_create(&world, &want)) != CT_OK) return refused(s);
     start_threads(cfg);
     s = ct_train_run(cfg, world);
     if (s != CT_OK && ct_world_size(world) > 1) { /* end every rank, with this one's message */

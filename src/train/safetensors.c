@@ -110,11 +110,11 @@ static int add_entry(cJSON *root, const ct_st_tensor *t, uint64_t begin, uint64_
            cJSON_AddRawToObject(e, "data_offsets", offs);
 }
 
-/* Copies text into a new malloc'd buffer padded with spaces to a multiple of 8 bytes. */
+/* Copies text into a new ct_alloc buffer padded with spaces to a multiple of 8 bytes. */
 static ct_status pad_header(const char *path, const char *text, char **out, size_t *len) {
     size_t k = strlen(text), padded = (k + 7) / 8 * 8;
-    char *buf = malloc(padded + 1);
-    if (!buf) return ct_fail(CT_ENOMEM, "%s: out of memory building the header", path);
+    char *buf = ct_alloc(padded + 1, path);
+    if (!buf) return CT_ENOMEM;
     memcpy(buf, text, k);
     memset(buf + k, ' ', padded - k);
     buf[padded] = 0;
@@ -124,7 +124,7 @@ static ct_status pad_header(const char *path, const char *text, char **out, size
 }
 
 /* Builds the header JSON recording data hash `hash`, space-padded to a multiple of 8 bytes;
- * *out is from malloc. The hash is 16 hex digits, so the length does not depend on it. */
+ * *out is from ct_alloc. The hash is 16 hex digits, so the length does not depend on it. */
 static ct_status build_header(const char *path, const ct_st_tensor *t, size_t n,
                               const char *const *kv, uint64_t hash, char **out, size_t *len) {
     ct_status s = CT_ENOMEM;
@@ -181,7 +181,7 @@ static ct_status rewrite_header(ct_atomic_file *f, const char *path, const ct_st
     CT_TRY(build_header(path, t, n, kv, hash, &header, &len2));
     CT_ASSERT(len2 == len);
     ct_status s = ct_atomic_pwrite(f, 8, header, len);
-    free(header);
+    ct_free(header);
     return s;
 }
 
@@ -232,7 +232,7 @@ ct_status ct_safetensors_write_fetch(const char *path, const ct_st_tensor *tenso
         if (s == CT_OK) s = ct_atomic_commit(f);
         else ct_atomic_abort(f);
     }
-    free(header);
+    ct_free(header);
     if (s != CT_OK) return s;
     if (file_bytes) *file_bytes = 8 + len + total;
     if (file_xxh64) *file_xxh64 = hash;
@@ -470,10 +470,11 @@ static ct_status check_checksum(const ct_safetensors *st) {
 
 ct_status ct_safetensors_open(ct_safetensors **out, const char *path) {
     *out = NULL;
-    ct_safetensors *st = calloc(1, sizeof *st);
-    if (!st || !(st->path = strdup(path))) {
-        free(st);
-        return ct_fail(CT_ENOMEM, "out of memory opening %s", path);
+    ct_safetensors *st = ct_calloc(sizeof *st, path);
+    if (!st) return CT_ENOMEM;
+    if (!(st->path = ct_strdup(path, path))) {
+        ct_free(st);
+        return CT_ENOMEM;
     }
     ct_status s = ct_map_file(&st->map, path);
     if (s == CT_OK) s = parse_prefix(st);
@@ -492,8 +493,8 @@ void ct_safetensors_close(ct_safetensors *st) {
     ct_unmap_file(&st->map);
     ct_free(st->entries);
     ct_free(st->by_name);
-    free(st->path);
-    free(st);
+    ct_free(st->path);
+    ct_free(st);
 }
 
 /* ---- accessors ------------------------------------------------------------------------- */

@@ -33,8 +33,9 @@ static ct_status open_loaders(ct_trainer *tr) {
 static ct_status build_ckpt_view(ct_trainer *tr) {
     CT_TRY(ct_ckpt_stream_create(&tr->stream, &tr->cfg, tr->world, tr->model, tr->dp, tr->opt));
     const ct_model *table = tr->stream.table;
-    if (!(tr->ckpt_tensors = calloc(ct_model_num_tensors(table), sizeof *tr->ckpt_tensors)))
-        return ct_fail(CT_ENOMEM, "out of memory for the checkpoint table");
+    if (!(tr->ckpt_tensors = ct_calloc(ct_model_num_tensors(table) * sizeof *tr->ckpt_tensors,
+                                       "the checkpoint table")))
+        return CT_ENOMEM;
     ct_model_ckpt_table(table, tr->ckpt_tensors);
     tr->view = (ct_ckpt_view){.tensors = tr->ckpt_tensors, .n_tensors = ct_model_num_tensors(table),
                               .num_params = ct_model_num_params_full(table),
@@ -49,29 +50,30 @@ static ct_status json_u64(const cJSON *obj, const char *key, uint64_t *out, cons
     return CT_OK;
 }
 
-/* Names the first model or MoE key whose stored value differs from cfg's, or returns 0. */
-static int first_model_difference(const ct_config *stored, const ct_config *cfg, char *out, size_t cap) {
-    char *a_text = ct_config_to_json(stored), *b_text = ct_config_to_json(cfg);
-    cJSON *a = cJSON_Parse(a_text), *b = cJSON_Parse(b_text);
+/* Names the first model or MoE key whose stored value differs from cfg's in out (*found = 1),
+ * or sets *found = 0. */
+static ct_status first_model_difference(const ct_config *stored, const ct_config *cfg, char *out, size_t cap,
+                                        int *found) {
+    cJSON *a = ct_config_json(stored), *b = a ? ct_config_json(cfg) : NULL;
     static const char *sections[] = {"model", "moe", "image"};
-    int found = 0;
-    for (int k = 0; k < 3 && !found; k++) {
+    ct_status s = b ? CT_OK : ct_fail(CT_ENOMEM, "out of memory comparing the stored config");
+    *found = 0;
+    for (int k = 0; k < 3 && s == CT_OK && !*found; k++) {
         const cJSON *sa = cJSON_GetObjectItemCaseSensitive(a, sections[k]);
-        for (const cJSON *it = sa ? sa->child : NULL; it && !found; it = it->next) {
+        for (const cJSON *it = sa ? sa->child : NULL; it && !*found; it = it->next) {
             const cJSON *other = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(b, sections[k]), it->string);
             if (other && cJSON_Compare(it, other, 1)) continue;
             char *va = cJSON_PrintUnformatted(it), *vb = other ? cJSON_PrintUnformatted(other) : NULL;
-            snprintf(out, cap, "%s.%s = %s, but the config asks for %s", sections[k], it->string, va, vb ? vb : "?");
-            free(va);
-            free(vb);
-            found = 1;
+            snprintf(out, cap, "%s.%s = %s, but the config asks for %s", sections[k], it->string, va ? va : "?",
+                     vb ? vb : "?");
+            cJSON_free(va);
+            cJSON_free(vb);
+            *found = 1;
         }
     }
     cJSON_Delete(a);
     cJSON_Delete(b);
-    free(a_text);
-    free(b_text);
-    return found;
+    return s;
 }
 
 /* The stored config must describe the same model. */
@@ -80,11 +82,15 @@ static ct_status check_same_model(const ct_trainer *tr, const cJSON *state, cons
     ct_config_defaults(&stored);
     const cJSON *cfg = cJSON_GetObjectItemCaseSensitive(state, "config");
     char *text = cfg ? cJSON_PrintUnformatted(cfg) : NULL;
-    ct_status s = text ? ct_config_apply_json(&stored, text, where) : ct_fail(CT_ECORRUPT, "%s: no config", where);
-    free(text);
+    ct_status s = text ? ct_config_apply_json(&stored, text, where)
+                : cfg ? ct_fail(CT_ENOMEM, "%s: out of memory reading the config", where)
+                      : ct_fail(CT_ECORRUPT, "%s: no config", where);
+    cJSON_free(text);
     CT_TRY(s);
     char diff[512];
-    if (first_model_difference(&stored, &tr->cfg, diff, sizeof diff))
+    int differs;
+    CT_TRY(first_model_difference(&stored, &tr->cfg, diff, sizeof diff, &differs));
+    if (differs)
         return ct_fail(CT_EINVAL, "%s holds a model with %s; use the checkpoint's settings, another "
                        "run.dir, or run.resume=false", where, diff);
     if (stored.train.batch_size != tr->cfg.train.batch_size || stored.train.seed != tr->cfg.train.seed)
@@ -156,11 +162,11 @@ static ct_status build_model(ct_trainer *tr) {
     int blocks[CT_MAX_STAGES];
     CT_TRY(ct_config_stage_blocks(c, blocks));
     CT_TRY(ct_model_create_staged(&tr->model, &c->model, (uint64_t)c->train.seed, tr->world, blocks));
-    int *layers = malloc((size_t)c->model.n_layer * sizeof *layers);
-    if (!layers) return ct_fail(CT_ENOMEM, "out of memory");
+    int *layers = ct_alloc((size_t)c->model.n_layer * sizeof *layers, "the recomputation mask");
+    if (!layers) return CT_ENOMEM;
     ct_status s = ct_config_recompute_layers(c, layers);
     if (s == CT_OK) s = ct_model_set_recompute(tr->model, layers);
-    free(layers);
+    ct_free(layers);
     return s == CT_OK ? offload_model(tr) : s;
 }
 
@@ -170,8 +176,9 @@ static ct_status build_pipeline(ct_trainer *tr) {
     if (ct_model_stages(tr->model) == 1) return CT_OK;
     ct_schedule schedule;
     CT_TRY(ct_schedule_parse(c->parallel.schedule, &schedule));
-    if (!(tr->pipe_busy = calloc((size_t)ct_model_stages(tr->model), sizeof *tr->pipe_busy)))
-        return ct_fail(CT_ENOMEM, "out of memory");
+    if (!(tr->pipe_busy = ct_calloc((size_t)ct_model_stages(tr->model) * sizeof *tr->pipe_busy,
+                                    "the pipeline stage times")))
+        return CT_ENOMEM;
     return ct_pipe_create(&tr->pipe, tr->world, tr->model, schedule, micro_batches(c, tr->rows), tr->rows,
                           ct_config_train_seq_len(c));
 }
@@ -201,7 +208,7 @@ static ct_status plan_offload(ct_trainer *tr) {
     const ct_config *c = &tr->cfg;
     int L = c->model.n_layer;
     size_t units = (size_t)L + 2;
-    if (!(tr->plan = malloc(3 * units * sizeof *tr->plan))) return ct_fail(CT_ENOMEM, "out of memory");
+    if (!(tr->plan = ct_alloc(3 * units * sizeof *tr->plan, "the offload plan"))) return CT_ENOMEM;
     ct_place *params = tr->plan, *grads = params + units, *opt = grads + units;
     if (strcmp(c->offload.policy, "auto")) {
         CT_TRY(ct_offload_parse(c->offload.params, "offload.params", L, 1, params));
@@ -235,8 +242,8 @@ static ct_status build_optimizer(ct_trainer *tr, size_t lo, size_t hi) {
     const ct_config *c = &tr->cfg;
     int L = c->model.n_layer;
     const ct_place *units = tr->plan + 2 * ((size_t)L + 2);
-    ct_place_range *ranges = malloc(((size_t)L + 2) * sizeof *ranges);
-    ct_status s = ranges ? CT_OK : ct_fail(CT_ENOMEM, "out of memory");
+    ct_place_range *ranges = ct_alloc(((size_t)L + 2) * sizeof *ranges, "the optimizer's placement");
+    ct_status s = ranges ? CT_OK : CT_ENOMEM;
     int count = s == CT_OK ? ct_offload_ranges(tr->model, units, ranges) : 0;
     size_t disk = 0;
     for (int i = 0; i < count; i++) {
@@ -249,7 +256,7 @@ static ct_status build_optimizer(ct_trainer *tr, size_t lo, size_t hi) {
         s = ct_store_open(&tr->store, dir, ct_world_rank(tr->world), disk);
     }
     if (s == CT_OK) s = ct_adamw_create_placed(&tr->opt, lo, hi - lo, ranges, count, tr->store);
-    free(ranges);
+    ct_free(ranges);
     return s;
 }
 
@@ -273,8 +280,8 @@ ct_status ct_trainer_create(ct_trainer **out, const ct_config *cfg, ct_world *wo
     CT_TRY(ct_config_compute_budget(cfg, &budget));
     ct_tier_set_budget(budget);
     CT_TRY(ct_backend_select(cfg->runtime.backend));
-    ct_trainer *tr = calloc(1, sizeof *tr);
-    if (!tr) return ct_fail(CT_ENOMEM, "out of memory for the trainer");
+    ct_trainer *tr = ct_calloc(sizeof *tr, "the trainer");
+    if (!tr) return CT_ENOMEM;
     tr->cfg = *cfg;
     tr->world = world;
     tr->rows = cfg->train.batch_size / ranks;
@@ -301,27 +308,27 @@ ct_status ct_trainer_create(ct_trainer **out, const ct_config *cfg, ct_world *wo
 
 void ct_trainer_free(ct_trainer *tr) {
     if (!tr) return;
-    ct_loader_free(tr->train);
-    ct_loader_free(tr->val);
-    ct_mm_free(tr);
+    ct_loader_close(tr->train);
+    ct_loader_close(tr->val);
+    ct_mm_close(tr);
     ct_adamw_free(tr->opt);
     ct_store_close(tr->store);
     ct_pipe_free(tr->pipe); /* gives the progress hook back to the data parallelism */
     ct_dp_free(tr->dp);
     ct_model_free(tr->model);
     ct_ckpt_stream_free(&tr->stream);
-    free(tr->ckpt_tensors);
-    free(tr->pipe_busy);
-    free(tr->plan);
-    free(tr->inputs);
-    free(tr);
+    ct_free(tr->ckpt_tensors);
+    ct_free(tr->pipe_busy);
+    ct_free(tr->plan);
+    ct_free(tr->inputs);
+    ct_free(tr);
 }
 
 static ct_status ensure_batch_buffers(ct_trainer *tr) {
     if (tr->inputs) return CT_OK;
     size_t n = (size_t)tr->rows * ct_config_train_seq_len(&tr->cfg);
-    tr->inputs = malloc(2 * n * sizeof(int32_t));
-    if (!tr->inputs) return ct_fail(CT_ENOMEM, "out of memory for batch buffers");
+    tr->inputs = ct_alloc(2 * n * sizeof(int32_t), "batch buffers");
+    if (!tr->inputs) return CT_ENOMEM;
     tr->targets = tr->inputs + n;
     return CT_OK;
 }
@@ -424,27 +431,31 @@ ct_status ct_trainer_evaluate(ct_trainer *tr, float *val_loss) {
 }
 
 cJSON *ct_trainer_state_json(const ct_config *cfg, int64_t step, int64_t adam_steps, ct_loader_pos pos) {
-    cJSON *st = cJSON_CreateObject();
-    char buf[32];
-    snprintf(buf, sizeof buf, "%" PRId64, step);
-    cJSON_AddStringToObject(st, "step", buf);
-    snprintf(buf, sizeof buf, "%" PRId64, adam_steps);
-    cJSON_AddStringToObject(st, "adam_steps", buf);
-    cJSON *data = cJSON_AddObjectToObject(st, "data");
-    snprintf(buf, sizeof buf, "%" PRIu64, pos.epoch);
-    cJSON_AddStringToObject(data, "epoch", buf);
-    snprintf(buf, sizeof buf, "%" PRIu64, pos.index);
-    cJSON_AddStringToObject(data, "index", buf);
-    char *text = ct_config_to_json(cfg);
-    cJSON_AddItemToObject(st, "config", cJSON_Parse(text));
-    free(text);
-    return st;
+    cJSON *st = cJSON_CreateObject(), *data = NULL, *config = NULL;
+    char a[32], b[32], e[32], i[32];
+    snprintf(a, sizeof a, "%" PRId64, step);
+    snprintf(b, sizeof b, "%" PRId64, adam_steps);
+    snprintf(e, sizeof e, "%" PRIu64, pos.epoch);
+    snprintf(i, sizeof i, "%" PRIu64, pos.index);
+    int ok = st && cJSON_AddStringToObject(st, "step", a) && cJSON_AddStringToObject(st, "adam_steps", b) &&
+             (data = cJSON_AddObjectToObject(st, "data")) && cJSON_AddStringToObject(data, "epoch", e) &&
+             cJSON_AddStringToObject(data, "index", i) && (config = ct_config_json(cfg)) &&
+             cJSON_AddItemToObject(st, "config", config);
+    if (ok) return st;
+    cJSON_Delete(config); /* made, but not taken into st */
+    cJSON_Delete(st);
+    return NULL;
 }
 
-static cJSON *trainer_state(const ct_trainer *tr) {
+/* The trainer state for a checkpoint into *out. */
+static ct_status trainer_state(const ct_trainer *tr, cJSON **out) {
     cJSON *st = ct_trainer_state_json(&tr->cfg, tr->step, ct_adamw_steps(tr->opt), ct_loader_get_pos(tr->train));
-    ct_mm_save_state(tr, st);
-    return st;
+    if (!st || !ct_mm_save_state(tr, st)) {
+        cJSON_Delete(st);
+        return ct_fail(CT_ENOMEM, "out of memory building the trainer state");
+    }
+    *out = st;
+    return CT_OK;
 }
 
 static int compare_names(const void *a, const void *b) {
@@ -462,20 +473,25 @@ static void remove_checkpoint(const char *root, const char *name) {
 }
 
 /* Keeps the newest train.ckpt_keep checkpoints of this trainer's kind (names sort by step). */
-static void prune_checkpoints(const ct_trainer *tr) {
+static ct_status prune_checkpoints(const ct_trainer *tr) {
     DIR *d = opendir(tr->ckpt_root);
-    if (!d) return;
+    if (!d) return CT_OK;
     char *names[1024];
     size_t n = 0;
     size_t k = strlen(tr->ckpt_prefix);
-    for (struct dirent *e; (e = readdir(d)) && n < 1024;)
-        if (strncmp(e->d_name, tr->ckpt_prefix, k) == 0 && !strchr(e->d_name, '.') && (names[n] = strdup(e->d_name))) n++;
-    closedir(d);
-    qsort(names, n, sizeof names[0], compare_names);
-    for (size_t i = 0; i < n; i++) {
-        if (i + (size_t)tr->cfg.train.ckpt_keep < n) remove_checkpoint(tr->ckpt_root, names[i]);
-        free(names[i]);
+    ct_status s = CT_OK;
+    for (struct dirent *e; s == CT_OK && n < 1024 && (e = readdir(d));) {
+        if (strncmp(e->d_name, tr->ckpt_prefix, k) || strchr(e->d_name, '.')) continue;
+        if ((names[n] = ct_strdup(e->d_name, "checkpoint names"))) n++;
+        else s = CT_ENOMEM;
     }
+    closedir(d);
+    if (s == CT_OK) qsort(names, n, sizeof names[0], compare_names);
+    for (size_t i = 0; i < n; i++) {
+        if (s == CT_OK && i + (size_t)tr->cfg.train.ckpt_keep < n) remove_checkpoint(tr->ckpt_root, names[i]);
+        ct_free(names[i]);
+    }
+    return s;
 }
 
 ct_status ct_trainer_save(ct_trainer *tr) {
@@ -484,10 +500,11 @@ ct_status ct_trainer_save(ct_trainer *tr) {
     ct_status s = CT_OK;
     if (ct_trainer_is_leader(tr) && (s = ct_mkdirs(tr->ckpt_root)) == CT_OK) {
         /* the others take part in each tensor's gathers */
-        cJSON *state = trainer_state(tr);
-        s = ct_checkpoint_save(dir, &tr->view, state);
+        cJSON *state = NULL;
+        s = trainer_state(tr, &state);
+        if (s == CT_OK) s = ct_checkpoint_save(dir, &tr->view, state);
         cJSON_Delete(state);
-        if (s == CT_OK) prune_checkpoints(tr);
+        if (s == CT_OK) s = prune_checkpoints(tr);
     }
     ct_status g = ct_ckpt_stream_finish(&tr->stream, 1);
     if (g == CT_OK) g = ct_model_offload_settle(tr->model);

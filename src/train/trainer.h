@@ -29,7 +29,7 @@ typedef struct ct_step_stats {
 
 typedef struct ct_world ct_world;
 
-/* Builds everything from cfg on world (from ct_world_init: one process, or this rank of an
+/* Builds everything from cfg on world (from ct_world_create: one process, or this rank of an
  * MPI layout); resumes from run.dir's latest checkpoint when run.resume is set and one
  * exists (the checkpoint's model shape must match cfg; its parallel layout need not). */
 ct_status ct_trainer_create(ct_trainer **out, const ct_config *cfg, ct_world *world);

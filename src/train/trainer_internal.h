@@ -39,7 +39,7 @@ struct ct_trainer {
 };
 
 /* The trainer state stored in a checkpoint's trainer.json: step, optimizer step count,
- * data position (as strings: 64-bit exact) and the whole config. */
+ * data position (as strings: 64-bit exact) and the whole config; NULL when out of memory. */
 cJSON *ct_trainer_state_json(const ct_config *cfg, int64_t step, int64_t adam_steps, ct_loader_pos pos);
 
 /* Fills out[ct_model_num_tensors(m)] with the model's table in checkpoint form: whole

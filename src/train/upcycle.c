@@ -43,9 +43,9 @@ static ct_status save_step0(ct_model *moe, const ct_config *t, const char *out_r
     ct_config cfg = *t;
     snprintf(cfg.run.dir, sizeof cfg.run.dir, "%s", out_run_dir);
     size_t n = ct_model_num_tensors(moe), np = ct_model_num_params(moe);
-    ct_ckpt_tensor *tensors = calloc(n, sizeof *tensors);
-    float *moments = ct_calloc(2 * np * sizeof(float), "fresh AdamW moments");
-    ct_status s = tensors && moments ? CT_OK : ct_fail(CT_ENOMEM, "out of memory");
+    ct_ckpt_tensor *tensors = ct_calloc(n * sizeof *tensors, "the checkpoint table");
+    float *moments = tensors ? ct_calloc(2 * np * sizeof(float), "fresh AdamW moments") : NULL;
+    ct_status s = moments ? CT_OK : CT_ENOMEM;
     if (s == CT_OK) {
         ct_model_ckpt_table(moe, tensors);
         ct_ckpt_view view = {.tensors = tensors, .n_tensors = n, .num_params = np, .params = ct_model_params(moe),
@@ -53,12 +53,12 @@ static ct_status save_step0(ct_model *moe, const ct_config *t, const char *out_r
         cJSON *state = ct_trainer_state_json(&cfg, 0, 0, (ct_loader_pos){0, 0});
         char dir[1200];
         snprintf(dir, sizeof dir, "%s/ckpt", out_run_dir);
-        s = ct_mkdirs(dir);
+        s = state ? ct_mkdirs(dir) : ct_fail(CT_ENOMEM, "out of memory building the trainer state");
         snprintf(dir, sizeof dir, "%s/ckpt/step_00000000", out_run_dir);
         if (s == CT_OK) s = ct_checkpoint_save(dir, &view, state);
         cJSON_Delete(state);
     }
-    free(tensors);
+    ct_free(tensors);
     ct_free(moments);
     return s;
 }
