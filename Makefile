@@ -1,6 +1,9 @@
 # cetus: one Makefile. `make` builds build/cetus and the library; `make test` builds and runs
 # the whole suite; `make san` runs the suite under address+undefined sanitizers.
-CC      ?= gcc
+# gcc unless CC is given (`make CC=clang`): make's built-in CC is cc, which `?=` would keep
+ifeq ($(origin CC),default)
+CC      = gcc
+endif
 BUILD   ?= build
 OPT     ?= -O3 -march=native
 SANFLAGS ?=
