@@ -34,7 +34,7 @@ TOOLS    = $(TOOL_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCHES  = $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 EXAMPLES = $(EXAMPLE_SRC:examples/%.c=$(BUILD)/examples/%)
 
-.PHONY: all test san clean bench
+.PHONY: all test san clean bench compile_commands.json
 .SECONDARY:
 all: $(BUILD)/cetus $(TESTS) $(TOOLS) $(BENCHES) $(EXAMPLES)
 
@@ -69,6 +69,11 @@ san:
 
 bench: all
 	bash bench/run.sh
+
+# compile_commands.json at the root, for clangd and clang-tidy: every compile command of a
+# full rebuild of $(BUILD), as bear (scripts/setup.sh installs it) records them
+compile_commands.json:
+	bear --output $(CURDIR)/$@ -- $(MAKE) --no-print-directory -B all >/dev/null
 
 clean:
 	rm -rf build build-san
