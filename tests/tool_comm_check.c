@@ -558,6 +558,7 @@ static void busy_us(double us) {
     volatile double x = 0;
     while (cpu_seconds() < end)
         for (int i = 0; i < 1000; i++) x += 1;
+    (void)x;
 }
 
 static int cmp_double(const void *a, const void *b) {

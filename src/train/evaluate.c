@@ -21,7 +21,7 @@ ct_status ct_eval_split(ct_model *m, const ct_config *cfg, const char *data, int
     int tty = isatty(STDERR_FILENO);
     ct_status s = in ? CT_OK : ct_fail(CT_ENOMEM, "out of memory");
     for (int i = 0; i < batches && s == CT_OK; i++) {
-        float l;
+        float l = 0.0f;
         s = ct_loader_next(val, in, tg);
         if (s == CT_OK) s = ct_model_forward(m, in, tg, NULL, B, T, &l);
         sum += l;
