@@ -253,7 +253,7 @@ Test(backend, a_run_selects_the_configured_backend, .init = make_tmpdir, .fini =
         cr_assert_eq(ct_config_apply_override(&c, keys[i]), CT_OK, "%s: %s", keys[i], ct_last_error());
     cr_assert_eq(ct_backend_register(&counting), CT_OK, "%s", ct_last_error());
     ct_world *w;
-    cr_assert_eq(ct_world_init(&w, &(ct_layout){0, 1, 1, 1}), CT_OK, "%s", ct_last_error());
+    cr_assert_eq(ct_world_create(&w, &(ct_layout){0, 1, 1, 1}), CT_OK, "%s", ct_last_error());
     ct_trainer *tr;
     cr_assert_eq(ct_trainer_create(&tr, &c, w), CT_OK, "%s", ct_last_error());
     cr_assert_eq(ct_backend_get(), &counting, "the trainer selected runtime.backend");
