@@ -232,3 +232,34 @@ Test(ops, residual_add_sums_in_place_too) {
     ct_residual_add(d, x, d, 37); /* y aliasing delta, as the block's second residual does */
     cr_assert_eq(memcmp(d, y, sizeof y), 0);
 }
+
+/* The column sums (bias gradients, layernorm gain and bias gradients) cut the channels into
+ * blocks and the rows into chunks: a shape with several of each, against a double-precision
+ * sum, with the gradients accumulated onto what was there. */
+Test(ops, column_sums_span_channel_blocks_and_row_chunks, .init = setup) {
+    enum { ROWS = 700, COLS = 150 };
+    float *x = malloc(sizeof(float) * ROWS * COLS), *dy = malloc(sizeof(float) * ROWS * COLS);
+    float *dx = calloc(ROWS * COLS, sizeof(float)), mean[ROWS], rstd[ROWS], g[COLS];
+    float sums[COLS], dg[COLS], db[COLS];
+    cr_assert(x && dy && dx);
+    fill(x, ROWS * COLS, 1.0f);
+    fill(dy, ROWS * COLS, 1.0f);
+    fill(g, COLS, 1.0f);
+    for (int c = 0; c < COLS; c++) sums[c] = dg[c] = db[c] = 1.0f;
+    float *y = malloc(sizeof(float) * ROWS * COLS);
+    ct_layernorm_forward(y, mean, rstd, x, g, g, ROWS, COLS);
+    ct_colsum_accumulate(sums, dy, ROWS, COLS);
+    ct_layernorm_backward(dx, dg, db, dy, x, g, mean, rstd, ROWS, COLS);
+    for (int c = 0; c < COLS; c++) {
+        double s = 1.0, sg = 1.0;
+        for (int n = 0; n < ROWS; n++) {
+            s += dy[n * COLS + c];
+            sg += (double)dy[n * COLS + c] * ((double)x[n * COLS + c] - mean[n]) * rstd[n];
+        }
+        cr_assert_float_eq(sums[c], s, 1e-4 * (1 + fabs(s)), "colsum[%d] %g, reference %g", c, sums[c], s);
+        cr_assert_float_eq(db[c], s, 1e-4 * (1 + fabs(s)), "layernorm bias gradient[%d] %g, reference %g", c, db[c], s);
+        cr_assert_float_eq(dg[c], sg, 1e-4 * (1 + fabs(sg)), "layernorm gain gradient[%d] %g, reference %g", c, dg[c],
+                           sg);
+    }
+    free(x); free(dy); free(dx); free(y);
+}

@@ -1,11 +1,11 @@
 /* layernorm.c: LayerNorm over the channel axis, forward and backward. */
-#include "core/core.h"
 #include "ops/cpu.h"
 #include <math.h>
 #include <string.h>
 
 #define LN_EPS 1e-5f
-#define LN_CHUNKS 32 /* fixed row chunks for the gain/bias gradient sums */
+#define LN_COL_BLOCK 64  /* channels one thread sums the gain/bias gradients of */
+#define LN_ROW_CHUNK 256 /* rows summed in float before the sums move to double */
 
 void ct_cpu_layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
                               const float *g, const float *b, int N, int C) {
@@ -26,43 +26,49 @@ void ct_cpu_layernorm_forward(float *out, float *mean, float *rstd, const float 
     }
 }
 
+/* Two passes, neither with a scratch buffer (a kernel cannot report a failed allocation):
+ * rows in parallel for the input gradient, then channel blocks in parallel for the gain and
+ * bias gradients, rows in order within a block so the sum order does not depend on the
+ * thread count. */
 void ct_cpu_layernorm_backward(float *dinp, float *dg, float *db, const float *dout,
                                const float *inp, const float *g, const float *mean,
                                const float *rstd, int N, int C) {
-    float *pg_all = ct_alloc(sizeof(float) * 2 * LN_CHUNKS * (size_t)C, "layernorm gain and bias gradient partials");
-    CT_ASSERT(pg_all != NULL); /* a kernel cannot return the failure */
-#define pg(k) (pg_all + (size_t)(k) * C)
-#define pb(k) (pg_all + (size_t)(LN_CHUNKS + (k)) * C)
-    int chunk = (N + LN_CHUNKS - 1) / LN_CHUNKS;
 #pragma omp parallel for schedule(static)
-    for (int k = 0; k < LN_CHUNKS; k++) {
-        memset(pg(k), 0, sizeof(float) * (size_t)C);
-        memset(pb(k), 0, sizeof(float) * (size_t)C);
-        int end = (k + 1) * chunk < N ? (k + 1) * chunk : N;
-        for (int n = k * chunk; n < end; n++) {
-            const float *x = inp + (size_t)n * C, *dy = dout + (size_t)n * C;
-            float *dx = dinp + (size_t)n * C;
-            float m = mean[n], s = rstd[n];
-            float sum_dn = 0.0f, sum_dn_xhat = 0.0f;
-            for (int c = 0; c < C; c++) {
-                float xhat = (x[c] - m) * s;
-                float dn = dy[c] * g[c];
-                sum_dn += dn;
-                sum_dn_xhat += dn * xhat;
-                pg(k)[c] += dy[c] * xhat;
-                pb(k)[c] += dy[c];
-            }
-            sum_dn /= (float)C;
-            sum_dn_xhat /= (float)C;
-            for (int c = 0; c < C; c++) {
-                float xhat = (x[c] - m) * s;
-                dx[c] += s * (dy[c] * g[c] - sum_dn - xhat * sum_dn_xhat);
-            }
+    for (int n = 0; n < N; n++) {
+        const float *x = inp + (size_t)n * C, *dy = dout + (size_t)n * C;
+        float *dx = dinp + (size_t)n * C;
+        float m = mean[n], s = rstd[n];
+        float sum_dn = 0.0f, sum_dn_xhat = 0.0f;
+        for (int c = 0; c < C; c++) {
+            float dn = dy[c] * g[c];
+            sum_dn += dn;
+            sum_dn_xhat += dn * (x[c] - m) * s;
+        }
+        sum_dn /= (float)C;
+        sum_dn_xhat /= (float)C;
+        for (int c = 0; c < C; c++) {
+            float xhat = (x[c] - m) * s;
+            dx[c] += s * (dy[c] * g[c] - sum_dn - xhat * sum_dn_xhat);
         }
     }
-    for (int k = 0; k < LN_CHUNKS; k++)
-        for (int c = 0; c < C; c++) { dg[c] += pg(k)[c]; db[c] += pb(k)[c]; }
-    ct_free(pg_all);
-#undef pg
-#undef pb
+    int blocks = (C + LN_COL_BLOCK - 1) / LN_COL_BLOCK;
+#pragma omp parallel for schedule(static)
+    for (int b = 0; b < blocks; b++) {
+        int c0 = b * LN_COL_BLOCK, width = C - c0 < LN_COL_BLOCK ? C - c0 : LN_COL_BLOCK;
+        double sum_g[LN_COL_BLOCK] = {0}, sum_b[LN_COL_BLOCK] = {0};
+        for (int n0 = 0; n0 < N; n0 += LN_ROW_CHUNK) {
+            float pg[LN_COL_BLOCK] = {0}, pb[LN_COL_BLOCK] = {0};
+            int n1 = n0 + LN_ROW_CHUNK < N ? n0 + LN_ROW_CHUNK : N;
+            for (int n = n0; n < n1; n++) {
+                const float *x = inp + (size_t)n * C + c0, *dy = dout + (size_t)n * C + c0;
+                float m = mean[n], s = rstd[n];
+                for (int c = 0; c < width; c++) {
+                    pg[c] += dy[c] * (x[c] - m) * s;
+                    pb[c] += dy[c];
+                }
+            }
+            for (int c = 0; c < width; c++) { sum_g[c] += pg[c]; sum_b[c] += pb[c]; }
+        }
+        for (int c = 0; c < width; c++) { dg[c0 + c] += (float)sum_g[c]; db[c0 + c] += (float)sum_b[c]; }
+    }
 }

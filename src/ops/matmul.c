@@ -6,26 +6,30 @@
 #include <cblas.h>
 #include <string.h>
 
-#define COLSUM_CHUNKS 32 /* fixed, so the sum order does not depend on the thread count */
+#define COL_BLOCK 64    /* channels one thread sums: the partials live on its stack */
+#define ROW_CHUNK 256   /* rows summed in float before the sum moves to double */
 #define SUMSQ_CHUNKS 64
 
+/* Channel blocks in parallel, rows in order within a block: the sum order does not depend on
+ * the thread count, and no scratch buffer is needed (a kernel cannot report a failed
+ * allocation). */
 void ct_cpu_colsum_accumulate(float *dst, const float *src, int N, int C) {
-    float *partial = ct_alloc(sizeof(float) * COLSUM_CHUNKS * (size_t)C, "column sum partials");
-    CT_ASSERT(partial != NULL); /* a kernel cannot return the failure */
-    int chunk = (N + COLSUM_CHUNKS - 1) / COLSUM_CHUNKS;
+    int blocks = (C + COL_BLOCK - 1) / COL_BLOCK;
 #pragma omp parallel for schedule(static)
-    for (int k = 0; k < COLSUM_CHUNKS; k++) {
-        float *acc = partial + (size_t)k * C;
-        memset(acc, 0, sizeof(float) * (size_t)C);
-        int end = (k + 1) * chunk < N ? (k + 1) * chunk : N;
-        for (int n = k * chunk; n < end; n++) {
-            const float *row = src + (size_t)n * C;
-            for (int c = 0; c < C; c++) acc[c] += row[c];
+    for (int b = 0; b < blocks; b++) {
+        int c0 = b * COL_BLOCK, width = C - c0 < COL_BLOCK ? C - c0 : COL_BLOCK;
+        double total[COL_BLOCK] = {0};
+        for (int n0 = 0; n0 < N; n0 += ROW_CHUNK) {
+            float acc[COL_BLOCK] = {0};
+            int n1 = n0 + ROW_CHUNK < N ? n0 + ROW_CHUNK : N;
+            for (int n = n0; n < n1; n++) {
+                const float *row = src + (size_t)n * C + c0;
+                for (int c = 0; c < width; c++) acc[c] += row[c];
+            }
+            for (int c = 0; c < width; c++) total[c] += acc[c];
         }
+        for (int c = 0; c < width; c++) dst[c0 + c] += (float)total[c];
     }
-    for (int k = 0; k < COLSUM_CHUNKS; k++)
-        for (int c = 0; c < C; c++) dst[c] += partial[(size_t)k * C + c];
-    ct_free(partial);
 }
 
 double ct_cpu_sum_squares(const float *x, size_t n) {
