@@ -34,48 +34,40 @@ static ct_status init_params(ct_model *m, uint64_t seed) {
     ct_rng_seed(&rng, seed);
     float proj_std = 0.02f / sqrtf(2.0f * (float)m->cfg.n_layer), *full = NULL;
     ct_model *whole = m; /* the table to walk: the one-process model's */
-    if (m->stages > 1) CT_TRY(ct_model_table_only(&whole, &m->cfg));
+    if (m->layout.stages > 1) CT_TRY(ct_model_table_only(&whole, &m->cfg));
     size_t most = 0;
-    for (size_t i = 0; i < whole->n_tensors; i++)
-        if (whole->tensors[i].full_numel > most) most = whole->tensors[i].full_numel;
+    for (size_t i = 0; i < whole->table.n_tensors; i++)
+        if (whole->table.tensors[i].full_numel > most) most = whole->table.tensors[i].full_numel;
     if (!(full = ct_alloc_in(CT_TIER_HOST, most * sizeof(float), "initialisation buffer"))) {
         if (whole != m) ct_model_free(whole);
         return CT_ENOMEM;
     }
-    for (size_t i = 0; i < whole->n_tensors; i++) {
-        draw_tensor(&rng, &whole->tensors[i], proj_std, full);
-        const ct_tensor_info *t = whole == m ? &m->tensors[i] : ct_model_find_tensor(m, whole->tensors[i].name);
+    for (size_t i = 0; i < whole->table.n_tensors; i++) {
+        draw_tensor(&rng, &whole->table.tensors[i], proj_std, full);
+        const ct_tensor_info *t = whole == m ? &m->table.tensors[i] : ct_model_find_tensor(m, whole->table.tensors[i].name);
         if (!t) continue; /* another stage's */
         int rank, ranks;
         ct_model_tensor_part(m, t, &rank, &ranks);
-        ct_tensor_take_part(t, rank, ranks, full, m->params + t->offset);
+        ct_tensor_take_part(t, rank, ranks, full, m->table.params + t->offset);
     }
     ct_free(full);
     if (whole != m) ct_model_free(whole);
     return CT_OK;
 }
 
-static void tp_sum_block(void *ctx, float *buf, size_t n) { ct_model_tp_sum(ctx, buf, n); }
-
-/* The model with its tables allocated (zeroed); NULL with the message when out of memory. */
+/* The model with its table and pass state allocated (zeroed), on the one-process layout;
+ * NULL with the message when out of memory. */
 static ct_model *create_tables(const ct_model_config *cfg) {
     ct_model *m = ct_calloc(sizeof *m, "the model");
-    size_t cap = 9 + (size_t)cfg->n_layer * (CT_BLOCK_ATTN_TENSORS + CT_MOE_TENSORS); /* embeddings (4 image), blocks, ln_f, tied copy */
-    size_t L = (size_t)cfg->n_layer;
-    if (!m || !(m->tensors = ct_calloc(cap * sizeof *m->tensors, "the model's tensor table")) ||
-        !(m->names = ct_calloc(cap * sizeof *m->names, "the model's tensor names")) ||
-        !(m->blocks = ct_calloc(L * sizeof *m->blocks, "the model's blocks")) ||
-        !(m->block_grads = ct_calloc(L * sizeof *m->block_grads, "the model's block gradients")) ||
-        !(m->block_acts = ct_calloc(L * sizeof *m->block_acts, "the model's block activations")) ||
-        !(m->layer_first = ct_calloc(L * sizeof *m->layer_first, "the model's layer table")) ||
-        !(m->holds = ct_calloc(L, "the model's layer table"))) {
+    if (!m) return NULL;
+    m->cfg = *cfg;
+    if (ct_gpt_table_create(&m->table, cfg) != CT_OK || ct_gpt_pass_create(&m->pass, cfg->n_layer) != CT_OK) {
         ct_model_free(m);
         return NULL;
     }
-    m->cfg = *cfg;
-    m->tp_ranks = m->ep_ranks = m->stages = 1;
-    m->l1 = m->stage_first[1] = cfg->n_layer;
-    m->has_embed = m->has_head = 1;
+    m->layout.tp_ranks = m->layout.ep_ranks = m->layout.stages = 1;
+    m->layout.l1 = m->layout.stage_first[1] = cfg->n_layer;
+    m->layout.has_embed = m->layout.has_head = 1;
     return m;
 }
 
@@ -108,21 +100,16 @@ static ct_status set_stage(ct_model *m, const ct_model_comm *comm, const int *st
     } else {
         CT_TRY(ct_model_plan_stages(&m->cfg, p, plan));
     }
-    m->stages = p;
-    m->stage = p > 1 ? comm->stage : 0;
-    for (int s = 0; s < p; s++) m->stage_first[s + 1] = m->stage_first[s] + plan[s];
-    m->l0 = 0;
-    for (int s = 0; s < m->stage; s++) m->l0 += plan[s];
-    m->l1 = m->l0 + plan[m->stage];
-    m->has_embed = m->stage == 0;
-    m->has_head = m->stage == p - 1;
+    m->layout.stages = p;
+    m->layout.stage = p > 1 ? comm->stage : 0;
+    for (int s = 0; s < p; s++) m->layout.stage_first[s + 1] = m->layout.stage_first[s] + plan[s];
+    m->layout.l0 = 0;
+    for (int s = 0; s < m->layout.stage; s++) m->layout.l0 += plan[s];
+    m->layout.l1 = m->layout.l0 + plan[m->layout.stage];
+    m->layout.has_embed = m->layout.stage == 0;
+    m->layout.has_head = m->layout.stage == p - 1;
     return CT_OK;
 }
-static void poll_block(void *ctx) {
-    const ct_model *o = ct_model_owner(ctx);
-    if (o->progress_hook) o->progress_hook(o->progress_ctx);
-}
-
 ct_status ct_model_create(ct_model **out, const ct_model_config *cfg, uint64_t seed) {
     return ct_model_create_comm(out, cfg, seed, NULL, NULL);
 }
@@ -138,34 +125,16 @@ ct_status ct_model_create_comm(ct_model **out, const ct_model_config *cfg, uint6
     if (!m) return CT_ENOMEM;
     ct_status s = set_stage(m, comm, stage_blocks);
     if (s != CT_OK) { ct_model_free(m); return s; }
-    if (comm) m->comm = *comm;
-    m->tp_ranks = ranks;
-    m->tp_rank = comm ? comm->tp_rank : 0;
-    m->tp = (ct_block_comm){m->tp_rank, m->tp_ranks, tp_sum_block, poll_block, m};
-    m->ep_ranks = cfg->moe_every > 0 ? experts : 1;
-    m->ep_rank = m->ep_ranks > 1 ? comm->ep_rank : 0;
-    m->ep_group = (ct_moe_group){m->ep_rank, m->ep_ranks, ct_model_ep_alltoall, ct_model_ep_sizes, m};
+    m->layout.tp_ranks = ranks;
+    m->layout.tp_rank = comm ? comm->tp_rank : 0;
+    m->layout.ep_ranks = cfg->moe_every > 0 ? experts : 1;
+    m->layout.ep_rank = m->layout.ep_ranks > 1 ? comm->ep_rank : 0;
+    ct_gpt_tp_init(m, comm);
     ct_gpt_table_build(m);
-    const ct_tensor_info *wte = ct_model_find_tensor(m, "wte.weight"), *wpe = ct_model_find_tensor(m, "wpe.weight");
-    m->wte = wte ? wte->offset : 0;
-    m->wpe = wpe ? wpe->offset : 0;
-    const ct_tensor_info *img = ct_model_find_tensor(m, "img.patch.weight");
-    if (img) {
-        m->img_w = img[0].offset;
-        m->img_b = img[1].offset;
-        m->img_row = img[2].offset;
-        m->img_col = img[3].offset;
-    }
-    if (m->has_head) {
-        m->lnf_w = m->tensors[m->lnf_first].offset;
-        m->lnf_b = m->tensors[m->lnf_first + 1].offset;
-    }
-    /* counted in the host tier until placed (ct_model_place): offload may keep most of it
+    /* counted in the host tier until placed (ct_gpt_offload_place): offload may keep most of it
      * off the compute tier */
-    m->params = ct_alloc_in(CT_TIER_HOST, (m->n_params ? m->n_params : 1) * sizeof(float), "model parameters");
-    if (!m->params) { ct_model_free(m); return CT_ENOMEM; }
-    ct_model_bind_blocks(m, m->blocks, m->params);
-    s = init_params(m, seed);
+    s = ct_gpt_table_alloc(m, 0, CT_TIER_HOST);
+    if (s == CT_OK) s = init_params(m, seed);
     if (s != CT_OK) { ct_model_free(m); return s; }
     *out = m;
     return CT_OK;
@@ -178,27 +147,8 @@ ct_status ct_model_create_view(ct_model **out, ct_model *base) {
     if (!v) return CT_ENOMEM;
     *v = *base; /* shares the tables, parameters, gradients and block views */
     v->base = base;
-    v->acts = NULL;
-    v->acts_cap = 0;
-    v->tokens = v->targets = v->prefix = NULL;
-    v->patch_in = NULL;
-    v->patch_cap = 0;
-    v->ints_cap = 0;
-    v->tp_buf = NULL;
-    v->tp_buf_cap = 0;
-    v->ep_acts = NULL;
-    v->ep_buf = NULL;
-    v->ep_buf_cap = 0;
-    v->moe_snap = NULL;
-    v->snap_load = NULL;
-    v->snap_kept = NULL;
-    v->has_targets = v->prefix_set = v->logits_are_grads = 0;
-    v->B = v->T = 0; /* nothing from the base's last pass: layout_acts sets these */
-    v->res = v->lnf = v->lnf_mean = v->lnf_rstd = v->logits = v->lse = v->dres = NULL;
-    memset(&v->scratch, 0, sizeof v->scratch);
-    v->tp.ctx = v; /* its passes record their own collective failures */
-    v->ep_group.ctx = v;
-    if (!(v->block_acts = ct_calloc((size_t)v->cfg.n_layer * sizeof *v->block_acts, "a model view's blocks"))) {
+    ct_gpt_tp_view(v);
+    if (ct_gpt_pass_view(&v->pass, v) != CT_OK) {
         ct_free(v);
         return CT_ENOMEM;
     }
@@ -206,66 +156,33 @@ ct_status ct_model_create_view(ct_model **out, ct_model *base) {
     return CT_OK;
 }
 
-/* What a view owns: its activations and token copies. */
-static void free_pass_state(ct_model *m) {
-    ct_free(m->acts);
-    ct_free(m->patch_in);
-    ct_free(m->tp_buf);
-    ct_free(m->ep_buf);
-    ct_free(m->ep_acts);
-    ct_free(m->tokens);
-    ct_free(m->block_acts);
-    ct_free(m->moe_snap);
-    ct_free(m->snap_load);
-    ct_free(m->snap_kept);
-}
-
+/* A view frees its pass state; a model of its own its offload state, its table and its
+ * buffers too. */
 void ct_model_free(ct_model *m) {
     if (!m) return;
-    if (m->base) { free_pass_state(m); ct_free(m); return; }
-    ct_model_offload_free(m);
-    if (m->placed) ct_tier_move(m->n_params * sizeof(float), CT_TIER_COMPUTE, CT_TIER_HOST);
-    ct_free(m->params);
-    ct_free(m->grads);
-    free_pass_state(m);
-    ct_free(m->tensors);
-    ct_free(m->names);
-    ct_free(m->blocks);
-    ct_free(m->block_grads);
-    ct_free(m->layer_first);
-    ct_free(m->holds);
-    ct_free(m->recompute);
+    ct_gpt_pass_free(&m->pass, !m->base);
+    ct_gpt_tp_free(&m->tp);
+    if (!m->base) {
+        ct_gpt_offload_free(m);
+        if (m->placed) ct_tier_move(m->table.n_params * sizeof(float), CT_TIER_COMPUTE, CT_TIER_HOST);
+        ct_gpt_table_free(&m->table);
+    }
     ct_free(m);
 }
 
 const ct_model_config *ct_model_get_config(const ct_model *m) { return &m->cfg; }
-int ct_model_tensor_rank(const ct_model *m) { return m->tp_rank; }
-int ct_model_tensor_ranks(const ct_model *m) { return m->tp_ranks; }
-int ct_model_expert_rank(const ct_model *m) { return m->ep_rank; }
-int ct_model_stage(const ct_model *m) { return m->stage; }
-int ct_model_stages(const ct_model *m) { return m->stages; }
+int ct_model_tensor_rank(const ct_model *m) { return m->layout.tp_rank; }
+int ct_model_tensor_ranks(const ct_model *m) { return m->layout.tp_ranks; }
+int ct_model_expert_rank(const ct_model *m) { return m->layout.ep_rank; }
+int ct_model_stage(const ct_model *m) { return m->layout.stage; }
+int ct_model_stages(const ct_model *m) { return m->layout.stages; }
 void ct_model_stage_layers(const ct_model *m, int *first, int *end) {
-    *first = m->l0;
-    *end = m->l1;
+    *first = m->layout.l0;
+    *end = m->layout.l1;
 }
-int ct_model_expert_ranks(const ct_model *m) { return m->ep_ranks; }
+int ct_model_expert_ranks(const ct_model *m) { return m->layout.ep_ranks; }
 
-const float *ct_model_logits(const ct_model *m) { return m->logits; }
-
-ct_status ct_model_set_image(ct_model *m, const float *patches, int n_patches) {
-    int grid = ct_model_image_patches(&m->cfg);
-    if (n_patches != 0 && grid == 0)
-        return ct_fail(CT_EINVAL, "image input: %d patches for a text-only model (image.patch = 0)", n_patches);
-    if (n_patches != 0 && n_patches != grid)
-        return ct_fail(CT_EINVAL, "image input: %d patches, but the model's image grid has %d (image.height / "
-                       "image.patch x image.width / image.patch)", n_patches, grid);
-    if (n_patches && m->stages > 1)
-        return ct_fail(CT_EINVAL, "image input with pipeline stages is not supported yet");
-    if (n_patches && !patches) return ct_fail(CT_EINVAL, "image input: no patches");
-    m->image_src = n_patches ? patches : NULL;
-    m->image_patches = n_patches;
-    return CT_OK;
-}
+const float *ct_model_logits(const ct_model *m) { return m->pass.logits; }
 
 double ct_model_flops_per_token(const ct_model *m, int T) {
     const ct_model_config *c = &m->cfg;

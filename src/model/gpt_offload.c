@@ -46,13 +46,13 @@ struct ct_model_offload {
 
 /* The tier a kind's buffer was allocated in, and the one a place counts in (-1: disk). */
 static int buffer_tier(const ct_model_offload *o, int grads) {
-    return !grads || o->grads_host ? CT_TIER_HOST : CT_TIER_COMPUTE; /* parameters: ct_model_place */
+    return !grads || o->grads_host ? CT_TIER_HOST : CT_TIER_COMPUTE; /* parameters: ct_gpt_offload_place */
 }
 static int place_tier(ct_place p) { return p == CT_PLACE_COMPUTE ? CT_TIER_COMPUTE : p == CT_PLACE_HOST ? CT_TIER_HOST : -1; }
 
 static const char *kind_name(int grads) { return grads ? "gradients" : "parameters"; }
 
-static float *home(ct_model *m, int grads) { return grads ? m->grads : m->params; }
+static float *home(ct_model *m, int grads) { return grads ? m->table.grads : m->table.params; }
 
 /* Remaps the whole pages of home range [lo, lo + n) of block l from a new region of the
  * file (which then holds their current values), so dropping them keeps the data. */
@@ -107,7 +107,7 @@ static ct_status open_file(ct_model *m, const char *dir, int rank) {
 /* Places block l's range of one kind: accounting, and the file for the disk. */
 static ct_status place_block(ct_model *m, int l, int grads, ct_place place) {
     size_t lo, n;
-    ct_model_block_range(m, l, &lo, &n);
+    ct_gpt_table_block_range(m, l, &lo, &n);
     if (place == CT_PLACE_DISK) CT_TRY(map_to_file(m, grads, l, lo, n));
     char what[64];
     snprintf(what, sizeof what, "block %d's %s", l, kind_name(grads));
@@ -129,20 +129,20 @@ static ct_status check_units(const ct_model *m, const ct_place *units, int grads
 /* Floats of the flat buffers outside every block (embeddings, head). */
 static size_t outside_blocks(const ct_model *m) {
     size_t inside = 0;
-    for (int l = m->l0; l < m->l1; l++) {
+    for (int l = m->layout.l0; l < m->layout.l1; l++) {
         size_t lo, n;
-        ct_model_block_range(m, l, &lo, &n);
+        ct_gpt_table_block_range(m, l, &lo, &n);
         inside += n;
     }
-    return m->n_params - inside;
+    return m->table.n_params - inside;
 }
 
 static ct_status setup(ct_model *m, const ct_place *params, const ct_place *grads, const char *dir, int rank) {
     ct_model_offload *o = m->off;
     int any_disk = 0, any_param = 0, any_grad = 0;
-    for (int l = m->l0; l < m->l1; l++) {
+    for (int l = m->layout.l0; l < m->layout.l1; l++) {
         size_t lo, n;
-        ct_model_block_range(m, l, &lo, &n);
+        ct_gpt_table_block_range(m, l, &lo, &n);
         o->param_place[l] = (unsigned char)params[1 + l];
         o->grad_place[l] = (unsigned char)grads[1 + l];
         any_disk |= params[1 + l] == CT_PLACE_DISK || grads[1 + l] == CT_PLACE_DISK;
@@ -166,7 +166,7 @@ static ct_status setup(ct_model *m, const ct_place *params, const ct_place *grad
                                          "the embeddings' and head's gradients"))
         return CT_ENOMEM;
     o->placed = 2;
-    for (int l = m->l0; l < m->l1; l++) {
+    for (int l = m->layout.l0; l < m->layout.l1; l++) {
         CT_TRY(place_block(m, l, 0, (ct_place)o->param_place[l]));
         if (o->grad_place[l] != CT_PLACE_COMPUTE || o->grads_host)
             CT_TRY(place_block(m, l, 1, (ct_place)o->grad_place[l]));
@@ -174,16 +174,16 @@ static ct_status setup(ct_model *m, const ct_place *params, const ct_place *grad
     return CT_OK;
 }
 
-void ct_model_offload_free(ct_model *m) {
+void ct_gpt_offload_free(ct_model *m) {
     ct_model_offload *o = m->off;
     if (!o) return;
     ct_store_close(o->io);
-    for (int l = m->l0; o->moved_range && l < m->l1; l++)
+    for (int l = m->layout.l0; o->moved_range && l < m->layout.l1; l++)
         for (int g = 0; g < 2; g++) { /* the accounting returns to the buffers' tiers */
             ct_place p = (ct_place)(g ? o->grad_place[l] : o->param_place[l]);
             if (!o->moved_range[2 * l + g]) continue;
             size_t lo, n;
-            ct_model_block_range(m, l, &lo, &n);
+            ct_gpt_table_block_range(m, l, &lo, &n);
             if (p == CT_PLACE_DISK) unmap_from_file(m, g, lo, n);
             ct_tier_move(n * sizeof(float), place_tier(p), buffer_tier(o, g));
         }
@@ -201,33 +201,30 @@ void ct_model_offload_free(ct_model *m) {
     m->off = NULL;
 }
 
-ct_status ct_model_place(ct_model *m) {
+ct_status ct_gpt_offload_place(ct_model *m) {
     if (m->base) m = m->base;
     if (m->placed || m->off) return CT_OK;
-    if (!ct_tier_charge(m->n_params * sizeof(float), CT_TIER_HOST, CT_TIER_COMPUTE, "model parameters"))
+    if (!ct_tier_charge(m->table.n_params * sizeof(float), CT_TIER_HOST, CT_TIER_COMPUTE, "model parameters"))
         return CT_ENOMEM;
     m->placed = 1;
     return CT_OK;
 }
 
 ct_status ct_model_set_offload(ct_model *m, const ct_place *params, const ct_place *grads, const char *dir, int rank) {
-    if (m->base || m->acts || m->off || m->placed)
+    if (m->base || m->pass.acts || m->off || m->placed)
         return ct_fail(CT_EINVAL, "offload must be set once, before the model's first pass and its views");
     CT_TRY(check_units(m, params, 0));
     CT_TRY(check_units(m, grads, 1));
     int any = 0;
-    for (int l = m->l0; l < m->l1; l++) any |= params[1 + l] != CT_PLACE_COMPUTE || grads[1 + l] != CT_PLACE_COMPUTE;
-    if (!any) return ct_model_place(m);
+    for (int l = m->layout.l0; l < m->layout.l1; l++) any |= params[1 + l] != CT_PLACE_COMPUTE || grads[1 + l] != CT_PLACE_COMPUTE;
+    if (!any) return ct_gpt_offload_place(m);
     if (ct_model_unique_blocks(&m->cfg) < m->cfg.n_layer)
         return ct_fail(CT_EINVAL, "offload.params / offload.grads with model.share_layers: blocks sharing weights "
                        "use one copy, which stays on the compute tier; offload the optimizer state instead "
                        "(offload.optimizer)");
     if (!(m->off = ct_calloc(sizeof *m->off, "the model's offload state"))) return CT_ENOMEM;
-    if (!m->grads) { /* allocated in the host tier: only what stays on the compute tier counts there */
-        m->grads = ct_alloc_in(CT_TIER_HOST, (m->n_params ? m->n_params : 1) * sizeof(float), "model gradients");
-        if (!m->grads) { ct_free(m->off); m->off = NULL; return CT_ENOMEM; }
-        ct_zero_lazily(m->grads, m->n_params * sizeof(float));
-        ct_model_bind_blocks(m, m->block_grads, m->grads);
+    if (!m->table.grads) { /* allocated in the host tier: only what stays on the compute tier counts there */
+        if (ct_gpt_table_alloc(m, 1, CT_TIER_HOST) != CT_OK) { ct_free(m->off); m->off = NULL; return CT_ENOMEM; }
         m->off->grads_host = 1;
     }
     m->off->fd = -1;
@@ -238,7 +235,7 @@ ct_status ct_model_set_offload(ct_model *m, const ct_place *params, const ct_pla
                  (m->off->file_at = ct_calloc(2 * L * sizeof *m->off->file_at, "the offload tables")) &&
                  (m->off->moved_range = ct_calloc(2 * L, "the offload tables"));
     ct_status s = tables ? setup(m, params, grads, dir, rank) : CT_ENOMEM;
-    if (s != CT_OK) ct_model_offload_free(m);
+    if (s != CT_OK) ct_gpt_offload_free(m);
     return s;
 }
 
@@ -251,13 +248,13 @@ size_t ct_model_offloaded_bytes(const ct_model *m, ct_place place) {
 static void prefetch(ct_model *m, int l, int s) {
     ct_model_offload *o = m->off;
     size_t lo, n;
-    ct_model_block_range(m, l, &lo, &n);
+    ct_gpt_table_block_range(m, l, &lo, &n);
     o->pslot_layer[s] = l;
-    o->pslot_ready[s] = ct_store_copy(o->io, o->pslot[s], m->params + lo, n * sizeof(float));
-    if (o->param_place[l] == CT_PLACE_DISK) o->pslot_ready[s] = ct_store_release(o->io, m->params + lo, n * sizeof(float));
+    o->pslot_ready[s] = ct_store_copy(o->io, o->pslot[s], m->table.params + lo, n * sizeof(float));
+    if (o->param_place[l] == CT_PLACE_DISK) o->pslot_ready[s] = ct_store_release(o->io, m->table.params + lo, n * sizeof(float));
 }
 
-ct_status ct_model_offload_enter(ct_model *m, int l, int next) {
+ct_status ct_gpt_offload_enter(ct_model *m, int l, int next) {
     ct_model_offload *o = m->base ? m->base->off : m->off;
     if (!o || o->param_place[l] == CT_PLACE_COMPUTE) return CT_OK;
     ct_model *owner = m->base ? m->base : m;
@@ -268,36 +265,36 @@ ct_status ct_model_offload_enter(ct_model *m, int l, int next) {
     }
     CT_TRY(ct_store_wait(o->io, o->pslot_ready[s]));
     size_t lo, n;
-    ct_model_block_range(m, l, &lo, &n);
-    ct_model_bind_block(m, l, &m->blocks[l], o->pslot[s], lo);
-    if (next >= m->l0 && next < m->l1 && o->param_place[next] != CT_PLACE_COMPUTE && o->pslot_layer[1 - s] != next)
+    ct_gpt_table_block_range(m, l, &lo, &n);
+    ct_gpt_table_bind_block(m, l, &m->table.blocks[l], o->pslot[s], lo);
+    if (next >= m->layout.l0 && next < m->layout.l1 && o->param_place[next] != CT_PLACE_COMPUTE && o->pslot_layer[1 - s] != next)
         prefetch(owner, next, 1 - s);
     return CT_OK;
 }
 
-void ct_model_offload_grads_in(ct_model *m, int l) {
+void ct_gpt_offload_grads_in(ct_model *m, int l) {
     ct_model_offload *o = m->base ? m->base->off : m->off;
     if (!o || o->grad_place[l] == CT_PLACE_COMPUTE) return;
     size_t lo, n;
-    ct_model_block_range(m, l, &lo, &n);
-    ct_copy(o->gslot, m->grads + lo, n * sizeof(float));
-    ct_model_bind_block(m, l, &m->block_grads[l], o->gslot, lo);
+    ct_gpt_table_block_range(m, l, &lo, &n);
+    ct_copy(o->gslot, m->table.grads + lo, n * sizeof(float));
+    ct_gpt_table_bind_block(m, l, &m->table.block_grads[l], o->gslot, lo);
 }
 
-void ct_model_offload_grads_out(ct_model *m, int l) {
+void ct_gpt_offload_grads_out(ct_model *m, int l) {
     ct_model_offload *o = m->base ? m->base->off : m->off;
     if (!o || o->grad_place[l] == CT_PLACE_COMPUTE) return;
     size_t lo, n;
-    ct_model_block_range(m, l, &lo, &n);
-    ct_copy(m->grads + lo, o->gslot, n * sizeof(float));
-    if (o->grad_place[l] == CT_PLACE_DISK) ct_pages_drop(m->grads + lo, n * sizeof(float));
+    ct_gpt_table_block_range(m, l, &lo, &n);
+    ct_copy(m->table.grads + lo, o->gslot, n * sizeof(float));
+    if (o->grad_place[l] == CT_PLACE_DISK) ct_pages_drop(m->table.grads + lo, n * sizeof(float));
 }
 
 /* Zeroes block l's disk range without touching its pages: the file's bytes are punched to
  * zeros. */
 static void zero_disk(ct_model *m, int l, size_t lo, size_t n) {
     ct_model_offload *o = m->off;
-    float *p = m->grads + lo;
+    float *p = m->table.grads + lo;
     size_t skip, len, file_at = o->file_at[2 * l + 1];
     ct_page_interior(p, n * sizeof(float), &skip, &len);
     memset(p, 0, skip);
@@ -308,19 +305,19 @@ static void zero_disk(ct_model *m, int l, size_t lo, size_t n) {
         memset((char *)p + skip, 0, len); /* no hole punching here: write the zeros */
 }
 
-int ct_model_offload_zero_grad(ct_model *m) {
+int ct_gpt_offload_zero_grad(ct_model *m) {
     ct_model_offload *o = m->off;
-    if (!o || !m->grads) return 0;
+    if (!o || !m->table.grads) return 0;
     size_t at = 0;
-    for (int l = m->l0; l < m->l1; l++) {
+    for (int l = m->layout.l0; l < m->layout.l1; l++) {
         size_t lo, n;
-        ct_model_block_range(m, l, &lo, &n);
+        ct_gpt_table_block_range(m, l, &lo, &n);
         if (o->grad_place[l] != CT_PLACE_DISK) continue;
-        memset(m->grads + at, 0, (lo - at) * sizeof(float));
+        memset(m->table.grads + at, 0, (lo - at) * sizeof(float));
         zero_disk(m, l, lo, n);
         at = lo + n;
     }
-    memset(m->grads + at, 0, (m->n_params - at) * sizeof(float));
+    memset(m->table.grads + at, 0, (m->table.n_params - at) * sizeof(float));
     return 1;
 }
 
@@ -329,11 +326,11 @@ ct_status ct_model_offload_settle(ct_model *m) {
     if (!o) return CT_OK;
     CT_TRY(ct_store_wait(o->io, o->pslot_ready[0] > o->pslot_ready[1] ? o->pslot_ready[0] : o->pslot_ready[1]));
     o->pslot_layer[0] = o->pslot_layer[1] = -1; /* the parameters changed */
-    for (int l = m->l0; l < m->l1; l++) {
+    for (int l = m->layout.l0; l < m->layout.l1; l++) {
         size_t lo, n;
-        ct_model_block_range(m, l, &lo, &n);
-        if (o->param_place[l] == CT_PLACE_DISK) ct_pages_drop(m->params + lo, n * sizeof(float));
-        if (o->grad_place[l] == CT_PLACE_DISK) ct_pages_drop(m->grads + lo, n * sizeof(float));
+        ct_gpt_table_block_range(m, l, &lo, &n);
+        if (o->param_place[l] == CT_PLACE_DISK) ct_pages_drop(m->table.params + lo, n * sizeof(float));
+        if (o->grad_place[l] == CT_PLACE_DISK) ct_pages_drop(m->table.grads + lo, n * sizeof(float));
     }
     return CT_OK;
 }
@@ -341,13 +338,13 @@ ct_status ct_model_offload_settle(ct_model *m) {
 void ct_model_offload_drop(ct_model *m, size_t lo, size_t n) {
     ct_model_offload *o = m->base ? m->base->off : m->off;
     if (!o) return;
-    for (int l = m->l0; l < m->l1; l++) {
+    for (int l = m->layout.l0; l < m->layout.l1; l++) {
         size_t a, k;
-        ct_model_block_range(m, l, &a, &k);
+        ct_gpt_table_block_range(m, l, &a, &k);
         size_t s = a > lo ? a : lo, e = a + k < lo + n ? a + k : lo + n;
         if (e <= s) continue;
-        if (o->param_place[l] == CT_PLACE_DISK) ct_pages_drop(m->params + s, (e - s) * sizeof(float));
-        if (o->grad_place[l] == CT_PLACE_DISK) ct_pages_drop(m->grads + s, (e - s) * sizeof(float));
+        if (o->param_place[l] == CT_PLACE_DISK) ct_pages_drop(m->table.params + s, (e - s) * sizeof(float));
+        if (o->grad_place[l] == CT_PLACE_DISK) ct_pages_drop(m->table.grads + s, (e - s) * sizeof(float));
     }
 }
 

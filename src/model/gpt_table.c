@@ -16,15 +16,15 @@ typedef struct tensor_spec {
 } tensor_spec;
 
 static void add_tensor(ct_model *m, const char *name, const tensor_spec *sp) {
-    ct_tensor_info *t = &m->tensors[m->n_tensors];
-    snprintf(m->names[m->n_tensors], MAX_NAME, "%s", name);
-    t->name = m->names[m->n_tensors];
+    ct_tensor_info *t = &m->table.tensors[m->table.n_tensors];
+    snprintf(m->table.names[m->table.n_tensors], MAX_NAME, "%s", name);
+    t->name = m->table.names[m->table.n_tensors];
     t->ndim = sp->ndim;
     t->numel = t->full_numel = 1;
     t->split_dim = sp->split_dim;
     t->split_parts = sp->split_parts > 0 ? sp->split_parts : 1;
     t->split_expert = sp->split_expert;
-    int ranks = t->split_expert ? m->ep_ranks : m->tp_ranks;
+    int ranks = t->split_expert ? m->layout.ep_ranks : m->layout.tp_ranks;
     if (ranks == 1) t->split_dim = -1; /* whole here */
     for (int k = 0; k < sp->ndim; k++) {
         t->full_shape[k] = sp->shape[k];
@@ -32,10 +32,10 @@ static void add_tensor(ct_model *m, const char *name, const tensor_spec *sp) {
         t->full_numel *= (size_t)t->full_shape[k];
         t->numel *= (size_t)t->shape[k];
     }
-    t->offset = m->n_params;
+    t->offset = m->table.n_params;
     t->decay = sp->decay;
-    m->n_params += t->numel;
-    m->n_tensors++;
+    m->table.n_params += t->numel;
+    m->table.n_tensors++;
 }
 
 static void add_layer_tensors(ct_model *m, int l, const tensor_spec *spec, int n) {
@@ -71,7 +71,7 @@ static int block_specs(const ct_model_config *c, int moe, tensor_spec *spec) {
     return n;
 }
 
-int ct_model_block_tensors(const ct_model *m, int l) {
+int ct_gpt_table_block_tensors(const ct_model *m, int l) {
     return CT_BLOCK_ATTN_TENSORS + (ct_model_layer_is_moe(&m->cfg, l) ? CT_MOE_TENSORS : CT_BLOCK_MLP_TENSORS);
 }
 
@@ -81,10 +81,10 @@ int ct_model_block_tensors(const ct_model *m, int l) {
 static void add_block(ct_model *m, int l, int owner) {
     tensor_spec spec[CT_BLOCK_ATTN_TENSORS + CT_MOE_TENSORS];
     int n = block_specs(&m->cfg, ct_model_layer_is_moe(&m->cfg, l), spec);
-    m->layer_first[l] = m->n_tensors;
-    m->holds[l] = 1;
+    m->table.layer_first[l] = m->table.n_tensors;
+    m->table.holds[l] = 1;
     add_layer_tensors(m, owner, spec, n);
-    for (size_t i = m->layer_first[l]; owner < m->l0 && i < m->n_tensors; i++) m->tensors[i].tied_copy = 1;
+    for (size_t i = m->table.layer_first[l]; owner < m->layout.l0 && i < m->table.n_tensors; i++) m->table.tensors[i].tied_copy = 1;
 }
 
 /* The image tower's tensors (whole on every rank): the patch projection and the 2-D
@@ -102,30 +102,92 @@ static void add_image_tensors(ct_model *m) {
 /* The size table: embeddings, then each block's weights (a block sharing weights already
  * in the table points at them), then the final LayerNorm (and, on a later pipeline stage,
  * the head's copy of the tied wte). Tensor-parallel: vocabulary rows of wte. */
-void ct_gpt_table_build(ct_model *m) {
+static void add_tensors(ct_model *m) {
     const ct_model_config *c = &m->cfg;
     int C = c->d_model;
     const tensor_spec wte = {"", 1, 2, {c->vocab_size, C}, 0, 1, 0};
-    if (m->has_embed) {
+    if (m->layout.has_embed) {
         add_tensor(m, "wte.weight", &wte);
         add_tensor(m, "wpe.weight", &(tensor_spec){"", 1, 2, {c->seq_len, C}, -1, 1, 0});
         add_image_tensors(m);
     }
-    m->embed_tensors = m->n_tensors;
-    for (int l = m->l0; l < m->l1; l++) {
+    m->table.embed_tensors = m->table.n_tensors;
+    for (int l = m->layout.l0; l < m->layout.l1; l++) {
         int owner = ct_model_share_owner(c, l), user = l;
-        for (int k = m->l0; k < l && user == l; k++)
+        for (int k = m->layout.l0; k < l && user == l; k++)
             if (ct_model_share_owner(c, k) == owner) user = k;
         if (user == l) add_block(m, l, owner);
-        else m->layer_first[l] = m->layer_first[user];
+        else m->table.layer_first[l] = m->table.layer_first[user];
     }
-    if (!m->has_head) return;
-    m->lnf_first = m->n_tensors;
+    if (!m->layout.has_head) return;
+    m->table.lnf_first = m->table.n_tensors;
     add_tensor(m, "ln_f.weight", &(tensor_spec){"", 0, 1, {C}, -1, 1, 0});
     add_tensor(m, "ln_f.bias", &(tensor_spec){"", 0, 1, {C}, -1, 1, 0});
-    if (m->has_embed) return;
+    if (m->layout.has_embed) return;
     add_tensor(m, "wte.weight", &wte); /* the head's copy of the tied weight */
-    m->tensors[m->n_tensors - 1].tied_copy = 1;
+    m->table.tensors[m->table.n_tensors - 1].tied_copy = 1;
+}
+
+/* The offsets the passes read directly: embeddings, the image's tensors, ln_f. */
+static void find_offsets(ct_model *m) {
+    gpt_table *t = &m->table;
+    const ct_tensor_info *wte = ct_model_find_tensor(m, "wte.weight"), *wpe = ct_model_find_tensor(m, "wpe.weight");
+    t->wte = wte ? wte->offset : 0;
+    t->wpe = wpe ? wpe->offset : 0;
+    const ct_tensor_info *img = ct_model_find_tensor(m, "img.patch.weight");
+    if (img) {
+        t->img_w = img[0].offset;
+        t->img_b = img[1].offset;
+        t->img_row = img[2].offset;
+        t->img_col = img[3].offset;
+    }
+    if (m->layout.has_head) {
+        t->lnf_w = t->tensors[t->lnf_first].offset;
+        t->lnf_b = t->tensors[t->lnf_first + 1].offset;
+    }
+}
+
+void ct_gpt_table_build(ct_model *m) {
+    add_tensors(m);
+    find_offsets(m);
+}
+
+ct_status ct_gpt_table_alloc(ct_model *m, int grads, ct_tier tier) {
+    size_t bytes = (m->table.n_params ? m->table.n_params : 1) * sizeof(float);
+    float *buf = grads ? ct_calloc_in(tier, bytes, "model gradients") : ct_alloc_in(tier, bytes, "model parameters");
+    if (!buf) return CT_ENOMEM;
+    *(grads ? &m->table.grads : &m->table.params) = buf;
+    ct_gpt_table_bind_blocks(m, grads ? m->table.block_grads : m->table.blocks, buf);
+    return CT_OK;
+}
+
+ct_status ct_model_ensure_grads(ct_model *m) {
+    return m->table.grads ? CT_OK : ct_gpt_table_alloc(m, 1, CT_TIER_COMPUTE);
+}
+
+ct_status ct_gpt_table_create(gpt_table *t, const ct_model_config *cfg) {
+    /* embeddings (4 of the image), the blocks, ln_f and the head's tied copy */
+    size_t cap = 9 + (size_t)cfg->n_layer * (CT_BLOCK_ATTN_TENSORS + CT_MOE_TENSORS), L = (size_t)cfg->n_layer;
+    if (!(t->tensors = ct_calloc(cap * sizeof *t->tensors, "the model's tensor table")) ||
+        !(t->names = ct_calloc(cap * sizeof *t->names, "the model's tensor names")) ||
+        !(t->blocks = ct_calloc(L * sizeof *t->blocks, "the model's blocks")) ||
+        !(t->block_grads = ct_calloc(L * sizeof *t->block_grads, "the model's block gradients")) ||
+        !(t->layer_first = ct_calloc(L * sizeof *t->layer_first, "the model's layer table")) ||
+        !(t->holds = ct_calloc(L, "the model's layer table")))
+        return CT_ENOMEM;
+    return CT_OK;
+}
+
+void ct_gpt_table_free(gpt_table *t) {
+    ct_free(t->params);
+    ct_free(t->grads);
+    ct_free(t->tensors);
+    ct_free(t->names);
+    ct_free(t->blocks);
+    ct_free(t->block_grads);
+    ct_free(t->layer_first);
+    ct_free(t->holds);
+    memset(t, 0, sizeof *t);
 }
 
 /* Floats of block l's weights on this rank (the same on every stage). */
@@ -134,7 +196,7 @@ static size_t block_floats(const ct_model *m, int l) {
     int n = block_specs(&m->cfg, ct_model_layer_is_moe(&m->cfg, l), spec);
     size_t floats = 0;
     for (int i = 0; i < n; i++) {
-        int ranks = spec[i].split_expert ? m->ep_ranks : m->tp_ranks;
+        int ranks = spec[i].split_expert ? m->layout.ep_ranks : m->layout.tp_ranks;
         size_t numel = 1;
         for (int k = 0; k < spec[i].ndim; k++)
             numel *= (size_t)(k == spec[i].split_dim ? spec[i].shape[k] / ranks : spec[i].shape[k]);
@@ -145,14 +207,14 @@ static size_t block_floats(const ct_model *m, int l) {
 
 static int stage_of(const ct_model *m, int l) {
     int s = 0;
-    while (s + 1 < m->stages && l >= m->stage_first[s + 1]) s++;
+    while (s + 1 < m->layout.stages && l >= m->layout.stage_first[s + 1]) s++;
     return s;
 }
 
 int ct_model_stage_shared(const ct_model *m, ct_stage_shared *out) {
     const ct_model_config *c = &m->cfg;
     int count = 0;
-    for (int o = 0; o < c->n_layer && m->stages > 1; o++) {
+    for (int o = 0; o < c->n_layer && m->layout.stages > 1; o++) {
         if (ct_model_share_owner(c, o) != o) continue;
         int first = -1, last = -1, here = -1;
         for (int l = o; l < c->n_layer; l++) {
@@ -160,17 +222,17 @@ int ct_model_stage_shared(const ct_model *m, ct_stage_shared *out) {
             int s = stage_of(m, l);
             if (first < 0) first = s;
             last = s;
-            if (s == m->stage && here < 0) here = l;
+            if (s == m->layout.stage && here < 0) here = l;
         }
         if (first == last) continue; /* used on one stage: summed by backward itself */
-        out[count++] = (ct_stage_shared){o, here >= 0, here >= 0 ? m->tensors[m->layer_first[here]].offset : 0,
+        out[count++] = (ct_stage_shared){o, here >= 0, here >= 0 ? m->table.tensors[m->table.layer_first[here]].offset : 0,
                                          block_floats(m, o)};
     }
     return count;
 }
 
-void ct_model_bind_block(const ct_model *m, int l, ct_block_params *v, float *at, size_t lo) {
-    const ct_tensor_info *t = &m->tensors[m->layer_first[l]];
+void ct_gpt_table_bind_block(const ct_model *m, int l, ct_block_params *v, float *at, size_t lo) {
+    const ct_tensor_info *t = &m->table.tensors[m->table.layer_first[l]];
     memset(v, 0, sizeof *v);
     float **attn = &v->ln1_w; /* the first eight fields, in table order */
     for (int k = 0; k < CT_BLOCK_ATTN_TENSORS; k++) attn[k] = at + (t[k].offset - lo);
@@ -185,26 +247,26 @@ void ct_model_bind_block(const ct_model *m, int l, ct_block_params *v, float *at
     }
 }
 
-void ct_model_bind_blocks(const ct_model *m, ct_block_params *views, float *base) {
-    for (int l = m->l0; l < m->l1; l++) ct_model_bind_block(m, l, &views[l], base, 0);
+void ct_gpt_table_bind_blocks(const ct_model *m, ct_block_params *views, float *base) {
+    for (int l = m->layout.l0; l < m->layout.l1; l++) ct_gpt_table_bind_block(m, l, &views[l], base, 0);
 }
 
-void ct_model_block_range(const ct_model *m, int l, size_t *lo, size_t *n) {
-    const ct_tensor_info *last = &m->tensors[m->layer_first[l] + (size_t)ct_model_block_tensors(m, l) - 1];
-    *lo = m->tensors[m->layer_first[l]].offset;
+void ct_gpt_table_block_range(const ct_model *m, int l, size_t *lo, size_t *n) {
+    const ct_tensor_info *last = &m->table.tensors[m->table.layer_first[l] + (size_t)ct_gpt_table_block_tensors(m, l) - 1];
+    *lo = m->table.tensors[m->table.layer_first[l]].offset;
     *n = last->offset + last->numel - *lo;
 }
 
-size_t ct_model_num_tensors(const ct_model *m) { return m->n_tensors; }
+size_t ct_model_num_tensors(const ct_model *m) { return m->table.n_tensors; }
 const ct_tensor_info *ct_model_tensor(const ct_model *m, size_t i) {
-    return i < m->n_tensors ? &m->tensors[i] : NULL;
+    return i < m->table.n_tensors ? &m->table.tensors[i] : NULL;
 }
 const ct_tensor_info *ct_model_find_tensor(const ct_model *m, const char *name) {
-    for (size_t i = 0; i < m->n_tensors; i++)
-        if (strcmp(m->tensors[i].name, name) == 0) return &m->tensors[i];
+    for (size_t i = 0; i < m->table.n_tensors; i++)
+        if (strcmp(m->table.tensors[i].name, name) == 0) return &m->table.tensors[i];
     return NULL;
 }
-size_t ct_model_num_params(const ct_model *m) { return m->n_params; }
+size_t ct_model_num_params(const ct_model *m) { return m->table.n_params; }
 /* The public view of tensor t: its name, shape and where its values and gradients are. */
 static void param_view(ct_model *m, const ct_tensor_info *t, ct_param *out) {
     float *grads = ct_model_grads(m);
@@ -213,28 +275,28 @@ static void param_view(ct_model *m, const ct_tensor_info *t, ct_param *out) {
     memcpy(out->shape, t->shape, sizeof out->shape);
 }
 ct_status ct_model_param(ct_model *m, size_t i, ct_param *out) {
-    if (i >= m->n_tensors)
-        return ct_fail(CT_EINVAL, "tensor %zu: the model has %zu tensors", i, m->n_tensors);
-    param_view(m, &m->tensors[i], out);
+    if (i >= m->table.n_tensors)
+        return ct_fail(CT_EINVAL, "tensor %zu: the model has %zu tensors", i, m->table.n_tensors);
+    param_view(m, &m->table.tensors[i], out);
     return CT_OK;
 }
 ct_status ct_model_find_param(ct_model *m, const char *name, ct_param *out) {
     const ct_tensor_info *t = ct_model_find_tensor(m, name);
-    if (!t) return ct_fail(CT_EINVAL, "no tensor named '%s' in the model (e.g. '%s')", name, m->tensors[0].name);
+    if (!t) return ct_fail(CT_EINVAL, "no tensor named '%s' in the model (e.g. '%s')", name, m->table.tensors[0].name);
     param_view(m, t, out);
     return CT_OK;
 }
 size_t ct_model_num_params_full(const ct_model *m) {
     size_t n = 0;
-    for (size_t i = 0; i < m->n_tensors; i++) n += m->tensors[i].full_numel;
+    for (size_t i = 0; i < m->table.n_tensors; i++) n += m->table.tensors[i].full_numel;
     return n;
 }
 void ct_model_tensor_part(const ct_model *m, const ct_tensor_info *t, int *rank, int *ranks) {
     *rank = 0;
     *ranks = 1;
     if (t->split_dim < 0) return;
-    *rank = t->split_expert ? m->ep_rank : m->tp_rank;
-    *ranks = t->split_expert ? m->ep_ranks : m->tp_ranks;
+    *rank = t->split_expert ? m->layout.ep_rank : m->layout.tp_rank;
+    *ranks = t->split_expert ? m->layout.ep_ranks : m->layout.tp_ranks;
 }
-float *ct_model_params(ct_model *m) { return m->params; }
-float *ct_model_grads(ct_model *m) { return m->grads; }
+float *ct_model_params(ct_model *m) { return m->table.params; }
+float *ct_model_grads(ct_model *m) { return m->table.grads; }

@@ -77,61 +77,62 @@ ct_status ct_model_check_tensor_split(const ct_model_config *c, int ranks) {
                    ranks, c->vocab_size, padded, sizes);
 }
 
-ct_status ct_model_ep_alltoall(void *ctx, const float *send, const size_t *send_counts,
+ct_status ct_gpt_tp_ep_alltoall(void *ctx, const float *send, const size_t *send_counts,
                                float *recv, const size_t *recv_counts) {
     ct_model *m = ctx;
-    if (m->tp_status != CT_OK) return m->tp_status;
-    return m->tp_status = m->comm.ep_alltoallv(m->comm.ctx, send, send_counts, recv, recv_counts);
+    if (m->tp.status != CT_OK) return m->tp.status;
+    return m->tp.status = m->tp.comm.ep_alltoallv(m->tp.comm.ctx, send, send_counts, recv, recv_counts);
 }
 
-ct_status ct_model_ep_sizes(void *ctx, const size_t *send, size_t *recv, size_t per_peer) {
+ct_status ct_gpt_tp_ep_sizes(void *ctx, const size_t *send, size_t *recv, size_t per_peer) {
     ct_model *m = ctx;
-    if (m->tp_status != CT_OK) return m->tp_status;
-    return m->tp_status = m->comm.ep_sizes(m->comm.ctx, send, recv, per_peer);
+    if (m->tp.status != CT_OK) return m->tp.status;
+    return m->tp.status = m->tp.comm.ep_sizes(m->tp.comm.ctx, send, recv, per_peer);
 }
 
-void ct_model_tp_sum(ct_model *m, float *buf, size_t n) {
-    if (m->tp_ranks == 1 || m->tp_status != CT_OK) return;
-    m->tp_status = m->comm.tp_sum(m->comm.ctx, buf, n);
+void ct_gpt_tp_sum(ct_model *m, float *buf, size_t n) {
+    if (m->layout.tp_ranks == 1 || m->tp.status != CT_OK) return;
+    m->tp.status = m->tp.comm.tp_sum(m->tp.comm.ctx, buf, n);
 }
 
 static void tp_gather(ct_model *m, const float *send, float *recv, size_t n) {
-    if (m->tp_status != CT_OK) return;
-    m->tp_status = m->comm.tp_gather(m->comm.ctx, send, recv, n);
+    if (m->tp.status != CT_OK) return;
+    m->tp.status = m->tp.comm.tp_gather(m->tp.comm.ctx, send, recv, n);
 }
 
-int ct_model_vocab_lo(const ct_model *m) { return m->tp_rank * (m->cfg.vocab_size / m->tp_ranks); }
+int ct_gpt_tp_vocab_lo(const ct_model *m) { return m->layout.tp_rank * (m->cfg.vocab_size / m->layout.tp_ranks); }
 
 static ct_status ensure_tp_buf(ct_model *m, int N) {
-    size_t need = ((size_t)m->tp_ranks + 2) * (size_t)N;
-    if (m->tp_buf && need <= m->tp_buf_cap) return CT_OK;
-    ct_free(m->tp_buf);
-    m->tp_buf_cap = 0;
-    if (!(m->tp_buf = ct_alloc_in(CT_TIER_COMPUTE, need * sizeof(float), "tensor-parallel buffers"))) return CT_ENOMEM;
-    m->tp_buf_cap = need;
+    size_t need = ((size_t)m->layout.tp_ranks + 2) * (size_t)N;
+    if (m->tp.buf && need <= m->tp.buf_cap) return CT_OK;
+    ct_free(m->tp.buf);
+    m->tp.buf_cap = 0;
+    if (!(m->tp.buf = ct_alloc_in(CT_TIER_COMPUTE, need * sizeof(float), "tensor-parallel buffers"))) return CT_ENOMEM;
+    m->tp.buf_cap = need;
     return CT_OK;
 }
 
-float ct_model_tp_crossentropy(ct_model *m, const int32_t *targets, int N, int *counted) {
-    int R = m->tp_ranks, V = m->cfg.vocab_size / R, v0 = ct_model_vocab_lo(m);
-    if (ensure_tp_buf(m, N) != CT_OK) { m->tp_status = CT_ENOMEM; return 0.0f; }
-    float *maxima = m->tp_buf, *sums = maxima + (size_t)R * N, *tgt = sums + N;
-    ct_rowmax(m->logits, N, V, sums);           /* this rank's maxima, gathered below */
+float ct_gpt_tp_crossentropy(ct_model *m, const float *logits, float *lse, const int32_t *targets, int N,
+                             int *counted) {
+    int R = m->layout.tp_ranks, V = m->cfg.vocab_size / R, v0 = ct_gpt_tp_vocab_lo(m);
+    if (ensure_tp_buf(m, N) != CT_OK) { m->tp.status = CT_ENOMEM; return 0.0f; }
+    float *maxima = m->tp.buf, *sums = maxima + (size_t)R * N, *tgt = sums + N;
+    ct_rowmax(logits, N, V, sums);           /* this rank's maxima, gathered below */
     tp_gather(m, sums, maxima, (size_t)N);
 #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++) {
         float mx = maxima[n];
         for (int r = 1; r < R; r++) mx = fmaxf(mx, maxima[(size_t)r * N + n]);
-        m->lse[n] = mx;
+        lse[n] = mx;
     }
-    ct_crossentropy_partials(m->logits, targets, N, V, v0, m->lse, sums, tgt);
-    ct_model_tp_sum(m, sums, 2 * (size_t)N);
+    ct_crossentropy_partials(logits, targets, N, V, v0, lse, sums, tgt);
+    ct_gpt_tp_sum(m, sums, 2 * (size_t)N);
     double total = 0.0; /* in row order, as the one-rank loss */
     int count = 0;
     for (int n = 0; n < N; n++) {
-        m->lse[n] += logf(sums[n]);
+        lse[n] += logf(sums[n]);
         if (targets[n] < 0) continue;
-        total += (double)(m->lse[n] - tgt[n]);
+        total += (double)(lse[n] - tgt[n]);
         count++;
     }
     *counted = count;
@@ -139,25 +140,58 @@ float ct_model_tp_crossentropy(ct_model *m, const int32_t *targets, int N, int *
 }
 
 ct_status ct_model_logits_row(ct_model *m, int n, float *out) {
-    if (!m->logits || n < 0 || n >= m->B * m->T || m->logits_are_grads || (m->logits_partial && n % m->T != m->T - 1))
+    if (!m->pass.logits || n < 0 || n >= m->pass.B * m->pass.T || m->pass.logits_are_grads || (m->pass.logits_partial && n % m->pass.T != m->pass.T - 1))
         return ct_fail(CT_EINVAL, "logits row %d: no such row in the last forward's logits", n);
-    size_t V = (size_t)(m->cfg.vocab_size / m->tp_ranks);
-    const float *row = m->logits + (size_t)n * V;
-    if (m->tp_ranks == 1) { memcpy(out, row, V * sizeof(float)); return CT_OK; }
-    return m->comm.tp_gather(m->comm.ctx, row, out, V);
+    size_t V = (size_t)(m->cfg.vocab_size / m->layout.tp_ranks);
+    const float *row = m->pass.logits + (size_t)n * V;
+    if (m->layout.tp_ranks == 1) { memcpy(out, row, V * sizeof(float)); return CT_OK; }
+    return m->tp.comm.tp_gather(m->tp.comm.ctx, row, out, V);
 }
 
 void ct_model_grad_sq(const ct_model *m, size_t lo, size_t hi, double *split, double *expert,
                       double *whole) {
     *split = *expert = *whole = 0.0;
-    if (!m->grads) return;
-    for (size_t i = 0; i < m->n_tensors; i++) {
-        const ct_tensor_info *t = &m->tensors[i];
+    if (!m->table.grads) return;
+    for (size_t i = 0; i < m->table.n_tensors; i++) {
+        const ct_tensor_info *t = &m->table.tensors[i];
         size_t a = t->offset > lo ? t->offset : lo, e = t->offset + t->numel < hi ? t->offset + t->numel : hi;
         if (e <= a || t->tied_copy) continue;
-        double s = ct_sum_squares(m->grads + a, e - a);
+        double s = ct_sum_squares(m->table.grads + a, e - a);
         if (t->split_dim < 0) *whole += s;
         else if (t->split_expert) *expert += s;
         else *split += s;
     }
+}
+
+static void tp_sum_block(void *ctx, float *buf, size_t n) { ct_gpt_tp_sum(ctx, buf, n); }
+
+/* Between blocks, the progress hook of the model the view belongs to (parallel.overlap). */
+static void poll_block(void *ctx) {
+    const ct_model *o = ct_gpt_owner(ctx);
+    if (o->hooks.progress) o->hooks.progress(o->hooks.progress_ctx);
+}
+
+void ct_gpt_tp_init(ct_model *m, const ct_model_comm *comm) {
+    if (comm) m->tp.comm = *comm;
+    m->tp.block = (ct_block_comm){m->layout.tp_rank, m->layout.tp_ranks, tp_sum_block, poll_block, m};
+    m->tp.ep_group = (ct_moe_group){m->layout.ep_rank, m->layout.ep_ranks, ct_gpt_tp_ep_alltoall, ct_gpt_tp_ep_sizes, m};
+}
+
+void ct_gpt_tp_begin(ct_model *m) { m->tp.status = CT_OK; }
+
+ct_status ct_gpt_tp_end(ct_model *m, const char *what) {
+    return m->tp.status == CT_OK ? CT_OK : ct_fail_context(m->tp.status, "%s", what);
+}
+
+void ct_gpt_tp_view(ct_model *v) {
+    v->tp.buf = NULL;
+    v->tp.buf_cap = 0;
+    v->tp.block.ctx = v; /* its passes record their own collective failures */
+    v->tp.ep_group.ctx = v;
+}
+
+void ct_gpt_tp_free(gpt_tp *t) {
+    ct_free(t->buf);
+    t->buf = NULL;
+    t->buf_cap = 0;
 }

@@ -3,7 +3,6 @@
  * the copy itself for an in-memory model. */
 #include "core/core.h"
 #include "model/model.h"
-#include "model/gpt_internal.h"
 #include "spec/model_spec.h"
 #include <stdio.h>
 #include <string.h>
