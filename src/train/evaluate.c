@@ -5,7 +5,6 @@
 #include "data/loader.h"
 #include "train/commands.h"
 #include <stdio.h>
-#include <stdlib.h>
 #include <unistd.h>
 
 ct_status ct_eval_split(ct_model *m, const ct_config *cfg, const char *data, int batches, int B, double *loss,
@@ -16,19 +15,20 @@ ct_status ct_eval_split(ct_model *m, const ct_config *cfg, const char *data, int
     long available = (long)(ct_loader_num_windows(val) / (uint64_t)B);
     if (available < 1) available = 1;
     if (batches <= 0 || batches > available) batches = (int)available;
-    int32_t *in = malloc(sizeof(int32_t) * 2 * (size_t)B * T), *tg = in + (size_t)B * T;
+    int32_t *in = ct_alloc(sizeof(int32_t) * 2 * (size_t)B * T, "evaluation batch"); /* [B*T] inputs, targets */
     double sum = 0.0;
     int tty = isatty(STDERR_FILENO);
-    ct_status s = in ? CT_OK : ct_fail(CT_ENOMEM, "out of memory");
+    ct_status s = in ? CT_OK : CT_ENOMEM;
     for (int i = 0; i < batches && s == CT_OK; i++) {
         float l = 0.0f;
+        int32_t *tg = in + (size_t)B * T;
         s = ct_loader_next(val, in, tg);
         if (s == CT_OK) s = ct_model_forward(m, in, tg, NULL, B, T, &l);
         sum += l;
         if (tty) fprintf(stderr, "\reval: batch %d/%d", i + 1, batches);
     }
     if (tty) fprintf(stderr, "\n");
-    free(in);
+    ct_free(in);
     ct_loader_close(val);
     *loss = sum / batches;
     *tokens = (long)batches * B * T;
