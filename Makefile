@@ -22,8 +22,8 @@ LDLIBS  = -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas -lcjson -lxxhash -lpcr
 
 LIB_SRC  = $(wildcard src/core/*.c src/ops/*.c src/spec/*.c src/model/*.c src/train/*.c src/data/*.c src/parallel/*.c src/offload/*.c)
 CLI_SRC  = $(wildcard src/cli/*.c)
-TEST_SRC = $(wildcard tests/test_*.c)
-TOOL_SRC = $(wildcard tests/tool_*.c)
+TEST_SRC = $(wildcard tests/unit/test_*.c)
+TOOL_SRC = $(wildcard tests/tools/tool_*.c)
 BENCH_SRC = $(wildcard bench/*.c)
 EXAMPLE_SRC = $(wildcard examples/*.c)
 # the C that `make format` rewrites and `make format-check` checks (style in .clang-format)
@@ -31,8 +31,8 @@ FORMAT_SRC = $(sort $(shell find src include tests bench examples -name '*.[ch]'
 
 LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ  = $(CLI_SRC:%.c=$(BUILD)/%.o)
-TESTS    = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
-TOOLS    = $(TOOL_SRC:tests/%.c=$(BUILD)/tests/%)
+TESTS    = $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+TOOLS    = $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tests/%)
 BENCHES  = $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 EXAMPLES = $(EXAMPLE_SRC:examples/%.c=$(BUILD)/examples/%)
 
@@ -47,10 +47,10 @@ $(BUILD)/libcetus.a: $(LIB_OBJ)
 $(BUILD)/cetus: $(CLI_OBJ) $(BUILD)/libcetus.a
 	$(CC) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests/test_%: $(BUILD)/tests/test_%.o $(BUILD)/libcetus.a
+$(BUILD)/tests/test_%: $(BUILD)/tests/unit/test_%.o $(BUILD)/libcetus.a
 	$(CC) -o $@ $^ -lcriterion $(LDLIBS)
 
-$(BUILD)/tests/tool_%: $(BUILD)/tests/tool_%.o $(BUILD)/libcetus.a
+$(BUILD)/tests/tool_%: $(BUILD)/tests/tools/tool_%.o $(BUILD)/libcetus.a
 	$(CC) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/bench/%: $(BUILD)/bench/%.o $(BUILD)/libcetus.a

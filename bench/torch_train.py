@@ -1,4 +1,4 @@
-"""torch_train.py: the PyTorch side of bench/bench_train.c: the same GPT-2 (tests/torch_gpt.py,
+"""torch_train.py: the PyTorch side of bench/bench_train.c: the same GPT-2 (tests/tools/torch_gpt.py,
 fused formulation, float32), the same training step (zero_grad, forward, backward,
 global-norm clipping to 1.0, AdamW lr 3e-4, betas (0.9, 0.95), eps 1e-8, weight decay 0.1
 on the 2-D tensors) on random tokens; a few warmup steps, then N timed steps; prints the
@@ -20,7 +20,7 @@ import time
 
 import torch
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "tools"))
 import torch_gpt  # noqa: E402
 
 CONFIGS = {  # n_layer, d_model, n_head, seq_len (position table), vocab; T, B

@@ -1,13 +1,20 @@
 #!/usr/bin/env bash
 # tests/run.sh: runs the whole suite: every Criterion binary build/tests/test_* and every
-# script tests/t_*.sh (one test each: it passes when it exits 0). Prints one closing line
+# script tests/e2e/t_*.sh (one test each: it passes when it exits 0). Prints one closing line
 # "N passed, N failed" and exits non-zero if anything failed.
-# Usage: tests/run.sh [filter]   (runs only tests whose file name contains filter)
+# Usage: tests/run.sh [FILTER...]   (runs only tests whose file name contains one of the filters)
 set -u
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 export BUILD
-filter=${1:-}
+filters=("$@")
+# skip NAME: there are filters and NAME contains none of them
+skip() {
+    [ ${#filters[@]} -eq 0 ] && return 1
+    local f
+    for f in "${filters[@]}"; do [[ "$1" == *"$f"* ]] && return 1; done
+    return 0
+}
 passed=0; failed=0; failed_names=()
 logdir=$BUILD/test-logs
 mkdir -p "$logdir"
@@ -16,7 +23,7 @@ for bin in "$BUILD"/tests/test_*; do
     [ -x "$bin" ] || continue
     case "$bin" in *.o|*.d) continue;; esac
     name=$(basename "$bin")
-    [[ -n "$filter" && "$name" != *"$filter"* ]] && continue
+    skip "$name" && continue
     start=$(date +%s)
     "$bin" --jobs 1 >"$logdir/$name.log" 2>&1
     rc=$?
@@ -30,10 +37,10 @@ for bin in "$BUILD"/tests/test_*; do
     if [ "$p" -ne "$t" ]; then failed_names+=("$name"); grep -a -E 'FAIL|CRASH|Assertion|ERROR|error' "$logdir/$name.log" | head -n 20; fi
 done
 
-for script in tests/t_*.sh; do
+for script in tests/e2e/t_*.sh; do
     [ -f "$script" ] || continue
     name=$(basename "$script" .sh)
-    [[ -n "$filter" && "$name" != *"$filter"* ]] && continue
+    skip "$name" && continue
     start=$(date +%s)
     if bash "$script" >"$logdir/$name.log" 2>&1; then
         passed=$((passed + 1)); status=ok

@@ -1,4 +1,4 @@
-# tests/lib.sh: shared helpers for the script tests (sourced). Each test gets a scratch
+# tests/e2e/lib.sh: shared helpers for the script tests (sourced). Each test gets a scratch
 # directory removed on exit, and a small real corpus tokenized from the Python docs.
 set -euo pipefail
 BUILD=${BUILD:-build}
@@ -56,7 +56,7 @@ close() { # A B TOL: the two loss lists agree within TOL
               exit !(n >= 11 && worst <= tol) }' || fail "$2 strays from $1"
 }
 weights_close() { # A B: final model weights agree within W_TOL
-    /usr/bin/python3 tests/weights_diff.py "$1/ckpt/$(cat "$1/ckpt/latest")/model.safetensors" \
+    /usr/bin/python3 tests/tools/weights_diff.py "$1/ckpt/$(cat "$1/ckpt/latest")/model.safetensors" \
         "$2/ckpt/$(cat "$2/ckpt/latest")/model.safetensors" "$W_TOL" || fail "weights of $2 differ"
 }
 

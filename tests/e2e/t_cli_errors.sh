@@ -1,6 +1,6 @@
 # t_cli_errors.sh: every kind of bad input gets a clear message that names the file, key or
 # value, and a non-zero exit; a full disk during a save keeps the previous checkpoint.
-source tests/lib.sh
+source tests/e2e/lib.sh
 make_corpus "$SCRATCH"
 D="data.dir=$SCRATCH/data"
 

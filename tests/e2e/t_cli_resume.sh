@@ -1,7 +1,7 @@
 # t_cli_resume.sh: `cetus train` for 2N steps straight and N + resume + N give the same loss
 # at every step, bit for bit, for a dense model and for an MoE model with router noise;
 # generate and eval work on the result.
-source tests/lib.sh
+source tests/e2e/lib.sh
 make_corpus "$SCRATCH"
 args="$TINY data.dir=$SCRATCH/data train.steps=12 train.eval_interval=6 train.sample_interval=0"
 moe="model.moe_every=2 moe.n_experts=4 moe.d_hidden=96 moe.capacity_factor=1.0 moe.router_noise=0.5"

@@ -2,7 +2,7 @@
 # copy the MLP: with dropless top-2 routing (gates sum to 1) it computes the dense model's
 # function, so validation losses agree; the MoE run then trains on; bad requests are refused
 # and the input is never modified.
-source tests/lib.sh
+source tests/e2e/lib.sh
 make_corpus "$SCRATCH"
 D="data.dir=$SCRATCH/data train.sample_interval=0"
 "$CETUS" train $TINY $D run.dir="$SCRATCH/dense" train.steps=4 >/dev/null

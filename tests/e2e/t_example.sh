@@ -2,7 +2,7 @@
 # data 2 x tensor 2 x pipeline 2 (1F1B, 8 micro-batches) with experts over 2: it announces
 # that layout, the loss falls, the validation loss is finite, and its checkpoint loads as a
 # one-process model (cetus eval).
-source tests/lib.sh
+source tests/e2e/lib.sh
 EXAMPLE="$PWD/$BUILD/examples/moe_4d"
 [ -x "$EXAMPLE" ] || fail "$EXAMPLE is not built"
 make_corpus "$SCRATCH"

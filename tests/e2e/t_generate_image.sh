@@ -1,7 +1,7 @@
 # t_generate_image.sh: `cetus generate --image` captions PNG and PGM files of any size with an
 # image-prefix checkpoint (one line, greedy by default, so repeatable), and refuses clearly a
 # missing, truncated, foreign or empty image, a text-only checkpoint, and --image with --prompt.
-source tests/lib.sh
+source tests/e2e/lib.sh
 make_corpus "$SCRATCH"
 D="data.dir=$SCRATCH/data train.sample_interval=0 train.steps=2"
 "$CETUS" train $TINY $D image.patch=8 image.height=16 image.width=16 model.seq_len=32 \

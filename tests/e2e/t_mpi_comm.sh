@@ -5,7 +5,7 @@
 # exactly, and identical bytes on every rank; a rerun gives the same digest (determinism);
 # a layout that does not fit is refused with the layouts that do; a rank waiting 1 s for a
 # late peer uses well under 1 s of CPU.
-source tests/lib.sh
+source tests/e2e/lib.sh
 TOOL="$BUILD/tests/tool_comm_check"
 [ -x "$TOOL" ] || fail "$TOOL is not built"
 command -v mpirun >/dev/null || fail "mpirun not found (scripts/setup.sh installs openmpi-bin)"

@@ -5,7 +5,7 @@
 # ZeRO 2 and on one process with the same losses; resume on the same layout is bit-identical;
 # a batch that does not split over the ranks is refused; a killed rank ends the run promptly
 # and the last checkpoint resumes.
-source tests/lib.sh
+source tests/e2e/lib.sh
 LOSS_TOL=2e-4
 W_TOL=2e-4
 make_corpus "$SCRATCH"

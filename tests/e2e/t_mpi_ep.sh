@@ -13,7 +13,7 @@
 #  - With ZeRO 1 (optimizer state sharded over the ranks that hold the same experts) too, and
 #    its checkpoint resumes on one process; ZeRO 2 with experts and experts that do not split
 #    are refused.
-source tests/lib.sh
+source tests/e2e/lib.sh
 check_tool ep 1e-5
 
 make_corpus "$SCRATCH"

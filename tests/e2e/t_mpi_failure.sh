@@ -2,7 +2,7 @@
 # error (ct_world_abort): mpirun exits non-zero within seconds and shows that rank's
 # message; without mpirun the process exits with the code. (b) One rank is killed with
 # SIGKILL while the others wait in a yielding barrier: mpirun exits non-zero within seconds.
-source tests/lib.sh
+source tests/e2e/lib.sh
 TOOL="$BUILD/tests/tool_comm_check"
 [ -x "$TOOL" ] || fail "$TOOL is not built"
 MPIRUN[3]=30 # a hang fails in 30 s

@@ -12,7 +12,7 @@
 #    at pipeline 2 x tensor 2; the 4D run's checkpoint resumes on one process.
 #  - Refusals before any work: more stages than blocks, micro-batches that do not divide a
 #    rank's rows, a bad parallel.stages or parallel.schedule.
-source tests/lib.sh
+source tests/e2e/lib.sh
 
 make_corpus "$SCRATCH"
 LOSS_TOL=2e-4

@@ -8,7 +8,7 @@
 #  - A checkpoint saved at data=2 x tensor=2 resumes at data=4, at tensor=4 and on one
 #    process with the same losses; on the same layout, bit-identically.
 #  - Layouts the model cannot split are refused before any work, naming what fits.
-source tests/lib.sh
+source tests/e2e/lib.sh
 LOSS_TOL=2e-4
 W_TOL=2e-4
 check_tool tp 2e-5

@@ -8,7 +8,7 @@
 #  - stopping and resuming gives the same losses bit for bit;
 #  - bad settings are refused with a message: scenes without an image tower, pipeline
 #    stages, a canvas that does not match, captions longer than the sequence.
-source tests/lib.sh
+source tests/e2e/lib.sh
 
 make_corpus "$SCRATCH"
 "$CETUS" prepare --scenes --out "$SCRATCH/scenes" --train-scenes 200 --val-scenes 16 2>/dev/null ||

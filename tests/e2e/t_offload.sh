@@ -12,7 +12,7 @@
 #    disk, its compute tier within the budget and its peak resident memory well below its
 #    state.
 #  - Bad placements and budgets are refused before any work.
-source tests/lib.sh
+source tests/e2e/lib.sh
 make_corpus "$SCRATCH"
 W_TOL=0
 args="$TINY data.dir=$SCRATCH/data model.n_layer=4 model.vocab_size=50304 train.steps=8 train.eval_interval=0

@@ -2,7 +2,7 @@
 # (scripts/setup.sh): shard files of the right size, meta with the splits' image counts,
 # captions of the documented shapes; a corrupted or missing IDX file passed with --mnist and
 # bad options are refused with the file or option named.
-source tests/lib.sh
+source tests/e2e/lib.sh
 npm_dir=${CETUS_DATA:-data}/npm
 out=$SCRATCH/scenes
 "$CETUS" prepare --scenes --out "$out" --train-scenes 200 --val-scenes 20 2>"$SCRATCH/log" \

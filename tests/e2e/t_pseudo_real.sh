@@ -9,7 +9,7 @@
 #  - Bad input: a checkpoint without sharing, fewer layers than groups, an existing OUT, a
 #    corrupted input, a real checkpoint resumed with the pseudo settings, bad delink keys:
 #    each a clear message; the input checkpoint is never modified.
-source tests/lib.sh
+source tests/e2e/lib.sh
 
 make_corpus "$SCRATCH"
 LOSS_TOL=2e-4

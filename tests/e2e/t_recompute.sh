@@ -3,7 +3,7 @@
 #    weights to keeping every activation, for a dense and an MoE model (router noise on),
 #    and with pipeline stages; the activation buffers (acts_mb) shrink.
 #  - A bad block list is refused before any work.
-source tests/lib.sh
+source tests/e2e/lib.sh
 make_corpus "$SCRATCH"
 W_TOL=0
 args="$TINY data.dir=$SCRATCH/data model.n_layer=4 train.steps=6 train.eval_interval=0 train.sample_interval=0

@@ -3,10 +3,10 @@
 # specification alone. The layout checked here (8-byte little-endian header length, JSON
 # header padded to 8 bytes, F32 data contiguous in header order) is the one Hugging Face's
 # `safetensors` library reads; that package is not installed here, so
-# tests/safetensors_check.py reads the files with json + numpy and loads them into torch.
+# tests/tools/safetensors_check.py reads the files with json + numpy and loads them into torch.
 # It also writes files the way other writers do and checks that cetus reads them.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 PY=/usr/bin/python3
 work=$(mktemp -d /tmp/cetus_st_py_XXXXXX)
 trap 'rm -rf "$work"' EXIT
@@ -20,13 +20,13 @@ cc=$(sed -n 1p <<<"$vars")
 cflags=$(sed -n 2p <<<"$vars" | sed 's/-MMD//; s/-MP//')
 ldlibs=$(sed -n 3p <<<"$vars")
 # shellcheck disable=SC2086
-$cc $cflags -o "$work/st_write_sample" tests/st_write_sample.c src/train/safetensors.c \
+$cc $cflags -o "$work/st_write_sample" tests/tools/st_write_sample.c src/train/safetensors.c \
     src/train/checkpoint.c src/core/*.c $ldlibs
 
 "$work/st_write_sample" write "$work"
-$PY tests/safetensors_check.py check "$work"
+$PY tests/tools/safetensors_check.py check "$work"
 
-$PY tests/safetensors_check.py foreign "$work"
+$PY tests/tools/safetensors_check.py foreign "$work"
 for f in "$work"/foreign_*.safetensors; do
     "$work/st_write_sample" dump "$f" >"$f.got"
     diff -u "$f.expected" "$f.got"

@@ -5,7 +5,7 @@
 # checks that decoding round-trips byte for byte. Needs $BUILD/cetus (make), node and
 # scripts/setup.sh's data. Exits 0 only when every id matches and every round trip is exact.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
 CETUS=$BUILD/cetus
 CORPUS=${CETUS_CORPUS:-/usr/share/doc/python3.11/html/_sources}
@@ -68,7 +68,7 @@ bytes=$(cat "${inputs[@]}" | wc -c)
 echo "inputs: ${#files[@]} corpus files + ${#extra[@]} handcrafted, $bytes bytes"
 [ "$bytes" -ge 1000000 ] || fail "selection has only $bytes bytes, expected at least 1 MB"
 
-t0=$(now); node tests/tokenizer_ref.js encode "${inputs[@]}" >"$tmp/ref.ids"; t1=$(now)
+t0=$(now); node tests/tools/tokenizer_ref.js encode "${inputs[@]}" >"$tmp/ref.ids"; t1=$(now)
 "$CETUS" tokenize "${inputs[@]}" >"$tmp/ours.ids"; t2=$(now)
 "$CETUS" tokenize --count "${inputs[@]}" >/dev/null 2>"$tmp/speed.txt"
 awk -v a="$t0" -v b="$t1" -v c="$t2" 'BEGIN { printf "reference (node): %.2f s; cetus tokenize (whole process: load, encode, print): %.2f s\n", b - a, c - b }'
@@ -95,7 +95,7 @@ cat "${files[@]}" "$tmp/handcrafted.txt" "$tmp/longwords.txt" >"$tmp/all.txt"
 cmp "$tmp/all.txt" "$tmp/all.back" || fail "decode(encode(text)) differs from the text"
 # the reference decodes cetus's ids of the handcrafted text to the same bytes
 "$CETUS" tokenize "$tmp/handcrafted.txt" >"$tmp/hand.ids"
-node tests/tokenizer_ref.js decode "$tmp/hand.ids" >"$tmp/hand.back"
+node tests/tools/tokenizer_ref.js decode "$tmp/hand.ids" >"$tmp/hand.back"
 cmp "$tmp/handcrafted.txt" "$tmp/hand.back" || fail "reference decode of cetus ids differs"
 # invalid UTF-8 decodes to node's U+FFFD-substituted text
 "$CETUS" tokenize "$tmp/invalid.txt" | "$CETUS" tokenize --decode >"$tmp/invalid.back"

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # t_torch_reference.sh: a tiny GPT-2's logits, loss, every parameter gradient and two AdamW
-# steps, from cetus (tests/tool_gpt_dump.c), checked against the independent float64
-# PyTorch model in tests/torch_gpt.py by tests/torch_reference.py (tolerances documented
+# steps, from cetus (tests/tools/tool_gpt_dump.c), checked against the independent float64
+# PyTorch model in tests/tools/torch_gpt.py by tests/tools/torch_reference.py (tolerances documented
 # there), for a causal and a prefix-LM mask, and with an image prefix (patch projection and
 # 2-D positions before the text). Then proves the check can fail: a dump with one
 # gradient entry off by 1e-4 must be rejected.
 # Needs PyTorch for /usr/bin/python3 (Debian's python3-torch); PYTHON overrides.
 set -u
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
 PY=${PYTHON:-/usr/bin/python3}
 tool=$BUILD/tests/tool_gpt_dump
@@ -19,11 +19,11 @@ rc=0
 for mode in causal prefix image; do
     echo "== $mode"
     "$tool" "$dir/$mode.bin" "$mode" || { echo "FAIL: $tool $mode"; exit 1; }
-    "$PY" tests/torch_reference.py "$dir/$mode.bin" || rc=1
+    "$PY" tests/tools/torch_reference.py "$dir/$mode.bin" || rc=1
 done
 echo "== perturbed gradient (must be rejected)"
 "$tool" "$dir/bad.bin" causal perturb || { echo "FAIL: $tool perturb"; exit 1; }
-if "$PY" tests/torch_reference.py "$dir/bad.bin" >"$dir/bad.log" 2>&1; then
+if "$PY" tests/tools/torch_reference.py "$dir/bad.bin" >"$dir/bad.log" 2>&1; then
     cat "$dir/bad.log"
     echo "FAIL: the reference check accepted a perturbed gradient"
     rc=1

@@ -1,5 +1,5 @@
 /* dump.h: the tagged binary dump the reference tools write and the Python checks read
- * (tests/dump_format.py): per entry u32 name length, name, u32 dtype (0 f32, 1 i32), u32 ndim,
+ * (tests/tools/dump_format.py): per entry u32 name length, name, u32 dtype (0 f32, 1 i32), u32 ndim,
  * u32 shape[ndim], then the values. Header-only: each tool sets dump_out first. */
 #ifndef CT_TEST_DUMP_H
 #define CT_TEST_DUMP_H

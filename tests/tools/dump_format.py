@@ -1,4 +1,4 @@
-"""dump_format.py: reads the tagged binary dumps of tests/dump.h into numpy arrays."""
+"""dump_format.py: reads the tagged binary dumps of tests/tools/dump.h into numpy arrays."""
 import struct
 
 import numpy as np

@@ -1,6 +1,6 @@
 """safetensors_check.py: reads cetus's safetensors files by the format's specification with
 json + numpy only (the layout Hugging Face's `safetensors` library reads), and writes files
-the way other writers do, for tests/t_safetensors_python.sh.
+the way other writers do, for tests/e2e/t_safetensors_python.sh.
 
   safetensors_check.py check OUTDIR     verify OUTDIR/sample.safetensors and OUTDIR/ckpt
   safetensors_check.py foreign OUTDIR   write OUTDIR/foreign_*.safetensors and the

@@ -1,4 +1,4 @@
-/* st_write_sample.c: a small program for tests/t_safetensors_python.sh.
+/* st_write_sample.c: a small program for tests/e2e/t_safetensors_python.sh.
  *   st_write_sample write OUTDIR   writes OUTDIR/sample.safetensors (known values, a scalar,
  *                                  a 4-D tensor, special floats), OUTDIR/pad_<0..7>.safetensors
  *                                  (headers of every length mod 8) and a checkpoint OUTDIR/ckpt

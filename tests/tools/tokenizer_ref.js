@@ -1,7 +1,7 @@
 // tokenizer_ref.js: runs the reference GPT-2 encoder (the npm package gpt-3-encoder, as
 // fetched by scripts/setup.sh) so tests can compare cetus's ids with it.
-//   node tests/tokenizer_ref.js encode FILE...   one line of space-separated ids per file
-//   node tests/tokenizer_ref.js decode FILE      ids (whitespace-separated) -> text on stdout
+//   node tests/tools/tokenizer_ref.js encode FILE...   one line of space-separated ids per file
+//   node tests/tools/tokenizer_ref.js decode FILE      ids (whitespace-separated) -> text on stdout
 // Files are read as UTF-8 the way node does (invalid sequences become U+FFFD). An id the
 // reference cannot produce (undefined) is printed as -1 so any comparison fails.
 'use strict';
@@ -28,7 +28,7 @@ function main(argv) {
     process.stdout.write(encoder.decode(ids));
     return 0;
   }
-  process.stderr.write('usage: node tests/tokenizer_ref.js encode FILE... | decode FILE\n');
+  process.stderr.write('usage: node tests/tools/tokenizer_ref.js encode FILE... | decode FILE\n');
   return 2;
 }
 

@@ -1,5 +1,5 @@
 /* tool_gpt_dump.c: runs a tiny GPT-2 through the public API and dumps everything an
- * independent reference needs to check it (tests/torch_reference.py):
+ * independent reference needs to check it (tests/tools/torch_reference.py):
  *   the parameters, tokens, targets, prefix lengths; logits, loss and every parameter
  *   gradient of one forward + backward; then two AdamW steps (with gradient clipping that
  *   is active on the first step): the gradients fed to each step, the gradient norms it

@@ -1,6 +1,6 @@
 /* tool_moe_dump.c: runs one MoE layer (src/model/moe.h) forward and backward on a tiny
  * configuration and dumps everything an independent reference needs to check it
- * (tests/torch_moe.py): configuration, parameters, input, the output-gradient weights, and
+ * (tests/tools/torch_moe.py): configuration, parameters, input, the output-gradient weights, and
  * cetus's output, losses, statistics, routing and every gradient.
  *
  * Usage: tool_moe_dump OUT.bin ROUTING K CAPACITY [noise] [perturb]

@@ -1,5 +1,5 @@
 """torch_gpt.py: an independent GPT-2 in plain PyTorch (no transformers), used as the
-reference for cetus's model (tests/torch_reference.py) and as the PyTorch side of the
+reference for cetus's model (tests/tools/torch_reference.py) and as the PyTorch side of the
 training benchmark (bench/torch_train.py).
 
 Parameters are plain leaf tensors named as in Hugging Face GPT-2 (wte.weight, wpe.weight,

@@ -1,5 +1,5 @@
 """torch_moe.py: an independent PyTorch Mixture-of-Experts layer, checked against a cetus dump
-(tests/tool_moe_dump.c) of src/model/moe.c.
+(tests/tools/tool_moe_dump.c) of src/model/moe.c.
 
 Usage: torch_moe.py DUMP.bin      exit 0 if every check passes, 1 otherwise
 

@@ -1,5 +1,5 @@
-"""torch_reference.py: checks a cetus dump (tests/tool_gpt_dump.c) against the independent
-PyTorch GPT-2 in tests/torch_gpt.py.
+"""torch_reference.py: checks a cetus dump (tests/tools/tool_gpt_dump.c) against the independent
+PyTorch GPT-2 in tests/tools/torch_gpt.py.
 
 Usage: torch_reference.py DUMP.bin      exit 0 if every check passes, 1 otherwise
 

@@ -54,7 +54,7 @@ static void reset_calls(void) {
 }
 
 /* Ops a one-rank step need not call: the vocabulary-parallel pieces of tensor parallelism
- * (tests/t_mpi_tp.sh covers them), the whole-vocabulary cross-entropy backward (the model
+ * (tests/e2e/t_mpi_tp.sh covers them), the whole-vocabulary cross-entropy backward (the model
  * uses its vocabulary-slice form) and the column sum (the matmul kernel's own helper). */
 static int spared(int op) {
     return op == OP_embedding_lookup || op == OP_embedding_add_positions || op == OP_rowmax ||

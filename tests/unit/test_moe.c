@@ -3,7 +3,7 @@
  * central finite differences with the routing held fixed, for every routing and both
  * capacity modes; GShard drop priority on a hand-built routing; dropless; prototype groups;
  * the loss_scale on the aux/z gradients; closed-form losses; router noise; determinism.
- * The independent PyTorch comparison is tests/t_moe_reference.sh. */
+ * The independent PyTorch comparison is tests/e2e/t_moe_reference.sh. */
 #include <criterion/criterion.h>
 #include "core/core.h"
 #include "model/model.h"
