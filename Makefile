@@ -1,5 +1,6 @@
 # cetus: one Makefile. `make` builds build/cetus and the library; `make test` builds and runs
-# the whole suite; `make san` runs the suite under address+undefined sanitizers.
+# the whole suite; `make san` runs the suite under address+undefined sanitizers; `make tsan`
+# runs the tests of the I/O and progress threads under ThreadSanitizer.
 # gcc unless CC is given (`make CC=clang`): make's built-in CC is cc, which `?=` would keep
 ifeq ($(origin CC),default)
 CC      = gcc
@@ -36,7 +37,7 @@ TOOLS    = $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tests/%)
 BENCHES  = $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 EXAMPLES = $(EXAMPLE_SRC:examples/%.c=$(BUILD)/examples/%)
 
-.PHONY: all test san clean bench compile_commands.json format format-check
+.PHONY: all test san tsan clean bench compile_commands.json format format-check
 .SECONDARY:
 all: $(BUILD)/cetus $(TESTS) $(TOOLS) $(BENCHES) $(EXAMPLES)
 
@@ -69,6 +70,24 @@ test: all
 san:
 	$(MAKE) --no-print-directory BUILD=build-san OPT="-O1" SANFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" test
 
+# ThreadSanitizer on the tests that run cetus's own threads: the offload store's I/O thread
+# (t_offload; Criterion's binaries cannot start under ThreadSanitizer, whose shadow takes
+# the address range their test arena maps) and the progress thread of gradient reductions (t_mpi_comm's
+# progress engine check, t_mpi_dp with parallel.overlap=thread and ZeRO 2). One compute
+# thread (OMP_NUM_THREADS=1; the scripts also set runtime.threads=1 where they train), as
+# libgomp is not instrumented; tests/tsan.supp names what is left outside cetus. Every
+# process's reports go to build-tsan/tsan-logs/, also those whose output a script swallows,
+# and any report fails the target.
+TSAN_TESTS = t_offload t_mpi_comm t_mpi_dp
+tsan:
+	$(MAKE) --no-print-directory BUILD=build-tsan OPT="-O1" SANFLAGS="-fsanitize=thread" \
+	    build-tsan/cetus $(patsubst %,build-tsan/tests/%,$(filter test_%,$(TSAN_TESTS))) build-tsan/tests/tool_comm_check
+	rm -rf build-tsan/tsan-logs && mkdir -p build-tsan/tsan-logs
+	OMP_NUM_THREADS=1 CETUS_TSAN=1 TSAN_OPTIONS="suppressions=$(CURDIR)/tests/tsan.supp log_path=$(CURDIR)/build-tsan/tsan-logs/tsan second_deadlock_stack=1" \
+	    BUILD=build-tsan bash tests/run.sh $(TSAN_TESTS)
+	@if ls build-tsan/tsan-logs/tsan.* >/dev/null 2>&1; then \
+	    echo "tsan: ThreadSanitizer reports in build-tsan/tsan-logs:"; ls build-tsan/tsan-logs; exit 1; fi
+
 bench: all
 	bash bench/run.sh
 
@@ -87,6 +106,6 @@ compile_commands.json:
 	bear --output $(CURDIR)/$@ -- $(MAKE) --no-print-directory -B all >/dev/null
 
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-tsan
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

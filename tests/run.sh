@@ -2,17 +2,17 @@
 # tests/run.sh: runs the whole suite: every Criterion binary build/tests/test_* and every
 # script tests/e2e/t_*.sh (one test each: it passes when it exits 0). Prints one closing line
 # "N passed, N failed" and exits non-zero if anything failed.
-# Usage: tests/run.sh [FILTER...]   (runs only tests whose file name contains one of the filters)
+# Usage: tests/run.sh [NAME...]   (runs only the tests so named; a NAME may be a glob: '*offload*')
 set -u
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 export BUILD
 filters=("$@")
-# skip NAME: there are filters and NAME contains none of them
+# skip NAME: there are filters and NAME matches none of them
 skip() {
     [ ${#filters[@]} -eq 0 ] && return 1
     local f
-    for f in "${filters[@]}"; do [[ "$1" == *"$f"* ]] && return 1; done
+    for f in "${filters[@]}"; do [[ "$1" == $f ]] && return 1; done
     return 0
 }
 passed=0; failed=0; failed_names=()

@@ -80,7 +80,7 @@ run 1 big $big memory.compute_budget=320M offload.policy=auto offload.tier=disk
 grep -q "offload (auto): moments of all units on disk; weights of blocks .* on disk; gradients of blocks .* on disk; predicted compute peak" \
     "$SCRATCH/big.log" || fail "no automatic plan: $(grep offload "$SCRATCH/big.log")"
 /usr/bin/python3 - "$SCRATCH/big/metrics.jsonl" "$SCRATCH/big.log" <<'PY' || fail "the big model's memory"
-import json, re, sys
+import json, os, re, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 m = re.search(r"predicted compute peak ([0-9.]+) (MiB|GiB)", open(sys.argv[2]).read())
 predicted = float(m.group(1)) * (1024 if m.group(2) == "GiB" else 1)
@@ -90,7 +90,10 @@ state = 4 * 4 * start["params"] / 2**20  # weights, gradients and two moments, M
 compute, rss = max(r["compute_peak_mb"] for r in steps), max(r["peak_rss_mb"] for r in steps)
 print(f"state {state:.0f} MiB = {state / 320:.1f} x the 320 MiB budget; compute tier peak {compute:.0f} MiB "
       f"(predicted {predicted:.0f}); peak resident {rss:.0f} MiB ({rss / state:.2f} of the state)")
-sys.exit(not (state >= 3 * 320 and compute <= 320 and rss < 0.6 * state and abs(predicted - compute) <= 0.05 * compute))
+# ThreadSanitizer's shadow memory is several times what it watches: resident memory says
+# nothing there (make tsan sets CETUS_TSAN), the compute tier's accounting still does
+resident_ok = rss < 0.6 * state or os.environ.get("CETUS_TSAN") == "1"
+sys.exit(not (state >= 3 * 320 and compute <= 320 and resident_ok and abs(predicted - compute) <= 0.05 * compute))
 PY
 
 run 1 auto-tight memory.compute_budget=72M offload.policy=auto

@@ -8,10 +8,10 @@
  * left open. Under AddressSanitizer, LeakSanitizer checks the rest (and everything else
  * the failure paths free).
  *
- * When written: N = 401 for the dense run, N = 435 with MoE, recomputation and offload
- * (block 0's parameters on disk, gradients in host memory, AdamW moments on disk), N = 700
+ * When written: N = 402 for the dense run, N = 436 with MoE, recomputation and offload
+ * (block 0's parameters on disk, gradients in host memory, AdamW moments on disk), N = 701
  * with Pseudo-to-Real (shared weights delinked after step 1, resumed in the real phase),
- * N = 460 with image captions (scene batches mixed with text, caption evaluation), and
+ * N = 461 with image captions (scene batches mixed with text, caption evaluation), and
  * N = 47 for the GPT-2 tokenizer loaded from its files, encoding and decoding a text; the
  * sweeps together take about 8 s, about 25 s under AddressSanitizer. SWEEP_MAX_K=k stops
  * a sweep after failing the first k allocations (for a quick look under a debugger). */
