@@ -39,10 +39,12 @@
 #include <time.h>
 #include "bench_util.h"
 
-
 static float *falloc(size_t n) {
     float *p = calloc(n ? n : 1, sizeof(float));
-    if (!p) { fprintf(stderr, "bench_moe: out of memory (%zu floats)\n", n); exit(1); }
+    if (!p) {
+        fprintf(stderr, "bench_moe: out of memory (%zu floats)\n", n);
+        exit(1);
+    }
     return p;
 }
 
@@ -89,25 +91,56 @@ static void moe_setup(moe_bench *b, const bench_args *ba, ct_rng *r) {
 }
 
 static void moe_free(moe_bench *b) {
-    free(b->params); free(b->grads); free(b->acts); free(b->scratch);
-    free(b->x); free(b->dy); free(b->y); free(b->dx);
+    free(b->params);
+    free(b->grads);
+    free(b->acts);
+    free(b->scratch);
+    free(b->x);
+    free(b->dy);
+    free(b->y);
+    free(b->dx);
 }
 
 /* ---- stage profile ----------------------------------------------------------------------- */
 
-enum { S_ROUTE, S_DISPATCH, S_GATHER, S_EXPERT_FWD, S_COMBINE, S_COMBINE_BWD, S_EXPERT_BWD,
-       S_ROUTE_BWD, S_SCATTER, S_COUNT,
-       /* kernels inside the stages, timed again apart on the same buffers (not in the sum) */
-       P_ROUTER_GEMM = S_COUNT, P_GELU_FWD, P_GELU_BWD, P_ROUTER_GEMM_BWD, S_ALL };
-static const char *S_NAMES[S_ALL] = {
-    "route (router sgemm, softmax, top-k, losses)", "dispatch (capacity, priority)",
-    "gather x -> expert rows", "experts forward (sgemm, gelu)", "combine (gate-weighted sum)",
-    "combine backward (dout, dgate)", "experts backward (sgemm, gelu)",
-    "route backward (dlogits, router sgemm)", "scatter-add dxe -> dx",
-    "router sgemm (in route)", "gelu forward (in experts forward)",
-    "gelu backward (in experts backward)", "router sgemm backward (in route backward)"};
+enum {
+    S_ROUTE,
+    S_DISPATCH,
+    S_GATHER,
+    S_EXPERT_FWD,
+    S_COMBINE,
+    S_COMBINE_BWD,
+    S_EXPERT_BWD,
+    S_ROUTE_BWD,
+    S_SCATTER,
+    S_COUNT,
+    /* kernels inside the stages, timed again apart on the same buffers (not in the sum) */
+    P_ROUTER_GEMM = S_COUNT,
+    P_GELU_FWD,
+    P_GELU_BWD,
+    P_ROUTER_GEMM_BWD,
+    S_ALL
+};
+static const char *S_NAMES[S_ALL] = {"route (router sgemm, softmax, top-k, losses)",
+                                     "dispatch (capacity, priority)",
+                                     "gather x -> expert rows",
+                                     "experts forward (sgemm, gelu)",
+                                     "combine (gate-weighted sum)",
+                                     "combine backward (dout, dgate)",
+                                     "experts backward (sgemm, gelu)",
+                                     "route backward (dlogits, router sgemm)",
+                                     "scatter-add dxe -> dx",
+                                     "router sgemm (in route)",
+                                     "gelu forward (in experts forward)",
+                                     "gelu backward (in experts backward)",
+                                     "router sgemm backward (in route backward)"};
 
-#define TIMED(k, stmt) do { double t0_ = ct_now(); stmt; t[k] = ct_now() - t0_; } while (0)
+#define TIMED(k, stmt) \
+    do { \
+        double t0_ = ct_now(); \
+        stmt; \
+        t[k] = ct_now() - t0_; \
+    } while (0)
 
 /* The stages of ct_moe_forward and ct_moe_backward, in their order, each timed. */
 static void moe_staged_call(moe_bench *b, const bench_args *ba, double *t) {
@@ -121,8 +154,8 @@ static void moe_staged_call(moe_bench *b, const bench_args *ba, double *t) {
     double t0 = ct_now();
     for (int e = 0; e < E; e++) {
         size_t r0 = (size_t)a->offset[e];
-        ct_moe_expert_forward(&b->p, e, a->xe + r0 * C, a->h + r0 * F, a->act + r0 * F,
-                              a->out + r0 * C, a->count[e], C, F);
+        ct_moe_expert_forward(&b->p, e, a->xe + r0 * C, a->h + r0 * F, a->act + r0 * F, a->out + r0 * C,
+                              a->count[e], C, F);
     }
     t[S_EXPERT_FWD] = ct_now() - t0;
     TIMED(S_COMBINE, ct_moe_combine(a, b->y, C));
@@ -134,16 +167,15 @@ static void moe_staged_call(moe_bench *b, const bench_args *ba, double *t) {
                                s->dout + r0 * C, s->dh + r0 * F, a->count[e], C, F);
     }
     t[S_EXPERT_BWD] = ct_now() - t0;
-    TIMED(S_ROUTE_BWD, ct_moe_route_backward(c, &b->p, &b->g, a, s->dgate, b->x, b->dx, s, N, C,
-                                             1.0f));
+    TIMED(S_ROUTE_BWD, ct_moe_route_backward(c, &b->p, &b->g, a, s->dgate, b->x, b->dx, s, N, C, 1.0f));
     TIMED(S_SCATTER, ct_moe_scatter_add(a, b->dx, s->dout, C));
     /* the kernels again, alone (they rewrite what they wrote above, or scratch) */
     size_t RF = (size_t)a->rows * F;
     TIMED(P_ROUTER_GEMM, ct_matmul_forward(a->logits, b->x, b->p.router_w, NULL, N, C, E));
     TIMED(P_GELU_FWD, ct_gelu_forward(a->act, a->h, RF));
     TIMED(P_GELU_BWD, ct_gelu_backward(s->dh, a->h, s->dh, RF));
-    TIMED(P_ROUTER_GEMM_BWD, ct_matmul_backward(b->dx, b->g.router_w, NULL, s->dlogits, b->x,
-                                                b->p.router_w, N, C, E));
+    TIMED(P_ROUTER_GEMM_BWD,
+          ct_matmul_backward(b->dx, b->g.router_w, NULL, s->dlogits, b->x, b->p.router_w, N, C, E));
 }
 
 static void moe_profile(moe_bench *b, const bench_args *ba, double call_median) {
@@ -169,8 +201,8 @@ static void moe_profile(moe_bench *b, const bench_args *ba, double call_median) 
         med[k] = median(per + (size_t)k * reps, reps);
         if (k < S_COUNT) total += med[k];
     }
-    printf("stage profile (median of %d calls, bench-side timers; %d expert rows computed):\n",
-           reps, b->a.rows);
+    printf("stage profile (median of %d calls, bench-side timers; %d expert rows computed):\n", reps,
+           b->a.rows);
     printf("  %-46s %8s %6s %8s\n", "stage", "ms/call", "share", "GFLOP/s");
     for (int k = 0; k < S_COUNT; k++) {
         printf("  %-46s %8.2f %5.1f%%", S_NAMES[k], 1e3 * med[k], 100.0 * med[k] / total);
@@ -190,7 +222,10 @@ static void moe_profile(moe_bench *b, const bench_args *ba, double call_median) 
 /* ---- dump for the agreement check --------------------------------------------------------- */
 
 static void put(FILE *f, const void *v, size_t n) {
-    if (fwrite(v, 4, n, f) != n) { perror("bench_moe: write"); exit(1); }
+    if (fwrite(v, 4, n, f) != n) {
+        perror("bench_moe: write");
+        exit(1);
+    }
 }
 
 /* Layout: int32 [N, C, E, F, k, dropless, capacity, rows]; float32 [capacity_factor,
@@ -201,7 +236,10 @@ static void write_dump(const char *path, moe_bench *b, const bench_args *ba, flo
     const ct_moe_config *c = &ba->moe;
     int C = ba->C, N = ba->N, E = c->n_experts, F = c->d_hidden, k = c->top_k;
     FILE *f = fopen(path, "wb");
-    if (!f) { perror(path); exit(1); }
+    if (!f) {
+        perror(path);
+        exit(1);
+    }
     int32_t hdr[8] = {N, C, E, F, k, c->dropless, b->a.capacity, b->a.rows};
     float fh[3] = {c->capacity_factor, c->aux_coef, c->z_coef};
     put(f, hdr, 8);
@@ -216,22 +254,27 @@ static void write_dump(const char *path, moe_bench *b, const bench_args *ba, flo
     put(f, b->a.row, (size_t)N * k);
     put(f, b->dx, (size_t)N * C);
     put(f, b->grads, ct_moe_params_size(c, C));
-    (void)E; (void)F;
-    if (fclose(f)) { perror(path); exit(1); }
+    (void)E;
+    (void)F;
+    if (fclose(f)) {
+        perror(path);
+        exit(1);
+    }
 }
 
 /* ---- timing ------------------------------------------------------------------------------- */
 
 static double report(const char *layer, const bench_args *ba, double *tc, double *tf, double *tb,
-                   double flops_tok, const char *extra) {
+                     double flops_tok, const char *extra) {
     double call = median(tc, ba->calls), fwd = median(tf, ba->calls), bwd = median(tb, ba->calls);
     double tps = ba->N / call;
     printf("median of %d calls (%s): %.2f ms/call (forward %.2f, backward %.2f), %.0f tokens/s, "
-           "%.1f GFLOP/s, %.1f%% of peak\n", ba->calls, layer, 1e3 * call, 1e3 * fwd, 1e3 * bwd,
-           tps, flops_tok * tps * 1e-9, 100.0 * flops_tok * tps * 1e-9 / ba->peak);
+           "%.1f GFLOP/s, %.1f%% of peak\n",
+           ba->calls, layer, 1e3 * call, 1e3 * fwd, 1e3 * bwd, tps, flops_tok * tps * 1e-9,
+           100.0 * flops_tok * tps * 1e-9 / ba->peak);
     printf("RESULT impl=cetus layer=%s tokens=%d calls=%d call_ms=%.3f tokens_per_s=%.1f gflops=%.2f "
-           "fwd_ms=%.3f bwd_ms=%.3f%s\n", layer, ba->N, ba->calls, 1e3 * call, tps,
-           flops_tok * tps * 1e-9, 1e3 * fwd, 1e3 * bwd, extra);
+           "fwd_ms=%.3f bwd_ms=%.3f%s\n",
+           layer, ba->N, ba->calls, 1e3 * call, tps, flops_tok * tps * 1e-9, 1e3 * fwd, 1e3 * bwd, extra);
     fflush(stdout);
     return call;
 }
@@ -248,15 +291,15 @@ static double run_moe(const bench_args *ba, const char *dump) {
            "%d tokens/call; %.2fM parameters; %.4f GFLOP/token (fwd+bwd, active)\n",
            E, k, C, F, c->dropless ? "dropless" : "capacity factor", c->aux_coef, c->z_coef, N,
            (double)ct_moe_params_size(c, C) / 1e6, flops_tok * 1e-9);
-    if (!c->dropless) printf("moe: capacity factor %g: %d rows per expert\n", c->capacity_factor,
-                             ct_moe_capacity(c, N));
+    if (!c->dropless)
+        printf("moe: capacity factor %g: %d rows per expert\n", c->capacity_factor, ct_moe_capacity(c, N));
     if (dump) {
         ct_moe_stats st;
         float loss = ct_moe_forward(c, &b.p, &b.a, b.x, b.y, N, C, 0, 1, &st);
         ct_moe_backward(c, &b.p, &b.g, &b.a, b.x, b.dy, b.dx, &b.s, N, C, 1.0f);
         write_dump(dump, &b, ba, loss);
-        printf("dump %s: loss %.6f (aux %.6f, z %.6f), dropped %.4f, capacity %d, rows %d\n", dump,
-               loss, st.aux, st.z, st.dropped, st.capacity, b.a.rows);
+        printf("dump %s: loss %.6f (aux %.6f, z %.6f), dropped %.4f, capacity %d, rows %d\n", dump, loss,
+               st.aux, st.z, st.dropped, st.capacity, b.a.rows);
         moe_free(&b);
         return 0.0;
     }
@@ -273,10 +316,12 @@ static double run_moe(const bench_args *ba, const char *dump) {
         double t2 = ct_now();
         int warm = s < ba->warmup;
         printf("%s moe call %2d: %8.2f ms (forward %.2f, backward %.2f)  loss %.5f  dropped %.4f\n",
-               warm ? "warmup" : "timed ", warm ? s + 1 : s - ba->warmup + 1, 1e3 * (t2 - t0),
-               1e3 * (t1 - t0), 1e3 * (t2 - t1), loss, st.dropped);
+               warm ? "warmup" : "timed ", warm ? s + 1 : s - ba->warmup + 1, 1e3 * (t2 - t0), 1e3 * (t1 - t0),
+               1e3 * (t2 - t1), loss, st.dropped);
         if (!warm) {
-            tc[s - ba->warmup] = t2 - t0; tf[s - ba->warmup] = t1 - t0; tb[s - ba->warmup] = t2 - t1;
+            tc[s - ba->warmup] = t2 - t0;
+            tf[s - ba->warmup] = t1 - t0;
+            tb[s - ba->warmup] = t2 - t1;
             dropped_sum += st.dropped;
         }
     }
@@ -306,7 +351,8 @@ static void run_dense(const bench_args *ba) {
     fill_normal(&r, dy, NC, 1.0f);
     double flops_tok = 3.0 * 4.0 * C * (double)H;
     printf("dense: d %d, hidden %d (= top_k x ffn), gelu, biases; %d tokens/call; "
-           "%.4f GFLOP/token (fwd+bwd)\n", C, H, N, flops_tok * 1e-9);
+           "%.4f GFLOP/token (fwd+bwd)\n",
+           C, H, N, flops_tok * 1e-9);
     int n = ba->calls;
     double *tc = malloc(sizeof(double) * 3 * (size_t)n);
     if (!tc) exit(1);
@@ -322,15 +368,31 @@ static void run_dense(const bench_args *ba) {
         ct_matmul_backward(dx, dw1, db1, dh, x, w1, N, C, H);
         double t2 = ct_now();
         int warm = s < ba->warmup;
-        printf("%s dense call %2d: %8.2f ms (forward %.2f, backward %.2f)\n",
-               warm ? "warmup" : "timed ", warm ? s + 1 : s - ba->warmup + 1, 1e3 * (t2 - t0),
-               1e3 * (t1 - t0), 1e3 * (t2 - t1));
-        if (!warm) { tc[s - ba->warmup] = t2 - t0; tf[s - ba->warmup] = t1 - t0; tb[s - ba->warmup] = t2 - t1; }
+        printf("%s dense call %2d: %8.2f ms (forward %.2f, backward %.2f)\n", warm ? "warmup" : "timed ",
+               warm ? s + 1 : s - ba->warmup + 1, 1e3 * (t2 - t0), 1e3 * (t1 - t0), 1e3 * (t2 - t1));
+        if (!warm) {
+            tc[s - ba->warmup] = t2 - t0;
+            tf[s - ba->warmup] = t1 - t0;
+            tb[s - ba->warmup] = t2 - t1;
+        }
     }
     report("dense", ba, tc, tf, tb, flops_tok, "");
     free(tc);
-    free(w1); free(b1); free(w2); free(b2); free(dw1); free(db1); free(dw2); free(db2);
-    free(x); free(dy); free(y); free(dx); free(h); free(act); free(dh);
+    free(w1);
+    free(b1);
+    free(w2);
+    free(b2);
+    free(dw1);
+    free(db1);
+    free(dw2);
+    free(db2);
+    free(x);
+    free(dy);
+    free(y);
+    free(dx);
+    free(h);
+    free(act);
+    free(dh);
 }
 
 static void usage(void) {
@@ -343,50 +405,84 @@ static void usage(void) {
 }
 
 int main(int argc, char **argv) {
-    bench_args ba = {
-        .moe = {.n_experts = 8, .top_k = 2, .d_hidden = 1536, .routing = CT_MOE_TOPK,
-                .capacity_factor = 1.25f, .dropless = 0, .aux_coef = 0.01f, .z_coef = 0.001f,
-                .router_noise = 0.0f},
-        .C = 384, .N = 4096, .calls = 10, .warmup = 3, .layer_moe = 1, .layer_dense = 1,
-        .profile = 0, .peak = 230.0};
+    bench_args ba = {.moe = {.n_experts = 8,
+                             .top_k = 2,
+                             .d_hidden = 1536,
+                             .routing = CT_MOE_TOPK,
+                             .capacity_factor = 1.25f,
+                             .dropless = 0,
+                             .aux_coef = 0.01f,
+                             .z_coef = 0.001f,
+                             .router_noise = 0.0f},
+                     .C = 384,
+                     .N = 4096,
+                     .calls = 10,
+                     .warmup = 3,
+                     .layer_moe = 1,
+                     .layer_dense = 1,
+                     .profile = 0,
+                     .peak = 230.0};
     int threads = 0, pin = 1;
     const char *dump = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--profile")) { ba.profile = 1; continue; }
-        if (!strcmp(a, "--no-pin")) { pin = 0; continue; }
-        if (!strcmp(a, "--dropless")) { ba.moe.dropless = 1; continue; }
+        if (!strcmp(a, "--profile")) {
+            ba.profile = 1;
+            continue;
+        }
+        if (!strcmp(a, "--no-pin")) {
+            pin = 0;
+            continue;
+        }
+        if (!strcmp(a, "--dropless")) {
+            ba.moe.dropless = 1;
+            continue;
+        }
         if (!v) usage();
         if (!strcmp(a, "--experts")) ba.moe.n_experts = atoi(v);
-        else if (!strcmp(a, "--top-k")) ba.moe.top_k = atoi(v);
-        else if (!strcmp(a, "--d")) ba.C = atoi(v);
-        else if (!strcmp(a, "--ffn")) ba.moe.d_hidden = atoi(v);
-        else if (!strcmp(a, "--capacity")) ba.moe.capacity_factor = (float)atof(v);
-        else if (!strcmp(a, "--aux")) ba.moe.aux_coef = (float)atof(v);
-        else if (!strcmp(a, "--z")) ba.moe.z_coef = (float)atof(v);
-        else if (!strcmp(a, "--tokens")) ba.N = atoi(v);
-        else if (!strcmp(a, "--calls")) ba.calls = atoi(v);
-        else if (!strcmp(a, "--warmup")) ba.warmup = atoi(v);
-        else if (!strcmp(a, "--threads")) threads = atoi(v);
-        else if (!strcmp(a, "--peak")) ba.peak = atof(v);
-        else if (!strcmp(a, "--dump")) dump = v;
+        else if (!strcmp(a, "--top-k"))
+            ba.moe.top_k = atoi(v);
+        else if (!strcmp(a, "--d"))
+            ba.C = atoi(v);
+        else if (!strcmp(a, "--ffn"))
+            ba.moe.d_hidden = atoi(v);
+        else if (!strcmp(a, "--capacity"))
+            ba.moe.capacity_factor = (float)atof(v);
+        else if (!strcmp(a, "--aux"))
+            ba.moe.aux_coef = (float)atof(v);
+        else if (!strcmp(a, "--z"))
+            ba.moe.z_coef = (float)atof(v);
+        else if (!strcmp(a, "--tokens"))
+            ba.N = atoi(v);
+        else if (!strcmp(a, "--calls"))
+            ba.calls = atoi(v);
+        else if (!strcmp(a, "--warmup"))
+            ba.warmup = atoi(v);
+        else if (!strcmp(a, "--threads"))
+            threads = atoi(v);
+        else if (!strcmp(a, "--peak"))
+            ba.peak = atof(v);
+        else if (!strcmp(a, "--dump"))
+            dump = v;
         else if (!strcmp(a, "--layer")) {
             ba.layer_moe = !strcmp(v, "moe") || !strcmp(v, "both");
             ba.layer_dense = !strcmp(v, "dense") || !strcmp(v, "both");
             if (!ba.layer_moe && !ba.layer_dense) usage();
-        } else usage();
+        } else
+            usage();
         i++;
     }
-    if (ba.N < 1 || ba.C < 1 || ba.calls < 1 || ba.warmup < 0 || ba.peak <= 0)
-        usage();
+    if (ba.N < 1 || ba.C < 1 || ba.calls < 1 || ba.warmup < 0 || ba.peak <= 0) usage();
     if (ct_moe_config_check(&ba.moe, ba.C) != CT_OK) {
         fprintf(stderr, "bench_moe: %s\n", ct_last_error());
         return 2;
     }
     ct_runtime_init(threads, pin);
-    printf("bench_moe: %d threads%s; peak %.0f GFLOP/s\n", ct_runtime_threads(),
-           pin ? " pinned" : "", ba.peak);
-    if (dump) { run_moe(&ba, dump); return 0; }
+    printf("bench_moe: %d threads%s; peak %.0f GFLOP/s\n", ct_runtime_threads(), pin ? " pinned" : "", ba.peak);
+    if (dump) {
+        run_moe(&ba, dump);
+        return 0;
+    }
     if (ba.layer_moe) run_moe(&ba, NULL);
     if (ba.layer_dense) run_dense(&ba);
     return 0;

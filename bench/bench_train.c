@@ -35,7 +35,6 @@ static const bench_config CONFIGS[] = {
     {"gpt2", {.n_layer = 12, .d_model = 768, .n_head = 12, .seq_len = 1024, .vocab_size = 50257}, 256, 4},
 };
 
-
 static void check(ct_status s, const char *what) {
     if (s == CT_OK) return;
     fprintf(stderr, "bench_train: %s: %s: %s\n", what, ct_status_name(s), ct_last_error());
@@ -52,22 +51,53 @@ static uint32_t rand_below(uint32_t n) {
 
 static float *falloc(size_t n) {
     float *p = malloc(n * sizeof(float));
-    if (!p) { fprintf(stderr, "bench_train: out of memory (%zu floats)\n", n); exit(1); }
+    if (!p) {
+        fprintf(stderr, "bench_train: out of memory (%zu floats)\n", n);
+        exit(1);
+    }
     for (size_t i = 0; i < n; i++) p[i] = 0.01f * (float)((int)(i % 201) - 100);
     return p;
 }
 
 /* ---- kernel profile ------------------------------------------------------------------- */
 
-enum { K_LIN_FWD, K_LIN_BWD, K_BIAS, K_HEAD, K_ATT_FWD, K_ATT_BWD, K_LN, K_GELU, K_RESID, K_XENT,
-       K_EMB, K_ZERO, K_ADAMW, K_COUNT };
-static const char *K_NAMES[K_COUNT] = {
-    "sgemm linear fwd (+bias)", "sgemm linear bwd", "bias grad column sums", "sgemm head (tied wte)", "attention fwd",
-    "attention bwd", "layernorm fwd+bwd", "gelu fwd+bwd", "residual adds", "cross-entropy",
-    "embedding", "zero_grad", "adamw (+clip norm)"};
+enum {
+    K_LIN_FWD,
+    K_LIN_BWD,
+    K_BIAS,
+    K_HEAD,
+    K_ATT_FWD,
+    K_ATT_BWD,
+    K_LN,
+    K_GELU,
+    K_RESID,
+    K_XENT,
+    K_EMB,
+    K_ZERO,
+    K_ADAMW,
+    K_COUNT
+};
+static const char *K_NAMES[K_COUNT] = {"sgemm linear fwd (+bias)",
+                                       "sgemm linear bwd",
+                                       "bias grad column sums",
+                                       "sgemm head (tied wte)",
+                                       "attention fwd",
+                                       "attention bwd",
+                                       "layernorm fwd+bwd",
+                                       "gelu fwd+bwd",
+                                       "residual adds",
+                                       "cross-entropy",
+                                       "embedding",
+                                       "zero_grad",
+                                       "adamw (+clip norm)"};
 static double k_time[K_COUNT];
 
-#define TIMED(k, stmt) do { double t0_ = ct_now(); stmt; k_time[k] += ct_now() - t0_; } while (0)
+#define TIMED(k, stmt) \
+    do { \
+        double t0_ = ct_now(); \
+        stmt; \
+        k_time[k] += ct_now() - t0_; \
+    } while (0)
 
 static void residual(float *y, const float *x, const float *d, size_t n) {
 #pragma omp parallel for simd schedule(static)
@@ -76,21 +106,34 @@ static void residual(float *y, const float *x, const float *d, size_t n) {
 
 /* One training step's kernels, in the model's order, on buffers of the model's shapes (one
  * layer's buffers reused by every layer); AdamW and zero_grad run on the real model. */
-static void profile_step(ct_model *m, ct_adamw *opt, const ct_adamw_config *ac,
-                         const bench_config *bc, const int32_t *tok, const int32_t *tgt) {
+static void profile_step(ct_model *m, ct_adamw *opt, const ct_adamw_config *ac, const bench_config *bc,
+                         const int32_t *tok, const int32_t *tgt) {
     int L = bc->model.n_layer, C = bc->model.d_model, H = bc->model.n_head, V = bc->model.vocab_size;
     int B = bc->B, T = bc->T, N = B * T;
     size_t NC = (size_t)N * C;
-    static float *x, *ln, *mean, *rstd, *qkv, *probs, *att, *fc, *ge, *logits, *lse, *dx, *dqkv,
-        *dfc, *datt, *dprob, *w, *dw, *wte, *dwte;
+    static float *x, *ln, *mean, *rstd, *qkv, *probs, *att, *fc, *ge, *logits, *lse, *dx, *dqkv, *dfc, *datt,
+        *dprob, *w, *dw, *wte, *dwte;
     if (!x) {
-        x = falloc(NC); ln = falloc(NC); mean = falloc(N); rstd = falloc(N);
-        qkv = falloc(3 * NC); probs = falloc((size_t)B * H * T * T); att = falloc(NC);
-        fc = falloc(4 * NC); ge = falloc(4 * NC); logits = falloc((size_t)N * V); lse = falloc(N);
-        dx = falloc(NC); dqkv = falloc(3 * NC); dfc = falloc(4 * NC); datt = falloc(NC);
+        x = falloc(NC);
+        ln = falloc(NC);
+        mean = falloc(N);
+        rstd = falloc(N);
+        qkv = falloc(3 * NC);
+        probs = falloc((size_t)B * H * T * T);
+        att = falloc(NC);
+        fc = falloc(4 * NC);
+        ge = falloc(4 * NC);
+        logits = falloc((size_t)N * V);
+        lse = falloc(N);
+        dx = falloc(NC);
+        dqkv = falloc(3 * NC);
+        dfc = falloc(4 * NC);
+        datt = falloc(NC);
         dprob = falloc((size_t)ct_runtime_threads() * T * T);
-        w = falloc((size_t)12 * C * C + 13 * (size_t)C); dw = falloc((size_t)12 * C * C + 13 * (size_t)C);
-        wte = falloc((size_t)V * C); dwte = falloc((size_t)V * C);
+        w = falloc((size_t)12 * C * C + 13 * (size_t)C);
+        dw = falloc((size_t)12 * C * C + 13 * (size_t)C);
+        wte = falloc((size_t)V * C);
+        dwte = falloc((size_t)V * C);
         for (size_t i = 0; i < (size_t)V * C; i++) wte[i] *= 0.02f;
         for (size_t i = 0; i < (size_t)12 * C * C; i++) w[i] *= 0.02f;
     }
@@ -113,15 +156,15 @@ static void profile_step(ct_model *m, ct_adamw *opt, const ct_adamw_config *ac,
         TIMED(K_RESID, residual(x, x, dx, NC));
     }
     TIMED(K_LN, ct_layernorm_forward(ln, mean, rstd, x, g, b, N, C));
-    TIMED(K_HEAD, cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, V, C, 1.0f, ln, C,
-                              wte, C, 0.0f, logits, V));
+    TIMED(K_HEAD,
+          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, V, C, 1.0f, ln, C, wte, C, 0.0f, logits, V));
     int counted;
     TIMED(K_XENT, ct_crossentropy_forward(lse, logits, tgt, N, V, &counted));
     TIMED(K_XENT, ct_crossentropy_backward(logits, lse, tgt, N, V, 1.0f / (float)N));
-    TIMED(K_HEAD, cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, V, 1.0f, logits,
-                              V, wte, C, 0.0f, dx, C));
-    TIMED(K_HEAD, cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, V, C, N, 1.0f, logits, V,
-                              ln, C, 1.0f, dwte, C));
+    TIMED(K_HEAD, cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, V, 1.0f, logits, V, wte, C, 0.0f,
+                              dx, C));
+    TIMED(K_HEAD,
+          cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, V, C, N, 1.0f, logits, V, ln, C, 1.0f, dwte, C));
     TIMED(K_LN, ct_layernorm_backward(datt, dg, db, dx, x, g, mean, rstd, N, C));
     for (int l = L - 1; l >= 0; l--) {
         /* ct_matmul_backward with its bias column sum timed apart */
@@ -154,9 +197,8 @@ static void category_flops(const bench_config *bc, double *f) {
     f[K_ATT_BWD] = 2.0 * f[K_ATT_FWD];
 }
 
-static void run_profile(ct_model *m, ct_adamw *opt, const ct_adamw_config *ac,
-                        const bench_config *bc, const int32_t *tok, const int32_t *tgt,
-                        int reps, double step_median) {
+static void run_profile(ct_model *m, ct_adamw *opt, const ct_adamw_config *ac, const bench_config *bc,
+                        const int32_t *tok, const int32_t *tgt, int reps, double step_median) {
     double per[K_COUNT][64], flops[K_COUNT];
     if (reps > 64) reps = 64;
     profile_step(m, opt, ac, bc, tok, tgt); /* warm the buffers */
@@ -167,7 +209,10 @@ static void run_profile(ct_model *m, ct_adamw *opt, const ct_adamw_config *ac,
     }
     category_flops(bc, flops);
     double total = 0.0, med[K_COUNT];
-    for (int k = 0; k < K_COUNT; k++) { med[k] = median(per[k], reps); total += med[k]; }
+    for (int k = 0; k < K_COUNT; k++) {
+        med[k] = median(per[k], reps);
+        total += med[k];
+    }
     printf("kernel profile (median of %d steps, model shapes, bench-side timers):\n", reps);
     printf("  %-28s %9s %6s %9s\n", "kernel", "ms/step", "share", "GFLOP/s");
     for (int k = 0; k < K_COUNT; k++) {
@@ -175,8 +220,7 @@ static void run_profile(ct_model *m, ct_adamw *opt, const ct_adamw_config *ac,
         if (flops[k] > 0) printf(" %9.1f", flops[k] / med[k] * 1e-9);
         printf("\n");
     }
-    printf("  %-28s %9.1f (the timed training step: %.1f ms)\n", "sum", 1e3 * total,
-           1e3 * step_median);
+    printf("  %-28s %9.1f (the timed training step: %.1f ms)\n", "sum", 1e3 * total, 1e3 * step_median);
 }
 
 static void usage(void) {
@@ -191,24 +235,40 @@ int main(int argc, char **argv) {
     double peak = 230.0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--profile")) { profile = 1; continue; }
-        if (!strcmp(a, "--no-pin")) { pin = 0; continue; }
+        if (!strcmp(a, "--profile")) {
+            profile = 1;
+            continue;
+        }
+        if (!strcmp(a, "--no-pin")) {
+            pin = 0;
+            continue;
+        }
         if (!v) usage();
         if (!strcmp(a, "--config")) name = v;
-        else if (!strcmp(a, "--steps")) steps = atoi(v);
-        else if (!strcmp(a, "--warmup")) warmup = atoi(v);
-        else if (!strcmp(a, "--batch")) B = atoi(v);
-        else if (!strcmp(a, "--seq")) T = atoi(v);
-        else if (!strcmp(a, "--threads")) threads = atoi(v);
-        else if (!strcmp(a, "--peak")) peak = atof(v);
-        else usage();
+        else if (!strcmp(a, "--steps"))
+            steps = atoi(v);
+        else if (!strcmp(a, "--warmup"))
+            warmup = atoi(v);
+        else if (!strcmp(a, "--batch"))
+            B = atoi(v);
+        else if (!strcmp(a, "--seq"))
+            T = atoi(v);
+        else if (!strcmp(a, "--threads"))
+            threads = atoi(v);
+        else if (!strcmp(a, "--peak"))
+            peak = atof(v);
+        else
+            usage();
         i++;
     }
     bench_config bc;
     const bench_config *found = NULL;
     for (size_t i = 0; i < sizeof CONFIGS / sizeof *CONFIGS; i++)
         if (!strcmp(CONFIGS[i].name, name)) found = &CONFIGS[i];
-    if (!found) { fprintf(stderr, "bench_train: unknown config '%s' (small, gpt2)\n", name); return 2; }
+    if (!found) {
+        fprintf(stderr, "bench_train: unknown config '%s' (small, gpt2)\n", name);
+        return 2;
+    }
     bc = *found;
     if (B > 0) bc.B = B;
     if (T > 0) bc.T = T;
@@ -228,9 +288,9 @@ int main(int argc, char **argv) {
     double flops_tok = ct_model_flops_per_token(m, bc.T);
     printf("config %s: %d layers, d %d, %d heads, vocab %d, batch %d x %d; %.2fM parameters; "
            "%d threads%s; %.3f GFLOP/token; peak %.0f GFLOP/s\n",
-           bc.name, bc.model.n_layer, bc.model.d_model, bc.model.n_head, bc.model.vocab_size,
-           bc.B, bc.T, (double)ct_model_num_params(m) / 1e6, ct_runtime_threads(),
-           pin ? " pinned" : "", flops_tok * 1e-9, peak);
+           bc.name, bc.model.n_layer, bc.model.d_model, bc.model.n_head, bc.model.vocab_size, bc.B, bc.T,
+           (double)ct_model_num_params(m) / 1e6, ct_runtime_threads(), pin ? " pinned" : "", flops_tok * 1e-9,
+           peak);
 
     double *t_step = malloc(sizeof(double) * 4 * (size_t)steps);
     if (!t_step) return 1;
@@ -248,12 +308,15 @@ int main(int argc, char **argv) {
         float norm = ct_adamw_step(opt, m, lr, &ac);
         double t3 = ct_now();
         printf("%s step %2d: %8.1f ms (forward %.1f, backward %.1f, adamw %.1f)  loss %.4f  norm %.3f\n",
-               s < warmup ? "warmup" : "timed ", s < warmup ? s + 1 : s - warmup + 1,
-               1e3 * (t3 - t0), 1e3 * (t1 - t0), 1e3 * (t2 - t1), 1e3 * (t3 - t2), loss, norm);
+               s < warmup ? "warmup" : "timed ", s < warmup ? s + 1 : s - warmup + 1, 1e3 * (t3 - t0),
+               1e3 * (t1 - t0), 1e3 * (t2 - t1), 1e3 * (t3 - t2), loss, norm);
         fflush(stdout);
         if (s >= warmup) {
             int k = s - warmup;
-            t_step[k] = t3 - t0; t_fwd[k] = t1 - t0; t_bwd[k] = t2 - t1; t_opt[k] = t3 - t2;
+            t_step[k] = t3 - t0;
+            t_fwd[k] = t1 - t0;
+            t_bwd[k] = t2 - t1;
+            t_opt[k] = t3 - t2;
         }
     }
     double step = median(t_step, steps), fwd = median(t_fwd, steps), bwd = median(t_bwd, steps),
@@ -261,11 +324,11 @@ int main(int argc, char **argv) {
     double tps = (double)N / step, mfu = flops_tok * tps / (peak * 1e9);
     if (profile) run_profile(m, opt, &ac, &bc, tok, tok + 1, steps, step);
     printf("median of %d steps: %.1f ms/step (forward %.1f, backward %.1f, adamw %.1f), "
-           "%.0f tokens/s, %.1f GFLOP/s, MFU %.1f%%\n", steps, 1e3 * step, 1e3 * fwd, 1e3 * bwd,
-           1e3 * optm, tps, flops_tok * tps * 1e-9, 100.0 * mfu);
+           "%.0f tokens/s, %.1f GFLOP/s, MFU %.1f%%\n",
+           steps, 1e3 * step, 1e3 * fwd, 1e3 * bwd, 1e3 * optm, tps, flops_tok * tps * 1e-9, 100.0 * mfu);
     printf("RESULT impl=cetus config=%s steps=%d step_ms=%.2f tokens_per_s=%.1f mfu=%.4f "
-           "fwd_ms=%.2f bwd_ms=%.2f opt_ms=%.2f\n", bc.name, steps, 1e3 * step, tps, mfu,
-           1e3 * fwd, 1e3 * bwd, 1e3 * optm);
+           "fwd_ms=%.2f bwd_ms=%.2f opt_ms=%.2f\n",
+           bc.name, steps, 1e3 * step, tps, mfu, 1e3 * fwd, 1e3 * bwd, 1e3 * optm);
     free(t_step);
     free(tok);
     ct_adamw_free(opt);

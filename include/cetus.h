@@ -48,8 +48,8 @@ typedef enum ct_status {
     CT_ENOMEM,   /* an allocation failed or a memory budget would be exceeded */
 } ct_status;
 
-const char *ct_last_error(void);          /* message of the last failure on this thread */
-const char *ct_status_name(ct_status s);  /* "EINVAL", ... */
+const char *ct_last_error(void);         /* message of the last failure on this thread */
+const char *ct_status_name(ct_status s); /* "EINVAL", ... */
 
 /* ---- runtime --------------------------------------------------------------------------- */
 
@@ -63,17 +63,17 @@ int ct_runtime_threads(void);
 /* Mixture-of-Experts feed-forward layers (see src/model/moe.h for the semantics). */
 /* moe.routing */
 typedef enum ct_moe_routing {
-    CT_MOE_TOP1 = 0,      /* "top1": Switch; k = 1, gate = full softmax probability */
-    CT_MOE_TOP2,          /* "top2": GShard; k = 2, gates renormalised over the two */
-    CT_MOE_TOPK,          /* "topk": any k, gates renormalised over the chosen k */
-    CT_MOE_PROTOTYPE,     /* "prototype": M6-T k top-1: k groups of E/k experts, top-1 in
+    CT_MOE_TOP1 = 0,  /* "top1": Switch; k = 1, gate = full softmax probability */
+    CT_MOE_TOP2,      /* "top2": GShard; k = 2, gates renormalised over the two */
+    CT_MOE_TOPK,      /* "topk": any k, gates renormalised over the chosen k */
+    CT_MOE_PROTOTYPE, /* "prototype": M6-T k top-1: k groups of E/k experts, top-1 in
                            * each; gate = softmax probability within the group */
 } ct_moe_routing;
 
 typedef struct ct_moe_config {
-    int n_experts;         /* moe.n_experts: E >= 1 */
-    int top_k;             /* moe.top_k: experts per token (prototype: number of groups) */
-    int d_hidden;          /* moe.d_hidden: F, each expert's hidden size */
+    int n_experts; /* moe.n_experts: E >= 1 */
+    int top_k;     /* moe.top_k: experts per token (prototype: number of groups) */
+    int d_hidden;  /* moe.d_hidden: F, each expert's hidden size */
     ct_moe_routing routing;
     float capacity_factor; /* moe.capacity_factor: > 0 unless dropless */
     int dropless;          /* moe.dropless: 1 = no capacity, every routed token computed */
@@ -88,8 +88,8 @@ typedef struct ct_moe_config {
  * plus a learned 2-D position (a row and a column embedding), and placed as a prefix before
  * the text tokens (see ct_model_set_image). */
 typedef struct ct_image_config {
-    int patch;          /* image.patch: P, pixels per patch side; 0 = text only */
-    int height, width;  /* image.height, image.width: the canvas, multiples of P */
+    int patch;         /* image.patch: P, pixels per patch side; 0 = text only */
+    int height, width; /* image.height, image.width: the canvas, multiples of P */
 } ct_image_config;
 
 typedef struct ct_model_config {
@@ -140,19 +140,19 @@ void ct_model_zero_grad(ct_model *m);
 /* Parameters: one contiguous float buffer, and a table of named tensors in it (Hugging Face
  * GPT-2 names, e.g. "h.0.attn.c_attn.weight"). */
 size_t ct_model_num_params(const ct_model *m);
-float *ct_model_params(ct_model *m);  /* [num_params] */
-float *ct_model_grads(ct_model *m);   /* [num_params]; NULL before the first backward */
+float *ct_model_params(ct_model *m); /* [num_params] */
+float *ct_model_grads(ct_model *m);  /* [num_params]; NULL before the first backward */
 typedef struct ct_param {
     const char *name;
     int ndim;
     int shape[4];
-    size_t numel;  /* prod(shape) */
-    float *data;   /* [numel], inside ct_model_params */
-    float *grad;   /* [numel], inside ct_model_grads; NULL before the first backward */
+    size_t numel; /* prod(shape) */
+    float *data;  /* [numel], inside ct_model_params */
+    float *grad;  /* [numel], inside ct_model_grads; NULL before the first backward */
 } ct_param;
 size_t ct_model_num_tensors(const ct_model *m);
-ct_status ct_model_param(ct_model *m, size_t i, ct_param *out);                /* i < num_tensors */
-ct_status ct_model_find_param(ct_model *m, const char *name, ct_param *out);  /* EINVAL if none */
+ct_status ct_model_param(ct_model *m, size_t i, ct_param *out);              /* i < num_tensors */
+ct_status ct_model_find_param(ct_model *m, const char *name, ct_param *out); /* EINVAL if none */
 
 /* Image input for the following forwards (until set again): the first n_patches positions
  * of every row are image patches instead of tokens (their tokens are ignored):
@@ -192,12 +192,11 @@ void ct_tokenizer_free(ct_tokenizer *t);
 int ct_tokenizer_vocab_size(const ct_tokenizer *t);
 /* Encodes text[0..len) and appends the ids to *ids (*n_ids used of *cap allocated; start
  * with NULL, 0, 0; free *ids with ct_tokenizer_free_buffer). */
-ct_status ct_tokenizer_encode(ct_tokenizer *t, const char *text, size_t len,
-                              int32_t **ids, size_t *n_ids, size_t *cap);
+ct_status ct_tokenizer_encode(ct_tokenizer *t, const char *text, size_t len, int32_t **ids, size_t *n_ids,
+                              size_t *cap);
 /* Decodes ids[0..n) to their bytes: *out is a NUL-terminated buffer of *len bytes (free it
  * with ct_tokenizer_free_buffer). */
-ct_status ct_tokenizer_decode(const ct_tokenizer *t, const int32_t *ids, size_t n,
-                              char **out, size_t *len);
+ct_status ct_tokenizer_decode(const ct_tokenizer *t, const int32_t *ids, size_t n, char **out, size_t *len);
 /* Frees a buffer that encode or decode returned. */
 void ct_tokenizer_free_buffer(void *buffer);
 
@@ -205,8 +204,8 @@ typedef void (*ct_token_fn)(int32_t id, void *ctx);
 /* Appends n_new sampled tokens after the prompt (n_prompt >= 1), calling on_token for each
  * as it is drawn. The context is the last seq_len tokens. temperature <= 0 is greedy;
  * top_k <= 0 samples the whole distribution; the same seed draws the same tokens. */
-ct_status ct_generate(ct_model *m, const int32_t *prompt, int n_prompt, int n_new,
-                      float temperature, int top_k, uint64_t seed, ct_token_fn on_token, void *ctx);
+ct_status ct_generate(ct_model *m, const int32_t *prompt, int n_prompt, int n_new, float temperature, int top_k,
+                      uint64_t seed, ct_token_fn on_token, void *ctx);
 
 /* ---- a training run in a few calls ------------------------------------------------------- */
 /* The same run as `cetus train`, from C: settings are the config keys (`cetus train --help`
@@ -222,11 +221,11 @@ ct_status ct_generate(ct_model *m, const int32_t *prompt, int n_prompt, int n_ne
  *     ct_run_free(run);
  */
 typedef struct ct_parallel {
-    int data;     /* data-parallel ranks; 0 = every rank the other axes leave */
-    int tensor;   /* tensor-parallel ranks (Megatron split of heads, MLP and vocabulary); 0 = 1 */
-    int pipeline; /* pipeline stages (consecutive blocks, balanced by compute); 0 = 1 */
-    int expert;   /* MoE experts spread over this many of the data ranks; 0 = 1 */
-    int zero;     /* ZeRO stage over the data ranks: 0, 1 or 2 */
+    int data;             /* data-parallel ranks; 0 = every rank the other axes leave */
+    int tensor;           /* tensor-parallel ranks (Megatron split of heads, MLP and vocabulary); 0 = 1 */
+    int pipeline;         /* pipeline stages (consecutive blocks, balanced by compute); 0 = 1 */
+    int expert;           /* MoE experts spread over this many of the data ranks; 0 = 1 */
+    int zero;             /* ZeRO stage over the data ranks: 0, 1 or 2 */
     int micro_batches;    /* pipeline micro-batches per batch; 0 = chosen (parallel.micro_batches) */
     const char *schedule; /* pipeline schedule: "1f1b" or "gpipe"; NULL = "1f1b" */
 } ct_parallel;

@@ -26,12 +26,19 @@ static int parse_args(int argc, char **argv, const char **pos, int *layers, cons
     int npos = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--layers") || !strcmp(argv[i], "--optimizer")) {
-            if (i + 1 >= argc) { fprintf(stderr, "cetus delink: %s needs a value (see --help)\n", argv[i]); return 2; }
-            if (argv[i][2] == 'o') { *optimizer = argv[++i]; continue; }
+            if (i + 1 >= argc) {
+                fprintf(stderr, "cetus delink: %s needs a value (see --help)\n", argv[i]);
+                return 2;
+            }
+            if (argv[i][2] == 'o') {
+                *optimizer = argv[++i];
+                continue;
+            }
             char *end;
             long v = strtol(argv[++i], &end, 10);
             if (*end || end == argv[i] || v < 1 || v > 4096) {
-                fprintf(stderr, "cetus delink: --layers '%s': expected a whole number from 1 to 4096\n", argv[i]);
+                fprintf(stderr, "cetus delink: --layers '%s': expected a whole number from 1 to 4096\n",
+                        argv[i]);
                 return 2;
             }
             *layers = (int)v;
@@ -43,13 +50,19 @@ static int parse_args(int argc, char **argv, const char **pos, int *layers, cons
         }
         pos[npos++] = argv[i];
     }
-    if (npos != 2) { fprintf(stderr, "cetus delink: needs IN and OUT (see --help)\n"); return 2; }
+    if (npos != 2) {
+        fprintf(stderr, "cetus delink: needs IN and OUT (see --help)\n");
+        return 2;
+    }
     return 0;
 }
 
 int cmd_delink(int argc, char **argv) {
     for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { delink_help(); return 0; }
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            delink_help();
+            return 0;
+        }
     const char *pos[2] = {NULL, NULL}, *optimizer = "reset";
     int layers = 0, rc = parse_args(argc, argv, pos, &layers, &optimizer);
     if (rc) return rc;
@@ -61,9 +74,10 @@ int cmd_delink(int argc, char **argv) {
         fprintf(stderr, "cetus delink: error: %s\n", ct_last_error());
         return s == CT_EINVAL ? 2 : 1;
     }
-    printf("delinked %s (%d blocks sharing %d set%s of weights) into %s: %d independent blocks, AdamW state %s\n"
-           "continue with: cetus train <your settings> run.dir=%s model.share_layers=none model.n_layer=%d\n",
-           in, r.pseudo_layers, r.weight_sets, r.weight_sets == 1 ? "" : "s", r.ckpt, r.layers,
-           strcmp(optimizer, "reset") ? "carried" : "reset", pos[1], r.layers);
+    printf(
+        "delinked %s (%d blocks sharing %d set%s of weights) into %s: %d independent blocks, AdamW state %s\n"
+        "continue with: cetus train <your settings> run.dir=%s model.share_layers=none model.n_layer=%d\n",
+        in, r.pseudo_layers, r.weight_sets, r.weight_sets == 1 ? "" : "s", r.ckpt, r.layers,
+        strcmp(optimizer, "reset") ? "carried" : "reset", pos[1], r.layers);
     return 0;
 }

@@ -26,17 +26,31 @@ int cmd_eval(int argc, char **argv) {
     const char *ckpt = "runs/default", *data = NULL, *scenes = NULL;
     int batches = 0, B = 0, captions = 0;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { eval_help(); return 0; }
-        if (i + 1 >= argc) { fprintf(stderr, "cetus eval: %s needs a value (see --help)\n", argv[i]); return 2; }
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            eval_help();
+            return 0;
+        }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "cetus eval: %s needs a value (see --help)\n", argv[i]);
+            return 2;
+        }
         const char *k = argv[i], *v = argv[++i];
         char *end = NULL;
         if (!strcmp(k, "--ckpt")) ckpt = v;
-        else if (!strcmp(k, "--data")) data = v;
-        else if (!strcmp(k, "--batches")) batches = (int)strtol(v, &end, 10);
-        else if (!strcmp(k, "--batch-size")) B = (int)strtol(v, &end, 10);
-        else if (!strcmp(k, "--scenes")) scenes = v;
-        else if (!strcmp(k, "--captions")) captions = (int)strtol(v, &end, 10);
-        else { fprintf(stderr, "cetus eval: unknown option %s (see --help)\n", k); return 2; }
+        else if (!strcmp(k, "--data"))
+            data = v;
+        else if (!strcmp(k, "--batches"))
+            batches = (int)strtol(v, &end, 10);
+        else if (!strcmp(k, "--batch-size"))
+            B = (int)strtol(v, &end, 10);
+        else if (!strcmp(k, "--scenes"))
+            scenes = v;
+        else if (!strcmp(k, "--captions"))
+            captions = (int)strtol(v, &end, 10);
+        else {
+            fprintf(stderr, "cetus eval: unknown option %s (see --help)\n", k);
+            return 2;
+        }
         if (end && (*end || end == v || strtol(v, NULL, 10) < 0)) {
             fprintf(stderr, "cetus eval: %s = '%s' is not a non-negative whole number\n", k, v);
             return 2;
@@ -51,18 +65,25 @@ int cmd_eval(int argc, char **argv) {
     ct_status s = ct_checkpoint_resolve(ckpt, dir, sizeof dir);
     if (s == CT_OK) s = ct_model_from_checkpoint(&m, dir, &cfg);
     if (s == CT_OK)
-        s = ct_eval_split(m, &cfg, data ? data : cfg.data.dir, batches, B > 0 ? B : cfg.train.batch_size,
-                           &loss, &tokens);
-    if (s == CT_OK) printf("checkpoint %s: val loss %.4f, perplexity %.2f over %ld tokens\n", dir, loss, exp(loss), tokens);
+        s = ct_eval_split(m, &cfg, data ? data : cfg.data.dir, batches, B > 0 ? B : cfg.train.batch_size, &loss,
+                          &tokens);
+    if (s == CT_OK)
+        printf("checkpoint %s: val loss %.4f, perplexity %.2f over %ld tokens\n", dir, loss, exp(loss), tokens);
     if (s == CT_OK && !scenes && strcmp(cfg.data.scenes, "none")) scenes = cfg.data.scenes;
     ct_caption_tally t = {0};
     if (s == CT_OK && scenes && cfg.model.image.patch == 0)
-        s = ct_fail(CT_EINVAL, "--scenes %s: the model in %s has no image input (image.patch = 0)", scenes, dir);
-    if (s == CT_OK && scenes) s = ct_eval_captions(m, &cfg, scenes, captions, B > 0 ? B : cfg.train.batch_size, &t);
+        s = ct_fail(CT_EINVAL, "--scenes %s: the model in %s has no image input (image.patch = 0)", scenes,
+                    dir);
+    if (s == CT_OK && scenes)
+        s = ct_eval_captions(m, &cfg, scenes, captions, B > 0 ? B : cfg.train.batch_size, &t);
     ct_model_free(m);
-    if (s != CT_OK) { fprintf(stderr, "cetus eval: error: %s\n", ct_last_error()); return 1; }
+    if (s != CT_OK) {
+        fprintf(stderr, "cetus eval: error: %s\n", ct_last_error());
+        return 1;
+    }
     if (scenes)
-        printf("captions (%s, validation): loss %.4f, token accuracy %.4f, exact match %.4f (%.0f of %.0f scenes)\n",
-               scenes, t.loss / t.targets, t.hits / t.targets, t.exact / t.scenes, t.exact, t.scenes);
+        printf(
+            "captions (%s, validation): loss %.4f, token accuracy %.4f, exact match %.4f (%.0f of %.0f scenes)\n",
+            scenes, t.loss / t.targets, t.hits / t.targets, t.exact / t.scenes, t.exact, t.scenes);
     return 0;
 }

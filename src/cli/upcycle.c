@@ -19,22 +19,34 @@ int cmd_upcycle(int argc, char **argv) {
     const char *pos[2] = {NULL, NULL};
     int npos = 0;
     for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { upcycle_help(); return 0; }
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            upcycle_help();
+            return 0;
+        }
     char dir[1100];
     ct_config cfg;
     ct_status s = CT_OK;
     int have_cfg = 0;
     for (int i = 1; i < argc && s == CT_OK; i++) {
         if (!strcmp(argv[i], "-c") || !strcmp(argv[i], "--config")) {
-            if (i + 1 >= argc) { fprintf(stderr, "cetus upcycle: %s needs a file\n", argv[i]); return 2; }
+            if (i + 1 >= argc) {
+                fprintf(stderr, "cetus upcycle: %s needs a file\n", argv[i]);
+                return 2;
+            }
             i++;
             continue;
         }
         if (strchr(argv[i], '=')) continue;
-        if (npos == 2) { fprintf(stderr, "cetus upcycle: unexpected argument '%s' (see --help)\n", argv[i]); return 2; }
+        if (npos == 2) {
+            fprintf(stderr, "cetus upcycle: unexpected argument '%s' (see --help)\n", argv[i]);
+            return 2;
+        }
         pos[npos++] = argv[i];
     }
-    if (npos != 2) { fprintf(stderr, "cetus upcycle: needs IN and OUT (see --help)\n"); return 2; }
+    if (npos != 2) {
+        fprintf(stderr, "cetus upcycle: needs IN and OUT (see --help)\n");
+        return 2;
+    }
     s = ct_checkpoint_resolve(pos[0], dir, sizeof dir);
     if (s == CT_OK) s = ct_checkpoint_read_config(dir, &cfg);
     if (s == CT_OK) {
@@ -43,7 +55,8 @@ int cmd_upcycle(int argc, char **argv) {
     }
     for (int i = 1; i < argc && s == CT_OK; i++) {
         if (!strcmp(argv[i], "-c") || !strcmp(argv[i], "--config")) s = ct_config_load_file(&cfg, argv[++i]);
-        else if (strchr(argv[i], '=')) s = ct_config_apply_override(&cfg, argv[i]);
+        else if (strchr(argv[i], '='))
+            s = ct_config_apply_override(&cfg, argv[i]);
     }
     if (s == CT_OK) s = ct_config_validate(&cfg);
     if (s == CT_OK) {

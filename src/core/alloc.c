@@ -17,17 +17,24 @@ static void *default_alloc(size_t bytes, void *ctx) {
     if (posix_memalign(&p, 64, bytes ? bytes : 64) != 0) return NULL;
     return p;
 }
-static void default_free(void *p, void *ctx) { (void)ctx; free(p); }
+static void default_free(void *p, void *ctx) {
+    (void)ctx;
+    free(p);
+}
 
 static ct_allocator current = {default_alloc, default_free, NULL};
 
 void ct_set_allocator(const ct_allocator *a) {
     if (a) current = *a;
-    else current = (ct_allocator){default_alloc, default_free, NULL};
+    else
+        current = (ct_allocator){default_alloc, default_free, NULL};
 }
 
 enum { HEADER = 64 };
-typedef struct header { size_t bytes; int tier; } header;
+typedef struct header {
+    size_t bytes;
+    int tier;
+} header;
 
 static atomic_size_t in_use[CT_TIER_COUNT], peak[CT_TIER_COUNT];
 static size_t budget; /* compute tier; 0: none */
@@ -42,7 +49,8 @@ void ct_tier_reset_peak(void) {
 
 const char *ct_format_bytes(size_t bytes, char *buf, size_t cap) {
     if (bytes >= ((size_t)1 << 30)) snprintf(buf, cap, "%.2f GiB", (double)bytes / (double)(1u << 30));
-    else snprintf(buf, cap, "%.1f MiB", (double)bytes / (double)(1u << 20));
+    else
+        snprintf(buf, cap, "%.1f MiB", (double)bytes / (double)(1u << 20));
     return buf;
 }
 
@@ -52,11 +60,12 @@ static int count_in(ct_tier t, size_t bytes, const char *what) {
     if (t == CT_TIER_COMPUTE && budget && now > budget) {
         atomic_fetch_sub(&in_use[t], bytes);
         char b[32], n[32], u[32], was[32];
-        ct_fail(CT_ENOMEM, "memory.compute_budget = %s: allocating %s for %s would bring the compute tier to %s "
+        ct_fail(CT_ENOMEM,
+                "memory.compute_budget = %s: allocating %s for %s would bring the compute tier to %s "
                 "(%s in use); offload state to the host or disk (offload.*), recompute activations "
-                "(memory.recompute) or raise the budget", ct_format_bytes(budget, b, sizeof b),
-                ct_format_bytes(bytes, n, sizeof n), what, ct_format_bytes(now, u, sizeof u),
-                ct_format_bytes(now - bytes, was, sizeof was));
+                "(memory.recompute) or raise the budget",
+                ct_format_bytes(budget, b, sizeof b), ct_format_bytes(bytes, n, sizeof n), what,
+                ct_format_bytes(now, u, sizeof u), ct_format_bytes(now - bytes, was, sizeof was));
         return 0;
     }
     for (size_t p = atomic_load(&peak[t]); now > p && !atomic_compare_exchange_weak(&peak[t], &p, now);) {}
@@ -113,7 +122,8 @@ void ct_tier_move(size_t bytes, int from, int to) {
     if (from >= 0) atomic_fetch_sub(&in_use[from], bytes);
     if (to >= 0) {
         size_t now = atomic_fetch_add(&in_use[to], bytes) + bytes;
-        for (size_t p = atomic_load(&peak[to]); now > p && !atomic_compare_exchange_weak(&peak[to], &p, now);) {}
+        for (size_t p = atomic_load(&peak[to]); now > p && !atomic_compare_exchange_weak(&peak[to], &p, now);) {
+        }
     }
 }
 
@@ -130,7 +140,10 @@ int ct_tier_charge(size_t bytes, int from, int to, const char *what) {
 void ct_zero_lazily(void *p, size_t bytes) {
     uintptr_t a, e, q = (uintptr_t)p;
     inner_pages(p, bytes, &a, &e);
-    if (e == a || !lazy_ok()) { memset(p, 0, bytes); return; }
+    if (e == a || !lazy_ok()) {
+        memset(p, 0, bytes);
+        return;
+    }
     memset(p, 0, a - q);
     memset((void *)e, 0, q + bytes - e);
     if (madvise((void *)a, e - a, MADV_DONTNEED) != 0) memset((void *)a, 0, e - a);
@@ -140,7 +153,8 @@ void *ct_calloc_in(ct_tier tier, size_t bytes, const char *what) {
     void *p = ct_alloc_in(tier, bytes, what);
     if (!p) return p;
     if (bytes >= ((size_t)1 << 20)) ct_zero_lazily(p, bytes);
-    else memset(p, 0, bytes);
+    else
+        memset(p, 0, bytes);
     return p;
 }
 

@@ -16,11 +16,17 @@ ct_status ct_fail(ct_status code, const char *fmt, ...) __attribute__((format(pr
 /* Prefixes the current error message with more context ("loading X: <old message>"). */
 ct_status ct_fail_context(ct_status code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-#define CT_TRY(expr) do { ct_status ct_s_ = (expr); if (ct_s_ != CT_OK) return ct_s_; } while (0)
+#define CT_TRY(expr) \
+    do { \
+        ct_status ct_s_ = (expr); \
+        if (ct_s_ != CT_OK) return ct_s_; \
+    } while (0)
 
 /* Always-on assertion for programmer errors: prints and aborts. */
 #define CT_ASSERT(cond) \
-    do { if (!(cond)) ct_panic(__FILE__, __LINE__, #cond); } while (0)
+    do { \
+        if (!(cond)) ct_panic(__FILE__, __LINE__, #cond); \
+    } while (0)
 _Noreturn void ct_panic(const char *file, int line, const char *what);
 
 /* ---- memory ---------------------------------------------------------------------------- */
@@ -32,8 +38,8 @@ typedef struct ct_allocator {
     void (*free)(void *p, void *ctx);
     void *ctx;
 } ct_allocator;
-void ct_set_allocator(const ct_allocator *a); /* NULL restores the default */
-void *ct_alloc(size_t bytes, const char *what);  /* uninitialised, 64-byte aligned; host tier */
+void ct_set_allocator(const ct_allocator *a);   /* NULL restores the default */
+void *ct_alloc(size_t bytes, const char *what); /* uninitialised, 64-byte aligned; host tier */
 
 /* Memory tiers. Every buffer is counted in a tier: the compute tier (where the model
  * computes: a GPU's memory; on this CPU backend an accounted share of RAM) holds what the
@@ -48,7 +54,7 @@ void *ct_calloc_in(ct_tier tier, size_t bytes, const char *what);
 void ct_tier_set_budget(size_t bytes);
 size_t ct_tier_budget(void);
 size_t ct_tier_in_use(ct_tier t);
-size_t ct_tier_peak(ct_tier t);   /* the most in use since the start or the last reset */
+size_t ct_tier_peak(ct_tier t); /* the most in use since the start or the last reset */
 void ct_tier_reset_peak(void);
 /* "12.3 MiB" / "1.50 GiB" into buf. */
 const char *ct_format_bytes(size_t bytes, char *buf, size_t cap);
@@ -87,13 +93,15 @@ void ct_free(void *p);
 /* ---- logging and time ------------------------------------------------------------------ */
 
 void ct_log(const char *fmt, ...) __attribute__((format(printf, 1, 2))); /* to stderr */
-double ct_now(void); /* monotonic seconds */
+double ct_now(void);                                                     /* monotonic seconds */
 
 /* ---- deterministic RNG ----------------------------------------------------------------- */
 
 /* xoshiro256** seeded through splitmix64; the whole state is 4 words so checkpoints can
  * store and restore it exactly. */
-typedef struct ct_rng { uint64_t s[4]; } ct_rng;
+typedef struct ct_rng {
+    uint64_t s[4];
+} ct_rng;
 void ct_rng_seed(ct_rng *r, uint64_t seed);
 uint64_t ct_rng_u64(ct_rng *r);
 uint64_t ct_rng_below(ct_rng *r, uint64_t n); /* uniform in [0, n) */
@@ -120,7 +128,10 @@ void ct_atomic_abort(ct_atomic_file *f);       /* removes the temp file; frees f
 void ct_files_inject_write_failure(long long after_bytes);
 
 /* Read-only memory map of a whole file. */
-typedef struct ct_mapped { const uint8_t *data; size_t size; } ct_mapped;
+typedef struct ct_mapped {
+    const uint8_t *data;
+    size_t size;
+} ct_mapped;
 ct_status ct_map_file(ct_mapped *m, const char *path);
 void ct_unmap_file(ct_mapped *m);
 

@@ -84,11 +84,12 @@ ct_status ct_atomic_write(ct_atomic_file *f, const void *data, size_t bytes) {
 }
 
 /* Refuses a positioned access outside the bytes appended so far. */
-static ct_status check_range(const ct_atomic_file *f, uint64_t offset, size_t bytes,
-                             const char *what) {
+static ct_status check_range(const ct_atomic_file *f, uint64_t offset, size_t bytes, const char *what) {
     if (offset > f->size || bytes > f->size - offset)
-        return ct_fail(CT_EINVAL, "cannot %s %zu bytes at offset %" PRIu64 " of %s: it holds "
-                       "%" PRIu64 " bytes", what, bytes, offset, f->tmp, f->size);
+        return ct_fail(CT_EINVAL,
+                       "cannot %s %zu bytes at offset %" PRIu64 " of %s: it holds "
+                       "%" PRIu64 " bytes",
+                       what, bytes, offset, f->tmp, f->size);
     return CT_OK;
 }
 
@@ -140,10 +141,17 @@ static void fsync_parent_dir(const char *path) {
     size_t n = slash ? (size_t)(slash - path) : 1;
     if (n >= sizeof dir) return;
     if (!slash) memcpy(dir, ".", 2);
-    else if (n == 0) memcpy(dir, "/", 2);
-    else { memcpy(dir, path, n); dir[n] = 0; }
+    else if (n == 0)
+        memcpy(dir, "/", 2);
+    else {
+        memcpy(dir, path, n);
+        dir[n] = 0;
+    }
     int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) { fsync(dfd); close(dfd); }
+    if (dfd >= 0) {
+        fsync(dfd);
+        close(dfd);
+    }
 }
 
 ct_status ct_atomic_commit(ct_atomic_file *f) {
@@ -153,7 +161,10 @@ ct_status ct_atomic_commit(ct_atomic_file *f) {
     f->fd = -1;
     if (s == CT_OK && rename(f->tmp, f->path) != 0)
         s = ct_fail(CT_EIO, "cannot rename %s to %s: %s", f->tmp, f->path, strerror(errno));
-    if (s != CT_OK) { ct_atomic_abort(f); return s; }
+    if (s != CT_OK) {
+        ct_atomic_abort(f);
+        return s;
+    }
     fsync_parent_dir(f->path);
     atomic_release(f);
     return CT_OK;
@@ -169,7 +180,10 @@ ct_status ct_map_file(ct_mapped *m, const char *path) {
         close(fd);
         return ct_fail(CT_EIO, "cannot stat %s: %s", path, strerror(errno));
     }
-    if (st.st_size == 0) { close(fd); return CT_OK; }
+    if (st.st_size == 0) {
+        close(fd);
+        return CT_OK;
+    }
     void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
     close(fd);
     if (p == MAP_FAILED) return ct_fail(CT_EIO, "cannot map %s: %s", path, strerror(errno));
@@ -190,9 +204,15 @@ ct_status ct_read_file(const char *path, char **out, size_t *size) {
     fseek(fp, 0, SEEK_END);
     long n = ftell(fp);
     fseek(fp, 0, SEEK_SET);
-    if (n < 0) { fclose(fp); return ct_fail(CT_EIO, "cannot read %s: not a regular file", path); }
+    if (n < 0) {
+        fclose(fp);
+        return ct_fail(CT_EIO, "cannot read %s: not a regular file", path);
+    }
     char *buf = ct_alloc((size_t)n + 1, path);
-    if (!buf) { fclose(fp); return CT_ENOMEM; }
+    if (!buf) {
+        fclose(fp);
+        return CT_ENOMEM;
+    }
     size_t got = fread(buf, 1, (size_t)n, fp);
     int err = ferror(fp);
     fclose(fp);

@@ -32,7 +32,8 @@ uint64_t ct_rng_below(ct_rng *r, uint64_t n) {
     CT_ASSERT(n > 0);
     uint64_t limit = UINT64_MAX - UINT64_MAX % n; /* rejection keeps it unbiased */
     uint64_t x;
-    do x = ct_rng_u64(r); while (x >= limit);
+    do x = ct_rng_u64(r);
+    while (x >= limit);
     return x % n;
 }
 

@@ -28,7 +28,7 @@ void ct_runtime_init(int threads, int pin) {
     if (threads <= 0) {
         cpu_set_t allowed;
         threads = sched_getaffinity(0, sizeof allowed, &allowed) == 0 ? CPU_COUNT(&allowed)
-                                                                     : (int)sysconf(_SC_NPROCESSORS_ONLN);
+                                                                      : (int)sysconf(_SC_NPROCESSORS_ONLN);
     }
     if (threads < 1) threads = 1;
     n_threads = threads;

@@ -12,7 +12,12 @@
 
 enum { OP_READ, OP_WRITE, OP_COPY, OP_RELEASE, QUEUE = 64 };
 
-typedef struct request { int op; size_t offset, bytes; void *dst; const void *src; } request;
+typedef struct request {
+    int op;
+    size_t offset, bytes;
+    void *dst;
+    const void *src;
+} request;
 
 struct ct_store {
     int fd;
@@ -33,12 +38,13 @@ struct ct_store {
 static int do_io(ct_store *s, const request *r) {
     size_t at = 0;
     while (at < r->bytes) {
-        ssize_t n = r->op == OP_READ ? pread(s->fd, (char *)r->dst + at, r->bytes - at, (off_t)(r->offset + at))
-                                     : pwrite(s->fd, (const char *)r->src + at, r->bytes - at, (off_t)(r->offset + at));
+        ssize_t n = r->op == OP_READ
+                        ? pread(s->fd, (char *)r->dst + at, r->bytes - at, (off_t)(r->offset + at))
+                        : pwrite(s->fd, (const char *)r->src + at, r->bytes - at, (off_t)(r->offset + at));
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0) {
-            snprintf(s->error, sizeof s->error, "offload store %s: %s of %zu bytes at offset %zu failed: %s", s->path,
-                     r->op == OP_READ ? "reading" : "writing", r->bytes, r->offset + at,
+            snprintf(s->error, sizeof s->error, "offload store %s: %s of %zu bytes at offset %zu failed: %s",
+                     s->path, r->op == OP_READ ? "reading" : "writing", r->bytes, r->offset + at,
                      n < 0 ? strerror(errno) : "unexpected end of file");
             return 0;
         }
@@ -59,10 +65,14 @@ static void *serve(void *arg) {
         double t0 = ct_now();
         int ok = 1;
         if (failed) ok = 1;
-        else if (r.op == OP_COPY && s->copy) s->copy(r.dst, r.src, r.bytes);
-        else if (r.op == OP_COPY) memcpy(r.dst, r.src, r.bytes);
-        else if (r.op == OP_RELEASE) ct_pages_drop(r.dst, r.bytes);
-        else ok = do_io(s, &r);
+        else if (r.op == OP_COPY && s->copy)
+            s->copy(r.dst, r.src, r.bytes);
+        else if (r.op == OP_COPY)
+            memcpy(r.dst, r.src, r.bytes);
+        else if (r.op == OP_RELEASE)
+            ct_pages_drop(r.dst, r.bytes);
+        else
+            ok = do_io(s, &r);
         pthread_mutex_lock(&s->lock);
         s->busy_s += ct_now() - t0;
         if (!ok && s->status == CT_OK) s->status = CT_EIO;
@@ -80,12 +90,19 @@ ct_status ct_store_open(ct_store **out, const char *dir, int rank, size_t bytes)
     s->bytes = bytes;
     if (dir) {
         ct_status st = ct_mkdirs(dir);
-        if (st != CT_OK) { ct_free(s); return st; }
+        if (st != CT_OK) {
+            ct_free(s);
+            return st;
+        }
         snprintf(s->path, sizeof s->path, "%s/rank_%d.bin", dir, rank);
         s->fd = open(s->path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
         if (s->fd < 0 || ftruncate(s->fd, (off_t)bytes) != 0) {
-            st = ct_fail(CT_EIO, "offload.dir: cannot create %s of %zu bytes: %s", s->path, bytes, strerror(errno));
-            if (s->fd >= 0) { close(s->fd); unlink(s->path); }
+            st = ct_fail(CT_EIO, "offload.dir: cannot create %s of %zu bytes: %s", s->path, bytes,
+                         strerror(errno));
+            if (s->fd >= 0) {
+                close(s->fd);
+                unlink(s->path);
+            }
             ct_free(s);
             return st;
         }
@@ -94,7 +111,10 @@ ct_status ct_store_open(ct_store **out, const char *dir, int rank, size_t bytes)
     pthread_cond_init(&s->more, NULL);
     pthread_cond_init(&s->done_cv, NULL);
     if (pthread_create(&s->thread, NULL, serve, s) != 0) {
-        if (s->fd >= 0) { close(s->fd); unlink(s->path); }
+        if (s->fd >= 0) {
+            close(s->fd);
+            unlink(s->path);
+        }
         pthread_mutex_destroy(&s->lock);
         pthread_cond_destroy(&s->more);
         pthread_cond_destroy(&s->done_cv);
@@ -112,7 +132,10 @@ void ct_store_close(ct_store *s) {
     pthread_cond_broadcast(&s->more);
     pthread_mutex_unlock(&s->lock);
     pthread_join(s->thread, NULL);
-    if (s->fd >= 0) { close(s->fd); unlink(s->path); }
+    if (s->fd >= 0) {
+        close(s->fd);
+        unlink(s->path);
+    }
     pthread_mutex_destroy(&s->lock);
     pthread_cond_destroy(&s->more);
     pthread_cond_destroy(&s->done_cv);

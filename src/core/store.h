@@ -22,7 +22,10 @@ typedef enum ct_place { CT_PLACE_COMPUTE = 0, CT_PLACE_HOST, CT_PLACE_DISK } ct_
 /* A run of a flat buffer (parameters, gradients or optimizer moments) placed off the
  * compute tier: [lo, lo + n) at place. The optimizer's moments and the offload policy
  * speak of placements in these. */
-typedef struct ct_place_range { size_t lo, n; ct_place place; } ct_place_range;
+typedef struct ct_place_range {
+    size_t lo, n;
+    ct_place place;
+} ct_place_range;
 
 typedef struct ct_store ct_store;
 typedef uint64_t ct_ticket;

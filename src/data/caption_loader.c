@@ -22,17 +22,21 @@ static ct_status check_fit(const ct_caption_loader *l) {
     const ct_model_config *c = &l->cfg;
     const ct_scene_shard *s = &l->shard;
     if (c->image.patch == 0)
-        return ct_fail(CT_EINVAL, "%s: captioned scenes need a model with image input (image.patch > 0)", l->path);
+        return ct_fail(CT_EINVAL, "%s: captioned scenes need a model with image input (image.patch > 0)",
+                       l->path);
     if ((int)s->height != c->image.height || (int)s->width != c->image.width)
-        return ct_fail(CT_EINVAL, "%s holds %ux%u images but the model's canvas is image.height x image.width = "
-                       "%dx%d", l->path, s->height, s->width, c->image.height, c->image.width);
+        return ct_fail(CT_EINVAL,
+                       "%s holds %ux%u images but the model's canvas is image.height x image.width = "
+                       "%dx%d",
+                       l->path, s->height, s->width, c->image.height, c->image.width);
     if ((int)s->vocab_size > c->vocab_size)
         return ct_fail(CT_EINVAL, "%s holds tokens of a %u-token vocabulary but model.vocab_size = %d", l->path,
                        s->vocab_size, c->vocab_size);
     if (l->T > c->seq_len)
-        return ct_fail(CT_EINVAL, "%s: captions of up to %u tokens after the image's %d patches and BOS need %d "
-                       "positions, more than model.seq_len = %d; raise model.seq_len", l->path, s->max_tokens,
-                       l->Np, l->T, c->seq_len);
+        return ct_fail(CT_EINVAL,
+                       "%s: captions of up to %u tokens after the image's %d patches and BOS need %d "
+                       "positions, more than model.seq_len = %d; raise model.seq_len",
+                       l->path, s->max_tokens, l->Np, l->T, c->seq_len);
     return CT_OK;
 }
 
@@ -48,15 +52,20 @@ ct_status ct_caption_loader_open(ct_caption_loader **out, const char *dir, const
     l->Np = ct_model_image_patches(cfg);
     l->eot = ct_caption_eot(cfg);
     ct_status s = ct_scene_shard_open(&l->shard, l->path);
-    if (s != CT_OK) { ct_free(l); return s; }
+    if (s != CT_OK) {
+        ct_free(l);
+        return s;
+    }
     l->T = l->Np + 1 + (int)l->shard.max_tokens;
     s = check_fit(l);
-    if (s == CT_OK && !(l->last = ct_calloc((size_t)B * sizeof *l->last, "a caption loader")))
+    if (s == CT_OK && !(l->last = ct_calloc((size_t)B * sizeof *l->last, "a caption loader"))) s = CT_ENOMEM;
+    if (s == CT_OK && !(l->pixels = ct_alloc(l->shard.height * (size_t)l->shard.width * sizeof *l->pixels,
+                                             "a caption loader")))
         s = CT_ENOMEM;
-    if (s == CT_OK &&
-        !(l->pixels = ct_alloc(l->shard.height * (size_t)l->shard.width * sizeof *l->pixels, "a caption loader")))
-        s = CT_ENOMEM;
-    if (s != CT_OK) { ct_caption_loader_close(l); return s; }
+    if (s != CT_OK) {
+        ct_caption_loader_close(l);
+        return s;
+    }
     *out = l;
     return CT_OK;
 }
@@ -74,7 +83,10 @@ int ct_caption_loader_seq_len(const ct_caption_loader *l) { return l->T; }
 uint64_t ct_caption_loader_count(const ct_caption_loader *l) { return l->shard.count; }
 
 static ct_status scene_at(ct_caption_loader *l, uint64_t epoch, uint64_t index, uint64_t *scene) {
-    if (!l->shuffle) { *scene = index; return CT_OK; }
+    if (!l->shuffle) {
+        *scene = index;
+        return CT_OK;
+    }
     if (!l->perm && !(l->perm = ct_alloc(l->shard.count * sizeof *l->perm, "caption loader permutation")))
         return CT_ENOMEM;
     if (!l->perm_valid || l->perm_epoch != epoch) {
@@ -101,11 +113,11 @@ static void fill_row(ct_caption_loader *l, uint64_t scene, float *patches, int32
     }
 }
 
-ct_status ct_caption_loader_next_rows(ct_caption_loader *l, int row0, int nrows, float *patches, int32_t *tokens,
-                                      int32_t *targets, int32_t *prefix) {
+ct_status ct_caption_loader_next_rows(ct_caption_loader *l, int row0, int nrows, float *patches,
+                                      int32_t *tokens, int32_t *targets, int32_t *prefix) {
     if (row0 < 0 || nrows < 0 || row0 > l->B - nrows)
-        return ct_fail(CT_EINVAL, "caption loader for %s: rows [%d, %d) are outside the batch of %d rows", l->path,
-                       row0, row0 + nrows, l->B);
+        return ct_fail(CT_EINVAL, "caption loader for %s: rows [%d, %d) are outside the batch of %d rows",
+                       l->path, row0, row0 + nrows, l->B);
     size_t K = (size_t)l->cfg.image.patch * l->cfg.image.patch;
     for (int r = 0; r < l->B; r++) {
         CT_TRY(scene_at(l, l->epoch, l->index, &l->last[r]));
@@ -115,12 +127,17 @@ ct_status ct_caption_loader_next_rows(ct_caption_loader *l, int row0, int nrows,
                      targets + i * (size_t)l->T);
             prefix[i] = l->Np + 1;
         }
-        if (++l->index == l->shard.count) { l->index = 0; l->epoch++; }
+        if (++l->index == l->shard.count) {
+            l->index = 0;
+            l->epoch++;
+        }
     }
     return CT_OK;
 }
 
-ct_loader_pos ct_caption_loader_get_pos(const ct_caption_loader *l) { return (ct_loader_pos){l->epoch, l->index}; }
+ct_loader_pos ct_caption_loader_get_pos(const ct_caption_loader *l) {
+    return (ct_loader_pos){l->epoch, l->index};
+}
 
 ct_status ct_caption_loader_set_pos(ct_caption_loader *l, ct_loader_pos pos) {
     if (pos.index >= l->shard.count)

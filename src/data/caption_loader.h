@@ -27,8 +27,8 @@ uint64_t ct_caption_loader_count(const ct_caption_loader *l);
 /* Rows [row0, row0 + nrows) of the next global batch (this rank's slice; the position
  * advances by the whole batch): patches [nrows, Np, P*P], tokens and targets [nrows, T],
  * prefix [nrows]. */
-ct_status ct_caption_loader_next_rows(ct_caption_loader *l, int row0, int nrows, float *patches, int32_t *tokens,
-                                      int32_t *targets, int32_t *prefix);
+ct_status ct_caption_loader_next_rows(ct_caption_loader *l, int row0, int nrows, float *patches,
+                                      int32_t *tokens, int32_t *targets, int32_t *prefix);
 ct_loader_pos ct_caption_loader_get_pos(const ct_caption_loader *l);
 ct_status ct_caption_loader_set_pos(ct_caption_loader *l, ct_loader_pos pos);
 void ct_caption_loader_reset(ct_caption_loader *l);

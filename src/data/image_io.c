@@ -16,11 +16,13 @@ static const uint8_t png_signature[8] = {137, 'P', 'N', 'G', '\r', '\n', 26, '\n
 /* Refuses a file's declared size: zero on a side, or more than CT_IMAGE_MAX_SIDE. */
 static ct_status check_file_dims(const char *path, uint64_t w, uint64_t h) {
     if (w == 0 || h == 0)
-        return ct_fail(CT_ECORRUPT, "%s has zero %s: its header declares %" PRIu64 "x%" PRIu64
-                       " pixels", path, w == 0 ? "width" : "height", w, h);
+        return ct_fail(CT_ECORRUPT, "%s has zero %s: its header declares %" PRIu64 "x%" PRIu64 " pixels", path,
+                       w == 0 ? "width" : "height", w, h);
     if (w > CT_IMAGE_MAX_SIDE || h > CT_IMAGE_MAX_SIDE)
-        return ct_fail(CT_ECORRUPT, "%s is too large: its header declares %" PRIu64 "x%" PRIu64
-                       " pixels; at most %d on a side are accepted", path, w, h, CT_IMAGE_MAX_SIDE);
+        return ct_fail(CT_ECORRUPT,
+                       "%s is too large: its header declares %" PRIu64 "x%" PRIu64
+                       " pixels; at most %d on a side are accepted",
+                       path, w, h, CT_IMAGE_MAX_SIDE);
     return CT_OK;
 }
 
@@ -29,8 +31,10 @@ static int side_ok(int n) { return n >= 1 && n <= CT_IMAGE_MAX_SIDE; }
 /* Refuses an image argument without pixels or with a side outside 1..CT_IMAGE_MAX_SIDE. */
 static ct_status check_image(const ct_image *img, const char *what, const char *name) {
     if (!img || !img->pixels || !side_ok(img->width) || !side_ok(img->height))
-        return ct_fail(CT_EINVAL, "cannot %s %s: not a valid image (%dx%d%s); each side must be "
-                       "in 1..%d", what, name, img ? img->width : 0, img ? img->height : 0,
+        return ct_fail(CT_EINVAL,
+                       "cannot %s %s: not a valid image (%dx%d%s); each side must be "
+                       "in 1..%d",
+                       what, name, img ? img->width : 0, img ? img->height : 0,
                        img && img->pixels ? "" : ", no pixels", CT_IMAGE_MAX_SIDE);
     return CT_OK;
 }
@@ -38,8 +42,8 @@ static ct_status check_image(const ct_image *img, const char *what, const char *
 ct_status ct_image_create(ct_image *out, int width, int height) {
     memset(out, 0, sizeof *out);
     if (!side_ok(width) || !side_ok(height))
-        return ct_fail(CT_EINVAL, "cannot create a %dx%d image: each side must be in 1..%d",
-                       width, height, CT_IMAGE_MAX_SIDE);
+        return ct_fail(CT_EINVAL, "cannot create a %dx%d image: each side must be in 1..%d", width, height,
+                       CT_IMAGE_MAX_SIDE);
     out->pixels = ct_calloc((size_t)width * (size_t)height, "image pixels");
     if (!out->pixels) return CT_ENOMEM;
     out->width = width;
@@ -61,7 +65,8 @@ void ct_image_to_float(const ct_image *img, float *out) {
 /* "'x'" for a printable byte, "byte 0x1b" otherwise, for messages. */
 static const char *describe_byte(uint8_t c, char buf[16]) {
     if (c >= 0x21 && c < 0x7f) snprintf(buf, 16, "'%c'", c);
-    else snprintf(buf, 16, "byte 0x%02x", c);
+    else
+        snprintf(buf, 16, "byte 0x%02x", c);
     return buf;
 }
 
@@ -80,7 +85,9 @@ typedef struct pgm_header {
 
 enum { NUM_OK, NUM_END, NUM_BAD };
 
-static int is_space(uint8_t c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'; }
+static int is_space(uint8_t c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+}
 static int is_digit(uint8_t c) { return c >= '0' && c <= '9'; }
 
 /* Skips whitespace and '#' comments (each to the end of its line). */
@@ -89,7 +96,8 @@ static void pgm_skip(pgm_reader *r) {
         if (is_space(r->d[r->at])) r->at++;
         else if (r->d[r->at] == '#')
             while (r->at < r->n && r->d[r->at] != '\n') r->at++;
-        else break;
+        else
+            break;
     }
 }
 
@@ -112,8 +120,10 @@ static ct_status pgm_field(pgm_reader *r, const char *what, uint64_t *v) {
     if (k == NUM_END)
         return ct_fail(CT_ECORRUPT, "%s is truncated: its PGM header ends before the %s", r->path, what);
     if (k == NUM_BAD)
-        return ct_fail(CT_ECORRUPT, "%s has a bad PGM header: expected the %s as a decimal number, "
-                       "found %s", r->path, what, describe_byte(r->d[r->at], b));
+        return ct_fail(CT_ECORRUPT,
+                       "%s has a bad PGM header: expected the %s as a decimal number, "
+                       "found %s",
+                       r->path, what, describe_byte(r->d[r->at], b));
     return CT_OK;
 }
 
@@ -125,13 +135,17 @@ static ct_status pgm_read_header(pgm_reader *r, pgm_header *h) {
     CT_TRY(pgm_field(r, "height", &h->height));
     CT_TRY(pgm_field(r, "maxval", &h->maxval));
     if (h->maxval == 0 || h->maxval > 65535)
-        return ct_fail(CT_ECORRUPT, "%s has a bad PGM header: maxval %" PRIu64 " is outside "
-                       "1..65535", r->path, h->maxval);
+        return ct_fail(CT_ECORRUPT,
+                       "%s has a bad PGM header: maxval %" PRIu64 " is outside "
+                       "1..65535",
+                       r->path, h->maxval);
     CT_TRY(check_file_dims(r->path, h->width, h->height));
     if (h->ascii || r->at == r->n) return CT_OK; /* a P5 with no data is reported as truncated */
     if (!is_space(r->d[r->at]))
-        return ct_fail(CT_ECORRUPT, "%s has a bad PGM header: expected one whitespace byte after "
-                       "maxval, before the pixels", r->path);
+        return ct_fail(CT_ECORRUPT,
+                       "%s has a bad PGM header: expected one whitespace byte after "
+                       "maxval, before the pixels",
+                       r->path);
     r->at++;
     return CT_OK;
 }
@@ -142,15 +156,17 @@ static uint8_t pgm_scale(uint64_t v, uint64_t maxval) {
 }
 
 static ct_status pgm_over_maxval(const pgm_reader *r, const pgm_header *h, size_t i, uint64_t v) {
-    return ct_fail(CT_ECORRUPT, "%s has a bad pixel: value %" PRIu64 " at (%" PRIu64 ", %" PRIu64
-                   ") is above the header's maxval %" PRIu64, r->path, v,
-                   (uint64_t)i % h->width, (uint64_t)i / h->width, h->maxval);
+    return ct_fail(CT_ECORRUPT,
+                   "%s has a bad pixel: value %" PRIu64 " at (%" PRIu64 ", %" PRIu64
+                   ") is above the header's maxval %" PRIu64,
+                   r->path, v, (uint64_t)i % h->width, (uint64_t)i / h->width, h->maxval);
 }
 
 static ct_status pgm_truncated(const pgm_reader *r, const pgm_header *h, size_t have) {
-    return ct_fail(CT_ECORRUPT, "%s is truncated: it holds %zu of the %" PRIu64 " pixels its PGM "
-                   "header declares (%" PRIu64 "x%" PRIu64 ")", r->path, have,
-                   h->width * h->height, h->width, h->height);
+    return ct_fail(CT_ECORRUPT,
+                   "%s is truncated: it holds %zu of the %" PRIu64 " pixels its PGM "
+                   "header declares (%" PRIu64 "x%" PRIu64 ")",
+                   r->path, have, h->width * h->height, h->width, h->height);
 }
 
 static ct_status pgm_read_binary(const pgm_reader *r, const pgm_header *h, uint8_t *px) {
@@ -174,9 +190,11 @@ static ct_status pgm_read_ascii(pgm_reader *r, const pgm_header *h, uint8_t *px)
         int k = pgm_number(r, &v);
         if (k == NUM_END) return pgm_truncated(r, h, i);
         if (k == NUM_BAD)
-            return ct_fail(CT_ECORRUPT, "%s has a bad pixel at (%" PRIu64 ", %" PRIu64 "): expected "
-                           "a decimal number, found %s", r->path, (uint64_t)i % h->width,
-                           (uint64_t)i / h->width, describe_byte(r->d[r->at], b));
+            return ct_fail(CT_ECORRUPT,
+                           "%s has a bad pixel at (%" PRIu64 ", %" PRIu64 "): expected "
+                           "a decimal number, found %s",
+                           r->path, (uint64_t)i % h->width, (uint64_t)i / h->width,
+                           describe_byte(r->d[r->at], b));
         if (v > h->maxval) return pgm_over_maxval(r, h, i, v);
         px[i] = pgm_scale(v, h->maxval);
     }
@@ -212,7 +230,10 @@ static void png_on_error(png_structp png, png_const_charp msg) {
     png_longjmp(png, 1);
 }
 
-static void png_on_warning(png_structp png, png_const_charp msg) { (void)png; (void)msg; }
+static void png_on_warning(png_structp png, png_const_charp msg) {
+    (void)png;
+    (void)msg;
+}
 
 static void png_read_mem(png_structp png, png_bytep out, size_t len) {
     png_io *io = png_get_io_ptr(png);
@@ -231,8 +252,10 @@ static uint32_t be32(const uint8_t *p) {
 /* Checks the signature's length and the IHDR's size before libpng allocates anything. */
 static ct_status png_precheck(const char *path, const uint8_t *d, size_t n) {
     if (n < 8 + 8 + 13 + 4)
-        return ct_fail(CT_ECORRUPT, "%s is truncated: its %zu bytes end inside the PNG signature "
-                       "and header", path, n);
+        return ct_fail(CT_ECORRUPT,
+                       "%s is truncated: its %zu bytes end inside the PNG signature "
+                       "and header",
+                       path, n);
     if (memcmp(d + 12, "IHDR", 4) != 0)
         return ct_fail(CT_ECORRUPT, "%s is not a valid PNG: its first chunk is not IHDR", path);
     return check_file_dims(path, be32(d + 16), be32(d + 20));
@@ -318,8 +341,10 @@ static ct_status load_png(const char *path, const uint8_t *d, size_t n, ct_image
     if (ok) return CT_OK;
     if (io.status != CT_OK) return io.status;
     if (io.truncated)
-        return ct_fail(CT_ECORRUPT, "%s is truncated: the file (%zu bytes) ends inside the PNG "
-                       "data", path, n);
+        return ct_fail(CT_ECORRUPT,
+                       "%s is truncated: the file (%zu bytes) ends inside the PNG "
+                       "data",
+                       path, n);
     return ct_fail(CT_ECORRUPT, "%s is not a valid PNG: libpng: %s", path, io.msg);
 }
 
@@ -333,12 +358,10 @@ static void png_flush_none(png_structp png) { (void)png; }
 
 static int png_encode(png_structp png, png_infop info, const ct_image *img) {
     if (setjmp(png_jmpbuf(png))) return 0;
-    png_set_IHDR(png, info, (png_uint_32)img->width, (png_uint_32)img->height, 8,
-                 PNG_COLOR_TYPE_GRAY, PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
-                 PNG_FILTER_TYPE_DEFAULT);
+    png_set_IHDR(png, info, (png_uint_32)img->width, (png_uint_32)img->height, 8, PNG_COLOR_TYPE_GRAY,
+                 PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
     png_write_info(png, info);
-    for (int y = 0; y < img->height; y++)
-        png_write_row(png, img->pixels + (size_t)y * (size_t)img->width);
+    for (int y = 0; y < img->height; y++) png_write_row(png, img->pixels + (size_t)y * (size_t)img->width);
     png_write_end(png, NULL);
     return 1;
 }
@@ -427,10 +450,14 @@ static int is_pgm(const uint8_t *d, size_t n) {
 
 static ct_status not_an_image(const char *path, const uint8_t *d, size_t n) {
     if (n >= 3 && d[0] == 'P' && d[1] && strchr("1346", d[1]) && is_space(d[2]))
-        return ct_fail(CT_ECORRUPT, "%s is a Netpbm P%c file (PBM or PPM), not an accepted image: "
-                       "of Netpbm only PGM (P5, P2) is read; convert it to PGM or PNG", path, d[1]);
-    return ct_fail(CT_ECORRUPT, "%s is not an image: it starts with neither the PNG signature nor a "
-                   "PGM magic number (P5 or P2); the accepted formats are PNG and PGM", path);
+        return ct_fail(CT_ECORRUPT,
+                       "%s is a Netpbm P%c file (PBM or PPM), not an accepted image: "
+                       "of Netpbm only PGM (P5, P2) is read; convert it to PGM or PNG",
+                       path, d[1]);
+    return ct_fail(CT_ECORRUPT,
+                   "%s is not an image: it starts with neither the PNG signature nor a "
+                   "PGM magic number (P5 or P2); the accepted formats are PNG and PGM",
+                   path);
 }
 
 static ct_status decode(const char *path, const uint8_t *d, size_t n, ct_image *out) {
@@ -507,7 +534,8 @@ static ct_status plan_axis(axis_plan *p, int in, int out) {
         return CT_ENOMEM;
     }
     if (out < in) plan_box(p, in, out);
-    else plan_bilinear(p, in, out);
+    else
+        plan_bilinear(p, in, out);
     return CT_OK;
 }
 
@@ -544,8 +572,10 @@ ct_status ct_image_resize(const ct_image *in, int width, int height, ct_image *o
     memset(out, 0, sizeof *out);
     CT_TRY(check_image(in, "resize", "the image"));
     if (!side_ok(width) || !side_ok(height))
-        return ct_fail(CT_EINVAL, "cannot resize a %dx%d image to %dx%d: each side must be in "
-                       "1..%d", in->width, in->height, width, height, CT_IMAGE_MAX_SIDE);
+        return ct_fail(CT_EINVAL,
+                       "cannot resize a %dx%d image to %dx%d: each side must be in "
+                       "1..%d",
+                       in->width, in->height, width, height, CT_IMAGE_MAX_SIDE);
     axis_plan px = {0}, py = {0};
     float *tmp = NULL, *acc = NULL;
     ct_status s = plan_axis(&px, in->width, width);

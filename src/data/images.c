@@ -14,16 +14,17 @@
 struct ct_items {
     ct_item_kind kind;
     size_t n, cap;
-    uint8_t *pixels;   /* n * CT_ITEM_PIXELS */
-    uint8_t *labels;   /* n */
-    uint32_t *origin;  /* n */
+    uint8_t *pixels;  /* n * CT_ITEM_PIXELS */
+    uint8_t *labels;  /* n */
+    uint32_t *origin; /* n */
 };
 
-static const char *const digit_names[CT_ITEM_CLASSES] = {
-    "a 0", "a 1", "a 2", "a 3", "a 4", "a 5", "a 6", "a 7", "an 8", "a 9"};
-static const char *const clothing_names[CT_ITEM_CLASSES] = {
-    "a t-shirt", "a trouser", "a pullover", "a dress", "a coat",
-    "a sandal", "a shirt", "a sneaker", "a bag", "an ankle boot"};
+static const char *const digit_names[CT_ITEM_CLASSES] = {"a 0", "a 1", "a 2", "a 3",  "a 4",
+                                                         "a 5", "a 6", "a 7", "an 8", "a 9"};
+static const char *const clothing_names[CT_ITEM_CLASSES] = {"a t-shirt",    "a trouser", "a pullover",
+                                                            "a dress",      "a coat",    "a sandal",
+                                                            "a shirt",      "a sneaker", "a bag",
+                                                            "an ankle boot"};
 
 const char *ct_item_class_name(ct_item_kind kind, int label) {
     if (label < 0 || label >= CT_ITEM_CLASSES) return NULL;
@@ -31,8 +32,6 @@ const char *ct_item_class_name(ct_item_kind kind, int label) {
     if (kind == CT_ITEM_CLOTHING) return clothing_names[label];
     return NULL;
 }
-
-
 
 /* ---- the set --------------------------------------------------------------------------- */
 
@@ -57,14 +56,23 @@ static ct_status items_reserve(ct_items *s, size_t cap) {
     uint8_t *px = ct_alloc(cap * CT_ITEM_PIXELS, "item pixels");
     uint8_t *lb = ct_alloc(cap, "item labels");
     uint32_t *og = ct_alloc(cap * sizeof *og, "item origins");
-    if (!px || !lb || !og) { ct_free(px); ct_free(lb); ct_free(og); return CT_ENOMEM; }
+    if (!px || !lb || !og) {
+        ct_free(px);
+        ct_free(lb);
+        ct_free(og);
+        return CT_ENOMEM;
+    }
     if (s->n) {
         memcpy(px, s->pixels, s->n * CT_ITEM_PIXELS);
         memcpy(lb, s->labels, s->n);
         memcpy(og, s->origin, s->n * sizeof *og);
     }
-    ct_free(s->pixels); ct_free(s->labels); ct_free(s->origin);
-    s->pixels = px; s->labels = lb; s->origin = og;
+    ct_free(s->pixels);
+    ct_free(s->labels);
+    ct_free(s->origin);
+    s->pixels = px;
+    s->labels = lb;
+    s->origin = og;
     s->cap = cap;
     return CT_OK;
 }
@@ -80,9 +88,18 @@ static ct_status items_push(ct_items *s, const uint8_t *pixels, int label, uint3
 
 size_t ct_items_count(const ct_items *s) { return s ? s->n : 0; }
 ct_item_kind ct_items_kind(const ct_items *s) { return s->kind; }
-const uint8_t *ct_items_pixels(const ct_items *s, size_t i) { CT_ASSERT(i < s->n); return s->pixels + i * CT_ITEM_PIXELS; }
-int ct_items_label(const ct_items *s, size_t i) { CT_ASSERT(i < s->n); return s->labels[i]; }
-uint32_t ct_items_origin(const ct_items *s, size_t i) { CT_ASSERT(i < s->n); return s->origin[i]; }
+const uint8_t *ct_items_pixels(const ct_items *s, size_t i) {
+    CT_ASSERT(i < s->n);
+    return s->pixels + i * CT_ITEM_PIXELS;
+}
+int ct_items_label(const ct_items *s, size_t i) {
+    CT_ASSERT(i < s->n);
+    return s->labels[i];
+}
+uint32_t ct_items_origin(const ct_items *s, size_t i) {
+    CT_ASSERT(i < s->n);
+    return s->origin[i];
+}
 
 /* ---- MNIST IDX ------------------------------------------------------------------------- */
 
@@ -93,33 +110,37 @@ static uint32_t get_be32(const uint8_t *p) {
 /* Checks an IDX image file's header and size; *n gets its image count. */
 static ct_status check_idx_images(const ct_mapped *m, const char *path, uint32_t *n) {
     if (m->size < IDX_IMAGES_HEADER)
-        return ct_fail(CT_ECORRUPT, "%s is truncated: %zu bytes, less than the %u-byte IDX image "
-                       "header", path, m->size, IDX_IMAGES_HEADER);
+        return ct_fail(CT_ECORRUPT,
+                       "%s is truncated: %zu bytes, less than the %u-byte IDX image "
+                       "header",
+                       path, m->size, IDX_IMAGES_HEADER);
     uint32_t magic = get_be32(m->data), rows = get_be32(m->data + 8), cols = get_be32(m->data + 12);
     if (magic != IDX_IMAGES_MAGIC)
-        return ct_fail(CT_ECORRUPT, "%s is not an IDX image file: magic 0x%08x (expected 0x%08x)",
-                       path, magic, IDX_IMAGES_MAGIC);
+        return ct_fail(CT_ECORRUPT, "%s is not an IDX image file: magic 0x%08x (expected 0x%08x)", path, magic,
+                       IDX_IMAGES_MAGIC);
     if (rows != CT_ITEM_SIDE || cols != CT_ITEM_SIDE)
-        return ct_fail(CT_ECORRUPT, "%s holds %ux%u images (expected %dx%d)", path, rows, cols,
-                       CT_ITEM_SIDE, CT_ITEM_SIDE);
+        return ct_fail(CT_ECORRUPT, "%s holds %ux%u images (expected %dx%d)", path, rows, cols, CT_ITEM_SIDE,
+                       CT_ITEM_SIDE);
     *n = get_be32(m->data + 4);
     uint64_t want = IDX_IMAGES_HEADER + (uint64_t)*n * CT_ITEM_PIXELS;
     if (m->size != want)
-        return ct_fail(CT_ECORRUPT, "%s is %s: %zu bytes, expected %u + %u images x %d = %llu",
-                       path, m->size < want ? "truncated" : "padded", m->size, IDX_IMAGES_HEADER,
-                       *n, CT_ITEM_PIXELS, (unsigned long long)want);
+        return ct_fail(CT_ECORRUPT, "%s is %s: %zu bytes, expected %u + %u images x %d = %llu", path,
+                       m->size < want ? "truncated" : "padded", m->size, IDX_IMAGES_HEADER, *n, CT_ITEM_PIXELS,
+                       (unsigned long long)want);
     return CT_OK;
 }
 
 /* Checks an IDX label file against the image count n (header, size, labels 0..9). */
 static ct_status check_idx_labels(const ct_mapped *m, const char *path, uint32_t n, const char *images) {
     if (m->size < IDX_LABELS_HEADER)
-        return ct_fail(CT_ECORRUPT, "%s is truncated: %zu bytes, less than the %u-byte IDX label "
-                       "header", path, m->size, IDX_LABELS_HEADER);
+        return ct_fail(CT_ECORRUPT,
+                       "%s is truncated: %zu bytes, less than the %u-byte IDX label "
+                       "header",
+                       path, m->size, IDX_LABELS_HEADER);
     uint32_t magic = get_be32(m->data), count = get_be32(m->data + 4);
     if (magic != IDX_LABELS_MAGIC)
-        return ct_fail(CT_ECORRUPT, "%s is not an IDX label file: magic 0x%08x (expected 0x%08x)",
-                       path, magic, IDX_LABELS_MAGIC);
+        return ct_fail(CT_ECORRUPT, "%s is not an IDX label file: magic 0x%08x (expected 0x%08x)", path, magic,
+                       IDX_LABELS_MAGIC);
     if (count != n)
         return ct_fail(CT_ECORRUPT, "%s has %u labels but %s has %u images", path, count, images, n);
     uint64_t want = IDX_LABELS_HEADER + (uint64_t)count;
@@ -155,7 +176,10 @@ ct_status ct_items_load_idx(ct_items **out, const char *images_path, const char 
     if (s == CT_OK) s = fill_from_idx(set, &img, &lab, n);
     ct_unmap_file(&img);
     ct_unmap_file(&lab);
-    if (s != CT_OK) { ct_items_free(set); return s; }
+    if (s != CT_OK) {
+        ct_items_free(set);
+        return s;
+    }
     *out = set;
     return CT_OK;
 }
@@ -182,7 +206,10 @@ ct_status ct_items_load_mnist(ct_items **train, ct_items **val, const char *dir)
     CT_TRY(package_subdir(d, sizeof d, dir, "data", "train-images-idx3-ubyte"));
     CT_TRY(load_idx_pair(train, d, "train"));
     ct_status s = load_idx_pair(val, d, "t10k");
-    if (s != CT_OK) { ct_items_free(*train); *train = NULL; }
+    if (s != CT_OK) {
+        ct_items_free(*train);
+        *train = NULL;
+    }
     return s;
 }
 
@@ -190,10 +217,16 @@ ct_status ct_items_load_mnist(ct_items **train, ct_items **val, const char *dir)
 
 /* Reads one entry (784 integers 0..255) into px; 0 when it is not one, with *why set. */
 static int parse_entry(const cJSON *e, uint8_t *px, const char **why) {
-    if (!cJSON_IsArray(e)) { *why = "is not an array"; return 0; }
+    if (!cJSON_IsArray(e)) {
+        *why = "is not an array";
+        return 0;
+    }
     int i = 0;
     for (const cJSON *v = e->child; v; v = v->next, i++) {
-        if (i >= CT_ITEM_PIXELS) { *why = "has more than 784 values"; return 0; }
+        if (i >= CT_ITEM_PIXELS) {
+            *why = "has more than 784 values";
+            return 0;
+        }
         double d = v->valuedouble;
         if (!cJSON_IsNumber(v) || !(d >= 0 && d <= 255) || d != (double)(int)d) {
             *why = "has a value that is not an integer in 0..255";
@@ -201,23 +234,28 @@ static int parse_entry(const cJSON *e, uint8_t *px, const char **why) {
         }
         px[i] = (uint8_t)d;
     }
-    if (i != CT_ITEM_PIXELS) { *why = "has fewer than 784 values"; return 0; }
+    if (i != CT_ITEM_PIXELS) {
+        *why = "has fewer than 784 values";
+        return 0;
+    }
     return 1;
 }
 
 /* Parses one class file's "data" entries into all (origins = entry indices). */
 static ct_status parse_class(ct_items *all, const cJSON *root, const char *path, int label, size_t *skipped) {
     const cJSON *data = cJSON_GetObjectItemCaseSensitive(root, "data");
-    if (!cJSON_IsArray(data))
-        return ct_fail(CT_ECORRUPT, "%s has no \"data\" array of images", path);
+    if (!cJSON_IsArray(data)) return ct_fail(CT_ECORRUPT, "%s has no \"data\" array of images", path);
     uint8_t px[CT_ITEM_PIXELS];
     uint32_t idx = 0;
     for (const cJSON *e = data->child; e; e = e->next, idx++) {
         const char *why = NULL;
-        if (cJSON_IsArray(e) && !e->child) { (*skipped)++; continue; }
+        if (cJSON_IsArray(e) && !e->child) {
+            (*skipped)++;
+            continue;
+        }
         if (!parse_entry(e, px, &why))
-            return ct_fail(CT_ECORRUPT, "%s: entry %u of \"data\" %s (expected 784 integers in 0..255)",
-                           path, idx, why);
+            return ct_fail(CT_ECORRUPT, "%s: entry %u of \"data\" %s (expected 784 integers in 0..255)", path,
+                           idx, why);
         CT_TRY(items_push(all, px, label, idx));
     }
     return CT_OK;
@@ -226,7 +264,9 @@ static ct_status parse_class(ct_items *all, const cJSON *root, const char *path,
 /* The fast path: a scanner for exactly the package's layout, {"data": [[v, ...], ...]} with
  * plain integers (cJSON takes 10x longer on these 150 MB of numbers). Whatever it does not
  * recognise goes to cJSON, which accepts any JSON of the same meaning or names the fault. */
-typedef struct scanner { const char *p, *end; } scanner;
+typedef struct scanner {
+    const char *p, *end;
+} scanner;
 
 static void skip_space(scanner *s) {
     while (s->p < s->end && (*s->p == ' ' || *s->p == '\n' || *s->p == '\r' || *s->p == '\t')) s->p++;
@@ -281,7 +321,11 @@ static int scan_class(const char *text, size_t size, ct_items *all, int label, s
     }
     ok = ok && eat(&s, '}');
     skip_space(&s);
-    if (ok && s.p == s.end) { *skipped += skip; *st = CT_OK; return 1; }
+    if (ok && s.p == s.end) {
+        *skipped += skip;
+        *st = CT_OK;
+        return 1;
+    }
     all->n = n0;
     return 0;
 }
@@ -291,7 +335,10 @@ static ct_status load_class(ct_items *all, const char *path, int label, size_t *
     size_t size;
     CT_TRY(ct_read_file(path, &text, &size));
     ct_status s;
-    if (scan_class(text, size, all, label, skipped, &s)) { ct_free(text); return s; }
+    if (scan_class(text, size, all, label, skipped, &s)) {
+        ct_free(text);
+        return s;
+    }
     cJSON *root = cJSON_ParseWithLength(text, size);
     ct_free(text);
     if (!root) return ct_fail(CT_ECORRUPT, "%s is not valid JSON", path);
@@ -316,8 +363,10 @@ static ct_status load_split_class(ct_items *train, ct_items *val, const char *di
     if (!all) return CT_ENOMEM;
     ct_status s = load_class(all, path, label, skipped);
     if (s == CT_OK && all->n <= val_per_class)
-        s = ct_fail(CT_ECORRUPT, "%s holds %zu images: too few to keep the last %zu for validation "
-                    "and train on the rest", path, all->n, val_per_class);
+        s = ct_fail(CT_ECORRUPT,
+                    "%s holds %zu images: too few to keep the last %zu for validation "
+                    "and train on the rest",
+                    path, all->n, val_per_class);
     size_t cut = all->n - val_per_class;
     if (s == CT_OK) s = move_range(train, all, 0, cut);
     if (s == CT_OK) s = move_range(val, all, cut, all->n);
@@ -325,8 +374,8 @@ static ct_status load_split_class(ct_items *train, ct_items *val, const char *di
     return s;
 }
 
-ct_status ct_items_load_fashion(ct_items **train, ct_items **val, const char *dir,
-                                size_t val_per_class, size_t *skipped) {
+ct_status ct_items_load_fashion(ct_items **train, ct_items **val, const char *dir, size_t val_per_class,
+                                size_t *skipped) {
     *train = *val = NULL;
     size_t skip = 0;
     if (val_per_class == 0) return ct_fail(CT_EINVAL, "loading %s: val_per_class must be >= 1", dir);
@@ -336,7 +385,11 @@ ct_status ct_items_load_fashion(ct_items **train, ct_items **val, const char *di
     ct_status s = tr && va ? CT_OK : CT_ENOMEM;
     for (int c = 0; c < CT_ITEM_CLASSES && s == CT_OK; c++)
         s = load_split_class(tr, va, d, c, val_per_class, &skip);
-    if (s != CT_OK) { ct_items_free(tr); ct_items_free(va); return s; }
+    if (s != CT_OK) {
+        ct_items_free(tr);
+        ct_items_free(va);
+        return s;
+    }
     if (skipped) *skipped = skip;
     *train = tr;
     *val = va;

@@ -39,8 +39,8 @@ ct_status ct_items_load_mnist(ct_items **train, ct_items **val, const char *dir)
  * and counted in *skipped (may be NULL); anything else is CT_ECORRUPT naming the file and the
  * entry index. The last val_per_class (>= 1) images of each class go to *val, the rest to
  * *train; a class with no more than val_per_class images is CT_ECORRUPT. */
-ct_status ct_items_load_fashion(ct_items **train, ct_items **val, const char *dir,
-                                size_t val_per_class, size_t *skipped);
+ct_status ct_items_load_fashion(ct_items **train, ct_items **val, const char *dir, size_t val_per_class,
+                                size_t *skipped);
 
 void ct_items_free(ct_items *s);
 

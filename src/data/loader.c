@@ -11,17 +11,17 @@
 
 struct ct_loader {
     char *dir;
-    ct_shard *shards;      /* [n_shards] */
+    ct_shard *shards; /* [n_shards] */
     int n_shards;
-    uint64_t *start;       /* [n_shards + 1]: first stream position of each shard */
+    uint64_t *start; /* [n_shards + 1]: first stream position of each shard */
     uint64_t n_tokens, n_windows;
     int B, T, vocab, shuffle;
     uint64_t seed;
     ct_loader_pos pos;
-    uint64_t *perm;        /* [n_windows] order of perm_epoch, when shuffling */
+    uint64_t *perm; /* [n_windows] order of perm_epoch, when shuffling */
     uint64_t perm_epoch;
     int perm_valid;
-    int32_t *window;       /* [T + 1] scratch */
+    int32_t *window; /* [T + 1] scratch */
 };
 
 /* ---- finding shards -------------------------------------------------------------------- */
@@ -36,9 +36,7 @@ static int is_shard_name(const char *name, const char *split) {
     return 1;
 }
 
-static int cmp_str(const void *a, const void *b) {
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
 static void free_names(char **names, int n) {
     for (int i = 0; i < n; i++) ct_free(names[i]);
@@ -48,8 +46,11 @@ static void free_names(char **names, int n) {
 /* Lists DIR/<split>_*.bin sorted by name into *names (ct_alloc strings). */
 static ct_status list_shards(const char *dir, const char *split, char ***names, int *n) {
     DIR *d = opendir(dir);
-    if (!d) return ct_fail(CT_EIO, "cannot open data directory %s: %s (write it with `cetus prepare "
-                           "--out %s`)", dir, strerror(errno), dir);
+    if (!d)
+        return ct_fail(CT_EIO,
+                       "cannot open data directory %s: %s (write it with `cetus prepare "
+                       "--out %s`)",
+                       dir, strerror(errno), dir);
     int cap = 0;
     *names = NULL;
     *n = 0;
@@ -72,8 +73,11 @@ static ct_status list_shards(const char *dir, const char *split, char ***names, 
         *n = 0;
         return ct_fail_context(CT_ENOMEM, "listing %s", dir);
     }
-    if (*n == 0) return ct_fail(CT_EIO, "no %s_*.bin token shards in %s (write them with `cetus "
-                                "prepare --out %s`)", split, dir, dir);
+    if (*n == 0)
+        return ct_fail(CT_EIO,
+                       "no %s_*.bin token shards in %s (write them with `cetus "
+                       "prepare --out %s`)",
+                       split, dir, dir);
     qsort(*names, (size_t)*n, sizeof **names, cmp_str);
     return CT_OK;
 }
@@ -89,9 +93,10 @@ static ct_status map_shards(ct_loader *l, char **names, int n) {
         CT_TRY(ct_shard_open(&l->shards[i], path));
         l->n_shards = i + 1;
         if (i > 0 && l->shards[i].vocab_size != l->shards[0].vocab_size)
-            return ct_fail(CT_ECORRUPT, "%s has vocab size %u but %s/%s has %u: shards of one "
-                           "split must share a vocabulary", path, l->shards[i].vocab_size,
-                           l->dir, names[0], l->shards[0].vocab_size);
+            return ct_fail(CT_ECORRUPT,
+                           "%s has vocab size %u but %s/%s has %u: shards of one "
+                           "split must share a vocabulary",
+                           path, l->shards[i].vocab_size, l->dir, names[0], l->shards[0].vocab_size);
         l->start[i + 1] = l->start[i] + l->shards[i].n_tokens;
     }
     l->n_tokens = l->start[n];
@@ -110,25 +115,32 @@ static ct_status loader_init(ct_loader *l, const char *dir, const char *split) {
     free_names(names, n);
     CT_TRY(s);
     if (l->n_tokens < (uint64_t)l->T + 1)
-        return ct_fail(CT_EINVAL, "%s: the %s split has %" PRIu64 " tokens, too few for one window "
-                       "of seq_len + 1 = %d tokens", dir, split, l->n_tokens, l->T + 1);
+        return ct_fail(CT_EINVAL,
+                       "%s: the %s split has %" PRIu64 " tokens, too few for one window "
+                       "of seq_len + 1 = %d tokens",
+                       dir, split, l->n_tokens, l->T + 1);
     l->n_windows = (l->n_tokens - 1) / (uint64_t)l->T;
     l->window = ct_alloc(((size_t)l->T + 1) * sizeof *l->window, "loader window");
     return l->window ? CT_OK : CT_ENOMEM;
 }
 
-ct_status ct_loader_open(ct_loader **out, const char *dir, const char *split, int B, int T,
-                         uint64_t seed, int shuffle) {
+ct_status ct_loader_open(ct_loader **out, const char *dir, const char *split, int B, int T, uint64_t seed,
+                         int shuffle) {
     *out = NULL;
     if (B < 1 || T < 1)
-        return ct_fail(CT_EINVAL, "loader for %s: batch size %d and sequence length %d must be >= 1", dir, B, T);
+        return ct_fail(CT_EINVAL, "loader for %s: batch size %d and sequence length %d must be >= 1", dir, B,
+                       T);
     if (!*split || strchr(split, '/'))
-        return ct_fail(CT_EINVAL, "loader for %s: bad split name '%s' (expected e.g. \"train\" or \"val\")", dir, split);
+        return ct_fail(CT_EINVAL, "loader for %s: bad split name '%s' (expected e.g. \"train\" or \"val\")",
+                       dir, split);
     ct_loader *l = ct_calloc(sizeof *l, "loader");
     if (!l) return CT_ENOMEM;
     *l = (ct_loader){.B = B, .T = T, .seed = seed, .shuffle = shuffle != 0};
     ct_status s = loader_init(l, dir, split);
-    if (s != CT_OK) { ct_loader_close(l); return s; }
+    if (s != CT_OK) {
+        ct_loader_close(l);
+        return s;
+    }
     *out = l;
     return CT_OK;
 }
@@ -173,7 +185,10 @@ static ct_status make_perm(ct_loader *l, uint64_t epoch) {
 }
 
 static ct_status window_at(ct_loader *l, uint64_t epoch, uint64_t index, uint64_t *w) {
-    if (!l->shuffle) { *w = index; return CT_OK; }
+    if (!l->shuffle) {
+        *w = index;
+        return CT_OK;
+    }
     if (!l->perm_valid || l->perm_epoch != epoch) CT_TRY(make_perm(l, epoch));
     *w = l->perm[index];
     return CT_OK;
@@ -183,10 +198,12 @@ static ct_status window_at(ct_loader *l, uint64_t epoch, uint64_t index, uint64_
 
 /* Copies stream tokens [p, p + n) into dst, across shard boundaries. */
 static void read_tokens(const ct_loader *l, uint64_t p, int32_t *dst, size_t n) {
-    int lo = 0, hi = l->n_shards - 1;  /* last shard with start <= p */
+    int lo = 0, hi = l->n_shards - 1; /* last shard with start <= p */
     while (lo < hi) {
         int mid = (lo + hi + 1) / 2;
-        if (l->start[mid] <= p) lo = mid; else hi = mid - 1;
+        if (l->start[mid] <= p) lo = mid;
+        else
+            hi = mid - 1;
     }
     for (size_t i = 0; i < n; i++, p++) {
         while (p >= l->start[lo + 1]) lo++;
@@ -204,8 +221,8 @@ static void fill_row(ct_loader *l, uint64_t w, int32_t *inputs, int32_t *targets
 
 ct_status ct_loader_next_rows(ct_loader *l, int row0, int nrows, int32_t *inputs, int32_t *targets) {
     if (row0 < 0 || nrows < 0 || row0 > l->B - nrows)
-        return ct_fail(CT_EINVAL, "loader for %s: rows [%d, %d) are outside the batch of %d rows",
-                       l->dir, row0, row0 + nrows, l->B);
+        return ct_fail(CT_EINVAL, "loader for %s: rows [%d, %d) are outside the batch of %d rows", l->dir, row0,
+                       row0 + nrows, l->B);
     uint64_t W = l->n_windows;
     for (int r = 0; r < nrows; r++) {
         uint64_t abs = l->pos.index + (uint64_t)(row0 + r), w;
@@ -228,7 +245,8 @@ ct_loader_pos ct_loader_get_pos(const ct_loader *l) { return l->pos; }
 
 ct_status ct_loader_set_pos(ct_loader *l, ct_loader_pos pos) {
     if (pos.index >= l->n_windows)
-        return ct_fail(CT_EINVAL, "loader for %s: position index %" PRIu64 " is past the %" PRIu64
+        return ct_fail(CT_EINVAL,
+                       "loader for %s: position index %" PRIu64 " is past the %" PRIu64
                        " windows of an epoch (different data or seq_len than when saved?)",
                        l->dir, pos.index, l->n_windows);
     l->pos = pos;

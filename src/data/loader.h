@@ -15,14 +15,14 @@ typedef struct ct_loader ct_loader;
 
 typedef struct ct_loader_pos {
     uint64_t epoch;
-    uint64_t index;  /* next window of this epoch's order, in [0, W) */
+    uint64_t index; /* next window of this epoch's order, in [0, W) */
 } ct_loader_pos;
 
 /* split is "train" or "val"; B rows of T tokens per batch; shuffle != 0 permutes windows.
  * Errors name the directory: no shards, a bad shard, shards of different vocabularies, or
  * fewer than T + 1 tokens in all. */
-ct_status ct_loader_open(ct_loader **out, const char *dir, const char *split, int B, int T,
-                         uint64_t seed, int shuffle);
+ct_status ct_loader_open(ct_loader **out, const char *dir, const char *split, int B, int T, uint64_t seed,
+                         int shuffle);
 void ct_loader_close(ct_loader *l);
 
 /* Fills the global batch: inputs, targets [B, T]; advances the position by B windows. */
@@ -35,7 +35,7 @@ ct_status ct_loader_next_rows(ct_loader *l, int row0, int nrows, int32_t *inputs
 ct_loader_pos ct_loader_get_pos(const ct_loader *l);
 /* Fails (CT_EINVAL, naming the value) if pos.index >= the number of windows. */
 ct_status ct_loader_set_pos(ct_loader *l, ct_loader_pos pos);
-void ct_loader_reset(ct_loader *l);  /* back to epoch 0, index 0 */
+void ct_loader_reset(ct_loader *l); /* back to epoch 0, index 0 */
 
 uint64_t ct_loader_num_windows(const ct_loader *l);
 /* The order of epoch `epoch`: a Fisher-Yates shuffle of [0, n) into perm from an RNG seeded

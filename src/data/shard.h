@@ -19,10 +19,10 @@
 
 typedef struct ct_shard {
     ct_mapped map;
-    const uint8_t *tokens;     /* map.data + header */
+    const uint8_t *tokens; /* map.data + header */
     uint64_t n_tokens;
     uint32_t vocab_size;
-    uint32_t bytes_per_token;  /* 2 or 4 */
+    uint32_t bytes_per_token; /* 2 or 4 */
 } ct_shard;
 
 /* Writes tokens[0..n) (each in [0, vocab_size)) to path. */

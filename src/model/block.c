@@ -11,7 +11,9 @@
 #include <string.h>
 
 /* This rank's share of the split dimensions. */
-typedef struct local_dims { int R, rank, C, H, F; } local_dims; /* C: attention channels, F: MLP hidden */
+typedef struct local_dims {
+    int R, rank, C, H, F;
+} local_dims; /* C: attention channels, F: MLP hidden */
 
 static local_dims local(ct_dims d) {
     int R = d.tp ? d.tp->ranks : 1;
@@ -34,16 +36,26 @@ void ct_block_acts_layout(ct_block_acts *a, float *buf, ct_dims d, const ct_moe_
     local_dims l = local(d);
     float *p = buf;
     memset(a, 0, sizeof *a);
-#define TAKE(field, n) do { a->field = p; p += (n); } while (0)
-    TAKE(ln1, N * C); TAKE(ln1_mean, N); TAKE(ln1_rstd, N);
+#define TAKE(field, n) \
+    do { \
+        a->field = p; \
+        p += (n); \
+    } while (0)
+    TAKE(ln1, N * C);
+    TAKE(ln1_mean, N);
+    TAKE(ln1_rstd, N);
     TAKE(qkv, 3 * N * l.C);
     TAKE(probs, (size_t)d.B * l.H * d.T * d.T);
-    TAKE(att, N * l.C); TAKE(res2, N * C);
-    TAKE(ln2, N * C); TAKE(ln2_mean, N); TAKE(ln2_rstd, N);
+    TAKE(att, N * l.C);
+    TAKE(res2, N * C);
+    TAKE(ln2, N * C);
+    TAKE(ln2_mean, N);
+    TAKE(ln2_rstd, N);
     if (moe) {
         ct_moe_acts_layout(&a->moe, p, moe, (int)N, d.C);
     } else {
-        TAKE(fc, N * l.F); TAKE(gelu, N * l.F);
+        TAKE(fc, N * l.F);
+        TAKE(gelu, N * l.F);
     }
 #undef TAKE
 }
@@ -78,9 +90,7 @@ static void poll(ct_dims d) {
 }
 
 /* A row-parallel layer's bias is added once, by tensor rank 0, before the sum. */
-static const float *row_bias(ct_dims d, const float *bias) {
-    return local(d).rank == 0 ? bias : NULL;
-}
+static const float *row_bias(ct_dims d, const float *bias) { return local(d).rank == 0 ? bias : NULL; }
 
 float ct_block_forward(const ct_block_params *p, ct_block_acts *a, const float *x, float *y,
                        const int32_t *prefix_len, ct_dims d, const ct_block_ffn *ffn) {
@@ -101,8 +111,7 @@ float ct_block_forward(const ct_block_params *p, ct_block_acts *a, const float *
         (void)ct_moe_forward_ep(ffn->moe, &p->moe, &a->moe, ffn->ep, ffn->group, a->ln2, y, N, C,
                                 ffn->noise_seed, ffn->training, &aux);
     } else if (ffn->moe) { /* whole on every tensor rank */
-        aux = ct_moe_forward(ffn->moe, &p->moe, &a->moe, a->ln2, y, N, C, ffn->noise_seed,
-                             ffn->training, NULL);
+        aux = ct_moe_forward(ffn->moe, &p->moe, &a->moe, a->ln2, y, N, C, ffn->noise_seed, ffn->training, NULL);
     } else {
         ct_matmul_forward(a->fc, a->ln2, p->fc_w, p->fc_b, N, C, l.F);
         poll(d);
@@ -114,20 +123,18 @@ float ct_block_forward(const ct_block_params *p, ct_block_acts *a, const float *
     return aux;
 }
 
-void ct_block_backward(const ct_block_params *p, ct_block_params *g, const ct_block_acts *a,
-                       const float *x, float *dres, ct_block_scratch *s,
-                       const int32_t *prefix_len, ct_dims d, const ct_block_ffn *ffn,
-                       float grad_scale) {
+void ct_block_backward(const ct_block_params *p, ct_block_params *g, const ct_block_acts *a, const float *x,
+                       float *dres, ct_block_scratch *s, const int32_t *prefix_len, ct_dims d,
+                       const ct_block_ffn *ffn, float grad_scale) {
     int N = d.B * d.T, C = d.C;
     local_dims l = local(d);
     /* feed-forward branch: dres is dL/dy = dL/d(ffn out); s->dln receives dL/dln2. The
      * row-parallel biases get their (identical) gradient on every rank. */
     if (ffn->moe && ffn->group) {
-        (void)ct_moe_backward_ep(ffn->moe, &p->moe, &g->moe, &a->moe, ffn->ep, ffn->group, a->ln2,
-                                 dres, s->dln, &s->moe, N, C, grad_scale);
+        (void)ct_moe_backward_ep(ffn->moe, &p->moe, &g->moe, &a->moe, ffn->ep, ffn->group, a->ln2, dres, s->dln,
+                                 &s->moe, N, C, grad_scale);
     } else if (ffn->moe) {
-        ct_moe_backward(ffn->moe, &p->moe, &g->moe, &a->moe, a->ln2, dres, s->dln, &s->moe, N, C,
-                        grad_scale);
+        ct_moe_backward(ffn->moe, &p->moe, &g->moe, &a->moe, a->ln2, dres, s->dln, &s->moe, N, C, grad_scale);
     } else {
         ct_matmul_backward(s->dfc, g->out_w, g->out_b, dres, a->gelu, p->out_w, N, l.F, C);
         poll(d);
@@ -136,17 +143,16 @@ void ct_block_backward(const ct_block_params *p, ct_block_params *g, const ct_bl
         poll(d);
         tp_sum(d, s->dln, (size_t)N * C);
     }
-    ct_layernorm_backward(dres, g->ln2_w, g->ln2_b, s->dln, a->res2, p->ln2_w, a->ln2_mean,
-                          a->ln2_rstd, N, C); /* dres is now dL/dres2 */
+    ct_layernorm_backward(dres, g->ln2_w, g->ln2_b, s->dln, a->res2, p->ln2_w, a->ln2_mean, a->ln2_rstd, N,
+                          C); /* dres is now dL/dres2 */
     /* attention branch */
     ct_matmul_backward(s->datt, g->proj_w, g->proj_b, dres, a->att, p->proj_w, N, l.C, C);
     poll(d);
-    ct_attention_backward(s->dqkv, s->dprob, s->datt, a->qkv, a->probs, prefix_len, d.B, d.T,
-                          l.C, l.H);
+    ct_attention_backward(s->dqkv, s->dprob, s->datt, a->qkv, a->probs, prefix_len, d.B, d.T, l.C, l.H);
     poll(d);
     ct_matmul_backward(s->dln, g->qkv_w, g->qkv_b, s->dqkv, a->ln1, p->qkv_w, N, C, 3 * l.C);
     poll(d);
     tp_sum(d, s->dln, (size_t)N * C);
-    ct_layernorm_backward(dres, g->ln1_w, g->ln1_b, s->dln, x, p->ln1_w, a->ln1_mean,
-                          a->ln1_rstd, N, C); /* dres is now dL/dx */
+    ct_layernorm_backward(dres, g->ln1_w, g->ln1_b, s->dln, x, p->ln1_w, a->ln1_mean, a->ln1_rstd, N,
+                          C); /* dres is now dL/dx */
 }

@@ -21,7 +21,10 @@ typedef struct ct_block_comm {
 } ct_block_comm;
 
 /* Batch, time, channels, heads (of the whole model), and the tensor split (NULL: none). */
-typedef struct ct_dims { int B, T, C, H; const ct_block_comm *tp; } ct_dims;
+typedef struct ct_dims {
+    int B, T, C, H;
+    const ct_block_comm *tp;
+} ct_dims;
 
 /* Views into the model's parameter (or gradient) buffer; shapes for C channels and one
  * tensor rank (R ranks: QKV [C, 3C/R] with this rank's heads of Q, K and V, c_proj
@@ -42,15 +45,15 @@ typedef struct ct_block_params {
 
 /* The block's feed-forward kind and, for MoE, its per-call routing inputs. */
 typedef struct ct_block_ffn {
-    const ct_moe_config *moe; /* NULL: dense MLP */
-    uint64_t noise_seed;      /* router noise seed of this call */
-    int training;             /* router noise only while training */
+    const ct_moe_config *moe;  /* NULL: dense MLP */
+    uint64_t noise_seed;       /* router noise seed of this call */
+    int training;              /* router noise only while training */
     const ct_moe_group *group; /* expert parallelism: the group (NULL: every expert here) */
     ct_moe_ep_acts *ep;        /* and this block's expert side */
 } ct_block_ffn;
 
 /* What forward saves for backward. N = B*T. */
-typedef struct ct_block_acts { /* tensor-parallel: C/R of the 3C, C and 4C columns, H/R heads */
+typedef struct ct_block_acts {        /* tensor-parallel: C/R of the 3C, C and 4C columns, H/R heads */
     float *ln1, *ln1_mean, *ln1_rstd; /* [N, C], [N], [N] */
     float *qkv;                       /* [N, 3C] */
     float *probs;                     /* [B, H, T, T] */
@@ -78,8 +81,7 @@ typedef struct ct_block_scratch {
 } ct_block_scratch;
 /* moe: the model's MoE configuration, or NULL when no block is MoE */
 size_t ct_block_scratch_size(ct_dims d, int threads, const ct_moe_config *moe);
-void ct_block_scratch_layout(ct_block_scratch *s, float *buf, ct_dims d, int threads,
-                             const ct_moe_config *moe);
+void ct_block_scratch_layout(ct_block_scratch *s, float *buf, ct_dims d, int threads, const ct_moe_config *moe);
 
 /* y[N,C] = block(x[N,C]). Returns the MoE auxiliary loss (coefficients applied) to add to
  * the training loss; 0 for a dense block. */
@@ -87,9 +89,8 @@ float ct_block_forward(const ct_block_params *p, ct_block_acts *a, const float *
                        const int32_t *prefix_len, ct_dims d, const ct_block_ffn *ffn);
 /* On entry dres holds dL/dy; on exit dL/dx. Parameter gradients accumulate into g.
  * grad_scale weighs the MoE auxiliary losses' gradients like the main loss's. */
-void ct_block_backward(const ct_block_params *p, ct_block_params *g, const ct_block_acts *a,
-                       const float *x, float *dres, ct_block_scratch *s,
-                       const int32_t *prefix_len, ct_dims d, const ct_block_ffn *ffn,
-                       float grad_scale);
+void ct_block_backward(const ct_block_params *p, ct_block_params *g, const ct_block_acts *a, const float *x,
+                       float *dres, ct_block_scratch *s, const int32_t *prefix_len, ct_dims d,
+                       const ct_block_ffn *ffn, float grad_scale);
 
 #endif

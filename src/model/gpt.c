@@ -44,7 +44,8 @@ static ct_status init_params(ct_model *m, uint64_t seed) {
     }
     for (size_t i = 0; i < whole->table.n_tensors; i++) {
         draw_tensor(&rng, &whole->table.tensors[i], proj_std, full);
-        const ct_tensor_info *t = whole == m ? &m->table.tensors[i] : ct_model_find_tensor(m, whole->table.tensors[i].name);
+        const ct_tensor_info *t = whole == m ? &m->table.tensors[i]
+                                             : ct_model_find_tensor(m, whole->table.tensors[i].name);
         if (!t) continue; /* another stage's */
         int rank, ranks;
         ct_model_tensor_part(m, t, &rank, &ranks);
@@ -85,18 +86,19 @@ ct_status ct_model_table_only(ct_model **out, const ct_model_config *cfg) {
 static ct_status set_stage(ct_model *m, const ct_model_comm *comm, const int *stage_blocks) {
     int p = comm ? comm->stages : 1, L = m->cfg.n_layer;
     int plan[CT_MAX_STAGES];
-    if (p > CT_MAX_STAGES) return ct_fail(CT_EINVAL, "parallel.pipeline = %d: at most %d stages", p, CT_MAX_STAGES);
+    if (p > CT_MAX_STAGES)
+        return ct_fail(CT_EINVAL, "parallel.pipeline = %d: at most %d stages", p, CT_MAX_STAGES);
     if (stage_blocks) {
         int sum = 0;
         for (int s = 0; s < p; s++) {
             if (stage_blocks[s] < 1)
-                return ct_fail(CT_EINVAL, "parallel.stages: stage %d has %d blocks; every stage needs a block", s,
-                               stage_blocks[s]);
+                return ct_fail(CT_EINVAL, "parallel.stages: stage %d has %d blocks; every stage needs a block",
+                               s, stage_blocks[s]);
             sum += plan[s] = stage_blocks[s];
         }
         if (sum != L)
-            return ct_fail(CT_EINVAL, "parallel.stages: the stages hold %d blocks in all but model.n_layer = %d",
-                           sum, L);
+            return ct_fail(CT_EINVAL,
+                           "parallel.stages: the stages hold %d blocks in all but model.n_layer = %d", sum, L);
     } else {
         CT_TRY(ct_model_plan_stages(&m->cfg, p, plan));
     }
@@ -124,7 +126,10 @@ ct_status ct_model_create_comm(ct_model **out, const ct_model_config *cfg, uint6
     ct_model *m = create_tables(cfg);
     if (!m) return CT_ENOMEM;
     ct_status s = set_stage(m, comm, stage_blocks);
-    if (s != CT_OK) { ct_model_free(m); return s; }
+    if (s != CT_OK) {
+        ct_model_free(m);
+        return s;
+    }
     m->layout.tp_ranks = ranks;
     m->layout.tp_rank = comm ? comm->tp_rank : 0;
     m->layout.ep_ranks = cfg->moe_every > 0 ? experts : 1;
@@ -135,7 +140,10 @@ ct_status ct_model_create_comm(ct_model **out, const ct_model_config *cfg, uint6
      * off the compute tier */
     s = ct_gpt_table_alloc(m, 0, CT_TIER_HOST);
     if (s == CT_OK) s = init_params(m, seed);
-    if (s != CT_OK) { ct_model_free(m); return s; }
+    if (s != CT_OK) {
+        ct_model_free(m);
+        return s;
+    }
     *out = m;
     return CT_OK;
 }

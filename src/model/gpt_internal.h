@@ -35,14 +35,14 @@ typedef struct gpt_table {
     size_t n_tensors, n_params;
     float *params, *grads;
     ct_block_params *blocks, *block_grads;
-    size_t *layer_first; /* index of the first tensor of the weights block l uses (with
+    size_t *layer_first;                   /* index of the first tensor of the weights block l uses (with
                           * shared weights: another block's, see holds) */
-    unsigned char *holds; /* [n_layer]: block l added its weights to this table (it owns
+    unsigned char *holds;                  /* [n_layer]: block l added its weights to this table (it owns
                            * them, or is this stage's first user of shared ones) */
-    size_t wte, wpe, lnf_w, lnf_b; /* offsets */
+    size_t wte, wpe, lnf_w, lnf_b;         /* offsets */
     size_t img_w, img_b, img_row, img_col; /* image patch embedding offsets (image.patch > 0) */
-    size_t embed_tensors;  /* tensors before the first block: wte, wpe and the image's */
-    size_t lnf_first;      /* table index of ln_f.weight (head stage) */
+    size_t embed_tensors;                  /* tensors before the first block: wte, wpe and the image's */
+    size_t lnf_first;                      /* table index of ln_f.weight (head stage) */
 } gpt_table;
 
 /* What a pass keeps (gpt_pass.c): its inputs, the activations laid out for the last
@@ -58,7 +58,7 @@ typedef struct gpt_pass {
     int B, T, threads;
     ct_block_acts *block_acts;
     ct_block_scratch scratch;
-    float *res;             /* [L+1, N, C] residual stream at block boundaries */
+    float *res; /* [L+1, N, C] residual stream at block boundaries */
     float *lnf, *lnf_mean, *lnf_rstd, *logits, *lse, *dres;
     int32_t *tokens, *targets, *prefix; /* copies of the last forward's inputs [B*T] */
     size_t ints_cap;
@@ -74,9 +74,9 @@ typedef struct gpt_pass {
      * blocks; their MoE statistics are kept from the forward (owned by the base model;
      * NULL: none) */
     unsigned char *recompute;
-    ct_moe_stats *moe_snap;  /* [n_layer], per pass state */
-    float *snap_load;        /* [n_layer, E] */
-    int32_t *snap_kept;      /* [n_layer, E] */
+    ct_moe_stats *moe_snap; /* [n_layer], per pass state */
+    float *snap_load;       /* [n_layer, E] */
+    int32_t *snap_kept;     /* [n_layer, E] */
     /* the expert side of each MoE block under expert parallelism */
     ct_moe_ep_acts *ep_acts; /* [n_layer] */
     void *ep_buf;
@@ -94,11 +94,11 @@ typedef struct gpt_hooks {
 /* The collectives of a split model (gpt_tp.c): tensor-parallel sums and gathers, the
  * expert group's exchanges. */
 typedef struct gpt_tp {
-    ct_model_comm comm;   /* the collectives it is handed (zero: one process) */
-    ct_block_comm block;  /* what the blocks use: ranks and the sum */
+    ct_model_comm comm;    /* the collectives it is handed (zero: one process) */
+    ct_block_comm block;   /* what the blocks use: ranks and the sum */
     ct_moe_group ep_group; /* what an MoE block with experts spread uses */
-    ct_status status;     /* first failed collective of this pass (later ones are skipped) */
-    float *buf;           /* [(ranks + 2) * N] for the parallel cross-entropy */
+    ct_status status;      /* first failed collective of this pass (later ones are skipped) */
+    float *buf;            /* [(ranks + 2) * N] for the parallel cross-entropy */
     size_t buf_cap;
 } gpt_tp;
 
@@ -109,14 +109,13 @@ struct ct_model {
     gpt_pass pass;
     gpt_hooks hooks;
     gpt_tp tp;
-    ct_model_offload *off;   /* offloaded blocks (gpt_offload.c; the base model's; NULL: none) */
-    int placed;              /* the parameters are counted on the compute tier (all of them;
+    ct_model_offload *off; /* offloaded blocks (gpt_offload.c; the base model's; NULL: none) */
+    int placed;            /* the parameters are counted on the compute tier (all of them;
                               * with offload, the offload state counts its ranges instead);
                               * gpt_offload.c */
-    ct_model *base;          /* a micro-batch view: the model whose parameters, gradients and
+    ct_model *base;        /* a micro-batch view: the model whose parameters, gradients and
                               * hooks it shares (NULL for a model of its own) */
 };
-
 
 /* Collectives over the tensor ranks for the passes: on failure they record the error in
  * m->tp.status and later calls return at once; a pass begins with ct_gpt_tp_begin and
@@ -129,12 +128,11 @@ void ct_gpt_tp_sum(ct_model *m, float *buf, size_t n);
 float ct_gpt_tp_crossentropy(ct_model *m, const float *logits, float *lse, const int32_t *targets, int N,
                              int *counted);
 /* The expert group's exchanges for ct_moe_group (ctx: the model), sticky like the sums. */
-ct_status ct_gpt_tp_ep_alltoall(void *ctx, const float *send, const size_t *send_counts,
-                               float *recv, const size_t *recv_counts);
+ct_status ct_gpt_tp_ep_alltoall(void *ctx, const float *send, const size_t *send_counts, float *recv,
+                                const size_t *recv_counts);
 ct_status ct_gpt_tp_ep_sizes(void *ctx, const size_t *send, size_t *recv, size_t per_peer);
 /* The first vocabulary row this rank holds. */
 int ct_gpt_tp_vocab_lo(const ct_model *m);
-
 
 /* Each part's life, in the file that owns it; gpt.c composes them. create: allocates the
  * part's tables (zeroed; on failure the caller frees what was made with the part's free);
@@ -146,7 +144,7 @@ void ct_gpt_table_free(gpt_table *t); /* the tables, parameters and gradients */
 ct_status ct_gpt_table_alloc(ct_model *m, int grads, ct_tier tier);
 ct_status ct_gpt_pass_create(gpt_pass *p, int n_layer);
 ct_status ct_gpt_pass_view(gpt_pass *p, ct_model *view);
-void ct_gpt_pass_free(gpt_pass *p, int owns_settings); /* settings: the recomputation plan */
+void ct_gpt_pass_free(gpt_pass *p, int owns_settings);       /* settings: the recomputation plan */
 void ct_gpt_tp_init(ct_model *m, const ct_model_comm *comm); /* after the layout is set */
 void ct_gpt_tp_view(ct_model *v);
 void ct_gpt_tp_free(gpt_tp *t);
@@ -176,6 +174,5 @@ int ct_gpt_offload_zero_grad(ct_model *m);
 int ct_gpt_table_block_tensors(const ct_model *m, int l);
 /* Block l's flat range [*lo, *lo + *n) (the same in the parameters and the gradients). */
 void ct_gpt_table_block_range(const ct_model *m, int l, size_t *lo, size_t *n);
-
 
 #endif

@@ -32,23 +32,25 @@ struct ct_model_offload {
     ct_store *io;                            /* the copying thread */
     int fd;                                  /* the disk tier's file, or -1 */
     char path[1100];
-    float *pslot[2], *gslot;                 /* compute tier: [slot_n] each */
+    float *pslot[2], *gslot; /* compute tier: [slot_n] each */
     size_t slot_n;
-    int pslot_layer[2];                      /* the block each parameter slot holds, or -1 */
+    int pslot_layer[2]; /* the block each parameter slot holds, or -1 */
     ct_ticket pslot_ready[2];
-    size_t moved[2];                         /* bytes moved out of the compute tier: host, disk */
-    size_t *file_at;                         /* [2 * n_layer]: each disk range's region (params, grads) */
+    size_t moved[2]; /* bytes moved out of the compute tier: host, disk */
+    size_t *file_at; /* [2 * n_layer]: each disk range's region (params, grads) */
     size_t file_end;
-    int grads_host;                          /* the gradient buffer was allocated in the host tier */
-    int placed;                              /* setup charged the embeddings and head: 1 weights, 2 gradients too */
-    unsigned char *moved_range;              /* [2 * n_layer]: placed (accounting moved) */
+    int grads_host;             /* the gradient buffer was allocated in the host tier */
+    int placed;                 /* setup charged the embeddings and head: 1 weights, 2 gradients too */
+    unsigned char *moved_range; /* [2 * n_layer]: placed (accounting moved) */
 };
 
 /* The tier a kind's buffer was allocated in, and the one a place counts in (-1: disk). */
 static int buffer_tier(const ct_model_offload *o, int grads) {
     return !grads || o->grads_host ? CT_TIER_HOST : CT_TIER_COMPUTE; /* parameters: ct_gpt_offload_place */
 }
-static int place_tier(ct_place p) { return p == CT_PLACE_COMPUTE ? CT_TIER_COMPUTE : p == CT_PLACE_HOST ? CT_TIER_HOST : -1; }
+static int place_tier(ct_place p) {
+    return p == CT_PLACE_COMPUTE ? CT_TIER_COMPUTE : p == CT_PLACE_HOST ? CT_TIER_HOST : -1;
+}
 
 static const char *kind_name(int grads) { return grads ? "gradients" : "parameters"; }
 
@@ -72,7 +74,8 @@ static ct_status map_to_file(ct_model *m, int grads, int l, size_t lo, size_t n)
         if (w <= 0) return ct_fail(CT_EIO, "offload: writing %s: %s", o->path, strerror(errno));
         done += (size_t)w;
     }
-    void *mapped = mmap((char *)p + skip, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, o->fd, (off_t)at);
+    void *mapped = mmap((char *)p + skip, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, o->fd,
+                        (off_t)at);
     if (mapped == MAP_FAILED) return ct_fail(CT_EIO, "offload: mapping %s: %s", o->path, strerror(errno));
     return CT_OK;
 }
@@ -111,7 +114,8 @@ static ct_status place_block(ct_model *m, int l, int grads, ct_place place) {
     if (place == CT_PLACE_DISK) CT_TRY(map_to_file(m, grads, l, lo, n));
     char what[64];
     snprintf(what, sizeof what, "block %d's %s", l, kind_name(grads));
-    if (!ct_tier_charge(n * sizeof(float), buffer_tier(m->off, grads), place_tier(place), what)) return CT_ENOMEM;
+    if (!ct_tier_charge(n * sizeof(float), buffer_tier(m->off, grads), place_tier(place), what))
+        return CT_ENOMEM;
     if (place != CT_PLACE_COMPUTE) m->off->moved[place == CT_PLACE_DISK] += n * sizeof(float);
     m->off->moved_range[2 * l + grads] = 1;
     if (place == CT_PLACE_DISK) ct_pages_drop(home(m, grads) + lo, n * sizeof(float));
@@ -121,8 +125,10 @@ static ct_status place_block(ct_model *m, int l, int grads, ct_place place) {
 static ct_status check_units(const ct_model *m, const ct_place *units, int grads) {
     int L = m->cfg.n_layer;
     if (units[0] != CT_PLACE_COMPUTE || units[L + 1] != CT_PLACE_COMPUTE)
-        return ct_fail(CT_EINVAL, "offload.%s: the embeddings and the head stay on the compute tier (they are "
-                       "used at both ends of every pass); place blocks (e.g. \"0-%d:host\")", kind_name(grads), L - 1);
+        return ct_fail(CT_EINVAL,
+                       "offload.%s: the embeddings and the head stay on the compute tier (they are "
+                       "used at both ends of every pass); place blocks (e.g. \"0-%d:host\")",
+                       kind_name(grads), L - 1);
     return CT_OK;
 }
 
@@ -148,18 +154,22 @@ static ct_status setup(ct_model *m, const ct_place *params, const ct_place *grad
         any_disk |= params[1 + l] == CT_PLACE_DISK || grads[1 + l] == CT_PLACE_DISK;
         any_param |= params[1 + l] != CT_PLACE_COMPUTE;
         any_grad |= grads[1 + l] != CT_PLACE_COMPUTE;
-        if ((params[1 + l] != CT_PLACE_COMPUTE || grads[1 + l] != CT_PLACE_COMPUTE) && n > o->slot_n) o->slot_n = n;
+        if ((params[1 + l] != CT_PLACE_COMPUTE || grads[1 + l] != CT_PLACE_COMPUTE) && n > o->slot_n)
+            o->slot_n = n;
     }
     if (any_disk) CT_TRY(open_file(m, dir, rank));
     CT_TRY(ct_store_open(&o->io, NULL, rank, 0));
     ct_store_set_copy(o->io, ct_copy); /* prefetches through the backend's copy between tiers */
     for (int s = 0; s < 2 && any_param; s++)
-        if (!(o->pslot[s] = ct_alloc_in(CT_TIER_COMPUTE, o->slot_n * sizeof(float), "offloaded parameters' compute slot")))
+        if (!(o->pslot[s] = ct_alloc_in(CT_TIER_COMPUTE, o->slot_n * sizeof(float),
+                                        "offloaded parameters' compute slot")))
             return CT_ENOMEM;
-    if (any_grad && !(o->gslot = ct_alloc_in(CT_TIER_COMPUTE, o->slot_n * sizeof(float), "offloaded gradients' compute slot")))
+    if (any_grad && !(o->gslot = ct_alloc_in(CT_TIER_COMPUTE, o->slot_n * sizeof(float),
+                                             "offloaded gradients' compute slot")))
         return CT_ENOMEM;
     /* the embeddings' and the head's weights (and gradients) compute */
-    if (!ct_tier_charge(outside_blocks(m) * sizeof(float), CT_TIER_HOST, CT_TIER_COMPUTE, "the embeddings and head"))
+    if (!ct_tier_charge(outside_blocks(m) * sizeof(float), CT_TIER_HOST, CT_TIER_COMPUTE,
+                        "the embeddings and head"))
         return CT_ENOMEM;
     o->placed = 1;
     if (o->grads_host && !ct_tier_charge(outside_blocks(m) * sizeof(float), CT_TIER_HOST, CT_TIER_COMPUTE,
@@ -188,11 +198,15 @@ void ct_gpt_offload_free(ct_model *m) {
             ct_tier_move(n * sizeof(float), place_tier(p), buffer_tier(o, g));
         }
     if (o->placed >= 1) ct_tier_move(outside_blocks(m) * sizeof(float), CT_TIER_COMPUTE, CT_TIER_HOST);
-    if (o->placed >= 2 && o->grads_host) ct_tier_move(outside_blocks(m) * sizeof(float), CT_TIER_COMPUTE, CT_TIER_HOST);
+    if (o->placed >= 2 && o->grads_host)
+        ct_tier_move(outside_blocks(m) * sizeof(float), CT_TIER_COMPUTE, CT_TIER_HOST);
     ct_free(o->pslot[0]);
     ct_free(o->pslot[1]);
     ct_free(o->gslot);
-    if (o->fd >= 0) { close(o->fd); unlink(o->path); }
+    if (o->fd >= 0) {
+        close(o->fd);
+        unlink(o->path);
+    }
     ct_free(o->param_place);
     ct_free(o->grad_place);
     ct_free(o->file_at);
@@ -210,21 +224,28 @@ ct_status ct_gpt_offload_place(ct_model *m) {
     return CT_OK;
 }
 
-ct_status ct_model_set_offload(ct_model *m, const ct_place *params, const ct_place *grads, const char *dir, int rank) {
+ct_status ct_model_set_offload(ct_model *m, const ct_place *params, const ct_place *grads, const char *dir,
+                               int rank) {
     if (m->base || m->pass.acts || m->off || m->placed)
         return ct_fail(CT_EINVAL, "offload must be set once, before the model's first pass and its views");
     CT_TRY(check_units(m, params, 0));
     CT_TRY(check_units(m, grads, 1));
     int any = 0;
-    for (int l = m->layout.l0; l < m->layout.l1; l++) any |= params[1 + l] != CT_PLACE_COMPUTE || grads[1 + l] != CT_PLACE_COMPUTE;
+    for (int l = m->layout.l0; l < m->layout.l1; l++)
+        any |= params[1 + l] != CT_PLACE_COMPUTE || grads[1 + l] != CT_PLACE_COMPUTE;
     if (!any) return ct_gpt_offload_place(m);
     if (ct_model_unique_blocks(&m->cfg) < m->cfg.n_layer)
-        return ct_fail(CT_EINVAL, "offload.params / offload.grads with model.share_layers: blocks sharing weights "
+        return ct_fail(CT_EINVAL,
+                       "offload.params / offload.grads with model.share_layers: blocks sharing weights "
                        "use one copy, which stays on the compute tier; offload the optimizer state instead "
                        "(offload.optimizer)");
     if (!(m->off = ct_calloc(sizeof *m->off, "the model's offload state"))) return CT_ENOMEM;
     if (!m->table.grads) { /* allocated in the host tier: only what stays on the compute tier counts there */
-        if (ct_gpt_table_alloc(m, 1, CT_TIER_HOST) != CT_OK) { ct_free(m->off); m->off = NULL; return CT_ENOMEM; }
+        if (ct_gpt_table_alloc(m, 1, CT_TIER_HOST) != CT_OK) {
+            ct_free(m->off);
+            m->off = NULL;
+            return CT_ENOMEM;
+        }
         m->off->grads_host = 1;
     }
     m->off->fd = -1;
@@ -251,7 +272,8 @@ static void prefetch(ct_model *m, int l, int s) {
     ct_gpt_table_block_range(m, l, &lo, &n);
     o->pslot_layer[s] = l;
     o->pslot_ready[s] = ct_store_copy(o->io, o->pslot[s], m->table.params + lo, n * sizeof(float));
-    if (o->param_place[l] == CT_PLACE_DISK) o->pslot_ready[s] = ct_store_release(o->io, m->table.params + lo, n * sizeof(float));
+    if (o->param_place[l] == CT_PLACE_DISK)
+        o->pslot_ready[s] = ct_store_release(o->io, m->table.params + lo, n * sizeof(float));
 }
 
 ct_status ct_gpt_offload_enter(ct_model *m, int l, int next) {
@@ -267,7 +289,8 @@ ct_status ct_gpt_offload_enter(ct_model *m, int l, int next) {
     size_t lo, n;
     ct_gpt_table_block_range(m, l, &lo, &n);
     ct_gpt_table_bind_block(m, l, &m->table.blocks[l], o->pslot[s], lo);
-    if (next >= m->layout.l0 && next < m->layout.l1 && o->param_place[next] != CT_PLACE_COMPUTE && o->pslot_layer[1 - s] != next)
+    if (next >= m->layout.l0 && next < m->layout.l1 && o->param_place[next] != CT_PLACE_COMPUTE &&
+        o->pslot_layer[1 - s] != next)
         prefetch(owner, next, 1 - s);
     return CT_OK;
 }

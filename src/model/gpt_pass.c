@@ -13,9 +13,7 @@ static const ct_moe_config *layer_moe(const ct_model *m, int l) {
     return ct_model_layer_is_moe(&m->cfg, l) ? &m->cfg.moe : NULL;
 }
 
-static const ct_moe_config *model_moe(const ct_model *m) {
-    return m->cfg.moe_every > 0 ? &m->cfg.moe : NULL;
-}
+static const ct_moe_config *model_moe(const ct_model *m) { return m->cfg.moe_every > 0 ? &m->cfg.moe : NULL; }
 
 /* This rank's vocabulary rows (all of them without tensor parallelism). */
 static int vocab_rows(const ct_model *m) { return m->cfg.vocab_size / m->layout.tp_ranks; }
@@ -39,7 +37,8 @@ static size_t blocks_acts_size(const ct_model *m, ct_dims d, size_t *shared) {
     for (int l = m->layout.l0; l < m->layout.l1; l++) {
         size_t n = ct_block_acts_size(d, layer_moe(m, l));
         if (!recomputed(m, l)) own += n;
-        else if (n > *shared) *shared = n;
+        else if (n > *shared)
+            *shared = n;
     }
     return own + *shared;
 }
@@ -47,8 +46,8 @@ static size_t blocks_acts_size(const ct_model *m, ct_dims d, size_t *shared) {
 static size_t acts_size(const ct_model *m, ct_dims d, int threads) {
     size_t N = (size_t)d.B * d.T, C = (size_t)d.C, L = stage_blocks(m), shared;
     size_t blocks = blocks_acts_size(m, d, &shared);
-    return (L + 1) * N * C + blocks + ct_block_scratch_size(d, threads, model_moe(m)) +
-           N * C + 3 * N + N * (size_t)local_vocab(m) + N * C;
+    return (L + 1) * N * C + blocks + ct_block_scratch_size(d, threads, model_moe(m)) + N * C + 3 * N +
+           N * (size_t)local_vocab(m) + N * C;
 }
 
 /* Expert parallelism: bytes of one MoE block's expert side for N tokens per member, and of
@@ -64,13 +63,14 @@ static size_t expert_sides_bytes(const ct_model *m, int N, size_t *one) {
 static ct_status layout_expert_sides(ct_model *m, int N) {
     const ct_moe_config *c = &m->cfg.moe;
     size_t one, need = expert_sides_bytes(m, N, &one);
-    if (!m->pass.ep_acts &&
-        !(m->pass.ep_acts = ct_calloc((size_t)m->cfg.n_layer * sizeof *m->pass.ep_acts, "the expert-parallel tables")))
+    if (!m->pass.ep_acts && !(m->pass.ep_acts = ct_calloc((size_t)m->cfg.n_layer * sizeof *m->pass.ep_acts,
+                                                          "the expert-parallel tables")))
         return CT_ENOMEM;
     if (need > m->pass.ep_buf_cap) {
         ct_free(m->pass.ep_buf);
         m->pass.ep_buf_cap = 0;
-        if (!(m->pass.ep_buf = ct_alloc_in(CT_TIER_COMPUTE, need, "expert-parallel activations"))) return CT_ENOMEM;
+        if (!(m->pass.ep_buf = ct_alloc_in(CT_TIER_COMPUTE, need, "expert-parallel activations")))
+            return CT_ENOMEM;
         m->pass.ep_buf_cap = need;
     }
     size_t at = 0;
@@ -122,13 +122,17 @@ static ct_status layout_acts(ct_model *m, int B, int T) {
     if (N > m->pass.ints_cap) {
         ct_free(m->pass.tokens);
         m->pass.tokens = ct_alloc(3 * N * sizeof(int32_t), "token buffers");
-        if (!m->pass.tokens) { m->pass.ints_cap = 0; return CT_ENOMEM; }
+        if (!m->pass.tokens) {
+            m->pass.ints_cap = 0;
+            return CT_ENOMEM;
+        }
         m->pass.targets = m->pass.tokens + N;
         m->pass.prefix = m->pass.tokens + 2 * N;
         m->pass.ints_cap = N;
     }
     float *p = m->pass.acts, *shared = NULL;
-    m->pass.res = p; p += (stage_blocks(m) + 1) * N * C; /* res[i]: input of block l0 + i */
+    m->pass.res = p;
+    p += (stage_blocks(m) + 1) * N * C; /* res[i]: input of block l0 + i */
     for (int l = m->layout.l0; l < m->layout.l1; l++) {
         if (recomputed(m, l)) continue;
         ct_block_acts_layout(&m->pass.block_acts[l], p, d, layer_moe(m, l));
@@ -142,11 +146,16 @@ static ct_status layout_acts(ct_model *m, int B, int T) {
         if (recomputed(m, l)) ct_block_acts_layout(&m->pass.block_acts[l], shared, d, layer_moe(m, l));
     ct_block_scratch_layout(&m->pass.scratch, p, d, threads, model_moe(m));
     p += ct_block_scratch_size(d, threads, model_moe(m));
-    m->pass.lnf = p; p += N * C;
-    m->pass.lnf_mean = p; p += N;
-    m->pass.lnf_rstd = p; p += N;
-    m->pass.lse = p; p += N;
-    m->pass.logits = p; p += N * (size_t)local_vocab(m);
+    m->pass.lnf = p;
+    p += N * C;
+    m->pass.lnf_mean = p;
+    p += N;
+    m->pass.lnf_rstd = p;
+    p += N;
+    m->pass.lse = p;
+    p += N;
+    m->pass.logits = p;
+    p += N * (size_t)local_vocab(m);
     m->pass.dres = p;
     if (m->layout.ep_ranks > 1) CT_TRY(layout_expert_sides(m, (int)N));
     if (m->pass.recompute && m->cfg.moe_every > 0 && !m->pass.moe_snap) CT_TRY(alloc_snapshots(m));
@@ -202,7 +211,8 @@ ct_status ct_model_moe_stats(const ct_model *m, int layer, ct_moe_stats *out) {
     if (layer < m->layout.l0 || layer >= m->layout.l1)
         return ct_fail(CT_EINVAL, "block %d is on another pipeline stage", layer);
     if (recomputed(m, layer)) *out = m->pass.moe_snap[layer]; /* its activations are gone */
-    else ct_moe_stats_get(&m->cfg.moe, &m->pass.block_acts[layer].moe, out);
+    else
+        ct_moe_stats_get(&m->cfg.moe, &m->pass.block_acts[layer].moe, out);
     return CT_OK;
 }
 
@@ -213,8 +223,8 @@ static ct_status check_inputs(const ct_model *m, const int32_t *tokens, const in
     if (T > c->seq_len)
         return ct_fail(CT_EINVAL, "forward: sequence length %d exceeds model.seq_len = %d", T, c->seq_len);
     if (m->layout.has_embed ? !tokens : !x_in)
-        return ct_fail(CT_EINVAL, "forward: pipeline stage %d of %d needs %s", m->layout.stage, m->layout.stages,
-                       m->layout.has_embed ? "tokens" : "the previous stage's output");
+        return ct_fail(CT_EINVAL, "forward: pipeline stage %d of %d needs %s", m->layout.stage,
+                       m->layout.stages, m->layout.has_embed ? "tokens" : "the previous stage's output");
     if (m->pass.image_patches && (!m->layout.has_embed || T <= m->pass.image_patches))
         return ct_fail(CT_EINVAL, "forward: %d positions cannot hold the image's %d patches and text", T,
                        m->pass.image_patches);
@@ -229,7 +239,8 @@ static ct_status check_inputs(const ct_model *m, const int32_t *tokens, const in
     }
     for (int b = 0; prefix_len && b < B; b++)
         if (prefix_len[b] < 0 || prefix_len[b] > T)
-            return ct_fail(CT_EINVAL, "forward: prefix length %d of row %d is outside [0, %d]", prefix_len[b], b, T);
+            return ct_fail(CT_EINVAL, "forward: prefix length %d of row %d is outside [0, %d]", prefix_len[b],
+                           b, T);
     return CT_OK;
 }
 
@@ -241,7 +252,8 @@ static ct_status take_patches(ct_model *m, int B) {
     if (need > m->pass.patch_cap) {
         ct_free(m->pass.patch_in);
         m->pass.patch_cap = 0;
-        if (!(m->pass.patch_in = ct_alloc_in(CT_TIER_COMPUTE, need * sizeof(float), "image patches"))) return CT_ENOMEM;
+        if (!(m->pass.patch_in = ct_alloc_in(CT_TIER_COMPUTE, need * sizeof(float), "image patches")))
+            return CT_ENOMEM;
         m->pass.patch_cap = need;
     }
     memcpy(m->pass.patch_in, m->pass.image_src, need * sizeof(float));
@@ -259,16 +271,19 @@ static void embed(ct_model *m, const int32_t *tokens, int B, int T) {
         float *x = m->pass.res + ((size_t)b * T + Np) * C;
         const int32_t *tok = tokens + (size_t)b * T + Np;
         if (m->layout.tp_ranks == 1) ct_embedding_forward(x, tok, wte, wpe, 1, Tt, C);
-        else ct_embedding_lookup(x, tok, wte, v0, v0 + V, 1, Tt, C); /* each rank its vocabulary rows */
+        else
+            ct_embedding_lookup(x, tok, wte, v0, v0 + V, 1, Tt, C); /* each rank its vocabulary rows */
         if (Np) memset(x - (size_t)Np * C, 0, (size_t)Np * C * sizeof(float));
     }
     if (m->layout.tp_ranks > 1) { /* the sum has every token's row */
         ct_gpt_tp_sum(m, m->pass.res, (size_t)N * C);
-        for (int b = 0; b < B; b++) ct_embedding_add_positions(m->pass.res + ((size_t)b * T + Np) * C, wpe, 1, Tt, C);
+        for (int b = 0; b < B; b++)
+            ct_embedding_add_positions(m->pass.res + ((size_t)b * T + Np) * C, wpe, 1, Tt, C);
     }
     for (int b = 0; b < B && Np; b++)
-        ct_patch_embed_forward(m->pass.res + (size_t)b * T * C, m->pass.patch_in + (size_t)b * Np * K, m->table.params + m->table.img_w,
-                               m->table.params + m->table.img_b, m->table.params + m->table.img_row, m->table.params + m->table.img_col, Np,
+        ct_patch_embed_forward(m->pass.res + (size_t)b * T * C, m->pass.patch_in + (size_t)b * Np * K,
+                               m->table.params + m->table.img_w, m->table.params + m->table.img_b,
+                               m->table.params + m->table.img_row, m->table.params + m->table.img_col, Np,
                                m->cfg.image.width / m->cfg.image.patch, K, C);
 }
 
@@ -278,15 +293,17 @@ static void embed_backward(ct_model *m, int B, int T) {
     int Tt = T - Np, K = m->cfg.image.patch * m->cfg.image.patch;
     float *g = m->table.grads;
     if (!Np) {
-        ct_embedding_backward(g + m->table.wte, g + m->table.wpe, m->pass.dres, m->pass.tokens, v0, v0 + V, B, T, C);
+        ct_embedding_backward(g + m->table.wte, g + m->table.wpe, m->pass.dres, m->pass.tokens, v0, v0 + V, B,
+                              T, C);
         return;
     }
     for (int b = 0; b < B; b++) {
         const float *d = m->pass.dres + (size_t)b * T * C;
-        ct_embedding_backward(g + m->table.wte, g + m->table.wpe, d + (size_t)Np * C, m->pass.tokens + (size_t)b * T + Np, v0,
-                              v0 + V, 1, Tt, C);
-        ct_patch_embed_backward(g + m->table.img_w, g + m->table.img_b, g + m->table.img_row, g + m->table.img_col, d,
-                                m->pass.patch_in + (size_t)b * Np * K, Np, m->cfg.image.width / m->cfg.image.patch, K, C);
+        ct_embedding_backward(g + m->table.wte, g + m->table.wpe, d + (size_t)Np * C,
+                              m->pass.tokens + (size_t)b * T + Np, v0, v0 + V, 1, Tt, C);
+        ct_patch_embed_backward(g + m->table.img_w, g + m->table.img_b, g + m->table.img_row,
+                                g + m->table.img_col, d, m->pass.patch_in + (size_t)b * Np * K, Np,
+                                m->cfg.image.width / m->cfg.image.patch, K, C);
     }
 }
 
@@ -299,16 +316,18 @@ static float head_forward(ct_model *m, const int32_t *targets, int N) {
     m->pass.logits_partial = !targets && m->pass.logits_last;
     if (m->pass.logits_partial) { /* generation: only each row's last position, rows T apart */
         int B = m->pass.B, T = m->pass.T;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, V, C, 1.0f, m->pass.lnf + (size_t)(T - 1) * C, T * C,
-                    m->table.params + m->table.wte, C, 0.0f, m->pass.logits + (size_t)(T - 1) * V, T * V);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, V, C, 1.0f, m->pass.lnf + (size_t)(T - 1) * C,
+                    T * C, m->table.params + m->table.wte, C, 0.0f, m->pass.logits + (size_t)(T - 1) * V,
+                    T * V);
         return l;
     }
     /* logits[N,V] = lnf[N,C] wte[V,C]^T (this rank's V/R vocabulary rows) */
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, V, C, 1.0f, m->pass.lnf, C,
                 m->table.params + m->table.wte, C, 0.0f, m->pass.logits, V);
     if (targets)
-        l = m->layout.tp_ranks == 1 ? ct_crossentropy_forward(m->pass.lse, m->pass.logits, targets, N, V, &m->pass.counted)
-                             : ct_gpt_tp_crossentropy(m, m->pass.logits, m->pass.lse, targets, N, &m->pass.counted);
+        l = m->layout.tp_ranks == 1
+                ? ct_crossentropy_forward(m->pass.lse, m->pass.logits, targets, N, V, &m->pass.counted)
+                : ct_gpt_tp_crossentropy(m, m->pass.logits, m->pass.lse, targets, N, &m->pass.counted);
     return l;
 }
 
@@ -321,8 +340,7 @@ ct_status ct_model_forward(ct_model *m, const int32_t *tokens, const int32_t *ta
 }
 
 ct_status ct_model_forward_stage(ct_model *m, const int32_t *tokens, const int32_t *targets,
-                                 const int32_t *prefix_len, const float *x_in, int B, int T,
-                                 float *loss) {
+                                 const int32_t *prefix_len, const float *x_in, int B, int T, float *loss) {
     CT_TRY(check_inputs(m, tokens, targets, prefix_len, x_in, B, T));
     CT_TRY(layout_acts(m, B, T));
     int N = B * T, C = m->cfg.d_model;
@@ -349,8 +367,9 @@ ct_status ct_model_forward_stage(ct_model *m, const int32_t *tokens, const int32
         ct_block_ffn ffn = block_ffn(m, l);
         size_t i = (size_t)(l - m->layout.l0);
         CT_TRY(ct_gpt_offload_enter(m, l, l + 1));
-        m->pass.aux_loss += ct_block_forward(&m->table.blocks[l], &m->pass.block_acts[l], m->pass.res + i * N * C,
-                                        m->pass.res + (i + 1) * N * C, prefix, d, &ffn);
+        m->pass.aux_loss += ct_block_forward(&m->table.blocks[l], &m->pass.block_acts[l],
+                                             m->pass.res + i * N * C, m->pass.res + (i + 1) * N * C, prefix, d,
+                                             &ffn);
         if (recomputed(m, l) && ffn.moe) snapshot_moe(m, l);
     }
     if (m->layout.has_head) {
@@ -369,7 +388,7 @@ const float *ct_model_stage_input_grad(const ct_model *m) { return m->pass.dres;
 ct_status ct_model_set_recompute(ct_model *m, const int *layers) {
     if (m->base || m->pass.acts)
         return ct_fail(CT_EINVAL, "activation recomputation must be chosen before the model's first pass "
-                       "and its views");
+                                  "and its views");
     int any = 0;
     for (int l = 0; layers && l < m->cfg.n_layer; l++) any |= layers[l] != 0;
     ct_free(m->pass.recompute);
@@ -407,8 +426,8 @@ static void head_backward(ct_model *m, float grad_scale, int N) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, V, 1.0f, dlogits, V,
                 m->table.params + m->table.wte, C, 0.0f, dlnf, C);
     ct_gpt_tp_sum(m, dlnf, (size_t)N * C); /* each rank's vocabulary rows contribute */
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, V, C, N, 1.0f, dlogits, V, m->pass.lnf, C,
-                1.0f, g + m->table.wte, C);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, V, C, N, 1.0f, dlogits, V, m->pass.lnf, C, 1.0f,
+                g + m->table.wte, C);
     const ct_model *o = ct_gpt_owner(m);
     if (o->hooks.progress) o->hooks.progress(o->hooks.progress_ctx);
     memset(m->pass.dres, 0, (size_t)N * C * sizeof(float));
@@ -420,35 +439,40 @@ static void head_backward(ct_model *m, float grad_scale, int N) {
 
 ct_status ct_model_backward(ct_model *m, float grad_scale) {
     if (m->layout.stages > 1)
-        return ct_fail(CT_EINVAL, "backward: this model is pipeline stage %d of %d; use ct_model_backward_stage",
+        return ct_fail(CT_EINVAL,
+                       "backward: this model is pipeline stage %d of %d; use ct_model_backward_stage",
                        m->layout.stage, m->layout.stages);
     return ct_model_backward_stage(m, grad_scale, NULL);
 }
 
 ct_status ct_model_backward_stage(ct_model *m, float grad_scale, const float *dy) {
     if (!m->pass.has_targets) return ct_fail(CT_EINVAL, "backward: the last forward had no targets");
-    if (!m->layout.has_head && !dy) return ct_fail(CT_EINVAL, "backward: pipeline stage %d of %d needs dL/d(output)",
-                                            m->layout.stage, m->layout.stages);
+    if (!m->layout.has_head && !dy)
+        return ct_fail(CT_EINVAL, "backward: pipeline stage %d of %d needs dL/d(output)", m->layout.stage,
+                       m->layout.stages);
     CT_TRY(ct_model_ensure_grads(m));
     int B = m->pass.B, T = m->pass.T, N = B * T, C = m->cfg.d_model;
     ct_dims d = model_dims(m, B, T);
     const int32_t *prefix = m->pass.prefix_set ? m->pass.prefix : NULL;
     ct_gpt_tp_begin(m);
     if (m->layout.has_head) head_backward(m, grad_scale, N);
-    else memcpy(m->pass.dres, dy, (size_t)N * C * sizeof(float));
+    else
+        memcpy(m->pass.dres, dy, (size_t)N * C * sizeof(float));
     for (int l = m->layout.l1 - 1; l >= m->layout.l0; l--) {
         ct_block_ffn ffn = block_ffn(m, l);
         CT_TRY(ct_gpt_offload_enter(m, l, l - 1));
         ct_gpt_offload_grads_in(m, l);
         if (recomputed(m, l)) /* the same forward again (same noise): its output is unchanged */
-            (void)ct_block_forward(&m->table.blocks[l], &m->pass.block_acts[l], m->pass.res + (size_t)(l - m->layout.l0) * N * C,
+            (void)ct_block_forward(&m->table.blocks[l], &m->pass.block_acts[l],
+                                   m->pass.res + (size_t)(l - m->layout.l0) * N * C,
                                    m->pass.res + (size_t)(l - m->layout.l0 + 1) * N * C, prefix, d, &ffn);
         ct_block_backward(&m->table.blocks[l], &m->table.block_grads[l], &m->pass.block_acts[l],
-                          m->pass.res + (size_t)(l - m->layout.l0) * N * C, m->pass.dres, &m->pass.scratch, prefix, d, &ffn,
-                          grad_scale);
+                          m->pass.res + (size_t)(l - m->layout.l0) * N * C, m->pass.dres, &m->pass.scratch,
+                          prefix, d, &ffn, grad_scale);
         ct_gpt_offload_grads_out(m, l);
         if (m->table.holds[l]) /* shared weights: this is their last use in backward */
-            grads_ready(m, m->table.layer_first[l], m->table.layer_first[l] + (size_t)ct_gpt_table_block_tensors(m, l));
+            grads_ready(m, m->table.layer_first[l],
+                        m->table.layer_first[l] + (size_t)ct_gpt_table_block_tensors(m, l));
     }
     if (m->layout.has_embed) {
         embed_backward(m, B, T);
@@ -463,8 +487,10 @@ ct_status ct_model_set_image(ct_model *m, const float *patches, int n_patches) {
     if (n_patches != 0 && grid == 0)
         return ct_fail(CT_EINVAL, "image input: %d patches for a text-only model (image.patch = 0)", n_patches);
     if (n_patches != 0 && n_patches != grid)
-        return ct_fail(CT_EINVAL, "image input: %d patches, but the model's image grid has %d (image.height / "
-                       "image.patch x image.width / image.patch)", n_patches, grid);
+        return ct_fail(CT_EINVAL,
+                       "image input: %d patches, but the model's image grid has %d (image.height / "
+                       "image.patch x image.width / image.patch)",
+                       n_patches, grid);
     if (n_patches && m->layout.stages > 1)
         return ct_fail(CT_EINVAL, "image input with pipeline stages is not supported yet");
     if (n_patches && !patches) return ct_fail(CT_EINVAL, "image input: no patches");

@@ -53,18 +53,24 @@ static void add_layer_tensors(ct_model *m, int l, const tensor_spec *spec, int n
  * stacked experts (dimension 0) over the expert ranks. */
 static int block_specs(const ct_model_config *c, int moe, tensor_spec *spec) {
     int C = c->d_model, E = c->moe.n_experts, F = c->moe.d_hidden, n = 0;
-    const tensor_spec attn[CT_BLOCK_ATTN_TENSORS] = {
-        {"ln_1.weight", 0, 1, {C}, -1, 1, 0}, {"ln_1.bias", 0, 1, {C}, -1, 1, 0},
-        {"attn.c_attn.weight", 1, 2, {C, 3 * C}, 1, 3, 0}, {"attn.c_attn.bias", 0, 1, {3 * C}, 0, 3, 0},
-        {"attn.c_proj.weight", 1, 2, {C, C}, 0, 1, 0}, {"attn.c_proj.bias", 0, 1, {C}, -1, 1, 0},
-        {"ln_2.weight", 0, 1, {C}, -1, 1, 0}, {"ln_2.bias", 0, 1, {C}, -1, 1, 0}};
-    const tensor_spec mlp[CT_BLOCK_MLP_TENSORS] = {
-        {"mlp.c_fc.weight", 1, 2, {C, 4 * C}, 1, 1, 0}, {"mlp.c_fc.bias", 0, 1, {4 * C}, 0, 1, 0},
-        {"mlp.c_proj.weight", 1, 2, {4 * C, C}, 0, 1, 0}, {"mlp.c_proj.bias", 0, 1, {C}, -1, 1, 0}};
-    const tensor_spec experts[CT_MOE_TENSORS] = { /* experts split over the expert ranks */
-        {"mlp.router.weight", 1, 2, {C, E}, -1, 1, 0},
-        {"mlp.experts.c_fc.weight", 1, 3, {E, C, F}, 0, 1, 1}, {"mlp.experts.c_fc.bias", 0, 2, {E, F}, 0, 1, 1},
-        {"mlp.experts.c_proj.weight", 1, 3, {E, F, C}, 0, 1, 1}, {"mlp.experts.c_proj.bias", 0, 2, {E, C}, 0, 1, 1}};
+    const tensor_spec attn[CT_BLOCK_ATTN_TENSORS] = {{"ln_1.weight", 0, 1, {C}, -1, 1, 0},
+                                                     {"ln_1.bias", 0, 1, {C}, -1, 1, 0},
+                                                     {"attn.c_attn.weight", 1, 2, {C, 3 * C}, 1, 3, 0},
+                                                     {"attn.c_attn.bias", 0, 1, {3 * C}, 0, 3, 0},
+                                                     {"attn.c_proj.weight", 1, 2, {C, C}, 0, 1, 0},
+                                                     {"attn.c_proj.bias", 0, 1, {C}, -1, 1, 0},
+                                                     {"ln_2.weight", 0, 1, {C}, -1, 1, 0},
+                                                     {"ln_2.bias", 0, 1, {C}, -1, 1, 0}};
+    const tensor_spec mlp[CT_BLOCK_MLP_TENSORS] = {{"mlp.c_fc.weight", 1, 2, {C, 4 * C}, 1, 1, 0},
+                                                   {"mlp.c_fc.bias", 0, 1, {4 * C}, 0, 1, 0},
+                                                   {"mlp.c_proj.weight", 1, 2, {4 * C, C}, 0, 1, 0},
+                                                   {"mlp.c_proj.bias", 0, 1, {C}, -1, 1, 0}};
+    const tensor_spec experts[CT_MOE_TENSORS] = {/* experts split over the expert ranks */
+                                                 {"mlp.router.weight", 1, 2, {C, E}, -1, 1, 0},
+                                                 {"mlp.experts.c_fc.weight", 1, 3, {E, C, F}, 0, 1, 1},
+                                                 {"mlp.experts.c_fc.bias", 0, 2, {E, F}, 0, 1, 1},
+                                                 {"mlp.experts.c_proj.weight", 1, 3, {E, F, C}, 0, 1, 1},
+                                                 {"mlp.experts.c_proj.bias", 0, 2, {E, C}, 0, 1, 1}};
     for (int k = 0; k < CT_BLOCK_ATTN_TENSORS; k++) spec[n++] = attn[k];
     for (int k = 0; moe && k < CT_MOE_TENSORS; k++) spec[n++] = experts[k];
     for (int k = 0; !moe && k < CT_BLOCK_MLP_TENSORS; k++) spec[n++] = mlp[k];
@@ -84,7 +90,8 @@ static void add_block(ct_model *m, int l, int owner) {
     m->table.layer_first[l] = m->table.n_tensors;
     m->table.holds[l] = 1;
     add_layer_tensors(m, owner, spec, n);
-    for (size_t i = m->table.layer_first[l]; owner < m->layout.l0 && i < m->table.n_tensors; i++) m->table.tensors[i].tied_copy = 1;
+    for (size_t i = m->table.layer_first[l]; owner < m->layout.l0 && i < m->table.n_tensors; i++)
+        m->table.tensors[i].tied_copy = 1;
 }
 
 /* The image tower's tensors (whole on every rank): the patch projection and the 2-D
@@ -117,7 +124,8 @@ static void add_tensors(ct_model *m) {
         for (int k = m->layout.l0; k < l && user == l; k++)
             if (ct_model_share_owner(c, k) == owner) user = k;
         if (user == l) add_block(m, l, owner);
-        else m->table.layer_first[l] = m->table.layer_first[user];
+        else
+            m->table.layer_first[l] = m->table.layer_first[user];
     }
     if (!m->layout.has_head) return;
     m->table.lnf_first = m->table.n_tensors;
@@ -131,7 +139,8 @@ static void add_tensors(ct_model *m) {
 /* The offsets the passes read directly: embeddings, the image's tensors, ln_f. */
 static void find_offsets(ct_model *m) {
     gpt_table *t = &m->table;
-    const ct_tensor_info *wte = ct_model_find_tensor(m, "wte.weight"), *wpe = ct_model_find_tensor(m, "wpe.weight");
+    const ct_tensor_info *wte = ct_model_find_tensor(m, "wte.weight"),
+                         *wpe = ct_model_find_tensor(m, "wpe.weight");
     t->wte = wte ? wte->offset : 0;
     t->wpe = wpe ? wpe->offset : 0;
     const ct_tensor_info *img = ct_model_find_tensor(m, "img.patch.weight");
@@ -154,7 +163,8 @@ void ct_gpt_table_build(ct_model *m) {
 
 ct_status ct_gpt_table_alloc(ct_model *m, int grads, ct_tier tier) {
     size_t bytes = (m->table.n_params ? m->table.n_params : 1) * sizeof(float);
-    float *buf = grads ? ct_calloc_in(tier, bytes, "model gradients") : ct_alloc_in(tier, bytes, "model parameters");
+    float *buf = grads ? ct_calloc_in(tier, bytes, "model gradients")
+                       : ct_alloc_in(tier, bytes, "model parameters");
     if (!buf) return CT_ENOMEM;
     *(grads ? &m->table.grads : &m->table.params) = buf;
     ct_gpt_table_bind_blocks(m, grads ? m->table.block_grads : m->table.blocks, buf);
@@ -225,7 +235,8 @@ int ct_model_stage_shared(const ct_model *m, ct_stage_shared *out) {
             if (s == m->layout.stage && here < 0) here = l;
         }
         if (first == last) continue; /* used on one stage: summed by backward itself */
-        out[count++] = (ct_stage_shared){o, here >= 0, here >= 0 ? m->table.tensors[m->table.layer_first[here]].offset : 0,
+        out[count++] = (ct_stage_shared){o, here >= 0,
+                                         here >= 0 ? m->table.tensors[m->table.layer_first[here]].offset : 0,
                                          block_floats(m, o)};
     }
     return count;
@@ -242,8 +253,10 @@ void ct_gpt_table_bind_block(const ct_model *m, int l, ct_block_params *v, float
         v->moe = (ct_moe_params){at + (t[0].offset - lo), at + (t[1].offset - lo), at + (t[2].offset - lo),
                                  at + (t[3].offset - lo), at + (t[4].offset - lo)};
     } else {
-        v->fc_w = at + (t[0].offset - lo); v->fc_b = at + (t[1].offset - lo);
-        v->out_w = at + (t[2].offset - lo); v->out_b = at + (t[3].offset - lo);
+        v->fc_w = at + (t[0].offset - lo);
+        v->fc_b = at + (t[1].offset - lo);
+        v->out_w = at + (t[2].offset - lo);
+        v->out_b = at + (t[3].offset - lo);
     }
 }
 
@@ -252,7 +265,8 @@ void ct_gpt_table_bind_blocks(const ct_model *m, ct_block_params *views, float *
 }
 
 void ct_gpt_table_block_range(const ct_model *m, int l, size_t *lo, size_t *n) {
-    const ct_tensor_info *last = &m->table.tensors[m->table.layer_first[l] + (size_t)ct_gpt_table_block_tensors(m, l) - 1];
+    const ct_tensor_info *last =
+        &m->table.tensors[m->table.layer_first[l] + (size_t)ct_gpt_table_block_tensors(m, l) - 1];
     *lo = m->table.tensors[m->table.layer_first[l]].offset;
     *n = last->offset + last->numel - *lo;
 }
@@ -270,8 +284,11 @@ size_t ct_model_num_params(const ct_model *m) { return m->table.n_params; }
 /* The public view of tensor t: its name, shape and where its values and gradients are. */
 static void param_view(ct_model *m, const ct_tensor_info *t, ct_param *out) {
     float *grads = ct_model_grads(m);
-    *out = (ct_param){.name = t->name, .ndim = t->ndim, .numel = t->numel,
-                      .data = ct_model_params(m) + t->offset, .grad = grads ? grads + t->offset : NULL};
+    *out = (ct_param){.name = t->name,
+                      .ndim = t->ndim,
+                      .numel = t->numel,
+                      .data = ct_model_params(m) + t->offset,
+                      .grad = grads ? grads + t->offset : NULL};
     memcpy(out->shape, t->shape, sizeof out->shape);
 }
 ct_status ct_model_param(ct_model *m, size_t i, ct_param *out) {
@@ -282,7 +299,9 @@ ct_status ct_model_param(ct_model *m, size_t i, ct_param *out) {
 }
 ct_status ct_model_find_param(ct_model *m, const char *name, ct_param *out) {
     const ct_tensor_info *t = ct_model_find_tensor(m, name);
-    if (!t) return ct_fail(CT_EINVAL, "no tensor named '%s' in the model (e.g. '%s')", name, m->table.tensors[0].name);
+    if (!t)
+        return ct_fail(CT_EINVAL, "no tensor named '%s' in the model (e.g. '%s')", name,
+                       m->table.tensors[0].name);
     param_view(m, t, out);
     return CT_OK;
 }

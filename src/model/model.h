@@ -15,12 +15,12 @@
 
 /* What a forward reports (views into the acts; valid until the next forward on them). */
 typedef struct ct_moe_stats {
-    float aux;          /* load-balancing loss E * sum_i f_i P_i (prototype: group mean) */
-    float z;            /* router z-loss mean_n logsumexp(logits_n)^2 */
-    float loss;         /* aux_coef * aux + z_coef * z: what forward returns */
-    float dropped;      /* fraction of the N*k assignments dropped by capacity */
-    int capacity;       /* per-expert capacity used (N when dropless) */
-    const float *load;  /* [E] fraction of assignments routed to each expert (pre-drop) */
+    float aux;           /* load-balancing loss E * sum_i f_i P_i (prototype: group mean) */
+    float z;             /* router z-loss mean_n logsumexp(logits_n)^2 */
+    float loss;          /* aux_coef * aux + z_coef * z: what forward returns */
+    float dropped;       /* fraction of the N*k assignments dropped by capacity */
+    int capacity;        /* per-expert capacity used (N when dropless) */
+    const float *load;   /* [E] fraction of assignments routed to each expert (pre-drop) */
     const int32_t *kept; /* [E] rows computed per expert */
 } ct_moe_stats;
 
@@ -34,8 +34,7 @@ typedef struct ct_moe_stats {
  * part. Forward, backward and ct_model_logits_row are collective over the tensor ranks.
  * With a tensor axis of size 1 this is ct_model_create. */
 typedef struct ct_world ct_world;
-ct_status ct_model_create_parallel(ct_model **out, const ct_model_config *cfg, uint64_t seed,
-                                   ct_world *world);
+ct_status ct_model_create_parallel(ct_model **out, const ct_model_config *cfg, uint64_t seed, ct_world *world);
 /* The tensor-parallel size that fits a model: heads, 4*d_model and vocab_size divisible by
  * it. On failure the message names the key at fault and the sizes that fit. */
 ct_status ct_model_check_tensor_split(const ct_model_config *cfg, int ranks);
@@ -48,7 +47,6 @@ int ct_model_tensor_ranks(const ct_model *m);
 int ct_model_expert_rank(const ct_model *m);
 int ct_model_expert_ranks(const ct_model *m);
 
-
 /* Parameter table: one entry per named tensor (Hugging Face GPT-2 names, e.g.
  * "h.0.attn.c_attn.weight"), all views into one contiguous float buffer. */
 typedef struct ct_tensor_info {
@@ -60,12 +58,12 @@ typedef struct ct_tensor_info {
     int decay;         /* 1 if AdamW weight decay applies (matrices, embeddings) */
     int full_shape[4]; /* the logical tensor, as a one-process model holds it */
     size_t full_numel;
-    int split_dim;     /* -1: every tensor rank holds it whole; d: dimension d is split */
-    int split_parts;   /* dimension split_dim is this many equal parts, each split evenly over
+    int split_dim;    /* -1: every tensor rank holds it whole; d: dimension d is split */
+    int split_parts;  /* dimension split_dim is this many equal parts, each split evenly over
                         * the tensor ranks (3 for the fused Q|K|V projection, else 1) */
-    int split_expert;  /* 1: split over the expert-parallel ranks (an MoE layer's stacked
+    int split_expert; /* 1: split over the expert-parallel ranks (an MoE layer's stacked
                         * experts, dimension 0), not over the tensor ranks */
-    int tied_copy;     /* 1: the last pipeline stage's copy of the tied wte.weight (the first
+    int tied_copy;    /* 1: the last pipeline stage's copy of the tied wte.weight (the first
                         * stage holds the original; the gradient norm counts it once) */
 } ct_tensor_info;
 /* Tensor parallelism: rank r of R holds, of each split tensor, the r-th of R equal pieces of
@@ -103,16 +101,18 @@ ct_status ct_model_table_only(ct_model **out, const ct_model_config *cfg);
  * order on every stage: the owner block, whether this stage holds a copy (held), where
  * (offset, in floats) and its floats on this rank (count; the same on every stage, so a
  * stage without a copy can take part in the sum with zeros). Returns how many. */
-typedef struct ct_stage_shared { int owner, held; size_t offset, count; } ct_stage_shared;
+typedef struct ct_stage_shared {
+    int owner, held;
+    size_t offset, count;
+} ct_stage_shared;
 int ct_model_stage_shared(const ct_model *m, ct_stage_shared *out);
 /* This stage's blocks: [*first, *end). */
 void ct_model_stage_layers(const ct_model *m, int *first, int *end);
 int ct_model_stage(const ct_model *m);
 int ct_model_stages(const ct_model *m);
 ct_status ct_model_forward_stage(ct_model *m, const int32_t *tokens, const int32_t *targets,
-                                 const int32_t *prefix_len, const float *x_in, int B, int T,
-                                 float *loss);
-const float *ct_model_stage_output(const ct_model *m);    /* [B, T, C] (not the last stage) */
+                                 const int32_t *prefix_len, const float *x_in, int B, int T, float *loss);
+const float *ct_model_stage_output(const ct_model *m); /* [B, T, C] (not the last stage) */
 ct_status ct_model_backward_stage(ct_model *m, float grad_scale, const float *dy);
 const float *ct_model_stage_input_grad(const ct_model *m); /* [B, T, C] (not the first) */
 /* A view of m for another micro-batch in flight (pipeline schedules): it shares m's
@@ -193,8 +193,7 @@ void ct_model_get_progress_hook(const ct_model *m, ct_progress_fn *fn, void **ct
  * over the tensor ranks (sum *split over those ranks), of those split over the expert ranks
  * (sum *expert over them) and of those every rank holds whole; a pipeline stage's sums add
  * over the stages (the head's tied copy is left out: its original counts). */
-void ct_model_grad_sq(const ct_model *m, size_t lo, size_t hi, double *split, double *expert,
-                      double *whole);
+void ct_model_grad_sq(const ct_model *m, size_t lo, size_t hi, double *split, double *expert, double *whole);
 /* Model FLOPs per token for forward+backward (6N + attention), for MFU reporting. */
 double ct_model_flops_per_token(const ct_model *m, int T);
 

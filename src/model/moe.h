@@ -68,7 +68,7 @@ typedef struct ct_moe_acts {
     float *out;      /* [R, C] expert outputs (before the gate) */
     float *load;     /* [E] routed[e] / (N*k) */
     int N, rows, capacity;
-    float aux, z;    /* raw losses (before coefficients) of the last forward */
+    float aux, z; /* raw losses (before coefficients) of the last forward */
 } ct_moe_acts;
 
 size_t ct_moe_acts_size(const ct_moe_config *c, int n_max, int C);
@@ -84,8 +84,7 @@ typedef struct ct_moe_scratch {
 } ct_moe_scratch;
 
 size_t ct_moe_scratch_size(const ct_moe_config *c, int n_max, int C);
-void ct_moe_scratch_layout(ct_moe_scratch *s, float *buf, const ct_moe_config *c, int n_max,
-                           int C);
+void ct_moe_scratch_layout(ct_moe_scratch *s, float *buf, const ct_moe_config *c, int n_max, int C);
 
 /* ct_moe_stats (what a forward reports) is public: see include/cetus.h. */
 
@@ -95,16 +94,15 @@ void ct_moe_scratch_layout(ct_moe_scratch *s, float *buf, const ct_moe_config *c
  * router_noise > 0, from a generator seeded with noise_seed (N*E normals in row-major
  * order), so a replayed step gives the same routing. Returns aux_coef*aux + z_coef*z, the
  * amount to add to the training loss; fills *stats if not NULL. */
-float ct_moe_forward(const ct_moe_config *c, const ct_moe_params *p, ct_moe_acts *a,
-                     const float *x, float *y, int N, int C, uint64_t noise_seed, int training,
-                     ct_moe_stats *stats);
+float ct_moe_forward(const ct_moe_config *c, const ct_moe_params *p, ct_moe_acts *a, const float *x, float *y,
+                     int N, int C, uint64_t noise_seed, int training, ct_moe_stats *stats);
 
 /* Backward of the last forward on a (same x, N). dx[N,C] is overwritten (it may alias dy);
  * parameter gradients accumulate into g. The aux and z loss gradients are multiplied by
  * loss_scale (the weight the caller gave the main loss, e.g. 1 / grad_accum). */
-void ct_moe_backward(const ct_moe_config *c, const ct_moe_params *p, ct_moe_params *g,
-                     const ct_moe_acts *a, const float *x, const float *dy, float *dx,
-                     ct_moe_scratch *s, int N, int C, float loss_scale);
+void ct_moe_backward(const ct_moe_config *c, const ct_moe_params *p, ct_moe_params *g, const ct_moe_acts *a,
+                     const float *x, const float *dy, float *dx, ct_moe_scratch *s, int N, int C,
+                     float loss_scale);
 
 void ct_moe_stats_get(const ct_moe_config *c, const ct_moe_acts *a, ct_moe_stats *stats);
 
@@ -112,8 +110,8 @@ void ct_moe_stats_get(const ct_moe_config *c, const ct_moe_acts *a, ct_moe_stats
  * gathered rows between dispatch and expert compute) ------------------------------------ */
 
 /* Router: logits, probs, lse, expert choices, gates, routed counts, load, aux and z. */
-void ct_moe_route(const ct_moe_config *c, const ct_moe_params *p, ct_moe_acts *a,
-                  const float *x, int N, int C, uint64_t noise_seed, int training);
+void ct_moe_route(const ct_moe_config *c, const ct_moe_params *p, ct_moe_acts *a, const float *x, int N, int C,
+                  uint64_t noise_seed, int training);
 /* Capacity and priority: count/offset/row/asg, rows and capacity in a (GShard order: every token's
  * first choice in token order, then every second choice, ...). */
 void ct_moe_dispatch(const ct_moe_config *c, ct_moe_acts *a, int N);
@@ -121,20 +119,18 @@ void ct_moe_dispatch(const ct_moe_config *c, ct_moe_acts *a, int N);
 void ct_moe_gather(const ct_moe_acts *a, float *xe, const float *x, int C);
 /* Expert e on count contiguous rows: h = xe fc_w[e] + fc_b[e]; act = gelu(h);
  * out = act proj_w[e] + proj_b[e]. xe/out [count, C], h/act [count, F]. */
-void ct_moe_expert_forward(const ct_moe_params *p, int e, const float *xe, float *h,
-                           float *act, float *out, int count, int C, int F);
+void ct_moe_expert_forward(const ct_moe_params *p, int e, const float *xe, float *h, float *act, float *out,
+                           int count, int C, int F);
 /* y[n] = sum_j gate[n,j] * out[row[n,j]] over kept assignments (0 if all dropped). */
 void ct_moe_combine(const ct_moe_acts *a, float *y, int C);
 
 /* Backward stages. combine: dout[r] = gate * dy[token]; dgate[n,j] = dy[n] . out[row]
  * (0 when dropped). */
-void ct_moe_combine_backward(const ct_moe_acts *a, float *dout, float *dgate, const float *dy,
-                             int C);
+void ct_moe_combine_backward(const ct_moe_acts *a, float *dout, float *dgate, const float *dy, int C);
 /* Expert e: on entry dout holds dL/dout [count, C], on exit dL/dxe; dh [count, F] scratch;
  * parameter gradients accumulate into g's expert e slices. */
-void ct_moe_expert_backward(const ct_moe_params *p, ct_moe_params *g, int e, const float *xe,
-                            const float *h, const float *act, float *dout, float *dh, int count,
-                            int C, int F);
+void ct_moe_expert_backward(const ct_moe_params *p, ct_moe_params *g, int e, const float *xe, const float *h,
+                            const float *act, float *dout, float *dh, int count, int C, int F);
 /* Router: dlogits from the gates' gradient and the aux and z losses (times loss_scale);
  * dx = dlogits router_w^T (overwrites), g->router_w += x^T dlogits. */
 void ct_moe_route_backward(const ct_moe_config *c, const ct_moe_params *p, ct_moe_params *g,
@@ -164,20 +160,19 @@ typedef struct ct_moe_group {
  * for every member sending at most ct_moe_rows_max(n_max) rows. */
 typedef struct ct_moe_ep_acts {
     int ranks, local, rows_max; /* P, E/P, most rows received */
-    size_t *sent;  /* [P * E/P] rows this rank sent to member d's local expert j (d-major) */
-    size_t *got;   /* [P * E/P] rows member s sent to this rank's local expert j (s-major) */
-    int rows;      /* rows received */
-    float *xr;     /* [rows, C] received inputs, expert-major (expert j: from member 0, 1, ...) */
-    float *hr, *actr; /* [rows, F] */
-    float *outr;   /* [rows, C] expert outputs */
-    float *wire;   /* [max(rows_max, R), C] member-major staging for the exchanges */
-    float *dhr;    /* [rows_max, F] backward scratch */
+    size_t *sent;               /* [P * E/P] rows this rank sent to member d's local expert j (d-major) */
+    size_t *got;                /* [P * E/P] rows member s sent to this rank's local expert j (s-major) */
+    int rows;                   /* rows received */
+    float *xr;                  /* [rows, C] received inputs, expert-major (expert j: from member 0, 1, ...) */
+    float *hr, *actr;           /* [rows, F] */
+    float *outr;                /* [rows, C] expert outputs */
+    float *wire;                /* [max(rows_max, R), C] member-major staging for the exchanges */
+    float *dhr;                 /* [rows_max, F] backward scratch */
 } ct_moe_ep_acts;
 
 /* Bytes (not floats: it holds counts too) of a member's expert-side buffers. */
 size_t ct_moe_ep_acts_bytes(const ct_moe_config *c, int n_max, int C, int ranks);
-void ct_moe_ep_acts_layout(ct_moe_ep_acts *ep, void *buf, const ct_moe_config *c, int n_max,
-                           int C, int ranks);
+void ct_moe_ep_acts_layout(ct_moe_ep_acts *ep, void *buf, const ct_moe_config *c, int n_max, int C, int ranks);
 /* Checks that the group splits the experts: E divisible by ranks. */
 ct_status ct_moe_group_check(const ct_moe_config *c, int ranks);
 
@@ -186,15 +181,14 @@ ct_status ct_moe_group_check(const ct_moe_config *c, int ranks);
  * members sent, send the outputs back, combine. *aux receives what ct_moe_forward returns
  * (computed from this rank's tokens). Capacity, when not dropless, applies per member to its
  * own tokens. p holds the whole router and this rank's E/P experts. */
-ct_status ct_moe_forward_ep(const ct_moe_config *c, const ct_moe_params *p, ct_moe_acts *a,
-                            ct_moe_ep_acts *ep, const ct_moe_group *g, const float *x, float *y,
-                            int N, int C, uint64_t noise_seed, int training, float *aux);
+ct_status ct_moe_forward_ep(const ct_moe_config *c, const ct_moe_params *p, ct_moe_acts *a, ct_moe_ep_acts *ep,
+                            const ct_moe_group *g, const float *x, float *y, int N, int C, uint64_t noise_seed,
+                            int training, float *aux);
 /* Backward of the last ct_moe_forward_ep: the output gradients go to the experts' owners,
  * the input gradients come back; g gets this rank's experts' gradients (from every member's
  * tokens) and the router's (from this rank's tokens). */
 ct_status ct_moe_backward_ep(const ct_moe_config *c, const ct_moe_params *p, ct_moe_params *grad,
-                             const ct_moe_acts *a, ct_moe_ep_acts *ep, const ct_moe_group *g,
-                             const float *x, const float *dy, float *dx, ct_moe_scratch *s, int N,
-                             int C, float loss_scale);
+                             const ct_moe_acts *a, ct_moe_ep_acts *ep, const ct_moe_group *g, const float *x,
+                             const float *dy, float *dx, ct_moe_scratch *s, int N, int C, float loss_scale);
 
 #endif

@@ -40,8 +40,8 @@ void ct_moe_gather(const ct_moe_acts *a, float *xe, const float *x, int C) {
         memcpy(xe + (size_t)r * C, x + (size_t)(a->asg[r] / k) * C, sizeof(float) * (size_t)C);
 }
 
-void ct_moe_expert_forward(const ct_moe_params *p, int e, const float *xe, float *h,
-                           float *act, float *out, int count, int C, int F) {
+void ct_moe_expert_forward(const ct_moe_params *p, int e, const float *xe, float *h, float *act, float *out,
+                           int count, int C, int F) {
     if (count == 0) return;
     size_t CF = (size_t)C * F;
     ct_matmul_forward(h, xe, p->fc_w + e * CF, p->fc_b + (size_t)e * F, count, C, F);
@@ -67,8 +67,7 @@ void ct_moe_combine(const ct_moe_acts *a, float *y, int C) {
 }
 
 /* dout[r] = gate * dy[n] for every kept row; dgate[n,j] = dy[n] . out[r] (0 if dropped). */
-void ct_moe_combine_backward(const ct_moe_acts *a, float *dout, float *dgate, const float *dy,
-                             int C) {
+void ct_moe_combine_backward(const ct_moe_acts *a, float *dout, float *dgate, const float *dy, int C) {
     int N = a->N, k = a->k;
 #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++) {
@@ -76,7 +75,10 @@ void ct_moe_combine_backward(const ct_moe_acts *a, float *dout, float *dgate, co
         for (int j = 0; j < k; j++) {
             size_t i = (size_t)n * k + j;
             int r = a->row[i];
-            if (r < 0) { dgate[i] = 0.0f; continue; }
+            if (r < 0) {
+                dgate[i] = 0.0f;
+                continue;
+            }
             const float *o = a->out + (size_t)r * C;
             float *d = dout + (size_t)r * C, g = a->gate[i], dot = 0.0f;
             for (int ch = 0; ch < C; ch++) {
@@ -89,16 +91,14 @@ void ct_moe_combine_backward(const ct_moe_acts *a, float *dout, float *dgate, co
 }
 
 /* Reverse of ct_moe_expert_forward; dout [count, C] becomes dL/dxe. */
-void ct_moe_expert_backward(const ct_moe_params *p, ct_moe_params *g, int e, const float *xe,
-                            const float *h, const float *act, float *dout, float *dh, int count,
-                            int C, int F) {
+void ct_moe_expert_backward(const ct_moe_params *p, ct_moe_params *g, int e, const float *xe, const float *h,
+                            const float *act, float *dout, float *dh, int count, int C, int F) {
     if (count == 0) return;
     size_t CF = (size_t)C * F;
-    ct_matmul_backward(dh, g->proj_w + e * CF, g->proj_b + (size_t)e * C, dout, act,
-                       p->proj_w + e * CF, count, F, C);
+    ct_matmul_backward(dh, g->proj_w + e * CF, g->proj_b + (size_t)e * C, dout, act, p->proj_w + e * CF, count,
+                       F, C);
     ct_gelu_backward(dh, h, dh, (size_t)count * F);
-    ct_matmul_backward(dout, g->fc_w + e * CF, g->fc_b + (size_t)e * F, dh, xe,
-                       p->fc_w + e * CF, count, C, F);
+    ct_matmul_backward(dout, g->fc_w + e * CF, g->fc_b + (size_t)e * F, dh, xe, p->fc_w + e * CF, count, C, F);
 }
 
 /* dx[n] += dxe[row[n,j]] for j = 0..k-1 (kept only). */

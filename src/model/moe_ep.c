@@ -16,7 +16,8 @@
 
 ct_status ct_moe_group_check(const ct_moe_config *c, int ranks) {
     if (ranks < 1 || c->n_experts % ranks != 0)
-        return ct_fail(CT_EINVAL, "moe.n_experts = %d is not divisible by the %d expert-parallel "
+        return ct_fail(CT_EINVAL,
+                       "moe.n_experts = %d is not divisible by the %d expert-parallel "
                        "ranks (parallel.expert): each rank holds an equal share of the experts",
                        c->n_experts, ranks);
     return CT_OK;
@@ -32,8 +33,7 @@ size_t ct_moe_ep_acts_bytes(const ct_moe_config *c, int n_max, int C, int ranks)
     return 2 * local * sizeof(size_t) + sizeof(float) * R * (3 * (size_t)C + 3 * F);
 }
 
-void ct_moe_ep_acts_layout(ct_moe_ep_acts *ep, void *buf, const ct_moe_config *c, int n_max,
-                           int C, int ranks) {
+void ct_moe_ep_acts_layout(ct_moe_ep_acts *ep, void *buf, const ct_moe_config *c, int n_max, int C, int ranks) {
     size_t R = rows_received_max(c, n_max, ranks), F = (size_t)c->d_hidden;
     memset(ep, 0, sizeof *ep);
     ep->ranks = ranks;
@@ -42,11 +42,16 @@ void ct_moe_ep_acts_layout(ct_moe_ep_acts *ep, void *buf, const ct_moe_config *c
     ep->sent = buf;
     ep->got = ep->sent + (size_t)ep->local * ranks;
     float *p = (float *)(ep->got + (size_t)ep->local * ranks);
-    ep->xr = p; p += R * C;
-    ep->hr = p; p += R * F;
-    ep->actr = p; p += R * F;
-    ep->outr = p; p += R * C;
-    ep->wire = p; p += R * C; /* R >= this rank's own packed rows */
+    ep->xr = p;
+    p += R * C;
+    ep->hr = p;
+    p += R * F;
+    ep->actr = p;
+    p += R * F;
+    ep->outr = p;
+    p += R * C;
+    ep->wire = p;
+    p += R * C; /* R >= this rank's own packed rows */
     ep->dhr = p;
 }
 
@@ -61,8 +66,7 @@ static void member_floats(const size_t *table, int P, int L, size_t width, size_
 
 /* Moves rows between the member-major wire layout and the expert-major one (got table):
  * to_expert != 0: wire -> xr order; else xr order -> wire. */
-static void regroup(const ct_moe_ep_acts *ep, float *expert_major, float *wire, size_t width,
-                    int to_expert) {
+static void regroup(const ct_moe_ep_acts *ep, float *expert_major, float *wire, size_t width, int to_expert) {
     int P = ep->ranks, L = ep->local;
     size_t at = 0; /* in expert-major order */
     for (int j = 0; j < L; j++)
@@ -73,7 +77,8 @@ static void regroup(const ct_moe_ep_acts *ep, float *expert_major, float *wire, 
             for (int j2 = 0; j2 < j; j2++) from += ep->got[(size_t)s * L + j2];
             float *e = expert_major + at * width, *w = wire + from * width;
             if (to_expert) memcpy(e, w, rows * width * sizeof(float));
-            else memcpy(w, e, rows * width * sizeof(float));
+            else
+                memcpy(w, e, rows * width * sizeof(float));
             at += rows;
         }
 }
@@ -85,15 +90,16 @@ static size_t expert_rows(const ct_moe_ep_acts *ep, int j, size_t *first) {
         for (int s = 0; s < ep->ranks; s++) {
             size_t r = ep->got[(size_t)s * ep->local + j2];
             if (j2 < j) before += r;
-            else rows += r;
+            else
+                rows += r;
         }
     *first = before;
     return rows;
 }
 
-ct_status ct_moe_forward_ep(const ct_moe_config *c, const ct_moe_params *p, ct_moe_acts *a,
-                            ct_moe_ep_acts *ep, const ct_moe_group *g, const float *x, float *y,
-                            int N, int C, uint64_t noise_seed, int training, float *aux) {
+ct_status ct_moe_forward_ep(const ct_moe_config *c, const ct_moe_params *p, ct_moe_acts *a, ct_moe_ep_acts *ep,
+                            const ct_moe_group *g, const float *x, float *y, int N, int C, uint64_t noise_seed,
+                            int training, float *aux) {
     CT_ASSERT(N >= 1 && N <= a->n_max && ep->ranks == g->ranks);
     int P = g->ranks, L = ep->local, F = c->d_hidden;
     ct_moe_route(c, p, a, x, N, C, noise_seed, training);
@@ -113,8 +119,8 @@ ct_status ct_moe_forward_ep(const ct_moe_config *c, const ct_moe_params *p, ct_m
     regroup(ep, ep->xr, ep->wire, (size_t)C, 1);
     for (int j = 0; j < L; j++) {
         size_t r0, n = expert_rows(ep, j, &r0);
-        ct_moe_expert_forward(p, j, ep->xr + r0 * C, ep->hr + r0 * F, ep->actr + r0 * F,
-                              ep->outr + r0 * C, (int)n, C, F);
+        ct_moe_expert_forward(p, j, ep->xr + r0 * C, ep->hr + r0 * F, ep->actr + r0 * F, ep->outr + r0 * C,
+                              (int)n, C, F);
     }
     regroup(ep, ep->outr, ep->wire, (size_t)C, 0);
     CT_TRY(g->alltoall(g->ctx, ep->wire, recv, a->out, send)); /* back where they came from */
@@ -126,9 +132,8 @@ ct_status ct_moe_forward_ep(const ct_moe_config *c, const ct_moe_params *p, ct_m
 }
 
 ct_status ct_moe_backward_ep(const ct_moe_config *c, const ct_moe_params *p, ct_moe_params *grad,
-                             const ct_moe_acts *a, ct_moe_ep_acts *ep, const ct_moe_group *g,
-                             const float *x, const float *dy, float *dx, ct_moe_scratch *s, int N,
-                             int C, float loss_scale) {
+                             const ct_moe_acts *a, ct_moe_ep_acts *ep, const ct_moe_group *g, const float *x,
+                             const float *dy, float *dx, ct_moe_scratch *s, int N, int C, float loss_scale) {
     CT_ASSERT(N == a->N && ep->ranks == g->ranks);
     int P = g->ranks, L = ep->local, F = c->d_hidden;
     size_t send[1024], recv[1024];

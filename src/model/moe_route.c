@@ -22,7 +22,10 @@
 static float softmax_row(float *prob, const float *l, int m) {
     float mx = l[0], sum = 0.0f;
     for (int i = 1; i < m; i++) mx = l[i] > mx ? l[i] : mx;
-    for (int i = 0; i < m; i++) { prob[i] = expf(l[i] - mx); sum += prob[i]; }
+    for (int i = 0; i < m; i++) {
+        prob[i] = expf(l[i] - mx);
+        sum += prob[i];
+    }
     for (int i = 0; i < m; i++) prob[i] /= sum;
     return mx + logf(sum);
 }
@@ -62,8 +65,7 @@ static void route_token(const ct_moe_config *c, ct_moe_acts *a, size_t n) {
         ex[j] = argmax_excluding(l, E, ex, j);
         chosen += p[ex[j]];
     }
-    for (int j = 0; j < k; j++)
-        gate[j] = c->routing == CT_MOE_TOP1 ? p[ex[j]] : p[ex[j]] / chosen;
+    for (int j = 0; j < k; j++) gate[j] = c->routing == CT_MOE_TOP1 ? p[ex[j]] : p[ex[j]] / chosen;
 }
 
 /* Per-expert aux weight w_i (see top of file). */
@@ -89,15 +91,14 @@ static void route_losses(const ct_moe_config *c, ct_moe_acts *a, int N) {
     a->aux = (float)aux;
 }
 
-void ct_moe_route(const ct_moe_config *c, const ct_moe_params *p, ct_moe_acts *a,
-                  const float *x, int N, int C, uint64_t noise_seed, int training) {
+void ct_moe_route(const ct_moe_config *c, const ct_moe_params *p, ct_moe_acts *a, const float *x, int N, int C,
+                  uint64_t noise_seed, int training) {
     int E = c->n_experts;
     ct_matmul_forward(a->logits, x, p->router_w, NULL, N, C, E);
     if (training && c->router_noise > 0.0f) {
         ct_rng r;
         ct_rng_seed(&r, noise_seed);
-        for (size_t i = 0; i < (size_t)N * E; i++)
-            a->logits[i] += c->router_noise * ct_rng_normal(&r);
+        for (size_t i = 0; i < (size_t)N * E; i++) a->logits[i] += c->router_noise * ct_rng_normal(&r);
     }
 #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++) route_token(c, a, (size_t)n);
@@ -114,8 +115,8 @@ static void softmax_backward_add(float *dl, const float *q, const float *d, int 
 }
 
 /* Gate part of dlogits for token n (overwrites dl[0..E)). */
-static void gate_backward(const ct_moe_config *c, const ct_moe_acts *a, const float *dgate,
-                          float *dl, size_t n) {
+static void gate_backward(const ct_moe_config *c, const ct_moe_acts *a, const float *dgate, float *dl,
+                          size_t n) {
     int E = c->n_experts, k = c->top_k;
     const float *p = a->probs + n * E, *gate = a->gate + n * k, *dg = dgate + n * k;
     const int32_t *ex = a->expert + n * k;
@@ -141,7 +142,7 @@ void ct_moe_route_backward(const ct_moe_config *c, const ct_moe_params *p, ct_mo
                            ct_moe_scratch *s, int N, int C, float loss_scale) {
     int E = c->n_experts, k = c->top_k;
     int G = c->routing == CT_MOE_PROTOTYPE ? E / k : E; /* softmax domain of probs */
-    for (int i = 0; i < E; i++) /* d(aux_coef * aux)/d prob_{n,i} */
+    for (int i = 0; i < E; i++)                         /* d(aux_coef * aux)/d prob_{n,i} */
         s->coef[i] = (float)(loss_scale * c->aux_coef * aux_weight(c, a, i, N) / N);
     float zscale = loss_scale * c->z_coef * 2.0f / (float)N;
 #pragma omp parallel for schedule(static)

@@ -5,10 +5,10 @@
 #include <math.h>
 #include <string.h>
 
-
 static int32_t argmax(const float *x, int V) {
     int32_t best = 0;
-    for (int v = 1; v < V; v++) if (x[v] > x[best]) best = v;
+    for (int v = 1; v < V; v++)
+        if (x[v] > x[best]) best = v;
     return best;
 }
 
@@ -24,11 +24,19 @@ static ct_status kth_largest(const float *x, int V, int k, float *out) {
         while (i <= j) {
             while (copy[i] > pivot) i++;
             while (copy[j] < pivot) j--;
-            if (i <= j) { float t = copy[i]; copy[i] = copy[j]; copy[j] = t; i++; j--; }
+            if (i <= j) {
+                float t = copy[i];
+                copy[i] = copy[j];
+                copy[j] = t;
+                i++;
+                j--;
+            }
         }
         if (target <= j) hi = j;
-        else if (target >= i) lo = i;
-        else break;
+        else if (target >= i)
+            lo = i;
+        else
+            break;
     }
     *out = copy[target];
     ct_free(copy);
@@ -53,14 +61,17 @@ static int32_t draw(const float *logits, int V, float temperature, float cutoff,
 
 ct_status ct_sample_token(const float *logits, int V, float temperature, int top_k, ct_rng *rng, int32_t *out) {
     float cutoff = -INFINITY;
-    if (temperature <= 0.0f) { *out = argmax(logits, V); return CT_OK; }
+    if (temperature <= 0.0f) {
+        *out = argmax(logits, V);
+        return CT_OK;
+    }
     if (top_k > 0 && top_k < V) CT_TRY(kth_largest(logits, V, top_k, &cutoff));
     *out = draw(logits, V, temperature, cutoff, rng);
     return CT_OK;
 }
 
-ct_status ct_generate(ct_model *m, const int32_t *prompt, int n_prompt, int n_new,
-                      float temperature, int top_k, uint64_t seed, ct_token_fn on_token, void *ctx) {
+ct_status ct_generate(ct_model *m, const int32_t *prompt, int n_prompt, int n_new, float temperature, int top_k,
+                      uint64_t seed, ct_token_fn on_token, void *ctx) {
     const ct_model_config *c = ct_model_get_config(m);
     ct_rng draws, *rng = &draws;
     ct_rng_seed(rng, seed);
@@ -68,7 +79,10 @@ ct_status ct_generate(ct_model *m, const int32_t *prompt, int n_prompt, int n_ne
     int cap = n_prompt + n_new;
     int32_t *seq = ct_alloc(sizeof(int32_t) * (size_t)cap, "generated tokens");
     float *last = seq ? ct_alloc(sizeof(float) * (size_t)c->vocab_size, "generation logits") : NULL;
-    if (!last) { ct_free(seq); return CT_ENOMEM; }
+    if (!last) {
+        ct_free(seq);
+        return CT_ENOMEM;
+    }
     memcpy(seq, prompt, sizeof(int32_t) * (size_t)n_prompt);
     ct_status s = CT_OK;
     ct_model_set_logits_last(m, 1); /* only the next token's logits are needed */
@@ -88,18 +102,18 @@ ct_status ct_generate(ct_model *m, const int32_t *prompt, int n_prompt, int n_ne
 /* One caption run: B rows of image + BOS + caption so far, grown one token a step. */
 typedef struct caption_run {
     ct_model *m;
-    int B, np, cap, V, L;   /* rows, image positions, caption limit, vocabulary, row capacity */
+    int B, np, cap, V, L; /* rows, image positions, caption limit, vocabulary, row capacity */
     int32_t eot;
     float temperature;
     int top_k;
     ct_rng *rng;
-    int32_t *out;           /* caption b at out + b * stride */
+    int32_t *out; /* caption b at out + b * stride */
     int stride, *n_out;
-    int32_t *rows;          /* [B, L]: 0 over the image, bos, the caption, eot after it */
-    int32_t *batch;         /* [B, T]: this step's forward input */
-    int32_t *prefix;        /* [B]: np + 1 */
-    int *done;              /* [B] */
-    float *logits;          /* [V] */
+    int32_t *rows;   /* [B, L]: 0 over the image, bos, the caption, eot after it */
+    int32_t *batch;  /* [B, T]: this step's forward input */
+    int32_t *prefix; /* [B]: np + 1 */
+    int *done;       /* [B] */
+    float *logits;   /* [V] */
 } caption_run;
 
 static ct_status caption_check(ct_model *m, const float *patches, int B, int32_t bos, int32_t eot,
@@ -112,8 +126,8 @@ static ct_status caption_check(ct_model *m, const float *patches, int B, int32_t
         return ct_fail(CT_EINVAL, "caption: bos %d or eot %d is outside the vocabulary [0, %d)", bos, eot,
                        c->vocab_size);
     if (max_tokens < 0) return ct_fail(CT_EINVAL, "caption: max_tokens = %d (expected >= 0)", max_tokens);
-    if (temperature > 0.0f && !rng) return ct_fail(CT_EINVAL, "caption: sampling at temperature %g needs an rng",
-                                                   (double)temperature);
+    if (temperature > 0.0f && !rng)
+        return ct_fail(CT_EINVAL, "caption: sampling at temperature %g needs an rng", (double)temperature);
     return CT_OK;
 }
 
@@ -153,7 +167,10 @@ static ct_status caption_step(caption_run *r, int k, int *active) {
         CT_TRY(ct_model_logits_row(r->m, b * T + T - 1, r->logits));
         int32_t id;
         CT_TRY(ct_sample_token(r->logits, r->V, r->temperature, r->top_k, r->rng, &id));
-        if (id == r->eot) { r->done[b] = 1; continue; }
+        if (id == r->eot) {
+            r->done[b] = 1;
+            continue;
+        }
         r->rows[(size_t)b * r->L + T] = id;
         r->out[(size_t)b * r->stride + k] = id;
         r->n_out[b] = k + 1;
@@ -175,15 +192,27 @@ static ct_status caption_loop(caption_run *r, const float *patches, int32_t bos)
 }
 
 static ct_status caption_run_all(ct_model *m, const float *patches, int B, int32_t bos, int32_t eot,
-                                 int max_tokens, float temperature, int top_k, ct_rng *rng,
-                                 int32_t *out, int *n_out) {
+                                 int max_tokens, float temperature, int top_k, ct_rng *rng, int32_t *out,
+                                 int *n_out) {
     ct_status s = caption_check(m, patches, B, bos, eot, max_tokens, temperature, rng);
-    if (s != CT_OK) { ct_model_set_image(m, NULL, 0); return s; }
+    if (s != CT_OK) {
+        ct_model_set_image(m, NULL, 0);
+        return s;
+    }
     const ct_model_config *c = ct_model_get_config(m);
     int limit = ct_caption_max_tokens(c);
-    caption_run r = {.m = m, .B = B, .np = ct_model_image_patches(c), .V = c->vocab_size, .eot = eot,
-                     .cap = max_tokens < limit ? max_tokens : limit, .temperature = temperature,
-                     .top_k = top_k, .rng = rng, .out = out, .stride = max_tokens, .n_out = n_out};
+    caption_run r = {.m = m,
+                     .B = B,
+                     .np = ct_model_image_patches(c),
+                     .V = c->vocab_size,
+                     .eot = eot,
+                     .cap = max_tokens < limit ? max_tokens : limit,
+                     .temperature = temperature,
+                     .top_k = top_k,
+                     .rng = rng,
+                     .out = out,
+                     .stride = max_tokens,
+                     .n_out = n_out};
     r.L = r.np + 1 + r.cap;
     return caption_loop(&r, patches, bos);
 }

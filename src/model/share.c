@@ -10,7 +10,8 @@
 ct_status ct_model_delink(ct_model **out, const ct_model *pseudo, int layers) {
     const ct_model_config *pc = ct_model_get_config(pseudo);
     if (ct_model_stages(pseudo) > 1 || ct_model_tensor_ranks(pseudo) > 1 || ct_model_expert_ranks(pseudo) > 1)
-        return ct_fail(CT_EINVAL, "ct_model_delink takes a one-process model; delink a parallel run through its "
+        return ct_fail(CT_EINVAL,
+                       "ct_model_delink takes a one-process model; delink a parallel run through its "
                        "checkpoint (ct_delink_checkpoint or `cetus delink`)");
     ct_model_config rc;
     CT_TRY(ct_model_delink_config(pc, layers, &rc));
@@ -26,7 +27,10 @@ ct_status ct_model_delink(ct_model **out, const ct_model *pseudo, int layers) {
             s = ct_fail(CT_EINVAL, "delinking: the pseudo model has no tensor %s", name);
         if (s == CT_OK) memcpy(ct_model_params(real) + t->offset, from + src->offset, t->numel * sizeof(float));
     }
-    if (s != CT_OK) { ct_model_free(real); return s; }
+    if (s != CT_OK) {
+        ct_model_free(real);
+        return s;
+    }
     *out = real;
     return CT_OK;
 }

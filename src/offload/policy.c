@@ -13,7 +13,10 @@ const char *ct_place_name(ct_place p) {
 static int parse_tier(const char *s, size_t n, ct_place *out) {
     static const ct_place all[] = {CT_PLACE_COMPUTE, CT_PLACE_HOST, CT_PLACE_DISK};
     for (int i = 0; i < 3; i++)
-        if (strlen(ct_place_name(all[i])) == n && !strncmp(s, ct_place_name(all[i]), n)) { *out = all[i]; return 1; }
+        if (strlen(ct_place_name(all[i])) == n && !strncmp(s, ct_place_name(all[i]), n)) {
+            *out = all[i];
+            return 1;
+        }
     return 0;
 }
 
@@ -23,16 +26,29 @@ static int parse_units(const char *s, size_t n, int L, int *a, int *b) {
     if (n == 0 || n >= sizeof buf) return 0;
     memcpy(buf, s, n);
     buf[n] = 0;
-    if (!strcmp(buf, "all")) { *a = 0; *b = L + 1; return 1; }
-    if (!strcmp(buf, "embed")) { *a = *b = 0; return 1; }
-    if (!strcmp(buf, "head")) { *a = *b = L + 1; return 1; }
+    if (!strcmp(buf, "all")) {
+        *a = 0;
+        *b = L + 1;
+        return 1;
+    }
+    if (!strcmp(buf, "embed")) {
+        *a = *b = 0;
+        return 1;
+    }
+    if (!strcmp(buf, "head")) {
+        *a = *b = L + 1;
+        return 1;
+    }
     int x, y, used = 0;
     if (sscanf(buf, "%d-%d%n", &x, &y, &used) == 2 && used == (int)n && x >= 0 && x <= y && y < L) {
         *a = 1 + x;
         *b = 1 + y;
         return 1;
     }
-    if (sscanf(buf, "%d%n", &x, &used) == 1 && used == (int)n && x >= 0 && x < L) { *a = *b = 1 + x; return 1; }
+    if (sscanf(buf, "%d%n", &x, &used) == 1 && used == (int)n && x >= 0 && x < L) {
+        *a = *b = 1 + x;
+        return 1;
+    }
     return 0;
 }
 
@@ -49,14 +65,18 @@ ct_status ct_offload_parse(const char *text, const char *key, int L, int blocks_
         colon = memchr(at, ':', len);
         if (!colon || !parse_units(at, (size_t)(colon - at), L, &a, &b) ||
             !parse_tier(colon + 1, len - (size_t)(colon + 1 - at), &p))
-            return ct_fail(CT_EINVAL, "%s = \"%s\": expected none, host, disk, or entries UNITS:TIER separated by "
-                           "commas (UNITS: a block range within 0-%d, embed, head or all; TIER: compute, host or "
-                           "disk), e.g. \"all:host,0-%d:disk\"", key, text, L - 1, L / 2 > 0 ? L / 2 - 1 : 0);
+            return ct_fail(
+                CT_EINVAL,
+                "%s = \"%s\": expected none, host, disk, or entries UNITS:TIER separated by "
+                "commas (UNITS: a block range within 0-%d, embed, head or all; TIER: compute, host or "
+                "disk), e.g. \"all:host,0-%d:disk\"",
+                key, text, L - 1, L / 2 > 0 ? L / 2 - 1 : 0);
         int all = a == 0 && b == L + 1;
         if (blocks_only && !all && (a == 0 || b == L + 1) && p != CT_PLACE_COMPUTE)
-            return ct_fail(CT_EINVAL, "%s = \"%s\": the embeddings and the head stay on the compute tier (they are "
-                           "used at both ends of every pass); place blocks, e.g. \"0-%d:%s\"", key, text, L - 1,
-                           ct_place_name(p));
+            return ct_fail(CT_EINVAL,
+                           "%s = \"%s\": the embeddings and the head stay on the compute tier (they are "
+                           "used at both ends of every pass); place blocks, e.g. \"0-%d:%s\"",
+                           key, text, L - 1, ct_place_name(p));
         for (int u = a; u <= b; u++)
             if (!blocks_only || (u > 0 && u <= L)) units[u] = p;
         at += len + (end ? 1 : 0);
@@ -87,8 +107,14 @@ int ct_offload_ranges(const ct_model *m, const ct_place *units, ct_place_range *
     for (size_t i = 0; i < ct_model_num_tensors(m); i++) {
         const ct_tensor_info *t = ct_model_tensor(m, i);
         int u = unit_of(m, i, first, L);
-        if (units[u] == CT_PLACE_COMPUTE) { last = -1; continue; }
-        if (u == last) { out[count - 1].n += t->numel; continue; }
+        if (units[u] == CT_PLACE_COMPUTE) {
+            last = -1;
+            continue;
+        }
+        if (u == last) {
+            out[count - 1].n += t->numel;
+            continue;
+        }
         out[count++] = (ct_place_range){t->offset, t->numel, units[u]};
         last = u;
     }
@@ -100,19 +126,22 @@ static void unit_sizes(const ct_model *m, size_t *n) {
     int L = ct_model_get_config(m)->n_layer;
     memset(n, 0, ((size_t)L + 2) * sizeof *n);
     size_t first = first_block(m);
-    for (size_t i = 0; i < ct_model_num_tensors(m); i++) n[unit_of(m, i, first, L)] += ct_model_tensor(m, i)->numel;
+    for (size_t i = 0; i < ct_model_num_tensors(m); i++)
+        n[unit_of(m, i, first, L)] += ct_model_tensor(m, i)->numel;
 }
 
 /* The compute tier's peak for a placement: the state kept there, the slots offloaded
  * blocks compute from, and the fixed part. */
-static size_t predict(int L, const size_t *n, const ct_place *params, const ct_place *grads, const ct_place *opt,
-                      double share, size_t fixed) {
+static size_t predict(int L, const size_t *n, const ct_place *params, const ct_place *grads,
+                      const ct_place *opt, double share, size_t fixed) {
     size_t bytes = fixed, pmax = 0, gmax = 0;
     for (int u = 0; u < L + 2; u++) {
         if (params[u] == CT_PLACE_COMPUTE) bytes += n[u] * sizeof(float);
-        else if (n[u] > pmax) pmax = n[u];
+        else if (n[u] > pmax)
+            pmax = n[u];
         if (grads[u] == CT_PLACE_COMPUTE) bytes += n[u] * sizeof(float);
-        else if (n[u] > gmax) gmax = n[u];
+        else if (n[u] > gmax)
+            gmax = n[u];
         if (opt[u] == CT_PLACE_COMPUTE) bytes += (size_t)(2.0 * (double)n[u] * sizeof(float) * share);
     }
     return bytes + (2 * pmax + gmax) * sizeof(float);
@@ -136,7 +165,7 @@ ct_status ct_offload_auto(const ct_model *m, size_t budget, size_t fixed, double
         opt[best] = tier;
         need = predict(L, n, params, grads, opt, share, fixed);
     }
-    int shared = ct_model_unique_blocks(c) < L; /* shared weights stay on the compute tier */
+    int shared = ct_model_unique_blocks(c) < L;                   /* shared weights stay on the compute tier */
     for (int moe = 0; moe < 2 && need > budget && !shared; moe++) /* then blocks, dense ones first */
         for (int l = first; l < end && need > budget; l++) {
             if ((c->moe_every > 0 && (l + 1) % c->moe_every == 0) != moe) continue;
@@ -148,16 +177,20 @@ ct_status ct_offload_auto(const ct_model *m, size_t budget, size_t fixed, double
     *predicted = need;
     char b[32], w[32], f[32];
     if (need > budget)
-        return ct_fail(CT_ENOMEM, "memory.compute_budget = %s: even with every block's weights and gradients and all "
-                       "optimizer state offloaded the compute tier needs %s (activations and buffers %s, the "
-                       "embeddings and head, two blocks' slots); lower train.batch_size, use memory.recompute or "
-                       "pipeline stages, or raise the budget", ct_format_bytes(budget, b, sizeof b),
-                       ct_format_bytes(need, w, sizeof w), ct_format_bytes(fixed, f, sizeof f));
+        return ct_fail(
+            CT_ENOMEM,
+            "memory.compute_budget = %s: even with every block's weights and gradients and all "
+            "optimizer state offloaded the compute tier needs %s (activations and buffers %s, the "
+            "embeddings and head, two blocks' slots); lower train.batch_size, use memory.recompute or "
+            "pipeline stages, or raise the budget",
+            ct_format_bytes(budget, b, sizeof b), ct_format_bytes(need, w, sizeof w),
+            ct_format_bytes(fixed, f, sizeof f));
     return CT_OK;
 }
 
 /* Appends "what of UNITS on TIER" for each tier that kind uses. */
-static size_t describe_kind(int L, const ct_place *units, const char *what, char *buf, size_t cap, size_t used) {
+static size_t describe_kind(int L, const ct_place *units, const char *what, char *buf, size_t cap,
+                            size_t used) {
     static const ct_place tiers[] = {CT_PLACE_HOST, CT_PLACE_DISK};
     for (int k = 0; k < 2; k++) {
         int count = 0;
@@ -170,9 +203,13 @@ static size_t describe_kind(int L, const ct_place *units, const char *what, char
             int v = u;
             while (v + 1 < L + 1 && u >= 1 && units[v + 1] == tiers[k]) v++;
             if (u == 0) used += (size_t)snprintf(buf + used, cap - used, "%sembeddings", first ? "" : ", ");
-            else if (u == L + 1) used += (size_t)snprintf(buf + used, cap - used, "%shead", first ? "" : ", ");
-            else if (v > u) used += (size_t)snprintf(buf + used, cap - used, "%sblocks %d-%d", first ? "" : ", ", u - 1, v - 1);
-            else used += (size_t)snprintf(buf + used, cap - used, "%sblock %d", first ? "" : ", ", u - 1);
+            else if (u == L + 1)
+                used += (size_t)snprintf(buf + used, cap - used, "%shead", first ? "" : ", ");
+            else if (v > u)
+                used += (size_t)snprintf(buf + used, cap - used, "%sblocks %d-%d", first ? "" : ", ", u - 1,
+                                         v - 1);
+            else
+                used += (size_t)snprintf(buf + used, cap - used, "%sblock %d", first ? "" : ", ", u - 1);
             first = 0;
             u = v;
         }

@@ -30,8 +30,8 @@ ct_status ct_offload_auto(const ct_model *m, size_t budget, size_t fixed, double
                           ct_place *params, ct_place *grads, ct_place *opt, size_t *predicted);
 /* One line describing a placement, e.g. "moments of all units on host; weights and
  * gradients of blocks 0-9 on host". */
-void ct_offload_describe(int n_layer, const ct_place *params, const ct_place *grads, const ct_place *opt, char *buf,
-                         size_t cap);
+void ct_offload_describe(int n_layer, const ct_place *params, const ct_place *grads, const ct_place *opt,
+                         char *buf, size_t cap);
 /* "compute", "host", "disk". */
 const char *ct_place_name(ct_place p);
 

@@ -35,8 +35,8 @@ static void softmax_rows(float *S, int r0, int r1, int prefix, int T) {
     }
 }
 
-void ct_cpu_attention_forward(float *out, float *probs, const float *qkv, const int32_t *prefix_len,
-                              int B, int T, int C, int H) {
+void ct_cpu_attention_forward(float *out, float *probs, const float *qkv, const int32_t *prefix_len, int B,
+                              int T, int C, int H) {
     int hd = C / H, C3 = 3 * C;
     float scale = 1.0f / sqrtf((float)hd);
 #pragma omp parallel for collapse(2) schedule(static)
@@ -59,8 +59,7 @@ void ct_cpu_attention_forward(float *out, float *probs, const float *qkv, const 
 }
 
 void ct_cpu_attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv,
-                               const float *probs, const int32_t *prefix_len, int B, int T, int C,
-                               int H) {
+                               const float *probs, const int32_t *prefix_len, int B, int T, int C, int H) {
     int hd = C / H, C3 = 3 * C;
     float scale = 1.0f / sqrtf((float)hd);
 #pragma omp parallel for collapse(2) schedule(static)
@@ -89,11 +88,8 @@ void ct_cpu_attention_backward(float *dqkv, float *scratch, const float *dout, c
                 }
             }
             /* dQ = scale dS K, dK = scale dS^T Q, dV = P^T dO */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, scale, dS, T, k, C3,
-                        0.0f, dq, C3);
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, scale, dS, T, q, C3,
-                        0.0f, dk, C3);
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, 1.0f, P, T, dO, C,
-                        0.0f, dv, C3);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, scale, dS, T, k, C3, 0.0f, dq, C3);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, scale, dS, T, q, C3, 0.0f, dk, C3);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, 1.0f, P, T, dO, C, 0.0f, dv, C3);
         }
 }

@@ -5,9 +5,8 @@
 
 void ct_cpu_copy(void *dst, const void *src, size_t bytes) { memcpy(dst, src, bytes); }
 
-const ct_backend ct_backend_cpu = {
-    .name = "cpu",
+const ct_backend ct_backend_cpu = {.name = "cpu",
 #define CT_CPU_ENTRY(ret, op, params, args) .op = ct_cpu_##op,
-    CT_BACKEND_OPS(CT_CPU_ENTRY)
+                                   CT_BACKEND_OPS(CT_CPU_ENTRY)
 #undef CT_CPU_ENTRY
 };

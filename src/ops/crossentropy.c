@@ -12,8 +12,8 @@ static float row_logsumexp(const float *x, int V) {
     return m + logf(s);
 }
 
-float ct_cpu_crossentropy_forward(float *lse, const float *logits, const int32_t *targets,
-                                  int N, int V, int *counted) {
+float ct_cpu_crossentropy_forward(float *lse, const float *logits, const int32_t *targets, int N, int V,
+                                  int *counted) {
 #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++) lse[n] = row_logsumexp(logits + (size_t)n * V, V);
     double total = 0.0; /* summed in row order: the reported loss is reproducible */
@@ -27,13 +27,13 @@ float ct_cpu_crossentropy_forward(float *lse, const float *logits, const int32_t
     return count ? (float)(total / count) : 0.0f;
 }
 
-void ct_cpu_crossentropy_backward(float *logits, const float *lse, const int32_t *targets,
-                                  int N, int V, float scale) {
+void ct_cpu_crossentropy_backward(float *logits, const float *lse, const int32_t *targets, int N, int V,
+                                  float scale) {
     ct_cpu_crossentropy_backward_part(logits, lse, targets, N, V, 0, scale);
 }
 
-void ct_cpu_crossentropy_backward_part(float *logits, const float *lse, const int32_t *targets,
-                                       int N, int V, int v0, float scale) {
+void ct_cpu_crossentropy_backward_part(float *logits, const float *lse, const int32_t *targets, int N, int V,
+                                       int v0, float scale) {
 #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++) {
         float *x = logits + (size_t)n * V;

@@ -40,7 +40,8 @@ ct_status ct_backend_register(const ct_backend *b) {
     if (same == b) return CT_OK;
     if (same) return ct_fail(CT_EINVAL, "backend \"%s\" is registered already (another table)", b->name);
 #define CT_CHECK_OP(ret, op, params, args) \
-    if (!b->op) return ct_fail(CT_EINVAL, "backend \"%s\" lacks the op %s: a backend fills every entry", b->name, #op);
+    if (!b->op) \
+        return ct_fail(CT_EINVAL, "backend \"%s\" lacks the op %s: a backend fills every entry", b->name, #op);
     CT_BACKEND_OPS(CT_CHECK_OP)
 #undef CT_CHECK_OP
     if (registered == MAX_BACKENDS)

@@ -4,8 +4,8 @@
 #include <omp.h>
 #include <string.h>
 
-void ct_cpu_embedding_forward(float *x, const int32_t *tokens, const float *wte, const float *wpe,
-                              int B, int T, int C) {
+void ct_cpu_embedding_forward(float *x, const int32_t *tokens, const float *wte, const float *wpe, int B, int T,
+                              int C) {
 #pragma omp parallel for collapse(2) schedule(static)
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++) {
@@ -15,14 +15,15 @@ void ct_cpu_embedding_forward(float *x, const int32_t *tokens, const float *wte,
         }
 }
 
-void ct_cpu_embedding_lookup(float *x, const int32_t *tokens, const float *wte, int v0, int v1,
-                             int B, int T, int C) {
+void ct_cpu_embedding_lookup(float *x, const int32_t *tokens, const float *wte, int v0, int v1, int B, int T,
+                             int C) {
 #pragma omp parallel for schedule(static)
     for (int n = 0; n < B * T; n++) {
         float *out = x + (size_t)n * C;
         int tok = tokens[n];
         if (tok >= v0 && tok < v1) memcpy(out, wte + (size_t)(tok - v0) * C, (size_t)C * sizeof(float));
-        else memset(out, 0, (size_t)C * sizeof(float));
+        else
+            memset(out, 0, (size_t)C * sizeof(float));
     }
 }
 
@@ -37,8 +38,8 @@ void ct_cpu_embedding_add_positions(float *x, const float *wpe, int B, int T, in
 }
 
 /* Each thread owns a slice of channels, so the scatter-add has no races and a fixed order. */
-void ct_cpu_embedding_backward(float *dwte, float *dwpe, const float *dx, const int32_t *tokens,
-                               int v0, int v1, int B, int T, int C) {
+void ct_cpu_embedding_backward(float *dwte, float *dwpe, const float *dx, const int32_t *tokens, int v0, int v1,
+                               int B, int T, int C) {
 #pragma omp parallel
     {
         int nt = omp_get_num_threads(), id = omp_get_thread_num();

@@ -7,8 +7,8 @@
 #define LN_COL_BLOCK 64  /* channels one thread sums the gain/bias gradients of */
 #define LN_ROW_CHUNK 256 /* rows summed in float before the sums move to double */
 
-void ct_cpu_layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
-                              const float *g, const float *b, int N, int C) {
+void ct_cpu_layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *g,
+                              const float *b, int N, int C) {
 #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++) {
         const float *x = inp + (size_t)n * C;
@@ -17,7 +17,10 @@ void ct_cpu_layernorm_forward(float *out, float *mean, float *rstd, const float 
         for (int c = 0; c < C; c++) m += x[c];
         m /= (float)C;
         float v = 0.0f;
-        for (int c = 0; c < C; c++) { float d = x[c] - m; v += d * d; }
+        for (int c = 0; c < C; c++) {
+            float d = x[c] - m;
+            v += d * d;
+        }
         v /= (float)C;
         float s = 1.0f / sqrtf(v + LN_EPS);
         for (int c = 0; c < C; c++) y[c] = (x[c] - m) * s * g[c] + b[c];
@@ -30,9 +33,8 @@ void ct_cpu_layernorm_forward(float *out, float *mean, float *rstd, const float 
  * rows in parallel for the input gradient, then channel blocks in parallel for the gain and
  * bias gradients, rows in order within a block so the sum order does not depend on the
  * thread count. */
-void ct_cpu_layernorm_backward(float *dinp, float *dg, float *db, const float *dout,
-                               const float *inp, const float *g, const float *mean,
-                               const float *rstd, int N, int C) {
+void ct_cpu_layernorm_backward(float *dinp, float *dg, float *db, const float *dout, const float *inp,
+                               const float *g, const float *mean, const float *rstd, int N, int C) {
 #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++) {
         const float *x = inp + (size_t)n * C, *dy = dout + (size_t)n * C;
@@ -67,8 +69,14 @@ void ct_cpu_layernorm_backward(float *dinp, float *dg, float *db, const float *d
                     pb[c] += dy[c];
                 }
             }
-            for (int c = 0; c < width; c++) { sum_g[c] += pg[c]; sum_b[c] += pb[c]; }
+            for (int c = 0; c < width; c++) {
+                sum_g[c] += pg[c];
+                sum_b[c] += pb[c];
+            }
         }
-        for (int c = 0; c < width; c++) { dg[c0 + c] += (float)sum_g[c]; db[c0 + c] += (float)sum_b[c]; }
+        for (int c = 0; c < width; c++) {
+            dg[c0 + c] += (float)sum_g[c];
+            db[c0 + c] += (float)sum_b[c];
+        }
     }
 }

@@ -6,8 +6,8 @@
 #include <cblas.h>
 #include <string.h>
 
-#define COL_BLOCK 64    /* channels one thread sums: the partials live on its stack */
-#define ROW_CHUNK 256   /* rows summed in float before the sum moves to double */
+#define COL_BLOCK 64  /* channels one thread sums: the partials live on its stack */
+#define ROW_CHUNK 256 /* rows summed in float before the sum moves to double */
 #define SUMSQ_CHUNKS 64
 
 /* Channel blocks in parallel, rows in order within a block: the sum order does not depend on
@@ -47,24 +47,21 @@ double ct_cpu_sum_squares(const float *x, size_t n) {
     return total;
 }
 
-void ct_cpu_matmul_forward(float *out, const float *inp, const float *w, const float *bias,
-                           int N, int IC, int OC) {
+void ct_cpu_matmul_forward(float *out, const float *inp, const float *w, const float *bias, int N, int IC,
+                           int OC) {
     float beta = 0.0f;
     if (bias) {
 #pragma omp parallel for schedule(static)
         for (int n = 0; n < N; n++) memcpy(out + (size_t)n * OC, bias, sizeof(float) * (size_t)OC);
         beta = 1.0f;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, OC, IC, 1.0f, inp, IC, w, OC,
-                beta, out, OC);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, OC, IC, 1.0f, inp, IC, w, OC, beta, out, OC);
 }
 
-void ct_cpu_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout,
-                            const float *inp, const float *w, int N, int IC, int OC) {
+void ct_cpu_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout, const float *inp,
+                            const float *w, int N, int IC, int OC) {
     if (dinp)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, IC, OC, 1.0f, dout, OC, w, OC,
-                    0.0f, dinp, IC);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, IC, OC, N, 1.0f, inp, IC, dout, OC,
-                1.0f, dw, OC);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, IC, OC, 1.0f, dout, OC, w, OC, 0.0f, dinp, IC);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, IC, OC, N, 1.0f, inp, IC, dout, OC, 1.0f, dw, OC);
     if (dbias) ct_cpu_colsum_accumulate(dbias, dout, N, OC);
 }

@@ -13,20 +13,18 @@
 #include <stddef.h>
 
 /* out[N,OC] = inp[N,IC] @ w[IC,OC] + bias[OC]   (bias may be NULL) */
-void ct_matmul_forward(float *out, const float *inp, const float *w, const float *bias,
-                       int N, int IC, int OC);
+void ct_matmul_forward(float *out, const float *inp, const float *w, const float *bias, int N, int IC, int OC);
 /* dinp[N,IC] = dout @ w^T (overwrites; skipped if dinp NULL), dw[IC,OC] += inp^T @ dout,
  * dbias[OC] += column sums of dout (skipped if NULL) */
-void ct_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout,
-                        const float *inp, const float *w, int N, int IC, int OC);
+void ct_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout, const float *inp,
+                        const float *w, int N, int IC, int OC);
 
 /* out[N,C] = (inp - mean) * rstd * g + b; saves mean[N], rstd[N]. eps = 1e-5 */
-void ct_layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
-                          const float *g, const float *b, int N, int C);
+void ct_layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *g,
+                          const float *b, int N, int C);
 /* dinp[N,C] += ..., dg[C] += ..., db[C] += ... */
-void ct_layernorm_backward(float *dinp, float *dg, float *db, const float *dout,
-                           const float *inp, const float *g, const float *mean,
-                           const float *rstd, int N, int C);
+void ct_layernorm_backward(float *dinp, float *dg, float *db, const float *dout, const float *inp,
+                           const float *g, const float *mean, const float *rstd, int N, int C);
 
 /* The residual connection: y[n] = x[n] + delta[n] (y may alias x or delta). */
 void ct_residual_add(float *y, const float *x, const float *delta, size_t n);
@@ -39,24 +37,23 @@ void ct_gelu_backward(float *dinp, const float *inp, const float *dout, size_t n
 /* Multi-head attention on a packed qkv[B,T,3C] (q | k | v, heads contiguous inside each).
  * Mask: position i attends to j iff j <= max(i, prefix_len[b] - 1); prefix_len NULL means
  * causal. out[B,T,C]; probs[B,H,T,T] saved for backward. */
-void ct_attention_forward(float *out, float *probs, const float *qkv, const int32_t *prefix_len,
-                          int B, int T, int C, int H);
+void ct_attention_forward(float *out, float *probs, const float *qkv, const int32_t *prefix_len, int B, int T,
+                          int C, int H);
 /* dqkv[B,T,3C] (overwrites); scratch holds threads * T * T floats */
-void ct_attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv,
-                           const float *probs, const int32_t *prefix_len, int B, int T, int C,
-                           int H);
+void ct_attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv, const float *probs,
+                           const int32_t *prefix_len, int B, int T, int C, int H);
 
 /* x[B,T,C] = wte[tokens[b,t]] + wpe[t] */
-void ct_embedding_forward(float *x, const int32_t *tokens, const float *wte, const float *wpe,
-                          int B, int T, int C);
+void ct_embedding_forward(float *x, const int32_t *tokens, const float *wte, const float *wpe, int B, int T,
+                          int C);
 /* dwte[V,C] += scatter of dx by token, dwpe[T,C] += sum over batch. Vocabulary-parallel:
  * dwte holds rows [v0, v1) only and other tokens are skipped (0, V: every row). */
-void ct_embedding_backward(float *dwte, float *dwpe, const float *dx, const int32_t *tokens,
-                           int v0, int v1, int B, int T, int C);
+void ct_embedding_backward(float *dwte, float *dwpe, const float *dx, const int32_t *tokens, int v0, int v1,
+                           int B, int T, int C);
 /* Vocabulary-parallel forward in two steps: x[B,T,C] = wte[token - v0] for tokens in
  * [v0, v1), 0 otherwise (the ranks' x are then summed); then x += wpe[t]. */
-void ct_embedding_lookup(float *x, const int32_t *tokens, const float *wte, int v0, int v1,
-                         int B, int T, int C);
+void ct_embedding_lookup(float *x, const int32_t *tokens, const float *wte, int v0, int v1, int B, int T,
+                         int C);
 void ct_embedding_add_positions(float *x, const float *wpe, int B, int T, int C);
 
 /* Image patches (patch.c). An image [H, W] (H, W multiples of P) cut into its Hp x Wp patches
@@ -72,12 +69,12 @@ void ct_patch_embed_backward(float *dw, float *dbias, float *drow, float *dcol, 
 /* Softmax cross-entropy over logits[N,V]. Rows whose target < 0 are ignored. Saves the
  * log-sum-exp of each row in lse[N]. Returns the mean loss over counted rows (0 if none)
  * and the count in *counted. */
-float ct_crossentropy_forward(float *lse, const float *logits, const int32_t *targets,
-                              int N, int V, int *counted);
+float ct_crossentropy_forward(float *lse, const float *logits, const int32_t *targets, int N, int V,
+                              int *counted);
 /* In place: logits[N,V] becomes dlogits = scale * (softmax - onehot) (0 rows if ignored).
  * scale is typically grad_scale / counted. */
-void ct_crossentropy_backward(float *logits, const float *lse, const int32_t *targets,
-                              int N, int V, float scale);
+void ct_crossentropy_backward(float *logits, const float *lse, const int32_t *targets, int N, int V,
+                              float scale);
 /* Vocabulary-parallel pieces. logits [N, V] are columns [v0, v0 + V) of the whole
  * vocabulary. rowmax: out[n] = max_v logits[n, v]. partials: sum_exp[n] = sum_v
  * exp(logits[n, v] - shift[n]); target[n] = logits[n, targets[n] - v0] when the target
@@ -86,8 +83,8 @@ void ct_crossentropy_backward(float *logits, const float *lse, const int32_t *ta
 void ct_rowmax(const float *logits, int N, int V, float *out);
 void ct_crossentropy_partials(const float *logits, const int32_t *targets, int N, int V, int v0,
                               const float *shift, float *sum_exp, float *target);
-void ct_crossentropy_backward_part(float *logits, const float *lse, const int32_t *targets,
-                                   int N, int V, int v0, float scale);
+void ct_crossentropy_backward_part(float *logits, const float *lse, const int32_t *targets, int N, int V,
+                                   int v0, float scale);
 
 /* sum of x[i]^2 over n floats, in double, in fixed chunks (the same for any thread count). */
 double ct_sum_squares(const float *x, size_t n);

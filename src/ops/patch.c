@@ -12,12 +12,13 @@ void ct_cpu_patches_cut(float *out, const float *pixels, int H, int W, int P) {
         for (int c = 0; c < Wp; c++) {
             float *dst = out + ((size_t)r * Wp + c) * (size_t)P * P;
             for (int y = 0; y < P; y++)
-                memcpy(dst + (size_t)y * P, pixels + ((size_t)r * P + y) * W + (size_t)c * P, (size_t)P * sizeof(float));
+                memcpy(dst + (size_t)y * P, pixels + ((size_t)r * P + y) * W + (size_t)c * P,
+                       (size_t)P * sizeof(float));
         }
 }
 
-void ct_cpu_patch_embed_forward(float *x, const float *patches, const float *w, const float *bias, const float *row,
-                                const float *col, int Np, int Wp, int K, int C) {
+void ct_cpu_patch_embed_forward(float *x, const float *patches, const float *w, const float *bias,
+                                const float *row, const float *col, int Np, int Wp, int K, int C) {
     /* x[Np, C] = patches[Np, K] w[K, C] */
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Np, C, K, 1.0f, patches, K, w, C, 0.0f, x, C);
 #pragma omp parallel for schedule(static)

@@ -25,9 +25,9 @@ static inline float ct_expf(float x) {
     x = ct_clampf(x, -87.0f, 88.0f);
     const float shifter = 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer */
     float n = (x * 1.44269504088896341f + shifter) - shifter;
-    float r = x - n * 0.693145751953125f;   /* ln2 split into hi + lo (Cody-Waite) */
+    float r = x - n * 0.693145751953125f; /* ln2 split into hi + lo (Cody-Waite) */
     r = r - n * 1.428606765330187e-06f;
-    float p = 1.9875691500e-4f;             /* Cephes expf polynomial on |r| <= ln2/2 */
+    float p = 1.9875691500e-4f; /* Cephes expf polynomial on |r| <= ln2/2 */
     p = p * r + 1.3981999507e-3f;
     p = p * r + 8.3334519073e-3f;
     p = p * r + 4.1665795894e-2f;

@@ -9,8 +9,17 @@
 #include <sys/prctl.h>
 #include <time.h>
 
-enum { OP_NONE, OP_ALLREDUCE, OP_REDUCE_SCATTER, OP_ALLGATHER, OP_ALLTOALL, OP_BCAST,
-       OP_BARRIER, OP_SEND, OP_RECV };
+enum {
+    OP_NONE,
+    OP_ALLREDUCE,
+    OP_REDUCE_SCATTER,
+    OP_ALLGATHER,
+    OP_ALLTOALL,
+    OP_BCAST,
+    OP_BARRIER,
+    OP_SEND,
+    OP_RECV
+};
 #define DONE ((size_t)-1)
 
 static int mod(long a, int p) {
@@ -244,9 +253,10 @@ static ct_status a2a_mismatch(ct_world *w, ct_request *r, int src, const char *g
     size_t want = a2a_count(r, 1, src) / r->n;
     int axis = r->axis;
     drop(w, r);
-    return ct_fail(CT_EINVAL, "all-to-all on the %s group: coordinate %d sent %s, but "
-                   "recv_counts[%d] = %zu on coordinate %d", ct_axis_name(axis), src, got, src,
-                   want, w->coord[axis]);
+    return ct_fail(CT_EINVAL,
+                   "all-to-all on the %s group: coordinate %d sent %s, but "
+                   "recv_counts[%d] = %zu on coordinate %d",
+                   ct_axis_name(axis), src, got, src, want, w->coord[axis]);
 }
 
 static ct_status complete_a2a(ct_world *w, ct_request *r, const MPI_Status *st) {
@@ -277,8 +287,7 @@ static ct_status post_coll(ct_world *w, ct_request *r) {
         rc = MPI_Ibcast((float *)r->recv + at, (int)len, MPI_FLOAT, r->root, comm, &r->mpi[0]);
         if (group_rank(w, r) == r->root) w->counter[r->axis].bytes += len * sizeof(float);
     }
-    if (rc != MPI_SUCCESS)
-        return fail(w, r, rc, r->op == OP_BARRIER ? "MPI_Ibarrier" : "MPI_Ibcast");
+    if (rc != MPI_SUCCESS) return fail(w, r, rc, r->op == OP_BARRIER ? "MPI_Ibarrier" : "MPI_Ibcast");
     return CT_OK;
 }
 
@@ -301,7 +310,8 @@ static ct_status post_p2p(ct_world *w, ct_request *r) {
         size_t at = (size_t)i * r->seg, len = min_size(r->seg, r->n - at);
         int rc;
         if (r->op == OP_SEND) {
-            rc = MPI_Isend((const float *)r->send + at, (int)len, MPI_FLOAT, r->root, r->tag, comm, &r->segs[i]);
+            rc = MPI_Isend((const float *)r->send + at, (int)len, MPI_FLOAT, r->root, r->tag, comm,
+                           &r->segs[i]);
             w->counter[r->axis].bytes += len * sizeof(float);
         } else {
             rc = MPI_Irecv((float *)r->recv + at, (int)len, MPI_FLOAT, r->root, r->tag, comm, &r->segs[i]);
@@ -330,10 +340,14 @@ static ct_status progress_p2p(ct_world *w, ct_request *r, int *done, int *moved)
 
 static ct_status post(ct_world *w, ct_request *r) {
     switch (r->op) {
-    case OP_ALLREDUCE: case OP_REDUCE_SCATTER: case OP_ALLGATHER: return post_ring(w, r);
+    case OP_ALLREDUCE:
+    case OP_REDUCE_SCATTER:
+    case OP_ALLGATHER: return post_ring(w, r);
     case OP_ALLTOALL: return post_a2a(w, r);
-    case OP_BCAST: case OP_BARRIER: return post_coll(w, r);
-    case OP_SEND: case OP_RECV: break; /* posted whole at the start */
+    case OP_BCAST:
+    case OP_BARRIER: return post_coll(w, r);
+    case OP_SEND:
+    case OP_RECV: break; /* posted whole at the start */
     }
     return CT_OK;
 }
@@ -347,14 +361,15 @@ static ct_status progress(ct_world *w, ct_request *r, int *done, int *moved) {
         MPI_Status st[2];
         int rc = MPI_Testall(2, r->mpi, &flag, st);
         if (rc == MPI_ERR_IN_STATUS && r->op == OP_ALLTOALL && st[1].MPI_ERROR == MPI_ERR_TRUNCATE)
-            return a2a_mismatch(w, r, mod(group_rank(w, r) - r->step, group_size(w, r)),
-                                "more elements");
+            return a2a_mismatch(w, r, mod(group_rank(w, r) - r->step, group_size(w, r)), "more elements");
         if (rc != MPI_SUCCESS) return fail(w, r, rc, "waiting for a message");
         if (!flag) break;
         *moved = 1;
         if (r->op == OP_ALLTOALL) CT_TRY(complete_a2a(w, r, &st[1]));
-        else if (r->op == OP_BCAST || r->op == OP_BARRIER) r->step++;
-        else complete_ring(w, r);
+        else if (r->op == OP_BCAST || r->op == OP_BARRIER)
+            r->step++;
+        else
+            complete_ring(w, r);
         if (r->op != OP_NONE) CT_TRY(post(w, r));
     }
     *done = r->op == OP_NONE;
@@ -362,12 +377,12 @@ static ct_status progress(ct_world *w, ct_request *r, int *done, int *moved) {
 }
 
 /* Runs call with the world's lock held and returns its status. */
-#define LOCKED(w, call)                                \
-    do {                                               \
-        pthread_mutex_lock(&(w)->lock);                \
-        ct_status locked_status_ = (call);             \
-        pthread_mutex_unlock(&(w)->lock);              \
-        return locked_status_;                         \
+#define LOCKED(w, call) \
+    do { \
+        pthread_mutex_lock(&(w)->lock); \
+        ct_status locked_status_ = (call); \
+        pthread_mutex_unlock(&(w)->lock); \
+        return locked_status_; \
     } while (0)
 
 static ct_status test_moved(ct_world *w, ct_request *req, int *done, int *moved) {
@@ -384,7 +399,7 @@ ct_status ct_comm_test_moved(ct_world *w, ct_request *req, int *done, int *moved
 }
 
 static void sleep_ns(long ns) {
-    struct timespec ts = { 0, ns };
+    struct timespec ts = {0, ns};
     nanosleep(&ts, NULL);
 }
 
@@ -443,8 +458,7 @@ ct_status ct_comm_wait(ct_world *w, ct_request *req) {
 
 /* ---- starting collectives -------------------------------------------------------------- */
 
-static ct_status allreduce_start(ct_world *w, ct_axis axis, float *buf, size_t n,
-                                  ct_request *req) {
+static ct_status allreduce_start(ct_world *w, ct_axis axis, float *buf, size_t n, ct_request *req) {
     begin(w, req, OP_ALLREDUCE, axis);
     int p = group_size(w, req);
     if (p == 1 || n == 0) return finish(w, req);
@@ -455,8 +469,7 @@ static ct_status allreduce_start(ct_world *w, ct_axis axis, float *buf, size_t n
     return start_ring(w, req, 2, 1);
 }
 
-static ct_status start_reduce_scatter(ct_world *w, ct_request *r, const float *send,
-                                      float *recv, size_t mine) {
+static ct_status start_reduce_scatter(ct_world *w, ct_request *r, const float *send, float *recv, size_t mine) {
     if (group_size(w, r) == 1) {
         if (mine && send != recv) memcpy(recv, send, mine * sizeof(float));
         return finish(w, r);
@@ -466,15 +479,15 @@ static ct_status start_reduce_scatter(ct_world *w, ct_request *r, const float *s
     return start_ring(w, r, 1, 2);
 }
 
-static ct_status reduce_scatter_start(ct_world *w, ct_axis axis, const float *send,
-                                       float *recv, size_t n, ct_request *req) {
+static ct_status reduce_scatter_start(ct_world *w, ct_axis axis, const float *send, float *recv, size_t n,
+                                      ct_request *req) {
     begin(w, req, OP_REDUCE_SCATTER, axis);
     req->n = req->max_block = n;
     return start_reduce_scatter(w, req, send, recv, n);
 }
 
-static ct_status reduce_scatterv_start(ct_world *w, const ct_split *s, const float *send,
-                                        float *recv, ct_request *req) {
+static ct_status reduce_scatterv_start(ct_world *w, const ct_split *s, const float *send, float *recv,
+                                       ct_request *req) {
     begin(w, req, OP_REDUCE_SCATTER, s->axis);
     CT_ASSERT(s->p == group_size(w, req));
     req->split = s;
@@ -482,23 +495,23 @@ static ct_status reduce_scatterv_start(ct_world *w, const ct_split *s, const flo
     return start_reduce_scatter(w, req, send, recv, s->count[group_rank(w, req)]);
 }
 
-static ct_status start_allgather(ct_world *w, ct_request *r, const float *send, float *recv,
-                                 size_t off, size_t mine) {
+static ct_status start_allgather(ct_world *w, ct_request *r, const float *send, float *recv, size_t off,
+                                 size_t mine) {
     if (mine && send && send != recv + off) memmove(recv + off, send, mine * sizeof(float));
     if (group_size(w, r) == 1) return finish(w, r);
     r->recv = recv;
     return start_ring(w, r, 1, 0);
 }
 
-static ct_status allgather_start(ct_world *w, ct_axis axis, const float *send, float *recv,
-                                  size_t n, ct_request *req) {
+static ct_status allgather_start(ct_world *w, ct_axis axis, const float *send, float *recv, size_t n,
+                                 ct_request *req) {
     begin(w, req, OP_ALLGATHER, axis);
     req->n = req->max_block = n;
     return start_allgather(w, req, send, recv, (size_t)group_rank(w, req) * n, n);
 }
 
-static ct_status allgatherv_start(ct_world *w, const ct_split *s, const float *send,
-                                   float *recv, ct_request *req) {
+static ct_status allgatherv_start(ct_world *w, const ct_split *s, const float *send, float *recv,
+                                  ct_request *req) {
     begin(w, req, OP_ALLGATHER, s->axis);
     CT_ASSERT(s->p == group_size(w, req));
     req->split = s;
@@ -507,14 +520,15 @@ static ct_status allgatherv_start(ct_world *w, const ct_split *s, const float *s
     return start_allgather(w, req, send, recv, s->offset[me], s->count[me]);
 }
 
-static ct_status broadcast_start(ct_world *w, ct_axis axis, int root, float *buf, size_t n,
-                                  ct_request *req) {
+static ct_status broadcast_start(ct_world *w, ct_axis axis, int root, float *buf, size_t n, ct_request *req) {
     begin(w, req, OP_BCAST, axis);
     int p = group_size(w, req);
     if (root < 0 || root >= p) {
         finish(w, req);
-        return ct_fail(CT_EINVAL, "broadcast root %d is not a coordinate of the %s group "
-                       "(size %d)", root, ct_axis_name(axis), p);
+        return ct_fail(CT_EINVAL,
+                       "broadcast root %d is not a coordinate of the %s group "
+                       "(size %d)",
+                       root, ct_axis_name(axis), p);
     }
     if (p == 1 || n == 0) return finish(w, req);
     req->root = root;
@@ -524,15 +538,17 @@ static ct_status broadcast_start(ct_world *w, ct_axis axis, int root, float *buf
     return post_coll(w, req);
 }
 
-static ct_status p2p_start(ct_world *w, int op, ct_axis axis, int peer, int tag, const float *send,
-                           float *recv, size_t n, ct_request *req) {
+static ct_status p2p_start(ct_world *w, int op, ct_axis axis, int peer, int tag, const float *send, float *recv,
+                           size_t n, ct_request *req) {
     begin_request(w, req, op, axis);
     int p = group_size(w, req);
     if (peer < 0 || peer >= p || peer == group_rank(w, req) || tag < 0 || tag > 32767) {
         finish(w, req);
-        return ct_fail(CT_EINVAL, "%s on the %s group: peer %d (of %d, this rank is %d) or tag %d is not "
-                       "valid (peer another member, tag 0..32767)", op == OP_SEND ? "send" : "receive",
-                       ct_axis_name(axis), peer, p, group_rank(w, req), tag);
+        return ct_fail(CT_EINVAL,
+                       "%s on the %s group: peer %d (of %d, this rank is %d) or tag %d is not "
+                       "valid (peer another member, tag 0..32767)",
+                       op == OP_SEND ? "send" : "receive", ct_axis_name(axis), peer, p, group_rank(w, req),
+                       tag);
     }
     if (n == 0) return finish(w, req);
     req->root = peer;
@@ -550,12 +566,12 @@ static ct_status start_a2a(ct_world *w, ct_request *r, const void *send, void *r
     size_t mine = a2a_count(r, 0, me);
     if (mine != a2a_count(r, 1, me)) {
         finish(w, r);
-        return ct_fail(CT_EINVAL, "all-to-all on the %s group: send_counts[%d] = %zu but "
-                       "recv_counts[%d] = %zu on the same rank", ct_axis_name(r->axis), me,
-                       mine / r->n, me, a2a_count(r, 1, me) / r->n);
+        return ct_fail(CT_EINVAL,
+                       "all-to-all on the %s group: send_counts[%d] = %zu but "
+                       "recv_counts[%d] = %zu on the same rank",
+                       ct_axis_name(r->axis), me, mine / r->n, me, a2a_count(r, 1, me) / r->n);
     }
-    if (mine) memcpy((char *)recv + a2a_offset(r, 1, me),
-                     (const char *)send + a2a_offset(r, 0, me), mine);
+    if (mine) memcpy((char *)recv + a2a_offset(r, 1, me), (const char *)send + a2a_offset(r, 0, me), mine);
     if (group_size(w, r) == 1) return finish(w, r);
     r->send = send;
     r->recv = recv;
@@ -563,9 +579,8 @@ static ct_status start_a2a(ct_world *w, ct_request *r, const void *send, void *r
     return post_a2a(w, r);
 }
 
-static ct_status alltoallv_start(ct_world *w, ct_axis axis, const float *send,
-                                  const size_t *send_counts, float *recv,
-                                  const size_t *recv_counts, ct_request *req) {
+static ct_status alltoallv_start(ct_world *w, ct_axis axis, const float *send, const size_t *send_counts,
+                                 float *recv, const size_t *recv_counts, ct_request *req) {
     begin(w, req, OP_ALLTOALL, axis);
     CT_ASSERT(send_counts && recv_counts);
     req->n = sizeof(float);
@@ -582,39 +597,36 @@ static ct_status barrier_start(ct_world *w, ct_axis axis, ct_request *req) {
 }
 
 /* The public starts: each under the world's lock. */
-ct_status ct_comm_allreduce_start(ct_world *w, ct_axis axis, float *buf, size_t n,
-                                  ct_request *req) {
+ct_status ct_comm_allreduce_start(ct_world *w, ct_axis axis, float *buf, size_t n, ct_request *req) {
     LOCKED(w, allreduce_start(w, axis, buf, n, req));
 }
 
-ct_status ct_comm_reduce_scatter_start(ct_world *w, ct_axis axis, const float *send,
-                                       float *recv, size_t n, ct_request *req) {
+ct_status ct_comm_reduce_scatter_start(ct_world *w, ct_axis axis, const float *send, float *recv, size_t n,
+                                       ct_request *req) {
     LOCKED(w, reduce_scatter_start(w, axis, send, recv, n, req));
 }
 
-ct_status ct_comm_reduce_scatterv_start(ct_world *w, const ct_split *s, const float *send,
-                                        float *recv, ct_request *req) {
+ct_status ct_comm_reduce_scatterv_start(ct_world *w, const ct_split *s, const float *send, float *recv,
+                                        ct_request *req) {
     LOCKED(w, reduce_scatterv_start(w, s, send, recv, req));
 }
 
-ct_status ct_comm_allgather_start(ct_world *w, ct_axis axis, const float *send, float *recv,
-                                  size_t n, ct_request *req) {
+ct_status ct_comm_allgather_start(ct_world *w, ct_axis axis, const float *send, float *recv, size_t n,
+                                  ct_request *req) {
     LOCKED(w, allgather_start(w, axis, send, recv, n, req));
 }
 
-ct_status ct_comm_allgatherv_start(ct_world *w, const ct_split *s, const float *send,
-                                   float *recv, ct_request *req) {
+ct_status ct_comm_allgatherv_start(ct_world *w, const ct_split *s, const float *send, float *recv,
+                                   ct_request *req) {
     LOCKED(w, allgatherv_start(w, s, send, recv, req));
 }
 
-ct_status ct_comm_broadcast_start(ct_world *w, ct_axis axis, int root, float *buf, size_t n,
-                                  ct_request *req) {
+ct_status ct_comm_broadcast_start(ct_world *w, ct_axis axis, int root, float *buf, size_t n, ct_request *req) {
     LOCKED(w, broadcast_start(w, axis, root, buf, n, req));
 }
 
-ct_status ct_comm_alltoallv_start(ct_world *w, ct_axis axis, const float *send,
-                                  const size_t *send_counts, float *recv,
-                                  const size_t *recv_counts, ct_request *req) {
+ct_status ct_comm_alltoallv_start(ct_world *w, ct_axis axis, const float *send, const size_t *send_counts,
+                                  float *recv, const size_t *recv_counts, ct_request *req) {
     LOCKED(w, alltoallv_start(w, axis, send, send_counts, recv, recv_counts, req));
 }
 
@@ -622,8 +634,8 @@ ct_status ct_comm_barrier_start(ct_world *w, ct_axis axis, ct_request *req) {
     LOCKED(w, barrier_start(w, axis, req));
 }
 
-ct_status ct_comm_send_start(ct_world *w, ct_axis axis, int peer, int tag, const float *buf,
-                             size_t n, ct_request *req) {
+ct_status ct_comm_send_start(ct_world *w, ct_axis axis, int peer, int tag, const float *buf, size_t n,
+                             ct_request *req) {
     LOCKED(w, p2p_start(w, OP_SEND, axis, peer, tag, buf, NULL, n, req));
 }
 
@@ -640,22 +652,19 @@ ct_status ct_comm_allreduce(ct_world *w, ct_axis axis, float *buf, size_t n) {
     return ct_comm_wait(w, &r);
 }
 
-ct_status ct_comm_reduce_scatter(ct_world *w, ct_axis axis, const float *send, float *recv,
-                                 size_t n) {
+ct_status ct_comm_reduce_scatter(ct_world *w, ct_axis axis, const float *send, float *recv, size_t n) {
     ct_request r;
     CT_TRY(ct_comm_reduce_scatter_start(w, axis, send, recv, n, &r));
     return ct_comm_wait(w, &r);
 }
 
-ct_status ct_comm_reduce_scatterv(ct_world *w, const ct_split *s, const float *send,
-                                  float *recv) {
+ct_status ct_comm_reduce_scatterv(ct_world *w, const ct_split *s, const float *send, float *recv) {
     ct_request r;
     CT_TRY(ct_comm_reduce_scatterv_start(w, s, send, recv, &r));
     return ct_comm_wait(w, &r);
 }
 
-ct_status ct_comm_allgather(ct_world *w, ct_axis axis, const float *send, float *recv,
-                            size_t n) {
+ct_status ct_comm_allgather(ct_world *w, ct_axis axis, const float *send, float *recv, size_t n) {
     ct_request r;
     CT_TRY(ct_comm_allgather_start(w, axis, send, recv, n, &r));
     return ct_comm_wait(w, &r);
@@ -673,8 +682,8 @@ ct_status ct_comm_broadcast(ct_world *w, ct_axis axis, int root, float *buf, siz
     return ct_comm_wait(w, &r);
 }
 
-ct_status ct_comm_alltoallv(ct_world *w, ct_axis axis, const float *send,
-                            const size_t *send_counts, float *recv, const size_t *recv_counts) {
+ct_status ct_comm_alltoallv(ct_world *w, ct_axis axis, const float *send, const size_t *send_counts,
+                            float *recv, const size_t *recv_counts) {
     ct_request r;
     CT_TRY(ct_comm_alltoallv_start(w, axis, send, send_counts, recv, recv_counts, &r));
     return ct_comm_wait(w, &r);
@@ -686,8 +695,8 @@ ct_status ct_comm_barrier(ct_world *w, ct_axis axis) {
     return ct_comm_wait(w, &r);
 }
 
-static ct_status sizes_start(ct_world *w, ct_axis axis, const size_t *send, size_t *recv,
-                             size_t per_peer, ct_request *r) {
+static ct_status sizes_start(ct_world *w, ct_axis axis, const size_t *send, size_t *recv, size_t per_peer,
+                             ct_request *r) {
     begin(w, r, OP_ALLTOALL, axis);
     r->n = sizeof(size_t);
     r->max_block = per_peer;
@@ -699,8 +708,7 @@ static ct_status sizes_start_locked(ct_world *w, ct_axis axis, const size_t *sen
     LOCKED(w, sizes_start(w, axis, send, recv, per_peer, r));
 }
 
-ct_status ct_comm_alltoall_sizes(ct_world *w, ct_axis axis, const size_t *send, size_t *recv,
-                                 size_t per_peer) {
+ct_status ct_comm_alltoall_sizes(ct_world *w, ct_axis axis, const size_t *send, size_t *recv, size_t per_peer) {
     ct_request r;
     CT_TRY(sizes_start_locked(w, axis, send, recv, per_peer, &r));
     return ct_comm_wait(w, &r);

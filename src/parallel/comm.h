@@ -60,7 +60,9 @@
 
 /* parallel.data, parallel.tensor, parallel.pipeline, parallel.expert. data == 0 means
  * "every rank not taken by tensor x pipeline"; the others must be >= 1. */
-typedef struct ct_layout { int data, tensor, pipeline, expert; } ct_layout;
+typedef struct ct_layout {
+    int data, tensor, pipeline, expert;
+} ct_layout;
 
 typedef enum ct_axis {
     CT_AXIS_DATA,        /* same pipeline stage and tensor coordinate */
@@ -132,8 +134,8 @@ int ct_world_threaded(const ct_world *w);
  * messages are shared-memory copies, made by the cores that compute). */
 int ct_world_axis_on_one_node(const ct_world *w, ct_axis axis);
 const ct_layout *ct_world_layout(const ct_world *w);
-int ct_world_coord(const ct_world *w, ct_axis axis);     /* this rank's index in its group */
-int ct_world_axis_size(const ct_world *w, ct_axis axis); /* size of the group */
+int ct_world_coord(const ct_world *w, ct_axis axis);           /* this rank's index in its group */
+int ct_world_axis_size(const ct_world *w, ct_axis axis);       /* size of the group */
 int ct_world_peer(const ct_world *w, ct_axis axis, int coord); /* world rank of a member */
 /* The axis communicator (group rank == coordinate); MPI_COMM_NULL without MPI. */
 MPI_Comm ct_world_comm(const ct_world *w, ct_axis axis);
@@ -147,7 +149,10 @@ _Noreturn void ct_world_abort(ct_world *w, int code, const char *msg);
  * handed to MPI sends (exact for the ring collectives and all-to-all; a broadcast counts
  * its payload on the root only, since MPI picks its tree), and seconds spent in
  * ct_comm_wait and the blocking calls. */
-typedef struct ct_comm_counter { uint64_t calls, bytes; double wait_s; } ct_comm_counter;
+typedef struct ct_comm_counter {
+    uint64_t calls, bytes;
+    double wait_s;
+} ct_comm_counter;
 ct_comm_counter ct_world_counter(const ct_world *w, ct_axis axis);
 void ct_world_reset_counters(ct_world *w);
 
@@ -175,8 +180,8 @@ size_t ct_split_offset(const ct_split *s, int coord);
 /* A collective in flight. The fields belong to comm.c; zero-initialisation is not needed
  * (every _start fills it), and a completed request may be reused at once. */
 typedef struct ct_request {
-    MPI_Request mpi[2];  /* send and receive of the current step */
-    MPI_Request *segs;   /* point-to-point: one per segment, all posted at the start */
+    MPI_Request mpi[2]; /* send and receive of the current step */
+    MPI_Request *segs;  /* point-to-point: one per segment, all posted at the start */
     int op, axis, tag, slot, root;
     long step, steps;
     size_t n, seg, max_block, sent, received, expect;
@@ -188,38 +193,35 @@ typedef struct ct_request {
 } ct_request;
 
 /* Sums buf [n] over the axis group, in place. */
-ct_status ct_comm_allreduce_start(ct_world *w, ct_axis axis, float *buf, size_t n,
-                                  ct_request *req);
+ct_status ct_comm_allreduce_start(ct_world *w, ct_axis axis, float *buf, size_t n, ct_request *req);
 /* send [p * n] -> recv [n]: block c of the sum lands on coordinate c. recv may be
  * send + me * n (in place: only the block of this rank is written). */
-ct_status ct_comm_reduce_scatter_start(ct_world *w, ct_axis axis, const float *send,
-                                       float *recv, size_t n, ct_request *req);
+ct_status ct_comm_reduce_scatter_start(ct_world *w, ct_axis axis, const float *send, float *recv, size_t n,
+                                       ct_request *req);
 /* send [total] -> recv [count(me)], shards as in s; recv may be send + offset(me). */
-ct_status ct_comm_reduce_scatterv_start(ct_world *w, const ct_split *s, const float *send,
-                                        float *recv, ct_request *req);
+ct_status ct_comm_reduce_scatterv_start(ct_world *w, const ct_split *s, const float *send, float *recv,
+                                        ct_request *req);
 /* send [n] -> recv [p * n], block c from coordinate c. send may be recv + me * n. */
-ct_status ct_comm_allgather_start(ct_world *w, ct_axis axis, const float *send, float *recv,
-                                  size_t n, ct_request *req);
-/* send [count(me)] -> recv [total]. send may be recv + offset(me). */
-ct_status ct_comm_allgatherv_start(ct_world *w, const ct_split *s, const float *send,
-                                   float *recv, ct_request *req);
-/* buf [n] of coordinate root -> every member. */
-ct_status ct_comm_broadcast_start(ct_world *w, ct_axis axis, int root, float *buf, size_t n,
+ct_status ct_comm_allgather_start(ct_world *w, ct_axis axis, const float *send, float *recv, size_t n,
                                   ct_request *req);
+/* send [count(me)] -> recv [total]. send may be recv + offset(me). */
+ct_status ct_comm_allgatherv_start(ct_world *w, const ct_split *s, const float *send, float *recv,
+                                   ct_request *req);
+/* buf [n] of coordinate root -> every member. */
+ct_status ct_comm_broadcast_start(ct_world *w, ct_axis axis, int root, float *buf, size_t n, ct_request *req);
 /* Personalised exchange: send_counts[c] floats go to coordinate c (packed in coordinate
  * order), recv_counts[c] floats come from c. recv_counts must match what the peers send:
  * a mismatch is CT_EINVAL naming both counts. */
-ct_status ct_comm_alltoallv_start(ct_world *w, ct_axis axis, const float *send,
-                                  const size_t *send_counts, float *recv,
-                                  const size_t *recv_counts, ct_request *req);
+ct_status ct_comm_alltoallv_start(ct_world *w, ct_axis axis, const float *send, const size_t *send_counts,
+                                  float *recv, const size_t *recv_counts, ct_request *req);
 ct_status ct_comm_barrier_start(ct_world *w, ct_axis axis, ct_request *req);
 
 /* Point-to-point (pipeline stages): n floats to / from the member at coordinate peer of this
  * rank's group on the axis. A send and its receive name the same tag (0..32767; e.g. the
  * micro-batch and direction); messages with one tag between two members arrive in the
  * order sent. They travel on a communicator of their own, apart from the collectives. */
-ct_status ct_comm_send_start(ct_world *w, ct_axis axis, int peer, int tag, const float *buf,
-                             size_t n, ct_request *req);
+ct_status ct_comm_send_start(ct_world *w, ct_axis axis, int peer, int tag, const float *buf, size_t n,
+                             ct_request *req);
 ct_status ct_comm_recv_start(ct_world *w, ct_axis axis, int peer, int tag, float *buf, size_t n,
                              ct_request *req);
 /* Advances req as far as the messages that arrived allow; *done = 1 once it completed. */
@@ -234,20 +236,16 @@ ct_status ct_comm_allreduce(ct_world *w, ct_axis axis, float *buf, size_t n);
 /* Every rank learns whether any failed: returns local's status where it failed, else a
  * failure naming `what` when another rank's did (its own message is on that rank). */
 ct_status ct_world_agree(ct_world *w, ct_status local, const char *what);
-ct_status ct_comm_reduce_scatter(ct_world *w, ct_axis axis, const float *send, float *recv,
-                                 size_t n);
-ct_status ct_comm_reduce_scatterv(ct_world *w, const ct_split *s, const float *send,
-                                  float *recv);
-ct_status ct_comm_allgather(ct_world *w, ct_axis axis, const float *send, float *recv,
-                            size_t n);
+ct_status ct_comm_reduce_scatter(ct_world *w, ct_axis axis, const float *send, float *recv, size_t n);
+ct_status ct_comm_reduce_scatterv(ct_world *w, const ct_split *s, const float *send, float *recv);
+ct_status ct_comm_allgather(ct_world *w, ct_axis axis, const float *send, float *recv, size_t n);
 ct_status ct_comm_allgatherv(ct_world *w, const ct_split *s, const float *send, float *recv);
 ct_status ct_comm_broadcast(ct_world *w, ct_axis axis, int root, float *buf, size_t n);
-ct_status ct_comm_alltoallv(ct_world *w, ct_axis axis, const float *send,
-                            const size_t *send_counts, float *recv, const size_t *recv_counts);
+ct_status ct_comm_alltoallv(ct_world *w, ct_axis axis, const float *send, const size_t *send_counts,
+                            float *recv, const size_t *recv_counts);
 ct_status ct_comm_barrier(ct_world *w, ct_axis axis);
 /* Exchanges per_peer sizes with every member: send [p * per_peer] (block c to coordinate
  * c) -> recv [p * per_peer] (block c from c). For the counts of an all-to-all. */
-ct_status ct_comm_alltoall_sizes(ct_world *w, ct_axis axis, const size_t *send, size_t *recv,
-                                 size_t per_peer);
+ct_status ct_comm_alltoall_sizes(ct_world *w, ct_axis axis, const size_t *send, size_t *recv, size_t per_peer);
 
 #endif /* CT_COMM_H */

@@ -17,7 +17,7 @@
 
 typedef struct bucket {
     struct ct_dp *dp;
-    ct_axis axis;    /* DATA, or EXPERT_DATA for experts split over an expert group */
+    ct_axis axis; /* DATA, or EXPERT_DATA for experts split over an expert group */
     size_t offset, count;
     ct_split *split; /* stage 2: this bucket's floats per shard */
     int tied;        /* the tied wte of a first or last pipeline stage: summed with the other
@@ -31,16 +31,16 @@ struct ct_dp {
     ct_world *w;
     ct_model *m;
     int zero, ranks, me, armed, n_buckets, failed;
-    int tied;          /* index of the tied bucket, or -1 */
+    int tied;                /* index of the tied bucket, or -1 */
     ct_stage_shared *shared; /* shared block weights used on several stages */
     int n_shared;
-    float *zeros;      /* what a stage without a copy of some shared weights adds */
-    ct_axis shard_axis;   /* ZeRO shards: over the data ranks, or with experts split over an
+    float *zeros;       /* what a stage without a copy of some shared weights adds */
+    ct_axis shard_axis; /* ZeRO shards: over the data ranks, or with experts split over an
                            * expert group over the expert-data ranks (who hold equal copies) */
     int shard_ranks, shard_me;
     ct_status status;
     ct_progress *prog; /* drives the buckets' reductions while backward computes */
-    ct_split *shards; /* the flat parameter buffer split over the data ranks */
+    ct_split *shards;  /* the flat parameter buffer split over the data ranks */
     bucket buckets[MAX_BUCKETS];
 };
 
@@ -48,11 +48,14 @@ int ct_dp_ranks(const ct_dp *dp) { return dp->ranks; }
 ct_axis ct_dp_shard_axis(const ct_dp *dp) { return dp->shard_axis; }
 
 void ct_dp_shard(const ct_dp *dp, size_t *lo, size_t *hi) {
-    if (dp->zero == 0) { *lo = 0; *hi = ct_model_num_params(dp->m); return; }
+    if (dp->zero == 0) {
+        *lo = 0;
+        *hi = ct_model_num_params(dp->m);
+        return;
+    }
     *lo = ct_split_offset(dp->shards, dp->shard_me);
     *hi = *lo + ct_split_count(dp->shards, dp->shard_me);
 }
-
 
 /* Stage 2: the part of [offset, offset + count) in each rank's shard. */
 static ct_status bucket_split(ct_dp *dp, bucket *b) {
@@ -65,8 +68,6 @@ static ct_status bucket_split(ct_dp *dp, bucket *b) {
     }
     return ct_split_create(&b->split, dp->w, CT_AXIS_DATA, counts);
 }
-
-
 
 /* Stage 2: a reduced bucket's sums for other ranks are not needed here: give back their
  * pages at once, so the gradient buffer's resident part stays near this rank's shard. */
@@ -121,7 +122,8 @@ static void on_grads_ready(size_t offset, size_t count, void *ctx) {
 /* The buckets are exactly the ranges the model reports: find them once with a dry run of
  * the table (final norm, blocks, embeddings all tile the buffer). */
 static ct_status record_bucket(ct_dp *dp, size_t offset, size_t count, ct_axis axis) {
-    if (dp->n_buckets == MAX_BUCKETS) return ct_fail(CT_EINVAL, "data parallel: more than %d buckets", MAX_BUCKETS);
+    if (dp->n_buckets == MAX_BUCKETS)
+        return ct_fail(CT_EINVAL, "data parallel: more than %d buckets", MAX_BUCKETS);
     bucket *b = &dp->buckets[dp->n_buckets++];
     memset(b, 0, sizeof *b);
     b->dp = dp;
@@ -143,7 +145,8 @@ static ct_status make_buckets(ct_dp *dp) {
         const ct_tensor_info *t = i < n ? ct_model_tensor(m, i) : NULL, *prev = ct_model_tensor(m, i - 1);
         int expert = split_experts && t && t->split_expert;
         int prev_expert = split_experts && prev->split_expert;
-        int tied = staged && t && !strcmp(t->name, "wte.weight"), prev_tied = staged && !strcmp(prev->name, "wte.weight");
+        int tied = staged && t && !strcmp(t->name, "wte.weight"),
+            prev_tied = staged && !strcmp(prev->name, "wte.weight");
         int boundary = !t || strstr(t->name, ".ln_1.weight") || !strcmp(t->name, "ln_f.weight") ||
                        expert != prev_expert || tied || prev_tied;
         if (!boundary) continue;
@@ -194,7 +197,10 @@ static ct_status sum_shared(ct_dp *dp) {
 ct_status ct_overlap_parse(const char *text, ct_overlap *out) {
     static const char *names[] = {"auto", "thread", "poll"};
     for (int i = 0; i < 3; i++)
-        if (!strcmp(text, names[i])) { *out = (ct_overlap)i; return CT_OK; }
+        if (!strcmp(text, names[i])) {
+            *out = (ct_overlap)i;
+            return CT_OK;
+        }
     return ct_fail(CT_EINVAL, "parallel.overlap = \"%s\": allowed \"auto\", \"thread\" or \"poll\"", text);
 }
 
@@ -204,14 +210,20 @@ ct_status ct_dp_create(ct_dp **out, ct_world *w, ct_model *m, int zero_stage, ct
     if (zero_stage < 0 || zero_stage > 2)
         return ct_fail(CT_EINVAL, "parallel.zero = %d: allowed 0, 1 or 2", zero_stage);
     if (zero_stage == 2 && ct_model_expert_ranks(m) > 1)
-        return ct_fail(CT_EINVAL, "parallel.zero = 2 with parallel.expert = %d: not supported yet (the "
+        return ct_fail(CT_EINVAL,
+                       "parallel.zero = 2 with parallel.expert = %d: not supported yet (the "
                        "dense gradients would need a reduction over the expert group before the "
                        "reduce-scatter); use parallel.zero = 1, which shards over the ranks that hold "
-                       "the same experts", ct_model_expert_ranks(m));
+                       "the same experts",
+                       ct_model_expert_ranks(m));
     ct_dp *dp = ct_calloc(sizeof *dp, "data parallelism");
     if (!dp) return CT_ENOMEM;
-    *dp = (ct_dp){.w = w, .m = m, .zero = zero_stage, .ranks = ct_world_axis_size(w, CT_AXIS_DATA),
-                  .me = ct_world_coord(w, CT_AXIS_DATA), .shard_axis = CT_AXIS_DATA};
+    *dp = (ct_dp){.w = w,
+                  .m = m,
+                  .zero = zero_stage,
+                  .ranks = ct_world_axis_size(w, CT_AXIS_DATA),
+                  .me = ct_world_coord(w, CT_AXIS_DATA),
+                  .shard_axis = CT_AXIS_DATA};
     if (ct_model_expert_ranks(m) > 1) dp->shard_axis = CT_AXIS_EXPERT_DATA;
     dp->shard_ranks = ct_world_axis_size(w, dp->shard_axis);
     dp->shard_me = ct_world_coord(w, dp->shard_axis);
@@ -219,9 +231,13 @@ ct_status ct_dp_create(ct_dp **out, ct_world *w, ct_model *m, int zero_stage, ct
     if (s == CT_OK) s = find_shared(dp);
     if (s == CT_OK) s = make_buckets(dp);
     int thread = overlap == CT_OVERLAP_THREAD ||
-                 (overlap == CT_OVERLAP_AUTO && (zero_stage == 2 || !ct_world_axis_on_one_node(w, CT_AXIS_DATA)));
+                 (overlap == CT_OVERLAP_AUTO &&
+                  (zero_stage == 2 || !ct_world_axis_on_one_node(w, CT_AXIS_DATA)));
     if (s == CT_OK) s = ct_progress_create(&dp->prog, w, thread && dp->ranks > 1);
-    if (s != CT_OK) { ct_dp_free(dp); return s; }
+    if (s != CT_OK) {
+        ct_dp_free(dp);
+        return s;
+    }
     ct_model_set_grad_hook(m, on_grads_ready, dp);
     ct_model_set_progress_hook(m, on_progress, dp);
     *out = dp;
@@ -244,7 +260,10 @@ void ct_dp_arm(ct_dp *dp, int reduce) { dp->armed = reduce && dp->ranks > 1; }
 
 void ct_dp_zero_grad(ct_dp *dp) {
     float *g = ct_model_grads(dp->m);
-    if (!g || dp->zero != 2 || dp->ranks == 1) { ct_model_zero_grad(dp->m); return; }
+    if (!g || dp->zero != 2 || dp->ranks == 1) {
+        ct_model_zero_grad(dp->m);
+        return;
+    }
     size_t lo, hi, n = ct_model_num_params(dp->m);
     ct_dp_shard(dp, &lo, &hi);
     ct_zero_lazily(g, lo * sizeof(float));
@@ -259,7 +278,8 @@ static ct_status sum_tied(ct_dp *dp, const bucket *b) {
     int stages = ct_world_axis_size(dp->w, CT_AXIS_PIPELINE), me = ct_world_coord(dp->w, CT_AXIS_PIPELINE);
     int peer = me == 0 ? stages - 1 : 0;
     size_t cap = b->count < PIECE ? b->count : PIECE;
-    float *g = ct_model_grads(dp->m) + b->offset, *other = ct_alloc_in(CT_TIER_COMPUTE, cap * sizeof(float), "tied gradient");
+    float *g = ct_model_grads(dp->m) + b->offset,
+          *other = ct_alloc_in(CT_TIER_COMPUTE, cap * sizeof(float), "tied gradient");
     if (!other) return CT_ENOMEM;
     ct_status s = CT_OK;
     for (size_t at = 0; at < b->count && s == CT_OK; at += cap) {
@@ -298,7 +318,11 @@ ct_status ct_dp_finish(ct_dp *dp) {
 }
 
 void ct_dp_shard_of(const ct_dp *dp, int coord, size_t *lo, size_t *hi) {
-    if (dp->zero == 0) { *lo = 0; *hi = ct_model_num_params(dp->m); return; }
+    if (dp->zero == 0) {
+        *lo = 0;
+        *hi = ct_model_num_params(dp->m);
+        return;
+    }
     *lo = ct_split_offset(dp->shards, coord);
     *hi = *lo + ct_split_count(dp->shards, coord);
 }
@@ -323,7 +347,8 @@ ct_status ct_dp_grad_norm(ct_dp *dp, float *norm) {
     ct_dp_shard(dp, &lo, &hi);
     const float *g = ct_model_grads(dp->m);
     if (ct_model_tensor_ranks(dp->m) > 1 || ct_model_expert_ranks(dp->m) > 1 || ct_model_stages(dp->m) > 1)
-        return split_model_norm(dp, dp->zero == 2 ? lo : 0, dp->zero == 2 ? hi : ct_model_num_params(dp->m), norm);
+        return split_model_norm(dp, dp->zero == 2 ? lo : 0, dp->zero == 2 ? hi : ct_model_num_params(dp->m),
+                                norm);
     if (dp->zero < 2) { /* every rank holds the whole reduced gradient */
         *norm = (float)sqrt(ct_sum_squares(g, ct_model_num_params(dp->m)));
         return CT_OK;
@@ -348,4 +373,6 @@ ct_status ct_dp_mean(ct_dp *dp, float *value) {
     return CT_OK;
 }
 
-ct_status ct_dp_agree(ct_dp *dp, ct_status local, const char *what) { return ct_world_agree(dp->w, local, what); }
+ct_status ct_dp_agree(ct_dp *dp, ct_status local, const char *what) {
+    return ct_world_agree(dp->w, local, what);
+}

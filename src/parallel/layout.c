@@ -10,21 +10,19 @@ static const char *const axis_names[CT_AXIS_COUNT] = {
     "data", "tensor", "pipeline", "expert", "expert-data", "world",
 };
 
-const char *ct_axis_name(ct_axis axis) {
-    return axis >= 0 && axis < CT_AXIS_COUNT ? axis_names[axis] : "?";
-}
+const char *ct_axis_name(ct_axis axis) { return axis >= 0 && axis < CT_AXIS_COUNT ? axis_names[axis] : "?"; }
 
 /* ---- naming ---------------------------------------------------------------------------- */
 
 char *ct_layout_format(const ct_layout *l, int keys, char *buf, size_t cap) {
-    const int vals[4] = { l->data, l->tensor, l->pipeline, l->expert };
-    static const char *const names[4] = { "data", "tensor", "pipeline", "expert" };
+    const int vals[4] = {l->data, l->tensor, l->pipeline, l->expert};
+    static const char *const names[4] = {"data", "tensor", "pipeline", "expert"};
     size_t len = 0;
     if (cap) buf[0] = 0;
     for (int i = 0; i < 4 && len < cap; i++) {
         if (vals[i] == 1 && !(i == 0 && l->tensor == 1 && l->pipeline == 1)) continue;
-        int k = snprintf(buf + len, cap - len, "%s%s%s=%d", len ? " x " : "",
-                         keys ? "parallel." : "", names[i], vals[i]);
+        int k = snprintf(buf + len, cap - len, "%s%s%s=%d", len ? " x " : "", keys ? "parallel." : "", names[i],
+                         vals[i]);
         if (k > 0) len += (size_t)k;
     }
     return buf;
@@ -35,7 +33,7 @@ int ct_layout_list(int ranks, int pipeline, ct_layout *out, int max) {
     int per = ranks / pipeline, n = 0;
     for (int t = 1; t <= per; t++) {
         if (per % t) continue;
-        if (n < max) out[n] = (ct_layout){ per / t, t, pipeline, 1 };
+        if (n < max) out[n] = (ct_layout){per / t, t, pipeline, 1};
         n++;
     }
     return n;
@@ -51,14 +49,14 @@ static void list_fits(int ranks, int pipeline, char *buf, size_t cap) {
     for (int i = 0; i < n; i++) {
         char one[96];
         size_t len = strlen(buf);
-        snprintf(buf + len, cap - len, "%s%s", i ? ", " : "",
-                 ct_layout_format(&fit[i], 0, one, sizeof one));
+        snprintf(buf + len, cap - len, "%s%s", i ? ", " : "", ct_layout_format(&fit[i], 0, one, sizeof one));
     }
 }
 
 static const char *started(int ranks, int launched, char *buf, size_t cap) {
     if (launched) snprintf(buf, cap, "mpirun started %d", ranks);
-    else snprintf(buf, cap, "the process was started without mpirun (1 rank)");
+    else
+        snprintf(buf, cap, "the process was started without mpirun (1 rank)");
     return buf;
 }
 
@@ -66,13 +64,14 @@ static const char *started(int ranks, int launched, char *buf, size_t cap) {
 
 static ct_status check_fields(const ct_layout *l) {
     if (l->data < 0)
-        return ct_fail(CT_EINVAL, "parallel.data=%d: expected >= 1, or 0 for every rank "
-                       "not taken by tensor x pipeline", l->data);
-    const int vals[3] = { l->tensor, l->pipeline, l->expert };
-    static const char *const keys[3] = { "tensor", "pipeline", "expert" };
+        return ct_fail(CT_EINVAL,
+                       "parallel.data=%d: expected >= 1, or 0 for every rank "
+                       "not taken by tensor x pipeline",
+                       l->data);
+    const int vals[3] = {l->tensor, l->pipeline, l->expert};
+    static const char *const keys[3] = {"tensor", "pipeline", "expert"};
     for (int i = 0; i < 3; i++)
-        if (vals[i] < 1)
-            return ct_fail(CT_EINVAL, "parallel.%s=%d: expected >= 1", keys[i], vals[i]);
+        if (vals[i] < 1) return ct_fail(CT_EINVAL, "parallel.%s=%d: expected >= 1", keys[i], vals[i]);
     return CT_OK;
 }
 
@@ -85,12 +84,10 @@ static ct_status refuse_size(const ct_layout *l, int ranks, int launched, long l
     if (l->data == 0) {
         shown.data = 1;
         ct_layout_format(&shown, 1, want, sizeof want);
-        return ct_fail(CT_EINVAL, "%s needs a multiple of %lld ranks but %s; %s", want, need,
-                       how, fits);
+        return ct_fail(CT_EINVAL, "%s needs a multiple of %lld ranks but %s; %s", want, need, how, fits);
     }
     ct_layout_format(&shown, 1, want, sizeof want);
-    return ct_fail(CT_EINVAL, "%s needs %lld rank%s but %s; %s", want, need,
-                   need == 1 ? "" : "s", how, fits);
+    return ct_fail(CT_EINVAL, "%s needs %lld rank%s but %s; %s", want, need, need == 1 ? "" : "s", how, fits);
 }
 
 static ct_status refuse_expert(const ct_layout *l) {
@@ -100,13 +97,14 @@ static ct_status refuse_expert(const ct_layout *l) {
         size_t len = strlen(fits);
         snprintf(fits + len, sizeof fits - len, "%s%d", len ? ", " : "", e);
     }
-    return ct_fail(CT_EINVAL, "parallel.expert=%d must divide parallel.data=%d (expert groups "
-                   "are carved from the data ranks); values that fit: %s", l->expert, l->data,
-                   fits);
+    return ct_fail(CT_EINVAL,
+                   "parallel.expert=%d must divide parallel.data=%d (expert groups "
+                   "are carved from the data ranks); values that fit: %s",
+                   l->expert, l->data, fits);
 }
 
 ct_status ct_layout_resolve(const ct_layout *want, int ranks, int launched, ct_layout *out) {
-    ct_layout l = want ? *want : (ct_layout){ 0, 1, 1, 1 };
+    ct_layout l = want ? *want : (ct_layout){0, 1, 1, 1};
     CT_TRY(check_fields(&l));
     long long tp = (long long)l.tensor * l.pipeline;
     if (l.data == 0) {

@@ -5,7 +5,9 @@
 #include "model/model_comm.h"
 #include "parallel/comm.h"
 
-static ct_status tp_sum(void *ctx, float *buf, size_t n) { return ct_comm_allreduce(ctx, CT_AXIS_TENSOR, buf, n); }
+static ct_status tp_sum(void *ctx, float *buf, size_t n) {
+    return ct_comm_allreduce(ctx, CT_AXIS_TENSOR, buf, n);
+}
 
 static ct_status tp_gather(void *ctx, const float *send, float *recv, size_t n) {
     return ct_comm_allgather(ctx, CT_AXIS_TENSOR, send, recv, n);
@@ -16,16 +18,22 @@ static ct_status ep_sizes(void *ctx, const size_t *send, size_t *recv, size_t pe
 }
 
 static ct_status ep_alltoallv(void *ctx, const float *send, const size_t *send_counts, float *recv,
-                             const size_t *recv_counts) {
+                              const size_t *recv_counts) {
     return ct_comm_alltoallv(ctx, CT_AXIS_EXPERT, send, send_counts, recv, recv_counts);
 }
 
 static ct_model_comm world_comm(ct_world *w) {
-    return (ct_model_comm){
-        .tp_rank = ct_world_coord(w, CT_AXIS_TENSOR), .tp_ranks = ct_world_axis_size(w, CT_AXIS_TENSOR),
-        .ep_rank = ct_world_coord(w, CT_AXIS_EXPERT), .ep_ranks = ct_world_axis_size(w, CT_AXIS_EXPERT),
-        .stage = ct_world_coord(w, CT_AXIS_PIPELINE), .stages = ct_world_axis_size(w, CT_AXIS_PIPELINE),
-        .tp_sum = tp_sum, .tp_gather = tp_gather, .ep_sizes = ep_sizes, .ep_alltoallv = ep_alltoallv, .ctx = w};
+    return (ct_model_comm){.tp_rank = ct_world_coord(w, CT_AXIS_TENSOR),
+                           .tp_ranks = ct_world_axis_size(w, CT_AXIS_TENSOR),
+                           .ep_rank = ct_world_coord(w, CT_AXIS_EXPERT),
+                           .ep_ranks = ct_world_axis_size(w, CT_AXIS_EXPERT),
+                           .stage = ct_world_coord(w, CT_AXIS_PIPELINE),
+                           .stages = ct_world_axis_size(w, CT_AXIS_PIPELINE),
+                           .tp_sum = tp_sum,
+                           .tp_gather = tp_gather,
+                           .ep_sizes = ep_sizes,
+                           .ep_alltoallv = ep_alltoallv,
+                           .ctx = w};
 }
 
 ct_status ct_model_create_staged(ct_model **out, const ct_model_config *cfg, uint64_t seed, ct_world *world,

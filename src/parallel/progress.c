@@ -11,7 +11,11 @@
 #define NAP_MIN_NS 2000
 #define NAP_MAX_NS 200000
 
-typedef struct item { ct_request *req; ct_progress_done_fn done; void *ctx; } item;
+typedef struct item {
+    ct_request *req;
+    ct_progress_done_fn done;
+    void *ctx;
+} item;
 
 struct ct_progress {
     ct_world *w;
@@ -65,7 +69,11 @@ static void *helper(void *arg) {
     long nap = NAP_MIN_NS;
     pthread_mutex_lock(&p->mu);
     while (!p->quit) {
-        if (p->n == 0) { pthread_cond_wait(&p->work, &p->mu); nap = NAP_MIN_NS; continue; }
+        if (p->n == 0) {
+            pthread_cond_wait(&p->work, &p->mu);
+            nap = NAP_MIN_NS;
+            continue;
+        }
         pthread_mutex_unlock(&p->mu);
         if (pass(p)) {
             nap = NAP_MIN_NS;

@@ -9,9 +9,7 @@
 
 /* ---- launch ---------------------------------------------------------------------------- */
 
-int ct_launch_mpi(void) {
-    return getenv("OMPI_COMM_WORLD_SIZE") != NULL || getenv("PMIX_RANK") != NULL;
-}
+int ct_launch_mpi(void) { return getenv("OMPI_COMM_WORLD_SIZE") != NULL || getenv("PMIX_RANK") != NULL; }
 
 static int env_int(const char *name, int fallback) {
     const char *s = getenv(name);
@@ -20,9 +18,7 @@ static int env_int(const char *name, int fallback) {
     return s && *s && !*end && v >= 0 && v <= INT_MAX ? (int)v : fallback;
 }
 
-int ct_launch_rank(void) {
-    return env_int("OMPI_COMM_WORLD_RANK", env_int("PMIX_RANK", 0));
-}
+int ct_launch_rank(void) { return env_int("OMPI_COMM_WORLD_RANK", env_int("PMIX_RANK", 0)); }
 
 int ct_launch_size(void) {
     return ct_launch_mpi() ? env_int("OMPI_COMM_WORLD_SIZE", 0) : 1; /* 0: not announced */
@@ -63,8 +59,7 @@ static ct_status start_mpi(ct_world *w) {
     }
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
     if (provided < MPI_THREAD_FUNNELED)
-        return ct_fail(CT_EIO, "MPI provides thread level %d, cetus needs MPI_THREAD_FUNNELED",
-                       provided);
+        return ct_fail(CT_EIO, "MPI provides thread level %d, cetus needs MPI_THREAD_FUNNELED", provided);
     w->threaded = provided >= MPI_THREAD_SERIALIZED;
     MPI_Comm_rank(MPI_COMM_WORLD, &w->rank);
     MPI_Comm_size(MPI_COMM_WORLD, &w->size);
@@ -75,7 +70,8 @@ static ct_status build_comms(ct_world *w) {
     for (int a = 0; a < CT_AXIS_COUNT; a++) {
         int rc, color = ct_layout_peer(&w->layout, w->rank, a, 0);
         if (a == CT_AXIS_WORLD) rc = MPI_Comm_dup(MPI_COMM_WORLD, &w->comm[a]);
-        else rc = MPI_Comm_split(MPI_COMM_WORLD, color, w->coord[a], &w->comm[a]);
+        else
+            rc = MPI_Comm_split(MPI_COMM_WORLD, color, w->coord[a], &w->comm[a]);
         if (rc != MPI_SUCCESS) return ct_world_mpi_error(w, a, rc, "MPI_Comm_split");
         MPI_Comm_set_errhandler(w->comm[a], MPI_ERRORS_RETURN);
         int size = 0, rank = -1;
@@ -204,9 +200,8 @@ MPI_Comm ct_world_comm(const ct_world *w, ct_axis axis) {
 _Noreturn void ct_world_abort(ct_world *w, int code, const char *msg) {
     if (code == 0) code = 1;
     if (w && w->layout.pipeline > 1)
-        fprintf(stderr, "cetus: rank %d of %d (data %d, tensor %d, pipeline %d): %s\n", w->rank,
-                w->size, w->coord[CT_AXIS_DATA], w->coord[CT_AXIS_TENSOR],
-                w->coord[CT_AXIS_PIPELINE], msg);
+        fprintf(stderr, "cetus: rank %d of %d (data %d, tensor %d, pipeline %d): %s\n", w->rank, w->size,
+                w->coord[CT_AXIS_DATA], w->coord[CT_AXIS_TENSOR], w->coord[CT_AXIS_PIPELINE], msg);
     else if (w)
         fprintf(stderr, "cetus: rank %d of %d (data %d, tensor %d): %s\n", w->rank, w->size,
                 w->coord[CT_AXIS_DATA], w->coord[CT_AXIS_TENSOR], msg);
@@ -231,9 +226,7 @@ ct_comm_counter ct_world_counter(const ct_world *w, ct_axis axis) {
     return w->counter[axis];
 }
 
-void ct_world_reset_counters(ct_world *w) {
-    memset(w->counter, 0, sizeof w->counter);
-}
+void ct_world_reset_counters(ct_world *w) { memset(w->counter, 0, sizeof w->counter); }
 
 void ct_world_set_segment(ct_world *w, size_t floats) {
     w->segment = floats == 0 || floats > INT_MAX / 8 ? CT_COMM_SEGMENT : floats;
@@ -247,7 +240,10 @@ ct_status ct_world_claim_scratch(ct_world *w, size_t floats, int *slot, float **
     for (int i = 0; i < w->n_slots; i++) {
         if (w->slots[i].busy) continue;
         if (pick < 0 || w->slots[i].cap > w->slots[pick].cap) pick = i;
-        if (w->slots[i].cap >= floats) { pick = i; break; }
+        if (w->slots[i].cap >= floats) {
+            pick = i;
+            break;
+        }
     }
     if (pick < 0) {
         ct_scratch *grown = ct_calloc(sizeof *grown * (size_t)(w->n_slots + 1), "comm scratch");
@@ -278,8 +274,8 @@ void ct_world_release_scratch(ct_world *w, int slot) {
 /* ---- splits ---------------------------------------------------------------------------- */
 
 /* counts == NULL: near-even split of total. */
-static ct_status split_make(ct_split **out, const ct_world *w, ct_axis axis,
-                            const size_t *counts, size_t total) {
+static ct_status split_make(ct_split **out, const ct_world *w, ct_axis axis, const size_t *counts,
+                            size_t total) {
     CT_ASSERT(axis >= 0 && axis < CT_AXIS_COUNT);
     *out = NULL;
     int p = w->axis_size[axis];

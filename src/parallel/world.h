@@ -9,7 +9,11 @@
 
 enum { CT_COMM_SEGMENT = 1 << 16 }; /* floats per message by default (1 MiB) */
 
-typedef struct ct_scratch { float *buf; size_t cap; int busy; } ct_scratch;
+typedef struct ct_scratch {
+    float *buf;
+    size_t cap;
+    int busy;
+} ct_scratch;
 
 struct ct_world {
     int rank, size, owns_mpi;
@@ -23,9 +27,9 @@ struct ct_world {
     double poll_s, yield_s; /* ct_comm_wait: poll, then yield, then sleep (seconds) */
     ct_scratch *slots;
     int n_slots;
-    int threaded;          /* MPI allows calls from several threads, one at a time */
+    int threaded;                /* MPI allows calls from several threads, one at a time */
     int one_node[CT_AXIS_COUNT]; /* every member of the group shares this rank's node */
-    pthread_mutex_t lock;  /* held around every request state change and MPI call */
+    pthread_mutex_t lock;        /* held around every request state change and MPI call */
 };
 
 struct ct_split {

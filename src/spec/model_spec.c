@@ -16,26 +16,35 @@ ct_status ct_model_config_check(const ct_model_config *c) {
     if (c->d_model < 1) return ct_fail(CT_EINVAL, "model.d_model = %d: must be at least 1", c->d_model);
     if (c->n_head < 1) return ct_fail(CT_EINVAL, "model.n_head = %d: must be at least 1", c->n_head);
     if (c->d_model % c->n_head != 0)
-        return ct_fail(CT_EINVAL, "model.d_model = %d is not divisible by model.n_head = %d; "
-                       "pick n_head among the divisors of d_model", c->d_model, c->n_head);
+        return ct_fail(CT_EINVAL,
+                       "model.d_model = %d is not divisible by model.n_head = %d; "
+                       "pick n_head among the divisors of d_model",
+                       c->d_model, c->n_head);
     if (c->seq_len < 1) return ct_fail(CT_EINVAL, "model.seq_len = %d: must be at least 1", c->seq_len);
-    if (c->vocab_size < 1) return ct_fail(CT_EINVAL, "model.vocab_size = %d: must be at least 1", c->vocab_size);
+    if (c->vocab_size < 1)
+        return ct_fail(CT_EINVAL, "model.vocab_size = %d: must be at least 1", c->vocab_size);
     if (c->moe_every < 0 || c->moe_every > c->n_layer)
         return ct_fail(CT_EINVAL, "model.moe_every = %d: allowed 0 (no MoE) to model.n_layer = %d",
                        c->moe_every, c->n_layer);
     if (c->moe_every > 0) CT_TRY(ct_moe_config_check(&c->moe, c->d_model));
     const ct_image_config *im = &c->image;
     if (im->patch < 0) return ct_fail(CT_EINVAL, "image.patch = %d: must be >= 0 (0: text only)", im->patch);
-    if (im->patch > 0 && (im->height < im->patch || im->width < im->patch || im->height % im->patch ||
-                          im->width % im->patch))
-        return ct_fail(CT_EINVAL, "image.height x image.width = %d x %d is not a grid of image.patch = %d pixel "
-                       "patches; use multiples of %d", im->height, im->width, im->patch, im->patch);
+    if (im->patch > 0 &&
+        (im->height < im->patch || im->width < im->patch || im->height % im->patch || im->width % im->patch))
+        return ct_fail(CT_EINVAL,
+                       "image.height x image.width = %d x %d is not a grid of image.patch = %d pixel "
+                       "patches; use multiples of %d",
+                       im->height, im->width, im->patch, im->patch);
     if (im->patch > 0 && ct_model_image_patches(c) >= c->seq_len)
-        return ct_fail(CT_EINVAL, "the image's %d patches leave no room for text in model.seq_len = %d; raise "
-                       "model.seq_len or image.patch", ct_model_image_patches(c), c->seq_len);
+        return ct_fail(CT_EINVAL,
+                       "the image's %d patches leave no room for text in model.seq_len = %d; raise "
+                       "model.seq_len or image.patch",
+                       ct_model_image_patches(c), c->seq_len);
     if (c->share_layers < CT_SHARE_ALL || c->share_layers > c->n_layer)
-        return ct_fail(CT_EINVAL, "model.share_layers = %d: allowed none (0), a group size up to model.n_layer = %d, "
-                       "or all", c->share_layers, c->n_layer);
+        return ct_fail(CT_EINVAL,
+                       "model.share_layers = %d: allowed none (0), a group size up to model.n_layer = %d, "
+                       "or all",
+                       c->share_layers, c->n_layer);
     return CT_OK;
 }
 
@@ -56,8 +65,10 @@ static double head_cost(const ct_model_config *c) { return 6.0 * (double)c->d_mo
 ct_status ct_model_plan_stages(const ct_model_config *cfg, int stages, int *blocks) {
     int L = cfg->n_layer;
     if (stages < 1 || stages > L)
-        return ct_fail(CT_EINVAL, "parallel.pipeline = %d stages for model.n_layer = %d blocks: every stage "
-                       "needs a block; use at most %d stages", stages, L, L);
+        return ct_fail(CT_EINVAL,
+                       "parallel.pipeline = %d stages for model.n_layer = %d blocks: every stage "
+                       "needs a block; use at most %d stages",
+                       stages, L, L);
     /* best[s][l]: the least possible largest stage cost placing blocks [0, l) on stages [0, s) */
     size_t cells = (size_t)(stages + 1) * (size_t)(L + 1);
     double *best = ct_alloc(cells * sizeof *best, "the pipeline stage plan");
@@ -77,7 +88,10 @@ ct_status ct_model_plan_stages(const ct_model_config *cfg, int stages, int *bloc
             for (int k = s - 1; k < l; k++) { /* stage s-1 takes blocks [k, l) */
                 double cost = prefix[l] - prefix[k] + (s == stages ? head_cost(cfg) : 0.0);
                 double worst = fmax(AT(best, s - 1, k), cost);
-                if (worst < AT(best, s, l)) { AT(best, s, l) = worst; AT(cut, s, l) = k; }
+                if (worst < AT(best, s, l)) {
+                    AT(best, s, l) = worst;
+                    AT(cut, s, l) = k;
+                }
             }
     for (int s = stages, l = L; s > 0; s--) {
         int k = AT(cut, s, l);
@@ -139,24 +153,30 @@ ct_status ct_model_delink_config(const ct_model_config *c, int layers, ct_model_
     CT_TRY(ct_model_config_check(c));
     int L = c->n_layer, g = group_size(c), groups = (L + g - 1) / g;
     if (c->share_layers == 0 || ct_model_unique_blocks(c) == L)
-        return ct_fail(CT_EINVAL, "the model does not share weights between blocks (model.share_layers = %d): "
-                       "there is nothing to delink", c->share_layers);
+        return ct_fail(CT_EINVAL,
+                       "the model does not share weights between blocks (model.share_layers = %d): "
+                       "there is nothing to delink",
+                       c->share_layers);
     if (layers < 0) return ct_fail(CT_EINVAL, "delinking into %d layers: must be >= 1", layers);
     if (layers == 0) layers = L;
     if (layers < groups)
-        return ct_fail(CT_EINVAL, "delinking into %d layers: the pseudo model has %d groups of shared weights "
-                       "(model.share_layers = %d over %d blocks); the real model needs at least one layer per group",
-                       layers, groups, c->share_layers, L);
+        return ct_fail(
+            CT_EINVAL,
+            "delinking into %d layers: the pseudo model has %d groups of shared weights "
+            "(model.share_layers = %d over %d blocks); the real model needs at least one layer per group",
+            layers, groups, c->share_layers, L);
     *out = *c;
     out->n_layer = layers;
     out->share_layers = 0;
     CT_TRY(ct_model_config_check(out));
     for (int l = 0; l < layers; l++)
         if (ct_model_delink_source(c, layers, l) < 0)
-            return ct_fail(CT_EINVAL, "delinking into %d layers: real block %d is %s but the pseudo group it maps "
-                           "to has no such block; pick a depth whose MoE blocks (model.moe_every = %d) line up with "
-                           "the groups'", layers, l, ct_model_layer_is_moe(out, l) ? "an MoE block" : "dense",
-                           c->moe_every);
+            return ct_fail(
+                CT_EINVAL,
+                "delinking into %d layers: real block %d is %s but the pseudo group it maps "
+                "to has no such block; pick a depth whose MoE blocks (model.moe_every = %d) line up with "
+                "the groups'",
+                layers, l, ct_model_layer_is_moe(out, l) ? "an MoE block" : "dense", c->moe_every);
     return CT_OK;
 }
 
@@ -173,25 +193,33 @@ static const char *const routing_names[] = {"top1", "top2", "topk", "prototype"}
 
 static ct_status check_counts(const ct_moe_config *c) {
     if (c->top_k < 1)
-        return ct_fail(CT_EINVAL, "moe.top_k=%d: must be >= 1 (experts per token; for "
-                       "moe.routing=prototype the number of expert groups)", c->top_k);
+        return ct_fail(CT_EINVAL,
+                       "moe.top_k=%d: must be >= 1 (experts per token; for "
+                       "moe.routing=prototype the number of expert groups)",
+                       c->top_k);
     if (c->n_experts < c->top_k)
-        return ct_fail(CT_EINVAL, "moe.n_experts=%d is smaller than moe.top_k=%d: a token needs "
+        return ct_fail(CT_EINVAL,
+                       "moe.n_experts=%d is smaller than moe.top_k=%d: a token needs "
                        "top_k distinct experts; use moe.n_experts >= %d or moe.top_k <= %d",
                        c->n_experts, c->top_k, c->top_k, c->n_experts < 1 ? 1 : c->n_experts);
     if (c->routing == CT_MOE_TOP1 && c->top_k != 1)
-        return ct_fail(CT_EINVAL, "moe.top_k=%d does not fit moe.routing=top1 (Switch), which "
-                       "routes to 1 expert: set moe.top_k=1 or moe.routing=topk", c->top_k);
+        return ct_fail(CT_EINVAL,
+                       "moe.top_k=%d does not fit moe.routing=top1 (Switch), which "
+                       "routes to 1 expert: set moe.top_k=1 or moe.routing=topk",
+                       c->top_k);
     if (c->routing == CT_MOE_TOP2 && c->top_k != 2)
-        return ct_fail(CT_EINVAL, "moe.top_k=%d does not fit moe.routing=top2 (GShard), which "
-                       "routes to 2 experts: set moe.top_k=2 or moe.routing=topk", c->top_k);
+        return ct_fail(CT_EINVAL,
+                       "moe.top_k=%d does not fit moe.routing=top2 (GShard), which "
+                       "routes to 2 experts: set moe.top_k=2 or moe.routing=topk",
+                       c->top_k);
     if (c->routing == CT_MOE_PROTOTYPE && c->n_experts % c->top_k != 0) {
         char fits[160] = "";
         size_t len = 0;
         for (int d = 1; d <= c->n_experts && len + 12 < sizeof fits; d++)
             if (c->n_experts % d == 0)
                 len += (size_t)snprintf(fits + len, sizeof fits - len, "%s%d", len ? ", " : "", d);
-        return ct_fail(CT_EINVAL, "moe.top_k=%d prototypes do not divide moe.n_experts=%d into "
+        return ct_fail(CT_EINVAL,
+                       "moe.top_k=%d prototypes do not divide moe.n_experts=%d into "
                        "equal groups (moe.routing=prototype): use a moe.top_k from {%s}",
                        c->top_k, c->n_experts, fits);
     }
@@ -200,18 +228,18 @@ static ct_status check_counts(const ct_moe_config *c) {
 
 static ct_status check_nonneg(const char *key, float v, const char *typical) {
     if (!(v >= 0.0f) || isinf(v))
-        return ct_fail(CT_EINVAL, "%s=%g: must be a finite number >= 0 (%s)", key, (double)v,
-                       typical);
+        return ct_fail(CT_EINVAL, "%s=%g: must be a finite number >= 0 (%s)", key, (double)v, typical);
     return CT_OK;
 }
 
-const char *ct_moe_routing_name(ct_moe_routing r) {
-    return (unsigned)r < 4 ? routing_names[r] : "?";
-}
+const char *ct_moe_routing_name(ct_moe_routing r) { return (unsigned)r < 4 ? routing_names[r] : "?"; }
 
 ct_status ct_moe_routing_parse(const char *name, ct_moe_routing *out) {
     for (int i = 0; i < 4; i++)
-        if (name && strcmp(name, routing_names[i]) == 0) { *out = (ct_moe_routing)i; return CT_OK; }
+        if (name && strcmp(name, routing_names[i]) == 0) {
+            *out = (ct_moe_routing)i;
+            return CT_OK;
+        }
     return ct_fail(CT_EINVAL,
                    "moe.routing=\"%s\": expected one of top1 (Switch), top2 (GShard), topk "
                    "(gates renormalised over moe.top_k), prototype (moe.top_k groups, top-1 each)",
@@ -231,17 +259,20 @@ int ct_moe_rows_max(const ct_moe_config *c, int N) {
 
 ct_status ct_moe_config_check(const ct_moe_config *c, int d_model) {
     if ((unsigned)c->routing > CT_MOE_PROTOTYPE)
-        return ct_fail(CT_EINVAL, "moe.routing=%d: expected top1, top2, topk or prototype",
-                       (int)c->routing);
+        return ct_fail(CT_EINVAL, "moe.routing=%d: expected top1, top2, topk or prototype", (int)c->routing);
     if (d_model < 1) return ct_fail(CT_EINVAL, "model.d_model=%d: must be >= 1", d_model);
     CT_TRY(check_counts(c));
     if (c->d_hidden < 1)
-        return ct_fail(CT_EINVAL, "moe.d_hidden=%d: each expert's hidden size must be >= 1 "
-                       "(typically 4 * model.d_model = %d)", c->d_hidden, 4 * d_model);
+        return ct_fail(CT_EINVAL,
+                       "moe.d_hidden=%d: each expert's hidden size must be >= 1 "
+                       "(typically 4 * model.d_model = %d)",
+                       c->d_hidden, 4 * d_model);
     if (!c->dropless && (!(c->capacity_factor > 0.0f) || isinf(c->capacity_factor)))
-        return ct_fail(CT_EINVAL, "moe.capacity_factor=%g: must be a finite number > 0 (e.g. "
+        return ct_fail(CT_EINVAL,
+                       "moe.capacity_factor=%g: must be a finite number > 0 (e.g. "
                        "1.25; capacity per expert = ceil(factor * tokens * top_k / n_experts)), "
-                       "or set moe.dropless=true", (double)c->capacity_factor);
+                       "or set moe.dropless=true",
+                       (double)c->capacity_factor);
     CT_TRY(check_nonneg("moe.aux_coef", c->aux_coef, "typical 0.01; 0 turns the loss off"));
     CT_TRY(check_nonneg("moe.z_coef", c->z_coef, "typical 0.001; 0 turns the loss off"));
     CT_TRY(check_nonneg("moe.router_noise", c->router_noise,

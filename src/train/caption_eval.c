@@ -13,7 +13,8 @@ ct_status ct_caption_batch_create(ct_caption_batch *b, const ct_caption_loader *
     b->Np = ct_model_image_patches(cfg);
     size_t px = (size_t)cfg->image.height * cfg->image.width, T = (size_t)b->T;
     if (!(b->patches = ct_alloc((size_t)rows * px * sizeof(float), "caption batch patches")) ||
-        !(b->tokens = ct_alloc((2 * (size_t)rows * T + (size_t)rows) * sizeof(int32_t), "caption batch tokens"))) {
+        !(b->tokens = ct_alloc((2 * (size_t)rows * T + (size_t)rows) * sizeof(int32_t),
+                               "caption batch tokens"))) {
         ct_caption_batch_free(b);
         return CT_ENOMEM;
     }

@@ -11,7 +11,7 @@
 /* One batch of rows laid out by a caption loader. */
 typedef struct ct_caption_batch {
     int rows, T, Np;
-    float *patches;                    /* [rows, Np, P*P] */
+    float *patches;                     /* [rows, Np, P*P] */
     int32_t *tokens, *targets, *prefix; /* [rows, T], [rows, T], [rows] */
 } ct_caption_batch;
 
@@ -22,11 +22,11 @@ void ct_caption_batch_free(ct_caption_batch *b);
 ct_status ct_caption_batch_next(ct_caption_batch *b, ct_caption_loader *l, int row0);
 
 typedef struct ct_caption_tally {
-    double loss;     /* cross-entropy summed over the caption targets */
-    double targets;  /* caption targets (tokens and their end-of-text) */
-    double hits;     /* of those, predicted by the argmax */
-    double exact;    /* greedy captions equal to the reference */
-    double scenes;   /* scenes captioned greedily */
+    double loss;    /* cross-entropy summed over the caption targets */
+    double targets; /* caption targets (tokens and their end-of-text) */
+    double hits;    /* of those, predicted by the argmax */
+    double exact;   /* greedy captions equal to the reference */
+    double scenes;  /* scenes captioned greedily */
 } ct_caption_tally;
 
 /* Adds the batch b (rows [row0, ...) of l's last batch) to t: the loss and hits when score,

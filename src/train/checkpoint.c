@@ -24,8 +24,8 @@
 #define F_LATEST "latest"
 
 /* The only files cetus deletes from a checkpoint directory. */
-static const char *const owned_files[] = {F_MODEL, F_OPTIM, F_TRAINER, F_MODEL ".tmp",
-                                          F_OPTIM ".tmp", F_TRAINER ".tmp"};
+static const char *const owned_files[] = {F_MODEL,        F_OPTIM,        F_TRAINER,
+                                          F_MODEL ".tmp", F_OPTIM ".tmp", F_TRAINER ".tmp"};
 static const char *const model_suffix[] = {""};
 static const char *const optim_suffixes[] = {".exp_avg", ".exp_avg_sq"};
 
@@ -48,19 +48,24 @@ static ct_status join(char out[CKPT_PATH], const char *a, const char *b) {
 static ct_status paths_init(ckpt_paths *p, const char *dir) {
     size_t n = strlen(dir);
     while (n > 1 && dir[n - 1] == '/') n--;
-    if (n == 0 || n + 32 >= CKPT_PATH)
-        return ct_fail(CT_EINVAL, "bad checkpoint directory '%s'", dir);
+    if (n == 0 || n + 32 >= CKPT_PATH) return ct_fail(CT_EINVAL, "bad checkpoint directory '%s'", dir);
     memcpy(p->dir, dir, n);
     p->dir[n] = 0;
     const char *slash = strrchr(p->dir, '/');
     const char *base = slash ? slash + 1 : p->dir;
     if (!*base || !strcmp(base, ".") || !strcmp(base, "..") || strlen(base) + 32 >= CKPT_NAME)
-        return ct_fail(CT_EINVAL, "checkpoint directory '%s' needs a name of its own "
-                       "(not /, . or ..)", dir);
+        return ct_fail(CT_EINVAL,
+                       "checkpoint directory '%s' needs a name of its own "
+                       "(not /, . or ..)",
+                       dir);
     strcpy(p->base, base);
     if (!slash) strcpy(p->parent, ".");
-    else if (slash == p->dir) strcpy(p->parent, "/");
-    else { memcpy(p->parent, p->dir, (size_t)(slash - p->dir)); p->parent[slash - p->dir] = 0; }
+    else if (slash == p->dir)
+        strcpy(p->parent, "/");
+    else {
+        memcpy(p->parent, p->dir, (size_t)(slash - p->dir));
+        p->parent[slash - p->dir] = 0;
+    }
     long pid = (long)getpid();
     if (snprintf(p->tmp, CKPT_PATH, "%s.tmp-%ld", p->dir, pid) >= CKPT_PATH ||
         snprintf(p->old, CKPT_PATH, "%s.old-%ld", p->dir, pid) >= CKPT_PATH)
@@ -87,8 +92,7 @@ static ct_status fsync_dir(const char *path) {
     if (fd < 0) return ct_fail(CT_EIO, "cannot open directory %s: %s", path, strerror(errno));
     int rc = fsync(fd), err = errno;
     close(fd);
-    if (rc != 0 && err != EINVAL)
-        return ct_fail(CT_EIO, "cannot fsync directory %s: %s", path, strerror(err));
+    if (rc != 0 && err != EINVAL) return ct_fail(CT_EIO, "cannot fsync directory %s: %s", path, strerror(err));
     return CT_OK;
 }
 
@@ -116,22 +120,23 @@ static void each_sibling(const ckpt_paths *p, const char *tag, sibling_fn fn, vo
     char path[CKPT_PATH];
     for (struct dirent *e; (e = readdir(d)) != NULL;) {
         const char *s = e->d_name;
-        if (strncmp(s, p->base, bl) || strncmp(s + bl, tag, tl) || !all_digits(s + bl + tl))
-            continue;
+        if (strncmp(s, p->base, bl) || strncmp(s + bl, tag, tl) || !all_digits(s + bl + tl)) continue;
         if (join(path, p->parent, s) == CT_OK) fn(path, ctx);
     }
     closedir(d);
 }
 
-typedef struct newest { char path[CKPT_PATH]; struct timespec t; int found; } newest;
+typedef struct newest {
+    char path[CKPT_PATH];
+    struct timespec t;
+    int found;
+} newest;
 
 static void pick_newest(const char *path, void *ctx) {
     newest *b = ctx;
     struct timespec t;
     if (!is_dir(path) || !is_complete(path, &t)) return;
-    if (b->found && (t.tv_sec < b->t.tv_sec ||
-                     (t.tv_sec == b->t.tv_sec && t.tv_nsec <= b->t.tv_nsec)))
-        return;
+    if (b->found && (t.tv_sec < b->t.tv_sec || (t.tv_sec == b->t.tv_sec && t.tv_nsec <= b->t.tv_nsec))) return;
     snprintf(b->path, sizeof b->path, "%s", path);
     b->t = t;
     b->found = 1;
@@ -147,7 +152,10 @@ static void remove_sibling(const char *path, void *ctx) {
 static ct_status resolve(const char *dir, char out[CKPT_PATH]) {
     ckpt_paths p;
     CT_TRY(paths_init(&p, dir));
-    if (is_dir(p.dir)) { strcpy(out, p.dir); return CT_OK; }
+    if (is_dir(p.dir)) {
+        strcpy(out, p.dir);
+        return CT_OK;
+    }
     newest b = {.found = 0};
     each_sibling(&p, ".tmp-", pick_newest, &b);
     if (!b.found) each_sibling(&p, ".old-", pick_newest, &b);
@@ -171,8 +179,7 @@ static void view_shape(const ct_ckpt_tensor *t, int64_t out[4]) {
     for (int i = 0; i < 4; i++) out[i] = i < t->ndim ? t->shape[i] : 1;
 }
 
-static ct_status check_view_tensor(const char *dir, const ct_ckpt_view *v,
-                                   const ct_ckpt_tensor *t) {
+static ct_status check_view_tensor(const char *dir, const ct_ckpt_view *v, const ct_ckpt_tensor *t) {
     if (!t->name || t->ndim < 0 || t->ndim > 4)
         return ct_fail(CT_EINVAL, "checkpoint %s: a tensor has no name or a bad ndim", dir);
     size_t numel = 1;
@@ -183,13 +190,15 @@ static ct_status check_view_tensor(const char *dir, const ct_ckpt_view *v,
         numel *= d;
     }
     if (v->io && numel != t->numel)
-        return ct_fail(CT_EINVAL, "checkpoint %s: tensor %s has numel %zu, its shape holds "
-                       "%zu", dir, t->name, t->numel, numel);
-    if (!v->io && (numel != t->numel || t->offset > v->num_params ||
-                   t->numel > v->num_params - t->offset))
-        return ct_fail(CT_EINVAL, "checkpoint %s: tensor %s (offset %zu, numel %zu) does not "
-                       "match its shape or fit in %zu params", dir, t->name, t->offset,
-                       t->numel, v->num_params);
+        return ct_fail(CT_EINVAL,
+                       "checkpoint %s: tensor %s has numel %zu, its shape holds "
+                       "%zu",
+                       dir, t->name, t->numel, numel);
+    if (!v->io && (numel != t->numel || t->offset > v->num_params || t->numel > v->num_params - t->offset))
+        return ct_fail(CT_EINVAL,
+                       "checkpoint %s: tensor %s (offset %zu, numel %zu) does not "
+                       "match its shape or fit in %zu params",
+                       dir, t->name, t->offset, t->numel, v->num_params);
     return CT_OK;
 }
 
@@ -214,21 +223,22 @@ static ct_status check_unique_names(const char *dir, const ct_ckpt_view *v) {
 static ct_status check_view(const char *dir, const ct_ckpt_view *v, int saving) {
     if (v && v->io) {
         if ((v->n_tensors && !v->tensors) || (saving ? !v->io->get : !v->io->put))
-            return ct_fail(CT_EINVAL, "checkpoint %s: the view needs tensors and an io with "
-                           "a %s callback", dir, saving ? "get" : "put");
-    } else if (!v || (v->n_tensors && (!v->tensors || !v->params)) ||
-               (!v->adam_m) != (!v->adam_v)) {
-        return ct_fail(CT_EINVAL, "checkpoint %s: the view needs tensors, params and both or "
-                       "neither AdamW moment buffers", dir);
+            return ct_fail(CT_EINVAL,
+                           "checkpoint %s: the view needs tensors and an io with "
+                           "a %s callback",
+                           dir, saving ? "get" : "put");
+    } else if (!v || (v->n_tensors && (!v->tensors || !v->params)) || (!v->adam_m) != (!v->adam_v)) {
+        return ct_fail(CT_EINVAL,
+                       "checkpoint %s: the view needs tensors, params and both or "
+                       "neither AdamW moment buffers",
+                       dir);
     }
     for (size_t i = 0; i < v->n_tensors; i++) CT_TRY(check_view_tensor(dir, v, &v->tensors[i]));
     return check_unique_names(dir, v);
 }
 
 /* 1 if the view saves/needs the AdamW moments (optimizer.safetensors). */
-static int view_moments(const ct_ckpt_view *v) {
-    return v->io ? v->moments != 0 : v->adam_m != NULL;
-}
+static int view_moments(const ct_ckpt_view *v) { return v->io ? v->moments != 0 : v->adam_m != NULL; }
 
 static float *flat_buffer(const ct_ckpt_view *v, int b) {
     return b == 0 ? v->params : b == 1 ? v->adam_m : v->adam_v;
@@ -254,7 +264,9 @@ static ct_ckpt_io view_io(const ct_ckpt_view *v) {
 
 /* ---- save ------------------------------------------------------------------------------- */
 
-typedef struct file_rec { uint64_t bytes, hash; } file_rec;
+typedef struct file_rec {
+    uint64_t bytes, hash;
+} file_rec;
 
 static ct_st_tensor st_tensor(const ct_ckpt_tensor *t, const char *name) {
     ct_st_tensor s = {name, t->ndim, {0}, NULL};
@@ -264,7 +276,11 @@ static ct_st_tensor st_tensor(const ct_ckpt_tensor *t, const char *name) {
 
 /* Feeds the safetensors writer: entry k of a file of nsuf buffers from b0 is tensor k % n
  * of buffer b0 + k / n. */
-typedef struct st_feed { ct_ckpt_io io; size_t n; int b0; } st_feed;
+typedef struct st_feed {
+    ct_ckpt_io io;
+    size_t n;
+    int b0;
+} st_feed;
 
 static ct_status feed_tensor(void *ctx, size_t k, const float **data) {
     const st_feed *f = ctx;
@@ -273,8 +289,7 @@ static ct_status feed_tensor(void *ctx, size_t k, const float **data) {
 
 /* Writes one safetensors file of the view: buffer b0 + j under suffixes[j], j < nsuf. */
 static ct_status write_st(const char *path, const ct_ckpt_view *v, const ct_ckpt_io *io,
-                          const char *const *suffixes, int b0, int nsuf, const char *content,
-                          file_rec *rec) {
+                          const char *const *suffixes, int b0, int nsuf, const char *content, file_rec *rec) {
     size_t n = v->n_tensors * (size_t)nsuf;
     ct_st_tensor *t = ct_alloc((n + 1) * sizeof *t, "checkpoint tensor table");
     char **names = ct_calloc((n + 1) * sizeof *names, "checkpoint tensor names");
@@ -284,14 +299,14 @@ static ct_status write_st(const char *path, const ct_ckpt_view *v, const ct_ckpt
         const char *suf = suffixes[i / v->n_tensors];
         size_t len = strlen(vt->name) + strlen(suf) + 1;
         if (!(names[i] = ct_alloc(len, "checkpoint tensor names"))) s = CT_ENOMEM;
-        else snprintf(names[i], len, "%s%s", vt->name, suf);
+        else
+            snprintf(names[i], len, "%s%s", vt->name, suf);
         t[i] = st_tensor(vt, names[i]);
     }
     const char *meta[] = {"format", "pt", "cetus.content", content, NULL};
     st_feed feed = {*io, v->n_tensors, b0};
     if (s == CT_OK)
-        s = ct_safetensors_write_fetch(path, t, n, meta, feed_tensor, &feed, &rec->bytes,
-                                       &rec->hash);
+        s = ct_safetensors_write_fetch(path, t, n, meta, feed_tensor, &feed, &rec->bytes, &rec->hash);
     for (size_t i = 0; names && i < n; i++) ct_free(names[i]);
     ct_free(names);
     ct_free(t);
@@ -318,9 +333,8 @@ static char *trainer_text(const file_rec *model, const file_rec *optim, const cJ
     cJSON *root = cJSON_CreateObject(), *files = NULL;
     int ok = root && cJSON_AddStringToObject(root, "format", CKPT_FORMAT) &&
              cJSON_AddNumberToObject(root, "version", CKPT_VERSION) &&
-             (files = cJSON_AddObjectToObject(root, "files")) &&
-             add_record(files, F_MODEL, model) && (!optim || add_record(files, F_OPTIM, optim)) &&
-             add_state(root, state);
+             (files = cJSON_AddObjectToObject(root, "files")) && add_record(files, F_MODEL, model) &&
+             (!optim || add_record(files, F_OPTIM, optim)) && add_state(root, state);
     char *canon = ok ? cJSON_PrintUnformatted(root) : NULL, hex[17], *text = NULL;
     if (canon) {
         snprintf(hex, sizeof hex, "%016" PRIx64, (uint64_t)XXH64(canon, strlen(canon), 0));
@@ -337,11 +351,17 @@ static ct_status write_trainer(const char *path, const file_rec *model, const fi
     if (!text) return ct_fail(CT_ENOMEM, "%s: out of memory building the trainer state", path);
     ct_atomic_file *f;
     ct_status s = ct_atomic_open(&f, path);
-    if (s != CT_OK) { cJSON_free(text); return s; }
+    if (s != CT_OK) {
+        cJSON_free(text);
+        return s;
+    }
     s = ct_atomic_write(f, text, strlen(text));
     if (s == CT_OK) s = ct_atomic_write(f, "\n", 1);
     cJSON_free(text);
-    if (s != CT_OK) { ct_atomic_abort(f); return s; }
+    if (s != CT_OK) {
+        ct_atomic_abort(f);
+        return s;
+    }
     return ct_atomic_commit(f);
 }
 
@@ -371,8 +391,7 @@ static ct_status swap_in(const ckpt_paths *p) {
     if (had_old && rename(p->dir, p->old) != 0)
         return ct_fail(CT_EIO, "cannot move %s aside to %s: %s", p->dir, p->old, strerror(errno));
     if (rename(p->tmp, p->dir) != 0) {
-        ct_status s = ct_fail(CT_EIO, "cannot rename %s to %s: %s", p->tmp, p->dir,
-                              strerror(errno));
+        ct_status s = ct_fail(CT_EIO, "cannot rename %s to %s: %s", p->tmp, p->dir, strerror(errno));
         if (had_old) rename(p->old, p->dir);
         return s;
     }
@@ -389,7 +408,10 @@ static ct_status write_latest(const ckpt_paths *p) {
     CT_TRY(ct_atomic_open(&f, path));
     ct_status s = ct_atomic_write(f, p->base, strlen(p->base));
     if (s == CT_OK) s = ct_atomic_write(f, "\n", 1);
-    if (s != CT_OK) { ct_atomic_abort(f); return s; }
+    if (s != CT_OK) {
+        ct_atomic_abort(f);
+        return s;
+    }
     return ct_atomic_commit(f);
 }
 
@@ -397,8 +419,10 @@ static ct_status refuse_foreign(const ckpt_paths *p) {
     struct stat st;
     if (stat(p->dir, &st) != 0) return CT_OK;
     if (!S_ISDIR(st.st_mode) || !is_complete(p->dir, NULL))
-        return ct_fail(CT_EINVAL, "%s exists and is not a checkpoint (no %s); refusing to "
-                       "replace it", p->dir, F_TRAINER);
+        return ct_fail(CT_EINVAL,
+                       "%s exists and is not a checkpoint (no %s); refusing to "
+                       "replace it",
+                       p->dir, F_TRAINER);
     return CT_OK;
 }
 
@@ -461,8 +485,10 @@ static ct_status verify_self(const char *path, cJSON *doc) {
     uint64_t got = XXH64(canon, strlen(canon), 0);
     cJSON_free(canon);
     if (got != want)
-        return ct_fail(CT_ECORRUPT, "%s: checksum mismatch: the content hashes to %016" PRIx64
-                       ", the file records %016" PRIx64 " (corrupt or edited)", path, got, want);
+        return ct_fail(CT_ECORRUPT,
+                       "%s: checksum mismatch: the content hashes to %016" PRIx64
+                       ", the file records %016" PRIx64 " (corrupt or edited)",
+                       path, got, want);
     return CT_OK;
 }
 
@@ -479,8 +505,7 @@ static ct_status read_trainer(ckpt_open *c) {
     const cJSON *ver = cJSON_GetObjectItemCaseSensitive(c->doc, "version");
     if (!cJSON_IsString(fmt) || strcmp(fmt->valuestring, CKPT_FORMAT) || !cJSON_IsNumber(ver) ||
         ver->valuedouble != CKPT_VERSION)
-        return ct_fail(CT_ECORRUPT, "%s: expected format \"%s\" version %d", path, CKPT_FORMAT,
-                       CKPT_VERSION);
+        return ct_fail(CT_ECORRUPT, "%s: expected format \"%s\" version %d", path, CKPT_FORMAT, CKPT_VERSION);
     CT_TRY(verify_self(path, c->doc));
     if (!cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(c->doc, "files")) ||
         !cJSON_GetObjectItemCaseSensitive(c->doc, "trainer"))
@@ -496,8 +521,7 @@ static ct_status open_verified(ckpt_open *c, const char *fname, ct_safetensors *
     const cJSON *rec = cJSON_GetObjectItemCaseSensitive(files, fname);
     uint64_t bytes, hash;
     if (!rec)
-        return ct_fail(CT_ECORRUPT, "%s/%s has no record of %s (saved without it?)", c->dir,
-                       F_TRAINER, fname);
+        return ct_fail(CT_ECORRUPT, "%s/%s has no record of %s (saved without it?)", c->dir, F_TRAINER, fname);
     if (!json_uint(cJSON_GetObjectItemCaseSensitive(rec, "bytes"), &bytes) ||
         !json_hex64(cJSON_GetObjectItemCaseSensitive(rec, "xxh64"), &hash))
         return ct_fail(CT_ECORRUPT, "%s/%s: bad record for %s", c->dir, F_TRAINER, fname);
@@ -505,12 +529,13 @@ static ct_status open_verified(ckpt_open *c, const char *fname, ct_safetensors *
     size_t size;
     const uint8_t *data = ct_safetensors_bytes(*out, &size);
     if (size != bytes)
-        return ct_fail(CT_ECORRUPT, "%s: %zu bytes, %s records %" PRIu64, path, size,
-                       F_TRAINER, bytes);
+        return ct_fail(CT_ECORRUPT, "%s: %zu bytes, %s records %" PRIu64, path, size, F_TRAINER, bytes);
     uint64_t got = XXH64(data, size, 0);
     if (got != hash)
-        return ct_fail(CT_ECORRUPT, "%s: file checksum mismatch: it hashes to %016" PRIx64
-                       ", %s records %016" PRIx64 " (corrupt file)", path, got, F_TRAINER, hash);
+        return ct_fail(CT_ECORRUPT,
+                       "%s: file checksum mismatch: it hashes to %016" PRIx64 ", %s records %016" PRIx64
+                       " (corrupt file)",
+                       path, got, F_TRAINER, hash);
     return CT_OK;
 }
 
@@ -527,12 +552,11 @@ static ct_status match_one(const ct_safetensors *st, const ct_ckpt_tensor *t, co
     CT_TRY(full_name(name, t->name, suf));
     view_shape(t, want);
     if (!ct_safetensors_find(st, name, &ndim, got))
-        return ct_fail(CT_ECORRUPT, "%s: tensor %s is missing (expected shape %s)",
-                       ct_safetensors_path(st), name, shape_str(a, sizeof a, t->ndim, want));
+        return ct_fail(CT_ECORRUPT, "%s: tensor %s is missing (expected shape %s)", ct_safetensors_path(st),
+                       name, shape_str(a, sizeof a, t->ndim, want));
     if (ndim != t->ndim || memcmp(got, want, sizeof got) != 0)
-        return ct_fail(CT_ECORRUPT, "%s: tensor %s has shape %s, expected %s",
-                       ct_safetensors_path(st), name, shape_str(a, sizeof a, ndim, got),
-                       shape_str(b, sizeof b, t->ndim, want));
+        return ct_fail(CT_ECORRUPT, "%s: tensor %s has shape %s, expected %s", ct_safetensors_path(st), name,
+                       shape_str(a, sizeof a, ndim, got), shape_str(b, sizeof b, t->ndim, want));
     return CT_OK;
 }
 
@@ -548,8 +572,8 @@ static int known_name(const char *name, const ct_ckpt_view *v, const char *const
 }
 
 /* Every view tensor (with each suffix) is in st with its shape, and st has nothing else. */
-static ct_status match_tensors(const ct_safetensors *st, const ct_ckpt_view *v,
-                               const char *const *suf, int nsuf) {
+static ct_status match_tensors(const ct_safetensors *st, const ct_ckpt_view *v, const char *const *suf,
+                               int nsuf) {
     for (int s = 0; s < nsuf; s++)
         for (size_t i = 0; i < v->n_tensors; i++) CT_TRY(match_one(st, &v->tensors[i], suf[s]));
     size_t n = ct_safetensors_count(st);
@@ -557,16 +581,18 @@ static ct_status match_tensors(const ct_safetensors *st, const ct_ckpt_view *v,
     for (size_t j = 0; j < n; j++) {
         const char *name = ct_safetensors_name(st, j, NULL, NULL);
         if (!known_name(name, v, suf, nsuf))
-            return ct_fail(CT_ECORRUPT, "%s: unexpected tensor %s (the model has no such "
-                           "tensor)", ct_safetensors_path(st), name);
+            return ct_fail(CT_ECORRUPT,
+                           "%s: unexpected tensor %s (the model has no such "
+                           "tensor)",
+                           ct_safetensors_path(st), name);
     }
     return ct_fail(CT_ECORRUPT, "%s: %zu tensors, expected %zu", ct_safetensors_path(st), n,
                    v->n_tensors * (size_t)nsuf);
 }
 
 /* Hands every view tensor's stored data (name + suf in st) to io's put as buffer b. */
-static void deliver(const ct_safetensors *st, const ct_ckpt_view *v, const ct_ckpt_io *io,
-                    const char *suf, int b) {
+static void deliver(const ct_safetensors *st, const ct_ckpt_view *v, const ct_ckpt_io *io, const char *suf,
+                    int b) {
     char name[CKPT_NAME];
     for (size_t i = 0; i < v->n_tensors; i++) {
         full_name(name, v->tensors[i].name, suf); /* checked by match_tensors */
@@ -608,8 +634,7 @@ ct_status ct_checkpoint_load(const char *dir, const ct_ckpt_view *v, cJSON **tra
 static int is_safetensors_file(const char *path) {
     struct stat st;
     size_t n = strlen(path), k = strlen(".safetensors");
-    return n > k && strcmp(path + n - k, ".safetensors") == 0 && stat(path, &st) == 0 &&
-           S_ISREG(st.st_mode);
+    return n > k && strcmp(path + n - k, ".safetensors") == 0 && stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
 static ct_status load_weights_file(const char *path, const ct_ckpt_view *v) {
@@ -667,11 +692,9 @@ ct_status ct_checkpoint_latest(const char *parent, char *out, size_t cap) {
     while (n > 0 && (text[n - 1] == '\n' || text[n - 1] == '\r' || text[n - 1] == ' ')) n--;
     text[n] = 0;
     ct_status s = CT_OK;
-    if (!valid_name(text, n))
-        s = ct_fail(CT_ECORRUPT, "%s does not hold a checkpoint directory name", path);
+    if (!valid_name(text, n)) s = ct_fail(CT_ECORRUPT, "%s does not hold a checkpoint directory name", path);
     else if ((size_t)snprintf(out, cap, "%s/%s", parent, text) >= cap)
-        s = ct_fail(CT_EINVAL, "%s: the path %s/%s does not fit in %zu bytes", path, parent,
-                    text, cap);
+        s = ct_fail(CT_EINVAL, "%s: the path %s/%s does not fit in %zu bytes", path, parent, text, cap);
     else if ((s = resolve(out, real)) != CT_OK)
         s = ct_fail_context(s, "%s names %s", path, text);
     ct_free(text);
@@ -687,6 +710,8 @@ ct_status ct_checkpoint_resolve(const char *path, char *out, size_t cap) {
     if (s == CT_OK || s == CT_ENOMEM) return s; /* out of memory is not "not a checkpoint" */
     s = ct_checkpoint_latest(path, out, cap);
     if (s == CT_OK || s == CT_ENOMEM) return s;
-    return ct_fail(CT_EIO, "%s is not a checkpoint, a run directory or a checkpoint directory with a 'latest' "
-                   "pointer (train first: cetus train)", path);
+    return ct_fail(CT_EIO,
+                   "%s is not a checkpoint, a run directory or a checkpoint directory with a 'latest' "
+                   "pointer (train first: cetus train)",
+                   path);
 }

@@ -38,10 +38,10 @@
 /* One named tensor (inside the view's flat buffers when it has no io). */
 typedef struct ct_ckpt_tensor {
     const char *name;
-    int ndim;        /* 0 to 4 */
+    int ndim; /* 0 to 4 */
     int shape[4];
-    size_t offset;   /* in floats, into params / adam_m / adam_v (unused with io) */
-    size_t numel;    /* == prod(shape[0..ndim)) */
+    size_t offset; /* in floats, into params / adam_m / adam_v (unused with io) */
+    size_t numel;  /* == prod(shape[0..ndim)) */
 } ct_ckpt_tensor;
 
 /* Tensor-by-tensor access to the caller's state, for a model too large or too sharded to

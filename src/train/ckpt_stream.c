@@ -34,8 +34,8 @@ static ct_status map_tensors(ct_ckpt_stream *cs, const ct_model *m) {
 
 ct_status ct_ckpt_stream_create(ct_ckpt_stream *cs, const ct_config *cfg, ct_world *world, ct_model *model,
                                 ct_dp *dp, ct_adamw *opt) {
-    *cs = (ct_ckpt_stream){.cfg = cfg, .world = world, .model = model, .dp = dp, .opt = opt,
-                           .leader = ct_world_rank(world) == 0};
+    *cs = (ct_ckpt_stream){
+        .cfg = cfg, .world = world, .model = model, .dp = dp, .opt = opt, .leader = ct_world_rank(world) == 0};
     CT_TRY(ct_model_table_only(&cs->table, ct_model_get_config(cs->model)));
     cs->n = ct_model_num_tensors(cs->table);
     if (!(cs->local = ct_calloc(cs->n * sizeof *cs->local, "the checkpoint table")) ||
@@ -97,12 +97,16 @@ static ct_status gather_moment_part(ct_ckpt_stream *cs, const ct_tensor_info *t,
 /* Tensor t whole on this rank, from its parts on the stage's ranks (a collective over the
  * stage's data and tensor or expert ranks). */
 static ct_status assemble(ct_ckpt_stream *cs, const ct_tensor_info *t, int b, const float **data) {
-        int rank, R;
+    int rank, R;
     ct_model_tensor_part(cs->model, t, &rank, &R);
     float *part = cs->parts;
     if (b == 0) part = ct_model_params(cs->model) + t->offset;
-    else CT_TRY(gather_moment_part(cs, t, b, part));
-    if (R == 1) { *data = part; return CT_OK; }
+    else
+        CT_TRY(gather_moment_part(cs, t, b, part));
+    if (R == 1) {
+        *data = part;
+        return CT_OK;
+    }
     float *all = cs->full; /* every part, then reordered into cs->parts */
     ct_axis axis = t->split_expert ? CT_AXIS_EXPERT : CT_AXIS_TENSOR;
     CT_TRY(ct_comm_allgather(cs->world, axis, part, all, t->numel));
@@ -121,7 +125,8 @@ static ct_status hand_over(ct_ckpt_stream *cs, int owner, size_t numel, const fl
     if (!leader && !sender) return CT_OK;
     ct_request r;
     if (sender) CT_TRY(ct_comm_send_start(w, CT_AXIS_PIPELINE, 0, TAG, *data, numel, &r));
-    else CT_TRY(ct_comm_recv_start(w, CT_AXIS_PIPELINE, owner, TAG, cs->parts, numel, &r));
+    else
+        CT_TRY(ct_comm_recv_start(w, CT_AXIS_PIPELINE, owner, TAG, cs->parts, numel, &r));
     CT_TRY(ct_comm_wait(w, &r));
     if (leader) *data = cs->parts;
     return CT_OK;
@@ -140,11 +145,14 @@ static ct_status stream_get(void *ctx, size_t i, int b, const float **data) {
 
 static void stream_put(void *ctx, size_t i, int b, const float *data) {
     ct_ckpt_stream *cs = ctx;
-        if (cs->local[i] < 0) return; /* another stage's */
+    if (cs->local[i] < 0) return; /* another stage's */
     const ct_tensor_info *t = ct_model_tensor(cs->model, (size_t)cs->local[i]);
     int rank, R;
     ct_model_tensor_part(cs->model, t, &rank, &R);
-    if (b == 0) { ct_tensor_take_part(t, rank, R, data, ct_model_params(cs->model) + t->offset); return; }
+    if (b == 0) {
+        ct_tensor_take_part(t, rank, R, data, ct_model_params(cs->model) + t->offset);
+        return;
+    }
     size_t lo, hi, first = t->offset, end = t->offset + t->numel;
     moment_range(cs, &lo, &hi);
     size_t a = lo > first ? lo : first, e = hi < end ? hi : end;

@@ -15,17 +15,17 @@
 typedef struct ct_ckpt_stream {
     const ct_config *cfg; /* the run's: its stage plan and ZeRO stage */
     ct_world *world;
-    ct_model *model;   /* this rank's model: its pieces are what is streamed */
-    ct_dp *dp;         /* the data ranks' shards of the moments */
-    ct_adamw *opt;     /* the moments */
-    int leader;        /* this rank writes the files */
-    ct_model *table;   /* the one-process table: the checkpoint's tensors, in order */
-    size_t n;          /* its tensors */
-    int *local;        /* [n]: the index of each in this rank's model, -1 if another stage's */
-    int *owner;        /* [n]: the pipeline stage that saves it */
-    size_t calls;      /* gets of the save in progress */
+    ct_model *model;      /* this rank's model: its pieces are what is streamed */
+    ct_dp *dp;            /* the data ranks' shards of the moments */
+    ct_adamw *opt;        /* the moments */
+    int leader;           /* this rank writes the files */
+    ct_model *table;      /* the one-process table: the checkpoint's tensors, in order */
+    size_t n;             /* its tensors */
+    int *local;           /* [n]: the index of each in this rank's model, -1 if another stage's */
+    int *owner;           /* [n]: the pipeline stage that saves it */
+    size_t calls;         /* gets of the save in progress */
     ct_status put_status; /* the first failure of a load's puts (they cannot return one) */
-    float *full, *parts; /* scratch: [largest tensor] each */
+    float *full, *parts;  /* scratch: [largest tensor] each */
     ct_ckpt_io io;
 } ct_ckpt_stream;
 

@@ -38,10 +38,10 @@ ct_status ct_upcycle(const char *in_ckpt, const ct_config *target, const char *o
 /* ct_delink_checkpoint of in_ckpt into run_dir/ckpt/step_N (N: in_ckpt's step), creating
  * run_dir/ckpt; reports what it did in *out. */
 typedef struct ct_delink_result {
-    char ckpt[1300];          /* the checkpoint written */
-    int pseudo_layers;        /* blocks of the pseudo model */
-    int weight_sets;          /* sets of block weights they shared */
-    int layers;               /* blocks of the real model */
+    char ckpt[1300];   /* the checkpoint written */
+    int pseudo_layers; /* blocks of the pseudo model */
+    int weight_sets;   /* sets of block weights they shared */
+    int layers;        /* blocks of the real model */
 } ct_delink_result;
 ct_status ct_delink_into_run(const char *in_ckpt, const char *run_dir, int layers, const char *optimizer,
                              ct_delink_result *out);

@@ -31,70 +31,114 @@ static const key_def keys[] = {
     {"model.n_head", K_INT, F(model.n_head), 1, 4096, "4", "attention heads (must divide d_model)"},
     {"model.seq_len", K_INT, F(model.seq_len), 1, 1 << 20, "128", "context length (position table size)"},
     {"model.vocab_size", K_INT, F(model.vocab_size), 1, 1 << 24, "50257", "vocabulary size (GPT-2 BPE: 50257)"},
-    {"model.moe_every", K_INT, F(model.moe_every), 0, 4096, "0", "0: dense; n: every n-th block's feed-forward is MoE (blocks n-1, 2n-1, ...)"},
-    {"model.share_layers", K_SHARE, F(model.share_layers), 0, 4096, "none", "cross-layer weight sharing (a pseudo model for Pseudo-to-Real): none, all (one set of block weights), or g: groups of g consecutive blocks share one set per kind (dense, MoE)"},
-    {"image.patch", K_INT, F(model.image.patch), 0, 4096, "0", "multimodal: pixels per side of an image patch (0 = text only)"},
-    {"image.height", K_INT, F(model.image.height), 0, 1 << 16, "64", "multimodal: image canvas height in pixels (a multiple of image.patch)"},
-    {"image.width", K_INT, F(model.image.width), 0, 1 << 16, "64", "multimodal: image canvas width in pixels (a multiple of image.patch)"},
+    {"model.moe_every", K_INT, F(model.moe_every), 0, 4096, "0",
+     "0: dense; n: every n-th block's feed-forward is MoE (blocks n-1, 2n-1, ...)"},
+    {"model.share_layers", K_SHARE, F(model.share_layers), 0, 4096, "none",
+     "cross-layer weight sharing (a pseudo model for Pseudo-to-Real): none, all (one set of block weights), or g: groups of g consecutive blocks share one set per kind (dense, MoE)"},
+    {"image.patch", K_INT, F(model.image.patch), 0, 4096, "0",
+     "multimodal: pixels per side of an image patch (0 = text only)"},
+    {"image.height", K_INT, F(model.image.height), 0, 1 << 16, "64",
+     "multimodal: image canvas height in pixels (a multiple of image.patch)"},
+    {"image.width", K_INT, F(model.image.width), 0, 1 << 16, "64",
+     "multimodal: image canvas width in pixels (a multiple of image.patch)"},
     {"moe.n_experts", K_INT, F(model.moe.n_experts), 1, 1 << 20, "8", "experts per MoE layer"},
-    {"moe.top_k", K_INT, F(model.moe.top_k), 0, 1 << 20, "2", "experts per token (prototype routing: number of groups)"},
-    {"moe.routing", K_ROUTING, F(model.moe.routing), 0, 0, "top2", "top1 | top2 | topk | prototype (k groups, top-1 in each)"},
+    {"moe.top_k", K_INT, F(model.moe.top_k), 0, 1 << 20, "2",
+     "experts per token (prototype routing: number of groups)"},
+    {"moe.routing", K_ROUTING, F(model.moe.routing), 0, 0, "top2",
+     "top1 | top2 | topk | prototype (k groups, top-1 in each)"},
     {"moe.d_hidden", K_INT, F(model.moe.d_hidden), 1, 1 << 24, "1024", "hidden size of each expert's MLP"},
-    {"moe.capacity_factor", K_F32, F(model.moe.capacity_factor), -1e9, 1e9, "1.25", "expert capacity = factor * tokens * k / experts; beyond it tokens are dropped"},
+    {"moe.capacity_factor", K_F32, F(model.moe.capacity_factor), -1e9, 1e9, "1.25",
+     "expert capacity = factor * tokens * k / experts; beyond it tokens are dropped"},
     {"moe.dropless", K_BOOL, F(model.moe.dropless), 0, 1, "false", "compute every routed token (no capacity)"},
     {"moe.aux_coef", K_F32, F(model.moe.aux_coef), -1e9, 1e9, "0.01", "weight of the load-balancing loss"},
     {"moe.z_coef", K_F32, F(model.moe.z_coef), -1e9, 1e9, "0.001", "weight of the router z-loss"},
-    {"moe.router_noise", K_F32, F(model.moe.router_noise), -1e9, 1e9, "0", "std of Gaussian noise on router logits while training"},
+    {"moe.router_noise", K_F32, F(model.moe.router_noise), -1e9, 1e9, "0",
+     "std of Gaussian noise on router logits while training"},
     {"train.batch_size", K_INT, F(train.batch_size), 1, 1 << 20, "8", "micro-batch rows per forward/backward"},
-    {"train.seq_len", K_INT, F(train.seq_len), 0, 1 << 20, "0", "training context length (0 = model.seq_len; at most model.seq_len)"},
-    {"train.grad_accum", K_INT, F(train.grad_accum), 1, 1 << 20, "1", "micro-batches accumulated per optimizer step"},
+    {"train.seq_len", K_INT, F(train.seq_len), 0, 1 << 20, "0",
+     "training context length (0 = model.seq_len; at most model.seq_len)"},
+    {"train.grad_accum", K_INT, F(train.grad_accum), 1, 1 << 20, "1",
+     "micro-batches accumulated per optimizer step"},
     {"train.steps", K_INT, F(train.steps), 1, 1e9, "600", "optimizer steps in total"},
     {"train.lr", K_FLOAT, F(train.lr), 1e-12, 10, "2e-3", "peak learning rate"},
     {"train.lr_min", K_FLOAT, F(train.lr_min), 0, 10, "1e-4", "learning rate at the end of the cosine decay"},
     {"train.warmup_steps", K_INT, F(train.warmup_steps), 0, 1e9, "30", "linear warmup steps"},
-    {"train.weight_decay", K_FLOAT, F(train.weight_decay), 0, 10, "0.1", "AdamW decoupled weight decay (matrices and embeddings only)"},
+    {"train.weight_decay", K_FLOAT, F(train.weight_decay), 0, 10, "0.1",
+     "AdamW decoupled weight decay (matrices and embeddings only)"},
     {"train.beta1", K_FLOAT, F(train.beta1), 0, 0.999999, "0.9", "AdamW beta1"},
     {"train.beta2", K_FLOAT, F(train.beta2), 0, 0.999999999, "0.95", "AdamW beta2"},
     {"train.eps", K_FLOAT, F(train.eps), 1e-30, 1, "1e-8", "AdamW epsilon"},
-    {"train.grad_clip", K_FLOAT, F(train.grad_clip), 0, 1e9, "1.0", "clip the global gradient norm to this (0 = off)"},
+    {"train.grad_clip", K_FLOAT, F(train.grad_clip), 0, 1e9, "1.0",
+     "clip the global gradient norm to this (0 = off)"},
     {"train.seed", K_I64, F(train.seed), 0, 9.2e18, "1337", "seed for initialisation and data order"},
-    {"train.log_interval", K_INT, F(train.log_interval), 1, 1e9, "10", "steps between progress lines when not on a terminal"},
-    {"train.eval_interval", K_INT, F(train.eval_interval), 0, 1e9, "100", "steps between validation evaluations (0 = only at the end)"},
-    {"train.eval_batches", K_INT, F(train.eval_batches), 1, 1e9, "20", "validation micro-batches per evaluation"},
-    {"train.sample_interval", K_INT, F(train.sample_interval), 0, 1e9, "100", "steps between printed samples (0 = only at the end)"},
+    {"train.log_interval", K_INT, F(train.log_interval), 1, 1e9, "10",
+     "steps between progress lines when not on a terminal"},
+    {"train.eval_interval", K_INT, F(train.eval_interval), 0, 1e9, "100",
+     "steps between validation evaluations (0 = only at the end)"},
+    {"train.eval_batches", K_INT, F(train.eval_batches), 1, 1e9, "20",
+     "validation micro-batches per evaluation"},
+    {"train.sample_interval", K_INT, F(train.sample_interval), 0, 1e9, "100",
+     "steps between printed samples (0 = only at the end)"},
     {"train.sample_tokens", K_INT, F(train.sample_tokens), 0, 1e6, "64", "tokens per printed sample"},
-    {"train.eval_captions", K_INT, F(train.eval_captions), 0, 1e6, "64", "multimodal: validation scenes captioned greedily at each evaluation for the exact-match rate"},
-    {"train.ckpt_interval", K_INT, F(train.ckpt_interval), 0, 1e9, "200", "steps between checkpoints (0 = only at the end)"},
+    {"train.eval_captions", K_INT, F(train.eval_captions), 0, 1e6, "64",
+     "multimodal: validation scenes captioned greedily at each evaluation for the exact-match rate"},
+    {"train.ckpt_interval", K_INT, F(train.ckpt_interval), 0, 1e9, "200",
+     "steps between checkpoints (0 = only at the end)"},
     {"train.ckpt_keep", K_INT, F(train.ckpt_keep), 1, 1e6, "2", "checkpoints kept in run.dir/ckpt"},
-    {"delink.step", K_INT, F(delink.step), 0, 1e9, "0", "Pseudo-to-Real: at this step the shared (pseudo) model is delinked into the real one with independent blocks and training goes on (0 = never; needs model.share_layers)"},
-    {"delink.layers", K_INT, F(delink.layers), 0, 4096, "0", "blocks of the real model (0 = model.n_layer: the same function as the pseudo model)"},
-    {"delink.optimizer", K_STR, F(delink.optimizer), 0, 16, "reset", "AdamW state at delinking: reset (zero moments, step count 0: measured better, see docs/benchmarks.md) or carry (each block takes the shared weights' moments and step count)"},
+    {"delink.step", K_INT, F(delink.step), 0, 1e9, "0",
+     "Pseudo-to-Real: at this step the shared (pseudo) model is delinked into the real one with independent blocks and training goes on (0 = never; needs model.share_layers)"},
+    {"delink.layers", K_INT, F(delink.layers), 0, 4096, "0",
+     "blocks of the real model (0 = model.n_layer: the same function as the pseudo model)"},
+    {"delink.optimizer", K_STR, F(delink.optimizer), 0, 16, "reset",
+     "AdamW state at delinking: reset (zero moments, step count 0: measured better, see docs/benchmarks.md) or carry (each block takes the shared weights' moments and step count)"},
     {"data.dir", K_STR, F(data.dir), 0, 0, "data/pydocs", "token shards written by `cetus prepare`"},
-    {"data.scenes", K_STR, F(data.scenes), 0, 0, "none", "multimodal: captioned scene shards written by `cetus prepare --scenes` (none = text only); needs image.patch"},
-    {"data.text_ratio", K_FLOAT, F(data.text_ratio), 0, 1, "0.25", "multimodal: the share of micro-batches that are text language modelling (the rest caption scenes), spread evenly over the run"},
+    {"data.scenes", K_STR, F(data.scenes), 0, 0, "none",
+     "multimodal: captioned scene shards written by `cetus prepare --scenes` (none = text only); needs image.patch"},
+    {"data.text_ratio", K_FLOAT, F(data.text_ratio), 0, 1, "0.25",
+     "multimodal: the share of micro-batches that are text language modelling (the rest caption scenes), spread evenly over the run"},
     {"run.dir", K_STR, F(run.dir), 0, 0, "runs/default", "where checkpoints and metrics.jsonl go"},
-    {"run.resume", K_BOOL, F(run.resume), 0, 1, "true", "continue from the latest checkpoint in run.dir if one exists"},
-    {"run.stop_at_step", K_INT, F(run.stop_at_step), 0, 1e9, "0", "end this invocation at this step with a checkpoint, to continue later (0 = run to train.steps)"},
-    {"parallel.data", K_INT, F(parallel.data), 0, 1 << 20, "0", "data-parallel ranks (0 = every rank of the mpirun world)"},
-    {"parallel.tensor", K_INT, F(parallel.tensor), 1, 1 << 10, "1", "tensor-parallel ranks (Megatron: heads, MLP and vocabulary split); must divide n_head, 4*d_model and vocab_size"},
-    {"parallel.expert", K_INT, F(parallel.expert), 1, 1 << 20, "1", "expert-parallel group: MoE experts spread over this many data ranks (must divide parallel.data and moe.n_experts)"},
-    {"parallel.pipeline", K_INT, F(parallel.pipeline), 1, CT_MAX_STAGES, "1", "pipeline stages: the blocks are split into this many consecutive stages (at most model.n_layer)"},
-    {"parallel.micro_batches", K_INT, F(parallel.micro_batches), 0, 16383, "0", "pipeline micro-batches per batch; must divide each data rank's rows (0 = the largest divisor up to 4 x pipeline)"},
-    {"parallel.schedule", K_STR, F(parallel.schedule), 0, 16, "1f1b", "pipeline schedule: 1f1b (at most pipeline micro-batches in flight) or gpipe (all forwards, then all backwards)"},
-    {"parallel.stages", K_STR, F(parallel.stages), 0, 256, "auto", "blocks per pipeline stage, e.g. \"5,3\" (auto = balanced by compute, the head counting on the last stage)"},
-    {"parallel.overlap", K_STR, F(parallel.overlap), 0, 16, "auto", "how gradient reductions overlap backward: thread (a progress thread), poll (between products), auto (thread when the data ranks span several nodes or for ZeRO 2)"},
-    {"parallel.zero", K_INT, F(parallel.zero), 0, 2, "0", "ZeRO stage: 0 replicated, 1 optimizer state sharded, 2 gradients too"},
-    {"memory.compute_budget", K_STR, F(memory.compute_budget), 0, 32, "0", "bytes the compute tier (where the model computes) may hold, e.g. 512M or 2G (binary units; 0 = no budget); allocations past it fail with a message"},
-    {"memory.recompute", K_STR, F(memory.recompute), 0, 256, "none", "blocks that keep only their input and recompute their activations in backward (bit-identical, one more forward of them): none, all, or ranges like 0-5,8"},
-    {"offload.dir", K_STR, F(offload.dir), 0, 1024, "auto", "directory of the disk tier's files, one per rank (auto = run.dir/offload)"},
-    {"offload.optimizer", K_STR, F(offload.optimizer), 0, 256, "none", "where the AdamW moments live: none (compute), host, disk, or per unit like all:host,0-11:disk (units: block ranges, embed, head, all); the update of offloaded moments runs on the host, unit by unit, overlapped with the disk I/O"},
-    {"offload.params", K_STR, F(offload.params), 0, 256, "none", "where each block's parameters live: none (compute), host, disk, or per block like 0-5:disk,6-11:host; offloaded blocks compute from two compute slots the next block is prefetched into"},
-    {"offload.grads", K_STR, F(offload.grads), 0, 256, "none", "where each block's gradients live (as offload.params); written home as soon as final"},
-    {"offload.policy", K_STR, F(offload.policy), 0, 16, "manual", "manual (offload.params, .grads, .optimizer) or auto: the least offload that fits memory.compute_budget (optimizer state first, then blocks' weights and gradients, dense blocks before MoE); prints its choice and the predicted peak"},
-    {"offload.tier", K_STR, F(offload.tier), 0, 16, "host", "where offload.policy = auto puts what it offloads: host or disk"},
+    {"run.resume", K_BOOL, F(run.resume), 0, 1, "true",
+     "continue from the latest checkpoint in run.dir if one exists"},
+    {"run.stop_at_step", K_INT, F(run.stop_at_step), 0, 1e9, "0",
+     "end this invocation at this step with a checkpoint, to continue later (0 = run to train.steps)"},
+    {"parallel.data", K_INT, F(parallel.data), 0, 1 << 20, "0",
+     "data-parallel ranks (0 = every rank of the mpirun world)"},
+    {"parallel.tensor", K_INT, F(parallel.tensor), 1, 1 << 10, "1",
+     "tensor-parallel ranks (Megatron: heads, MLP and vocabulary split); must divide n_head, 4*d_model and vocab_size"},
+    {"parallel.expert", K_INT, F(parallel.expert), 1, 1 << 20, "1",
+     "expert-parallel group: MoE experts spread over this many data ranks (must divide parallel.data and moe.n_experts)"},
+    {"parallel.pipeline", K_INT, F(parallel.pipeline), 1, CT_MAX_STAGES, "1",
+     "pipeline stages: the blocks are split into this many consecutive stages (at most model.n_layer)"},
+    {"parallel.micro_batches", K_INT, F(parallel.micro_batches), 0, 16383, "0",
+     "pipeline micro-batches per batch; must divide each data rank's rows (0 = the largest divisor up to 4 x pipeline)"},
+    {"parallel.schedule", K_STR, F(parallel.schedule), 0, 16, "1f1b",
+     "pipeline schedule: 1f1b (at most pipeline micro-batches in flight) or gpipe (all forwards, then all backwards)"},
+    {"parallel.stages", K_STR, F(parallel.stages), 0, 256, "auto",
+     "blocks per pipeline stage, e.g. \"5,3\" (auto = balanced by compute, the head counting on the last stage)"},
+    {"parallel.overlap", K_STR, F(parallel.overlap), 0, 16, "auto",
+     "how gradient reductions overlap backward: thread (a progress thread), poll (between products), auto (thread when the data ranks span several nodes or for ZeRO 2)"},
+    {"parallel.zero", K_INT, F(parallel.zero), 0, 2, "0",
+     "ZeRO stage: 0 replicated, 1 optimizer state sharded, 2 gradients too"},
+    {"memory.compute_budget", K_STR, F(memory.compute_budget), 0, 32, "0",
+     "bytes the compute tier (where the model computes) may hold, e.g. 512M or 2G (binary units; 0 = no budget); allocations past it fail with a message"},
+    {"memory.recompute", K_STR, F(memory.recompute), 0, 256, "none",
+     "blocks that keep only their input and recompute their activations in backward (bit-identical, one more forward of them): none, all, or ranges like 0-5,8"},
+    {"offload.dir", K_STR, F(offload.dir), 0, 1024, "auto",
+     "directory of the disk tier's files, one per rank (auto = run.dir/offload)"},
+    {"offload.optimizer", K_STR, F(offload.optimizer), 0, 256, "none",
+     "where the AdamW moments live: none (compute), host, disk, or per unit like all:host,0-11:disk (units: block ranges, embed, head, all); the update of offloaded moments runs on the host, unit by unit, overlapped with the disk I/O"},
+    {"offload.params", K_STR, F(offload.params), 0, 256, "none",
+     "where each block's parameters live: none (compute), host, disk, or per block like 0-5:disk,6-11:host; offloaded blocks compute from two compute slots the next block is prefetched into"},
+    {"offload.grads", K_STR, F(offload.grads), 0, 256, "none",
+     "where each block's gradients live (as offload.params); written home as soon as final"},
+    {"offload.policy", K_STR, F(offload.policy), 0, 16, "manual",
+     "manual (offload.params, .grads, .optimizer) or auto: the least offload that fits memory.compute_budget (optimizer state first, then blocks' weights and gradients, dense blocks before MoE); prints its choice and the predicted peak"},
+    {"offload.tier", K_STR, F(offload.tier), 0, 16, "host",
+     "where offload.policy = auto puts what it offloads: host or disk"},
     {"runtime.threads", K_INT, F(runtime.threads), 0, 4096, "0", "compute threads (0 = all cores)"},
     {"runtime.pin", K_BOOL, F(runtime.pin), 0, 1, "true", "pin compute thread i to core i"},
-    {"runtime.backend", K_STR, F(runtime.backend), 0, 32, "cpu", "the backend the ops run on, by name: cpu (OpenBLAS + OpenMP) or another registered one; see docs/backends.md"},
+    {"runtime.backend", K_STR, F(runtime.backend), 0, 32, "cpu",
+     "the backend the ops run on, by name: cpu (OpenBLAS + OpenMP) or another registered one; see docs/backends.md"},
 };
 #undef F
 #define N_KEYS (sizeof keys / sizeof keys[0])
@@ -120,20 +164,22 @@ static ct_status unknown_key(const char *name, const char *source) {
                    used ? "; keys in this section: " : "", hint);
 }
 
-static ct_status set_number(ct_config *c, const key_def *k, double v, const char *text,
-                            const char *source) {
+static ct_status set_number(ct_config *c, const key_def *k, double v, const char *text, const char *source) {
     void *dst = (char *)c + k->offset;
     if (!isfinite(v) || v < k->min || v > k->max)
-        return ct_fail(CT_EINVAL, "%s: %s = %s is out of range: allowed %g to %g (%s)", source,
-                       k->name, text, k->min, k->max, k->help);
+        return ct_fail(CT_EINVAL, "%s: %s = %s is out of range: allowed %g to %g (%s)", source, k->name, text,
+                       k->min, k->max, k->help);
     if ((k->type == K_INT || k->type == K_I64 || k->type == K_BOOL || k->type == K_SHARE) && v != floor(v))
         return ct_fail(CT_EINVAL, "%s: %s = %s must be a whole number (%s)", source, k->name, text, k->help);
     switch (k->type) {
-    case K_INT: case K_BOOL: case K_SHARE: *(int *)dst = (int)v; break;
+    case K_INT:
+    case K_BOOL:
+    case K_SHARE: *(int *)dst = (int)v; break;
     case K_I64: *(long long *)dst = (long long)v; break;
     case K_FLOAT: *(double *)dst = v; break;
     case K_F32: *(float *)dst = (float)v; break;
-    case K_STR: case K_ROUTING: break;
+    case K_STR:
+    case K_ROUTING: break;
     }
     return CT_OK;
 }
@@ -159,7 +205,9 @@ static ct_status set_from_text(ct_config *c, const key_def *k, const char *text,
         int b = -1;
         if (!strcmp(text, "true") || !strcmp(text, "1")) b = 1;
         if (!strcmp(text, "false") || !strcmp(text, "0")) b = 0;
-        if (b < 0) return ct_fail(CT_EINVAL, "%s: %s = '%s': expected true or false (%s)", source, k->name, text, k->help);
+        if (b < 0)
+            return ct_fail(CT_EINVAL, "%s: %s = '%s': expected true or false (%s)", source, k->name, text,
+                           k->help);
         return set_number(c, k, b, text, source);
     }
     char *end;
@@ -183,11 +231,13 @@ static ct_status apply_json_value(ct_config *c, const char *name, const cJSON *i
     if (!k) return unknown_key(name, source);
     if (k->type == K_SHARE && cJSON_IsString(item)) return set_from_text(c, k, item->valuestring, source);
     if (k->type == K_STR || k->type == K_ROUTING) {
-        if (!cJSON_IsString(item)) return ct_fail(CT_EINVAL, "%s: %s must be a string (%s)", source, name, k->help);
+        if (!cJSON_IsString(item))
+            return ct_fail(CT_EINVAL, "%s: %s must be a string (%s)", source, name, k->help);
         return set_from_text(c, k, item->valuestring, source);
     }
     if (k->type == K_BOOL) {
-        if (!cJSON_IsBool(item)) return ct_fail(CT_EINVAL, "%s: %s must be true or false (%s)", source, name, k->help);
+        if (!cJSON_IsBool(item))
+            return ct_fail(CT_EINVAL, "%s: %s must be true or false (%s)", source, name, k->help);
         return set_number(c, k, cJSON_IsTrue(item) ? 1 : 0, cJSON_IsTrue(item) ? "true" : "false", source);
     }
     if (!cJSON_IsNumber(item)) return ct_fail(CT_EINVAL, "%s: %s must be a number (%s)", source, name, k->help);
@@ -201,7 +251,8 @@ static ct_status apply_object(ct_config *c, const cJSON *obj, const char *prefix
         char name[128];
         snprintf(name, sizeof name, "%s%s%s", prefix, prefix[0] ? "." : "", it->string);
         if (cJSON_IsObject(it)) CT_TRY(apply_object(c, it, name, source));
-        else CT_TRY(apply_json_value(c, name, it, source));
+        else
+            CT_TRY(apply_json_value(c, name, it, source));
     }
     return CT_OK;
 }
@@ -249,27 +300,36 @@ ct_status ct_config_apply_override(ct_config *c, const char *kv) {
 static ct_status check_scenes(const ct_config *c) {
     if (!strcmp(c->data.scenes, "none")) return CT_OK;
     if (c->model.image.patch == 0)
-        return ct_fail(CT_EINVAL, "data.scenes = %s needs a model with image input: set image.patch (e.g. 8) and "
-                       "image.height / image.width to the scenes' canvas", c->data.scenes);
+        return ct_fail(CT_EINVAL,
+                       "data.scenes = %s needs a model with image input: set image.patch (e.g. 8) and "
+                       "image.height / image.width to the scenes' canvas",
+                       c->data.scenes);
     if (c->parallel.pipeline > 1)
-        return ct_fail(CT_EINVAL, "data.scenes with parallel.pipeline = %d: image input through pipeline stages is "
-                       "not supported yet; use data and tensor parallelism", c->parallel.pipeline);
+        return ct_fail(CT_EINVAL,
+                       "data.scenes with parallel.pipeline = %d: image input through pipeline stages is "
+                       "not supported yet; use data and tensor parallelism",
+                       c->parallel.pipeline);
     return CT_OK;
 }
 
 static ct_status check_delink(const ct_config *c) {
     int shared = c->model.share_layers != 0;
     if (shared && (strcmp(c->offload.params, "none") || strcmp(c->offload.grads, "none")))
-        return ct_fail(CT_EINVAL, "offload.params / offload.grads with model.share_layers: blocks sharing weights "
+        return ct_fail(CT_EINVAL,
+                       "offload.params / offload.grads with model.share_layers: blocks sharing weights "
                        "use one copy, which stays on the compute tier; offload the optimizer state instead");
     if (strcmp(c->delink.optimizer, "carry") && strcmp(c->delink.optimizer, "reset"))
-        return ct_fail(CT_EINVAL, "delink.optimizer = \"%s\": allowed \"carry\" or \"reset\"", c->delink.optimizer);
+        return ct_fail(CT_EINVAL, "delink.optimizer = \"%s\": allowed \"carry\" or \"reset\"",
+                       c->delink.optimizer);
     if (c->delink.step == 0) return CT_OK;
     if (!shared)
-        return ct_fail(CT_EINVAL, "delink.step = %d without model.share_layers: only a model whose blocks share "
-                       "weights can be delinked; set model.share_layers (e.g. all) or delink.step = 0", c->delink.step);
+        return ct_fail(CT_EINVAL,
+                       "delink.step = %d without model.share_layers: only a model whose blocks share "
+                       "weights can be delinked; set model.share_layers (e.g. all) or delink.step = 0",
+                       c->delink.step);
     if (c->delink.step >= c->train.steps)
-        return ct_fail(CT_EINVAL, "delink.step = %d: must come before train.steps = %d", c->delink.step, c->train.steps);
+        return ct_fail(CT_EINVAL, "delink.step = %d: must come before train.steps = %d", c->delink.step,
+                       c->train.steps);
     ct_model_config real;
     ct_status s = ct_model_delink_config(&c->model, c->delink.layers, &real);
     if (s != CT_OK) return ct_fail_context(s, "delink.layers = %d", c->delink.layers);
@@ -282,8 +342,10 @@ ct_status ct_config_validate(const ct_config *c) {
     CT_TRY(ct_model_config_check(&c->model));
     CT_TRY(ct_moe_config_check(&c->model.moe, c->model.d_model)); /* set keys are checked even if unused */
     if (c->train.seq_len > c->model.seq_len)
-        return ct_fail(CT_EINVAL, "train.seq_len = %d exceeds model.seq_len = %d, the size of the position "
-                       "table; raise model.seq_len or lower train.seq_len", c->train.seq_len, c->model.seq_len);
+        return ct_fail(CT_EINVAL,
+                       "train.seq_len = %d exceeds model.seq_len = %d, the size of the position "
+                       "table; raise model.seq_len or lower train.seq_len",
+                       c->train.seq_len, c->model.seq_len);
     if (c->train.lr_min > c->train.lr)
         return ct_fail(CT_EINVAL, "train.lr_min = %g exceeds train.lr = %g", c->train.lr_min, c->train.lr);
     ct_overlap overlap;
@@ -310,10 +372,12 @@ ct_status ct_config_validate(const ct_config *c) {
         return ct_fail(CT_EINVAL, "offload.tier = \"%s\": allowed \"host\" or \"disk\"", c->offload.tier);
     if (is_auto && (strcmp(c->offload.params, "none") || strcmp(c->offload.grads, "none") ||
                     strcmp(c->offload.optimizer, "none")))
-        return ct_fail(CT_EINVAL, "offload.policy = auto chooses offload.params, offload.grads and offload.optimizer "
+        return ct_fail(CT_EINVAL,
+                       "offload.policy = auto chooses offload.params, offload.grads and offload.optimizer "
                        "itself; leave them at none, or use offload.policy = manual");
     if (grads_off && c->parallel.zero == 2)
-        return ct_fail(CT_EINVAL, "offload.grads with parallel.zero = 2: not supported (ZeRO 2 keeps only its "
+        return ct_fail(CT_EINVAL,
+                       "offload.grads with parallel.zero = 2: not supported (ZeRO 2 keeps only its "
                        "shard of the gradients already); use parallel.zero = 1 or offload the optimizer state");
     int *layers = ct_alloc((size_t)c->model.n_layer * sizeof *layers, "checking memory.recompute");
     if (!layers) return CT_ENOMEM;
@@ -327,9 +391,11 @@ ct_status ct_config_validate(const ct_config *c) {
     if (c->parallel.expert > 1 && c->model.moe_every > 0) {
         CT_TRY(ct_moe_group_check(&c->model.moe, c->parallel.expert));
         if (c->parallel.zero == 2)
-            return ct_fail(CT_EINVAL, "parallel.zero = 2 with parallel.expert = %d: not supported yet; use "
+            return ct_fail(CT_EINVAL,
+                           "parallel.zero = 2 with parallel.expert = %d: not supported yet; use "
                            "parallel.zero = 1, which shards the optimizer state over the ranks that hold "
-                           "the same experts", c->parallel.expert);
+                           "the same experts",
+                           c->parallel.expert);
     }
     return ct_model_check_tensor_split(&c->model, c->parallel.tensor);
 }
@@ -337,8 +403,10 @@ ct_status ct_config_validate(const ct_config *c) {
 ct_status ct_config_stage_blocks(const ct_config *c, int *blocks) {
     int P = c->parallel.pipeline, L = c->model.n_layer;
     if (P > L)
-        return ct_fail(CT_EINVAL, "parallel.pipeline = %d stages for model.n_layer = %d blocks: every stage needs "
-                       "a block; use at most %d stages", P, L, L);
+        return ct_fail(CT_EINVAL,
+                       "parallel.pipeline = %d stages for model.n_layer = %d blocks: every stage needs "
+                       "a block; use at most %d stages",
+                       P, L, L);
     if (!strcmp(c->parallel.stages, "auto")) return ct_model_plan_stages(&c->model, P, blocks);
     const char *at = c->parallel.stages;
     int n = 0, sum = 0;
@@ -346,8 +414,10 @@ ct_status ct_config_stage_blocks(const ct_config *c, int *blocks) {
         char *end;
         long v = strtol(at, &end, 10);
         if (end == at || v < 1 || v > L || (*end && *end != ','))
-            return ct_fail(CT_EINVAL, "parallel.stages = \"%s\": expected block counts >= 1 separated by commas, "
-                           "e.g. \"%d,%d\"", c->parallel.stages, L - L / 2, L / 2);
+            return ct_fail(CT_EINVAL,
+                           "parallel.stages = \"%s\": expected block counts >= 1 separated by commas, "
+                           "e.g. \"%d,%d\"",
+                           c->parallel.stages, L - L / 2, L / 2);
         if (n == P)
             return ct_fail(CT_EINVAL, "parallel.stages = \"%s\" names more than parallel.pipeline = %d stages",
                            c->parallel.stages, P);
@@ -356,8 +426,10 @@ ct_status ct_config_stage_blocks(const ct_config *c, int *blocks) {
         at = *end ? end + 1 : end;
     }
     if (n != P || sum != L)
-        return ct_fail(CT_EINVAL, "parallel.stages = \"%s\": %d stages holding %d blocks, but parallel.pipeline "
-                       "= %d and model.n_layer = %d", c->parallel.stages, n, sum, P, L);
+        return ct_fail(CT_EINVAL,
+                       "parallel.stages = \"%s\": %d stages holding %d blocks, but parallel.pipeline "
+                       "= %d and model.n_layer = %d",
+                       c->parallel.stages, n, sum, P, L);
     return CT_OK;
 }
 
@@ -368,17 +440,36 @@ ct_status ct_config_compute_budget(const ct_config *c, size_t *bytes) {
     double v = strtod(text, &end);
     double unit = 1.0;
     switch (*end) {
-    case 'K': case 'k': unit = 1024.0; end++; break;
-    case 'M': case 'm': unit = 1024.0 * 1024.0; end++; break;
-    case 'G': case 'g': unit = 1024.0 * 1024.0 * 1024.0; end++; break;
-    case 'T': case 't': unit = 1024.0 * 1024.0 * 1024.0 * 1024.0; end++; break;
+    case 'K':
+    case 'k':
+        unit = 1024.0;
+        end++;
+        break;
+    case 'M':
+    case 'm':
+        unit = 1024.0 * 1024.0;
+        end++;
+        break;
+    case 'G':
+    case 'g':
+        unit = 1024.0 * 1024.0 * 1024.0;
+        end++;
+        break;
+    case 'T':
+    case 't':
+        unit = 1024.0 * 1024.0 * 1024.0 * 1024.0;
+        end++;
+        break;
     default: break;
     }
     if (*end == 'i' && end[1] == 'B') end += 2;
-    else if (*end == 'B' && unit > 1.0) end++;
+    else if (*end == 'B' && unit > 1.0)
+        end++;
     if (end == text || *end || errno || !(v >= 0.0) || v * unit > 9e18)
-        return ct_fail(CT_EINVAL, "memory.compute_budget = \"%s\": expected bytes with an optional binary unit, "
-                       "e.g. 512M, 1.5G or 0 for no budget", text);
+        return ct_fail(CT_EINVAL,
+                       "memory.compute_budget = \"%s\": expected bytes with an optional binary unit, "
+                       "e.g. 512M, 1.5G or 0 for no budget",
+                       text);
     *bytes = (size_t)(v * unit);
     return CT_OK;
 }
@@ -394,8 +485,10 @@ ct_status ct_config_recompute_layers(const ct_config *c, int *layers) {
         long a = strtol(at, &end, 10), b = a;
         if (end != at && *end == '-') b = strtol(end + 1, &end, 10);
         if (end == at || a < 0 || b < a || b >= L || (*end && *end != ','))
-            return ct_fail(CT_EINVAL, "memory.recompute = \"%s\": expected none, all, or block ranges within "
-                           "0-%d such as \"0-%d,%d\"", text, L - 1, L > 2 ? L - 3 : 0, L - 1);
+            return ct_fail(CT_EINVAL,
+                           "memory.recompute = \"%s\": expected none, all, or block ranges within "
+                           "0-%d such as \"0-%d,%d\"",
+                           text, L - 1, L > 2 ? L - 3 : 0, L - 1);
         for (long l = a; l <= b; l++) layers[l] = 1;
         at = *end ? end + 1 : end;
     }
@@ -422,10 +515,13 @@ cJSON *ct_config_json(const ct_config *c) {
         case K_I64: v = cJSON_AddNumberToObject(obj, key, (double)*(const long long *)src); break;
         case K_FLOAT: v = cJSON_AddNumberToObject(obj, key, *(const double *)src); break;
         case K_F32: v = cJSON_AddNumberToObject(obj, key, *(const float *)src); break;
-        case K_ROUTING: v = cJSON_AddStringToObject(obj, key, ct_moe_routing_name(*(const ct_moe_routing *)src)); break;
+        case K_ROUTING:
+            v = cJSON_AddStringToObject(obj, key, ct_moe_routing_name(*(const ct_moe_routing *)src));
+            break;
         case K_SHARE:
             if (*(const int *)src > 0) v = cJSON_AddNumberToObject(obj, key, *(const int *)src);
-            else v = cJSON_AddStringToObject(obj, key, *(const int *)src ? "all" : "none");
+            else
+                v = cJSON_AddStringToObject(obj, key, *(const int *)src ? "all" : "none");
             break;
         case K_BOOL: v = cJSON_AddBoolToObject(obj, key, *(const int *)src); break;
         case K_STR: v = cJSON_AddStringToObject(obj, key, (const char *)src); break;

@@ -12,10 +12,10 @@
 typedef struct ct_config {
     ct_model_config model;
     struct {
-        int batch_size;     /* micro-batch rows B */
-        int seq_len;        /* training context T; 0 = model.seq_len */
-        int grad_accum;     /* micro-batches per optimizer step */
-        int steps;          /* optimizer steps in total */
+        int batch_size; /* micro-batch rows B */
+        int seq_len;    /* training context T; 0 = model.seq_len */
+        int grad_accum; /* micro-batches per optimizer step */
+        int steps;      /* optimizer steps in total */
         double lr, lr_min;
         int warmup_steps;
         double weight_decay, beta1, beta2, eps, grad_clip;
@@ -23,7 +23,7 @@ typedef struct ct_config {
         int log_interval, eval_interval, eval_batches;
         int sample_interval, sample_tokens;
         int ckpt_interval, ckpt_keep;
-        int eval_captions;  /* validation scenes whose greedy captions are matched exactly */
+        int eval_captions; /* validation scenes whose greedy captions are matched exactly */
     } train;
     struct {
         int step;           /* Pseudo-to-Real: delink the shared model at this step (0 = never) */
@@ -31,29 +31,29 @@ typedef struct ct_config {
         char optimizer[16]; /* "carry" or "reset": the AdamW state the real model starts with */
     } delink;
     struct {
-        char dir[512];      /* token shards from `cetus prepare` */
-        char scenes[512];   /* captioned scene shards from `cetus prepare --scenes` ("none") */
-        double text_ratio;  /* with scenes: the share of micro-batches that are text */
+        char dir[512];     /* token shards from `cetus prepare` */
+        char scenes[512];  /* captioned scene shards from `cetus prepare --scenes` ("none") */
+        double text_ratio; /* with scenes: the share of micro-batches that are text */
     } data;
     struct {
-        char dir[512];      /* checkpoints and metrics.jsonl */
-        int resume;         /* continue from run.dir's latest checkpoint if there is one */
-        int stop_at_step;   /* end this invocation (with a checkpoint) at this step; 0 = never */
+        char dir[512];    /* checkpoints and metrics.jsonl */
+        int resume;       /* continue from run.dir's latest checkpoint if there is one */
+        int stop_at_step; /* end this invocation (with a checkpoint) at this step; 0 = never */
     } run;
     struct {
-        int data;           /* data-parallel ranks; 0 = all ranks left by the other axes */
-        int tensor;         /* tensor-parallel ranks */
-        int expert;         /* expert-parallel group size, carved from the data ranks */
-        int pipeline;       /* pipeline stages */
-        int micro_batches;  /* pipeline micro-batches per batch (0: chosen, see config.c) */
-        char schedule[16];  /* "1f1b" or "gpipe": see src/train/pipeline.h */
-        char stages[256];   /* blocks per stage, e.g. "5,3" ("auto" = balanced by compute) */
-        int zero;           /* ZeRO stage 0, 1 or 2 */
-        char overlap[16];   /* "auto", "thread" or "poll": see src/parallel/dp.h */
+        int data;          /* data-parallel ranks; 0 = all ranks left by the other axes */
+        int tensor;        /* tensor-parallel ranks */
+        int expert;        /* expert-parallel group size, carved from the data ranks */
+        int pipeline;      /* pipeline stages */
+        int micro_batches; /* pipeline micro-batches per batch (0: chosen, see config.c) */
+        char schedule[16]; /* "1f1b" or "gpipe": see src/train/pipeline.h */
+        char stages[256];  /* blocks per stage, e.g. "5,3" ("auto" = balanced by compute) */
+        int zero;          /* ZeRO stage 0, 1 or 2 */
+        char overlap[16];  /* "auto", "thread" or "poll": see src/parallel/dp.h */
     } parallel;
     struct {
         char compute_budget[32]; /* bytes the compute tier may hold: "0" (no budget), "512M", "2G" */
-        char recompute[256]; /* blocks whose activations are recomputed in backward: "none",
+        char recompute[256];     /* blocks whose activations are recomputed in backward: "none",
                               * "all" or ranges like "0-5,8" */
     } memory;
     struct {
@@ -65,9 +65,9 @@ typedef struct ct_config {
         char tier[16];       /* where "auto" offloads to: "host" or "disk" */
     } offload;
     struct {
-        int threads;        /* 0 = all cores */
+        int threads; /* 0 = all cores */
         int pin;
-        char backend[32];   /* the registered backend the ops run on (ops/backend.h) */
+        char backend[32]; /* the registered backend the ops run on (ops/backend.h) */
     } runtime;
 } ct_config;
 

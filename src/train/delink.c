@@ -14,9 +14,9 @@
 #include <unistd.h>
 
 typedef struct delink_src {
-    const float *state[3];  /* the pseudo model's weights, exp_avg, exp_avg_sq (flat) */
-    const float *zeros;     /* reset moments: the largest tensor's worth */
-    const size_t *from;     /* [real tensors]: the pseudo offset each one copies */
+    const float *state[3]; /* the pseudo model's weights, exp_avg, exp_avg_sq (flat) */
+    const float *zeros;    /* reset moments: the largest tensor's worth */
+    const size_t *from;    /* [real tensors]: the pseudo offset each one copies */
 } delink_src;
 
 static ct_status get_tensor(void *ctx, size_t i, int b, const float **data) {
@@ -30,11 +30,19 @@ static ct_status read_pseudo(const char *dir, const ct_model *table, int reset, 
     size_t n = ct_model_num_tensors(table), np = ct_model_num_params_full(table);
     ct_ckpt_tensor *tensors = ct_calloc((n ? n : 1) * sizeof *tensors, "the pseudo checkpoint's table");
     if (!tensors) return CT_ENOMEM;
-    *state = ct_alloc_in(CT_TIER_HOST, (reset ? 1 : 3) * (np ? np : 1) * sizeof(float), "the pseudo model's state");
-    if (!*state) { ct_free(tensors); return CT_ENOMEM; }
+    *state = ct_alloc_in(CT_TIER_HOST, (reset ? 1 : 3) * (np ? np : 1) * sizeof(float),
+                         "the pseudo model's state");
+    if (!*state) {
+        ct_free(tensors);
+        return CT_ENOMEM;
+    }
     ct_model_ckpt_table(table, tensors);
-    ct_ckpt_view v = {.tensors = tensors, .n_tensors = n, .num_params = np, .params = *state,
-                      .adam_m = reset ? NULL : *state + np, .adam_v = reset ? NULL : *state + 2 * np};
+    ct_ckpt_view v = {.tensors = tensors,
+                      .n_tensors = n,
+                      .num_params = np,
+                      .params = *state,
+                      .adam_m = reset ? NULL : *state + np,
+                      .adam_v = reset ? NULL : *state + 2 * np};
     ct_status s = reset ? ct_checkpoint_load_weights(dir, &v) : ct_checkpoint_load(dir, &v, NULL);
     ct_free(tensors);
     return s;
@@ -107,7 +115,8 @@ static ct_status write_real(const char *in, const char *out, const ct_config *pc
 
 ct_status ct_delink_checkpoint(const char *in, const char *out, int layers, const char *optimizer) {
     if (!optimizer || (strcmp(optimizer, "carry") && strcmp(optimizer, "reset")))
-        return ct_fail(CT_EINVAL, "delink: optimizer \"%s\": allowed \"carry\" or \"reset\"", optimizer ? optimizer : "");
+        return ct_fail(CT_EINVAL, "delink: optimizer \"%s\": allowed \"carry\" or \"reset\"",
+                       optimizer ? optimizer : "");
     int reset = !strcmp(optimizer, "reset");
     if (access(out, F_OK) == 0)
         return ct_fail(CT_EINVAL, "delink: %s exists; the output must be a new checkpoint directory", out);
@@ -123,7 +132,8 @@ ct_status ct_delink_checkpoint(const char *in, const char *out, int layers, cons
         char path[1200];
         snprintf(path, sizeof path, "%s/optimizer.safetensors", in);
         if (access(path, R_OK) != 0)
-            return ct_fail(CT_EINVAL, "delink: %s holds no optimizer state to carry (%s); use optimizer reset", in, path);
+            return ct_fail(CT_EINVAL, "delink: %s holds no optimizer state to carry (%s); use optimizer reset",
+                           in, path);
     }
     ct_model *ptable;
     CT_TRY(ct_model_table_only(&ptable, &pc.model));

@@ -47,8 +47,9 @@ ct_status ct_eval_captions(ct_model *m, const ct_config *cfg, const char *scenes
     for (uint64_t done = 0; s == CT_OK && done < n; done += (uint64_t)B) {
         s = ct_caption_batch_next(&b, l, 0);
         if (s == CT_OK) s = ct_caption_tally_batch(m, l, &b, 0, 1, 1, t);
-        if (tty) fprintf(stderr, "\reval: %llu/%llu scenes", (unsigned long long)(done + (uint64_t)B),
-                         (unsigned long long)n);
+        if (tty)
+            fprintf(stderr, "\reval: %llu/%llu scenes", (unsigned long long)(done + (uint64_t)B),
+                    (unsigned long long)n);
     }
     if (tty) fprintf(stderr, "\n");
     ct_caption_batch_free(&b);

@@ -13,8 +13,10 @@ ct_status ct_mm_open(ct_trainer *tr) {
     const ct_config *c = &tr->cfg;
     if (!strcmp(c->data.scenes, "none")) return CT_OK;
     int B = c->train.batch_size;
-    CT_TRY(ct_caption_loader_open(&tr->cap_train, c->data.scenes, "train", &c->model, B, (uint64_t)c->train.seed, 1));
-    CT_TRY(ct_caption_loader_open(&tr->cap_val, c->data.scenes, "val", &c->model, B, (uint64_t)c->train.seed, 0));
+    CT_TRY(ct_caption_loader_open(&tr->cap_train, c->data.scenes, "train", &c->model, B,
+                                  (uint64_t)c->train.seed, 1));
+    CT_TRY(
+        ct_caption_loader_open(&tr->cap_val, c->data.scenes, "val", &c->model, B, (uint64_t)c->train.seed, 0));
     CT_TRY(ct_caption_batch_create(&tr->cap, tr->cap_train, &c->model, tr->rows));
     return CT_OK;
 }
@@ -42,7 +44,8 @@ static float rank_weight(const ct_trainer *tr, const ct_caption_loader *l, int T
     return (float)((double)mine * ct_dp_ranks(tr->dp) / (double)all);
 }
 
-ct_status ct_mm_caption_micro(ct_trainer *tr, float scale, uint64_t noise_seed, int arm, float *loss, float *aux) {
+ct_status ct_mm_caption_micro(ct_trainer *tr, float scale, uint64_t noise_seed, int arm, float *loss,
+                              float *aux) {
     ct_caption_loader *l = tr->cap_train;
     CT_TRY(ct_caption_batch_next(&tr->cap, l, tr->row0));
     ct_model *m = tr->model;
@@ -68,8 +71,9 @@ ct_status ct_mm_evaluate(ct_trainer *tr, ct_caption_eval *out) {
     int batches = fit < (uint64_t)c->train.eval_batches ? (int)(fit ? fit : 1) : c->train.eval_batches;
     /* greedy decoding stops when every caption ended, so ranks of an expert group (which
      * must run every forward together) would fall out of step: exact match is skipped there */
-    int exact_batches = ct_model_expert_ranks(tr->model) > 1 ? 0
-                        : (c->train.eval_captions + c->train.batch_size - 1) / c->train.batch_size;
+    int exact_batches = ct_model_expert_ranks(tr->model) > 1
+                            ? 0
+                            : (c->train.eval_captions + c->train.batch_size - 1) / c->train.batch_size;
     ct_caption_tally t = {0};
     ct_caption_loader_reset(l);
     for (int b = 0; b < (batches > exact_batches ? batches : exact_batches); b++) {
@@ -99,11 +103,14 @@ int ct_mm_save_state(const ct_trainer *tr, cJSON *state) {
 ct_status ct_mm_load_state(ct_trainer *tr, const cJSON *state, const char *where) {
     if (!tr->cap_train) return CT_OK;
     const cJSON *o = cJSON_GetObjectItemCaseSensitive(state, "captions");
-    const cJSON *e = cJSON_GetObjectItemCaseSensitive(o, "epoch"), *i = cJSON_GetObjectItemCaseSensitive(o, "index");
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(o, "epoch"),
+                *i = cJSON_GetObjectItemCaseSensitive(o, "index");
     ct_loader_pos p;
     if (!cJSON_IsString(e) || !cJSON_IsString(i) || sscanf(e->valuestring, "%" SCNu64, &p.epoch) != 1 ||
         sscanf(i->valuestring, "%" SCNu64, &p.index) != 1)
-        return ct_fail(CT_EINVAL, "%s: the trainer state has no caption data position (was it trained without "
-                       "data.scenes?)", where);
+        return ct_fail(CT_EINVAL,
+                       "%s: the trainer state has no caption data position (was it trained without "
+                       "data.scenes?)",
+                       where);
     return ct_caption_loader_set_pos(tr->cap_train, p);
 }

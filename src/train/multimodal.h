@@ -8,10 +8,10 @@
 #include "train/trainer_internal.h"
 
 typedef struct ct_caption_eval {
-    float loss;         /* mean cross-entropy on caption tokens (teacher forcing) */
-    float token_acc;    /* share of caption targets (and the end-of-text) predicted by argmax */
-    float exact_match;  /* share of scenes whose greedy caption equals the reference */
-    int scenes;         /* scenes the exact match was measured on */
+    float loss;        /* mean cross-entropy on caption tokens (teacher forcing) */
+    float token_acc;   /* share of caption targets (and the end-of-text) predicted by argmax */
+    float exact_match; /* share of scenes whose greedy caption equals the reference */
+    int scenes;        /* scenes the exact match was measured on */
 } ct_caption_eval;
 
 /* Opens data.scenes' train and val shards (nothing without data.scenes). */
@@ -22,7 +22,8 @@ void ct_mm_close(ct_trainer *tr);
 int ct_mm_is_text(const ct_trainer *tr, int micro);
 /* One caption micro-batch: forward and backward with the image prefix; *loss is its mean
  * caption cross-entropy. arm: this micro-batch ends the step (data parallelism reduces). */
-ct_status ct_mm_caption_micro(ct_trainer *tr, float scale, uint64_t noise_seed, int arm, float *loss, float *aux);
+ct_status ct_mm_caption_micro(ct_trainer *tr, float scale, uint64_t noise_seed, int arm, float *loss,
+                              float *aux);
 /* Caption metrics over train.eval_batches validation batches (exact match over
  * train.eval_captions scenes). */
 ct_status ct_mm_evaluate(ct_trainer *tr, ct_caption_eval *out);

@@ -12,7 +12,6 @@
 #include <math.h>
 #include <string.h>
 
-
 /* Disk segments stream in pieces of at most PIECE floats of m and of v (16 MiB each). */
 enum { PIECE = 1 << 22 };
 
@@ -115,20 +114,28 @@ ct_status ct_adamw_create_placed(ct_adamw **out, size_t lo, size_t num_params, c
         o->m = ct_calloc_in(CT_TIER_COMPUTE, num_params * sizeof(float), "AdamW first moments");
         o->v = ct_calloc_in(CT_TIER_COMPUTE, num_params * sizeof(float), "AdamW second moments");
         if (!o->m || !o->v) s = CT_ENOMEM;
-        else if (!(o->segs = ct_calloc(sizeof *o->segs, "the optimizer's segments"))) s = CT_ENOMEM;
-        else o->segs[o->n_segs++] = (segment){lo, num_params, CT_PLACE_COMPUTE, o->m, o->v, 0};
+        else if (!(o->segs = ct_calloc(sizeof *o->segs, "the optimizer's segments")))
+            s = CT_ENOMEM;
+        else
+            o->segs[o->n_segs++] = (segment){lo, num_params, CT_PLACE_COMPUTE, o->m, o->v, 0};
     } else {
         s = cut_segments(o, ranges, count);
         if (s == CT_OK) s = place_segments(o);
     }
-    if (s != CT_OK) { ct_adamw_free(o); return s; }
+    if (s != CT_OK) {
+        ct_adamw_free(o);
+        return s;
+    }
     *out = o;
     return CT_OK;
 }
 
 void ct_adamw_free(ct_adamw *o) {
     if (!o) return;
-    if (o->m || o->v) { ct_free(o->m); ct_free(o->v); } /* one compute segment over both */
+    if (o->m || o->v) {
+        ct_free(o->m);
+        ct_free(o->v);
+    } /* one compute segment over both */
     else
         for (int i = 0; o->segs && i < o->n_segs; i++) ct_free(o->segs[i].m);
     ct_free(o->staging[0]);
@@ -163,7 +170,8 @@ static ct_status move_moments(ct_adamw *o, int which, size_t at, size_t n, float
         if (g->place != CT_PLACE_DISK) {
             float *mine = (which == 1 ? g->m : g->v) + (a - g->lo);
             if (write) memcpy(mine, out, bytes);
-            else memcpy(out, mine, bytes);
+            else
+                memcpy(out, mine, bytes);
             continue;
         }
         size_t off = g->at + ((which == 2 ? g->n : 0) + (a - g->lo)) * sizeof(float);
@@ -203,13 +211,18 @@ static void update_span(const step_args *a, size_t lo, size_t n, float *m, float
         const ct_tensor_info *t = ct_model_tensor(a->model, i);
         size_t s = t->offset > lo ? t->offset : lo, e = t->offset + t->numel < hi ? t->offset + t->numel : hi;
         if (s >= e) continue;
-        ct_adamw_hparams h = {a->lr, t->decay ? a->c->weight_decay : 0.0f, a->clip_scale, a->c->beta1,
-                              a->c->beta2, a->c->eps, a->bc1, a->bc2};
+        ct_adamw_hparams h = {a->lr,         t->decay ? a->c->weight_decay : 0.0f,
+                              a->clip_scale, a->c->beta1,
+                              a->c->beta2,   a->c->eps,
+                              a->bc1,        a->bc2};
         ct_adamw_kernel(a->params + s, a->grads + s, m + (s - lo), v + (s - lo), e - s, &h);
     }
 }
 
-typedef struct piece { int seg; size_t at, n; } piece;
+typedef struct piece {
+    int seg;
+    size_t at, n;
+} piece;
 
 /* The piece after p (the first when p.seg < 0), or seg -1 at the end. */
 static piece next_piece(const ct_adamw *o, piece p) {
@@ -226,7 +239,8 @@ static piece next_piece(const ct_adamw *o, piece p) {
 /* Reads (write 0) or writes piece p's m and v from / to staging buffer buf ([2 piece]). */
 static ct_ticket move_piece(ct_adamw *o, piece p, float *buf, int write) {
     const segment *g = &o->segs[p.seg];
-    size_t m_at = g->at + p.at * sizeof(float), v_at = g->at + (g->n + p.at) * sizeof(float), bytes = p.n * sizeof(float);
+    size_t m_at = g->at + p.at * sizeof(float), v_at = g->at + (g->n + p.at) * sizeof(float),
+           bytes = p.n * sizeof(float);
     if (write) {
         ct_store_write(o->store, m_at, buf, bytes);
         return ct_store_write(o->store, v_at, buf + o->piece, bytes);
@@ -260,8 +274,14 @@ static ct_status update_disk(ct_adamw *o, const step_args *a) {
 ct_status ct_adamw_update(ct_adamw *o, ct_model *m, float lr, float clip_scale, const ct_adamw_config *c) {
     CT_ASSERT(ct_model_grads(m) != NULL && o->lo + o->n <= ct_model_num_params(m));
     o->t += 1;
-    step_args a = {ct_model_params(m), ct_model_grads(m), m, lr, clip_scale,
-                   1.0f - powf(c->beta1, (float)o->t), 1.0f - powf(c->beta2, (float)o->t), c};
+    step_args a = {ct_model_params(m),
+                   ct_model_grads(m),
+                   m,
+                   lr,
+                   clip_scale,
+                   1.0f - powf(c->beta1, (float)o->t),
+                   1.0f - powf(c->beta2, (float)o->t),
+                   c};
     for (int i = 0; i < o->n_segs; i++) { /* compute and host segments in place, piece by piece */
         const segment *g = &o->segs[i];
         for (size_t at = 0; g->place != CT_PLACE_DISK && at < g->n; at += PIECE) {

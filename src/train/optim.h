@@ -51,7 +51,7 @@ ct_status ct_adamw_update(ct_adamw *o, ct_model *m, float lr, float clip_scale, 
 float ct_clip_scale(float norm, const ct_adamw_config *c);
 
 typedef struct ct_lr_schedule {
-    float lr_max, lr_min;   /* cosine decays from lr_max to lr_min */
+    float lr_max, lr_min; /* cosine decays from lr_max to lr_min */
     int64_t warmup_steps, total_steps;
 } ct_lr_schedule;
 

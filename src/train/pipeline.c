@@ -18,13 +18,13 @@ typedef struct slot {
 /* Receives of one direction, taken in the schedule's order, double buffered: while
  * micro-batch order[i] computes, order[i + 1]'s message is already posted. */
 typedef struct inbox {
-    int peer, dir;     /* dir 0: activations from the previous stage, 1: gradients from the next */
-    const int *order;  /* micro-batches in the order they are taken [M] */
-    int next;          /* index into order of the next one to take */
+    int peer, dir;    /* dir 0: activations from the previous stage, 1: gradients from the next */
+    const int *order; /* micro-batches in the order they are taken [M] */
+    int next;         /* index into order of the next one to take */
     float *buf[2];
     ct_request req[2];
-    int posted[2];     /* a receive is in flight (or arrived, not yet taken) */
-    int arrived[2];    /* it completed during a poll */
+    int posted[2];  /* a receive is in flight (or arrived, not yet taken) */
+    int arrived[2]; /* it completed during a poll */
 } inbox;
 
 struct ct_pipe {
@@ -37,14 +37,20 @@ struct ct_pipe {
     int *fwd_order, *bwd_order;
     inbox in, grad;
     double wait_s;
-    ct_status polled;             /* the first failure seen by a poll */
-    ct_progress_fn chained;       /* the model's progress hook before ours (data parallelism) */
+    ct_status polled;       /* the first failure seen by a poll */
+    ct_progress_fn chained; /* the model's progress hook before ours (data parallelism) */
     void *chained_ctx;
 };
 
 ct_status ct_schedule_parse(const char *text, ct_schedule *out) {
-    if (!strcmp(text, "1f1b")) { *out = CT_SCHEDULE_1F1B; return CT_OK; }
-    if (!strcmp(text, "gpipe")) { *out = CT_SCHEDULE_GPIPE; return CT_OK; }
+    if (!strcmp(text, "1f1b")) {
+        *out = CT_SCHEDULE_1F1B;
+        return CT_OK;
+    }
+    if (!strcmp(text, "gpipe")) {
+        *out = CT_SCHEDULE_GPIPE;
+        return CT_OK;
+    }
     return ct_fail(CT_EINVAL, "parallel.schedule = \"%s\": allowed \"1f1b\" or \"gpipe\"", text);
 }
 
@@ -96,8 +102,14 @@ static ct_status take(ct_pipe *p, inbox *b, int k, const float **x) {
 }
 
 static ct_status settle(ct_pipe *p, slot *s) {
-    if (s->out_busy) { s->out_busy = 0; CT_TRY(wait_timed(p, &s->out_req)); }
-    if (s->dx_busy) { s->dx_busy = 0; CT_TRY(wait_timed(p, &s->dx_req)); }
+    if (s->out_busy) {
+        s->out_busy = 0;
+        CT_TRY(wait_timed(p, &s->out_req));
+    }
+    if (s->dx_busy) {
+        s->dx_busy = 0;
+        CT_TRY(wait_timed(p, &s->dx_req));
+    }
     return CT_OK;
 }
 
@@ -146,7 +158,8 @@ static ct_status alloc_buffers(ct_pipe *p) {
     int M = p->micro;
     if (!(p->slots = ct_calloc((size_t)p->n_slots * sizeof *p->slots, "the pipeline slots")) ||
         !(p->fwd_order = ct_alloc(2 * (size_t)M * sizeof(int), "the pipeline schedule")) ||
-        !(p->in.buf[0] = ct_alloc_in(CT_TIER_COMPUTE, 4 * p->boundary * sizeof(float), "pipeline receive buffers")))
+        !(p->in.buf[0] = ct_alloc_in(CT_TIER_COMPUTE, 4 * p->boundary * sizeof(float),
+                                     "pipeline receive buffers")))
         return CT_ENOMEM;
     p->in.buf[1] = p->in.buf[0] + p->boundary;
     p->grad.buf[0] = p->in.buf[1] + p->boundary;
@@ -170,12 +183,21 @@ static ct_status alloc_buffers(ct_pipe *p) {
 ct_status ct_pipe_create(ct_pipe **out, ct_world *w, ct_model *m, ct_schedule schedule, int micro, int rows,
                          int T) {
     if (micro < 1 || micro > MAX_MICRO || rows % micro != 0)
-        return ct_fail(CT_EINVAL, "parallel.micro_batches = %d does not divide the %d rows each data rank "
-                       "takes of a batch (at most %d)", micro, rows, MAX_MICRO);
+        return ct_fail(CT_EINVAL,
+                       "parallel.micro_batches = %d does not divide the %d rows each data rank "
+                       "takes of a batch (at most %d)",
+                       micro, rows, MAX_MICRO);
     ct_pipe *p = ct_calloc(sizeof *p, "the pipeline");
     if (!p) return CT_ENOMEM;
-    *p = (ct_pipe){.w = w, .m = m, .schedule = schedule, .micro = micro, .rows = rows, .mrows = rows / micro,
-                   .T = T, .stage = ct_model_stage(m), .stages = ct_model_stages(m)};
+    *p = (ct_pipe){.w = w,
+                   .m = m,
+                   .schedule = schedule,
+                   .micro = micro,
+                   .rows = rows,
+                   .mrows = rows / micro,
+                   .T = T,
+                   .stage = ct_model_stage(m),
+                   .stages = ct_model_stages(m)};
     p->boundary = (size_t)p->mrows * (size_t)T * (size_t)ct_model_get_config(m)->d_model;
     int depth = p->stages - p->stage; /* 1F1B: micro-batches in flight here */
     p->n_slots = schedule == CT_SCHEDULE_GPIPE || depth > micro ? micro : depth;
@@ -183,7 +205,10 @@ ct_status ct_pipe_create(ct_pipe **out, ct_world *w, ct_model *m, ct_schedule sc
     ct_model_set_progress_hook(m, on_progress, p);
     ct_status s = alloc_buffers(p);
     if (s == CT_OK) s = ct_model_ensure_grads(m);
-    if (s != CT_OK) { ct_pipe_free(p); return s; }
+    if (s != CT_OK) {
+        ct_pipe_free(p);
+        return s;
+    }
     *out = p;
     return CT_OK;
 }
@@ -261,7 +286,8 @@ static ct_status gather_losses(ct_pipe *p, const run *r, float *loss, float *aux
 
 ct_status ct_pipe_train(ct_pipe *p, const int32_t *inputs, const int32_t *targets, float grad_scale,
                         uint64_t noise_seed, int row0, ct_dp *dp, int reduce, float *loss, float *aux) {
-    run r = {inputs, targets, grad_scale / (float)p->micro, noise_seed, row0, 1, 0.0, 0.0, dp, reduce, p->micro};
+    run r = {inputs, targets, grad_scale / (float)p->micro, noise_seed, row0, 1, 0.0, 0.0, dp,
+             reduce, p->micro};
     p->wait_s = 0.0;
     ct_status s = run_schedule(p, &r);
     for (int i = 0; i < p->n_slots; i++) ct_model_set_training(p->slots[i].m, 0, 0);
@@ -278,7 +304,8 @@ ct_status ct_pipe_eval(ct_pipe *p, const int32_t *inputs, const int32_t *targets
         size_t at = (size_t)k * (size_t)p->mrows * (size_t)p->T;
         ct_request q;
         if (!first_stage(p)) {
-            CT_TRY(ct_comm_recv_start(p->w, CT_AXIS_PIPELINE, p->stage - 1, 2 * k, p->in.buf[0], p->boundary, &q));
+            CT_TRY(
+                ct_comm_recv_start(p->w, CT_AXIS_PIPELINE, p->stage - 1, 2 * k, p->in.buf[0], p->boundary, &q));
             CT_TRY(ct_comm_wait(p->w, &q));
         }
         float l = 0.0f;
@@ -295,8 +322,8 @@ ct_status ct_pipe_eval(ct_pipe *p, const int32_t *inputs, const int32_t *targets
 
 /* One token's forward through the stages: the last stage samples it, and every stage
  * learns it. x holds [T, C] boundary activations. */
-static ct_status next_token(ct_pipe *p, const int32_t *window, int T, float *x, float *logits, float temperature,
-                            int top_k, ct_rng *rng, int32_t *out) {
+static ct_status next_token(ct_pipe *p, const int32_t *window, int T, float *x, float *logits,
+                            float temperature, int top_k, ct_rng *rng, int32_t *out) {
     const ct_model_config *c = ct_model_get_config(p->m);
     size_t n = (size_t)T * (size_t)c->d_model;
     ct_model *m = p->slots[0].m;
@@ -328,14 +355,21 @@ ct_status ct_pipe_generate(ct_pipe *p, const int32_t *prompt, int n_prompt, int 
     CT_TRY(settle(p, &p->slots[0]));
     int cap = n_prompt + n_new;
     int32_t *seq = ct_alloc(sizeof(int32_t) * (size_t)cap, "generated tokens");
-    float *x = seq ? ct_alloc_in(CT_TIER_COMPUTE, ((size_t)c->seq_len * (size_t)c->d_model + (size_t)c->vocab_size) *
-                                                      sizeof(float), "generation") : NULL;
-    if (!x) { ct_free(seq); return CT_ENOMEM; }
+    float *x = seq ? ct_alloc_in(CT_TIER_COMPUTE,
+                                 ((size_t)c->seq_len * (size_t)c->d_model + (size_t)c->vocab_size) *
+                                     sizeof(float),
+                                 "generation")
+                   : NULL;
+    if (!x) {
+        ct_free(seq);
+        return CT_ENOMEM;
+    }
     memcpy(seq, prompt, sizeof(int32_t) * (size_t)n_prompt);
     ct_status s = CT_OK;
     for (int len = n_prompt; len < cap && s == CT_OK; len++) {
         int T = len < c->seq_len ? len : c->seq_len;
-        s = next_token(p, seq + len - T, T, x, x + (size_t)c->seq_len * c->d_model, temperature, top_k, rng, &seq[len]);
+        s = next_token(p, seq + len - T, T, x, x + (size_t)c->seq_len * c->d_model, temperature, top_k, rng,
+                       &seq[len]);
         if (s == CT_OK && on_token) on_token(seq[len], ctx);
     }
     ct_free(seq);

@@ -59,10 +59,12 @@ static ct_status delink(const ct_config *cfg, const ct_config *real, const char 
     snprintf(out, sizeof out, "%.*s/%s", (int)(slash - pseudo_dir), pseudo_dir, slash + 1 + strlen("pseudo_"));
     double t0 = ct_now();
     CT_TRY(ct_delink_checkpoint(pseudo_dir, out, cfg->delink.layers, cfg->delink.optimizer));
-    printf("delink: %d blocks sharing %d set%s of weights became %d independent blocks (AdamW state %s) in %.1fs: "
-           "%s -> %s\n", cfg->model.n_layer, ct_model_unique_blocks(&cfg->model),
-           ct_model_unique_blocks(&cfg->model) == 1 ? "" : "s", real->model.n_layer,
-           !strcmp(cfg->delink.optimizer, "reset") ? "reset" : "carried", ct_now() - t0, pseudo_dir, out);
+    printf(
+        "delink: %d blocks sharing %d set%s of weights became %d independent blocks (AdamW state %s) in %.1fs: "
+        "%s -> %s\n",
+        cfg->model.n_layer, ct_model_unique_blocks(&cfg->model),
+        ct_model_unique_blocks(&cfg->model) == 1 ? "" : "s", real->model.n_layer,
+        !strcmp(cfg->delink.optimizer, "reset") ? "reset" : "carried", ct_now() - t0, pseudo_dir, out);
     fflush(stdout);
     return CT_OK;
 }

@@ -11,9 +11,11 @@
 void ct_model_ckpt_table(const ct_model *m, ct_ckpt_tensor *out) {
     for (size_t i = 0; i < ct_model_num_tensors(m); i++) {
         const ct_tensor_info *t = ct_model_tensor(m, i);
-        out[i] = (ct_ckpt_tensor){t->name, t->ndim,
+        out[i] = (ct_ckpt_tensor){t->name,
+                                  t->ndim,
                                   {t->full_shape[0], t->full_shape[1], t->full_shape[2], t->full_shape[3]},
-                                  t->offset, t->full_numel};
+                                  t->offset,
+                                  t->full_numel};
     }
 }
 
@@ -23,7 +25,8 @@ ct_status ct_checkpoint_read_config(const char *ckpt_dir, ct_config *out) {
     const cJSON *cfg = cJSON_GetObjectItemCaseSensitive(state, "config");
     char *cfg_text = cfg ? cJSON_PrintUnformatted(cfg) : NULL;
     cJSON_Delete(state);
-    if (!cfg_text && cfg) return ct_fail(CT_ENOMEM, "%s/trainer.json: out of memory reading the config", ckpt_dir);
+    if (!cfg_text && cfg)
+        return ct_fail(CT_ENOMEM, "%s/trainer.json: out of memory reading the config", ckpt_dir);
     if (!cfg_text) return ct_fail(CT_ECORRUPT, "%s/trainer.json: no config in the trainer state", ckpt_dir);
     ct_config_defaults(out);
     ct_status s = ct_config_apply_json(out, cfg_text, ckpt_dir);
@@ -38,13 +41,21 @@ ct_status ct_model_from_checkpoint(ct_model **out, const char *ckpt_dir, ct_conf
     CT_TRY(ct_model_create(&m, &cfg.model, 0));
     size_t n = ct_model_num_tensors(m);
     ct_ckpt_tensor *tensors = ct_calloc(n * sizeof *tensors, "the checkpoint table");
-    if (!tensors) { ct_model_free(m); return CT_ENOMEM; }
+    if (!tensors) {
+        ct_model_free(m);
+        return CT_ENOMEM;
+    }
     ct_model_ckpt_table(m, tensors);
-    ct_ckpt_view view = {.tensors = tensors, .n_tensors = n, .num_params = ct_model_num_params(m),
+    ct_ckpt_view view = {.tensors = tensors,
+                         .n_tensors = n,
+                         .num_params = ct_model_num_params(m),
                          .params = ct_model_params(m)};
     ct_status s = ct_checkpoint_load_weights(ckpt_dir, &view);
     ct_free(tensors);
-    if (s != CT_OK) { ct_model_free(m); return s; }
+    if (s != CT_OK) {
+        ct_model_free(m);
+        return s;
+    }
     if (cfg_out) *cfg_out = cfg;
     *out = m;
     return CT_OK;

@@ -11,7 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct ct_run { ct_config cfg; };
+struct ct_run {
+    ct_config cfg;
+};
 
 ct_status ct_run_create(ct_run **out) {
     ct_run *r = ct_calloc(sizeof *r, "a run");
@@ -30,7 +32,8 @@ ct_status ct_run_load(ct_run *r, const char *json_path) { return ct_config_load_
 ct_status ct_run_parallel(ct_run *r, ct_parallel p) {
     if (p.data < 0 || p.tensor < 0 || p.pipeline < 0 || p.expert < 0)
         return ct_fail(CT_EINVAL, "parallel layout: sizes must be >= 0 (0 = the default)");
-    if (p.micro_batches < 0) return ct_fail(CT_EINVAL, "parallel.micro_batches = %d: must be >= 0", p.micro_batches);
+    if (p.micro_batches < 0)
+        return ct_fail(CT_EINVAL, "parallel.micro_batches = %d: must be >= 0", p.micro_batches);
     ct_schedule schedule;
     if (p.schedule) CT_TRY(ct_schedule_parse(p.schedule, &schedule));
     if (p.schedule && strlen(p.schedule) >= sizeof r->cfg.parallel.schedule)
@@ -49,7 +52,10 @@ ct_status ct_run_parallel(ct_run *r, ct_parallel p) {
 /* Threads per rank: all cores for one process; under an MPI launcher the cores are shared
  * among the node's ranks and threads are not pinned (ranks would pile onto core 0). */
 static void start_threads(const ct_config *cfg) {
-    if (!ct_launch_mpi()) { ct_runtime_init(cfg->runtime.threads, cfg->runtime.pin); return; }
+    if (!ct_launch_mpi()) {
+        ct_runtime_init(cfg->runtime.threads, cfg->runtime.pin);
+        return;
+    }
     int threads = cfg->runtime.threads;
     const char *local = getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
     if (threads == 0) {

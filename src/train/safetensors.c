@@ -40,14 +40,14 @@ static ct_status tensor_bytes(const char *path, const ct_st_tensor *t, uint64_t 
     if (strcmp(t->name, "__metadata__") == 0)
         return ct_fail(CT_EINVAL, "%s: '__metadata__' cannot name a tensor", path);
     if (t->ndim < 0 || t->ndim > CT_ST_MAX_DIMS)
-        return ct_fail(CT_EINVAL, "%s: tensor %s has %d dimensions, expected 0 to %d", path,
-                       t->name, t->ndim, CT_ST_MAX_DIMS);
+        return ct_fail(CT_EINVAL, "%s: tensor %s has %d dimensions, expected 0 to %d", path, t->name, t->ndim,
+                       CT_ST_MAX_DIMS);
     uint64_t numel = 1;
     for (int i = 0; i < t->ndim; i++) {
         uint64_t d = (uint64_t)t->shape[i];
         if (t->shape[i] < 0 || d > ST_MAX_DIM || (d && numel > ST_MAX_DIM / d))
-            return ct_fail(CT_EINVAL, "%s: tensor %s has bad dimension %d: %" PRId64, path,
-                           t->name, i, t->shape[i]);
+            return ct_fail(CT_EINVAL, "%s: tensor %s has bad dimension %d: %" PRId64, path, t->name, i,
+                           t->shape[i]);
         numel *= d;
     }
     *bytes = numel * sizeof(float);
@@ -64,8 +64,7 @@ static ct_status check_unique(const char *path, const char **names, size_t n) {
 }
 
 /* Checks every tensor and returns the size of the data section. */
-static ct_status check_tensors(const char *path, const ct_st_tensor *t, size_t n,
-                               uint64_t *data_bytes) {
+static ct_status check_tensors(const char *path, const ct_st_tensor *t, size_t n, uint64_t *data_bytes) {
     uint64_t bytes, total = 0;
     for (size_t i = 0; i < n; i++) {
         CT_TRY(tensor_bytes(path, &t[i], &bytes));
@@ -81,15 +80,13 @@ static ct_status check_tensors(const char *path, const ct_st_tensor *t, size_t n
 }
 
 /* Adds __metadata__: the caller's pairs and the data checksum. Returns 0 on failure. */
-static int add_meta(const char *path, cJSON *root, const char *const *kv, uint64_t hash,
-                    ct_status *s) {
+static int add_meta(const char *path, cJSON *root, const char *const *kv, uint64_t hash, ct_status *s) {
     cJSON *meta = cJSON_AddObjectToObject(root, "__metadata__");
     if (!meta) return 0;
     for (size_t i = 0; kv && kv[i]; i += 2) {
         if (!kv[i + 1] || strcmp(kv[i], CT_ST_CHECKSUM_KEY) == 0 ||
             cJSON_GetObjectItemCaseSensitive(meta, kv[i])) {
-            *s = ct_fail(CT_EINVAL, "%s: metadata key %s is reserved, repeated or has no value",
-                         path, kv[i]);
+            *s = ct_fail(CT_EINVAL, "%s: metadata key %s is reserved, repeated or has no value", path, kv[i]);
             return 0;
         }
         if (!cJSON_AddStringToObject(meta, kv[i], kv[i + 1])) return 0;
@@ -105,8 +102,7 @@ static int add_entry(cJSON *root, const ct_st_tensor *t, uint64_t begin, uint64_
     shape_str(shape, sizeof shape, t->ndim, t->shape);
     snprintf(offs, sizeof offs, "[%" PRIu64 ", %" PRIu64 "]", begin, end);
     cJSON *e = cJSON_AddObjectToObject(root, t->name);
-    return e && cJSON_AddStringToObject(e, "dtype", "F32") &&
-           cJSON_AddRawToObject(e, "shape", shape) &&
+    return e && cJSON_AddStringToObject(e, "dtype", "F32") && cJSON_AddRawToObject(e, "shape", shape) &&
            cJSON_AddRawToObject(e, "data_offsets", offs);
 }
 
@@ -125,8 +121,8 @@ static ct_status pad_header(const char *path, const char *text, char **out, size
 
 /* Builds the header JSON recording data hash `hash`, space-padded to a multiple of 8 bytes;
  * *out is from ct_alloc. The hash is 16 hex digits, so the length does not depend on it. */
-static ct_status build_header(const char *path, const ct_st_tensor *t, size_t n,
-                              const char *const *kv, uint64_t hash, char **out, size_t *len) {
+static ct_status build_header(const char *path, const ct_st_tensor *t, size_t n, const char *const *kv,
+                              uint64_t hash, char **out, size_t *len) {
     ct_status s = CT_ENOMEM;
     cJSON *root = cJSON_CreateObject();
     int ok = root && add_meta(path, root, kv, hash, &s);
@@ -138,8 +134,7 @@ static ct_status build_header(const char *path, const ct_st_tensor *t, size_t n,
     }
     char *text = ok ? cJSON_PrintUnformatted(root) : NULL;
     cJSON_Delete(root);
-    if (!text && s == CT_ENOMEM)
-        return ct_fail(CT_ENOMEM, "%s: out of memory building the header", path);
+    if (!text && s == CT_ENOMEM) return ct_fail(CT_ENOMEM, "%s: out of memory building the header", path);
     if (!text) return s;
     s = pad_header(path, text, out, len);
     cJSON_free(text);
@@ -155,8 +150,8 @@ static ct_status write_header(ct_atomic_file *f, const char *header, size_t len)
 }
 
 /* Streams the data section: one fetch per tensor, in order, hashed as it is written. */
-static ct_status stream_data(ct_atomic_file *f, const char *path, const ct_st_tensor *t,
-                             size_t n, ct_st_fetch_fn fetch, void *ctx, uint64_t *hash) {
+static ct_status stream_data(ct_atomic_file *f, const char *path, const ct_st_tensor *t, size_t n,
+                             ct_st_fetch_fn fetch, void *ctx, uint64_t *hash) {
     XXH64_state_t h;
     XXH64_reset(&h, 0);
     uint64_t bytes;
@@ -174,8 +169,8 @@ static ct_status stream_data(ct_atomic_file *f, const char *path, const ct_st_te
 }
 
 /* Replaces the placeholder header (same length) by the one recording the data hash. */
-static ct_status rewrite_header(ct_atomic_file *f, const char *path, const ct_st_tensor *t,
-                                size_t n, const char *const *kv, uint64_t hash, size_t len) {
+static ct_status rewrite_header(ct_atomic_file *f, const char *path, const ct_st_tensor *t, size_t n,
+                                const char *const *kv, uint64_t hash, size_t len) {
     char *header = NULL;
     size_t len2 = 0;
     CT_TRY(build_header(path, t, n, kv, hash, &header, &len2));
@@ -186,8 +181,7 @@ static ct_status rewrite_header(ct_atomic_file *f, const char *path, const ct_st
 }
 
 /* XXH64 of the first size bytes of the temp file, read back from it. */
-static ct_status hash_written(ct_atomic_file *f, const char *path, uint64_t size,
-                              uint64_t *hash) {
+static ct_status hash_written(ct_atomic_file *f, const char *path, uint64_t size, uint64_t *hash) {
     enum { CHUNK = 1 << 22 };
     uint8_t *buf = ct_alloc(CHUNK, path);
     if (!buf) return CT_ENOMEM;
@@ -206,10 +200,9 @@ static ct_status hash_written(ct_atomic_file *f, const char *path, uint64_t size
 
 /* Writes the whole file into f from the placeholder header (hash 0): header, data, the
  * final header in place of the placeholder; then hashes the result as it lies on disk. */
-static ct_status write_body(ct_atomic_file *f, const char *path, const ct_st_tensor *t,
-                            size_t n, const char *const *kv, const char *header, size_t len,
-                            ct_st_fetch_fn fetch, void *ctx, uint64_t total,
-                            uint64_t *file_hash) {
+static ct_status write_body(ct_atomic_file *f, const char *path, const ct_st_tensor *t, size_t n,
+                            const char *const *kv, const char *header, size_t len, ct_st_fetch_fn fetch,
+                            void *ctx, uint64_t total, uint64_t *file_hash) {
     uint64_t data_hash = 0;
     CT_TRY(write_header(f, header, len));
     CT_TRY(stream_data(f, path, t, n, fetch, ctx, &data_hash));
@@ -218,8 +211,8 @@ static ct_status write_body(ct_atomic_file *f, const char *path, const ct_st_ten
 }
 
 ct_status ct_safetensors_write_fetch(const char *path, const ct_st_tensor *tensors, size_t n,
-                                     const char *const *meta_kv, ct_st_fetch_fn fetch,
-                                     void *ctx, uint64_t *file_bytes, uint64_t *file_xxh64) {
+                                     const char *const *meta_kv, ct_st_fetch_fn fetch, void *ctx,
+                                     uint64_t *file_bytes, uint64_t *file_xxh64) {
     uint64_t total = 0, hash = 0;
     CT_TRY(check_tensors(path, tensors, n, &total));
     char *header = NULL;
@@ -230,7 +223,8 @@ ct_status ct_safetensors_write_fetch(const char *path, const ct_st_tensor *tenso
     if (s == CT_OK) {
         s = write_body(f, path, tensors, n, meta_kv, header, len, fetch, ctx, total, &hash);
         if (s == CT_OK) s = ct_atomic_commit(f);
-        else ct_atomic_abort(f);
+        else
+            ct_atomic_abort(f);
     }
     ct_free(header);
     if (s != CT_OK) return s;
@@ -245,10 +239,9 @@ static ct_status fetch_own_data(void *ctx, size_t i, const float **data) {
 }
 
 ct_status ct_safetensors_write(const char *path, const ct_st_tensor *tensors, size_t n,
-                               const char *const *meta_kv, uint64_t *file_bytes,
-                               uint64_t *file_xxh64) {
-    return ct_safetensors_write_fetch(path, tensors, n, meta_kv, fetch_own_data,
-                                      (void *)tensors, file_bytes, file_xxh64);
+                               const char *const *meta_kv, uint64_t *file_bytes, uint64_t *file_xxh64) {
+    return ct_safetensors_write_fetch(path, tensors, n, meta_kv, fetch_own_data, (void *)tensors, file_bytes,
+                                      file_xxh64);
 }
 
 ct_status ct_safetensors_save(const char *path, const ct_st_tensor *tensors, size_t n,
@@ -270,10 +263,10 @@ struct ct_safetensors {
     ct_mapped map;
     cJSON *header;
     const cJSON *meta;
-    st_entry *entries;       /* in data order */
+    st_entry *entries;        /* in data order */
     const st_entry **by_name; /* entries sorted by name, for bsearch */
     size_t n;
-    const uint8_t *data;     /* the data section */
+    const uint8_t *data; /* the data section */
     uint64_t data_size;
 };
 
@@ -293,28 +286,37 @@ static ct_status parse_prefix(ct_safetensors *st) {
     const char *path = st->path;
     size_t size = st->map.size;
     if (size < 8)
-        return ct_fail(CT_ECORRUPT, "%s: file is %zu bytes, too short for the 8-byte header "
-                       "length (truncated or not a safetensors file)", path, size);
+        return ct_fail(CT_ECORRUPT,
+                       "%s: file is %zu bytes, too short for the 8-byte header "
+                       "length (truncated or not a safetensors file)",
+                       path, size);
     uint64_t n = 0;
     for (int i = 0; i < 8; i++) n |= (uint64_t)st->map.data[i] << (8 * i);
     if (n > size - 8 || n > ST_MAX_HEADER || n < 2)
-        return ct_fail(CT_ECORRUPT, "%s: header length %" PRIu64 " does not fit: the file has "
+        return ct_fail(CT_ECORRUPT,
+                       "%s: header length %" PRIu64 " does not fit: the file has "
                        "%zu bytes after the length field, the limit is %llu (truncated or not "
-                       "a safetensors file)", path, n, size - 8, ST_MAX_HEADER);
+                       "a safetensors file)",
+                       path, n, size - 8, ST_MAX_HEADER);
     if ((8 + n) % 4 != 0)
-        return ct_fail(CT_ECORRUPT, "%s: header length %" PRIu64 " leaves the data section "
-                       "misaligned for float32, expected a multiple of 4", path, n);
+        return ct_fail(CT_ECORRUPT,
+                       "%s: header length %" PRIu64 " leaves the data section "
+                       "misaligned for float32, expected a multiple of 4",
+                       path, n);
     const char *text = (const char *)st->map.data + 8, *end = NULL;
-    if (text[0] != '{')
-        return ct_fail(CT_ECORRUPT, "%s: header does not start with '{'", path);
+    if (text[0] != '{') return ct_fail(CT_ECORRUPT, "%s: header does not start with '{'", path);
     st->header = cJSON_ParseWithLengthOpts(text, n, &end, 0);
     if (!st->header || !cJSON_IsObject(st->header))
-        return ct_fail(CT_ECORRUPT, "%s: header is not a JSON object (error near byte %td of "
-                       "%" PRIu64 ")", path, end ? end - text : 0, n);
+        return ct_fail(CT_ECORRUPT,
+                       "%s: header is not a JSON object (error near byte %td of "
+                       "%" PRIu64 ")",
+                       path, end ? end - text : 0, n);
     for (; end < text + n; end++)
         if (!is_json_space(*end))
-            return ct_fail(CT_ECORRUPT, "%s: unexpected byte 0x%02x after the header JSON at "
-                           "byte %td", path, (unsigned char)*end, end - text);
+            return ct_fail(CT_ECORRUPT,
+                           "%s: unexpected byte 0x%02x after the header JSON at "
+                           "byte %td",
+                           path, (unsigned char)*end, end - text);
     st->data = st->map.data + 8 + n;
     st->data_size = size - 8 - n;
     return CT_OK;
@@ -322,12 +324,10 @@ static ct_status parse_prefix(ct_safetensors *st) {
 
 static ct_status parse_meta(ct_safetensors *st, const cJSON *m) {
     if (st->meta) return ct_fail(CT_ECORRUPT, "%s: __metadata__ appears twice", st->path);
-    if (!cJSON_IsObject(m))
-        return ct_fail(CT_ECORRUPT, "%s: __metadata__ is not an object", st->path);
+    if (!cJSON_IsObject(m)) return ct_fail(CT_ECORRUPT, "%s: __metadata__ is not an object", st->path);
     for (const cJSON *kv = m->child; kv; kv = kv->next)
         if (!cJSON_IsString(kv))
-            return ct_fail(CT_ECORRUPT, "%s: __metadata__ value of %s is not a string",
-                           st->path, kv->string);
+            return ct_fail(CT_ECORRUPT, "%s: __metadata__ value of %s is not a string", st->path, kv->string);
     st->meta = m;
     return CT_OK;
 }
@@ -335,16 +335,20 @@ static ct_status parse_meta(ct_safetensors *st, const cJSON *m) {
 static ct_status parse_shape(const char *path, const cJSON *j, st_entry *e) {
     int n = cJSON_GetArraySize(j);
     if (!cJSON_IsArray(j) || n > CT_ST_MAX_DIMS)
-        return ct_fail(CT_ECORRUPT, "%s: tensor %s: shape is not an array of at most %d "
-                       "dimensions", path, e->name, CT_ST_MAX_DIMS);
+        return ct_fail(CT_ECORRUPT,
+                       "%s: tensor %s: shape is not an array of at most %d "
+                       "dimensions",
+                       path, e->name, CT_ST_MAX_DIMS);
     e->ndim = n;
     for (int i = 0; i < CT_ST_MAX_DIMS; i++) e->shape[i] = 1;
     int i = 0;
     for (const cJSON *d = j->child; d; d = d->next, i++) {
         uint64_t v;
         if (!json_uint(d, &v))
-            return ct_fail(CT_ECORRUPT, "%s: tensor %s: dimension %d is not a non-negative "
-                           "integer", path, e->name, i);
+            return ct_fail(CT_ECORRUPT,
+                           "%s: tensor %s: dimension %d is not a non-negative "
+                           "integer",
+                           path, e->name, i);
         e->shape[i] = (int64_t)v;
     }
     return CT_OK;
@@ -365,18 +369,22 @@ static ct_status parse_offsets(const ct_safetensors *st, const cJSON *j, st_entr
     const char *path = st->path;
     if (cJSON_GetArraySize(j) != 2 || !cJSON_IsArray(j) || !json_uint(j->child, &e->begin) ||
         !json_uint(j->child->next, &e->end) || e->begin > e->end)
-        return ct_fail(CT_ECORRUPT, "%s: tensor %s: data_offsets is not [begin, end] with "
-                       "begin <= end", path, e->name);
+        return ct_fail(CT_ECORRUPT,
+                       "%s: tensor %s: data_offsets is not [begin, end] with "
+                       "begin <= end",
+                       path, e->name);
     if (e->end > st->data_size)
-        return ct_fail(CT_ECORRUPT, "%s: tensor %s ends at byte %" PRIu64 " of the data section "
-                       "but the file holds only %" PRIu64 " data bytes (truncated?)", path,
-                       e->name, e->end, st->data_size);
+        return ct_fail(CT_ECORRUPT,
+                       "%s: tensor %s ends at byte %" PRIu64 " of the data section "
+                       "but the file holds only %" PRIu64 " data bytes (truncated?)",
+                       path, e->name, e->end, st->data_size);
     char sh[160];
     uint64_t want = entry_bytes(e);
     if (want != e->end - e->begin)
-        return ct_fail(CT_ECORRUPT, "%s: tensor %s: data_offsets [%" PRIu64 ", %" PRIu64 "] hold "
-                       "%" PRIu64 " bytes but F32 shape %s needs %" PRIu64, path, e->name,
-                       e->begin, e->end, e->end - e->begin,
+        return ct_fail(CT_ECORRUPT,
+                       "%s: tensor %s: data_offsets [%" PRIu64 ", %" PRIu64 "] hold "
+                       "%" PRIu64 " bytes but F32 shape %s needs %" PRIu64,
+                       path, e->name, e->begin, e->end, e->end - e->begin,
                        shape_str(sh, sizeof sh, e->ndim, e->shape), want);
     return CT_OK;
 }
@@ -386,11 +394,10 @@ static ct_status parse_entry(const ct_safetensors *st, const cJSON *j, st_entry 
     if (!cJSON_IsObject(j))
         return ct_fail(CT_ECORRUPT, "%s: tensor %s: entry is not an object", st->path, e->name);
     const cJSON *dt = cJSON_GetObjectItemCaseSensitive(j, "dtype");
-    if (!cJSON_IsString(dt))
-        return ct_fail(CT_ECORRUPT, "%s: tensor %s has no dtype", st->path, e->name);
+    if (!cJSON_IsString(dt)) return ct_fail(CT_ECORRUPT, "%s: tensor %s has no dtype", st->path, e->name);
     if (strcmp(dt->valuestring, "F32") != 0)
-        return ct_fail(CT_ECORRUPT, "%s: tensor %s has dtype %s, expected F32", st->path,
-                       e->name, dt->valuestring);
+        return ct_fail(CT_ECORRUPT, "%s: tensor %s has dtype %s, expected F32", st->path, e->name,
+                       dt->valuestring);
     CT_TRY(parse_shape(st->path, cJSON_GetObjectItemCaseSensitive(j, "shape"), e));
     return parse_offsets(st, cJSON_GetObjectItemCaseSensitive(j, "data_offsets"), e);
 }
@@ -403,7 +410,8 @@ static ct_status parse_entries(ct_safetensors *st) {
     if (!st->entries || !st->by_name) return CT_ENOMEM;
     for (const cJSON *j = st->header->child; j; j = j->next) {
         if (strcmp(j->string, "__metadata__") == 0) CT_TRY(parse_meta(st, j));
-        else CT_TRY(parse_entry(st, j, &st->entries[st->n++]));
+        else
+            CT_TRY(parse_entry(st, j, &st->entries[st->n++]));
     }
     return CT_OK;
 }
@@ -422,16 +430,17 @@ static ct_status check_layout(ct_safetensors *st) {
     for (size_t i = 0; i < st->n; i++) {
         const st_entry *e = &st->entries[i];
         if (e->begin != at)
-            return ct_fail(CT_ECORRUPT, "%s: tensor %s starts at data byte %" PRIu64 ", expected "
-                           "%" PRIu64 " (%s %s)", st->path, e->name, e->begin, at,
-                           e->begin < at ? "overlaps" : "gap after", i ? st->entries[i - 1].name
-                                                                      : "the header");
+            return ct_fail(CT_ECORRUPT,
+                           "%s: tensor %s starts at data byte %" PRIu64 ", expected "
+                           "%" PRIu64 " (%s %s)",
+                           st->path, e->name, e->begin, at, e->begin < at ? "overlaps" : "gap after",
+                           i ? st->entries[i - 1].name : "the header");
         at = e->end;
     }
     if (at != st->data_size)
-        return ct_fail(CT_ECORRUPT, "%s: file is %zu bytes, expected %" PRIu64 ": %" PRIu64
-                       " bytes follow the last tensor", st->path, st->map.size,
-                       st->map.size - (st->data_size - at), st->data_size - at);
+        return ct_fail(CT_ECORRUPT,
+                       "%s: file is %zu bytes, expected %" PRIu64 ": %" PRIu64 " bytes follow the last tensor",
+                       st->path, st->map.size, st->map.size - (st->data_size - at), st->data_size - at);
     return CT_OK;
 }
 
@@ -459,12 +468,13 @@ static ct_status check_checksum(const ct_safetensors *st) {
     char *end;
     unsigned long long want = strtoull(rec, &end, 16);
     if (strlen(rec) != 16 || *end)
-        return ct_fail(CT_ECORRUPT, "%s: checksum %s in the header is not 16 hex digits",
-                       st->path, rec);
+        return ct_fail(CT_ECORRUPT, "%s: checksum %s in the header is not 16 hex digits", st->path, rec);
     uint64_t got = XXH64(st->data, st->data_size, 0);
     if (got != want)
-        return ct_fail(CT_ECORRUPT, "%s: data checksum mismatch: the data hashes to %016" PRIx64
-                       ", the header records %s (corrupt file)", st->path, got, rec);
+        return ct_fail(CT_ECORRUPT,
+                       "%s: data checksum mismatch: the data hashes to %016" PRIx64
+                       ", the header records %s (corrupt file)",
+                       st->path, got, rec);
     return CT_OK;
 }
 
@@ -482,7 +492,10 @@ ct_status ct_safetensors_open(ct_safetensors **out, const char *path) {
     if (s == CT_OK) s = check_layout(st);
     if (s == CT_OK) s = index_names(st);
     if (s == CT_OK) s = check_checksum(st);
-    if (s != CT_OK) { ct_safetensors_close(st); return s; }
+    if (s != CT_OK) {
+        ct_safetensors_close(st);
+        return s;
+    }
     *out = st;
     return CT_OK;
 }
@@ -507,8 +520,7 @@ static void copy_shape(const st_entry *e, int *ndim, int64_t *shape) {
     if (shape) memcpy(shape, e->shape, sizeof e->shape);
 }
 
-const char *ct_safetensors_name(const ct_safetensors *st, size_t i, int *ndim,
-                                int64_t shape[CT_ST_MAX_DIMS]) {
+const char *ct_safetensors_name(const ct_safetensors *st, size_t i, int *ndim, int64_t shape[CT_ST_MAX_DIMS]) {
     CT_ASSERT(i < st->n);
     copy_shape(&st->entries[i], ndim, shape);
     return st->entries[i].name;
@@ -516,8 +528,7 @@ const char *ct_safetensors_name(const ct_safetensors *st, size_t i, int *ndim,
 
 const float *ct_safetensors_find(const ct_safetensors *st, const char *name, int *ndim,
                                  int64_t shape[CT_ST_MAX_DIMS]) {
-    const st_entry *const *hit = bsearch(name, st->by_name, st->n, sizeof *st->by_name,
-                                         cmp_key_entry);
+    const st_entry *const *hit = bsearch(name, st->by_name, st->n, sizeof *st->by_name, cmp_key_entry);
     if (!hit) return NULL;
     copy_shape(*hit, ndim, shape);
     return (const float *)(const void *)(st->data + (*hit)->begin);

@@ -44,8 +44,7 @@ ct_status ct_safetensors_save(const char *path, const ct_st_tensor *tensors, siz
 /* ct_safetensors_save that also reports the size and XXH64 of the whole file written
  * (either pointer may be NULL). */
 ct_status ct_safetensors_write(const char *path, const ct_st_tensor *tensors, size_t n,
-                               const char *const *meta_kv, uint64_t *file_bytes,
-                               uint64_t *file_xxh64);
+                               const char *const *meta_kv, uint64_t *file_bytes, uint64_t *file_xxh64);
 
 /* The streaming writer: tensor i's data comes from fetch, called exactly once per tensor
  * (empty ones included), in table order, while the file is written; *data must then hold
@@ -56,8 +55,8 @@ ct_status ct_safetensors_write(const char *path, const ct_st_tensor *tensors, si
  * fails, the file is abandoned (path untouched) and its status returned. */
 typedef ct_status (*ct_st_fetch_fn)(void *ctx, size_t i, const float **data);
 ct_status ct_safetensors_write_fetch(const char *path, const ct_st_tensor *tensors, size_t n,
-                                     const char *const *meta_kv, ct_st_fetch_fn fetch,
-                                     void *ctx, uint64_t *file_bytes, uint64_t *file_xxh64);
+                                     const char *const *meta_kv, ct_st_fetch_fn fetch, void *ctx,
+                                     uint64_t *file_bytes, uint64_t *file_xxh64);
 
 /* A validated, memory-mapped safetensors file. */
 typedef struct ct_safetensors ct_safetensors;
@@ -73,8 +72,7 @@ void ct_safetensors_close(ct_safetensors *st); /* NULL is fine */
 const char *ct_safetensors_path(const ct_safetensors *st);
 size_t ct_safetensors_count(const ct_safetensors *st);
 /* The i-th tensor in data order (i < count): its name, and optionally ndim and shape. */
-const char *ct_safetensors_name(const ct_safetensors *st, size_t i, int *ndim,
-                                int64_t shape[CT_ST_MAX_DIMS]);
+const char *ct_safetensors_name(const ct_safetensors *st, size_t i, int *ndim, int64_t shape[CT_ST_MAX_DIMS]);
 /* The tensor's data (read-only, inside the mapping) or NULL if there is no such name;
  * ndim and shape are filled when non-NULL. Entries of shape past ndim are set to 1. */
 const float *ct_safetensors_find(const ct_safetensors *st, const char *name, int *ndim,

@@ -76,9 +76,10 @@ static void print_stages(const ct_trainer *tr) {
     int blocks[CT_MAX_STAGES], P = ct_model_stages(tr->model);
     if (ct_config_stage_blocks(&tr->cfg, blocks) != CT_OK) return;
     int micro = ct_pipe_micro_batches(tr->pipe);
-    printf("pipeline: %s schedule, %d micro-batch%s of %d row%s, up to %d in flight on stage 0; blocks per stage:",
-           tr->cfg.parallel.schedule, micro, micro == 1 ? "" : "es", tr->rows / micro, tr->rows == micro ? "" : "s",
-           ct_pipe_slots(tr->pipe));
+    printf(
+        "pipeline: %s schedule, %d micro-batch%s of %d row%s, up to %d in flight on stage 0; blocks per stage:",
+        tr->cfg.parallel.schedule, micro, micro == 1 ? "" : "es", tr->rows / micro,
+        tr->rows == micro ? "" : "s", ct_pipe_slots(tr->pipe));
     for (int s = 0; s < P; s++) printf(" %d", blocks[s]);
     printf("%s\n", strcmp(tr->cfg.parallel.stages, "auto") ? "" : " (balanced by compute)");
 }
@@ -89,8 +90,9 @@ static void print_offload(const ct_trainer *tr) {
     size_t host = ct_adamw_bytes(tr->opt, CT_PLACE_HOST), disk = ct_adamw_bytes(tr->opt, CT_PLACE_DISK);
     if (host || disk)
         printf("offload: AdamW moments %s on the compute tier, %s in host memory, %s on disk%s%s\n",
-               ct_format_bytes(ct_adamw_bytes(tr->opt, CT_PLACE_COMPUTE), a, sizeof a), ct_format_bytes(host, b, sizeof b),
-               ct_format_bytes(disk, c, sizeof c), tr->store ? " in " : "", tr->store ? ct_store_path(tr->store) : "");
+               ct_format_bytes(ct_adamw_bytes(tr->opt, CT_PLACE_COMPUTE), a, sizeof a),
+               ct_format_bytes(host, b, sizeof b), ct_format_bytes(disk, c, sizeof c), tr->store ? " in " : "",
+               tr->store ? ct_store_path(tr->store) : "");
     int L = tr->cfg.model.n_layer;
     char plan[2048];
     ct_offload_describe(L, tr->plan, tr->plan + L + 2, tr->plan + 2 * (L + 2), plan, sizeof plan);
@@ -99,12 +101,14 @@ static void print_offload(const ct_trainer *tr) {
                ct_format_bytes(tr->predicted_peak, a, sizeof a));
     else if (strcmp(plan, "nothing offloaded"))
         printf("offload plan: %s\n", plan);
-    size_t w_host = ct_model_offloaded_bytes(tr->model, CT_PLACE_HOST), w_disk = ct_model_offloaded_bytes(tr->model, CT_PLACE_DISK);
+    size_t w_host = ct_model_offloaded_bytes(tr->model, CT_PLACE_HOST),
+           w_disk = ct_model_offloaded_bytes(tr->model, CT_PLACE_DISK);
     if (w_host || w_disk)
         printf("offload: block weights and gradients %s in host memory, %s on disk\n",
                ct_format_bytes(w_host, a, sizeof a), ct_format_bytes(w_disk, b, sizeof b));
     if (ct_tier_budget())
-        printf("compute budget: %s, %s in use before the first step\n", ct_format_bytes(ct_tier_budget(), a, sizeof a),
+        printf("compute budget: %s, %s in use before the first step\n",
+               ct_format_bytes(ct_tier_budget(), a, sizeof a),
                ct_format_bytes(ct_tier_in_use(CT_TIER_COMPUTE), b, sizeof b));
 }
 
@@ -114,12 +118,14 @@ static ct_status evaluate_captions(ct_trainer *tr, run_output *o) {
     double t0 = ct_now();
     CT_TRY(ct_mm_evaluate(tr, &e));
     if (!o->leader) return CT_OK;
-    printf("step %" PRId64 ": val caption loss %.4f, token accuracy %.3f, exact match %.3f of %d scenes in %.1fs\n",
+    printf("step %" PRId64
+           ": val caption loss %.4f, token accuracy %.3f, exact match %.3f of %d scenes in %.1fs\n",
            tr->step, (double)e.loss, (double)e.token_acc, (double)e.exact_match, e.scenes, ct_now() - t0);
     fflush(stdout);
-    metrics_line(o, "{\"step\": %" PRId64 ", \"val_caption_loss\": %.9g, \"val_token_acc\": %.6f, "
-                 "\"val_exact_match\": %.6f, \"val_caption_scenes\": %d}", tr->step, (double)e.loss,
-                 (double)e.token_acc, (double)e.exact_match, e.scenes);
+    metrics_line(o,
+                 "{\"step\": %" PRId64 ", \"val_caption_loss\": %.9g, \"val_token_acc\": %.6f, "
+                 "\"val_exact_match\": %.6f, \"val_caption_scenes\": %d}",
+                 tr->step, (double)e.loss, (double)e.token_acc, (double)e.exact_match, e.scenes);
     return CT_OK;
 }
 
@@ -128,8 +134,8 @@ static ct_status evaluate(ct_trainer *tr, run_output *o) {
     double t0 = ct_now();
     CT_TRY(ct_trainer_evaluate(tr, &val));
     if (!o->leader) return tr->cap_val ? evaluate_captions(tr, o) : CT_OK; /* collective */
-    printf("%sstep %" PRId64 ": val loss %.4f (perplexity %.1f) in %.1fs\n", o->tty ? "\n" : "",
-           tr->step, (double)val, exp((double)val), ct_now() - t0);
+    printf("%sstep %" PRId64 ": val loss %.4f (perplexity %.1f) in %.1fs\n", o->tty ? "\n" : "", tr->step,
+           (double)val, exp((double)val), ct_now() - t0);
     fflush(stdout);
     metrics_line(o, "{\"step\": %" PRId64 ", \"val_loss\": %.9g}", tr->step, (double)val);
     return tr->cap_val ? evaluate_captions(tr, o) : CT_OK;
@@ -151,13 +157,17 @@ static double moe_json(ct_trainer *tr, char *buf, size_t cap) {
     for (int l = 0; l < tr->cfg.model.n_layer; l++) {
         ct_moe_stats ms;
         if (ct_model_moe_stats(tr->model, l, &ms) != CT_OK) continue;
-        used += (size_t)snprintf(buf + used, cap - used, "%s{\"layer\": %d, \"aux\": %.5f, \"z\": %.4f, "
-                                 "\"dropped\": %.4f, \"load\": [", layers ? ", " : "", l, (double)ms.aux,
-                                 (double)ms.z, (double)ms.dropped);
+        used += (size_t)snprintf(buf + used, cap - used,
+                                 "%s{\"layer\": %d, \"aux\": %.5f, \"z\": %.4f, "
+                                 "\"dropped\": %.4f, \"load\": [",
+                                 layers ? ", " : "", l, (double)ms.aux, (double)ms.z, (double)ms.dropped);
         for (int e = 0; e < tr->cfg.model.moe.n_experts && used < cap; e++)
             used += (size_t)snprintf(buf + used, cap - used, "%s%.4f", e ? ", " : "", (double)ms.load[e]);
         if (used < cap) used += (size_t)snprintf(buf + used, cap - used, "]}");
-        if (used >= cap) { buf[0] = 0; break; }
+        if (used >= cap) {
+            buf[0] = 0;
+            break;
+        }
         dropped += ms.dropped;
         layers++;
     }
@@ -192,19 +202,22 @@ static void progress(ct_trainer *tr, run_output *o, const ct_step_stats *st, dou
         snprintf(kinds_text, sizeof kinds_text, " | caption %.4f text %.4f", (double)st->caption_loss,
                  (double)st->text_loss);
     }
-    metrics_line(o, "{\"step\": %" PRId64 ", \"loss\": %.9g,%s \"lr\": %.6g, \"grad_norm\": %.4f, "
+    metrics_line(o,
+                 "{\"step\": %" PRId64 ", \"loss\": %.9g,%s \"lr\": %.6g, \"grad_norm\": %.4f, "
                  "\"tokens_per_s\": %.1f, \"mfu\": %.4f, \"step_s\": %.4f, \"comm_bytes\": %.0f, "
                  "\"expert_bytes\": %.0f,%s \"acts_mb\": %.2f, \"compute_peak_mb\": %.1f, \"host_mb\": %.1f, "
                  "\"offload_io_s\": %.4f, \"offload_wait_s\": %.4f, "
                  "\"peak_rss_mb\": %.1f%s%.9g%s%s%s}",
-                 tr->step, (double)st->loss, kinds, (double)st->lr, (double)st->grad_norm, tok_s, mfu, st->seconds,
-                 st->comm_bytes, st->expert_bytes, pipe_json(st, pipe, sizeof pipe),
-                 (double)ct_trainer_acts_bytes(tr) / (1 << 20), (double)ct_tier_peak(CT_TIER_COMPUTE) / (1 << 20),
+                 tr->step, (double)st->loss, kinds, (double)st->lr, (double)st->grad_norm, tok_s, mfu,
+                 st->seconds, st->comm_bytes, st->expert_bytes, pipe_json(st, pipe, sizeof pipe),
+                 (double)ct_trainer_acts_bytes(tr) / (1 << 20),
+                 (double)ct_tier_peak(CT_TIER_COMPUTE) / (1 << 20),
                  (double)ct_tier_in_use(CT_TIER_HOST) / (1 << 20), io_busy, io_wait, peak_rss_mb(),
                  ", \"aux_loss\": ", (double)st->aux, moe[0] ? ", \"moe\": [" : "", moe, moe[0] ? "]" : "");
     int show = o->tty || tr->step % tr->cfg.train.log_interval == 0 || tr->step == tr->cfg.train.steps;
     if (!show) return;
-    printf("%sstep %6" PRId64 "/%d | loss %.4f%s | lr %.2e | norm %.2f%s | %.0f tok/s | MFU %4.1f%% | ETA %dm%02ds%s",
+    printf("%sstep %6" PRId64
+           "/%d | loss %.4f%s | lr %.2e | norm %.2f%s | %.0f tok/s | MFU %4.1f%% | ETA %dm%02ds%s",
            o->tty ? "\r" : "", tr->step, tr->cfg.train.steps, (double)st->loss, kinds_text, (double)st->lr,
            (double)st->grad_norm, moe_text, tok_s, 100.0 * mfu, (int)(eta / 60), (int)eta % 60,
            o->tty ? "   " : "\n");
@@ -221,7 +234,10 @@ static ct_status run_steps(ct_trainer *tr, run_output *o) {
     int64_t stop = c->run.stop_at_step > 0 && c->run.stop_at_step < c->train.steps ? c->run.stop_at_step
                                                                                    : c->train.steps;
     int asked = stop < c->train.steps; /* run.stop_at_step ends this invocation */
-    if (tr->stop_step > 0 && tr->stop_step < stop) { stop = tr->stop_step; asked = 0; }
+    if (tr->stop_step > 0 && tr->stop_step < stop) {
+        stop = tr->stop_step;
+        asked = 0;
+    }
     while (tr->step < stop) {
         ct_step_stats st;
         CT_TRY(ct_trainer_step(tr, &st));
@@ -254,29 +270,33 @@ ct_status ct_trainer_run(ct_trainer *tr) {
         ct_log("warning: %s; samples will show token ids", ct_last_error());
         o.tok = NULL;
     }
-    printf("model: %d layers, d_model %d, %d heads, seq_len %d, vocab %d: %.2fM parameters\n",
-           c->model.n_layer, c->model.d_model, c->model.n_head, c->model.seq_len, c->model.vocab_size,
+    printf("model: %d layers, d_model %d, %d heads, seq_len %d, vocab %d: %.2fM parameters\n", c->model.n_layer,
+           c->model.d_model, c->model.n_head, c->model.seq_len, c->model.vocab_size,
            (double)ct_model_num_params_full(tr->model) / 1e6);
     int unique = ct_model_unique_blocks(&c->model);
     if (unique < c->model.n_layer) {
         char g[16] = "all";
         if (c->model.share_layers > 0) snprintf(g, sizeof g, "%d", c->model.share_layers);
-        printf("sharing: %d blocks share %d set%s of weights (model.share_layers = %s)%s\n", c->model.n_layer, unique,
-               unique == 1 ? "" : "s", g, c->delink.step > 0 ? "; delinked into the real model at delink.step" : "");
+        printf("sharing: %d blocks share %d set%s of weights (model.share_layers = %s)%s\n", c->model.n_layer,
+               unique, unique == 1 ? "" : "s", g,
+               c->delink.step > 0 ? "; delinked into the real model at delink.step" : "");
     }
-    printf("training: %d steps of %d x %d tokens x %d accumulation, from step %" PRId64 "; run dir %s; backend %s\n",
-           c->train.steps, c->train.batch_size, ct_config_train_seq_len(c), c->train.grad_accum, tr->step, c->run.dir,
-           ct_backend_get()->name);
+    printf("training: %d steps of %d x %d tokens x %d accumulation, from step %" PRId64
+           "; run dir %s; backend %s\n",
+           c->train.steps, c->train.batch_size, ct_config_train_seq_len(c), c->train.grad_accum, tr->step,
+           c->run.dir, ct_backend_get()->name);
     if (ct_world_size(tr->world) > 1)
         printf("parallel: %d ranks, data %d x tensor %d x pipeline %d (experts over %d), ZeRO stage %d, %d "
-               "threads each; %.2fM parameters on rank 0\n", ct_world_size(tr->world),
-               ct_world_axis_size(tr->world, CT_AXIS_DATA), ct_world_axis_size(tr->world, CT_AXIS_TENSOR),
-               ct_model_stages(tr->model), ct_model_expert_ranks(tr->model), c->parallel.zero,
-               ct_runtime_threads(), (double)ct_model_num_params(tr->model) / 1e6);
+               "threads each; %.2fM parameters on rank 0\n",
+               ct_world_size(tr->world), ct_world_axis_size(tr->world, CT_AXIS_DATA),
+               ct_world_axis_size(tr->world, CT_AXIS_TENSOR), ct_model_stages(tr->model),
+               ct_model_expert_ranks(tr->model), c->parallel.zero, ct_runtime_threads(),
+               (double)ct_model_num_params(tr->model) / 1e6);
     if (tr->pipe) print_stages(tr);
     print_offload(tr);
     fflush(stdout);
-    metrics_line(&o, "{\"event\": \"start\", \"step\": %" PRId64 ", \"params\": %zu, \"flops_per_token\": %.6g}",
+    metrics_line(&o,
+                 "{\"event\": \"start\", \"step\": %" PRId64 ", \"params\": %zu, \"flops_per_token\": %.6g}",
                  tr->step, ct_model_num_params_full(tr->model),
                  ct_model_flops_per_token(tr->model, ct_config_train_seq_len(c)));
     ct_status s = run_steps(tr, &o);

@@ -37,9 +37,11 @@ static ct_status build_ckpt_view(ct_trainer *tr) {
                                        "the checkpoint table")))
         return CT_ENOMEM;
     ct_model_ckpt_table(table, tr->ckpt_tensors);
-    tr->view = (ct_ckpt_view){.tensors = tr->ckpt_tensors, .n_tensors = ct_model_num_tensors(table),
+    tr->view = (ct_ckpt_view){.tensors = tr->ckpt_tensors,
+                              .n_tensors = ct_model_num_tensors(table),
                               .num_params = ct_model_num_params_full(table),
-                              .io = ct_ckpt_stream_io(&tr->stream), .moments = 1};
+                              .io = ct_ckpt_stream_io(&tr->stream),
+                              .moments = 1};
     return CT_OK;
 }
 
@@ -61,7 +63,9 @@ static ct_status first_model_difference(const ct_config *stored, const ct_config
     for (int k = 0; k < 3 && s == CT_OK && !*found; k++) {
         const cJSON *sa = cJSON_GetObjectItemCaseSensitive(a, sections[k]);
         for (const cJSON *it = sa ? sa->child : NULL; it && !*found; it = it->next) {
-            const cJSON *other = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(b, sections[k]), it->string);
+            const cJSON *other = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(b,
+                                                                                                   sections[k]),
+                                                                  it->string);
             if (other && cJSON_Compare(it, other, 1)) continue;
             char *va = cJSON_PrintUnformatted(it), *vb = other ? cJSON_PrintUnformatted(other) : NULL;
             snprintf(out, cap, "%s.%s = %s, but the config asks for %s", sections[k], it->string, va ? va : "?",
@@ -82,21 +86,23 @@ static ct_status check_same_model(const ct_trainer *tr, const cJSON *state, cons
     ct_config_defaults(&stored);
     const cJSON *cfg = cJSON_GetObjectItemCaseSensitive(state, "config");
     char *text = cfg ? cJSON_PrintUnformatted(cfg) : NULL;
-    ct_status s = text ? ct_config_apply_json(&stored, text, where)
-                : cfg ? ct_fail(CT_ENOMEM, "%s: out of memory reading the config", where)
-                      : ct_fail(CT_ECORRUPT, "%s: no config", where);
+    ct_status s = text  ? ct_config_apply_json(&stored, text, where)
+                  : cfg ? ct_fail(CT_ENOMEM, "%s: out of memory reading the config", where)
+                        : ct_fail(CT_ECORRUPT, "%s: no config", where);
     cJSON_free(text);
     CT_TRY(s);
     char diff[512];
     int differs;
     CT_TRY(first_model_difference(&stored, &tr->cfg, diff, sizeof diff, &differs));
     if (differs)
-        return ct_fail(CT_EINVAL, "%s holds a model with %s; use the checkpoint's settings, another "
-                       "run.dir, or run.resume=false", where, diff);
+        return ct_fail(CT_EINVAL,
+                       "%s holds a model with %s; use the checkpoint's settings, another "
+                       "run.dir, or run.resume=false",
+                       where, diff);
     if (stored.train.batch_size != tr->cfg.train.batch_size || stored.train.seed != tr->cfg.train.seed)
         ct_log("warning: %s was trained with batch_size %d and seed %lld; continuing with %d and %lld "
-               "changes the data order", where, stored.train.batch_size, stored.train.seed,
-               tr->cfg.train.batch_size, tr->cfg.train.seed);
+               "changes the data order",
+               where, stored.train.batch_size, stored.train.seed, tr->cfg.train.batch_size, tr->cfg.train.seed);
     return CT_OK;
 }
 
@@ -108,9 +114,15 @@ static ct_status resume(ct_trainer *tr, const char *dir) {
     CT_TRY(s);
     tr->stream.put_status = CT_OK;
     CT_TRY(ct_checkpoint_load(dir, &tr->view, &state)); /* each rank takes its pieces */
-    if (tr->stream.put_status != CT_OK) { cJSON_Delete(state); return tr->stream.put_status; }
+    if (tr->stream.put_status != CT_OK) {
+        cJSON_Delete(state);
+        return tr->stream.put_status;
+    }
     ct_status settled = ct_model_offload_settle(tr->model);
-    if (settled != CT_OK) { cJSON_Delete(state); return settled; }
+    if (settled != CT_OK) {
+        cJSON_Delete(state);
+        return settled;
+    }
     uint64_t step = 0, adam_t = 0, epoch = 0, index = 0;
     s = json_u64(state, "step", &step, dir);
     if (s == CT_OK) s = json_u64(state, "adam_steps", &adam_t, dir);
@@ -129,9 +141,11 @@ static ct_status resume(ct_trainer *tr, const char *dir) {
 
 static ct_status check_batch_split(const ct_config *cfg, int ranks) {
     if (cfg->train.batch_size % ranks != 0)
-        return ct_fail(CT_EINVAL, "train.batch_size = %d is not divisible by the %d data-parallel ranks "
+        return ct_fail(CT_EINVAL,
+                       "train.batch_size = %d is not divisible by the %d data-parallel ranks "
                        "(parallel.data): each rank takes an equal share of every micro-batch; use a "
-                       "multiple of %d", cfg->train.batch_size, ranks, ranks);
+                       "multiple of %d",
+                       cfg->train.batch_size, ranks, ranks);
     return CT_OK;
 }
 
@@ -150,9 +164,12 @@ static ct_status check_micro_batches(const ct_config *cfg, int rows) {
     char fits[256] = "";
     size_t used = 0;
     for (int d = 1; d <= rows && used < sizeof fits - 16; d++)
-        if (rows % d == 0) used += (size_t)snprintf(fits + used, sizeof fits - used, "%s%d", used ? ", " : "", d);
-    return ct_fail(CT_EINVAL, "parallel.micro_batches = %d does not divide the %d rows each data rank takes of "
-                   "train.batch_size = %d; micro-batch counts that fit: %s", m, rows, cfg->train.batch_size, fits);
+        if (rows % d == 0)
+            used += (size_t)snprintf(fits + used, sizeof fits - used, "%s%d", used ? ", " : "", d);
+    return ct_fail(CT_EINVAL,
+                   "parallel.micro_batches = %d does not divide the %d rows each data rank takes of "
+                   "train.batch_size = %d; micro-batch counts that fit: %s",
+                   m, rows, cfg->train.batch_size, fits);
 }
 
 static ct_status offload_model(ct_trainer *tr);
@@ -186,7 +203,8 @@ static ct_status build_pipeline(ct_trainer *tr) {
 /* offload.dir, resolved. */
 static void offload_dir(const ct_config *c, char *dir, size_t cap) {
     if (strcmp(c->offload.dir, "auto")) snprintf(dir, cap, "%s", c->offload.dir);
-    else snprintf(dir, cap, "%s/offload", c->run.dir);
+    else
+        snprintf(dir, cap, "%s/offload", c->run.dir);
 }
 
 /* Activation bytes the compute tier holds in a step, and a margin for the buffers beside
@@ -216,8 +234,11 @@ static ct_status plan_offload(ct_trainer *tr) {
         return ct_offload_parse(c->offload.optimizer, "offload.optimizer", L, 0, opt);
     }
     ct_place tier = !strcmp(c->offload.tier, "disk") ? CT_PLACE_DISK : CT_PLACE_HOST;
-    int shards = c->parallel.zero ? ct_world_axis_size(tr->world, c->parallel.expert > 1 && c->model.moe_every > 0
-                                                                      ? CT_AXIS_EXPERT_DATA : CT_AXIS_DATA) : 1;
+    int shards = c->parallel.zero
+                     ? ct_world_axis_size(tr->world, c->parallel.expert > 1 && c->model.moe_every > 0
+                                                         ? CT_AXIS_EXPERT_DATA
+                                                         : CT_AXIS_DATA)
+                     : 1;
     size_t budget = ct_tier_budget() ? ct_tier_budget() : SIZE_MAX;
     CT_TRY(ct_offload_auto(tr->model, budget, fixed_bytes(tr), 1.0 / shards, tier, params, grads, opt,
                            &tr->predicted_peak));
@@ -247,7 +268,8 @@ static ct_status build_optimizer(ct_trainer *tr, size_t lo, size_t hi) {
     int count = s == CT_OK ? ct_offload_ranges(tr->model, units, ranges) : 0;
     size_t disk = 0;
     for (int i = 0; i < count; i++) {
-        size_t a = ranges[i].lo > lo ? ranges[i].lo : lo, e = ranges[i].lo + ranges[i].n < hi ? ranges[i].lo + ranges[i].n : hi;
+        size_t a = ranges[i].lo > lo ? ranges[i].lo : lo,
+               e = ranges[i].lo + ranges[i].n < hi ? ranges[i].lo + ranges[i].n : hi;
         if (ranges[i].place == CT_PLACE_DISK && e > a) disk += 2 * (e - a) * sizeof(float);
     }
     if (s == CT_OK && disk) {
@@ -301,7 +323,10 @@ ct_status ct_trainer_create(ct_trainer **out, const ct_config *cfg, ct_world *wo
             if (s == CT_OK) s = resume(tr, latest);
         }
     }
-    if (s != CT_OK) { ct_trainer_free(tr); return s; }
+    if (s != CT_OK) {
+        ct_trainer_free(tr);
+        return s;
+    }
     *out = tr;
     return CT_OK;
 }
@@ -346,8 +371,8 @@ ct_status ct_trainer_step(ct_trainer *tr, ct_step_stats *st) {
     ct_dp_zero_grad(tr->dp);
     for (int micro = 0; micro < accum; micro++) {
         float loss, aux;
-        uint64_t noise_seed = ((uint64_t)c->train.seed * 0x2545F4914F6CDD1DULL) ^
-                              ((uint64_t)tr->step << 20) ^ (uint64_t)micro;
+        uint64_t noise_seed = ((uint64_t)c->train.seed * 0x2545F4914F6CDD1DULL) ^ ((uint64_t)tr->step << 20) ^
+                              (uint64_t)micro;
         int text = ct_mm_is_text(tr, micro);
         if (!text) {
             CT_TRY(ct_mm_caption_micro(tr, scale, noise_seed, micro == accum - 1, &loss, &aux));
@@ -386,8 +411,10 @@ ct_status ct_trainer_step(ct_trainer *tr, ct_step_stats *st) {
         if (kind_n[k]) CT_TRY(ct_dp_mean(tr->dp, &kind_loss[k]));
     }
     if (!isfinite(loss))
-        return ct_fail(CT_EINVAL, "the training loss became %f at step %" PRId64 "; lower train.lr (now %g) "
-                       "or raise train.warmup_steps", (double)loss, tr->step, c->train.lr);
+        return ct_fail(CT_EINVAL,
+                       "the training loss became %f at step %" PRId64 "; lower train.lr (now %g) "
+                       "or raise train.warmup_steps",
+                       (double)loss, tr->step, c->train.lr);
     ct_lr_schedule sched = {(float)c->train.lr, (float)c->train.lr_min, c->train.warmup_steps, c->train.steps};
     ct_adamw_config ac = {(float)c->train.beta1, (float)c->train.beta2, (float)c->train.eps,
                           (float)c->train.weight_decay, (float)c->train.grad_clip};
@@ -404,8 +431,20 @@ ct_status ct_trainer_step(ct_trainer *tr, ct_step_stats *st) {
         bytes += sent;
         if (a == CT_AXIS_EXPERT) expert_bytes = sent;
     }
-    if (st) *st = (ct_step_stats){loss, aux, lr, norm, kind_loss[0], kind_loss[1], positions, ct_now() - t0, bytes,
-                                  expert_bytes, pipe_s, tr->pipe ? tr->pipe_busy : NULL, ct_model_stages(tr->model)};
+    if (st)
+        *st = (ct_step_stats){loss,
+                              aux,
+                              lr,
+                              norm,
+                              kind_loss[0],
+                              kind_loss[1],
+                              positions,
+                              ct_now() - t0,
+                              bytes,
+                              expert_bytes,
+                              pipe_s,
+                              tr->pipe ? tr->pipe_busy : NULL,
+                              ct_model_stages(tr->model)};
     return CT_OK;
 }
 
@@ -421,8 +460,9 @@ ct_status ct_trainer_evaluate(ct_trainer *tr, float *val_loss) {
         float loss;
         CT_TRY(ct_loader_next_rows(tr->val, tr->row0, tr->rows, tr->inputs, tr->targets));
         if (tr->pipe) CT_TRY(ct_pipe_eval(tr->pipe, tr->inputs, tr->targets, &loss));
-        else CT_TRY(ct_model_forward(tr->model, tr->inputs, tr->targets, NULL, tr->rows,
-                                     ct_config_train_seq_len(&tr->cfg), &loss));
+        else
+            CT_TRY(ct_model_forward(tr->model, tr->inputs, tr->targets, NULL, tr->rows,
+                                    ct_config_train_seq_len(&tr->cfg), &loss));
         sum += loss;
     }
     *val_loss = (float)(sum / n);
@@ -449,7 +489,8 @@ cJSON *ct_trainer_state_json(const ct_config *cfg, int64_t step, int64_t adam_st
 
 /* The trainer state for a checkpoint into *out. */
 static ct_status trainer_state(const ct_trainer *tr, cJSON **out) {
-    cJSON *st = ct_trainer_state_json(&tr->cfg, tr->step, ct_adamw_steps(tr->opt), ct_loader_get_pos(tr->train));
+    cJSON *st = ct_trainer_state_json(&tr->cfg, tr->step, ct_adamw_steps(tr->opt),
+                                      ct_loader_get_pos(tr->train));
     if (!st || !ct_mm_save_state(tr, st)) {
         cJSON_Delete(st);
         return ct_fail(CT_ENOMEM, "out of memory building the trainer state");
@@ -458,9 +499,7 @@ static ct_status trainer_state(const ct_trainer *tr, cJSON **out) {
     return CT_OK;
 }
 
-static int compare_names(const void *a, const void *b) {
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
+static int compare_names(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
 /* Removes one checkpoint directory: only the files a checkpoint holds, then the directory
  * (which stays if anything else is in it). */
@@ -483,7 +522,8 @@ static ct_status prune_checkpoints(const ct_trainer *tr) {
     for (struct dirent *e; s == CT_OK && n < 1024 && (e = readdir(d));) {
         if (strncmp(e->d_name, tr->ckpt_prefix, k) || strchr(e->d_name, '.')) continue;
         if ((names[n] = ct_strdup(e->d_name, "checkpoint names"))) n++;
-        else s = CT_ENOMEM;
+        else
+            s = CT_ENOMEM;
     }
     closedir(d);
     if (s == CT_OK) qsort(names, n, sizeof names[0], compare_names);

@@ -8,12 +8,12 @@
 typedef struct ct_trainer ct_trainer;
 
 typedef struct ct_step_stats {
-    float loss;       /* mean cross-entropy over the step's micro-batches */
-    float aux;        /* mean MoE auxiliary loss (coefficients applied; 0 if dense) */
+    float loss; /* mean cross-entropy over the step's micro-batches */
+    float aux;  /* mean MoE auxiliary loss (coefficients applied; 0 if dense) */
     float lr;
-    float grad_norm;  /* before clipping */
+    float grad_norm;               /* before clipping */
     float caption_loss, text_loss; /* the step's mean over each kind of micro-batch (NAN: none) */
-    double positions; /* sequence positions the step computed, over the global batch (image
+    double positions;              /* sequence positions the step computed, over the global batch (image
                        * patches included) */
     double seconds;
     double comm_bytes;   /* sent by this rank during the step, over every parallel axis */

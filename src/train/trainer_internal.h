@@ -15,15 +15,15 @@
 
 struct ct_trainer {
     ct_config cfg;
-    ct_world *world;  /* not owned */
+    ct_world *world; /* not owned */
     ct_dp *dp;
-    int rows, row0;   /* this rank's rows of each global micro-batch */
+    int rows, row0; /* this rank's rows of each global micro-batch */
     ct_model *model;
     ct_pipe *pipe;    /* pipeline stages: the schedule; NULL with one stage */
     float *pipe_busy; /* [stages]: each stage's computing time in the last step's schedule */
     ct_adamw *opt;
-    ct_store *store;  /* the disk tier's file, when state is placed there */
-    ct_place *plan;   /* [3][n_layer + 2]: each unit's weights, gradients and moments */
+    ct_store *store;       /* the disk tier's file, when state is placed there */
+    ct_place *plan;        /* [3][n_layer + 2]: each unit's weights, gradients and moments */
     size_t predicted_peak; /* the automatic policy's prediction of the compute tier's peak */
     ct_loader *train, *val;
     int64_t step;
@@ -33,9 +33,9 @@ struct ct_trainer {
     ct_ckpt_stream stream;
     char ckpt_root[1024];
     ct_caption_loader *cap_train, *cap_val; /* data.scenes (NULL: text only) */
-    ct_caption_batch cap;   /* this rank's rows of a caption batch */
-    char ckpt_prefix[24]; /* checkpoint names: "step_" (the pseudo phase: "pseudo_step_") */
-    int64_t stop_step;    /* end the run here (the pseudo phase's delink.step); 0: none */
+    ct_caption_batch cap;                   /* this rank's rows of a caption batch */
+    char ckpt_prefix[24];                   /* checkpoint names: "step_" (the pseudo phase: "pseudo_step_") */
+    int64_t stop_step;                      /* end the run here (the pseudo phase's delink.step); 0: none */
 };
 
 /* The trainer state stored in a checkpoint's trainer.json: step, optimizer step count,

@@ -10,14 +10,19 @@
 static ct_status check_target(const ct_config *dense, const ct_config *t) {
     const ct_model_config *d = &dense->model, *m = &t->model;
     if (d->moe_every != 0) return ct_fail(CT_EINVAL, "the input checkpoint already has MoE blocks");
-    if (m->moe_every == 0) return ct_fail(CT_EINVAL, "model.moe_every = 0: say which blocks become MoE (e.g. model.moe_every=2)");
+    if (m->moe_every == 0)
+        return ct_fail(CT_EINVAL, "model.moe_every = 0: say which blocks become MoE (e.g. model.moe_every=2)");
     if (m->n_layer != d->n_layer || m->d_model != d->d_model || m->n_head != d->n_head ||
         m->seq_len != d->seq_len || m->vocab_size != d->vocab_size)
-        return ct_fail(CT_EINVAL, "the target model's n_layer/d_model/n_head/seq_len/vocab_size must equal the "
-                       "checkpoint's (%d/%d/%d/%d/%d)", d->n_layer, d->d_model, d->n_head, d->seq_len, d->vocab_size);
+        return ct_fail(CT_EINVAL,
+                       "the target model's n_layer/d_model/n_head/seq_len/vocab_size must equal the "
+                       "checkpoint's (%d/%d/%d/%d/%d)",
+                       d->n_layer, d->d_model, d->n_head, d->seq_len, d->vocab_size);
     if (m->moe.d_hidden != 4 * d->d_model)
-        return ct_fail(CT_EINVAL, "moe.d_hidden = %d: experts are copies of the dense MLP, so it must be "
-                       "4 * d_model = %d", m->moe.d_hidden, 4 * d->d_model);
+        return ct_fail(CT_EINVAL,
+                       "moe.d_hidden = %d: experts are copies of the dense MLP, so it must be "
+                       "4 * d_model = %d",
+                       m->moe.d_hidden, 4 * d->d_model);
     return ct_model_config_check(m);
 }
 
@@ -25,8 +30,7 @@ static ct_status check_target(const ct_config *dense, const ct_config *t) {
 static ct_status copy_tensor(ct_model *moe, const ct_tensor_info *t, ct_model *dense) {
     char name[96];
     const char *experts = strstr(t->name, ".mlp.experts.");
-    if (experts)
-        snprintf(name, sizeof name, "%.*s.mlp.%s", (int)(experts - t->name), t->name, experts + 13);
+    if (experts) snprintf(name, sizeof name, "%.*s.mlp.%s", (int)(experts - t->name), t->name, experts + 13);
     else
         snprintf(name, sizeof name, "%s", t->name);
     const ct_tensor_info *src = ct_model_find_tensor(dense, name);
@@ -48,8 +52,12 @@ static ct_status save_step0(ct_model *moe, const ct_config *t, const char *out_r
     ct_status s = moments ? CT_OK : CT_ENOMEM;
     if (s == CT_OK) {
         ct_model_ckpt_table(moe, tensors);
-        ct_ckpt_view view = {.tensors = tensors, .n_tensors = n, .num_params = np, .params = ct_model_params(moe),
-                             .adam_m = moments, .adam_v = moments + np};
+        ct_ckpt_view view = {.tensors = tensors,
+                             .n_tensors = n,
+                             .num_params = np,
+                             .params = ct_model_params(moe),
+                             .adam_m = moments,
+                             .adam_v = moments + np};
         cJSON *state = ct_trainer_state_json(&cfg, 0, 0, (ct_loader_pos){0, 0});
         char dir[1200];
         snprintf(dir, sizeof dir, "%s/ckpt", out_run_dir);

@@ -12,17 +12,29 @@
 static FILE *dump_out;
 
 static void put_u32(uint32_t v) {
-    if (fwrite(&v, sizeof v, 1, dump_out) != 1) { perror("write"); exit(1); }
+    if (fwrite(&v, sizeof v, 1, dump_out) != 1) {
+        perror("write");
+        exit(1);
+    }
 }
 
 static void put(const char *name, int dtype, int ndim, const int *shape, const void *data) {
     size_t n = 1;
     put_u32((uint32_t)strlen(name));
-    if (fwrite(name, 1, strlen(name), dump_out) != strlen(name)) { perror("write"); exit(1); }
+    if (fwrite(name, 1, strlen(name), dump_out) != strlen(name)) {
+        perror("write");
+        exit(1);
+    }
     put_u32((uint32_t)dtype);
     put_u32((uint32_t)ndim);
-    for (int i = 0; i < ndim; i++) { put_u32((uint32_t)shape[i]); n *= (size_t)shape[i]; }
-    if (n && fwrite(data, 4, n, dump_out) != n) { perror("write"); exit(1); }
+    for (int i = 0; i < ndim; i++) {
+        put_u32((uint32_t)shape[i]);
+        n *= (size_t)shape[i];
+    }
+    if (n && fwrite(data, 4, n, dump_out) != n) {
+        perror("write");
+        exit(1);
+    }
 }
 
 #endif

@@ -61,8 +61,13 @@ static inline void check_models(ct_model_config *dense, ct_model_config *moe, in
     *dense = (ct_model_config){.n_layer = n_layer, .d_model = 32, .n_head = 4, .seq_len = 16, .vocab_size = 96};
     *moe = *dense;
     moe->moe_every = 2;
-    moe->moe = (ct_moe_config){.n_experts = 4, .top_k = 2, .d_hidden = 48, .routing = CT_MOE_TOP2,
-                               .capacity_factor = 1.25f, .aux_coef = 0.01f, .z_coef = 0.001f,
+    moe->moe = (ct_moe_config){.n_experts = 4,
+                               .top_k = 2,
+                               .d_hidden = 48,
+                               .routing = CT_MOE_TOP2,
+                               .capacity_factor = 1.25f,
+                               .aux_coef = 0.01f,
+                               .z_coef = 0.001f,
                                .router_noise = 0.1f};
 }
 

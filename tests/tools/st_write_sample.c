@@ -10,9 +10,7 @@
 #include "train/safetensors.h"
 #include <string.h>
 
-static float sample_value(int k, size_t i) {
-    return (float)((int)(i % 97) - 48) * 0.125f + (float)k;
-}
+static float sample_value(int k, size_t i) { return (float)((int)(i % 97) - 48) * 0.125f + (float)k; }
 
 static float *filled(int k, size_t n) {
     float *p = malloc((n ? n : 1) * sizeof *p);
@@ -33,12 +31,17 @@ static int write_sample(const char *dir) {
     float special[8];
     memcpy(special, special_bits, sizeof special);
     float *a = filled(0, 24 * 5), *b = filled(1, 7), *c = filled(2, 120), *s = filled(3, 1);
-    ct_st_tensor t[] = {{"wte.weight", 2, {24, 5}, a}, {"h.0.attn.c_attn.bias", 1, {7}, b},
-                        {"patch.proj.weight", 4, {2, 3, 4, 5}, c}, {"scale", 0, {0}, s},
+    ct_st_tensor t[] = {{"wte.weight", 2, {24, 5}, a},
+                        {"h.0.attn.c_attn.bias", 1, {7}, b},
+                        {"patch.proj.weight", 4, {2, 3, 4, 5}, c},
+                        {"scale", 0, {0}, s},
                         {"special", 1, {8}, special}};
     const char *meta[] = {"format", "pt", "note", "written by st_write_sample", NULL};
     ct_status st = ct_safetensors_save(path, t, 5, meta);
-    free(a); free(b); free(c); free(s);
+    free(a);
+    free(b);
+    free(c);
+    free(s);
     if (st != CT_OK) return fail();
 
     /* pad_<j>.safetensors: one tensor, metadata of growing length: every header residue */
@@ -55,12 +58,15 @@ static int write_sample(const char *dir) {
     /* a checkpoint: two tensors over flat buffers, moments k = 10, 20 */
     ct_ckpt_tensor ct[] = {{"wte.weight", 2, {6, 4}, 0, 24}, {"ln_f.weight", 1, {4}, 24, 4}};
     float *p = filled(4, 28), *m = filled(10, 28), *v = filled(20, 28);
-    ct_ckpt_view view = {.tensors = ct, .n_tensors = 2, .num_params = 28, .params = p, .adam_m = m, .adam_v = v};
+    ct_ckpt_view view = {
+        .tensors = ct, .n_tensors = 2, .num_params = 28, .params = p, .adam_m = m, .adam_v = v};
     cJSON *state = cJSON_Parse("{\"step\": 5, \"rng\": \"00ff\"}");
     snprintf(path, sizeof path, "%s/ckpt", dir);
     st = ct_checkpoint_save(path, &view, state);
     cJSON_Delete(state);
-    free(p); free(m); free(v);
+    free(p);
+    free(m);
+    free(v);
     return st == CT_OK ? 0 : fail();
 }
 

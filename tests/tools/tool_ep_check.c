@@ -46,9 +46,15 @@ static void layer_init(layer *L, const ct_moe_config *c, int C, int n_max, int e
     L->g.router_w = L->gbuf;
     ct_moe_params q;
     ct_moe_params_layout(&q, L->pbuf + (size_t)C * c->n_experts - (size_t)C * experts, &local, C);
-    L->p.fc_w = q.fc_w; L->p.fc_b = q.fc_b; L->p.proj_w = q.proj_w; L->p.proj_b = q.proj_b;
+    L->p.fc_w = q.fc_w;
+    L->p.fc_b = q.fc_b;
+    L->p.proj_w = q.proj_w;
+    L->p.proj_b = q.proj_b;
     ct_moe_params_layout(&q, L->gbuf + (size_t)C * c->n_experts - (size_t)C * experts, &local, C);
-    L->g.fc_w = q.fc_w; L->g.fc_b = q.fc_b; L->g.proj_w = q.proj_w; L->g.proj_b = q.proj_b;
+    L->g.fc_w = q.fc_w;
+    L->g.fc_b = q.fc_b;
+    L->g.proj_w = q.proj_w;
+    L->g.proj_b = q.proj_b;
     L->acts = falloc(ct_moe_acts_size(c, n_max, C));
     L->scratch = falloc(ct_moe_scratch_size(c, n_max, C));
     ct_moe_acts_layout(&L->a, L->acts, c, n_max, C);
@@ -56,7 +62,10 @@ static void layer_init(layer *L, const ct_moe_config *c, int C, int n_max, int e
 }
 
 static void layer_free(layer *L) {
-    ct_free(L->pbuf); ct_free(L->gbuf); ct_free(L->acts); ct_free(L->scratch);
+    ct_free(L->pbuf);
+    ct_free(L->gbuf);
+    ct_free(L->acts);
+    ct_free(L->scratch);
 }
 
 /* Fills the whole layer's parameters from seed; copies expert slices [e0, e0 + n) to part. */
@@ -95,7 +104,10 @@ static void run_case(ct_moe_config c, double tol, int skew) {
     float *dx = falloc((size_t)N * C), *yp = falloc((size_t)NR * C), *dxp = falloc((size_t)NR * C);
     ct_rng rng;
     ct_rng_seed(&rng, 9);
-    for (size_t i = 0; i < (size_t)N * C; i++) { x[i] = fabsf(ct_rng_normal(&rng)); dy[i] = ct_rng_normal(&rng); }
+    for (size_t i = 0; i < (size_t)N * C; i++) {
+        x[i] = fabsf(ct_rng_normal(&rng));
+        dy[i] = ct_rng_normal(&rng);
+    }
     const float *xm = x + (size_t)r * NR * C, *dym = dy + (size_t)r * NR * C;
     ct_moe_forward(&c, &whole.p, &whole.a, x, y, N, C, 3, 0, NULL);
     float aux;
@@ -125,14 +137,23 @@ static void run_case(ct_moe_config c, double tol, int skew) {
     layer_free(&whole);
     layer_free(&part);
     ct_free(epbuf);
-    ct_free(x); ct_free(dy); ct_free(y); ct_free(dx); ct_free(yp); ct_free(dxp);
+    ct_free(x);
+    ct_free(dy);
+    ct_free(y);
+    ct_free(dx);
+    ct_free(yp);
+    ct_free(dxp);
 }
 
 int main(int argc, char **argv) {
     double tol = check_init(argc, argv, CT_AXIS_EXPERT, 1e-5);
     int P = ct_world_size(W);
-    ct_moe_config base = {.n_experts = 8, .top_k = 2, .d_hidden = 24, .routing = CT_MOE_TOP2,
-                          .capacity_factor = 1.0f, .dropless = 1};
+    ct_moe_config base = {.n_experts = 8,
+                          .top_k = 2,
+                          .d_hidden = 24,
+                          .routing = CT_MOE_TOP2,
+                          .capacity_factor = 1.0f,
+                          .dropless = 1};
     ct_moe_routing modes[] = {CT_MOE_TOP1, CT_MOE_TOP2, CT_MOE_TOPK, CT_MOE_PROTOTYPE};
     int ks[] = {1, 2, 3, 2};
     for (int m = 0; m < 4; m++) {

@@ -31,8 +31,10 @@
 
 enum { L = 2, D = 32, NH = 4, SEQ = 24, VOCAB = 97, B = 3, T = 16 };
 
-
-static void put_f1(const char *name, float v) { int one = 1; put(name, 0, 1, &one, &v); }
+static void put_f1(const char *name, float v) {
+    int one = 1;
+    put(name, 0, 1, &one, &v);
+}
 
 /* Writes every tensor of base (params, grads or a moment buffer) as "prefix.NAME". */
 static void put_tensors(ct_model *m, const char *prefix, const float *base) {
@@ -144,7 +146,10 @@ int main(int argc, char **argv) {
     }
 
     dump_out = fopen(argv[1], "wb");
-    if (!dump_out) { perror(argv[1]); return 1; }
+    if (!dump_out) {
+        perror(argv[1]);
+        return 1;
+    }
     int cfgv[7] = {L, D, NH, SEQ, VOCAB, B, T}, seven = 7, bt[2] = {B, T}, btv[3] = {B, T, VOCAB};
     int b1 = B, one = 1;
     put("cfg", 1, 1, &seven, cfgv);
@@ -176,11 +181,18 @@ int main(int argc, char **argv) {
     put_tensors(m, "step2", ct_model_params(m));
     put_tensors(m, "m2", ct_adamw_m(opt));
     put_tensors(m, "v2", ct_adamw_v(opt));
-    if (fclose(dump_out) != 0) { perror(argv[1]); return 1; }
+    if (fclose(dump_out) != 0) {
+        perror(argv[1]);
+        return 1;
+    }
     printf("wrote %s: %zu tensors, %zu parameters, loss %.6f (after step 1: %.6f)\n", argv[1],
            ct_model_num_tensors(m), np, loss, loss2);
     ct_adamw_free(opt);
     ct_model_free(m);
-    free(p0); free(g1); free(p1); free(g2); free(logits);
+    free(p0);
+    free(g1);
+    free(p1);
+    free(g2);
+    free(logits);
     return 0;
 }

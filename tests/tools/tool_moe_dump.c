@@ -30,7 +30,6 @@
 enum { N = 24, C = 8, E = 6, F = 12 };
 static const uint64_t SEED = 0x5eed0000cafeull;
 
-
 static void put_f(const char *name, const float *v, int d0, int d1) {
     int shape[2] = {d0, d1};
     put(name, 0, d1 ? 2 : 1, shape, v);
@@ -45,15 +44,27 @@ static void put_params(const char *prefix, const ct_moe_params *p) {
     char name[64];
     int s2[2], s3[3];
     snprintf(name, sizeof name, "%srouter_w", prefix);
-    s2[0] = C; s2[1] = E; put(name, 0, 2, s2, p->router_w);
+    s2[0] = C;
+    s2[1] = E;
+    put(name, 0, 2, s2, p->router_w);
     snprintf(name, sizeof name, "%sfc_w", prefix);
-    s3[0] = E; s3[1] = C; s3[2] = F; put(name, 0, 3, s3, p->fc_w);
+    s3[0] = E;
+    s3[1] = C;
+    s3[2] = F;
+    put(name, 0, 3, s3, p->fc_w);
     snprintf(name, sizeof name, "%sfc_b", prefix);
-    s2[0] = E; s2[1] = F; put(name, 0, 2, s2, p->fc_b);
+    s2[0] = E;
+    s2[1] = F;
+    put(name, 0, 2, s2, p->fc_b);
     snprintf(name, sizeof name, "%sproj_w", prefix);
-    s3[0] = E; s3[1] = F; s3[2] = C; put(name, 0, 3, s3, p->proj_w);
+    s3[0] = E;
+    s3[1] = F;
+    s3[2] = C;
+    put(name, 0, 3, s3, p->proj_w);
     snprintf(name, sizeof name, "%sproj_b", prefix);
-    s2[0] = E; s2[1] = C; put(name, 0, 2, s2, p->proj_b);
+    s2[0] = E;
+    s2[1] = C;
+    put(name, 0, 2, s2, p->proj_b);
 }
 
 static void fill(ct_rng *r, float *v, size_t n, float scale) {
@@ -61,18 +72,23 @@ static void fill(ct_rng *r, float *v, size_t n, float scale) {
 }
 
 static void *must(void *p) {
-    if (!p) { fprintf(stderr, "tool_moe_dump: %s\n", ct_last_error()); exit(1); }
+    if (!p) {
+        fprintf(stderr, "tool_moe_dump: %s\n", ct_last_error());
+        exit(1);
+    }
     return p;
 }
 
 int main(int argc, char **argv) {
     if (argc < 5) {
-        fprintf(stderr, "usage: %s OUT.bin top1|top2|topk|prototype K CAPACITY|dropless "
-                        "[noise] [perturb]\n", argv[0]);
+        fprintf(stderr,
+                "usage: %s OUT.bin top1|top2|topk|prototype K CAPACITY|dropless "
+                "[noise] [perturb]\n",
+                argv[0]);
         return 2;
     }
-    ct_moe_config cfg = {.n_experts = E, .d_hidden = F, .top_k = atoi(argv[3]),
-                         .aux_coef = 0.3f, .z_coef = 0.05f};
+    ct_moe_config cfg = {
+        .n_experts = E, .d_hidden = F, .top_k = atoi(argv[3]), .aux_coef = 0.3f, .z_coef = 0.05f};
     int noise = 0, perturb = 0;
     for (int i = 5; i < argc; i++) {
         noise |= strcmp(argv[i], "noise") == 0;
@@ -80,9 +96,9 @@ int main(int argc, char **argv) {
     }
     cfg.router_noise = noise ? 0.7f : 0.0f;
     if (strcmp(argv[4], "dropless") == 0) cfg.dropless = 1;
-    else cfg.capacity_factor = strtof(argv[4], NULL);
-    if (ct_moe_routing_parse(argv[2], &cfg.routing) != CT_OK ||
-        ct_moe_config_check(&cfg, C) != CT_OK) {
+    else
+        cfg.capacity_factor = strtof(argv[4], NULL);
+    if (ct_moe_routing_parse(argv[2], &cfg.routing) != CT_OK || ct_moe_config_check(&cfg, C) != CT_OK) {
         fprintf(stderr, "tool_moe_dump: %s\n", ct_last_error());
         return 2;
     }
@@ -116,9 +132,20 @@ int main(int argc, char **argv) {
     if (perturb) g.router_w[5] += 1e-3f;
 
     dump_out = fopen(argv[1], "wb");
-    if (!dump_out) { perror(argv[1]); return 1; }
-    int32_t icfg[10] = {N, C, E, F, k, (int32_t)cfg.routing, cfg.dropless, noise,
-                        (int32_t)(uint32_t)SEED, (int32_t)(uint32_t)(SEED >> 32)};
+    if (!dump_out) {
+        perror(argv[1]);
+        return 1;
+    }
+    int32_t icfg[10] = {N,
+                        C,
+                        E,
+                        F,
+                        k,
+                        (int32_t)cfg.routing,
+                        cfg.dropless,
+                        noise,
+                        (int32_t)(uint32_t)SEED,
+                        (int32_t)(uint32_t)(SEED >> 32)};
     float fcfg[5] = {cfg.capacity_factor, cfg.aux_coef, cfg.z_coef, cfg.router_noise, loss_scale};
     put_i("cfg", icfg, 10, 0);
     put_f("fcfg", fcfg, 5, 0);
@@ -138,9 +165,15 @@ int main(int argc, char **argv) {
     put_f("gate", a.gate, N, k);
     put_params("grad.", &g);
     put_f("grad.x", dx, N, C);
-    if (fclose(dump_out) != 0) { perror(argv[1]); return 1; }
+    if (fclose(dump_out) != 0) {
+        perror(argv[1]);
+        return 1;
+    }
     printf("%s k=%d %s%s: capacity %d, dropped %.3f, aux %.5f, z %.5f\n", argv[2], k, argv[4],
            noise ? " noise" : "", st.capacity, (double)st.dropped, (double)st.aux, (double)st.z);
-    ct_free(pbuf); ct_free(gbuf); ct_free(abuf); ct_free(sbuf);
+    ct_free(pbuf);
+    ct_free(gbuf);
+    ct_free(abuf);
+    ct_free(sbuf);
     return 0;
 }

@@ -40,7 +40,8 @@ static double run_case(const ct_model_config *cfg, double tol) {
         const ct_tensor_info *t = ct_model_tensor(stage, i), *u = ct_model_find_tensor(whole, t->name);
         check(u && u->numel == t->numel, t->name);
         check(!memcmp(ct_model_params(stage) + t->offset, ct_model_params(whole) + u->offset,
-                      t->numel * sizeof(float)), "a stage's parameters differ");
+                      t->numel * sizeof(float)),
+              "a stage's parameters differ");
     }
     int32_t tok[B * T], tgt[B * T];
     ct_rng rng;
@@ -75,7 +76,8 @@ static double run_case(const ct_model_config *cfg, double tol) {
     for (size_t i = 0; i < ct_model_num_tensors(stage); i++) {
         const ct_tensor_info *t = ct_model_tensor(stage, i), *u = ct_model_find_tensor(whole, t->name);
         if (P > 1 && s == P - 1 && t == wte) continue; /* its part was added on the first stage */
-        worst = fmax(worst, check_close(t->name, g + t->offset, ct_model_grads(whole) + u->offset, t->numel, tol));
+        worst = fmax(worst,
+                     check_close(t->name, g + t->offset, ct_model_grads(whole) + u->offset, t->numel, tol));
     }
     ct_free(x);
     ct_model_free(whole);
@@ -113,7 +115,8 @@ static double run_gpipe(const ct_model_config *cfg, double tol) {
         if (s > 0) recv_from(s - 1, 10 + k, x, NC);
         l = 0.0f;
         ok_or_abort(ct_model_forward_stage(view[k], tok[k], s == P - 1 ? tgt[k] : NULL, NULL, s > 0 ? x : NULL,
-                                           B, T, &l), "stage forward");
+                                           B, T, &l),
+                    "stage forward");
         lp += l;
         if (s < P - 1) send_to(s + 1, 10 + k, ct_model_stage_output(view[k]), NC);
     }
@@ -128,7 +131,8 @@ static double run_gpipe(const ct_model_config *cfg, double tol) {
     for (size_t i = 0; i < ct_model_num_tensors(stage); i++) {
         const ct_tensor_info *t = ct_model_tensor(stage, i), *u = ct_model_find_tensor(whole, t->name);
         if (P > 1 && !strcmp(t->name, "wte.weight")) continue; /* split over two stages: above */
-        worst = fmax(worst, check_close(t->name, g + t->offset, ct_model_grads(whole) + u->offset, t->numel, tol));
+        worst = fmax(worst,
+                     check_close(t->name, g + t->offset, ct_model_grads(whole) + u->offset, t->numel, tol));
     }
     for (int k = 0; k < M; k++) ct_model_free(view[k]);
     ct_free(x);
@@ -148,13 +152,15 @@ int main(int argc, char **argv) {
         ct_model_config small = dense;
         small.n_layer = P - 1;
         ct_model *m = NULL;
-        check(ct_model_create_parallel(&m, &small, 7, W) == CT_EINVAL && m == NULL, "more stages than blocks ran");
+        check(ct_model_create_parallel(&m, &small, 7, W) == CT_EINVAL && m == NULL,
+              "more stages than blocks ran");
         check(strstr(ct_last_error(), "every stage needs a block") != NULL, "no stages message");
     }
     ok_or_abort(ct_comm_barrier(W, CT_AXIS_WORLD), "barrier");
     if (ct_world_rank(W) == 0)
         printf("pp check ok: %d stages; worst gradient difference on stage 0: dense %.2g, MoE %.2g, "
-               "GPipe over 3 micro-batches %.2g\n", P, worst[0], worst[1], d3);
+               "GPipe over 3 micro-batches %.2g\n",
+               P, worst[0], worst[1], d3);
     ct_world_free(W);
     return 0;
 }

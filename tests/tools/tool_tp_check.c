@@ -69,7 +69,8 @@ int main(int argc, char **argv) {
     double d1 = run_case(&dense, 0, tol), d2 = run_case(&dense, 1, tol), d3 = run_case(&moe, 0, tol);
     if (ct_world_rank(W) == 0)
         printf("tp check ok: %d tensor ranks; worst gradient difference dense %.2g, prefix-LM %.2g, "
-               "MoE %.2g\n", ct_world_size(W), d1, d2, d3);
+               "MoE %.2g\n",
+               ct_world_size(W), d1, d2, d3);
     ct_world_free(W);
     return 0;
 }

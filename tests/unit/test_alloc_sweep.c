@@ -82,21 +82,36 @@ static void setup(void) {
     write_scenes("val", 4);
 }
 
-static const char *const dense[] = {
-    "model.n_layer=2", "model.d_model=16", "model.n_head=2", "model.seq_len=16", "model.vocab_size=64",
-    "train.batch_size=2", "train.steps=2", "train.warmup_steps=1", "train.eval_interval=0",
-    "train.eval_batches=1", "train.sample_interval=0", "train.sample_tokens=2", "train.ckpt_interval=0",
-    "train.ckpt_keep=1", "runtime.threads=1", "runtime.pin=false", NULL};
+static const char *const dense[] = {"model.n_layer=2",
+                                    "model.d_model=16",
+                                    "model.n_head=2",
+                                    "model.seq_len=16",
+                                    "model.vocab_size=64",
+                                    "train.batch_size=2",
+                                    "train.steps=2",
+                                    "train.warmup_steps=1",
+                                    "train.eval_interval=0",
+                                    "train.eval_batches=1",
+                                    "train.sample_interval=0",
+                                    "train.sample_tokens=2",
+                                    "train.ckpt_interval=0",
+                                    "train.ckpt_keep=1",
+                                    "runtime.threads=1",
+                                    "runtime.pin=false",
+                                    NULL};
 
 static const char *const moe_offload[] = {
-    "model.moe_every=2", "moe.n_experts=4", "moe.top_k=2", "moe.d_hidden=16", "memory.recompute=all",
-    "offload.params=0:disk", "offload.grads=host", "offload.optimizer=disk", NULL};
+    "model.moe_every=2",  "moe.n_experts=4",        "moe.top_k=2",
+    "moe.d_hidden=16",    "memory.recompute=all",   "offload.params=0:disk",
+    "offload.grads=host", "offload.optimizer=disk", NULL};
 
 static const char *const pseudo_to_real[] = {"model.share_layers=all", "delink.step=1", NULL};
 
 /* data.scenes is set by training() when the list holds it (to the scenes written above). */
-static const char *const multimodal[] = {"image.patch=16", "image.height=64", "image.width=64", "model.seq_len=24",
-                                         "data.text_ratio=0.5", "train.eval_captions=2", "data.scenes", NULL};
+static const char *const multimodal[] = {"image.patch=16",      "image.height=64",
+                                         "image.width=64",      "model.seq_len=24",
+                                         "data.text_ratio=0.5", "train.eval_captions=2",
+                                         "data.scenes",         NULL};
 
 /* Train, resume for one more step, then rebuild the model from the last checkpoint. */
 static ct_status training(const char *run_dir, const char *const *extra) {
@@ -193,15 +208,17 @@ static void sweep(scenario_fn scenario, const char *const *extra, long at_least)
         long made;
         ct_status s = run_failing(scenario, extra, k, &made);
         if (s != CT_ENOMEM || made < k || !strstr(ct_last_error(), "memory"))
-            snprintf(bad, sizeof bad, "failing allocation %ld of %ld: status %s after %ld allocations: %s", k, n,
-                     ct_status_name(s), made, ct_last_error());
+            snprintf(bad, sizeof bad, "failing allocation %ld of %ld: status %s after %ld allocations: %s", k,
+                     n, ct_status_name(s), made, ct_last_error());
         else if (ct_tier_in_use(CT_TIER_HOST) != host || ct_tier_in_use(CT_TIER_COMPUTE) != compute)
-            snprintf(bad, sizeof bad, "failing allocation %ld of %ld (%s): the tiers hold %zu host and %zu compute "
-                     "bytes, %zu and %zu before", k, n, ct_last_error(), ct_tier_in_use(CT_TIER_HOST),
-                     ct_tier_in_use(CT_TIER_COMPUTE), host, compute);
+            snprintf(bad, sizeof bad,
+                     "failing allocation %ld of %ld (%s): the tiers hold %zu host and %zu compute "
+                     "bytes, %zu and %zu before",
+                     k, n, ct_last_error(), ct_tier_in_use(CT_TIER_HOST), ct_tier_in_use(CT_TIER_COMPUTE), host,
+                     compute);
         else if (open_fds() != fds)
-            snprintf(bad, sizeof bad, "failing allocation %ld of %ld (%s): %d file descriptors open, %d before", k,
-                     n, ct_last_error(), open_fds(), fds);
+            snprintf(bad, sizeof bad, "failing allocation %ld of %ld (%s): %d file descriptors open, %d before",
+                     k, n, ct_last_error(), open_fds(), fds);
     }
     fflush(stdout);
     fflush(stderr);

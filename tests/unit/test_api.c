@@ -26,7 +26,8 @@ Test(api, model_params_by_name) {
         size_t numel = 1;
         for (int d = 0; d < p.ndim; d++) numel *= (size_t)p.shape[d];
         cr_assert_eq(numel, p.numel, "%s", p.name);
-        cr_assert(p.data >= ct_model_params(m) && p.data + p.numel <= ct_model_params(m) + ct_model_num_params(m));
+        cr_assert(p.data >= ct_model_params(m) &&
+                  p.data + p.numel <= ct_model_params(m) + ct_model_num_params(m));
         cr_assert_null(p.grad, "no gradients before the first backward");
         total += p.numel;
     }
@@ -42,7 +43,10 @@ Test(api, model_params_by_name) {
     cr_assert_eq(ct_model_param(m, ct_model_num_tensors(m), &none), CT_EINVAL);
 
     int32_t tokens[2 * 8], targets[2 * 8];
-    for (int i = 0; i < 16; i++) { tokens[i] = (i * 5) % 64; targets[i] = (i * 5 + 3) % 64; }
+    for (int i = 0; i < 16; i++) {
+        tokens[i] = (i * 5) % 64;
+        targets[i] = (i * 5 + 3) % 64;
+    }
     float loss;
     cr_assert_eq(ct_model_forward(m, tokens, targets, NULL, 2, 8, &loss), CT_OK);
     cr_assert(fabsf(loss - logf(64.0f)) < 0.5f, "loss at init %f near ln(64)", loss);
@@ -92,10 +96,12 @@ Test(api, train_load_generate, .init = make_tmpdir, .fini = cleanup) {
     write_corpus(tmpdir);
     ct_run *run;
     cr_assert_eq(ct_run_create(&run), CT_OK);
-    const char *keys[] = {"model.n_layer=1", "model.d_model=32", "model.n_head=2", "model.seq_len=16",
-                          "train.batch_size=2", "train.steps=3", "train.eval_interval=0", "train.eval_batches=1",
-                          "train.sample_tokens=0", "train.warmup_steps=1", "runtime.threads=1"};
-    for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) cr_assert_eq(ct_run_set(run, keys[i]), CT_OK, "%s", keys[i]);
+    const char *keys[] = {"model.n_layer=1",       "model.d_model=32",     "model.n_head=2",
+                          "model.seq_len=16",      "train.batch_size=2",   "train.steps=3",
+                          "train.eval_interval=0", "train.eval_batches=1", "train.sample_tokens=0",
+                          "train.warmup_steps=1",  "runtime.threads=1"};
+    for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
+        cr_assert_eq(ct_run_set(run, keys[i]), CT_OK, "%s", keys[i]);
     cr_assert_eq(ct_run_set(run, "model.no_such_key=1"), CT_EINVAL, "an unknown key is refused when given");
     cr_assert(strstr(ct_last_error(), "model.no_such_key"), "%s", ct_last_error());
     cr_assert_eq(set(run, "data.dir=%s/data", tmpdir), CT_OK);

@@ -25,7 +25,7 @@ enum {
 #define OP_ID(ret, op, params, args) OP_##op,
     CT_BACKEND_OPS(OP_ID)
 #undef OP_ID
-    N_OPS
+        N_OPS
 };
 static const char *const op_names[N_OPS] = {
 #define OP_NAME(ret, op, params, args) #op,
@@ -34,18 +34,17 @@ static const char *const op_names[N_OPS] = {
 };
 static atomic_long calls[N_OPS]; /* atomic: the offload I/O thread copies too */
 
-#define COUNTED(ret, op, params, args)                          \
-    static ret counted_##op params {                            \
-        atomic_fetch_add(&calls[OP_##op], 1);                   \
-        CT_BACKEND_RETURN(ret, ct_cpu_##op args);               \
+#define COUNTED(ret, op, params, args) \
+    static ret counted_##op params { \
+        atomic_fetch_add(&calls[OP_##op], 1); \
+        CT_BACKEND_RETURN(ret, ct_cpu_##op args); \
     }
 CT_BACKEND_OPS(COUNTED)
 #undef COUNTED
 
-static const ct_backend counting = {
-    .name = "counting",
+static const ct_backend counting = {.name = "counting",
 #define ENTRY(ret, op, params, args) .op = counted_##op,
-    CT_BACKEND_OPS(ENTRY)
+                                    CT_BACKEND_OPS(ENTRY)
 #undef ENTRY
 };
 
@@ -111,13 +110,27 @@ Test(backend, register_refuses_bad_tables, .init = setup) {
 
 enum { B = 2, T = 8, V = 23, SCENARIOS = 3, STEPS = 2 };
 
-static const ct_model_config moe_model = {
-    .n_layer = 2, .d_model = 16, .n_head = 2, .seq_len = 12, .vocab_size = V, .moe_every = 2,
-    .moe = {.n_experts = 4, .top_k = 2, .d_hidden = 24, .routing = CT_MOE_TOP2, .capacity_factor = 1.25f,
-            .aux_coef = 0.01f, .z_coef = 0.001f}};
-static const ct_model_config image_model = {.n_layer = 1, .d_model = 16, .n_head = 2, .seq_len = 12,
-                                            .vocab_size = V, .image = {.patch = 2, .height = 4, .width = 4}};
-static const ct_model_config dense_model = {.n_layer = 2, .d_model = 16, .n_head = 2, .seq_len = 12, .vocab_size = V};
+static const ct_model_config moe_model = {.n_layer = 2,
+                                          .d_model = 16,
+                                          .n_head = 2,
+                                          .seq_len = 12,
+                                          .vocab_size = V,
+                                          .moe_every = 2,
+                                          .moe = {.n_experts = 4,
+                                                  .top_k = 2,
+                                                  .d_hidden = 24,
+                                                  .routing = CT_MOE_TOP2,
+                                                  .capacity_factor = 1.25f,
+                                                  .aux_coef = 0.01f,
+                                                  .z_coef = 0.001f}};
+static const ct_model_config image_model = {.n_layer = 1,
+                                            .d_model = 16,
+                                            .n_head = 2,
+                                            .seq_len = 12,
+                                            .vocab_size = V,
+                                            .image = {.patch = 2, .height = 4, .width = 4}};
+static const ct_model_config dense_model = {
+    .n_layer = 2, .d_model = 16, .n_head = 2, .seq_len = 12, .vocab_size = V};
 
 typedef struct outcome {
     float loss[SCENARIOS][STEPS];
@@ -136,7 +149,8 @@ static void train(ct_model *m, const int32_t *prefix, float *losses) {
     }
     ct_adamw *opt;
     cr_assert_eq(ct_adamw_create(&opt, ct_model_num_params(m)), CT_OK);
-    const ct_adamw_config ac = {.beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f, .weight_decay = 0.1f, .grad_clip = 1.0f};
+    const ct_adamw_config ac = {
+        .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f, .weight_decay = 0.1f, .grad_clip = 1.0f};
     for (int s = 0; s < STEPS; s++) {
         ct_model_zero_grad(m);
         cr_assert_eq(ct_model_forward(m, toks, tgts, prefix, B, T, &losses[s]), CT_OK, "%s", ct_last_error());
@@ -185,7 +199,8 @@ Test(backend, training_steps_go_through_the_table_bit_for_bit, .init = setup) {
     outcome cpu, counted;
     reset_calls();
     run_scenarios(&cpu);
-    for (int i = 0; i < N_OPS; i++) cr_assert_eq(atomic_load(&calls[i]), 0, "the CPU run counted %s", op_names[i]);
+    for (int i = 0; i < N_OPS; i++)
+        cr_assert_eq(atomic_load(&calls[i]), 0, "the CPU run counted %s", op_names[i]);
 
     cr_assert_eq(ct_backend_register(&counting), CT_OK, "%s", ct_last_error());
     cr_assert_eq(ct_backend_select("counting"), CT_OK, "%s", ct_last_error());
@@ -198,7 +213,8 @@ Test(backend, training_steps_go_through_the_table_bit_for_bit, .init = setup) {
         if (!spared(i)) cr_assert_gt(n, 0, "%s was not called through the backend table", op_names[i]);
     }
     for (int k = 0; k < SCENARIOS; k++) {
-        cr_assert_eq(memcmp(cpu.loss[k], counted.loss[k], sizeof cpu.loss[k]), 0, "scenario %d: losses differ", k);
+        cr_assert_eq(memcmp(cpu.loss[k], counted.loss[k], sizeof cpu.loss[k]), 0, "scenario %d: losses differ",
+                     k);
         cr_assert_eq(cpu.n[k], counted.n[k]);
         cr_assert_eq(memcmp(cpu.params[k], counted.params[k], cpu.n[k] * sizeof(float)), 0,
                      "scenario %d: the trained parameters differ from the CPU backend's", k);
@@ -244,9 +260,17 @@ Test(backend, a_run_selects_the_configured_backend, .init = make_tmpdir, .fini =
     char data[128], run[128];
     snprintf(data, sizeof data, "data.dir=%s", tmpdir);
     snprintf(run, sizeof run, "run.dir=%s/run", tmpdir);
-    const char *keys[] = {"model.n_layer=2", "model.d_model=16", "model.n_head=2", "model.seq_len=16",
-                          "model.vocab_size=64", "train.batch_size=2", "train.steps=2", "run.resume=false",
-                          "runtime.backend=counting", data, run};
+    const char *keys[] = {"model.n_layer=2",
+                          "model.d_model=16",
+                          "model.n_head=2",
+                          "model.seq_len=16",
+                          "model.vocab_size=64",
+                          "train.batch_size=2",
+                          "train.steps=2",
+                          "run.resume=false",
+                          "runtime.backend=counting",
+                          data,
+                          run};
     ct_config c;
     ct_config_defaults(&c);
     for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)

@@ -11,7 +11,11 @@
 #include <string.h>
 
 enum { V = 23, NP = 4, PP = 4, SEQ = 24, CAP = SEQ - NP - 1 };
-static const ct_model_config tiny = {.n_layer = 1, .d_model = 16, .n_head = 2, .seq_len = SEQ, .vocab_size = V,
+static const ct_model_config tiny = {.n_layer = 1,
+                                     .d_model = 16,
+                                     .n_head = 2,
+                                     .seq_len = SEQ,
+                                     .vocab_size = V,
                                      .image = {.patch = 2, .height = 4, .width = 4}};
 static float patches[3][NP * PP];
 
@@ -37,7 +41,8 @@ static ct_model *make_model(uint64_t seed) {
 
 static int argmax(const float *x) {
     int best = 0;
-    for (int v = 1; v < V; v++) if (x[v] > x[best]) best = v;
+    for (int v = 1; v < V; v++)
+        if (x[v] > x[best]) best = v;
     return best;
 }
 

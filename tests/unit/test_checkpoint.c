@@ -27,7 +27,9 @@ static void make_root(void) {
 }
 
 static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-    (void)st; (void)flag; (void)ftw;
+    (void)st;
+    (void)flag;
+    (void)ftw;
     return remove(path);
 }
 
@@ -60,8 +62,7 @@ static void write_all(const char *path, const void *b, size_t n) {
 }
 
 static void assert_error_names(const char *what) {
-    cr_assert(strstr(ct_last_error(), what) != NULL, "error does not name %s: %s", what,
-              ct_last_error());
+    cr_assert(strstr(ct_last_error(), what) != NULL, "error does not name %s: %s", what, ct_last_error());
 }
 
 static int count_entries(const char *dir) {
@@ -88,7 +89,10 @@ static void fx_add(fixture *fx, const char *name, int ndim, int d0, int d1, int 
     t->name = name;
     t->ndim = ndim;
     t->numel = 1;
-    for (int i = 0; i < ndim; i++) { t->shape[i] = d[i]; t->numel *= (size_t)d[i]; }
+    for (int i = 0; i < ndim; i++) {
+        t->shape[i] = d[i];
+        t->numel *= (size_t)d[i];
+    }
     t->offset = fx->n;
     fx->n += t->numel;
 }
@@ -96,17 +100,23 @@ static void fx_add(fixture *fx, const char *name, int ndim, int d0, int d1, int 
 /* vocab = rows of wte.weight; with_adam = 0 makes a weights-only view; skip drops a tensor. */
 static void fx_init(fixture *fx, int vocab, int with_adam, const char *skip) {
     memset(fx, 0, sizeof *fx);
-    const char *names[NT] = {"wte.weight", "wpe.weight", "h.0.ln_1.weight",
-                             "h.0.attn.c_attn.weight", "h.0.attn.c_attn.bias", "ln_f.weight",
+    const char *names[NT] = {"wte.weight",           "wpe.weight",
+                             "h.0.ln_1.weight",      "h.0.attn.c_attn.weight",
+                             "h.0.attn.c_attn.bias", "ln_f.weight",
                              "patch.proj.weight"};
     for (int i = 0; i < NT; i++) {
         if (skip && strcmp(skip, names[i]) == 0) continue;
         if (i == 0) fx_add(fx, names[i], 2, vocab, 16, 0, 0);
-        else if (i == 1) fx_add(fx, names[i], 2, 32, 16, 0, 0);
-        else if (i == 3) fx_add(fx, names[i], 2, 16, 48, 0, 0);
-        else if (i == 4) fx_add(fx, names[i], 1, 48, 0, 0, 0);
-        else if (i == 6) fx_add(fx, names[i], 4, 4, 2, 3, 3);
-        else fx_add(fx, names[i], 1, 16, 0, 0, 0);
+        else if (i == 1)
+            fx_add(fx, names[i], 2, 32, 16, 0, 0);
+        else if (i == 3)
+            fx_add(fx, names[i], 2, 16, 48, 0, 0);
+        else if (i == 4)
+            fx_add(fx, names[i], 1, 48, 0, 0, 0);
+        else if (i == 6)
+            fx_add(fx, names[i], 4, 4, 2, 3, 3);
+        else
+            fx_add(fx, names[i], 1, 16, 0, 0, 0);
     }
     fx->v.tensors = fx->t;
     fx->v.num_params = fx->n;
@@ -134,8 +144,7 @@ static void fx_poison(fixture *fx) {
 }
 
 static void fx_assert_poisoned(const fixture *fx) {
-    const unsigned char *bufs[3] = {(void *)fx->v.params, (void *)fx->v.adam_m,
-                                    (void *)fx->v.adam_v};
+    const unsigned char *bufs[3] = {(void *)fx->v.params, (void *)fx->v.adam_m, (void *)fx->v.adam_v};
     for (int b = 0; b < 3; b++)
         for (size_t i = 0; bufs[b] && i < fx->n * sizeof(float); i++)
             cr_assert_eq(bufs[b][i], 0xA5, "buffer %d byte %zu was written by a refused load", b, i);
@@ -214,8 +223,10 @@ Test(safetensors, round_trip_with_metadata) {
     path_in(path, tmp_root, "a.safetensors");
     float a[6] = {1, 2, 3, 4, 5, 6}, s = -2.5f, quad[2 * 1 * 2 * 3];
     for (int i = 0; i < 12; i++) quad[i] = (float)i / 8;
-    ct_st_tensor t[] = {{"a", 2, {2, 3}, a}, {"scalar", 0, {0}, &s},
-                        {"empty", 2, {0, 5}, NULL}, {"quad", 4, {2, 1, 2, 3}, quad}};
+    ct_st_tensor t[] = {{"a", 2, {2, 3}, a},
+                        {"scalar", 0, {0}, &s},
+                        {"empty", 2, {0, 5}, NULL},
+                        {"quad", 4, {2, 1, 2, 3}, quad}};
     const char *meta[] = {"format", "pt", "note", "hello", NULL};
     cr_assert_eq(ct_safetensors_save(path, t, 4, meta), CT_OK, "%s", ct_last_error());
 
@@ -293,8 +304,10 @@ Test(safetensors, reader_refuses_malformed_files) {
     assert_open_refused(p, "dtype F16, expected F32");
     craft(p, "{\"a\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,8]}}", 64, 8);
     assert_open_refused(p, "needs 12");
-    craft(p, "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
-             "\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", 128, 8);
+    craft(p,
+          "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+          "\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}",
+          128, 8);
     assert_open_refused(p, "overlaps");
     craft(p, "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", 64, 8);
     assert_open_refused(p, "gap");
@@ -306,8 +319,10 @@ Test(safetensors, reader_refuses_malformed_files) {
     assert_open_refused(p, "not a JSON object");
     craft(p, "{\"__metadata__\":{\"k\":1}}", 64, 0);
     assert_open_refused(p, "not a string");
-    craft(p, "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
-             "\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", 128, 8);
+    craft(p,
+          "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
+          "\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}",
+          128, 8);
     assert_open_refused(p, "appears twice");
     craft(p, "{\"a\":{\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,4]}}", 64, 4);
     assert_open_refused(p, "dimension 0");
@@ -365,8 +380,14 @@ static ct_status rec_fetch(void *ctx, size_t i, const float **data) {
     fetch_rec *r = ctx;
     cr_assert_lt(r->calls, 8);
     r->order[r->calls] = i;
-    if (r->calls == r->fail_at) { r->calls++; return ct_fail(CT_EIO, "fetch %zu failed", i); }
-    if (r->calls++ == r->null_at) { *data = NULL; return CT_OK; }
+    if (r->calls == r->fail_at) {
+        r->calls++;
+        return ct_fail(CT_EIO, "fetch %zu failed", i);
+    }
+    if (r->calls++ == r->null_at) {
+        *data = NULL;
+        return CT_OK;
+    }
     if (r->numel[i]) memcpy(r->scratch, r->src[i], r->numel[i] * sizeof(float));
     *data = r->scratch;
     return CT_OK;
@@ -385,16 +406,18 @@ Test(safetensors, write_fetch_streams_each_tensor_once) {
     for (int i = 0; i < 12; i++) quad[i] = (float)i / 8;
     const float *src[] = {a, &s, NULL, quad};
     const size_t numel[] = {6, 1, 0, 12};
-    ct_st_tensor t[] = {{"a", 2, {2, 3}, a}, {"scalar", 0, {0}, &s},
-                        {"empty", 2, {0, 5}, NULL}, {"quad", 4, {2, 1, 2, 3}, quad}};
+    ct_st_tensor t[] = {{"a", 2, {2, 3}, a},
+                        {"scalar", 0, {0}, &s},
+                        {"empty", 2, {0, 5}, NULL},
+                        {"quad", 4, {2, 1, 2, 3}, quad}};
     ct_st_tensor bare[4];
     memcpy(bare, t, sizeof t);
     for (int i = 0; i < 4; i++) bare[i].data = NULL; /* ignored by the fetch writer */
     const char *meta[] = {"format", "pt", NULL};
     fetch_rec r = fetch_rec_for(src, numel);
     uint64_t bytes = 0, hash = 0, bytes2 = 0, hash2 = 0;
-    cr_assert_eq(ct_safetensors_write_fetch(p, bare, 4, meta, rec_fetch, &r, &bytes, &hash),
-                 CT_OK, "%s", ct_last_error());
+    cr_assert_eq(ct_safetensors_write_fetch(p, bare, 4, meta, rec_fetch, &r, &bytes, &hash), CT_OK, "%s",
+                 ct_last_error());
     cr_assert_eq(r.calls, 4);
     for (size_t i = 0; i < 4; i++) cr_assert_eq(r.order[i], i, "fetch out of order");
     /* the same bytes as the buffer writer; size and hash are the final file's */
@@ -408,8 +431,7 @@ Test(safetensors, write_fetch_streams_each_tensor_once) {
     cr_assert_eq(ct_safetensors_open(&st, p), CT_OK, "%s", ct_last_error());
     size_t data_bytes = sizeof a + sizeof s + sizeof quad;
     char hex[17];
-    snprintf(hex, sizeof hex, "%016llx",
-             (unsigned long long)XXH64(got + n - data_bytes, data_bytes, 0));
+    snprintf(hex, sizeof hex, "%016llx", (unsigned long long)XXH64(got + n - data_bytes, data_bytes, 0));
     cr_assert_str_eq(ct_safetensors_meta(st, "cetus.xxh64"), hex);
     cr_assert_eq(memcmp(ct_safetensors_find(st, "quad", NULL, NULL), quad, sizeof quad), 0);
     cr_assert_eq(memcmp(ct_safetensors_find(st, "a", NULL, NULL), a, sizeof a), 0);
@@ -419,8 +441,7 @@ Test(safetensors, write_fetch_streams_each_tensor_once) {
     for (size_t k = 0; k < 4; k++) {
         r = fetch_rec_for(src, numel);
         r.fail_at = k;
-        cr_assert_eq(ct_safetensors_write_fetch(p, bare, 4, meta, rec_fetch, &r, NULL, NULL),
-                     CT_EIO);
+        cr_assert_eq(ct_safetensors_write_fetch(p, bare, 4, meta, rec_fetch, &r, NULL, NULL), CT_EIO);
         assert_error_names("failed");
         cr_assert_eq(r.calls, k + 1, "fetch called after it failed");
         cr_assert_neq(access(tmp, F_OK), 0, "a failed write left its temp file");
@@ -430,8 +451,7 @@ Test(safetensors, write_fetch_streams_each_tensor_once) {
     }
     r = fetch_rec_for(src, numel);
     r.null_at = 3;
-    cr_assert_eq(ct_safetensors_write_fetch(p, bare, 4, meta, rec_fetch, &r, NULL, NULL),
-                 CT_EINVAL);
+    cr_assert_eq(ct_safetensors_write_fetch(p, bare, 4, meta, rec_fetch, &r, NULL, NULL), CT_EINVAL);
     assert_error_names("tensor quad has no data");
     free(got);
     free(want);
@@ -527,10 +547,10 @@ Test(checkpoint, flipped_bytes_are_refused) {
     size_t n;
     free(read_all(p, &n));
     size_t header_end = n - fx.n * sizeof(float);
-    flip_range(dir, "model.safetensors", 0, header_end, 1, 0);   /* every header byte */
-    flip_range(dir, "model.safetensors", header_end, n, 61, 0);  /* data bytes */
+    flip_range(dir, "model.safetensors", 0, header_end, 1, 0);  /* every header byte */
+    flip_range(dir, "model.safetensors", header_end, n, 61, 0); /* data bytes */
     flip_range(dir, "optimizer.safetensors", 0, SIZE_MAX, 97, 0);
-    flip_range(dir, "trainer.json", 0, SIZE_MAX, 1, 1);          /* every non-blank byte */
+    flip_range(dir, "trainer.json", 0, SIZE_MAX, 1, 1); /* every non-blank byte */
     assert_loads_as(dir, &fx, 7);
     char tj[512];
     path_in(tj, dir, "trainer.json");
@@ -656,8 +676,16 @@ Test(checkpoint, disk_full_keeps_the_previous_checkpoint) {
         free(read_all(p, &n));
         total += n;
     }
-    long long offsets[] = {0, 1, 7, 8, 9, 100, (long long)total / 4, (long long)total / 2,
-                           (long long)total - 300, (long long)total - 1};
+    long long offsets[] = {0,
+                           1,
+                           7,
+                           8,
+                           9,
+                           100,
+                           (long long)total / 4,
+                           (long long)total / 2,
+                           (long long)total - 300,
+                           (long long)total - 1};
     for (int k = 0; k < 10; k++) {
         ct_files_inject_write_failure(offsets[k]);
         cJSON *st = state_for(2);
@@ -668,8 +696,7 @@ Test(checkpoint, disk_full_keeps_the_previous_checkpoint) {
         assert_error_names("No space left on device");
         assert_error_names(dir);
         assert_loads_as(dir, &a, 1);
-        cr_assert_eq(count_entries(tmp_root), 2, "a failed save left files behind (%lld)",
-                     offsets[k]);
+        cr_assert_eq(count_entries(tmp_root), 2, "a failed save left files behind (%lld)", offsets[k]);
     }
     /* with room for the three files but not the pointer, the new checkpoint is complete */
     ct_files_inject_write_failure((long long)total);
@@ -867,8 +894,8 @@ static ct_ckpt_view io_view(io_rec *r, const fixture *src, fixture *dst, int mom
 static void assert_order(const io_rec *r, int nbuf) {
     cr_assert_eq(r->calls, (size_t)nbuf * NT, "%zu calls, expected %d", r->calls, nbuf * NT);
     for (size_t k = 0; k < r->calls; k++)
-        cr_assert(r->order[k][0] == k % NT && r->order[k][1] == k / NT,
-                  "call %zu was (i %zu, b %zu)", k, r->order[k][0], r->order[k][1]);
+        cr_assert(r->order[k][0] == k % NT && r->order[k][1] == k / NT, "call %zu was (i %zu, b %zu)", k,
+                  r->order[k][0], r->order[k][1]);
 }
 
 static void assert_same_file(const char *d1, const char *d2, const char *file) {
@@ -902,7 +929,8 @@ Test(checkpoint, io_save_matches_the_flat_save) {
         assert_same_file(flat, viaio, files[2]);
         path_in(p, viaio, files[1]);
         if (adam) assert_same_file(flat, viaio, files[1]);
-        else cr_assert_neq(access(p, F_OK), 0, "a weights-only io save wrote optimizer state");
+        else
+            cr_assert_neq(access(p, F_OK), 0, "a weights-only io save wrote optimizer state");
         assert_loads_as(viaio, &fx, 5);
         fx_free(&fx);
     }

@@ -58,7 +58,10 @@ static void *failing_alloc(size_t n, void *ctx) {
     (void)ctx;
     return allocs_left-- > 0 ? malloc(n) : NULL;
 }
-static void plain_free(void *p, void *ctx) { (void)ctx; free(p); }
+static void plain_free(void *p, void *ctx) {
+    (void)ctx;
+    free(p);
+}
 
 Test(core, allocator_failure_is_reported) {
     ct_allocator a = {failing_alloc, plain_free, NULL};

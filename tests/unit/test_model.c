@@ -21,7 +21,10 @@ static void make_batch(uint64_t seed) {
     }
 }
 
-static void setup(void) { ct_runtime_init(0, 0); make_batch(7); }
+static void setup(void) {
+    ct_runtime_init(0, 0);
+    make_batch(7);
+}
 
 Test(model, loss_at_init_is_log_vocab, .init = setup) {
     ct_model *m;
@@ -74,10 +77,13 @@ static int check_tensors_fd(ct_model *m, uint64_t seed, objective_fn f, const vo
             p[i] = saved - eps;
             double lm = f(m, ctx, &moved_m);
             p[i] = saved;
-            if (moved_p || moved_m) { (*skipped)++; continue; }
+            if (moved_p || moved_m) {
+                (*skipped)++;
+                continue;
+            }
             double num = (lp - lm) / (2.0 * eps);
-            cr_assert(fabs(g[i] - num) <= 2e-3 + 2e-2 * fabs(num), "%s[%zu]: analytic %g numeric %g",
-                      t->name, i - t->offset, (double)g[i], num);
+            cr_assert(fabs(g[i] - num) <= 2e-3 + 2e-2 * fabs(num), "%s[%zu]: analytic %g numeric %g", t->name,
+                      i - t->offset, (double)g[i], num);
             checked++;
         }
     }
@@ -115,7 +121,11 @@ Test(model, shared_weights_gradients_match_finite_differences, .init = setup) {
 /* An image-prefix model: a 4 x 6 image in 2 x 2 patches (6 positions), then 6 text
  * positions; prefix-LM over the image and the first token. */
 enum { IMG_T = 12, IMG_NP = 6 };
-static const ct_model_config tiny_image = {.n_layer = 2, .d_model = 16, .n_head = 2, .seq_len = 12, .vocab_size = 23,
+static const ct_model_config tiny_image = {.n_layer = 2,
+                                           .d_model = 16,
+                                           .n_head = 2,
+                                           .seq_len = 12,
+                                           .vocab_size = 23,
                                            .image = {.patch = 2, .height = 4, .width = 6}};
 static int32_t img_toks[B * IMG_T], img_tgts[B * IMG_T], img_prefix[B] = {IMG_NP + 1, IMG_NP + 1};
 static float img_patches[B * IMG_NP * 4];
@@ -209,7 +219,8 @@ Test(model, prefix_lm_sees_the_future_inside_the_prefix, .init = setup) {
 }
 
 Test(model, gradient_accumulation_matches_the_full_batch, .init = setup) {
-    for (int i = 0; i < B * T; i++) if (tgts[i] < 0) tgts[i] = 1; /* equal counts per half */
+    for (int i = 0; i < B * T; i++)
+        if (tgts[i] < 0) tgts[i] = 1; /* equal counts per half */
     ct_model *m;
     cr_assert_eq(ct_model_create(&m, &tiny, 5), CT_OK);
     size_t n = ct_model_num_params(m);
@@ -226,7 +237,8 @@ Test(model, gradient_accumulation_matches_the_full_batch, .init = setup) {
     }
     const float *acc = ct_model_grads(m);
     for (size_t i = 0; i < n; i++)
-        cr_assert(fabsf(acc[i] - full[i]) <= 1e-6f + 1e-4f * fabsf(full[i]), "grad %zu: %g vs %g", i, acc[i], full[i]);
+        cr_assert(fabsf(acc[i] - full[i]) <= 1e-6f + 1e-4f * fabsf(full[i]), "grad %zu: %g vs %g", i, acc[i],
+                  full[i]);
     free(full);
     ct_model_free(m);
 }
@@ -281,8 +293,13 @@ Test(model, bad_shapes_are_refused, .init = setup) {
 static ct_model_config tiny_moe(void) {
     ct_model_config c = tiny;
     c.moe_every = 2;
-    c.moe = (ct_moe_config){.n_experts = 4, .top_k = 2, .d_hidden = 24, .routing = CT_MOE_TOP2,
-                            .capacity_factor = 0.75f, .aux_coef = 0.1f, .z_coef = 0.01f};
+    c.moe = (ct_moe_config){.n_experts = 4,
+                            .top_k = 2,
+                            .d_hidden = 24,
+                            .routing = CT_MOE_TOP2,
+                            .capacity_factor = 0.75f,
+                            .aux_coef = 0.1f,
+                            .z_coef = 0.01f};
     return c;
 }
 
@@ -317,7 +334,8 @@ Test(model, moe_gradients_match_finite_differences, .init = setup) {
     cr_assert(ms.dropped > 0.0f, "the test needs a capacity that drops tokens");
     ct_model_free(probe);
     int skipped, checked = check_tensors_fd(m, 5, moe_loss, load0, &skipped);
-    cr_assert(checked > 5 * skipped, "too many samples changed the routing: %d of %d", skipped, checked + skipped);
+    cr_assert(checked > 5 * skipped, "too many samples changed the routing: %d of %d", skipped,
+              checked + skipped);
     ct_model_free(m);
 }
 
@@ -379,7 +397,8 @@ Test(model, recomputation_is_bit_identical_and_saves_activations, .init = setup)
             cr_assert_eq(a0, a1, "aux loss");
             cr_assert(!memcmp(ref, got, n * sizeof(float)), "gradients differ with recomputation");
             if (k2 == 0) cr_assert(less < full, "no activation memory saved: %zu vs %zu", less, full);
-            else cr_assert_eq(less, full, "one recomputed block still needs its buffer");
+            else
+                cr_assert_eq(less, full, "one recomputed block still needs its buffer");
         }
         free(ref);
         free(got);

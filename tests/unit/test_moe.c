@@ -47,7 +47,10 @@ static void layer_init(layer *L, const ct_moe_config *cfg, int n, int c, uint64_
 }
 
 static void layer_free(layer *L) {
-    ct_free(L->pbuf); ct_free(L->gbuf); ct_free(L->abuf); ct_free(L->sbuf);
+    ct_free(L->pbuf);
+    ct_free(L->gbuf);
+    ct_free(L->abuf);
+    ct_free(L->sbuf);
 }
 
 static void fill(float *v, size_t n, uint64_t seed) {
@@ -57,8 +60,13 @@ static void fill(float *v, size_t n, uint64_t seed) {
 }
 
 static ct_moe_config base_cfg(ct_moe_routing routing, int k, int dropless) {
-    ct_moe_config c = {.n_experts = E, .top_k = k, .d_hidden = F, .routing = routing,
-                       .capacity_factor = 0.75f, .dropless = dropless, .aux_coef = 0.3f,
+    ct_moe_config c = {.n_experts = E,
+                       .top_k = k,
+                       .d_hidden = F,
+                       .routing = routing,
+                       .capacity_factor = 0.75f,
+                       .dropless = dropless,
+                       .aux_coef = 0.3f,
                        .z_coef = 0.05f};
     return c;
 }
@@ -78,43 +86,71 @@ static void expect_bad(ct_moe_config c, const char *want1, const char *want2) {
 Test(moe, config_check_names_the_key_and_what_fits) {
     ct_moe_config ok = base_cfg(CT_MOE_TOP2, 2, 0), c;
     cr_assert_eq(ct_moe_config_check(&ok, C), CT_OK, "%s", ct_last_error());
-    c = ok; c.top_k = 0; expect_bad(c, "moe.top_k=0", ">= 1");
-    c = ok; c.routing = CT_MOE_TOPK; c.n_experts = 2; c.top_k = 3;
+    c = ok;
+    c.top_k = 0;
+    expect_bad(c, "moe.top_k=0", ">= 1");
+    c = ok;
+    c.routing = CT_MOE_TOPK;
+    c.n_experts = 2;
+    c.top_k = 3;
     expect_bad(c, "moe.n_experts=2 is smaller than moe.top_k=3", "moe.n_experts >= 3");
-    c = ok; c.capacity_factor = 0.0f; expect_bad(c, "moe.capacity_factor=0", "moe.dropless");
-    c = ok; c.capacity_factor = -1.5f; expect_bad(c, "moe.capacity_factor=-1.5", "> 0");
-    c = ok; c.capacity_factor = NAN; expect_bad(c, "moe.capacity_factor=nan", "> 0");
-    c = ok; c.capacity_factor = 0.0f; c.dropless = 1;
+    c = ok;
+    c.capacity_factor = 0.0f;
+    expect_bad(c, "moe.capacity_factor=0", "moe.dropless");
+    c = ok;
+    c.capacity_factor = -1.5f;
+    expect_bad(c, "moe.capacity_factor=-1.5", "> 0");
+    c = ok;
+    c.capacity_factor = NAN;
+    expect_bad(c, "moe.capacity_factor=nan", "> 0");
+    c = ok;
+    c.capacity_factor = 0.0f;
+    c.dropless = 1;
     cr_assert_eq(ct_moe_config_check(&c, C), CT_OK, "dropless ignores the factor");
-    c = ok; c.routing = CT_MOE_PROTOTYPE; c.top_k = 4;
+    c = ok;
+    c.routing = CT_MOE_PROTOTYPE;
+    c.top_k = 4;
     expect_bad(c, "moe.top_k=4 prototypes do not divide moe.n_experts=6", "{1, 2, 3, 6}");
-    c = ok; c.aux_coef = -0.1f; expect_bad(c, "moe.aux_coef=-0.1", ">= 0");
-    c = ok; c.z_coef = -1e-3f; expect_bad(c, "moe.z_coef=-0.001", ">= 0");
-    c = ok; c.router_noise = -1.0f; expect_bad(c, "moe.router_noise=-1", ">= 0");
-    c = ok; c.routing = CT_MOE_TOP1; expect_bad(c, "moe.top_k=2", "moe.routing=top1");
-    c = ok; c.top_k = 3; expect_bad(c, "moe.top_k=3", "moe.routing=top2");
-    c = ok; c.d_hidden = 0; expect_bad(c, "moe.d_hidden=0", ">= 1");
+    c = ok;
+    c.aux_coef = -0.1f;
+    expect_bad(c, "moe.aux_coef=-0.1", ">= 0");
+    c = ok;
+    c.z_coef = -1e-3f;
+    expect_bad(c, "moe.z_coef=-0.001", ">= 0");
+    c = ok;
+    c.router_noise = -1.0f;
+    expect_bad(c, "moe.router_noise=-1", ">= 0");
+    c = ok;
+    c.routing = CT_MOE_TOP1;
+    expect_bad(c, "moe.top_k=2", "moe.routing=top1");
+    c = ok;
+    c.top_k = 3;
+    expect_bad(c, "moe.top_k=3", "moe.routing=top2");
+    c = ok;
+    c.d_hidden = 0;
+    expect_bad(c, "moe.d_hidden=0", ">= 1");
     ct_moe_routing r;
     cr_assert_eq(ct_moe_routing_parse("prototype", &r), CT_OK);
     cr_assert_eq(r, CT_MOE_PROTOTYPE);
     cr_assert_str_eq(ct_moe_routing_name(CT_MOE_TOP2), "top2");
     cr_assert_eq(ct_moe_routing_parse("top5", &r), CT_EINVAL);
-    cr_assert(strstr(ct_last_error(), "moe.routing=\"top5\"") && strstr(ct_last_error(), "topk"),
-              "%s", ct_last_error());
+    cr_assert(strstr(ct_last_error(), "moe.routing=\"top5\"") && strstr(ct_last_error(), "topk"), "%s",
+              ct_last_error());
 }
 
 Test(moe, capacity_formula) {
     ct_moe_config c = base_cfg(CT_MOE_TOP2, 2, 0);
     c.capacity_factor = 1.25f;
-    cr_assert_eq(ct_moe_capacity(&c, 24), 10);              /* ceil(1.25 * 24 * 2 / 6) */
-    cr_assert_eq(ct_moe_rows_max(&c, 24), 48);              /* min(N k, E cap) */
+    cr_assert_eq(ct_moe_capacity(&c, 24), 10); /* ceil(1.25 * 24 * 2 / 6) */
+    cr_assert_eq(ct_moe_rows_max(&c, 24), 48); /* min(N k, E cap) */
     c.capacity_factor = 0.75f;
-    cr_assert_eq(ct_moe_capacity(&c, 10), 3);               /* ceil(2.5) */
+    cr_assert_eq(ct_moe_capacity(&c, 10), 3); /* ceil(2.5) */
     cr_assert_eq(ct_moe_rows_max(&c, 10), 18);
     c.capacity_factor = 100.0f;
-    cr_assert_eq(ct_moe_capacity(&c, 10), 10);              /* never more than N */
-    c.routing = CT_MOE_PROTOTYPE; c.capacity_factor = 1.0f; /* groups of E/k = 3 */
-    cr_assert_eq(ct_moe_capacity(&c, 24), 8);               /* ceil(24 / 3) */
+    cr_assert_eq(ct_moe_capacity(&c, 10), 10); /* never more than N */
+    c.routing = CT_MOE_PROTOTYPE;
+    c.capacity_factor = 1.0f;                 /* groups of E/k = 3 */
+    cr_assert_eq(ct_moe_capacity(&c, 24), 8); /* ceil(24 / 3) */
     c.dropless = 1;
     cr_assert_eq(ct_moe_capacity(&c, 24), 24);
     cr_assert_eq(ct_moe_rows_max(&c, 24), 48);
@@ -132,7 +168,9 @@ static double objective(layer *L, const float *x) {
     return s;
 }
 
-typedef struct routing_snapshot { int32_t expert[N * 3], row[N * 3]; } routing_snapshot;
+typedef struct routing_snapshot {
+    int32_t expert[N * 3], row[N * 3];
+} routing_snapshot;
 
 static void snapshot(const layer *L, routing_snapshot *s) {
     size_t nk = (size_t)L->n * L->cfg.top_k;
@@ -162,18 +200,20 @@ static int check_entries(layer *L, const char *name, float *v, const float *grad
         double lm = objective(L, x);
         fixed &= same_routing(L, snap);
         v[i] = saved;
-        if (!fixed) { skipped++; continue; }
+        if (!fixed) {
+            skipped++;
+            continue;
+        }
         double num = (lp - lm) / (2.0 * eps);
-        cr_assert(fabs(grad[i] - num) <= 2e-3 + 1e-2 * fabs(num),
-                  "%s %s[%zu]: analytic %g numeric %g", ct_moe_routing_name(L->cfg.routing),
-                  name, i, (double)grad[i], num);
+        cr_assert(fabs(grad[i] - num) <= 2e-3 + 1e-2 * fabs(num), "%s %s[%zu]: analytic %g numeric %g",
+                  ct_moe_routing_name(L->cfg.routing), name, i, (double)grad[i], num);
     }
     return skipped;
 }
 
 static void check_fd(ct_moe_routing routing, int k, int dropless) {
     ct_moe_config cfg = base_cfg(routing, k, dropless);
-    cfg.aux_coef = 1.0f;     /* large enough that a wrong aux or z gradient shows */
+    cfg.aux_coef = 1.0f; /* large enough that a wrong aux or z gradient shows */
     cfg.z_coef = 0.1f;
     cfg.router_noise = 0.3f; /* noise is a constant shift of the logits for fixed seed */
     layer L;
@@ -244,18 +284,23 @@ static void check_combine(const layer *L, const float *x, const float *y) {
 
 Test(moe, gshard_priority_drops_later_choices_first) {
     enum { NE = 5, NT = 6 };
-    ct_moe_config cfg = {.n_experts = NE, .top_k = 2, .d_hidden = 4, .routing = CT_MOE_TOP2,
-                         .capacity_factor = 0.5f, .aux_coef = 0.01f, .z_coef = 0.001f};
+    ct_moe_config cfg = {.n_experts = NE,
+                         .top_k = 2,
+                         .d_hidden = 4,
+                         .routing = CT_MOE_TOP2,
+                         .capacity_factor = 0.5f,
+                         .aux_coef = 0.01f,
+                         .z_coef = 0.001f};
     layer L;
     layer_init(&L, &cfg, NT, NE, 9);
     for (int i = 0; i < NE * NE; i++) L.p.router_w[i] = i % (NE + 1) == 0 ? 10.0f : 0.0f;
     /* logits = 10 x: first and second choice per token */
-    float x[NT * NE] = {0.5f, 1.0f, -1, -1, -1,   /* t0: e1, e0 */
-                        0.4f, 1.2f, -1, -1, -1,   /* t1: e1, e0 */
-                        1.0f, -1, 0.5f, -1, -1,   /* t2: e0, e2 */
-                        1.1f, -1, 0.3f, -1, -1,   /* t3: e0, e2 */
-                        -1, 1.0f, 0.5f, -1, -1,   /* t4: e1, e2 */
-                        1.0f, -1, -1, 0.5f, -1};  /* t5: e0, e3 */
+    float x[NT * NE] = {0.5f, 1.0f, -1,   -1,   -1,  /* t0: e1, e0 */
+                        0.4f, 1.2f, -1,   -1,   -1,  /* t1: e1, e0 */
+                        1.0f, -1,   0.5f, -1,   -1,  /* t2: e0, e2 */
+                        1.1f, -1,   0.3f, -1,   -1,  /* t3: e0, e2 */
+                        -1,   1.0f, 0.5f, -1,   -1,  /* t4: e1, e2 */
+                        1.0f, -1,   -1,   0.5f, -1}; /* t5: e0, e3 */
     float y[NT * NE], dy[NT * NE], dx[NT * NE];
     ct_moe_stats st;
     ct_moe_forward(&cfg, &L.p, &L.a, x, y, NT, NE, 0, 0, &st);
@@ -319,8 +364,9 @@ Test(moe, dropless_keeps_every_assignment_and_equals_full_capacity) {
     ct_moe_forward(&cfg, &L.p, &L.a, x_in, y_out, N, C, 0, 0, &st);
     cr_assert_eq(st.dropped, 0.0f);
     cr_assert_eq(L.a.rows, N * 2);
-    cr_assert(st.kept[0] > ct_moe_capacity(&(ct_moe_config){.n_experts = E, .top_k = 2,
-                                            .capacity_factor = 1.0f}, N), "skew too weak");
+    cr_assert(st.kept[0] >
+                  ct_moe_capacity(&(ct_moe_config){.n_experts = E, .top_k = 2, .capacity_factor = 1.0f}, N),
+              "skew too weak");
     ct_moe_config big = cfg;
     big.dropless = 0;
     big.capacity_factor = (float)E / 2; /* capacity = N: nothing can drop */
@@ -348,8 +394,7 @@ Test(moe, prototype_routes_once_per_group) {
             cr_assert_eq(e / G, j, "token %d group %d got expert %d", n, j, e);
             cr_assert(L.a.gate[n * 3 + j] >= 1.0f / G - 1e-6f);
         }
-    for (int j = 0; j < 3; j++)
-        cr_assert_float_eq(st.load[j * G] + st.load[j * G + 1], 1.0f / 3, 1e-6);
+    for (int j = 0; j < 3; j++) cr_assert_float_eq(st.load[j * G] + st.load[j * G + 1], 1.0f / 3, 1e-6);
     check_combine(&L, x_in, y_out);
     layer_free(&L);
 }
@@ -405,7 +450,10 @@ Test(moe, loss_scale_multiplies_only_the_aux_and_z_gradients) {
     for (size_t i = 0; i < CE; i++) router += fabs(aux_only[i]);
     cr_assert(router > 1e-3, "aux/z give the router a gradient");
     for (size_t i = CE; i < np; i++) cr_assert_eq(aux_only[i], 0.0f, "experts get none");
-    free(main_only); free(aux_only); free(both); free(zero);
+    free(main_only);
+    free(aux_only);
+    free(both);
+    free(zero);
     layer_free(&L);
 }
 
@@ -449,6 +497,7 @@ Test(moe, deterministic_and_dx_may_alias_dy) {
     memcpy(g2, L.gbuf, sizeof(float) * ct_moe_params_size(&cfg, C));
     memcpy(g2 + ct_moe_params_size(&cfg, C), dx_out, sizeof dx_out);
     cr_assert(!memcmp(g1, g2, sizeof(float) * tot), "bit-identical gradients");
-    free(g1); free(g2);
+    free(g1);
+    free(g2);
     layer_free(&L);
 }

@@ -23,7 +23,8 @@ Test(offload, store_round_trips_in_order, .init = setup, .fini = teardown) {
     for (int p = 0; p < PARTS; p++) /* written in reverse, read forward: order is submission */
         t = ct_store_write(s, (size_t)(PARTS - 1 - p) * N * sizeof(float), a + (size_t)(PARTS - 1 - p) * N,
                            N * sizeof(float));
-    for (int p = 0; p < PARTS; p++) t = ct_store_read(s, (size_t)p * N * sizeof(float), b + (size_t)p * N, N * sizeof(float));
+    for (int p = 0; p < PARTS; p++)
+        t = ct_store_read(s, (size_t)p * N * sizeof(float), b + (size_t)p * N, N * sizeof(float));
     cr_assert_eq(ct_store_wait(s, t), CT_OK);
     cr_assert(!memcmp(a, b, (size_t)PARTS * N * sizeof(float)));
     float c[4] = {0};

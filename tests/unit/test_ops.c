@@ -15,8 +15,8 @@ enum { B = 2, T = 7, C = 8, H = 2, V = 11, N = B * T };
 
 typedef struct op_case {
     const char *name;
-    size_t n_in;   /* floats of the differentiated input */
-    size_t n_out;  /* floats of the output */
+    size_t n_in;  /* floats of the differentiated input */
+    size_t n_out; /* floats of the output */
     float eps, atol, rtol;
     void (*fwd)(const float *in, float *out);
     void (*bwd)(const float *in, const float *dout, float *din); /* din overwritten */
@@ -133,11 +133,14 @@ static void check_case(const op_case *oc) {
         double numeric = (lp - lm) / (2.0 * (double)oc->eps), err = fabs(din[i] - numeric);
         double allowed = oc->atol + oc->rtol * fabs(numeric);
         if (err / allowed > worst) worst = err / allowed;
-        cr_assert(err <= allowed, "%s: d/din[%zu] analytic %.7g numeric %.7g", oc->name, i,
-                  (double)din[i], numeric);
+        cr_assert(err <= allowed, "%s: d/din[%zu] analytic %.7g numeric %.7g", oc->name, i, (double)din[i],
+                  numeric);
     }
     cr_log_info("%s: worst error %.2f of tolerance over %zu inputs", oc->name, worst, oc->n_in);
-    free(in); free(w); free(out); free(din);
+    free(in);
+    free(w);
+    free(out);
+    free(din);
 }
 
 static void setup(void) {
@@ -153,18 +156,20 @@ static void setup(void) {
 
 /* One test per op case, so a failure in one does not hide the others. */
 #define OP_TEST(test, label, n_in, n_out, eps, atol, rtol, fwd, bwd) \
-    Test(ops, test, .init = setup) { check_case(&(const op_case){label, n_in, n_out, eps, atol, rtol, fwd, bwd}); }
+    Test(ops, test, .init = setup) { \
+        check_case(&(const op_case){label, n_in, n_out, eps, atol, rtol, fwd, bwd}); \
+    }
 
-OP_TEST(matmul_input, "matmul.input", N * C, N * 3 * C, 1e-2f, 1e-4f, 1e-3f, mm_x_fwd, mm_x_bwd)
+OP_TEST(matmul_input, "matmul.input", N *C, N * 3 * C, 1e-2f, 1e-4f, 1e-3f, mm_x_fwd, mm_x_bwd)
 OP_TEST(matmul_weight, "matmul.weight", C * 3 * C, N * 3 * C, 1e-2f, 1e-4f, 1e-3f, mm_w_fwd, mm_w_bwd)
 OP_TEST(matmul_bias, "matmul.bias", 3 * C, N * 3 * C, 1e-2f, 1e-4f, 1e-3f, mm_b_fwd, mm_b_bwd)
-OP_TEST(layernorm_input, "layernorm.input", N * C, N * C, 1e-2f, 1e-3f, 5e-3f, ln_x_fwd, ln_x_bwd)
-OP_TEST(layernorm_gain_bias, "layernorm.gain_bias", 2 * C, N * C, 1e-2f, 1e-3f, 5e-3f, ln_gb_fwd, ln_gb_bwd)
-OP_TEST(gelu, "gelu", N * C, N * C, 1e-2f, 1e-3f, 5e-3f, gelu_fwd, gelu_bwd)
-OP_TEST(attention_causal, "attention.causal", N * 3 * C, N * C, 1e-2f, 1e-3f, 5e-3f, attn_fwd, attn_bwd)
-OP_TEST(attention_prefix_lm, "attention.prefix_lm", N * 3 * C, N * C, 1e-2f, 1e-3f, 5e-3f, attnp_fwd, attnp_bwd)
-OP_TEST(embedding, "embedding", (V + T) * C, N * C, 1e-2f, 1e-4f, 1e-3f, emb_fwd, emb_bwd)
-OP_TEST(crossentropy, "crossentropy", N * V, 1, 1e-2f, 1e-4f, 5e-3f, ce_fwd, ce_bwd)
+OP_TEST(layernorm_input, "layernorm.input", N *C, N *C, 1e-2f, 1e-3f, 5e-3f, ln_x_fwd, ln_x_bwd)
+OP_TEST(layernorm_gain_bias, "layernorm.gain_bias", 2 * C, N *C, 1e-2f, 1e-3f, 5e-3f, ln_gb_fwd, ln_gb_bwd)
+OP_TEST(gelu, "gelu", N *C, N *C, 1e-2f, 1e-3f, 5e-3f, gelu_fwd, gelu_bwd)
+OP_TEST(attention_causal, "attention.causal", N * 3 * C, N *C, 1e-2f, 1e-3f, 5e-3f, attn_fwd, attn_bwd)
+OP_TEST(attention_prefix_lm, "attention.prefix_lm", N * 3 * C, N *C, 1e-2f, 1e-3f, 5e-3f, attnp_fwd, attnp_bwd)
+OP_TEST(embedding, "embedding", (V + T) * C, N *C, 1e-2f, 1e-4f, 1e-3f, emb_fwd, emb_bwd)
+OP_TEST(crossentropy, "crossentropy", N *V, 1, 1e-2f, 1e-4f, 5e-3f, ce_fwd, ce_bwd)
 
 Test(ops, attention_mask_blocks_future, .init = setup) {
     /* changing a future position must not change earlier outputs (causal) but must change
@@ -179,7 +184,8 @@ Test(ops, attention_mask_blocks_future, .init = setup) {
         attn_fwd_mask(qkv, y1, pl);
         qkv[2 * 3 * C + 2 * C] = saved;
         int changed_pos0 = memcmp(y0, y1, sizeof(float) * C) != 0;
-        cr_assert_eq(changed_pos0, mode, "mode %d: position 0 %s", mode, changed_pos0 ? "saw position 2" : "did not see position 2");
+        cr_assert_eq(changed_pos0, mode, "mode %d: position 0 %s", mode,
+                     changed_pos0 ? "saw position 2" : "did not see position 2");
     }
 }
 
@@ -203,12 +209,19 @@ Test(ops, adamw_kernel_is_the_per_element_formula, .init = setup) {
     fill(m, M, 0.1f);
     for (int i = 0; i < M; i++) v[i] = 0.01f * (float)(i % 13);
     memcpy(p0, p, sizeof p), memcpy(m0, m, sizeof m), memcpy(v0, v, sizeof v);
-    const ct_adamw_hparams h = {.lr = 1e-2f, .weight_decay = 0.1f, .clip_scale = 0.5f, .beta1 = 0.9f,
-                                .beta2 = 0.95f, .eps = 1e-8f, .bc1 = 0.19f, .bc2 = 0.0975f};
+    const ct_adamw_hparams h = {.lr = 1e-2f,
+                                .weight_decay = 0.1f,
+                                .clip_scale = 0.5f,
+                                .beta1 = 0.9f,
+                                .beta2 = 0.95f,
+                                .eps = 1e-8f,
+                                .bc1 = 0.19f,
+                                .bc2 = 0.0975f};
     ct_adamw_kernel(p, g, m, v, M, &h);
     for (int i = 0; i < M; i++) { /* the same float arithmetic, one element at a time */
         float grad = g[i] * h.clip_scale;
-        float mi = h.beta1 * m0[i] + (1.0f - h.beta1) * grad, vi = h.beta2 * v0[i] + (1.0f - h.beta2) * grad * grad;
+        float mi = h.beta1 * m0[i] + (1.0f - h.beta1) * grad,
+              vi = h.beta2 * v0[i] + (1.0f - h.beta2) * grad * grad;
         float want = p0[i] - h.lr * ((mi / h.bc1) / (sqrtf(vi / h.bc2) + h.eps) + h.weight_decay * p0[i]);
         cr_assert(m[i] == mi && v[i] == vi && p[i] == want, "element %d: p %.9g want %.9g", i, (double)p[i],
                   (double)want);
@@ -257,9 +270,13 @@ Test(ops, column_sums_span_channel_blocks_and_row_chunks, .init = setup) {
             sg += (double)dy[n * COLS + c] * ((double)x[n * COLS + c] - mean[n]) * rstd[n];
         }
         cr_assert_float_eq(sums[c], s, 1e-4 * (1 + fabs(s)), "colsum[%d] %g, reference %g", c, sums[c], s);
-        cr_assert_float_eq(db[c], s, 1e-4 * (1 + fabs(s)), "layernorm bias gradient[%d] %g, reference %g", c, db[c], s);
-        cr_assert_float_eq(dg[c], sg, 1e-4 * (1 + fabs(sg)), "layernorm gain gradient[%d] %g, reference %g", c, dg[c],
-                           sg);
+        cr_assert_float_eq(db[c], s, 1e-4 * (1 + fabs(s)), "layernorm bias gradient[%d] %g, reference %g", c,
+                           db[c], s);
+        cr_assert_float_eq(dg[c], sg, 1e-4 * (1 + fabs(sg)), "layernorm gain gradient[%d] %g, reference %g", c,
+                           dg[c], sg);
     }
-    free(x); free(dy); free(dx); free(y);
+    free(x);
+    free(dy);
+    free(dx);
+    free(y);
 }

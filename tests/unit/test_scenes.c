@@ -30,7 +30,12 @@ static void write_bytes(const char *path, const void *data, size_t n) {
     fclose(f);
 }
 
-static void put_be32(uint8_t *p, uint32_t v) { p[0] = (uint8_t)(v >> 24); p[1] = (uint8_t)(v >> 16); p[2] = (uint8_t)(v >> 8); p[3] = (uint8_t)v; }
+static void put_be32(uint8_t *p, uint32_t v) {
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
 
 /* Image with source id `id`: pixels 0 and 1 hold the id, a few more a pattern. */
 static void id_image(uint8_t *px, uint32_t id) {
@@ -46,8 +51,12 @@ static uint32_t image_id(const uint8_t *px) { return (uint32_t)px[0] | ((uint32_
 static void write_idx(const char *dir, const char *prefix, uint32_t n, uint32_t first) {
     size_t isz = 16 + (size_t)n * CT_ITEM_PIXELS, lsz = 8 + n;
     uint8_t *img = calloc(1, isz), *lab = calloc(1, lsz);
-    put_be32(img, 0x803); put_be32(img + 4, n); put_be32(img + 8, 28); put_be32(img + 12, 28);
-    put_be32(lab, 0x801); put_be32(lab + 4, n);
+    put_be32(img, 0x803);
+    put_be32(img + 4, n);
+    put_be32(img + 8, 28);
+    put_be32(img + 12, 28);
+    put_be32(lab, 0x801);
+    put_be32(lab + 4, n);
     for (uint32_t i = 0; i < n; i++) {
         id_image(img + 16 + (size_t)i * CT_ITEM_PIXELS, first + i);
         lab[8 + i] = (uint8_t)((first + i) % 10);
@@ -200,7 +209,8 @@ Test(images, fashion_json_parses_and_splits) {
     cr_assert_eq(memcmp(ct_items_pixels(val, 19), want, CT_ITEM_PIXELS), 0);
     ct_items_free(train);
     ct_items_free(val);
-    cr_assert_eq(ct_items_load_fashion(&train, &val, dir, 5, NULL), CT_ECORRUPT, "a class without train images");
+    cr_assert_eq(ct_items_load_fashion(&train, &val, dir, 5, NULL), CT_ECORRUPT,
+                 "a class without train images");
     cr_assert(strstr(ct_last_error(), "0.json holds 5 images"), "%s", ct_last_error());
 }
 
@@ -247,8 +257,7 @@ Test(images, fashion_json_in_another_layout_reads_the_same) {
         for (int e = 0; e < 3; e++) {
             const uint8_t *px = ct_items_pixels(e < 2 ? train[0] : val[0], (size_t)(e < 2 ? 2 * c + e : c));
             fputs(e ? ",\n [ " : " [ ", f);
-            for (int k = 0; k < CT_ITEM_PIXELS; k++)
-                fprintf(f, k ? (k % 2 ? ", %d.0" : ",%de0") : "%d", px[k]);
+            for (int k = 0; k < CT_ITEM_PIXELS; k++) fprintf(f, k ? (k % 2 ? ", %d.0" : ",%de0") : "%d", px[k]);
             fputs(" ]", f);
             if (c == 0 && e == 0) fputs(", [ ]", f);
         }
@@ -262,7 +271,8 @@ Test(images, fashion_json_in_another_layout_reads_the_same) {
         const ct_items *a = k ? val[0] : train[0], *b = k ? val[1] : train[1];
         cr_assert_eq(ct_items_count(a), ct_items_count(b));
         for (size_t i = 0; i < ct_items_count(a); i++) {
-            cr_assert_eq(memcmp(ct_items_pixels(a, i), ct_items_pixels(b, i), CT_ITEM_PIXELS), 0, "image %zu", i);
+            cr_assert_eq(memcmp(ct_items_pixels(a, i), ct_items_pixels(b, i), CT_ITEM_PIXELS), 0, "image %zu",
+                         i);
             cr_assert_eq(ct_items_label(a, i), ct_items_label(b, i));
             cr_assert_eq(ct_items_origin(a, i), ct_items_origin(b, i));
         }
@@ -288,9 +298,16 @@ static void expect_caption(int n, const uint8_t *labels, const uint8_t *cells, c
     cr_assert_eq(ct_scene_caption(n, labels, cells, out, sizeof out), CT_OK, "%s", ct_last_error());
     cr_assert_str_eq(out, want);
 }
-#define CAPTION(want, n, ...) do { const uint8_t lc_[][2] = {__VA_ARGS__}; uint8_t l_[4], c_[4]; \
-    for (int i_ = 0; i_ < (n); i_++) { l_[i_] = lc_[i_][0]; c_[i_] = lc_[i_][1]; } \
-    expect_caption((n), l_, c_, want); } while (0)
+#define CAPTION(want, n, ...) \
+    do { \
+        const uint8_t lc_[][2] = {__VA_ARGS__}; \
+        uint8_t l_[4], c_[4]; \
+        for (int i_ = 0; i_ < (n); i_++) { \
+            l_[i_] = lc_[i_][0]; \
+            c_[i_] = lc_[i_][1]; \
+        } \
+        expect_caption((n), l_, c_, want); \
+    } while (0)
 
 Test(scenes, captions_follow_the_layout_rules) {
     CAPTION("a 7 in the top left", 1, {7, 0});
@@ -302,12 +319,13 @@ Test(scenes, captions_follow_the_layout_rules) {
     CAPTION("a coat left of a 0 at the top", 2, {14, 0}, {0, 1});
     CAPTION("a 7 in the top left and a bag in the bottom right", 2, {18, 3}, {7, 0});
     CAPTION("a dress in the top right and a 1 in the bottom left", 2, {1, 2}, {13, 1});
-    CAPTION("a 7 in the top left, a sneaker in the top right and a bag in the bottom left", 3,
-            {18, 2}, {17, 1}, {7, 0});
+    CAPTION("a 7 in the top left, a sneaker in the top right and a bag in the bottom left", 3, {18, 2}, {17, 1},
+            {7, 0});
     CAPTION("a trouser in the top right, a pullover in the bottom left and a sandal in the bottom right", 3,
             {11, 1}, {15, 3}, {12, 2});
-    CAPTION("an 8 in the top left, a shirt in the top right, a 2 in the bottom left and an ankle boot in the bottom right",
-            4, {19, 3}, {2, 2}, {16, 1}, {8, 0});
+    CAPTION(
+        "an 8 in the top left, a shirt in the top right, a 2 in the bottom left and an ankle boot in the bottom right",
+        4, {19, 3}, {2, 2}, {16, 1}, {8, 0});
 }
 
 Test(scenes, bad_caption_requests_are_refused) {
@@ -346,17 +364,21 @@ Test(scenes, the_longest_caption_fits_the_default_capacity) {
 
 /* ---- composing ------------------------------------------------------------------------- */
 
-typedef struct sources { ct_items *sets[2][2]; } sources; /* [split][kind] */
+typedef struct sources {
+    ct_items *sets[2][2];
+} sources; /* [split][kind] */
 
 static void load_sources(sources *s) {
     char mnist[512], fashion[512];
     write_packages(mnist, fashion, sizeof mnist);
     cr_assert_eq(ct_items_load_mnist(&s->sets[0][0], &s->sets[1][0], mnist), CT_OK, "%s", ct_last_error());
-    cr_assert_eq(ct_items_load_fashion(&s->sets[0][1], &s->sets[1][1], fashion, 2, NULL), CT_OK, "%s", ct_last_error());
+    cr_assert_eq(ct_items_load_fashion(&s->sets[0][1], &s->sets[1][1], fashion, 2, NULL), CT_OK, "%s",
+                 ct_last_error());
 }
 
 static void free_sources(sources *s) {
-    for (int i = 0; i < 2; i++) for (int k = 0; k < 2; k++) ct_items_free(s->sets[i][k]);
+    for (int i = 0; i < 2; i++)
+        for (int k = 0; k < 2; k++) ct_items_free(s->sets[i][k]);
 }
 
 static ct_scene_sources split_of(const sources *s, int split) {
@@ -381,7 +403,8 @@ static void check_scene(const ct_scene *sc, const ct_scene_sources *src, int max
                 covered[(y0 + y) * 64 + x0 + x] = 1;
             }
     }
-    for (int i = 0; i < 64 * 64; i++) if (!covered[i]) cr_assert_eq(px[i], 0, "background pixel %d", i);
+    for (int i = 0; i < 64 * 64; i++)
+        if (!covered[i]) cr_assert_eq(px[i], 0, "background pixel %d", i);
 }
 
 Test(scenes, composition_is_deterministic_and_well_formed) {
@@ -389,7 +412,9 @@ Test(scenes, composition_is_deterministic_and_well_formed) {
     load_sources(&s);
     ct_scene_sources src = split_of(&s, 0);
     ct_rng a, b, c;
-    ct_rng_seed(&a, 42); ct_rng_seed(&b, 42); ct_rng_seed(&c, 43);
+    ct_rng_seed(&a, 42);
+    ct_rng_seed(&b, 42);
+    ct_rng_seed(&c, 43);
     int differ = 0, kinds[2] = {0}, counts[5] = {0};
     for (int i = 0; i < 200; i++) {
         ct_scene x, y, z;
@@ -431,7 +456,8 @@ Test(scenes, train_and_val_never_share_a_source_image) {
                 uint32_t id = image_id(ct_items_pixels(set, sc.items[k]));
                 used[split][id] = 1;
                 if (sc.labels[k] >= 10) /* fashion: val takes the last 2 of each class */
-                    cr_assert_eq(ct_items_origin(set, sc.items[k]) >= (sc.labels[k] == 10 ? 5u : 4u), split == 1);
+                    cr_assert_eq(ct_items_origin(set, sc.items[k]) >= (sc.labels[k] == 10 ? 5u : 4u),
+                                 split == 1);
             }
         }
     }
@@ -554,19 +580,24 @@ Test(scenes, records_are_checked_past_the_checksum) {
     path_in(path, sizeof path, "s.bin");
     const long rec = 64 * 64 + 2 + 12 + 9, head = CT_SCENE_HEADER_BYTES, cap = head + 64 * 64;
     write_shard(path, 4);
-    patch(path, cap, 7); rehash(path);                         /* record 0: caption of 7 > 6 */
+    patch(path, cap, 7);
+    rehash(path); /* record 0: caption of 7 > 6 */
     expect_shard_refused(path, "record 0 has a caption longer than max_tokens");
     write_shard(path, 4);
-    patch(path, rec + cap + 3, 0xFF); rehash(path);            /* record 1: token 0xFFxx */
+    patch(path, rec + cap + 3, 0xFF);
+    rehash(path); /* record 1: token 0xFFxx */
     expect_shard_refused(path, "record 1 has a caption token not below the vocab size");
     write_shard(path, 4);
-    patch(path, 2 * rec + cap + 2 + 11, 1); rehash(path);      /* record 2: past its 2 tokens */
+    patch(path, 2 * rec + cap + 2 + 11, 1);
+    rehash(path); /* record 2: past its 2 tokens */
     expect_shard_refused(path, "record 2 has a nonzero token past the caption's end");
     write_shard(path, 4);
-    patch(path, 3 * rec + cap + 14, 0); rehash(path);          /* record 3: n_items 0 */
+    patch(path, 3 * rec + cap + 14, 0);
+    rehash(path); /* record 3: n_items 0 */
     expect_shard_refused(path, "record 3 has an item count outside 1..4");
     write_shard(path, 4);
-    patch(path, cap + 14 + 1, 20); rehash(path);               /* record 0: label 20 */
+    patch(path, cap + 14 + 1, 20);
+    rehash(path); /* record 0: label 20 */
     expect_shard_refused(path, "record 0 has a label outside 0..19");
 }
 
@@ -595,9 +626,14 @@ Test(scenes, the_writer_refuses_bad_records) {
 static ct_scenes_opts small_opts(char *mnist, char *fashion, char *out, size_t cap) {
     write_packages(mnist, fashion, cap);
     path_in(out, cap, "out");
-    return (ct_scenes_opts){.out_dir = out, .mnist_dir = mnist, .fashion_dir = fashion,
-                            .train_scenes = 60, .val_scenes = 12, .max_items = 4,
-                            .max_tokens = CT_SCENES_DEFAULT_MAX_TOKENS, .seed = 5,
+    return (ct_scenes_opts){.out_dir = out,
+                            .mnist_dir = mnist,
+                            .fashion_dir = fashion,
+                            .train_scenes = 60,
+                            .val_scenes = 12,
+                            .max_items = 4,
+                            .max_tokens = CT_SCENES_DEFAULT_MAX_TOKENS,
+                            .seed = 5,
                             .fashion_val_per_class = 2};
 }
 

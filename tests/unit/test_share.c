@@ -22,10 +22,20 @@ static void setup(void) {
 }
 
 static ct_model_config config(int L, int share, int moe_every) {
-    ct_model_config c = {.n_layer = L, .d_model = 16, .n_head = 2, .seq_len = 12, .vocab_size = V,
-                         .moe_every = moe_every, .share_layers = share};
-    c.moe = (ct_moe_config){.n_experts = 4, .top_k = 2, .d_hidden = 24, .routing = CT_MOE_TOP2, .dropless = 1,
-                            .aux_coef = 0.01f, .z_coef = 0.001f};
+    ct_model_config c = {.n_layer = L,
+                         .d_model = 16,
+                         .n_head = 2,
+                         .seq_len = 12,
+                         .vocab_size = V,
+                         .moe_every = moe_every,
+                         .share_layers = share};
+    c.moe = (ct_moe_config){.n_experts = 4,
+                            .top_k = 2,
+                            .d_hidden = 24,
+                            .routing = CT_MOE_TOP2,
+                            .dropless = 1,
+                            .aux_coef = 0.01f,
+                            .z_coef = 0.001f};
     return c;
 }
 
@@ -38,9 +48,12 @@ static void perturb(ct_model *m, uint64_t seed) {
 }
 
 Test(share, the_table_holds_one_set_per_group_and_kind, .init = setup) {
-    struct { int L, share, moe_every, unique; const char *held, *absent; } cases[] = {
+    struct {
+        int L, share, moe_every, unique;
+        const char *held, *absent;
+    } cases[] = {
         {4, CT_SHARE_ALL, 0, 1, "h.0.mlp.c_fc.weight", "h.1.ln_1.weight"},
-        {5, 2, 0, 3, "h.4.attn.c_attn.weight", "h.3.ln_1.weight"},   /* groups 0-1, 2-3, 4 */
+        {5, 2, 0, 3, "h.4.attn.c_attn.weight", "h.3.ln_1.weight"},                 /* groups 0-1, 2-3, 4 */
         {4, CT_SHARE_ALL, 2, 2, "h.1.mlp.router.weight", "h.3.mlp.router.weight"}, /* dense h.0, MoE h.1 */
     };
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
@@ -94,7 +107,8 @@ static void check_delink_exact(ct_model_config c) {
         if (sscanf(t->name, "h.%d.%n", &o, &at) != 1) { /* embeddings, ln_f: one use each */
             const ct_tensor_info *u = ct_model_find_tensor(r, t->name);
             for (size_t j = 0; j < t->numel; j++)
-                cr_assert(fabsf(gp[t->offset + j] - gr[u->offset + j]) <= 1e-5f + 1e-4f * fabsf(gr[u->offset + j]),
+                cr_assert(fabsf(gp[t->offset + j] - gr[u->offset + j]) <=
+                              1e-5f + 1e-4f * fabsf(gr[u->offset + j]),
                           "%s[%zu]", t->name, j);
             continue;
         }
@@ -122,7 +136,9 @@ static void check_delink_exact(ct_model_config c) {
     ct_model_free(r);
 }
 
-Test(share, delinked_dense_model_is_the_same_function, .init = setup) { check_delink_exact(config(3, CT_SHARE_ALL, 0)); }
+Test(share, delinked_dense_model_is_the_same_function, .init = setup) {
+    check_delink_exact(config(3, CT_SHARE_ALL, 0));
+}
 Test(share, delinked_groups_are_the_same_function, .init = setup) { check_delink_exact(config(5, 2, 0)); }
 Test(share, delinked_moe_model_is_the_same_function, .init = setup) {
     ct_model_config c = config(4, CT_SHARE_ALL, 2);
@@ -142,7 +158,8 @@ Test(share, delinking_deeper_copies_the_group_weights, .init = setup) {
         snprintf(a, sizeof a, "h.%d.attn.c_attn.weight", l);
         snprintf(b, sizeof b, "h.%d.attn.c_attn.weight", want[l]);
         const ct_tensor_info *tr = ct_model_find_tensor(r, a), *tp = ct_model_find_tensor(p, b);
-        cr_assert_eq(memcmp(ct_model_params(r) + tr->offset, ct_model_params(p) + tp->offset, tp->numel * sizeof(float)),
+        cr_assert_eq(memcmp(ct_model_params(r) + tr->offset, ct_model_params(p) + tp->offset,
+                            tp->numel * sizeof(float)),
                      0, "block %d", l);
     }
     float loss;
@@ -161,7 +178,8 @@ Test(share, delinking_refuses_what_does_not_fit, .init = setup) {
     cr_assert(strstr(ct_last_error(), "3 groups"), "%s", ct_last_error());
     cr_assert_eq(ct_model_delink_config(&groups, 3, &out), CT_OK);
     ct_model_config kinds = config(4, 2, 4); /* groups 0-1 dense only, 2-3 dense + MoE */
-    cr_assert_eq(ct_model_delink_config(&kinds, 8, &out), CT_EINVAL); /* real block 3 is MoE, group 0 has none */
+    cr_assert_eq(ct_model_delink_config(&kinds, 8, &out),
+                 CT_EINVAL); /* real block 3 is MoE, group 0 has none */
     cr_assert(strstr(ct_last_error(), "real block 3"), "%s", ct_last_error());
     ct_model_config bad = config(4, 7, 0);
     cr_assert_eq(ct_model_config_check(&bad), CT_EINVAL);

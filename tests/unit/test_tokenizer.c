@@ -12,9 +12,7 @@
 
 static ct_tokenizer *tok;
 
-static void load(void) {
-    cr_assert_eq(ct_tokenizer_load(&tok, ENC, BPE), CT_OK, "%s", ct_last_error());
-}
+static void load(void) { cr_assert_eq(ct_tokenizer_load(&tok, ENC, BPE), CT_OK, "%s", ct_last_error()); }
 static void unload(void) { ct_tokenizer_free(tok); }
 
 /* Encodes s and compares with want[0..n). */
@@ -23,19 +21,25 @@ static void expect_ids(const char *s, size_t len, const int32_t *want, size_t n)
     size_t got = 0, cap = 0;
     cr_assert_eq(ct_tokenizer_encode(tok, s, len, &ids, &got, &cap), CT_OK, "%s", ct_last_error());
     cr_assert_eq(got, n, "\"%s\": %zu ids, expected %zu", s, got, n);
-    for (size_t i = 0; i < n; i++) cr_assert_eq(ids[i], want[i], "\"%s\": id %zu is %d, expected %d", s, i, ids[i], want[i]);
+    for (size_t i = 0; i < n; i++)
+        cr_assert_eq(ids[i], want[i], "\"%s\": id %zu is %d, expected %d", s, i, ids[i], want[i]);
     ct_free(ids);
 }
-#define EXPECT(s, ...) do { const int32_t w_[] = {__VA_ARGS__}; \
-    expect_ids(s, strlen(s), w_, sizeof w_ / sizeof w_[0]); } while (0)
+#define EXPECT(s, ...) \
+    do { \
+        const int32_t w_[] = {__VA_ARGS__}; \
+        expect_ids(s, strlen(s), w_, sizeof w_ / sizeof w_[0]); \
+    } while (0)
 
 TestSuite(tokenizer, .init = load, .fini = unload);
 
 Test(tokenizer, known_ids_match_the_reference) {
     EXPECT("Hello world", 15496, 995);
     EXPECT("Hello, world!", 15496, 11, 995, 0);
-    EXPECT(" I'll say it's 12345 tokens\n\n  ok", 314, 1183, 910, 340, 338, 17031, 2231, 16326, 628, 220, 12876);
-    EXPECT("caf\xc3\xa9 \xe6\x97\xa5\xe6\x9c\xac \xf0\x9f\x91\x8d", 66, 1878, 2634, 10545, 245, 98, 17312, 105, 50169, 235);
+    EXPECT(" I'll say it's 12345 tokens\n\n  ok", 314, 1183, 910, 340, 338, 17031, 2231, 16326, 628, 220,
+           12876);
+    EXPECT("caf\xc3\xa9 \xe6\x97\xa5\xe6\x9c\xac \xf0\x9f\x91\x8d", 66, 1878, 2634, 10545, 245, 98, 17312, 105,
+           50169, 235);
     cr_assert_eq(ct_tokenizer_vocab_size(tok), CT_TOKENIZER_VOCAB);
 }
 
@@ -96,8 +100,12 @@ Test(tokenizer, single_token_decode_and_bad_ids) {
 
 Test(tokenizer, invalid_utf8_becomes_replacement_characters) {
     /* a, lone continuation byte, b -> "a\uFFFDb" as node's decoder gives */
-    EXPECT("a\x80" "b", 64, 4210, 65);
-    EXPECT("a\xef\xbf\xbd" "b", 64, 4210, 65);
+    EXPECT("a\x80"
+           "b",
+           64, 4210, 65);
+    EXPECT("a\xef\xbf\xbd"
+           "b",
+           64, 4210, 65);
     /* maximal subparts: E0 80 is two errors, F0 9F 98 (truncated) one */
     const char bad[] = "\xe0\x80 \xf0\x9f\x98 \xed\xa0\x80 \xff\xc3";
     const char good[] = "\xef\xbf\xbd\xef\xbf\xbd \xef\xbf\xbd \xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd "
@@ -170,7 +178,7 @@ Test(tokenizer_load, default_location_and_setup_hint) {
     ct_tokenizer_free(t);
     setenv("CETUS_DATA", "/nonexistent", 1);
     cr_assert_eq(ct_tokenizer_load_default(&t), CT_EIO);
-    cr_assert(strstr(ct_last_error(), "scripts/setup.sh") && strstr(ct_last_error(), "/nonexistent/npm"),
-              "%s", ct_last_error());
+    cr_assert(strstr(ct_last_error(), "scripts/setup.sh") && strstr(ct_last_error(), "/nonexistent/npm"), "%s",
+              ct_last_error());
     unsetenv("CETUS_DATA");
 }

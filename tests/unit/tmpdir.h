@@ -20,7 +20,10 @@ static void make_tmpdir(void) {
 
 static void remove_tree(const char *path) {
     DIR *d = opendir(path);
-    if (!d) { unlink(path); return; }
+    if (!d) {
+        unlink(path);
+        return;
+    }
     struct dirent *e;
     char sub[1024];
     while ((e = readdir(d))) {
