@@ -10,6 +10,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -699,6 +701,94 @@ ct_status ct_checkpoint_latest(const char *parent, char *out, size_t cap) {
         s = ct_fail_context(s, "%s names %s", path, text);
     ct_free(text);
     return s;
+}
+
+/* ---- a run's checkpoint directory: resuming, removing, clearing what killed saves left --- */
+
+/* The process that made a ".tmp-<pid>", ".old-<pid>" or ".del-<pid>" sibling still runs. */
+static int pid_alive(const char *digits) {
+    long pid = strtol(digits, NULL, 10);
+    return pid > 0 && (kill((pid_t)pid, 0) == 0 || errno == EPERM);
+}
+
+/* Leftover "<name><tag><pid>" of a save, swap or removal killed part way, where the process
+ * is gone: removed, except a complete one whose checkpoint <name> is missing (resolve()
+ * still reads it). *removed counts what was. */
+static void clear_leftover(const char *root, const char *entry, int *removed) {
+    static const char *const tags[] = {".tmp-", ".old-", ".del-"};
+    for (int t = 0; t < 3; t++) {
+        const char *at = strstr(entry, tags[t]);
+        if (!at || at == entry || !all_digits(at + 5) || pid_alive(at + 5)) continue;
+        char path[CKPT_PATH], main_dir[CKPT_PATH];
+        if ((size_t)snprintf(path, sizeof path, "%s/%s", root, entry) >= sizeof path ||
+            (size_t)snprintf(main_dir, sizeof main_dir, "%s/%.*s", root, (int)(at - entry), entry) >=
+                sizeof main_dir)
+            return;
+        if (!is_dir(path)) return;
+        if (t < 2 && is_complete(path, NULL) && !is_complete(main_dir, NULL)) return;
+        if (remove_owned(path)) (*removed)++;
+        return;
+    }
+}
+
+/* A checkpoint name of the run ("step_00000100"): no dot, so no leftover. */
+static int plain_name(const char *s) { return s[0] != '.' && !strchr(s, '.'); }
+
+ct_status ct_checkpoint_find_resume(const char *root, int speak, char *out, size_t cap, int *found) {
+    *found = 0;
+    DIR *d = opendir(root);
+    if (!d) return errno == ENOENT ? CT_OK : ct_fail(CT_EIO, "cannot open %s: %s", root, strerror(errno));
+    int removed = 0;
+    char newest[CKPT_NAME] = "", path[CKPT_PATH];
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        if (!plain_name(e->d_name)) {
+            if (speak) clear_leftover(root, e->d_name, &removed);
+            continue;
+        }
+        if (strlen(e->d_name) >= sizeof newest || join(path, root, e->d_name) != CT_OK) continue;
+        if (is_dir(path) && is_complete(path, NULL) && strcmp(e->d_name, newest) > 0) strcpy(newest, e->d_name);
+    }
+    closedir(d);
+    if (removed) ct_log("checkpoints: removed %d directories left by interrupted saves in %s", removed, root);
+    CT_TRY(join(path, root, F_LATEST));
+    if (access(path, F_OK) == 0) {
+        CT_TRY(ct_checkpoint_latest(root, out, cap));
+        *found = 1;
+        const char *named = strrchr(out, '/') + 1;
+        if (strcmp(newest, named) <= 0) return CT_OK;
+        /* a later save finished its directory but died before moving the pointer */
+        if (speak)
+            ct_log("checkpoints: %s is newer than the %s that 'latest' names (its save did not finish): "
+                   "resuming from it",
+                   newest, named);
+        return ct_path_format(out, cap, "%s/%s", root, newest);
+    }
+    if (!newest[0]) {
+        if (speak)
+            ct_log("checkpoints: %s holds no complete checkpoint (a first save did not finish): starting fresh",
+                   root);
+        return CT_OK;
+    }
+    CT_TRY(ct_path_format(out, cap, "%s/%s", root, newest));
+    if (speak)
+        ct_log(
+            "checkpoints: %s has no 'latest' pointer (its save did not finish): resuming from the newest complete "
+            "checkpoint, %s",
+            root, newest);
+    *found = 1;
+    return CT_OK;
+}
+
+void ct_checkpoint_remove(const char *dir) {
+    ckpt_paths p;
+    if (paths_init(&p, dir) != CT_OK || !is_dir(p.dir)) return;
+    char gone[CKPT_PATH];
+    /* out of the way first: a kill part way leaves a ".del-" leftover, never a checkpoint
+     * that looks complete without its weights */
+    if ((size_t)snprintf(gone, sizeof gone, "%s.del-%ld", p.dir, (long)getpid()) >= sizeof gone) return;
+    if (rename(p.dir, gone) != 0) return;
+    if (fsync_dir(p.parent) != CT_OK) return;
+    if (!remove_owned(gone)) ct_log("checkpoint: kept %s: it holds files cetus did not write", gone);
 }
 
 ct_status ct_checkpoint_resolve(const char *path, char *out, size_t cap) {

@@ -111,4 +111,18 @@ ct_status ct_checkpoint_read_state(const char *dir, cJSON **trainer_state);
  * malformed, or no complete checkpoint of that name can be found. */
 ct_status ct_checkpoint_latest(const char *parent, char *out, size_t cap);
 
+/* Where a run resumes, in its checkpoint directory root (run.dir/ckpt): the checkpoint
+ * `latest` names (strictly, as ct_checkpoint_latest), or the newest complete checkpoint by
+ * name when a save died before moving the pointer to it or before writing it at all;
+ * *found = 0 (and CT_OK) when there is none or no root, so the run starts fresh. With speak
+ * (one rank of a job): says which on stderr, and first removes what saves, swaps and
+ * removals killed part way left behind (".tmp-", ".old-", ".del-" siblings of processes
+ * that no longer run), counting them in the message, but keeps a complete one whose
+ * checkpoint is missing (a load falls back to it). */
+ct_status ct_checkpoint_find_resume(const char *root, int speak, char *out, size_t cap, int *found);
+
+/* Removes checkpoint directory dir (pruning): renamed out of the way first, then the files a
+ * checkpoint holds and the directory (kept, with a message, if it holds anything else). */
+void ct_checkpoint_remove(const char *dir);
+
 #endif /* CT_CHECKPOINT_H */

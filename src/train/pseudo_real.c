@@ -27,8 +27,10 @@ static ct_status latest_is_real(const ct_config *cfg, int *real) {
     char root[1100], latest[1100];
     *real = 0;
     snprintf(root, sizeof root, "%s/ckpt", cfg->run.dir);
-    if (!cfg->run.resume || access(root, F_OK) != 0) return CT_OK;
-    CT_TRY(ct_checkpoint_latest(root, latest, sizeof latest));
+    int found = 0;
+    if (!cfg->run.resume) return CT_OK;
+    CT_TRY(ct_checkpoint_find_resume(root, 0, latest, sizeof latest, &found));
+    if (!found) return CT_OK;
     ct_config stored;
     CT_TRY(ct_checkpoint_read_config(latest, &stored));
     *real = stored.model.share_layers == 0;

@@ -318,10 +318,11 @@ ct_status ct_trainer_create(ct_trainer **out, const ct_config *cfg, ct_world *wo
     if (s == CT_OK) s = build_ckpt_view(tr);
     if (s == CT_OK) {
         char latest[1024];
-        if (cfg->run.resume && access(tr->ckpt_root, F_OK) == 0) {
-            s = ct_checkpoint_latest(tr->ckpt_root, latest, sizeof latest);
-            if (s == CT_OK) s = resume(tr, latest);
-        }
+        int found = 0;
+        if (cfg->run.resume)
+            s = ct_checkpoint_find_resume(tr->ckpt_root, ct_trainer_is_leader(tr), latest, sizeof latest,
+                                          &found);
+        if (s == CT_OK && found) s = resume(tr, latest);
     }
     if (s != CT_OK) {
         ct_trainer_free(tr);
@@ -501,14 +502,10 @@ static ct_status trainer_state(const ct_trainer *tr, cJSON **out) {
 
 static int compare_names(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
-/* Removes one checkpoint directory: only the files a checkpoint holds, then the directory
- * (which stays if anything else is in it). */
+/* Removes one checkpoint directory (ct_checkpoint_remove: out of the way first). */
 static void remove_checkpoint(const char *root, const char *name) {
-    static const char *files[] = {"model.safetensors", "optimizer.safetensors", "trainer.json"};
     char path[2048];
-    for (int f = 0; f < 3; f++)
-        if (snprintf(path, sizeof path, "%s/%s/%s", root, name, files[f]) < (int)sizeof path) unlink(path);
-    if (snprintf(path, sizeof path, "%s/%s", root, name) < (int)sizeof path) rmdir(path);
+    if (snprintf(path, sizeof path, "%s/%s", root, name) < (int)sizeof path) ct_checkpoint_remove(path);
 }
 
 /* Keeps the newest train.ckpt_keep checkpoints of this trainer's kind (names sort by step). */

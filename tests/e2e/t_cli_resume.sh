@@ -31,3 +31,26 @@ again=$("$CETUS" generate --ckpt "$SCRATCH/resumed" --prompt "The module" --toke
 [ "$out" = "$again" ] || fail "generate with one seed is not deterministic"
 "$CETUS" eval --ckpt "$SCRATCH/resumed" | grep -q "val loss" || fail "eval printed no loss"
 echo "resume is bit-identical over $n losses"
+
+# A first save that never finished (an empty ckpt directory) starts the run fresh, saying so.
+mkdir -p "$SCRATCH/fresh/ckpt"
+"$CETUS" train $args run.dir="$SCRATCH/fresh" train.steps=2 train.eval_interval=0 train.ckpt_interval=0 \
+    >"$SCRATCH/fresh.log" 2>&1 || fail "an empty ckpt directory stops the run: $(tail -n 3 "$SCRATCH/fresh.log")"
+grep -q "holds no complete checkpoint" "$SCRATCH/fresh.log" || fail "no word of starting fresh"
+# A save that finished its directory but died before writing 'latest', and the half-written
+# save of a process that no longer runs: the run resumes from the newest complete checkpoint,
+# bit-identical to the straight run, and the leftover is gone.
+"$CETUS" train $args run.dir="$SCRATCH/nolatest" train.ckpt_interval=0 run.stop_at_step=6 >/dev/null
+rm "$SCRATCH/nolatest/ckpt/latest"
+sh -c 'exit 0' & dead=$!
+wait "$dead"
+mkdir "$SCRATCH/nolatest/ckpt/step_00000006.tmp-$dead"
+: >"$SCRATCH/nolatest/ckpt/step_00000006.tmp-$dead/model.safetensors"
+"$CETUS" train $args run.dir="$SCRATCH/nolatest" train.ckpt_interval=0 >"$SCRATCH/nolatest.log" 2>&1 ||
+    fail "no resume without 'latest': $(tail -n 3 "$SCRATCH/nolatest.log")"
+grep -q "no 'latest' pointer" "$SCRATCH/nolatest.log" || fail "no word of the missing pointer"
+grep -q "removed 1 directories left by interrupted saves" "$SCRATCH/nolatest.log" || fail "leftover not reported"
+grep -q "from step 6" "$SCRATCH/nolatest.log" || fail "did not resume at step 6"
+[ ! -e "$SCRATCH/nolatest/ckpt/step_00000006.tmp-$dead" ] || fail "the dead save's directory is still there"
+diff <(losses "$SCRATCH/straight") <(losses "$SCRATCH/nolatest") || fail "losses after a lost pointer differ"
+echo "an unfinished first save starts fresh; a lost pointer resumes from the newest checkpoint"

@@ -1038,3 +1038,116 @@ Test(checkpoint, failing_get_keeps_the_previous_checkpoint) {
     fx_free(&a);
     fx_free(&b);
 }
+
+/* ---- resuming a run's checkpoint directory ---------------------------------------------- */
+
+/* A pid that no longer runs: a child that has exited and been reaped. */
+static long dead_pid(void) {
+    pid_t c = fork();
+    if (c == 0) _exit(0);
+    cr_assert(c > 0);
+    waitpid(c, NULL, 0);
+    return (long)c;
+}
+
+Test(checkpoint, resume_without_latest_or_checkpoints_starts_fresh) {
+    char out[512], ckpt[512];
+    int found = 1;
+    path_in(ckpt, tmp_root, "no_such_dir");
+    cr_assert_eq(ct_checkpoint_find_resume(ckpt, 1, out, sizeof out, &found), CT_OK, "%s", ct_last_error());
+    cr_assert_eq(found, 0);
+    found = 1; /* an empty ckpt directory: the first save never finished */
+    cr_assert_eq(ct_checkpoint_find_resume(tmp_root, 1, out, sizeof out, &found), CT_OK, "%s", ct_last_error());
+    cr_assert_eq(found, 0);
+}
+
+Test(checkpoint, resume_picks_the_newest_complete_checkpoint) {
+    fixture fx;
+    fx_init(&fx, 64, 1, NULL);
+    fx_fill(&fx, 3);
+    char a[512], b[512], c[512], out[512], ptr[512], want[512];
+    int found = 0;
+    path_in(a, tmp_root, "step_00000010");
+    path_in(b, tmp_root, "step_00000020");
+    path_in(c, tmp_root, "step_00000030");
+    save_ok(a, &fx, 10);
+    save_ok(b, &fx, 20);
+    cr_assert_eq(mkdir(c, 0755), 0); /* a later directory without trainer.json: not complete */
+    path_in(ptr, tmp_root, "latest");
+    cr_assert_eq(unlink(ptr), 0); /* the second save died before writing the pointer */
+    cr_assert_eq(ct_checkpoint_find_resume(tmp_root, 1, out, sizeof out, &found), CT_OK, "%s", ct_last_error());
+    cr_assert_eq(found, 1);
+    cr_assert_str_eq(out, b);
+    write_all(ptr, "step_00000010\n", 14); /* the pointer still names the one before */
+    cr_assert_eq(ct_checkpoint_find_resume(tmp_root, 1, out, sizeof out, &found), CT_OK, "%s", ct_last_error());
+    cr_assert_str_eq(out, b, "resumed from %s", out);
+    write_all(ptr, "step_00000030\n", 14); /* a pointer is taken as it names: the load refuses */
+    cr_assert_eq(ct_checkpoint_find_resume(tmp_root, 1, out, sizeof out, &found), CT_OK, "%s", ct_last_error());
+    cr_assert_str_eq(out, c);
+    assert_refused(out, "trainer.json");
+    write_all(ptr, "step_00000099\n", 14); /* to nothing: refused, naming the pointer */
+    cr_assert_neq(ct_checkpoint_find_resume(tmp_root, 1, out, sizeof out, &found), CT_OK);
+    snprintf(want, sizeof want, "%s", "step_00000099");
+    assert_error_names(want);
+    fx_free(&fx);
+}
+
+Test(checkpoint, resume_clears_what_killed_saves_left) {
+    fixture fx;
+    fx_init(&fx, 64, 1, NULL);
+    fx_fill(&fx, 4);
+    char a[512], out[512], name[600], path[600];
+    int found = 0;
+    long dead = dead_pid();
+    path_in(a, tmp_root, "step_00000010");
+    save_ok(a, &fx, 10);
+    /* dead processes' leftovers: a half-written save of a step that exists, a swap's old
+     * copy, a removal's, and a complete save of a step whose directory is missing */
+    const char *gone[] = {"step_00000010.tmp-%ld", "step_00000010.old-%ld", "step_00000005.del-%ld"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(name, sizeof name, gone[i], dead);
+        path_in(path, tmp_root, name);
+        cr_assert_eq(mkdir(path, 0755), 0);
+        char file[700];
+        snprintf(file, sizeof file, "%s/model.safetensors", path);
+        write_all(file, "x", 1);
+    }
+    snprintf(name, sizeof name, "step_00000020.tmp-%ld", dead);
+    path_in(path, tmp_root, name);
+    save_ok(path, &fx, 20); /* complete, but step_00000020 itself is missing: kept */
+    char ptr[512];
+    path_in(ptr, tmp_root, "latest");
+    write_all(ptr, "step_00000010\n", 14);
+    snprintf(name, sizeof name, "step_00000010.tmp-%ld", (long)getpid()); /* a live process's */
+    char live[600];
+    path_in(live, tmp_root, name);
+    cr_assert_eq(mkdir(live, 0755), 0);
+    int before = count_entries(tmp_root);
+    cr_assert_eq(ct_checkpoint_find_resume(tmp_root, 1, out, sizeof out, &found), CT_OK, "%s", ct_last_error());
+    cr_assert_eq(count_entries(tmp_root), before - 3, "%d entries left of %d", count_entries(tmp_root), before);
+    struct stat st;
+    cr_assert_eq(stat(path, &st), 0, "the complete save of a missing step was removed");
+    cr_assert_eq(stat(live, &st), 0, "a running process's save was removed");
+    cr_assert_str_eq(out, a);
+    fx_free(&fx);
+}
+
+Test(checkpoint, removal_moves_the_checkpoint_out_of_the_way_first) {
+    fixture fx;
+    fx_init(&fx, 64, 1, NULL);
+    fx_fill(&fx, 5);
+    char a[512], b[512], out[512];
+    int found = 0;
+    path_in(a, tmp_root, "step_00000010");
+    path_in(b, tmp_root, "step_00000020");
+    save_ok(a, &fx, 10);
+    save_ok(b, &fx, 20);
+    int before = count_entries(tmp_root);
+    ct_checkpoint_remove(a);
+    struct stat st;
+    cr_assert_neq(stat(a, &st), 0);
+    cr_assert_eq(count_entries(tmp_root), before - 1, "something of the removed checkpoint is left");
+    cr_assert_eq(ct_checkpoint_find_resume(tmp_root, 1, out, sizeof out, &found), CT_OK, "%s", ct_last_error());
+    cr_assert_str_eq(out, b);
+    fx_free(&fx);
+}
