@@ -92,6 +92,12 @@ void ct_free(void *p);
 
 /* ---- logging and time ------------------------------------------------------------------ */
 
+/* The cores this process may run on (its affinity mask). */
+int ct_runtime_cores(void);
+/* More compute threads than this per core are refused (runtime.threads): past it a thread
+ * team only waits on itself, and the OpenMP runtime may fail to create it. */
+#define CT_THREADS_PER_CORE_MAX 8
+
 void ct_log(const char *fmt, ...) __attribute__((format(printf, 1, 2))); /* to stderr */
 double ct_now(void);                                                     /* monotonic seconds */
 

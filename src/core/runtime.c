@@ -24,13 +24,15 @@ static void pin_current_thread(int cpu) {
     }
 }
 
+int ct_runtime_cores(void) {
+    cpu_set_t allowed;
+    int n = sched_getaffinity(0, sizeof allowed, &allowed) == 0 ? CPU_COUNT(&allowed)
+                                                                : (int)sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? n : 1;
+}
+
 void ct_runtime_init(int threads, int pin) {
-    if (threads <= 0) {
-        cpu_set_t allowed;
-        threads = sched_getaffinity(0, sizeof allowed, &allowed) == 0 ? CPU_COUNT(&allowed)
-                                                                      : (int)sysconf(_SC_NPROCESSORS_ONLN);
-    }
-    if (threads < 1) threads = 1;
+    if (threads <= 0) threads = ct_runtime_cores();
     n_threads = threads;
     omp_set_dynamic(0);
     omp_set_num_threads(threads);

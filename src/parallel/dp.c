@@ -13,8 +13,6 @@
 #include <math.h>
 #include <string.h>
 
-#define MAX_BUCKETS 4096
-
 typedef struct bucket {
     struct ct_dp *dp;
     ct_axis axis; /* DATA, or EXPERT_DATA for experts split over an expert group */
@@ -41,7 +39,7 @@ struct ct_dp {
     ct_status status;
     ct_progress *prog; /* drives the buckets' reductions while backward computes */
     ct_split *shards;  /* the flat parameter buffer split over the data ranks */
-    bucket buckets[MAX_BUCKETS];
+    bucket *buckets;   /* [n_buckets]: at most one per tensor, allocated once */
 };
 
 int ct_dp_ranks(const ct_dp *dp) { return dp->ranks; }
@@ -122,8 +120,6 @@ static void on_grads_ready(size_t offset, size_t count, void *ctx) {
 /* The buckets are exactly the ranges the model reports: find them once with a dry run of
  * the table (final norm, blocks, embeddings all tile the buffer). */
 static ct_status record_bucket(ct_dp *dp, size_t offset, size_t count, ct_axis axis) {
-    if (dp->n_buckets == MAX_BUCKETS)
-        return ct_fail(CT_EINVAL, "data parallel: more than %d buckets", MAX_BUCKETS);
     bucket *b = &dp->buckets[dp->n_buckets++];
     memset(b, 0, sizeof *b);
     b->dp = dp;
@@ -141,6 +137,7 @@ static ct_status make_buckets(ct_dp *dp) {
      * ranks that hold the same experts; so is a pipeline stage's tied wte */
     int split_experts = ct_model_expert_ranks(m) > 1, staged = ct_model_stages(m) > 1;
     dp->tied = -1;
+    if (!(dp->buckets = ct_calloc((n ? n : 1) * sizeof *dp->buckets, "the gradient buckets"))) return CT_ENOMEM;
     for (size_t i = 1; i <= n; i++) {
         const ct_tensor_info *t = i < n ? ct_model_tensor(m, i) : NULL, *prev = ct_model_tensor(m, i - 1);
         int expert = split_experts && t && t->split_expert;
@@ -250,6 +247,7 @@ void ct_dp_free(ct_dp *dp) {
     ct_model_set_progress_hook(dp->m, NULL, NULL);
     ct_progress_free(dp->prog);
     for (int i = 0; i < dp->n_buckets; i++) ct_split_free(dp->buckets[i].split);
+    ct_free(dp->buckets);
     ct_split_free(dp->shards);
     ct_free(dp->shared);
     ct_free(dp->zeros);

@@ -386,6 +386,12 @@ ct_status ct_config_validate(const ct_config *c) {
     CT_TRY(rs);
     CT_TRY(check_delink(c));
     CT_TRY(check_scenes(c));
+    int cores = ct_runtime_cores();
+    if (c->runtime.threads > CT_THREADS_PER_CORE_MAX * cores)
+        return ct_fail(CT_EINVAL,
+                       "runtime.threads = %d: at most %d threads per core, %d on the %d cores here (0: one "
+                       "per core)",
+                       c->runtime.threads, CT_THREADS_PER_CORE_MAX, CT_THREADS_PER_CORE_MAX * cores, cores);
     ct_status bs = ct_backend_check(c->runtime.backend);
     if (bs != CT_OK) return ct_fail_context(bs, "runtime.backend");
     if (c->parallel.expert > 1 && c->model.moe_every > 0) {

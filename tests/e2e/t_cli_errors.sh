@@ -28,6 +28,7 @@ expect_error "moe.capacity_factor=0" "$CETUS" train model.moe_every=2 moe.capaci
 expect_error "prototypes do not divide moe.n_experts=8" "$CETUS" train model.moe_every=2 moe.routing=prototype moe.top_k=3
 expect_error "moe.aux_coef=-1" "$CETUS" train model.moe_every=2 moe.aux_coef=-1
 expect_error "moe.z_coef=-0.5" "$CETUS" train model.moe_every=2 moe.z_coef=-0.5
+expect_error "runtime.threads = 4096: at most 8 threads per core" "$CETUS" train runtime.threads=4096
 expect_error 'moe.routing="top5"' "$CETUS" train moe.routing=top5
 expect_error "model.moe_every = 9" "$CETUS" train model.moe_every=9
 expect_error 'runtime.backend: unknown backend "gpu"; registered: cpu' "$CETUS" train runtime.backend=gpu
