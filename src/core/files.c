@@ -256,3 +256,17 @@ void ct_npm_dir(char *out, size_t cap, const char *package) {
     if (!root || !*root) root = "data";
     snprintf(out, cap, "%s/npm/%s", root, package);
 }
+
+int ct_parse_u64(const char *s, uint64_t max, uint64_t *out) {
+    if (!s || !*s || strlen(s) > 20) return 0;
+    uint64_t v = 0;
+    for (const char *p = s; *p; p++) {
+        if (*p < '0' || *p > '9') return 0;
+        unsigned d = (unsigned)(*p - '0');
+        if (v > (UINT64_MAX - d) / 10) return 0;
+        v = v * 10 + d;
+    }
+    if (v > max) return 0;
+    *out = v;
+    return 1;
+}

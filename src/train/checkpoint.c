@@ -499,10 +499,16 @@ static ct_status read_trainer(ckpt_open *c) {
     size_t n;
     CT_TRY(join(path, c->dir, F_TRAINER));
     CT_TRY(ct_read_file(path, &text, &n));
-    c->doc = cJSON_ParseWithLength(text, n);
+    const char *end = NULL;
+    c->doc = cJSON_ParseWithLengthOpts(text, n, &end, 0);
+    size_t used = c->doc && end ? (size_t)(end - text) : 0;
+    while (used < n && (text[used] == ' ' || text[used] == '\n' || text[used] == '\r' || text[used] == '\t'))
+        used++;
     ct_free(text);
     if (!cJSON_IsObject(c->doc))
         return ct_fail(CT_ECORRUPT, "%s: not a JSON object (corrupt or truncated)", path);
+    if (used != n)
+        return ct_fail(CT_ECORRUPT, "%s: %zu bytes after the JSON object (corrupt or edited)", path, n - used);
     const cJSON *fmt = cJSON_GetObjectItemCaseSensitive(c->doc, "format");
     const cJSON *ver = cJSON_GetObjectItemCaseSensitive(c->doc, "version");
     if (!cJSON_IsString(fmt) || strcmp(fmt->valuestring, CKPT_FORMAT) || !cJSON_IsNumber(ver) ||

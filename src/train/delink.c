@@ -155,8 +155,8 @@ ct_status ct_delink_into_run(const char *in_ckpt, const char *run_dir, int layer
     CT_TRY(ct_checkpoint_read_state(in_ckpt, &state));
     const cJSON *st = cJSON_GetObjectItemCaseSensitive(state, "step");
     ct_status s = CT_OK;
-    if (!cJSON_IsString(st) || sscanf(st->valuestring, "%" SCNu64, &step) != 1)
-        s = ct_fail(CT_ECORRUPT, "%s/trainer.json: no step in the trainer state", in_ckpt);
+    if (!cJSON_IsString(st) || !ct_parse_u64(st->valuestring, INT64_MAX, &step))
+        s = ct_fail(CT_ECORRUPT, "%s/trainer.json: no step (a whole number) in the trainer state", in_ckpt);
     cJSON_Delete(state);
     if (s == CT_OK) s = ct_path_format(dir, sizeof dir, "%s/ckpt", run_dir);
     if (s == CT_OK) s = ct_mkdirs(dir);

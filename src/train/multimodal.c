@@ -106,11 +106,14 @@ ct_status ct_mm_load_state(ct_trainer *tr, const cJSON *state, const char *where
     const cJSON *e = cJSON_GetObjectItemCaseSensitive(o, "epoch"),
                 *i = cJSON_GetObjectItemCaseSensitive(o, "index");
     ct_loader_pos p;
-    if (!cJSON_IsString(e) || !cJSON_IsString(i) || sscanf(e->valuestring, "%" SCNu64, &p.epoch) != 1 ||
-        sscanf(i->valuestring, "%" SCNu64, &p.index) != 1)
+    uint64_t epoch, index;
+    if (!cJSON_IsString(e) || !cJSON_IsString(i) || !ct_parse_u64(e->valuestring, UINT32_MAX, &epoch) ||
+        !ct_parse_u64(i->valuestring, INT64_MAX, &index))
         return ct_fail(CT_EINVAL,
                        "%s: the trainer state has no caption data position (was it trained without "
                        "data.scenes?)",
                        where);
+    p.epoch = epoch;
+    p.index = index;
     return ct_caption_loader_set_pos(tr->cap_train, p);
 }

@@ -45,10 +45,15 @@ static ct_status build_ckpt_view(ct_trainer *tr) {
     return CT_OK;
 }
 
-static ct_status json_u64(const cJSON *obj, const char *key, uint64_t *out, const char *where) {
+/* A count the trainer state stores as a decimal string, read whole and within max. */
+static ct_status json_u64(const cJSON *obj, const char *key, uint64_t max, uint64_t *out, const char *where) {
     const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, key);
-    if (!cJSON_IsString(it) || sscanf(it->valuestring, "%" SCNu64, out) != 1)
-        return ct_fail(CT_ECORRUPT, "%s: trainer state lacks '%s'", where, key);
+    if (!cJSON_IsString(it))
+        return ct_fail(CT_ECORRUPT, "%s/trainer.json: trainer state lacks '%s'", where, key);
+    if (!ct_parse_u64(it->valuestring, max, out))
+        return ct_fail(CT_ECORRUPT,
+                       "%s/trainer.json: trainer state '%s' = \"%s\" is not a whole number in [0, %" PRIu64 "]",
+                       where, key, it->valuestring, max);
     return CT_OK;
 }
 
@@ -124,11 +129,12 @@ static ct_status resume(ct_trainer *tr, const char *dir) {
         return settled;
     }
     uint64_t step = 0, adam_t = 0, epoch = 0, index = 0;
-    s = json_u64(state, "step", &step, dir);
-    if (s == CT_OK) s = json_u64(state, "adam_steps", &adam_t, dir);
+    /* steps fit an int64; an epoch past 2^32 is not one a run reaches */
+    s = json_u64(state, "step", INT64_MAX, &step, dir);
+    if (s == CT_OK) s = json_u64(state, "adam_steps", INT64_MAX, &adam_t, dir);
     const cJSON *data = cJSON_GetObjectItemCaseSensitive(state, "data");
-    if (s == CT_OK) s = json_u64(data, "epoch", &epoch, dir);
-    if (s == CT_OK) s = json_u64(data, "index", &index, dir);
+    if (s == CT_OK) s = json_u64(data, "epoch", UINT32_MAX, &epoch, dir);
+    if (s == CT_OK) s = json_u64(data, "index", INT64_MAX, &index, dir);
     if (s == CT_OK) s = ct_mm_load_state(tr, state, dir);
     cJSON_Delete(state);
     CT_TRY(s);

@@ -1151,3 +1151,26 @@ Test(checkpoint, removal_moves_the_checkpoint_out_of_the_way_first) {
     cr_assert_str_eq(out, b);
     fx_free(&fx);
 }
+
+Test(checkpoint, bytes_after_the_trainer_state_are_refused) {
+    fixture fx;
+    fx_init(&fx, 64, 1, NULL);
+    fx_fill(&fx, 6);
+    char a[512], path[600];
+    path_in(a, tmp_root, "step_00000010");
+    save_ok(a, &fx, 10);
+    snprintf(path, sizeof path, "%s/trainer.json", a);
+    size_t n;
+    unsigned char *text = read_all(path, &n);
+    char *junk = malloc(n + 16);
+    memcpy(junk, text, n);
+    memcpy(junk + n, "\n{\"step\": 1}\n", 13); /* the tree (and its checksum) is unchanged */
+    write_all(path, junk, n + 13);
+    assert_refused(a, "bytes after the JSON object");
+    memcpy(junk + n, " \t\r\n", 4); /* trailing white space alone is fine */
+    write_all(path, junk, n + 4);
+    assert_loads_as(a, &fx, 10);
+    free(junk);
+    free(text);
+    fx_free(&fx);
+}

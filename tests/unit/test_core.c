@@ -124,3 +124,27 @@ Test(core, compute_budget_refuses_past_it_and_counts_frees) {
     ct_free(h);
     ct_tier_set_budget(0);
 }
+
+Test(core, whole_numbers_parse_strictly) {
+    uint64_t v = 7;
+    cr_assert(ct_parse_u64("0", 10, &v) && v == 0);
+    cr_assert(ct_parse_u64("18446744073709551615", UINT64_MAX, &v) && v == UINT64_MAX);
+    cr_assert(ct_parse_u64("9223372036854775807", INT64_MAX, &v) && v == (uint64_t)INT64_MAX);
+    const char *bad[] = {"",
+                         "-1",
+                         "+4",
+                         " 4",
+                         "4 ",
+                         "4abc",
+                         "0x10",
+                         "1e3",
+                         "18446744073709551616",
+                         "99999999999999999999999",
+                         "9223372036854775808"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        v = 7;
+        cr_assert(!ct_parse_u64(bad[i], INT64_MAX, &v), "\"%s\" parsed as %llu", bad[i], (unsigned long long)v);
+        cr_assert_eq(v, 7, "\"%s\" wrote the result", bad[i]);
+    }
+    cr_assert(!ct_parse_u64("11", 10, &v), "past the maximum");
+}
