@@ -81,7 +81,7 @@ san:
 TSAN_TESTS = t_offload t_mpi_comm t_mpi_dp
 tsan:
 	$(MAKE) --no-print-directory BUILD=build-tsan OPT="-O1" SANFLAGS="-fsanitize=thread" \
-	    build-tsan/cetus $(patsubst %,build-tsan/tests/%,$(filter test_%,$(TSAN_TESTS))) build-tsan/tests/tool_comm_check
+	    build-tsan/cetus build-tsan/tests/tool_comm_check
 	rm -rf build-tsan/tsan-logs && mkdir -p build-tsan/tsan-logs
 	OMP_NUM_THREADS=1 CETUS_TSAN=1 TSAN_OPTIONS="suppressions=$(CURDIR)/tests/tsan.supp log_path=$(CURDIR)/build-tsan/tsan-logs/tsan second_deadlock_stack=1" \
 	    BUILD=build-tsan bash tests/run.sh $(TSAN_TESTS)

@@ -723,15 +723,16 @@ static int pid_alive(const char *digits) {
 static void clear_leftover(const char *root, const char *entry, int *removed) {
     static const char *const tags[] = {".tmp-", ".old-", ".del-"};
     for (int t = 0; t < 3; t++) {
-        const char *at = strstr(entry, tags[t]);
-        if (!at || at == entry || !all_digits(at + 5) || pid_alive(at + 5)) continue;
+        const char *at = strstr(entry, tags[t]), *pid = at ? at + strlen(tags[t]) : NULL;
+        if (!at || at == entry || !all_digits(pid) || pid_alive(pid)) continue;
         char path[CKPT_PATH], main_dir[CKPT_PATH];
         if ((size_t)snprintf(path, sizeof path, "%s/%s", root, entry) >= sizeof path ||
             (size_t)snprintf(main_dir, sizeof main_dir, "%s/%.*s", root, (int)(at - entry), entry) >=
                 sizeof main_dir)
             return;
         if (!is_dir(path)) return;
-        if (t < 2 && is_complete(path, NULL) && !is_complete(main_dir, NULL)) return;
+        int removal = !strcmp(tags[t], ".del-"); /* a save's or swap's copy may be all that is left */
+        if (!removal && is_complete(path, NULL) && !is_complete(main_dir, NULL)) return;
         if (remove_owned(path)) (*removed)++;
         return;
     }
