@@ -94,6 +94,8 @@ void ct_free(void *p);
 
 /* The cores this process may run on (its affinity mask). */
 int ct_runtime_cores(void);
+/* This machine's physical memory in bytes (0 when the system does not say). */
+size_t ct_runtime_memory_bytes(void);
 /* More compute threads than this per core are refused (runtime.threads): past it a thread
  * team only waits on itself, and the OpenMP runtime may fail to create it. */
 #define CT_THREADS_PER_CORE_MAX 8

@@ -31,6 +31,11 @@ int ct_runtime_cores(void) {
     return n > 0 ? n : 1;
 }
 
+size_t ct_runtime_memory_bytes(void) {
+    long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
+    return pages > 0 && size > 0 ? (size_t)pages * (size_t)size : 0;
+}
+
 void ct_runtime_init(int threads, int pin) {
     if (threads <= 0) threads = ct_runtime_cores();
     n_threads = threads;

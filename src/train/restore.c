@@ -34,9 +34,32 @@ ct_status ct_checkpoint_read_config(const char *ckpt_dir, ct_config *out) {
     return s;
 }
 
+ct_status ct_model_check_fits(const ct_config *cfg, const char *source) {
+    size_t machine = ct_runtime_memory_bytes();
+    ct_model *table;
+    if (!machine) return CT_OK;
+    CT_TRY(ct_model_table_only(&table, &cfg->model));
+    size_t params = ct_model_num_params_full(table);
+    ct_model_free(table);
+    int split = cfg->parallel.tensor * cfg->parallel.pipeline;
+    double bytes = (double)params * sizeof(float) / (split > 0 ? split : 1);
+    if (bytes <= (double)machine) return CT_OK;
+    const ct_model_config *m = &cfg->model;
+    char have[32];
+    return ct_fail(CT_EINVAL,
+                   "%s: model.n_layer = %d, model.d_model = %d, model.vocab_size = %d make %.3g parameters, "
+                   "%.3g GiB of fp32 weights per rank (over parallel.tensor x parallel.pipeline = %d), more "
+                   "than this machine's %s of memory",
+                   source, m->n_layer, m->d_model, m->vocab_size, (double)params, bytes / (double)(1u << 30),
+                   split, ct_format_bytes(machine, have, sizeof have));
+}
+
 ct_status ct_model_from_checkpoint(ct_model **out, const char *ckpt_dir, ct_config *cfg_out) {
     ct_config cfg;
     CT_TRY(ct_checkpoint_read_config(ckpt_dir, &cfg));
+    char source[1100];
+    snprintf(source, sizeof source, "%s/trainer.json", ckpt_dir);
+    CT_TRY(ct_model_check_fits(&cfg, source));
     ct_model *m;
     CT_TRY(ct_model_create(&m, &cfg.model, 0));
     size_t n = ct_model_num_tensors(m);

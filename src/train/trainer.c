@@ -301,6 +301,7 @@ int ct_trainer_is_leader(const ct_trainer *tr) { return ct_world_rank(tr->world)
 
 ct_status ct_trainer_create(ct_trainer **out, const ct_config *cfg, ct_world *world) {
     CT_TRY(ct_config_validate(cfg));
+    CT_TRY(ct_model_check_fits(cfg, "the config"));
     int ranks = ct_world_axis_size(world, CT_AXIS_DATA);
     CT_TRY(check_batch_split(cfg, ranks));
     CT_TRY(check_micro_batches(cfg, cfg->train.batch_size / ranks));

@@ -47,4 +47,9 @@ cJSON *ct_trainer_state_json(const ct_config *cfg, int64_t step, int64_t adam_st
  * use. */
 void ct_model_ckpt_table(const ct_model *m, ct_ckpt_tensor *out);
 
+/* Refuses, before any allocation, a model whose weights alone (one rank's share: the whole
+ * model over tensor x pipeline ranks) exceed this machine's memory, naming source (the file
+ * or "the config") and the model keys that size it. */
+ct_status ct_model_check_fits(const ct_config *cfg, const char *source);
+
 #endif

@@ -29,6 +29,7 @@ expect_error "prototypes do not divide moe.n_experts=8" "$CETUS" train model.moe
 expect_error "moe.aux_coef=-1" "$CETUS" train model.moe_every=2 moe.aux_coef=-1
 expect_error "moe.z_coef=-0.5" "$CETUS" train model.moe_every=2 moe.z_coef=-0.5
 expect_error "runtime.threads = 4096: at most 8 threads per core" "$CETUS" train runtime.threads=4096
+expect_error "the config: model.n_layer = 1000, model.d_model = 65536, model.vocab_size = 50257 make 5.15e+13 parameters" "$CETUS" train model.n_layer=1000 model.d_model=65536
 expect_error 'moe.routing="top5"' "$CETUS" train moe.routing=top5
 expect_error "model.moe_every = 9" "$CETUS" train model.moe_every=9
 expect_error 'runtime.backend: unknown backend "gpu"; registered: cpu' "$CETUS" train runtime.backend=gpu

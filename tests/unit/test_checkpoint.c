@@ -1173,3 +1173,27 @@ Test(checkpoint, bytes_after_the_trainer_state_are_refused) {
     free(text);
     fx_free(&fx);
 }
+
+/* A stored config naming a model larger than the machine is refused before any allocation,
+ * naming trainer.json and the keys that size the model. */
+Test(checkpoint, a_stored_model_too_large_names_the_file_and_fields) {
+    fixture fx;
+    fx_init(&fx, 64, 0, NULL);
+    fx_fill(&fx, 7);
+    char dir[512];
+    path_in(dir, tmp_root, "step_00000001");
+    cJSON *st = cJSON_CreateObject(), *cfg = cJSON_AddObjectToObject(st, "config");
+    cJSON *model = cJSON_AddObjectToObject(cfg, "model");
+    cJSON_AddNumberToObject(model, "n_layer", 1000);
+    cJSON_AddNumberToObject(model, "d_model", 65536);
+    cr_assert_eq(ct_checkpoint_save(dir, &fx.v, st), CT_OK, "%s", ct_last_error());
+    cJSON_Delete(st);
+    ct_model *m = NULL;
+    cr_assert_eq(ct_model_load(&m, dir), CT_EINVAL, "%s", ct_last_error());
+    cr_assert_null(m);
+    const char *e = ct_last_error();
+    cr_assert(strstr(e, "step_00000001/trainer.json") && strstr(e, "model.d_model = 65536") &&
+                  strstr(e, "model.n_layer = 1000") && strstr(e, "more than this machine's"),
+              "%s", e);
+    fx_free(&fx);
+}
