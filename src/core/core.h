@@ -101,7 +101,10 @@ size_t ct_runtime_memory_bytes(void);
 #define CT_THREADS_PER_CORE_MAX 8
 
 void ct_log(const char *fmt, ...) __attribute__((format(printf, 1, 2))); /* to stderr */
-double ct_now(void);                                                     /* monotonic seconds */
+/* v written with fmt (one double conversion) into out, or "null" when v is not finite (JSON
+ * has no NaN or infinity); returns out. */
+const char *ct_json_number(char *out, size_t cap, double v, const char *fmt);
+double ct_now(void); /* monotonic seconds */
 
 /* ---- deterministic RNG ----------------------------------------------------------------- */
 

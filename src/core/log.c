@@ -1,5 +1,6 @@
-/* log.c: stderr logging and the monotonic clock. */
+/* log.c: stderr logging, the monotonic clock and numbers written as JSON. */
 #include "core.h"
+#include <math.h>
 #include <stdarg.h>
 #include <time.h>
 
@@ -16,4 +17,11 @@ double ct_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+const char *ct_json_number(char *out, size_t cap, double v, const char *fmt) {
+    if (!isfinite(v)) snprintf(out, cap, "null");
+    else
+        snprintf(out, cap, fmt, v);
+    return out;
 }

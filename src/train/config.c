@@ -85,6 +85,10 @@ static const key_def keys[] = {
     {"train.ckpt_interval", K_INT, F(train.ckpt_interval), 0, 1e9, "200",
      "steps between checkpoints (0 = only at the end)"},
     {"train.ckpt_keep", K_INT, F(train.ckpt_keep), 1, 1e6, "2", "checkpoints kept in run.dir/ckpt"},
+    {"train.on_nonfinite", K_STR, F(train.on_nonfinite), 0, 8, "stop",
+     "a step whose loss or gradient norm is not finite, or whose loss explodes (train.loss_spike): stop (exit with an error) or skip (drop its update and go on; 8 in a row stop); either way the step and its batch's data position go to run.dir/anomalies.jsonl"},
+    {"train.loss_spike", K_FLOAT, F(train.loss_spike), 0, 1e9, "3",
+     "a step's loss explodes when over this multiple of the mean of the last 16 accepted losses of its kind of batch (text, caption; before any, ln(vocab_size), a uniform guess); 0 = only non-finite values count"},
     {"delink.step", K_INT, F(delink.step), 0, 1e9, "0",
      "Pseudo-to-Real: at this step the shared (pseudo) model is delinked into the real one with independent blocks and training goes on (0 = never; needs model.share_layers)"},
     {"delink.layers", K_INT, F(delink.layers), 0, 4096, "0",
@@ -386,6 +390,9 @@ ct_status ct_config_validate(const ct_config *c) {
     CT_TRY(rs);
     CT_TRY(check_delink(c));
     CT_TRY(check_scenes(c));
+    if (strcmp(c->train.on_nonfinite, "stop") && strcmp(c->train.on_nonfinite, "skip"))
+        return ct_fail(CT_EINVAL, "train.on_nonfinite = \"%s\": allowed \"stop\" or \"skip\"",
+                       c->train.on_nonfinite);
     int cores = ct_runtime_cores();
     if (c->runtime.threads > CT_THREADS_PER_CORE_MAX * cores)
         return ct_fail(CT_EINVAL,

@@ -23,7 +23,9 @@ typedef struct ct_config {
         int log_interval, eval_interval, eval_batches;
         int sample_interval, sample_tokens;
         int ckpt_interval, ckpt_keep;
-        int eval_captions; /* validation scenes whose greedy captions are matched exactly */
+        int eval_captions;    /* validation scenes whose greedy captions are matched exactly */
+        char on_nonfinite[8]; /* "stop" or "skip": a step whose loss is not finite or explodes */
+        double loss_spike;    /* explodes: over this multiple of its kind's recent mean (0 = off) */
     } train;
     struct {
         int step;           /* Pseudo-to-Real: delink the shared model at this step (0 = never) */

@@ -196,20 +196,23 @@ static void progress(ct_trainer *tr, run_output *o, const ct_step_stats *st, dou
         snprintf(moe_text, sizeof moe_text, " | aux %.4f drop %.1f%%", (double)st->aux, 100.0 * dropped);
     if (tr->cap_train) { /* each kind's loss (JSON null: no such micro-batch this step) */
         char c[32] = "null", t[32] = "null";
-        if (!isnan(st->caption_loss)) snprintf(c, sizeof c, "%.9g", (double)st->caption_loss);
-        if (!isnan(st->text_loss)) snprintf(t, sizeof t, "%.9g", (double)st->text_loss);
+        ct_json_number(c, sizeof c, st->caption_loss, "%.9g");
+        ct_json_number(t, sizeof t, st->text_loss, "%.9g");
         snprintf(kinds, sizeof kinds, " \"caption_loss\": %s, \"text_loss\": %s,", c, t);
         snprintf(kinds_text, sizeof kinds_text, " | caption %.4f text %.4f", (double)st->caption_loss,
                  (double)st->text_loss);
     }
+    char loss_s[32], norm_s[32]; /* JSON has no NaN: a skipped step's may be */
+    ct_json_number(loss_s, sizeof loss_s, st->loss, "%.9g");
+    ct_json_number(norm_s, sizeof norm_s, st->grad_norm, "%.4f");
     metrics_line(o,
-                 "{\"step\": %" PRId64 ", \"loss\": %.9g,%s \"lr\": %.6g, \"grad_norm\": %.4f, "
+                 "{\"step\": %" PRId64 ", \"loss\": %s,%s%s \"lr\": %.6g, \"grad_norm\": %s, "
                  "\"tokens_per_s\": %.1f, \"mfu\": %.4f, \"step_s\": %.4f, \"comm_bytes\": %.0f, "
                  "\"expert_bytes\": %.0f,%s \"acts_mb\": %.2f, \"compute_peak_mb\": %.1f, \"host_mb\": %.1f, "
                  "\"offload_io_s\": %.4f, \"offload_wait_s\": %.4f, "
                  "\"peak_rss_mb\": %.1f%s%.9g%s%s%s}",
-                 tr->step, (double)st->loss, kinds, (double)st->lr, (double)st->grad_norm, tok_s, mfu,
-                 st->seconds, st->comm_bytes, st->expert_bytes, pipe_json(st, pipe, sizeof pipe),
+                 tr->step, loss_s, st->skipped ? " \"skipped\": true," : "", kinds, (double)st->lr, norm_s,
+                 tok_s, mfu, st->seconds, st->comm_bytes, st->expert_bytes, pipe_json(st, pipe, sizeof pipe),
                  (double)ct_trainer_acts_bytes(tr) / (1 << 20),
                  (double)ct_tier_peak(CT_TIER_COMPUTE) / (1 << 20),
                  (double)ct_tier_in_use(CT_TIER_HOST) / (1 << 20), io_busy, io_wait, peak_rss_mb(),

@@ -313,6 +313,7 @@ ct_status ct_trainer_create(ct_trainer **out, const ct_config *cfg, ct_world *wo
     if (!tr) return CT_ENOMEM;
     tr->cfg = *cfg;
     tr->world = world;
+    ct_loss_guard_init(&tr->guard, cfg, ct_world_rank(world) == 0);
     tr->rows = cfg->train.batch_size / ranks;
     tr->row0 = ct_world_coord(world, CT_AXIS_DATA) * tr->rows;
     snprintf(tr->ckpt_root, sizeof tr->ckpt_root, "%s/ckpt", cfg->run.dir);
@@ -376,6 +377,7 @@ ct_status ct_trainer_step(ct_trainer *tr, ct_step_stats *st) {
     for (int a = 0; a < CT_AXIS_COUNT; a++) sent0[a] = ct_world_counter(tr->world, a).bytes;
     int accum = c->train.grad_accum, T = ct_config_train_seq_len(c);
     float scale = 1.0f / (float)(accum * ct_dp_ranks(tr->dp)); /* the reduced sum is the mean */
+    ct_loader_pos pos = ct_loader_get_pos(tr->train);          /* where the step's batch starts */
     ct_dp_zero_grad(tr->dp);
     for (int micro = 0; micro < accum; micro++) {
         float loss, aux;
@@ -418,18 +420,17 @@ ct_status ct_trainer_step(ct_trainer *tr, ct_step_stats *st) {
         kind_loss[k] = kind_n[k] ? (float)(kind_sum[k] / kind_n[k]) : NAN;
         if (kind_n[k]) CT_TRY(ct_dp_mean(tr->dp, &kind_loss[k]));
     }
-    if (!isfinite(loss))
-        return ct_fail(CT_EINVAL,
-                       "the training loss became %f at step %" PRId64 "; lower train.lr (now %g) "
-                       "or raise train.warmup_steps",
-                       (double)loss, tr->step, c->train.lr);
     ct_lr_schedule sched = {(float)c->train.lr, (float)c->train.lr_min, c->train.warmup_steps, c->train.steps};
     ct_adamw_config ac = {(float)c->train.beta1, (float)c->train.beta2, (float)c->train.eps,
                           (float)c->train.weight_decay, (float)c->train.grad_clip};
     float lr = ct_lr_at(&sched, tr->step);
     float norm;
     CT_TRY(ct_dp_grad_norm(tr->dp, &norm));
-    CT_TRY(ct_adamw_update(tr->opt, tr->model, lr, ct_clip_scale(norm, &ac), &ac));
+    ct_guard_step judged = {tr->step, loss, {kind_loss[0], kind_loss[1]}, norm, pos, c->train.batch_size};
+    int skip;
+    CT_TRY(ct_loss_guard_judge(&tr->guard, &judged, &skip));
+    loss = judged.loss;
+    if (!skip) CT_TRY(ct_adamw_update(tr->opt, tr->model, lr, ct_clip_scale(norm, &ac), &ac));
     CT_TRY(ct_dp_gather_params(tr->dp));
     CT_TRY(ct_model_offload_settle(tr->model));
     tr->step++;
@@ -452,7 +453,8 @@ ct_status ct_trainer_step(ct_trainer *tr, ct_step_stats *st) {
                               expert_bytes,
                               pipe_s,
                               tr->pipe ? tr->pipe_busy : NULL,
-                              ct_model_stages(tr->model)};
+                              ct_model_stages(tr->model),
+                              skip};
     return CT_OK;
 }
 

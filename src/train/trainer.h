@@ -25,6 +25,7 @@ typedef struct ct_step_stats {
     double pipe_s;
     const float *pipe_busy; /* [stages], owned by the trainer */
     int stages;
+    int skipped; /* the loss guard dropped this step's update (train.on_nonfinite = skip) */
 } ct_step_stats;
 
 typedef struct ct_world ct_world;

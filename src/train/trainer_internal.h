@@ -9,6 +9,7 @@
 #include "parallel/dp.h"
 #include "train/checkpoint.h"
 #include "train/ckpt_stream.h"
+#include "train/loss_guard.h"
 #include "train/optim.h"
 #include "train/pipeline.h"
 #include "train/trainer.h"
@@ -36,6 +37,7 @@ struct ct_trainer {
     ct_caption_batch cap;                   /* this rank's rows of a caption batch */
     char ckpt_prefix[24];                   /* checkpoint names: "step_" (the pseudo phase: "pseudo_step_") */
     int64_t stop_step;                      /* end the run here (the pseudo phase's delink.step); 0: none */
+    ct_loss_guard guard;                    /* train.on_nonfinite: the verdict on each step */
 };
 
 /* The trainer state stored in a checkpoint's trainer.json: step, optimizer step count,
