@@ -152,6 +152,16 @@ ct_status ct_read_file(const char *path, char **out, size_t *size);
 /* Creates a directory and its parents (like mkdir -p). */
 ct_status ct_mkdirs(const char *path);
 
+/* A directory rewritten file by file (`cetus prepare`) holds the marker file
+ * CT_UNFINISHED_MARKER while it is incomplete: created and made durable before the first file
+ * changes, removed after the last is in place. A kill in between leaves the marker, and the
+ * readers refuse the directory instead of reading a mix of new and old (or too few) files. */
+#define CT_UNFINISHED_MARKER "prepare.unfinished"
+ct_status ct_dir_mark_unfinished(const char *dir);
+ct_status ct_dir_mark_finished(const char *dir);
+/* CT_EINVAL naming dir and what (e.g. "token shards") when dir holds the marker. */
+ct_status ct_dir_check_finished(const char *dir, const char *what);
+
 /* printf into a path buffer of cap bytes; a path that does not fit is CT_EINVAL. */
 ct_status ct_path_format(char *out, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Parses s as a whole decimal integer in [0, max]: digits only (no sign, space or suffix),

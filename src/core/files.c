@@ -226,6 +226,38 @@ ct_status ct_read_file(const char *path, char **out, size_t *size) {
     return CT_OK;
 }
 
+ct_status ct_dir_mark_unfinished(const char *dir) {
+    char path[4096];
+    CT_TRY(ct_path_format(path, sizeof path, "%s/%s", dir, CT_UNFINISHED_MARKER));
+    ct_atomic_file *f;
+    CT_TRY(ct_atomic_open(&f, path));
+    static const char note[] = "a `cetus prepare` into this directory has not finished; run it again\n";
+    ct_status s = ct_atomic_write(f, note, sizeof note - 1);
+    if (s != CT_OK) {
+        ct_atomic_abort(f);
+        return s;
+    }
+    return ct_atomic_commit(f);
+}
+
+ct_status ct_dir_mark_finished(const char *dir) {
+    char path[4096];
+    CT_TRY(ct_path_format(path, sizeof path, "%s/%s", dir, CT_UNFINISHED_MARKER));
+    if (unlink(path) != 0 && errno != ENOENT)
+        return ct_fail(CT_EIO, "cannot remove %s: %s", path, strerror(errno));
+    return CT_OK;
+}
+
+ct_status ct_dir_check_finished(const char *dir, const char *what) {
+    char path[4096];
+    CT_TRY(ct_path_format(path, sizeof path, "%s/%s", dir, CT_UNFINISHED_MARKER));
+    if (access(path, F_OK) != 0) return CT_OK;
+    return ct_fail(CT_EINVAL,
+                   "%s: the %s are incomplete: the `cetus prepare` writing them did not finish (%s is "
+                   "there); run it again",
+                   dir, what, CT_UNFINISHED_MARKER);
+}
+
 ct_status ct_mkdirs(const char *path) {
     char buf[4096];
     size_t n = strlen(path);

@@ -42,6 +42,7 @@ static ct_status check_fit(const ct_caption_loader *l) {
 
 ct_status ct_caption_loader_open(ct_caption_loader **out, const char *dir, const char *split,
                                  const ct_model_config *cfg, int B, uint64_t seed, int shuffle) {
+    CT_TRY(ct_dir_check_finished(dir, "scene shards"));
     ct_caption_loader *l = ct_calloc(sizeof *l, "a caption loader");
     if (!l) return CT_ENOMEM;
     snprintf(l->path, sizeof l->path, "%s/scenes_%s.bin", dir, split);

@@ -133,6 +133,7 @@ ct_status ct_loader_open(ct_loader **out, const char *dir, const char *split, in
     if (!*split || strchr(split, '/'))
         return ct_fail(CT_EINVAL, "loader for %s: bad split name '%s' (expected e.g. \"train\" or \"val\")",
                        dir, split);
+    CT_TRY(ct_dir_check_finished(dir, "token shards"));
     ct_loader *l = ct_calloc(sizeof *l, "loader");
     if (!l) return CT_ENOMEM;
     *l = (ct_loader){.B = B, .T = T, .seed = seed, .shuffle = shuffle != 0};

@@ -432,6 +432,7 @@ static ct_status prepare_run(prep_run *r, doclist *docs, ct_prepare_stats *st) {
     CT_TRY(collect_docs(docs, o));
     CT_TRY(split_docs(docs, o->val_fraction, o->n_inputs == 1 ? o->inputs[0] : "the inputs"));
     CT_TRY(ct_mkdirs(o->out_dir));
+    CT_TRY(ct_dir_mark_unfinished(o->out_dir));
     int V = ct_tokenizer_vocab_size(r->tok);
     if (V <= CT_TOKEN_EOT)
         return ct_fail(CT_EINVAL,
@@ -447,7 +448,8 @@ static ct_status prepare_run(prep_run *r, doclist *docs, ct_prepare_stats *st) {
     st->train_entropy = unigram_entropy(r->w[0].counts, V, st->train.tokens);
     st->val_cross_entropy = unigram_cross_entropy(r->w[0].counts, st->train.tokens, r->w[1].counts,
                                                   st->val.tokens, V);
-    return write_meta(r, st);
+    CT_TRY(write_meta(r, st));
+    return ct_dir_mark_finished(o->out_dir);
 }
 
 ct_status ct_prepare(const ct_prepare_opts *o, ct_tokenizer *tok, ct_prepare_stats *st) {

@@ -6,7 +6,8 @@
  * into train and validation deterministically: the round(val_fraction * n) documents (at
  * least 1, at most n - 1) with the smallest XXH64 hash of their path relative to the input
  * are validation. Writes OUT/train_000.bin..., OUT/val_000.bin... (see shard.h), removes
- * stale shards of an earlier run, and writes OUT/meta.json last. */
+ * stale shards of an earlier run, and writes OUT/meta.json last. While it runs OUT holds
+ * CT_UNFINISHED_MARKER (core.h), so a killed run's mix of new and old shards is refused. */
 #ifndef CT_PREPARE_H
 #define CT_PREPARE_H
 

@@ -619,12 +619,14 @@ static ct_status run_prepare(scenes_run *r) {
     CT_TRY(check_opts(o));
     CT_TRY(load_sources(r));
     CT_TRY(ct_mkdirs(o->out_dir));
+    CT_TRY(ct_dir_mark_unfinished(o->out_dir));
     CT_TRY(write_split(r, 0, o->train_scenes));
     r->st.train_scenes = o->train_scenes;
     CT_TRY(write_split(r, 1, o->val_scenes));
     r->st.val_scenes = o->val_scenes;
     CT_TRY(write_text(o->out_dir, "captions_val.txt", r->captions.p, r->captions.n));
-    return write_meta(r);
+    CT_TRY(write_meta(r));
+    return ct_dir_mark_finished(o->out_dir);
 }
 
 ct_status ct_scenes_prepare(const ct_scenes_opts *o, ct_tokenizer *tok, ct_scenes_stats *st) {
