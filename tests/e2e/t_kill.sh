@@ -7,10 +7,12 @@
 # `cetus prepare` killed at random instants and rerun gives the same shards; and a disk that
 # fills at the first save, or at a later one, loses nothing: the run resumes on a larger disk
 # and matches the reference.
-# KILLS=N (default 4) kills per training scenario; KILL_SEED picks the instants (printed).
+# KILLS=N (default 4; KILLS_SAN, default 2, in the sanitizer pass) kills per scenario; KILL_SEED
+# picks the instants (printed).
 source tests/e2e/lib.sh
 make_corpus "$SCRATCH"
 KILLS=${KILLS:-4}
+[ "$BUILD" = build-san ] && KILLS=${KILLS_SAN:-2} # the sanitizer pass: a shorter round, same checks
 KILL_SEED=${KILL_SEED:-$(date +%s)}
 echo "kill instants seeded with KILL_SEED=$KILL_SEED"
 RANDOM=$KILL_SEED
@@ -44,27 +46,31 @@ $(diff <(step_losses "$1") <(step_losses "$2") | head)"
     [ -z "$left" ] || fail "$2: left behind: $left"
 }
 
-# kill_until_done NAME ARGS...: trains $SCRATCH/NAME, killing it $KILLS times at random
-# instants of at most $wall seconds after each start, then lets it finish
+# kill_until_done NAME REF ARGS...: trains the run REF was made with, killed at random instants
+# of at most $wall seconds after each start and restarted with the same command until it
+# finishes; each finished run ($SCRATCH/NAME.1, .2, ...) must match REF. Rounds go on until
+# $KILLS kills have landed.
 kill_until_done() {
-    local name=$1 kills=0 rc; shift
-    while :; do
-        "$CETUS" train "$@" run.dir="$SCRATCH/$name" >>"$SCRATCH/$name.log" 2>&1 &
-        local pid=$!
-        if [ "$kills" -lt "$KILLS" ]; then
-            sleep "$(delay_up_to "$wall")"
-            kill -KILL "$pid" 2>/dev/null || true
-        fi
-        rc=0
-        wait "$pid" || rc=$?
-        if [ "$rc" -eq 137 ]; then kills=$((kills + 1)); continue; fi
-        [ "$rc" -eq 0 ] || fail "$name: exit $rc after $kills kills: $(tail -n 3 "$SCRATCH/$name.log")"
-        [ "$kills" -ge "$KILLS" ] && break # finished before the kill landed: not counted
+    local name=$1 ref=$2 kills=0 round=0 rc cleared=0; shift 2
+    while [ "$kills" -lt "$KILLS" ]; do
+        round=$((round + 1))
+        local dir="$SCRATCH/$name.$round"
+        while :; do
+            "$CETUS" train "$@" run.dir="$dir" >>"$dir.log" 2>&1 &
+            local pid=$!
+            [ "$kills" -lt "$KILLS" ] && sleep "$(delay_up_to "$wall")" && kill -KILL "$pid" 2>/dev/null  || true
+            rc=0
+            wait "$pid" || rc=$?
+            [ "$rc" -eq 137 ] && kills=$((kills + 1)) && continue
+            [ "$rc" -eq 0 ] || fail "$name: exit $rc after $kills kills: $(tail -n 3 "$dir.log")"
+            break
+        done
+        same_run "$ref" "$dir"
+        cleared=$((cleared + $( (grep -o 'removed [0-9]* ' "$dir.log" || true) | awk '{ s += $2 } END { print s + 0 }')))
+        rm -rf "$dir"
     done
     total_kills=$((total_kills + kills))
-    local cleared
-    cleared=$(grep -o 'removed [0-9]* ' "$SCRATCH/$name.log" | awk '{ s += $2 } END { print s + 0 }')
-    echo "ok: $name: $kills kills, $cleared leftovers of killed saves cleared, bit-identical to the reference"
+    echo "ok: $name: $kills kills over $round runs, $cleared leftovers of killed saves cleared, each run bit-identical to the reference"
 }
 
 reference() { # NAME ARGS...: the uninterrupted run; sets $wall to its wall time
@@ -77,14 +83,12 @@ reference() { # NAME ARGS...: the uninterrupted run; sets $wall to its wall time
 # (a) dense, every block's weights, gradients and moments on the disk tier
 disk="offload.params=disk offload.grads=disk offload.optimizer=disk"
 reference ref-disk $base $disk
-kill_until_done kill-disk $base $disk
-same_run "$SCRATCH/ref-disk" "$SCRATCH/kill-disk"
+kill_until_done kill-disk "$SCRATCH/ref-disk" $base $disk
 
 # (b) Pseudo-to-Real: 4 blocks sharing one set of weights, delinked at step 4
 p2r="model.n_layer=4 model.share_layers=all delink.step=4"
 reference ref-p2r $base $p2r
-kill_until_done kill-p2r $base $p2r
-same_run "$SCRATCH/ref-p2r" "$SCRATCH/kill-p2r"
+kill_until_done kill-p2r "$SCRATCH/ref-p2r" $base $p2r
 
 # (c) prepare killed at random instants, then run again: the same shards and metadata
 mkdir -p "$SCRATCH/big"
