@@ -257,3 +257,13 @@ void ct_loader_reset(ct_loader *l) { l->pos = (ct_loader_pos){0, 0}; }
 uint64_t ct_loader_num_windows(const ct_loader *l) { return l->n_windows; }
 uint64_t ct_loader_num_tokens(const ct_loader *l) { return l->n_tokens; }
 int ct_loader_vocab_size(const ct_loader *l) { return l->vocab; }
+
+ct_status ct_loader_check_vocab(const ct_loader *l, int vocab_size) {
+    for (int i = 0; i < l->n_shards; i++)
+        if (l->shards[i].vocab_size > (uint32_t)vocab_size)
+            return ct_fail(CT_EINVAL,
+                           "%s holds tokens of a %u-token vocabulary but model.vocab_size = %d (data "
+                           "prepared for another model?)",
+                           l->shards[i].path, l->shards[i].vocab_size, vocab_size);
+    return CT_OK;
+}

@@ -43,5 +43,8 @@ uint64_t ct_loader_num_windows(const ct_loader *l);
 void ct_epoch_permutation(uint64_t *perm, uint64_t n, uint64_t seed, uint64_t epoch);
 uint64_t ct_loader_num_tokens(const ct_loader *l);
 int ct_loader_vocab_size(const ct_loader *l);
+/* Fails (CT_EINVAL) naming the first shard whose vocabulary is larger than a model's
+ * vocab_size: its tokens may lie past the model's embedding rows. */
+ct_status ct_loader_check_vocab(const ct_loader *l, int vocab_size);
 
 #endif /* CT_LOADER_H */

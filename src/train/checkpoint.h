@@ -90,9 +90,10 @@ ct_status ct_checkpoint_save(const char *dir, const ct_ckpt_view *v, const cJSON
 
 /* Loads weights, and the moments when v has them, into v's buffers (or through v->io's
  * put). Every file is verified first (trainer.json's own checksum, size and XXH64 of each
- * safetensors file, structure, every name and shape against v, no extra tensors); on any
- * failure nothing is written to the buffers (no put) and the message names the file, the
- * tensor and expected vs found shape.
+ * safetensors file, structure, every name and shape against v, no extra tensors, every
+ * value finite: weights and moments alike); on any failure nothing is written to the
+ * buffers (no put) and the message names the file, the tensor and expected vs found shape
+ * (or the first NaN or Inf's index).
  * If trainer_state != NULL it receives a copy of the stored state (free with cJSON_Delete). */
 ct_status ct_checkpoint_load(const char *dir, const ct_ckpt_view *v, cJSON **trainer_state);
 
