@@ -26,8 +26,7 @@ struct ct_loader {
 
 /* ---- finding shards -------------------------------------------------------------------- */
 
-/* "<split>_<digits>.bin" */
-static int is_shard_name(const char *name, const char *split) {
+int ct_loader_is_shard_name(const char *name, const char *split) {
     size_t ls = strlen(split), ln = strlen(name);
     if (ln < ls + 6 || strncmp(name, split, ls) != 0 || name[ls] != '_') return 0;
     if (strcmp(name + ln - 4, ".bin") != 0) return 0;
@@ -56,7 +55,7 @@ static ct_status list_shards(const char *dir, const char *split, char ***names, 
     *n = 0;
     struct dirent *e;
     while ((e = readdir(d))) {
-        if (!is_shard_name(e->d_name, split)) continue;
+        if (!ct_loader_is_shard_name(e->d_name, split)) continue;
         if (*n == cap) {
             cap = cap ? 2 * cap : 16;
             char **p = ct_realloc(*names, (size_t)cap * sizeof *p, "the shard list");

@@ -103,6 +103,13 @@ ct_status ct_checkpoint_load(const char *dir, const ct_ckpt_view *v, cJSON **tra
  * checksum, names and shapes). */
 ct_status ct_checkpoint_load_weights(const char *path, const ct_ckpt_view *v);
 
+/* Verifies dir exactly as ct_checkpoint_load would and hands nothing over (v->io's put is
+ * never called; it may be a no-op): trainer.json, each file's size and checksums, the
+ * structure, every name and shape against v, finite values. The optimizer file is checked
+ * against v's tensors when trainer.json records one (*has_optim = 1), whatever v->moments
+ * says. dir itself must exist: no fallback to what an interrupted save left. */
+ct_status ct_checkpoint_check(const char *dir, const ct_ckpt_view *v, int *has_optim);
+
 /* Reads only the stored trainer state (e.g. its config, to build the model before loading
  * weights), after the same discovery and trainer.json checks as a load. Free the copy with
  * cJSON_Delete. */

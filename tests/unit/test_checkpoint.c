@@ -686,6 +686,45 @@ Test(checkpoint, non_finite_weights_and_moments_are_refused_naming_the_tensor) {
     fx_free(&got);
 }
 
+static void counting_put(void *ctx, size_t i, int b, const float *data) {
+    (void)i, (void)b, (void)data;
+    (*(int *)ctx)++;
+}
+
+Test(checkpoint, check_verifies_without_handing_anything_over) {
+    char dir[512], w[512];
+    path_in(dir, tmp_root, "chk");
+    path_in(w, tmp_root, "weights");
+    fixture fx, bare;
+    fx_init(&fx, 64, 1, NULL);
+    fx_fill(&fx, 10);
+    save_ok(dir, &fx, 1);
+    fx_free(&fx);
+    fx_init(&fx, 64, 0, NULL);
+    fx_fill(&fx, 11);
+    save_ok(w, &fx, 2);
+    int puts = 0, has_optim = -1;
+    ct_ckpt_io io = {NULL, counting_put, &puts};
+    fx_init(&bare, 64, 0, NULL);
+    bare.v.io = &io;
+    bare.v.moments = 0;
+    cr_assert_eq(ct_checkpoint_check(dir, &bare.v, &has_optim), CT_OK, "%s", ct_last_error());
+    cr_assert_eq(has_optim, 1, "the optimizer file was not checked");
+    cr_assert_eq(ct_checkpoint_check(w, &bare.v, &has_optim), CT_OK, "%s", ct_last_error());
+    cr_assert_eq(has_optim, 0);
+    cr_assert_eq(puts, 0, "a check handed tensors over");
+    fx_free(&fx);
+    fx_init(&fx, 32, 0, NULL); /* another vocabulary: wte.weight's shape differs */
+    fx.v.io = &io;
+    cr_assert_eq(ct_checkpoint_check(dir, &fx.v, &has_optim), CT_ECORRUPT);
+    assert_error_names("wte.weight has shape [64, 16], expected [32, 16]");
+    path_in(w, tmp_root, "nowhere");
+    cr_assert_eq(ct_checkpoint_check(w, &bare.v, &has_optim), CT_EIO, "a missing checkpoint passed");
+    assert_error_names(w);
+    fx_free(&fx);
+    fx_free(&bare);
+}
+
 /* Two full fixtures (weights and moments) with different contents: seed and seed + 1. */
 static void fx_pair(fixture *a, fixture *b, int seed) {
     fx_init(a, 64, 1, NULL);

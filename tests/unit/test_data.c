@@ -2,6 +2,7 @@
  * loader (windows across shards, determinism, resume, epoch wrap, data-parallel rows) and
  * prepare (small corpus, split, stale shards, empty corpus). Runs from the repo root. */
 #include <criterion/criterion.h>
+#include "data/data_check.h"
 #include "data/loader.h"
 #include "data/prepare.h"
 #include "data/shard.h"
@@ -209,6 +210,43 @@ Test(shard, a_version_1_shard_still_opens) {
     patch_bytes(p, 24, vocab, 4);
     expect_refused(p, "version-1 vocabulary below its tokens");
     cr_assert(strstr(ct_last_error(), "position 50"), "%s", ct_last_error());
+}
+
+typedef struct seen {
+    int n, ok;
+    char paths[4][512], details[4][192];
+} seen;
+
+static void on_item(void *ctx, const ct_data_item *it) {
+    seen *s = ctx;
+    cr_assert_lt(s->n, 4);
+    snprintf(s->paths[s->n], sizeof s->paths[0], "%s", it->path);
+    snprintf(s->details[s->n], sizeof s->details[0], "%s", it->status == CT_OK ? it->detail : ct_last_error());
+    s->ok += it->status == CT_OK;
+    s->n++;
+}
+
+Test(shard, a_data_directory_is_checked_shard_by_shard) {
+    write_seq_shard("val_000.bin", 0, 30);
+    write_seq_shard("train_000.bin", 0, 50);
+    write_seq_shard("train_001.bin", 0, 20);
+    write_text("train_notes.txt", "not a shard");
+    char p[512];
+    path_in(p, sizeof p, "train_001.bin");
+    uint8_t v1 = CT_SHARD_VERSION_V1;
+    patch_bytes(p, 8, &v1, 1);
+    reseal(p);
+    path_in(p, sizeof p, "val_000.bin");
+    patch_bytes(p, CT_SHARD_HEADER_BYTES + 3, "\x7f", 1);
+    seen s = {0};
+    int n = 0;
+    cr_assert_eq(ct_data_check_dir(tmpdir, on_item, &s, &n), CT_OK, "%s", ct_last_error());
+    cr_assert_eq(n, 3);
+    cr_assert_eq(s.ok, 2);
+    cr_assert(strstr(s.paths[0], "/train_000.bin") && strstr(s.paths[2], "/val_000.bin"), "not in name order");
+    cr_assert_str_eq(s.details[0], "50 tokens, vocab 50257, version 2");
+    cr_assert(strstr(s.details[1], "version 1: header not under the checksum"), "%s", s.details[1]);
+    cr_assert(strstr(s.details[2], p) && strstr(s.details[2], "checksum"), "%s", s.details[2]);
 }
 
 Test(shard, missing_file_is_an_io_error) {
