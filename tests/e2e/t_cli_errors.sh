@@ -4,7 +4,7 @@ source tests/e2e/lib.sh
 make_corpus "$SCRATCH"
 D="data.dir=$SCRATCH/data"
 
-for cmd in train generate eval prepare tokenize; do
+for cmd in train generate eval prepare tokenize verify; do
     help=$("$CETUS" "$cmd" --help) || fail "$cmd --help exited non-zero" # (grep -q in a pipe
     grep -q "usage: cetus $cmd" <<<"$help" || fail "$cmd --help"       # could cut the writer off)
 done
