@@ -14,5 +14,6 @@ int cmd_prepare(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_upcycle(int argc, char **argv);
 int cmd_delink(int argc, char **argv);
+int cmd_verify(int argc, char **argv);
 
 #endif

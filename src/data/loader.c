@@ -26,8 +26,7 @@ struct ct_loader {
 
 /* ---- finding shards -------------------------------------------------------------------- */
 
-/* "<split>_<digits>.bin" */
-static int is_shard_name(const char *name, const char *split) {
+int ct_loader_is_shard_name(const char *name, const char *split) {
     size_t ls = strlen(split), ln = strlen(name);
     if (ln < ls + 6 || strncmp(name, split, ls) != 0 || name[ls] != '_') return 0;
     if (strcmp(name + ln - 4, ".bin") != 0) return 0;
@@ -56,7 +55,7 @@ static ct_status list_shards(const char *dir, const char *split, char ***names, 
     *n = 0;
     struct dirent *e;
     while ((e = readdir(d))) {
-        if (!is_shard_name(e->d_name, split)) continue;
+        if (!ct_loader_is_shard_name(e->d_name, split)) continue;
         if (*n == cap) {
             cap = cap ? 2 * cap : 16;
             char **p = ct_realloc(*names, (size_t)cap * sizeof *p, "the shard list");
@@ -258,3 +257,13 @@ void ct_loader_reset(ct_loader *l) { l->pos = (ct_loader_pos){0, 0}; }
 uint64_t ct_loader_num_windows(const ct_loader *l) { return l->n_windows; }
 uint64_t ct_loader_num_tokens(const ct_loader *l) { return l->n_tokens; }
 int ct_loader_vocab_size(const ct_loader *l) { return l->vocab; }
+
+ct_status ct_loader_check_vocab(const ct_loader *l, int vocab_size) {
+    for (int i = 0; i < l->n_shards; i++)
+        if (l->shards[i].vocab_size > (uint32_t)vocab_size)
+            return ct_fail(CT_EINVAL,
+                           "%s holds tokens of a %u-token vocabulary but model.vocab_size = %d (data "
+                           "prepared for another model?)",
+                           l->shards[i].path, l->shards[i].vocab_size, vocab_size);
+    return CT_OK;
+}

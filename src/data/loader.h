@@ -32,6 +32,9 @@ ct_status ct_loader_next(ct_loader *l, int32_t *inputs, int32_t *targets);
  * global batch of B windows, so all ranks stay in step. */
 ct_status ct_loader_next_rows(ct_loader *l, int row0, int nrows, int32_t *inputs, int32_t *targets);
 
+/* 1 if a file name is one of split's shards: "<split>_<digits>.bin". */
+int ct_loader_is_shard_name(const char *name, const char *split);
+
 ct_loader_pos ct_loader_get_pos(const ct_loader *l);
 /* Fails (CT_EINVAL, naming the value) if pos.index >= the number of windows. */
 ct_status ct_loader_set_pos(ct_loader *l, ct_loader_pos pos);
@@ -43,5 +46,8 @@ uint64_t ct_loader_num_windows(const ct_loader *l);
 void ct_epoch_permutation(uint64_t *perm, uint64_t n, uint64_t seed, uint64_t epoch);
 uint64_t ct_loader_num_tokens(const ct_loader *l);
 int ct_loader_vocab_size(const ct_loader *l);
+/* Fails (CT_EINVAL) naming the first shard whose vocabulary is larger than a model's
+ * vocab_size: its tokens may lie past the model's embedding rows. */
+ct_status ct_loader_check_vocab(const ct_loader *l, int vocab_size);
 
 #endif /* CT_LOADER_H */

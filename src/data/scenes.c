@@ -264,6 +264,7 @@ ct_status ct_scene_writer_commit(ct_scene_writer *w) {
     put_u32(h + 20, w->max_tokens);
     put_u32(h + 24, w->vocab);
     put_u64(h + 32, w->count);
+    XXH64_update(&w->hash, h, CT_SCENE_HASHED_HEADER);
     put_u64(h + 40, XXH64_digest(&w->hash));
     ct_status s = ct_atomic_pwrite(w->f, 0, h, sizeof h);
     if (s == CT_OK) s = ct_atomic_commit(w->f);
@@ -293,10 +294,10 @@ static ct_status check_header(ct_scene_shard *s, const char *path) {
     if (memcmp(h, CT_SCENE_MAGIC, 8) != 0)
         return ct_fail(CT_ECORRUPT, "%s is not a scene shard: bad magic (expected \"%s\")", path,
                        CT_SCENE_MAGIC);
-    uint32_t version = get_u32(h + 8);
-    if (version != CT_SCENE_VERSION)
-        return ct_fail(CT_ECORRUPT, "%s has unknown scene shard version %u (expected %u)", path, version,
-                       CT_SCENE_VERSION);
+    s->version = get_u32(h + 8);
+    if (s->version != CT_SCENE_VERSION && s->version != CT_SCENE_VERSION_V1)
+        return ct_fail(CT_ECORRUPT, "%s has unknown scene shard version %u (expected %u, or the older %u)",
+                       path, s->version, CT_SCENE_VERSION, CT_SCENE_VERSION_V1);
     s->height = get_u32(h + 12);
     s->width = get_u32(h + 16);
     s->max_tokens = get_u32(h + 20);
@@ -339,19 +340,38 @@ static const char *record_problem(const ct_scene_shard *s, uint64_t i) {
     return why;
 }
 
+/* The stored checksum's scope: the records, then (version 2) the header's first bytes. */
+static uint64_t stored_scope_hash(const ct_scene_shard *s) {
+    XXH64_state_t st;
+    XXH64_reset(&st, 0);
+    XXH64_update(&st, s->records, s->count * s->record_bytes);
+    if (s->version != CT_SCENE_VERSION_V1) XXH64_update(&st, s->map.data, CT_SCENE_HASHED_HEADER);
+    return XXH64_digest(&st);
+}
+
 static ct_status check_records(const ct_scene_shard *s, const char *path) {
     uint64_t want = get_u64(s->map.data + 40);
-    uint64_t got = XXH64(s->records, s->count * s->record_bytes, 0);
+    uint64_t got = stored_scope_hash(s);
     if (got != want)
         return ct_fail(CT_ECORRUPT,
-                       "%s is corrupt: record checksum %016" PRIx64 " does not match "
+                       "%s is corrupt: %s checksum %016" PRIx64 " does not match "
                        "the header's %016" PRIx64,
-                       path, got, want);
+                       path, s->version == CT_SCENE_VERSION_V1 ? "record" : "header and record", got, want);
     for (uint64_t i = 0; i < s->count; i++) {
         const char *why = record_problem(s, i);
         if (why) return ct_fail(CT_ECORRUPT, "%s is corrupt: record %" PRIu64 " has %s", path, i, why);
     }
     return CT_OK;
+}
+
+/* Says once per process that version-1 scene shards are read with their header unchecked. */
+static void note_old_version(const char *path) {
+    static int noted;
+    if (noted) return;
+    noted = 1;
+    ct_log("note: %s is a version-1 scene shard: its header is not covered by its checksum "
+           "(re-run `cetus prepare --scenes` to upgrade it to version %u)",
+           path, CT_SCENE_VERSION);
 }
 
 ct_status ct_scene_shard_open(ct_scene_shard *s, const char *path) {
@@ -362,6 +382,7 @@ ct_status ct_scene_shard_open(ct_scene_shard *s, const char *path) {
         s->records = s->map.data + CT_SCENE_HEADER_BYTES;
         st = check_records(s, path);
     }
+    if (st == CT_OK && s->version == CT_SCENE_VERSION_V1) note_old_version(path);
     if (st != CT_OK) ct_scene_shard_close(s);
     return st;
 }

@@ -15,14 +15,16 @@
  *
  * Shard file (little-endian), one per split:
  *   off  0  char[8]  magic "CETUSIMG"
- *   off  8  u32      version (1)
+ *   off  8  u32      version (2; 1 is still read, see below)
  *   off 12  u32      height (64)
  *   off 16  u32      width (64)
  *   off 20  u32      max_tokens T: caption token capacity of a record
  *   off 24  u32      vocab_size V (every caption token < V, V <= 65536)
  *   off 28  u32      reserved, 0
  *   off 32  u64      record count N
- *   off 40  u64      XXH64 (seed 0) of all N records' bytes
+ *   off 40  u64      XXH64 (seed 0) of all N records' bytes followed by the header's bytes
+ *                    0..39, so every header field is covered too (version 1: the records
+ *                    alone; such shards still open, with a one-time note)
  *   off 48  records  N x (height*width + 2 + 2T + 9) bytes:
  *                      u8  pixels[height*width] (row-major)
  *                      u16 caption length n (<= T)
@@ -46,7 +48,9 @@
 #define CT_SCENE_CAPTION_CAP 256 /* bytes, enough for any caption */
 
 #define CT_SCENE_MAGIC "CETUSIMG"
-#define CT_SCENE_VERSION 1u
+#define CT_SCENE_VERSION 2u        /* written */
+#define CT_SCENE_VERSION_V1 1u     /* still read: header outside the checksum */
+#define CT_SCENE_HASHED_HEADER 40u /* header bytes under the checksum (version 2) */
 #define CT_SCENE_HEADER_BYTES 48u
 
 typedef struct ct_scene {
@@ -97,14 +101,16 @@ typedef struct ct_scene_shard {
     const uint8_t *records; /* map.data + header */
     uint64_t count;
     uint32_t height, width, max_tokens, vocab_size;
+    uint32_t version; /* 1 or 2 */
     size_t record_bytes;
 } ct_scene_shard;
 
 /* Maps path and checks magic, version, canvas, capacity, vocabulary, size (header + N
- * records exactly), checksum and every record (caption length <= max_tokens, tokens below
+ * records exactly), checksum (of the header too, version 2) and every record (caption length <= max_tokens, tokens below
  * the vocabulary and 0 past the caption, 1..4 items with labels 0..19 in distinct increasing
  * cells); any failure is CT_ECORRUPT (CT_EIO if unreadable) naming the file and the problem.
- * Close with ct_scene_shard_close. */
+ * A version-1 shard opens with a note on stderr (once per process). Close with
+ * ct_scene_shard_close. */
 ct_status ct_scene_shard_open(ct_scene_shard *s, const char *path);
 void ct_scene_shard_close(ct_scene_shard *s);
 

@@ -32,7 +32,9 @@ static void pack_tokens(uint8_t *out, const int32_t *tokens, size_t n, uint32_t 
     }
 }
 
-static uint64_t packed_checksum(uint8_t *buf, const int32_t *tokens, size_t n, uint32_t width) {
+/* The version-2 checksum of tokens[0..n) packed at width, then the header's first bytes. */
+static uint64_t packed_checksum(uint8_t *buf, const int32_t *tokens, size_t n, uint32_t width,
+                                const uint8_t *header) {
     XXH64_state_t st;
     XXH64_reset(&st, 0);
     for (size_t i = 0; i < n; i += CHUNK_TOKENS) {
@@ -40,6 +42,7 @@ static uint64_t packed_checksum(uint8_t *buf, const int32_t *tokens, size_t n, u
         pack_tokens(buf, tokens + i, k, width);
         XXH64_update(&st, buf, k * width);
     }
+    XXH64_update(&st, header, CT_SHARD_HASHED_HEADER);
     return XXH64_digest(&st);
 }
 
@@ -51,7 +54,7 @@ static ct_status write_body(ct_atomic_file *f, uint8_t *buf, const int32_t *toke
     put_u32(h + 12, width);
     put_u64(h + 16, n);
     put_u32(h + 24, vocab);
-    put_u64(h + 32, packed_checksum(buf, tokens, n, width));
+    put_u64(h + 32, packed_checksum(buf, tokens, n, width, h));
     CT_TRY(ct_atomic_write(f, h, sizeof h));
     for (size_t i = 0; i < n; i += CHUNK_TOKENS) {
         size_t k = n - i < CHUNK_TOKENS ? n - i : CHUNK_TOKENS;
@@ -96,10 +99,10 @@ static ct_status check_header(ct_shard *s, const char *path) {
     if (memcmp(h, CT_SHARD_MAGIC, 8) != 0)
         return ct_fail(CT_ECORRUPT, "%s is not a token shard: bad magic (expected \"%s\")", path,
                        CT_SHARD_MAGIC);
-    uint32_t version = get_u32(h + 8);
-    if (version != CT_SHARD_VERSION)
-        return ct_fail(CT_ECORRUPT, "%s has unknown shard version %u (expected %u)", path, version,
-                       CT_SHARD_VERSION);
+    s->version = get_u32(h + 8);
+    if (s->version != CT_SHARD_VERSION && s->version != CT_SHARD_VERSION_V1)
+        return ct_fail(CT_ECORRUPT, "%s has unknown shard version %u (expected %u, or the older %u)", path,
+                       s->version, CT_SHARD_VERSION, CT_SHARD_VERSION_V1);
     s->bytes_per_token = get_u32(h + 12);
     s->n_tokens = get_u64(h + 16);
     s->vocab_size = get_u32(h + 24);
@@ -118,14 +121,23 @@ static ct_status check_header(ct_shard *s, const char *path) {
     return CT_OK;
 }
 
+/* The stored checksum's scope: the tokens, then (version 2) the header's first bytes. */
+static uint64_t stored_scope_hash(const ct_shard *s) {
+    XXH64_state_t st;
+    XXH64_reset(&st, 0);
+    XXH64_update(&st, s->tokens, s->n_tokens * s->bytes_per_token);
+    if (s->version != CT_SHARD_VERSION_V1) XXH64_update(&st, s->map.data, CT_SHARD_HASHED_HEADER);
+    return XXH64_digest(&st);
+}
+
 static ct_status check_tokens(const ct_shard *s, const char *path) {
     uint64_t want = get_u64(s->map.data + 32);
-    uint64_t got = XXH64(s->tokens, s->n_tokens * s->bytes_per_token, 0);
+    uint64_t got = stored_scope_hash(s);
     if (got != want)
         return ct_fail(CT_ECORRUPT,
-                       "%s is corrupt: token checksum %016" PRIx64 " does not match "
+                       "%s is corrupt: %s checksum %016" PRIx64 " does not match "
                        "the header's %016" PRIx64,
-                       path, got, want);
+                       path, s->version == CT_SHARD_VERSION_V1 ? "token" : "header and token", got, want);
     for (uint64_t i = 0; i < s->n_tokens; i++) {
         int32_t t = ct_shard_token(s, i);
         if (t < 0 || (uint32_t)t >= s->vocab_size)
@@ -136,19 +148,31 @@ static ct_status check_tokens(const ct_shard *s, const char *path) {
     return CT_OK;
 }
 
+/* Says once per process that version-1 shards are read with their header unchecked. */
+static void note_old_version(const char *path) {
+    static int noted;
+    if (noted) return;
+    noted = 1;
+    ct_log("note: %s is a version-1 token shard: its header is not covered by its checksum "
+           "(re-run `cetus prepare` to upgrade it to version %u)",
+           path, CT_SHARD_VERSION);
+}
+
 ct_status ct_shard_open(ct_shard *s, const char *path) {
     memset(s, 0, sizeof *s);
     CT_TRY(ct_map_file(&s->map, path));
-    ct_status st = check_header(s, path);
+    ct_status st = (s->path = ct_strdup(path, "the shard's path")) ? check_header(s, path) : CT_ENOMEM;
     if (st == CT_OK) {
         s->tokens = s->map.data + CT_SHARD_HEADER_BYTES;
         st = check_tokens(s, path);
     }
+    if (st == CT_OK && s->version == CT_SHARD_VERSION_V1) note_old_version(path);
     if (st != CT_OK) ct_shard_close(s);
     return st;
 }
 
 void ct_shard_close(ct_shard *s) {
     ct_unmap_file(&s->map);
+    ct_free(s->path);
     memset(s, 0, sizeof *s);
 }

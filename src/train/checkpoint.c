@@ -674,6 +674,34 @@ ct_status ct_checkpoint_load_weights(const char *path, const ct_ckpt_view *v) {
     return s == CT_OK ? s : ct_fail_context(s, "loading weights from %s", path);
 }
 
+/* 1 if trainer.json (read) records an optimizer file. */
+static int records_optim(const ckpt_open *c) {
+    return cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(c->doc, "files"), F_OPTIM) != NULL;
+}
+
+/* Every check of a load on c->dir (set), the optimizer file when trainer.json records one. */
+static ct_status check_all(ckpt_open *c, const ct_ckpt_view *v, int *has_optim) {
+    CT_TRY(read_trainer(c));
+    *has_optim = records_optim(c);
+    CT_TRY(open_verified(c, F_MODEL, &c->model));
+    CT_TRY(match_tensors(c->model, v, model_suffix, 1));
+    if (!*has_optim) return CT_OK;
+    CT_TRY(open_verified(c, F_OPTIM, &c->optim));
+    return match_tensors(c->optim, v, optim_suffixes, 2);
+}
+
+ct_status ct_checkpoint_check(const char *dir, const ct_ckpt_view *v, int *has_optim) {
+    *has_optim = 0;
+    CT_TRY(check_view(dir, v, 0));
+    if (!is_dir(dir)) return ct_fail(CT_EIO, "checkpoint %s does not exist", dir);
+    ckpt_open c = {.doc = NULL};
+    if ((size_t)snprintf(c.dir, sizeof c.dir, "%s", dir) >= sizeof c.dir)
+        return ct_fail(CT_EINVAL, "checkpoint path %s is too long", dir);
+    ct_status s = check_all(&c, v, has_optim);
+    ckpt_close(&c);
+    return s;
+}
+
 ct_status ct_checkpoint_read_state(const char *dir, cJSON **trainer_state) {
     *trainer_state = NULL;
     ckpt_open c = {.doc = NULL};

@@ -90,9 +90,10 @@ ct_status ct_checkpoint_save(const char *dir, const ct_ckpt_view *v, const cJSON
 
 /* Loads weights, and the moments when v has them, into v's buffers (or through v->io's
  * put). Every file is verified first (trainer.json's own checksum, size and XXH64 of each
- * safetensors file, structure, every name and shape against v, no extra tensors); on any
- * failure nothing is written to the buffers (no put) and the message names the file, the
- * tensor and expected vs found shape.
+ * safetensors file, structure, every name and shape against v, no extra tensors, every
+ * value finite: weights and moments alike); on any failure nothing is written to the
+ * buffers (no put) and the message names the file, the tensor and expected vs found shape
+ * (or the first NaN or Inf's index).
  * If trainer_state != NULL it receives a copy of the stored state (free with cJSON_Delete). */
 ct_status ct_checkpoint_load(const char *dir, const ct_ckpt_view *v, cJSON **trainer_state);
 
@@ -101,6 +102,13 @@ ct_status ct_checkpoint_load(const char *dir, const ct_ckpt_view *v, cJSON **tra
  * directory, or a .safetensors file, which is then checked on its own (structure, embedded
  * checksum, names and shapes). */
 ct_status ct_checkpoint_load_weights(const char *path, const ct_ckpt_view *v);
+
+/* Verifies dir exactly as ct_checkpoint_load would and hands nothing over (v->io's put is
+ * never called; it may be a no-op): trainer.json, each file's size and checksums, the
+ * structure, every name and shape against v, finite values. The optimizer file is checked
+ * against v's tensors when trainer.json records one (*has_optim = 1), whatever v->moments
+ * says. dir itself must exist: no fallback to what an interrupted save left. */
+ct_status ct_checkpoint_check(const char *dir, const ct_ckpt_view *v, int *has_optim);
 
 /* Reads only the stored trainer state (e.g. its config, to build the model before loading
  * weights), after the same discovery and trainer.json checks as a load. Free the copy with

@@ -1,9 +1,10 @@
 /* commands.h: what the train layer offers the `cetus` subcommands beyond include/cetus.h:
  * the run configuration (ct_config, its keys and files: train/config.h), rebuilding a
  * model and its config from a checkpoint, evaluation over a split or the caption scenes,
- * upcycling a dense checkpoint to MoE and delinking a pseudo model into a run directory.
- * The CLI includes this header and the public one, never the train files' own headers.
- * Implemented in restore.c, evaluate.c, upcycle.c, delink.c and run.c. */
+ * upcycling a dense checkpoint to MoE, delinking a pseudo model into a run directory and
+ * verifying a checkpoint without a model. The CLI includes this header and the public one,
+ * never the train files' own headers. Implemented in restore.c, evaluate.c, upcycle.c,
+ * delink.c, ckpt_verify.c and run.c. */
 #ifndef CT_COMMANDS_H
 #define CT_COMMANDS_H
 
@@ -45,6 +46,23 @@ typedef struct ct_delink_result {
 } ct_delink_result;
 ct_status ct_delink_into_run(const char *in_ckpt, const char *run_dir, int layers, const char *optimizer,
                              ct_delink_result *out);
+
+/* What ct_checkpoint_verify found in a good checkpoint. */
+typedef struct ct_ckpt_report {
+    size_t tensors; /* of the model, each in model.safetensors (and twice in the optimizer file) */
+    size_t params;  /* the model's parameters */
+    int optimizer;  /* 1: optimizer.safetensors was there and checked too */
+    char step[32];  /* the trainer state's step; "" when it has none */
+} ct_ckpt_report;
+
+/* Checks checkpoint directory dir without building a model or reading weights into one:
+ * trainer.json (its checksum and the stored config), the size and checksums of each file,
+ * that model.safetensors holds exactly the tensors, names and shapes the config's model has
+ * (and optimizer.safetensors their AdamW moments), and that every value is finite. The
+ * first problem is the error, naming the file (and tensor). */
+ct_status ct_checkpoint_verify(const char *dir, ct_ckpt_report *r);
+/* The name of the checkpoint root/latest points at (which must be complete), into name. */
+ct_status ct_checkpoint_latest_name(const char *root, char *name, size_t cap);
 
 /* After ct_run_set or ct_run_load refused a setting: prints ct_last_error() behind prefix,
  * once per job (rank 0 when started by mpirun). */

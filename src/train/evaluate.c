@@ -12,6 +12,10 @@ ct_status ct_eval_split(ct_model *m, const ct_config *cfg, const char *data, int
     ct_loader *val;
     int T = ct_config_train_seq_len(cfg);
     CT_TRY(ct_loader_open(&val, data, "val", B, T, 0, 0));
+    if (ct_loader_check_vocab(val, cfg->model.vocab_size) != CT_OK) {
+        ct_loader_close(val);
+        return CT_EINVAL;
+    }
     long available = (long)(ct_loader_num_windows(val) / (uint64_t)B);
     if (available < 1) available = 1;
     if (batches <= 0 || batches > available) batches = (int)available;

@@ -7,6 +7,7 @@
 #define XXH_STATIC_LINKING_ONLY
 #include <xxhash.h>
 #include <inttypes.h>
+#include <math.h>
 #include <string.h>
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -462,20 +463,75 @@ static ct_status index_names(ct_safetensors *st) {
     return CT_OK;
 }
 
-static ct_status check_checksum(const ct_safetensors *st) {
+/* The first index in w[0..n) whose float is NaN or +-Inf, or n: a max over the magnitudes'
+ * bits (one vectorised pass), then a search only when it finds one. */
+static size_t first_nonfinite(const uint32_t *w, size_t n) {
+    uint32_t most = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t m = w[i] & 0x7fffffffu;
+        most = m > most ? m : most;
+    }
+    if (most < 0x7f800000u) return n;
+    size_t i = 0;
+    while ((w[i] & 0x7f800000u) != 0x7f800000u) i++;
+    return i;
+}
+
+/* The data pass: hashes the data section (when hash is set) and finds the first tensor
+ * holding a NaN or Inf (*bad, at flat index *at), chunk by chunk, so each chunk is hashed
+ * and scanned while it is in cache. */
+typedef struct data_scan {
+    XXH64_state_t *hash;
+    const st_entry *bad;
+    uint64_t at;
+} data_scan;
+
+static void scan_entry(const ct_safetensors *st, const st_entry *e, data_scan *d) {
+    enum { CHUNK = 1 << 16 }; /* bytes */
+    for (uint64_t off = e->begin; off < e->end; off += CHUNK) {
+        size_t k = (size_t)(e->end - off < CHUNK ? e->end - off : CHUNK);
+        if (d->hash) XXH64_update(d->hash, st->data + off, k);
+        if (d->bad) continue;
+        size_t i = first_nonfinite((const uint32_t *)(const void *)(st->data + off), k / 4);
+        if (i < k / 4) {
+            d->bad = e;
+            d->at = (off - e->begin) / 4 + i;
+        }
+    }
+}
+
+static ct_status nonfinite_error(const ct_safetensors *st, const data_scan *d) {
+    const float *x = (const float *)(const void *)(st->data + d->bad->begin);
+    char sh[160];
+    return ct_fail(CT_ECORRUPT,
+                   "%s: tensor %s holds a non-finite value (%s) at flat index %" PRIu64
+                   " of shape %s (NaN and Inf are refused)",
+                   st->path, d->bad->name,
+                   isnan(x[d->at]) ? "NaN"
+                   : x[d->at] > 0  ? "+Inf"
+                                   : "-Inf",
+                   d->at, shape_str(sh, sizeof sh, d->bad->ndim, d->bad->shape));
+}
+
+/* One pass over the data section: the recorded checksum (when present) and finite values. A
+ * checksum mismatch is reported first: a damaged byte is the likelier cause of a NaN. */
+static ct_status check_data(const ct_safetensors *st) {
     const char *rec = ct_safetensors_meta(st, CT_ST_CHECKSUM_KEY);
-    if (!rec) return CT_OK;
-    char *end;
-    unsigned long long want = strtoull(rec, &end, 16);
-    if (strlen(rec) != 16 || *end)
+    char *end = NULL;
+    unsigned long long want = rec ? strtoull(rec, &end, 16) : 0;
+    if (rec && (strlen(rec) != 16 || *end))
         return ct_fail(CT_ECORRUPT, "%s: checksum %s in the header is not 16 hex digits", st->path, rec);
-    uint64_t got = XXH64(st->data, st->data_size, 0);
-    if (got != want)
+    XXH64_state_t h;
+    XXH64_reset(&h, 0);
+    data_scan d = {.hash = rec ? &h : NULL, .bad = NULL};
+    for (size_t i = 0; i < st->n; i++) scan_entry(st, &st->entries[i], &d);
+    uint64_t got = XXH64_digest(&h);
+    if (rec && got != want)
         return ct_fail(CT_ECORRUPT,
                        "%s: data checksum mismatch: the data hashes to %016" PRIx64
                        ", the header records %s (corrupt file)",
                        st->path, got, rec);
-    return CT_OK;
+    return d.bad ? nonfinite_error(st, &d) : CT_OK;
 }
 
 ct_status ct_safetensors_open(ct_safetensors **out, const char *path) {
@@ -491,7 +547,7 @@ ct_status ct_safetensors_open(ct_safetensors **out, const char *path) {
     if (s == CT_OK) s = parse_entries(st);
     if (s == CT_OK) s = check_layout(st);
     if (s == CT_OK) s = index_names(st);
-    if (s == CT_OK) s = check_checksum(st);
+    if (s == CT_OK) s = check_data(st);
     if (s != CT_OK) {
         ct_safetensors_close(st);
         return s;

@@ -64,8 +64,10 @@ typedef struct ct_safetensors ct_safetensors;
 /* Maps path and validates all of it before returning: header length inside the file,
  * JSON that parses, string-only __metadata__, every entry F32 with at most 4 dimensions,
  * byte size == prod(shape) * 4, offsets inside the data section, unique names, tensors
- * contiguous without gaps or overlap, file size exact, and the checksum when present.
- * On failure *out is NULL and the message names the file and the problem. */
+ * contiguous without gaps or overlap, file size exact, the checksum when present, and
+ * every value finite (a NaN or Inf is refused naming the tensor and its first bad index;
+ * checked in the same pass over the data as the checksum). On failure *out is NULL and the
+ * message names the file and the problem. */
 ct_status ct_safetensors_open(ct_safetensors **out, const char *path);
 void ct_safetensors_close(ct_safetensors *st); /* NULL is fine */
 

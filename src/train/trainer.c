@@ -21,11 +21,8 @@ static ct_status open_loaders(ct_trainer *tr) {
     int B = c->train.batch_size, T = ct_config_train_seq_len(c);
     CT_TRY(ct_loader_open(&tr->train, c->data.dir, "train", B, T, (uint64_t)c->train.seed, 1));
     CT_TRY(ct_loader_open(&tr->val, c->data.dir, "val", B, T, (uint64_t)c->train.seed, 0));
-    int v = ct_loader_vocab_size(tr->train);
-    if (v > c->model.vocab_size)
-        return ct_fail(CT_EINVAL, "%s holds tokens of a %d-token vocabulary but model.vocab_size = %d",
-                       c->data.dir, v, c->model.vocab_size);
-    return CT_OK;
+    CT_TRY(ct_loader_check_vocab(tr->train, c->model.vocab_size));
+    return ct_loader_check_vocab(tr->val, c->model.vocab_size);
 }
 
 /* The checkpoint sees whole tensors under their one-process names; the stream moves each

@@ -4,7 +4,7 @@ source tests/e2e/lib.sh
 make_corpus "$SCRATCH"
 D="data.dir=$SCRATCH/data"
 
-for cmd in train generate eval prepare tokenize; do
+for cmd in train generate eval prepare tokenize verify; do
     help=$("$CETUS" "$cmd" --help) || fail "$cmd --help exited non-zero" # (grep -q in a pipe
     grep -q "usage: cetus $cmd" <<<"$help" || fail "$cmd --help"       # could cut the writer off)
 done
@@ -41,6 +41,9 @@ expect_error "$SCRATCH/empty" "$CETUS" prepare --input "$SCRATCH/empty" --out "$
 cp -r "$SCRATCH/data" "$SCRATCH/cut"
 truncate -s -4 "$SCRATCH/cut/train_000.bin"
 expect_error "$SCRATCH/cut/train_000.bin" "$CETUS" train $TINY data.dir="$SCRATCH/cut"
+cp "$SCRATCH/data/train_000.bin" "$SCRATCH/cut/train_000.bin"
+printf '\xff' | dd of="$SCRATCH/cut/val_000.bin" bs=1 seek=25 conv=notrunc status=none # vocab field
+expect_error "$SCRATCH/cut/val_000.bin is corrupt: header and token checksum" "$CETUS" train $TINY data.dir="$SCRATCH/cut"
 
 # checkpoints: corrupt or truncated ones are refused, naming the file
 "$CETUS" train $TINY $D run.dir="$SCRATCH/run" train.steps=3 train.sample_interval=0 >/dev/null
@@ -53,6 +56,21 @@ rm -rf "$ckpt" && cp -r "$SCRATCH/good" "$ckpt"
 truncate -s -100 "$ckpt/optimizer.safetensors"
 expect_error "$ckpt/optimizer.safetensors" "$CETUS" train $TINY $D run.dir="$SCRATCH/run" train.steps=4
 rm -rf "$ckpt" && cp -r "$SCRATCH/good" "$ckpt"
+# a NaN behind valid checksums (resealed) is refused by every load, naming file and tensor
+RESEAL="$PWD/$BUILD/tests/tool_ckpt_reseal"
+"$RESEAL" "$ckpt" model.safetensors h.1.mlp.c_fc.weight 17 nan
+expect_error "$ckpt/model.safetensors: tensor h.1.mlp.c_fc.weight holds a non-finite value (NaN) at flat index 17" \
+    "$CETUS" eval --ckpt "$SCRATCH/run" --batches 1
+expect_error "tensor h.1.mlp.c_fc.weight holds a non-finite value" \
+    "$CETUS" train $TINY $D run.dir="$SCRATCH/run" train.steps=4
+rm -rf "$ckpt" && cp -r "$SCRATCH/good" "$ckpt"
+"$RESEAL" "$ckpt" optimizer.safetensors wpe.weight.exp_avg 0 -inf
+expect_error "$ckpt/optimizer.safetensors: tensor wpe.weight.exp_avg holds a non-finite value (-Inf) at flat index 0" \
+    "$CETUS" train $TINY $D run.dir="$SCRATCH/run" train.steps=4
+"$CETUS" eval --ckpt "$SCRATCH/run" --batches 1 | grep -q "val loss" || fail "eval needs no optimizer state"
+rm -rf "$ckpt" && cp -r "$SCRATCH/good" "$ckpt"
+"$RESEAL" "$ckpt"
+"$CETUS" eval --ckpt "$SCRATCH/run" --batches 1 | grep -q "val loss" || fail "a plain reseal broke the checkpoint"
 expect_error "holds a model with model.n_layer = 2, but the config asks for 3" "$CETUS" train $TINY $D run.dir="$SCRATCH/run" model.n_layer=3
 expect_error "not a checkpoint" "$CETUS" eval --ckpt "$SCRATCH/nowhere"
 

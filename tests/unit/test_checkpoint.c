@@ -129,7 +129,8 @@ static void fx_fill(fixture *fx, uint64_t seed) {
     ct_rng r;
     ct_rng_seed(&r, seed);
     float *bufs[3] = {fx->v.params, fx->v.adam_m, fx->v.adam_v};
-    const float special[] = {-0.0f, INFINITY, -INFINITY, NAN, 1e-45f, -3.4e38f};
+    const float special[] = {-0.0f, 3.4e38f, -1.17e-38f,
+                             0.0f,  1e-45f,  -3.4e38f}; /* finite: loads refuse others */
     for (int b = 0; b < 3; b++) {
         if (!bufs[b]) continue;
         for (size_t i = 0; i < fx->n; i++) bufs[b][i] = ct_rng_normal(&r);
@@ -402,7 +403,7 @@ Test(safetensors, write_fetch_streams_each_tensor_once) {
     char p[512], q[512], tmp[600];
     path_in(p, tmp_root, "f.safetensors");
     path_in(q, tmp_root, "w.safetensors");
-    float a[6] = {1, 2, 3, 4, -0.0f, NAN}, s = -2.5f, quad[12];
+    float a[6] = {1, 2, 3, 4, -0.0f, 1e-45f}, s = -2.5f, quad[12];
     for (int i = 0; i < 12; i++) quad[i] = (float)i / 8;
     const float *src[] = {a, &s, NULL, quad};
     const size_t numel[] = {6, 1, 0, 12};
@@ -653,6 +654,75 @@ Test(checkpoint, weights_only_checkpoint) {
     fx_assert_equal(&fx, &got);
     fx_free(&fx);
     fx_free(&got);
+}
+
+Test(checkpoint, non_finite_weights_and_moments_are_refused_naming_the_tensor) {
+    char dir[512], p[512];
+    path_in(dir, tmp_root, "nan");
+    fixture fx, got;
+    fx_init(&fx, 64, 1, NULL);
+    fx_fill(&fx, 9);
+    const ct_ckpt_tensor *attn = &fx.t[3]; /* h.0.attn.c_attn.weight [16, 48] */
+    fx.v.params[attn->offset + 100] = NAN; /* a diverged run saves whatever it holds */
+    save_ok(dir, &fx, 5);
+    path_in(p, dir, "model.safetensors");
+    assert_refused(dir, p);
+    assert_error_names("tensor h.0.attn.c_attn.weight holds a non-finite value (NaN) at flat index 100");
+    fx_init(&got, 64, 0, NULL);
+    fx_poison(&got);
+    cr_assert_neq(ct_checkpoint_load_weights(dir, &got.v), CT_OK, "weights with a NaN loaded");
+    assert_error_names("h.0.attn.c_attn.weight");
+    fx_assert_poisoned(&got);
+    /* the moments too: an Inf in exp_avg_sq fails a resume but not a weights-only load */
+    fx.v.params[attn->offset + 100] = 0.5f;
+    fx.v.adam_v[fx.t[0].offset + 7] = -INFINITY;
+    save_ok(dir, &fx, 6);
+    path_in(p, dir, "optimizer.safetensors");
+    assert_refused(dir, p);
+    assert_error_names("tensor wte.weight.exp_avg_sq holds a non-finite value (-Inf) at flat index 7");
+    cr_assert_eq(ct_checkpoint_load_weights(dir, &got.v), CT_OK, "%s", ct_last_error());
+    cr_assert_eq(got.v.params[attn->offset + 100], 0.5f);
+    fx_free(&fx);
+    fx_free(&got);
+}
+
+static void counting_put(void *ctx, size_t i, int b, const float *data) {
+    (void)i, (void)b, (void)data;
+    (*(int *)ctx)++;
+}
+
+Test(checkpoint, check_verifies_without_handing_anything_over) {
+    char dir[512], w[512];
+    path_in(dir, tmp_root, "chk");
+    path_in(w, tmp_root, "weights");
+    fixture fx, bare;
+    fx_init(&fx, 64, 1, NULL);
+    fx_fill(&fx, 10);
+    save_ok(dir, &fx, 1);
+    fx_free(&fx);
+    fx_init(&fx, 64, 0, NULL);
+    fx_fill(&fx, 11);
+    save_ok(w, &fx, 2);
+    int puts = 0, has_optim = -1;
+    ct_ckpt_io io = {NULL, counting_put, &puts};
+    fx_init(&bare, 64, 0, NULL);
+    bare.v.io = &io;
+    bare.v.moments = 0;
+    cr_assert_eq(ct_checkpoint_check(dir, &bare.v, &has_optim), CT_OK, "%s", ct_last_error());
+    cr_assert_eq(has_optim, 1, "the optimizer file was not checked");
+    cr_assert_eq(ct_checkpoint_check(w, &bare.v, &has_optim), CT_OK, "%s", ct_last_error());
+    cr_assert_eq(has_optim, 0);
+    cr_assert_eq(puts, 0, "a check handed tensors over");
+    fx_free(&fx);
+    fx_init(&fx, 32, 0, NULL); /* another vocabulary: wte.weight's shape differs */
+    fx.v.io = &io;
+    cr_assert_eq(ct_checkpoint_check(dir, &fx.v, &has_optim), CT_ECORRUPT);
+    assert_error_names("wte.weight has shape [64, 16], expected [32, 16]");
+    path_in(w, tmp_root, "nowhere");
+    cr_assert_eq(ct_checkpoint_check(w, &bare.v, &has_optim), CT_EIO, "a missing checkpoint passed");
+    assert_error_names(w);
+    fx_free(&fx);
+    fx_free(&bare);
 }
 
 /* Two full fixtures (weights and moments) with different contents: seed and seed + 1. */

@@ -2,6 +2,7 @@
  * loader (windows across shards, determinism, resume, epoch wrap, data-parallel rows) and
  * prepare (small corpus, split, stale shards, empty corpus). Runs from the repo root. */
 #include <criterion/criterion.h>
+#include "data/data_check.h"
 #include "data/loader.h"
 #include "data/prepare.h"
 #include "data/shard.h"
@@ -11,6 +12,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#define XXH_INLINE_ALL
+#include <xxhash.h>
 
 /* ---- helpers --------------------------------------------------------------------------- */
 
@@ -47,6 +50,22 @@ static void patch_bytes(const char *path, long off, const void *bytes, size_t n)
     fseek(f, off, SEEK_SET);
     cr_assert_eq(fwrite(bytes, 1, n, f), n);
     fclose(f);
+}
+
+/* Rewrites path's checksum as its version (byte 8) computes it: the tokens, then for
+ * version 2 the header's first 32 bytes; so only later checks can catch a change. */
+static void reseal(const char *path) {
+    ct_mapped m;
+    cr_assert_eq(ct_map_file(&m, path), CT_OK);
+    XXH64_state_t st;
+    XXH64_reset(&st, 0);
+    XXH64_update(&st, m.data + CT_SHARD_HEADER_BYTES, m.size - CT_SHARD_HEADER_BYTES);
+    if (m.data[8] != CT_SHARD_VERSION_V1) XXH64_update(&st, m.data, CT_SHARD_HASHED_HEADER);
+    uint64_t h = XXH64_digest(&st);
+    ct_unmap_file(&m);
+    uint8_t b[8];
+    for (int i = 0; i < 8; i++) b[i] = (uint8_t)(h >> (8 * i));
+    patch_bytes(path, 32, b, 8);
 }
 
 static void expect_refused(const char *path, const char *what) {
@@ -109,11 +128,11 @@ Test(shard, every_corruption_is_refused_with_the_file_named) {
     cr_assert(strstr(ct_last_error(), "magic"), "%s", ct_last_error());
     patch_bytes(p, 0, "C", 1);
 
-    uint8_t v2[4] = {2, 0, 0, 0}, v1[4] = {1, 0, 0, 0};
-    patch_bytes(p, 8, v2, 4);
+    uint8_t v3[4] = {3, 0, 0, 0}, v2[4] = {2, 0, 0, 0};
+    patch_bytes(p, 8, v3, 4);
     expect_refused(p, "unknown version");
-    cr_assert(strstr(ct_last_error(), "version 2"), "%s", ct_last_error());
-    patch_bytes(p, 8, v1, 4);
+    cr_assert(strstr(ct_last_error(), "version 3"), "%s", ct_last_error());
+    patch_bytes(p, 8, v2, 4);
 
     uint8_t tok = 0x55;
     patch_bytes(p, CT_SHARD_HEADER_BYTES + 7, &tok, 1);
@@ -141,8 +160,93 @@ Test(shard, token_beyond_vocab_is_refused) {
     cr_assert_eq(ct_shard_write(p, t, 4, 60000), CT_OK);
     uint8_t v[4] = {0x51, 0xC4, 0, 0}; /* 50257 */
     patch_bytes(p, 24, v, 4);
+    expect_refused(p, "changed vocabulary field");
+    cr_assert(strstr(ct_last_error(), "header and token checksum"), "%s", ct_last_error());
+    reseal(p);
     expect_refused(p, "token >= vocab");
     cr_assert(strstr(ct_last_error(), "position 1") && strstr(ct_last_error(), "50257"), "%s", ct_last_error());
+}
+
+Test(shard, every_single_byte_change_of_the_header_is_refused) {
+    char p[512];
+    path_in(p, sizeof p, "h.bin");
+    write_seq_shard("h.bin", 0, 64);
+    ct_mapped m;
+    uint8_t head[CT_SHARD_HEADER_BYTES];
+    cr_assert_eq(ct_map_file(&m, p), CT_OK);
+    memcpy(head, m.data, sizeof head);
+    ct_unmap_file(&m);
+    cr_assert_eq(head[8], CT_SHARD_VERSION);
+    for (long off = 0; off < (long)CT_SHARD_HEADER_BYTES; off++) {
+        for (int v = 0; v < 256; v++) {
+            if (v == head[off]) continue;
+            uint8_t b = (uint8_t)v;
+            patch_bytes(p, off, &b, 1);
+            ct_shard s;
+            cr_assert_eq(ct_shard_open(&s, p), CT_ECORRUPT, "byte %ld = 0x%02x accepted", off, v);
+            cr_assert(strstr(ct_last_error(), p), "byte %ld: %s", off, ct_last_error());
+        }
+        patch_bytes(p, off, &head[off], 1);
+    }
+    ct_shard s;
+    cr_assert_eq(ct_shard_open(&s, p), CT_OK, "%s", ct_last_error());
+    ct_shard_close(&s);
+}
+
+Test(shard, a_version_1_shard_still_opens) {
+    char p[512];
+    path_in(p, sizeof p, "v1.bin");
+    write_seq_shard("v1.bin", 0, 100);
+    uint8_t v1 = CT_SHARD_VERSION_V1;
+    patch_bytes(p, 8, &v1, 1);
+    reseal(p); /* the tokens alone, as version 1 hashed them */
+    ct_shard s;
+    cr_assert_eq(ct_shard_open(&s, p), CT_OK, "%s", ct_last_error());
+    cr_assert_eq(s.version, CT_SHARD_VERSION_V1);
+    cr_assert_eq(s.n_tokens, 100);
+    for (int i = 0; i < 100; i++) cr_assert_eq(ct_shard_token(&s, (uint64_t)i), i);
+    ct_shard_close(&s);
+    uint8_t vocab[4] = {50, 0, 0, 0}; /* unchecked in version 1: only the range check catches it */
+    patch_bytes(p, 24, vocab, 4);
+    expect_refused(p, "version-1 vocabulary below its tokens");
+    cr_assert(strstr(ct_last_error(), "position 50"), "%s", ct_last_error());
+}
+
+typedef struct seen {
+    int n, ok;
+    char paths[4][512], details[4][192];
+} seen;
+
+static void on_item(void *ctx, const ct_data_item *it) {
+    seen *s = ctx;
+    cr_assert_lt(s->n, 4);
+    snprintf(s->paths[s->n], sizeof s->paths[0], "%s", it->path);
+    snprintf(s->details[s->n], sizeof s->details[0], "%s", it->status == CT_OK ? it->detail : ct_last_error());
+    s->ok += it->status == CT_OK;
+    s->n++;
+}
+
+Test(shard, a_data_directory_is_checked_shard_by_shard) {
+    write_seq_shard("val_000.bin", 0, 30);
+    write_seq_shard("train_000.bin", 0, 50);
+    write_seq_shard("train_001.bin", 0, 20);
+    write_text("train_notes.txt", "not a shard");
+    char p[512];
+    path_in(p, sizeof p, "train_001.bin");
+    uint8_t v1 = CT_SHARD_VERSION_V1;
+    patch_bytes(p, 8, &v1, 1);
+    reseal(p);
+    path_in(p, sizeof p, "val_000.bin");
+    patch_bytes(p, CT_SHARD_HEADER_BYTES + 3, "\x7f", 1);
+    seen s = {0};
+    int n = 0;
+    cr_assert_eq(ct_data_check_dir(tmpdir, on_item, &s, &n), CT_OK, "%s", ct_last_error());
+    cr_assert_eq(n, 3);
+    cr_assert_eq(s.ok, 2);
+    cr_assert(strstr(s.paths[0], "/train_000.bin") && strstr(s.paths[2], "/val_000.bin"), "not in name order");
+    cr_assert_str_eq(s.details[0], "50 tokens, vocab 50257, version 2");
+    cr_assert(strstr(s.details[1], "version 1: header not under the checksum"), "%s", s.details[1]);
+    cr_assert(strstr(s.details[2], p) && strstr(s.details[2], "checksum"), "%s", s.details[2]);
 }
 
 Test(shard, missing_file_is_an_io_error) {
@@ -317,6 +421,16 @@ Test(loader, val_split_and_errors_name_the_directory) {
     patch_bytes(p, 0, "Z", 1);
     cr_assert_eq(ct_loader_open(&l, tmpdir, "train", 1, 4, 0, 0), CT_ECORRUPT);
     cr_assert(strstr(ct_last_error(), "train_002.bin"), "%s", ct_last_error());
+}
+
+Test(loader, a_vocabulary_larger_than_the_model_names_the_shard) {
+    ct_loader *l = open_loader("train", 2, 0, 0);
+    cr_assert_eq(ct_loader_check_vocab(l, 50257), CT_OK, "%s", ct_last_error());
+    cr_assert_eq(ct_loader_check_vocab(l, 50000), CT_EINVAL, "a model with fewer rows accepted");
+    char p[512];
+    path_in(p, sizeof p, "train_000.bin");
+    cr_assert(strstr(ct_last_error(), p) && strstr(ct_last_error(), "50257"), "%s", ct_last_error());
+    ct_loader_close(l);
 }
 
 /* ---- prepare --------------------------------------------------------------------------- */

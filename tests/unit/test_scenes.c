@@ -556,8 +556,8 @@ Test(scenes, corrupt_shards_are_refused) {
     patch(path, 0, 'X');
     expect_shard_refused(path, "bad magic");
     write_shard(path, 4);
-    patch(path, 8, 2);
-    expect_shard_refused(path, "version 2");
+    patch(path, 8, 3);
+    expect_shard_refused(path, "version 3");
     write_shard(path, 4);
     patch(path, 32, 5);
     expect_shard_refused(path, "5 records");
@@ -566,13 +566,58 @@ Test(scenes, corrupt_shards_are_refused) {
     expect_shard_refused(path, "32x64");
 }
 
-/* Rewrites the header checksum of path so that only the record checks can catch a change. */
+/* Rewrites the checksum of path (of the records, then for version 2 the header's first 40
+ * bytes) so that only the record checks can catch a change. */
 static void rehash(const char *path) {
     ct_mapped m;
     cr_assert_eq(ct_map_file(&m, path), CT_OK);
-    uint64_t h = XXH64(m.data + CT_SCENE_HEADER_BYTES, m.size - CT_SCENE_HEADER_BYTES, 0);
+    XXH64_state_t st;
+    XXH64_reset(&st, 0);
+    XXH64_update(&st, m.data + CT_SCENE_HEADER_BYTES, m.size - CT_SCENE_HEADER_BYTES);
+    if (m.data[8] != CT_SCENE_VERSION_V1) XXH64_update(&st, m.data, CT_SCENE_HASHED_HEADER);
+    uint64_t h = XXH64_digest(&st);
     ct_unmap_file(&m);
     for (int i = 0; i < 8; i++) patch(path, 40 + i, (uint8_t)(h >> (8 * i)));
+}
+
+Test(scenes, every_single_byte_change_of_the_header_is_refused) {
+    char path[512];
+    path_in(path, sizeof path, "h.bin");
+    write_shard(path, 2);
+    ct_mapped m;
+    uint8_t head[CT_SCENE_HEADER_BYTES];
+    cr_assert_eq(ct_map_file(&m, path), CT_OK);
+    memcpy(head, m.data, sizeof head);
+    ct_unmap_file(&m);
+    for (long off = 0; off < (long)CT_SCENE_HEADER_BYTES; off++) {
+        for (int v = 0; v < 256; v++) {
+            if (v == head[off]) continue;
+            patch(path, off, (uint8_t)v);
+            ct_scene_shard s;
+            cr_assert_eq(ct_scene_shard_open(&s, path), CT_ECORRUPT, "byte %ld = 0x%02x accepted", off, v);
+            cr_assert(strstr(ct_last_error(), path), "%s", ct_last_error());
+        }
+        patch(path, off, head[off]);
+    }
+    ct_scene_shard s;
+    cr_assert_eq(ct_scene_shard_open(&s, path), CT_OK, "%s", ct_last_error());
+    ct_scene_shard_close(&s);
+}
+
+Test(scenes, a_version_1_shard_still_opens) {
+    char path[512];
+    path_in(path, sizeof path, "v1.bin");
+    write_shard(path, 3);
+    patch(path, 8, CT_SCENE_VERSION_V1);
+    rehash(path); /* the records alone, as version 1 hashed them */
+    ct_scene_shard s;
+    cr_assert_eq(ct_scene_shard_open(&s, path), CT_OK, "%s", ct_last_error());
+    cr_assert_eq(s.version, CT_SCENE_VERSION_V1);
+    cr_assert_eq(s.count, 3);
+    ct_scene_shard_close(&s);
+    patch(path, 24, 0x10); /* its vocabulary field, unchecked in version 1: not below the tokens */
+    cr_assert_eq(ct_scene_shard_open(&s, path), CT_ECORRUPT, "a shrunken vocabulary was accepted");
+    cr_assert(strstr(ct_last_error(), path), "%s", ct_last_error());
 }
 
 Test(scenes, records_are_checked_past_the_checksum) {
