@@ -66,10 +66,21 @@ static ct_status list_names(const char *dir, char ***names, int *n) {
     return s;
 }
 
+/* A directory a killed prepare left (CT_UNFINISHED_MARKER there) is one bad item itself. */
+static int check_finished(const char *dir, ct_data_item_fn fn, void *ctx) {
+    char path[4096];
+    if (ct_path_format(path, sizeof path, "%s/%s", dir, CT_UNFINISHED_MARKER) != CT_OK) return 0;
+    ct_data_item it = {.path = path, .detail = ""};
+    if ((it.status = ct_dir_check_finished(dir, "shards")) == CT_OK) return 0;
+    fn(ctx, &it);
+    return 1;
+}
+
 ct_status ct_data_check_dir(const char *dir, ct_data_item_fn fn, void *ctx, int *count) {
     char **names = NULL, path[4096];
     int n = 0;
     ct_status s = list_names(dir, &names, &n);
+    int unfinished = s == CT_OK ? check_finished(dir, fn, ctx) : 0;
     for (int i = 0; s == CT_OK && i < n; i++) {
         ct_data_item it = {.path = path, .detail = ""};
         if ((s = ct_path_format(path, sizeof path, "%s/%s", dir, names[i])) != CT_OK) break;
@@ -80,6 +91,6 @@ ct_status ct_data_check_dir(const char *dir, ct_data_item_fn fn, void *ctx, int 
     }
     for (int i = 0; i < n; i++) ct_free(names[i]);
     ct_free(names);
-    *count = n;
+    *count = n + unfinished;
     return s;
 }

@@ -16,8 +16,9 @@ typedef struct ct_data_item {
 typedef void (*ct_data_item_fn)(void *ctx, const ct_data_item *item);
 
 /* Opens and closes every train/val token shard and scene shard in dir, in name order,
- * calling fn on each with its verdict; *count says how many there were (0: none, not a
- * data directory). Fails only when dir cannot be listed. */
+ * calling fn on each with its verdict; *count says how many items there were (0: none, not
+ * a data directory). A directory an unfinished prepare left (CT_UNFINISHED_MARKER) is first
+ * reported as one bad item, the marker's path. Fails only when dir cannot be listed. */
 ct_status ct_data_check_dir(const char *dir, ct_data_item_fn fn, void *ctx, int *count);
 
 #endif /* CT_DATA_CHECK_H */

@@ -64,6 +64,9 @@ cp -r "$SCRATCH/data" "$SCRATCH/baddata"
 printf '\x52' | dd of="$SCRATCH/baddata/val_000.bin" bs=1 seek=24 conv=notrunc status=none # vocab 50258
 verify_expect 1 "^BAD   $SCRATCH/baddata/val_000.bin  is corrupt: header and token checksum" "$SCRATCH/baddata"
 grep -q "^ok    $SCRATCH/baddata/train_000.bin" "$SCRATCH/last.out" || fail "the good shard is not ok"
+cp -r "$SCRATCH/data" "$SCRATCH/unfinished" && touch "$SCRATCH/unfinished/prepare.unfinished"
+verify_expect 1 "^BAD   $SCRATCH/unfinished/prepare.unfinished  $SCRATCH/unfinished: the shards are incomplete" \
+    "$SCRATCH/unfinished"
 "$CETUS" prepare --scenes --out "$SCRATCH/scenes" --train-scenes 20 --val-scenes 5 2>/dev/null \
     || fail "prepare --scenes"
 verify_expect 0 "^ok    $SCRATCH/scenes/scenes_val.bin  \(5 scenes, captions of up to 48 tokens, vocab 50257, version 2\)$" \
