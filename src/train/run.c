@@ -80,6 +80,7 @@ ct_status ct_run_train(ct_run *r) {
     ct_layout want = {cfg->parallel.data, cfg->parallel.tensor, cfg->parallel.pipeline, cfg->parallel.expert};
     ct_world *world;
     if ((s = ct_world_create(&world, &want)) != CT_OK) return refused(s);
+    CT_ASSERT(ct_world_set_timeout(world, cfg->parallel.timeout) == CT_OK); /* range checked by config */
     start_threads(cfg);
     s = ct_train_run(cfg, world);
     if (s != CT_OK && ct_world_size(world) > 1) { /* end every rank, with this one's message */
