@@ -67,10 +67,14 @@ stall() { # NAME VICTIM [thread]
     stop_and_wait "$(cat "$dir/pid.$victim")" "$mp" 10 "$dir.log" "$name"
 }
 stall "comm tool, rank 2 stopped" 2
+grep -q "stall: requests drained by ct_comm_wait" "$SCRATCH/comm tool, rank 2 stopped.log" ||
+    fail "comm tool: the requests were not waited for by ct_comm_wait"
 grep -qE "cetus: rank 0 of 3 .*: all-reduce on the world axis \(#[0-9]+\) waited [0-9.]+ s \(parallel.timeout\): rank 2 did not reach it; aborting" \
     "$SCRATCH/comm tool, rank 2 stopped.log" || fail "comm tool: rank 2 not named: $(cat "$SCRATCH/comm tool, rank 2 stopped.log")"
 echo "  $(grep -m1 'parallel.timeout' "$SCRATCH/comm tool, rank 2 stopped.log")"
 stall "progress thread, rank 0 stopped" 0 thread
+grep -q "stall: requests drained from a progress thread" "$SCRATCH/progress thread, rank 0 stopped.log" ||
+    fail "progress thread: the requests were not drained from a progress thread"
 grep -qE "cetus: rank [12] of 3 .*: all-reduce on the world axis \(#[0-9]+\) waited [0-9.]+ s \(parallel.timeout\); rank 0, which gathers the reports, did not end the job within [0-9.]+ s: rank 0 is late; aborting" \
     "$SCRATCH/progress thread, rank 0 stopped.log" ||
     fail "progress thread: rank 0 not named: $(cat "$SCRATCH/progress thread, rank 0 stopped.log")"

@@ -592,6 +592,9 @@ static int mode_stall(int argc, char **argv) {
     TRY(ct_world_set_timeout(W, atof(argv[1])));
     ct_progress *prog = NULL;
     TRY(ct_progress_create(&prog, W, argc > 2 && !strcmp(argv[2], "thread")));
+    if (ct_world_rank(W) == 0)
+        printf("stall: requests drained %s\n",
+               ct_progress_threaded(prog) ? "from a progress thread" : "by ct_comm_wait");
     write_pid(argv[0]);
     float buf[256] = {0};
     for (;;) { /* until the watchdog ends every rank */
