@@ -40,7 +40,7 @@ make_corpus "$SCRATCH"
 run_dir="$SCRATCH/train"
 "${MPIRUN[@]}" -np 2 "$CETUS" train $TINY data.dir="$SCRATCH/data" run.dir="$run_dir" train.steps=100000 \
     train.eval_interval=0 train.sample_interval=0 train.ckpt_interval=0 parallel.timeout=3 \
-    parallel.overlap=thread >"$SCRATCH/train.log" 2>&1 &
+    parallel.overlap=thread runtime.threads=1 >"$SCRATCH/train.log" 2>&1 &
 mp=$!
 for _ in $(seq 300); do
     n=$(grep -c '"loss"' "$run_dir/metrics.jsonl" 2>/dev/null) || n=0
