@@ -8,7 +8,7 @@
 source tests/e2e/lib.sh
 make_corpus "$SCRATCH"
 export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"
-STEPS=8
+STEPS=6
 args="$TINY data.dir=$SCRATCH/data train.steps=$STEPS train.eval_interval=0 train.sample_interval=0
       train.ckpt_interval=0 runtime.threads=1"
 step_losses() { grep -o '"step": [0-9]*, "loss": [^,}]*' "$1/metrics.jsonl"; }
