@@ -50,7 +50,8 @@ static void begin_request(ct_world *w, ct_request *r, int op, ct_axis axis) {
 
 static void begin(ct_world *w, ct_request *r, int op, ct_axis axis) {
     begin_request(w, r, op, axis);
-    r->tag = (int)(w->seq[axis]++ % 32768u);
+    r->seq = w->seq[axis]++;
+    r->tag = (int)(r->seq % 32768u);
 }
 
 static ct_status finish(ct_world *w, ct_request *r) {
@@ -426,6 +427,26 @@ static long next_nap(long nap, double idle) {
     return 2 * nap < cap ? 2 * nap : cap;
 }
 
+static const char *op_name(int op) {
+    static const char *const names[] = {"request",   "all-reduce", "reduce-scatter", "all-gather", "all-to-all",
+                                        "broadcast", "barrier",    "send",           "receive"};
+    return op >= 0 && op < (int)(sizeof names / sizeof *names) ? names[op] : "request";
+}
+
+_Noreturn void ct_comm_expired(ct_world *w, const ct_request *req, double waited) {
+    ct_watch_report r = {.rank = w->rank, .peer = -1, .waited = waited};
+    pthread_mutex_lock(&w->lock); /* the progress thread may be driving req */
+    r.axis = req->axis;
+    r.seq = req->seq;
+    if (req->op == OP_SEND || req->op == OP_RECV) {
+        r.peer = ct_world_peer(w, req->axis, req->root);
+        r.seq = (unsigned)req->tag;
+    }
+    snprintf(r.op, sizeof r.op, "%s", op_name(req->op));
+    pthread_mutex_unlock(&w->lock);
+    ct_watchdog_expired(w, &r);
+}
+
 /* Polls until w->poll_s after the last progress, yields the core until w->yield_s, then
  * sleeps with next_nap's backoff; back to polling whenever a message arrives. */
 ct_status ct_comm_wait(ct_world *w, ct_request *req) {
@@ -447,6 +468,7 @@ ct_status ct_comm_wait(ct_world *w, ct_request *req) {
             last = now;
             nap = 500;
         } else if (now - last >= w->yield_s) {
+            if (w->timeout_s > 0 && now - last >= w->timeout_s) ct_comm_expired(w, req, now - last);
             if (slack < 0) slack = set_slack(1000);
             nap = next_nap(nap, now - last);
             sleep_ns(nap);

@@ -45,6 +45,24 @@
  * after 10 us and yielding after 50 us. A rank therefore does not spin while a peer needs
  * its core, and a rank waiting for a straggler uses ~1% of a core.
  *
+ * Hangs. A rank that stops answering (stopped, swapped out, stuck in a driver) would leave
+ * its peers waiting for ever. A wait that sees no message move for parallel.timeout seconds
+ * (ct_world_set_timeout; default 600, 0 = off) ends the job instead: in ct_comm_wait (one
+ * comparison per nap, so nothing on the normal path) and in ct_progress_drain while a
+ * progress thread drives the requests (the waiting thread looks at the clock every 0.1 s).
+ * The rank then reports (collective, axis, sequence number, seconds waited) to rank 0 over
+ * a communicator of the watchdog's own (a duplicate of the world, idle until then). Rank 0,
+ * once its own wait expired, gathers reports for a grace period (half the timeout, 1 to
+ * 10 s), prints the other ranks' waits that differ from its own and one line naming the
+ * ranks that sent none -- a stopped rank cannot answer anything, so silence is what
+ * identifies it:
+ *     cetus: rank 0 of 2 (data 0, tensor 0): all-reduce on the data axis (#21) waited
+ *     3.0 s (parallel.timeout): rank 1 did not reach it; aborting
+ * and calls MPI_Abort, which ends every rank (mpirun sends SIGCONT first, so stopped ones
+ * too). When rank 0 is the late one, a reporting rank waits twice the grace period, says
+ * "rank 0 is late" and aborts. A rank named late has waited less than about timeout - grace
+ * in any collective, or none at all. Only the first expired wait of a process speaks.
+ *
  * Errors. Communicators return MPI errors (MPI_ERRORS_RETURN); they come back as
  * CT_EIO with the MPI message and the axis. Fatal errors go through ct_world_abort, which
  * prints the rank and calls MPI_Abort so no rank hangs. */
@@ -156,6 +174,13 @@ typedef struct ct_comm_counter {
 ct_comm_counter ct_world_counter(const ct_world *w, ct_axis axis);
 void ct_world_reset_counters(ct_world *w);
 
+/* parallel.timeout: a wait (ct_comm_wait, ct_progress_drain) that sees no progress for this
+ * many seconds ends every rank (see "Hangs" at the top); 0 turns the watchdog off. Default
+ * CT_COMM_TIMEOUT. CT_EINVAL naming the key for a negative or absurd value. */
+#define CT_COMM_TIMEOUT 600.0
+ct_status ct_world_set_timeout(ct_world *w, double seconds);
+double ct_world_timeout(const ct_world *w);
+
 /* Largest message in floats (default 2^18, at most INT_MAX). Tests lower it to exercise
  * the segmented paths on small buffers; 0 restores the default. */
 void ct_world_set_segment(ct_world *w, size_t floats);
@@ -183,6 +208,7 @@ typedef struct ct_request {
     MPI_Request mpi[2]; /* send and receive of the current step */
     MPI_Request *segs;  /* point-to-point: one per segment, all posted at the start */
     int op, axis, tag, slot, root;
+    unsigned seq; /* the collective's number on its axis (for the watchdog's message) */
     long step, steps;
     size_t n, seg, max_block, sent, received, expect;
     const void *send;

@@ -3,6 +3,7 @@
 #define _GNU_SOURCE /* prctl timer slack */
 #include "parallel/progress.h"
 #include "core/core.h"
+#include "parallel/world.h"
 #include <pthread.h>
 #include <sys/prctl.h>
 #include <time.h>
@@ -26,6 +27,7 @@ struct ct_progress {
     item items[MAX_ITEMS];
     int n;            /* requests in flight */
     ct_status status; /* the first failure */
+    double moved_at;  /* when a request last moved (ct_now), for the watchdog */
 };
 
 /* Tests item i (its request belongs to the driving thread); returns 1 if it ended. */
@@ -58,6 +60,7 @@ static int pass(ct_progress *p) {
         if (i >= n || !ended[i]) p->items[kept++] = p->items[i];
     moved |= kept < p->n;
     p->n = kept;
+    if (moved) p->moved_at = ct_now();
     if (p->n == 0) pthread_cond_broadcast(&p->idle);
     pthread_mutex_unlock(&p->mu);
     return moved;
@@ -134,10 +137,36 @@ void ct_progress_poll(ct_progress *p) {
     if (!p->has_thread) pass(p);
 }
 
+/* With p->mu held: until the helper drained every request. Past parallel.timeout without
+ * any request moving, the watchdog takes over (the helper keeps testing meanwhile). */
+static void wait_idle(ct_progress *p) {
+    double limit = ct_world_timeout(p->w), since = ct_now();
+    while (p->n > 0) {
+        if (limit <= 0) {
+            pthread_cond_wait(&p->idle, &p->mu);
+            continue;
+        }
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 100000000L; /* look at the clock every 0.1 s */
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&p->idle, &p->mu, &ts);
+        double now = ct_now(), last = p->moved_at > since ? p->moved_at : since;
+        if (p->n > 0 && now - last >= limit) {
+            ct_request *req = p->items[0].req;
+            pthread_mutex_unlock(&p->mu);
+            ct_comm_expired(p->w, req, now - last);
+        }
+    }
+}
+
 ct_status ct_progress_drain(ct_progress *p) {
     if (p->has_thread) {
         pthread_mutex_lock(&p->mu);
-        while (p->n > 0) pthread_cond_wait(&p->idle, &p->mu);
+        wait_idle(p);
     } else {
         for (;;) { /* in order, with ct_comm_wait's patient waiting */
             pthread_mutex_lock(&p->mu);

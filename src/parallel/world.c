@@ -89,6 +89,9 @@ static ct_status build_comms(ct_world *w) {
         MPI_Comm_free(&node);
         w->one_node[a] = here == size;
     }
+    int rc = MPI_Comm_dup(MPI_COMM_WORLD, &w->watch);
+    if (rc != MPI_SUCCESS) return ct_world_mpi_error(w, CT_AXIS_WORLD, rc, "MPI_Comm_dup");
+    MPI_Comm_set_errhandler(w->watch, MPI_ERRORS_RETURN);
     return CT_OK;
 }
 
@@ -121,6 +124,7 @@ static void release(ct_world *w) {
         if (w->comm[a] != MPI_COMM_NULL) MPI_Comm_free(&w->comm[a]);
         if (w->p2p[a] != MPI_COMM_NULL) MPI_Comm_free(&w->p2p[a]);
     }
+    if (w->watch != MPI_COMM_NULL) MPI_Comm_free(&w->watch);
     for (int i = 0; i < w->n_slots; i++) ct_free(w->slots[i].buf);
     ct_free(w->slots);
     if (w->owns_mpi) MPI_Finalize();
@@ -140,6 +144,8 @@ ct_status ct_world_create(ct_world **out, const ct_layout *want) {
     w->segment = CT_COMM_SEGMENT;
     w->poll_s = 50e-6;
     w->yield_s = 200e-6;
+    w->timeout_s = CT_COMM_TIMEOUT;
+    w->watch = MPI_COMM_NULL;
     for (int a = 0; a < CT_AXIS_COUNT; a++) {
         w->comm[a] = w->p2p[a] = MPI_COMM_NULL;
         w->one_node[a] = 1;
@@ -227,6 +233,15 @@ ct_comm_counter ct_world_counter(const ct_world *w, ct_axis axis) {
 }
 
 void ct_world_reset_counters(ct_world *w) { memset(w->counter, 0, sizeof w->counter); }
+
+ct_status ct_world_set_timeout(ct_world *w, double seconds) {
+    if (!(seconds >= 0 && seconds <= 1e7))
+        return ct_fail(CT_EINVAL, "parallel.timeout = %g: allowed 0 (no watchdog) to 1e7 seconds", seconds);
+    w->timeout_s = seconds;
+    return CT_OK;
+}
+
+double ct_world_timeout(const ct_world *w) { return w->timeout_s; }
 
 void ct_world_set_segment(ct_world *w, size_t floats) {
     w->segment = floats == 0 || floats > INT_MAX / 8 ? CT_COMM_SEGMENT : floats;

@@ -30,6 +30,8 @@ struct ct_world {
     int threaded;                /* MPI allows calls from several threads, one at a time */
     int one_node[CT_AXIS_COUNT]; /* every member of the group shares this rank's node */
     pthread_mutex_t lock;        /* held around every request state change and MPI call */
+    double timeout_s;            /* parallel.timeout: a wait without progress this long aborts */
+    MPI_Comm watch;              /* a duplicate of the world, for the watchdog's reports only */
 };
 
 struct ct_split {
@@ -43,5 +45,20 @@ struct ct_split {
 ct_status ct_world_mpi_error(const ct_world *w, int axis, int rc, const char *what);
 ct_status ct_world_claim_scratch(ct_world *w, size_t floats, int *slot, float **buf);
 void ct_world_release_scratch(ct_world *w, int slot);
+
+/* What a rank whose wait expired tells the watchdog's leader (sent as bytes). */
+typedef struct ct_watch_report {
+    int rank, axis, peer; /* peer: world rank of a send's or receive's other end, else -1 */
+    unsigned seq;         /* the collective's number on its axis (a message's tag) */
+    double waited;        /* seconds without progress */
+    char op[16];          /* "all-reduce", "barrier", "receive", ... */
+} ct_watch_report;
+
+/* A wait on req saw no progress for `waited` seconds (past w->timeout_s): the report of
+ * comm.c's ct_comm_expired goes to the watchdog. Called without the world's lock. */
+_Noreturn void ct_comm_expired(ct_world *w, const ct_request *req, double waited);
+/* watchdog.c: reports to rank 0, which names the ranks that did not report and ends every
+ * rank (see comm.h, "Hangs"). Takes the world's lock and never returns. */
+_Noreturn void ct_watchdog_expired(ct_world *w, const ct_watch_report *mine);
 
 #endif

@@ -121,6 +121,8 @@ static const key_def keys[] = {
      "blocks per pipeline stage, e.g. \"5,3\" (auto = balanced by compute, the head counting on the last stage)"},
     {"parallel.overlap", K_STR, F(parallel.overlap), 0, 16, "auto",
      "how gradient reductions overlap backward: thread (a progress thread), poll (between products), auto (thread when the data ranks span several nodes or for ZeRO 2)"},
+    {"parallel.timeout", K_FLOAT, F(parallel.timeout), 0, 1e7, "600",
+     "seconds a rank may wait in a collective without progress before every rank is aborted, naming the late ranks (0 = never)"},
     {"parallel.zero", K_INT, F(parallel.zero), 0, 2, "0",
      "ZeRO stage: 0 replicated, 1 optimizer state sharded, 2 gradients too"},
     {"memory.compute_budget", K_STR, F(memory.compute_budget), 0, 32, "0",

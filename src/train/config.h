@@ -52,6 +52,7 @@ typedef struct ct_config {
         char stages[256];  /* blocks per stage, e.g. "5,3" ("auto" = balanced by compute) */
         int zero;          /* ZeRO stage 0, 1 or 2 */
         char overlap[16];  /* "auto", "thread" or "poll": see src/parallel/dp.h */
+        double timeout;    /* seconds without progress in a wait before the watchdog aborts */
     } parallel;
     struct {
         char compute_budget[32]; /* bytes the compute tier may hold: "0" (no budget), "512M", "2G" */

@@ -6,6 +6,7 @@
 #include "train/commands.h"
 #include "train/config.h"
 #include "train/pipeline.h"
+#include "train/preempt.h"
 #include "train/trainer.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,8 +81,11 @@ ct_status ct_run_train(ct_run *r) {
     ct_layout want = {cfg->parallel.data, cfg->parallel.tensor, cfg->parallel.pipeline, cfg->parallel.expert};
     ct_world *world;
     if ((s = ct_world_create(&world, &want)) != CT_OK) return refused(s);
+    CT_ASSERT(ct_world_set_timeout(world, cfg->parallel.timeout) == CT_OK); /* range checked by config */
     start_threads(cfg);
+    ct_preempt_install(); /* a signal ends the run after a step, with a checkpoint */
     s = ct_train_run(cfg, world);
+    ct_preempt_uninstall();
     if (s != CT_OK && ct_world_size(world) > 1) { /* end every rank, with this one's message */
         char msg[1100];
         snprintf(msg, sizeof msg, "error: %s", ct_last_error());

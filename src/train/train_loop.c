@@ -9,6 +9,7 @@
 #include "offload/policy.h"
 #include "ops/backend.h"
 #include "train/multimodal.h"
+#include "train/preempt.h"
 #include "train/trainer_internal.h"
 #include <inttypes.h>
 #include <math.h>
@@ -231,6 +232,20 @@ static int due(int64_t step, int interval, int64_t last) {
     return step == last || (interval > 0 && step % interval == 0);
 }
 
+/* After each step: when a rank got SIGTERM, SIGINT or SIGUSR1 (preempt.h), every rank saves
+ * this step (unless it just did) and the run ends. */
+static ct_status stop_on_signal(ct_trainer *tr, run_output *o, int saved) {
+    int sig;
+    CT_TRY(ct_preempt_agree(tr->world, &sig));
+    if (!sig) return CT_OK;
+    if (!saved) CT_TRY(ct_trainer_save(tr));
+    if (o->leader)
+        printf("%scetus: stopped by %s at step %" PRId64 ": checkpoint saved, resume with the same command\n",
+               o->tty ? "\n" : "", ct_preempt_name(sig), tr->step);
+    fflush(stdout);
+    return CT_OK;
+}
+
 static ct_status run_steps(ct_trainer *tr, run_output *o) {
     const ct_config *c = &tr->cfg;
     double smoothed = 0.0; /* exponential average of step time */
@@ -241,16 +256,18 @@ static ct_status run_steps(ct_trainer *tr, run_output *o) {
         stop = tr->stop_step;
         asked = 0;
     }
-    while (tr->step < stop) {
+    while (tr->step < stop && !ct_preempt_stopped()) {
         ct_step_stats st;
         CT_TRY(ct_trainer_step(tr, &st));
         smoothed = smoothed == 0.0 ? st.seconds : 0.9 * smoothed + 0.1 * st.seconds;
         progress(tr, o, &st, st.positions / st.seconds, smoothed * (double)(c->train.steps - tr->step));
         if (due(tr->step, c->train.eval_interval, c->train.steps)) CT_TRY(evaluate(tr, o));
         if (due(tr->step, c->train.sample_interval, c->train.steps)) CT_TRY(print_sample(tr, o));
-        if (due(tr->step, c->train.ckpt_interval, stop)) CT_TRY(ct_trainer_save(tr));
+        int saved = due(tr->step, c->train.ckpt_interval, stop);
+        if (saved) CT_TRY(ct_trainer_save(tr));
+        CT_TRY(stop_on_signal(tr, o, saved));
     }
-    if (asked && o->leader)
+    if (asked && o->leader && !ct_preempt_stopped())
         printf("stopped at step %" PRId64 " as run.stop_at_step asks; run again to continue\n", tr->step);
     return CT_OK;
 }

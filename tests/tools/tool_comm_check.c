@@ -20,6 +20,10 @@
  *   fatal RANK [DATA TENSOR]  rank RANK ends the run with ct_world_abort; the others wait.
  *   hang DIR        each rank writes its pid to DIR/pid.RANK and waits at a barrier that
  *                   rank 0 reaches only after 60 s (for a test that kills one rank).
+ *   stall DIR TIMEOUT [thread]
+ *                   parallel.timeout = TIMEOUT; each rank writes its pid to DIR/pid.RANK and
+ *                   runs world all-reduces until the watchdog ends the job (a test stops
+ *                   one rank); with `thread` they are drained from a progress thread.
  *   bench FLOATS REPS WORK_US
  *       REPS rounds of: compute WORK_US (odd world ranks 2x as long), then an all-reduce
  *       of FLOATS floats over the world, with MPI_Allreduce (blocking, MPI's own wait),
@@ -562,19 +566,44 @@ static int mode_fatal(int argc, char **argv) {
     return 0;
 }
 
-static int mode_hang(int argc, char **argv) {
-    CHECK(argc > 0, "hang needs a directory");
-    TRY(ct_world_create(&W, NULL));
+/* DIR/pid.RANK: this process's pid, for a test that signals one rank. */
+static void write_pid(const char *dir) {
     char path[4096];
-    snprintf(path, sizeof path, "%s/pid.%d", argv[0], ct_world_rank(W));
+    snprintf(path, sizeof path, "%s/pid.%d", dir, ct_world_rank(W));
     FILE *f = fopen(path, "w");
     CHECK(f, "cannot write %s", path);
     fprintf(f, "%d\n", (int)getpid());
     fclose(f);
+}
+
+static int mode_hang(int argc, char **argv) {
+    CHECK(argc > 0, "hang needs a directory");
+    TRY(ct_world_create(&W, NULL));
+    write_pid(argv[0]);
     if (ct_world_rank(W) == 0) sleep_s(60);
     TRY(ct_comm_barrier(W, CT_AXIS_WORLD));
     ct_world_free(W);
     return 0;
+}
+
+static int mode_stall(int argc, char **argv) {
+    CHECK(argc > 1, "stall needs a directory and a timeout");
+    TRY(ct_world_create(&W, NULL));
+    TRY(ct_world_set_timeout(W, atof(argv[1])));
+    ct_progress *prog = NULL;
+    TRY(ct_progress_create(&prog, W, argc > 2 && !strcmp(argv[2], "thread")));
+    if (ct_world_rank(W) == 0)
+        printf("stall: requests drained %s\n",
+               ct_progress_threaded(prog) ? "from a progress thread" : "by ct_comm_wait");
+    write_pid(argv[0]);
+    float buf[256] = {0};
+    for (;;) { /* until the watchdog ends every rank */
+        ct_request req;
+        TRY(ct_comm_allreduce_start(W, CT_AXIS_WORLD, buf, 256, &req));
+        TRY(ct_progress_add(prog, &req, NULL, NULL));
+        TRY(ct_progress_drain(prog));
+        sleep_s(0.01);
+    }
 }
 
 /* ---- benchmark ------------------------------------------------------------------------- */
@@ -652,7 +681,8 @@ int main(int argc, char **argv) {
     if (!strcmp(mode, "idle")) return mode_idle(argc, argv);
     if (!strcmp(mode, "fatal")) return mode_fatal(argc, argv);
     if (!strcmp(mode, "hang")) return mode_hang(argc, argv);
+    if (!strcmp(mode, "stall")) return mode_stall(argc, argv);
     if (!strcmp(mode, "bench")) return mode_bench(argc, argv);
-    fprintf(stderr, "usage: tool_comm_check check|layout|idle|fatal|hang|bench [args]\n");
+    fprintf(stderr, "usage: tool_comm_check check|layout|idle|fatal|hang|stall|bench [args]\n");
     return 2;
 }
