@@ -96,8 +96,8 @@ tsan:
 # clang), so runtime.c and the OpenMP loops compile as in the normal build rather than with
 # their pragmas ignored; the readers themselves start no threads. -Wno-pass-failed: the
 # sanitizers' checks keep clang from vectorizing `omp simd` loops, a missed optimization
-# that is no fault of the code. `make fuzz` runs each
-# harness FUZZ_SECONDS from fuzz/corpus/<reader>, new inputs going to build-fuzz/scratch.
+# that is no fault of the code. `make fuzz` runs each harness FUZZ_SECONDS from
+# fuzz/corpus/<reader>, new inputs going to build-fuzz/run/scratch/ (fuzz/run.sh).
 FUZZ_CC      ?= clang
 FUZZ_BUILD    = build-fuzz
 FUZZ_SECONDS ?= 60
