@@ -26,7 +26,7 @@
 /* Empties ct_last_error(), so that a refusal can be seen to leave a message. */
 static inline void fuzz_clear_error(void) { (void)ct_fail(CT_OK, "%s", ""); }
 
-static char fuzz_dir_path[64];
+static char fuzz_dir_path[64]; /* base (at most 32 bytes) + /cetus-fuzz-XXXXXX */
 
 /* Removes the files the harness wrote and the directory (at exit). */
 static inline void fuzz_dir_remove(void) {
@@ -35,10 +35,13 @@ static inline void fuzz_dir_remove(void) {
     if (system(cmd) != 0) fprintf(stderr, "fuzz: could not remove %s\n", fuzz_dir_path);
 }
 
-/* The scratch directory of this process, created on first use. */
+/* The scratch directory of this process, created on first use under $FUZZ_TMP (fuzz/run.sh
+ * sets it and removes it afterwards, also when a crash skipped the exit handler), else
+ * /dev/shm or /tmp. */
 static inline const char *fuzz_dir(void) {
     if (fuzz_dir_path[0]) return fuzz_dir_path;
-    const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
+    const char *base = getenv("FUZZ_TMP");
+    if (!base || !*base || strlen(base) > 32) base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
     snprintf(fuzz_dir_path, sizeof fuzz_dir_path, "%s/cetus-fuzz-XXXXXX", base);
     FUZZ_CHECK(mkdtemp(fuzz_dir_path) != NULL);
     atexit(fuzz_dir_remove);

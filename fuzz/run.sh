@@ -18,6 +18,12 @@ if [ ${#readers[@]} -eq 0 ]; then
 fi
 out=${FUZZ_OUT:-build-fuzz/run}
 mkdir -p "$out/artifacts"
+# the harnesses' scratch files (fuzz/fuzz.h), on tmpfs where there is one; removed at the end
+shm=/dev/shm
+[ -w "$shm" ] || shm=/tmp
+FUZZ_TMP=$(mktemp -d "$shm/cetus-fuzz.XXXXXX") || exit 1
+export FUZZ_TMP
+trap 'rm -rf "$FUZZ_TMP"' EXIT
 opts=(-timeout=10 -rss_limit_mb=2048)
 failed=()
 
