@@ -28,7 +28,7 @@ TOOL_SRC = $(wildcard tests/tools/tool_*.c)
 BENCH_SRC = $(wildcard bench/*.c)
 EXAMPLE_SRC = $(wildcard examples/*.c)
 # the C that `make format` rewrites and `make format-check` checks (style in .clang-format)
-FORMAT_SRC = $(sort $(shell find src include tests bench examples -name '*.[ch]'))
+FORMAT_SRC = $(sort $(shell find src include tests bench examples fuzz -name '*.[ch]'))
 
 LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ  = $(CLI_SRC:%.c=$(BUILD)/%.o)
@@ -37,7 +37,7 @@ TOOLS    = $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tests/%)
 BENCHES  = $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 EXAMPLES = $(EXAMPLE_SRC:examples/%.c=$(BUILD)/examples/%)
 
-.PHONY: all test san tsan clean bench compile_commands.json format format-check
+.PHONY: all test san tsan clean bench compile_commands.json format format-check fuzz fuzz-build
 .SECONDARY:
 all: $(BUILD)/cetus $(TESTS) $(TOOLS) $(BENCHES) $(EXAMPLES)
 
@@ -88,6 +88,43 @@ tsan:
 	@if ls build-tsan/tsan-logs/tsan.* >/dev/null 2>&1; then \
 	    echo "tsan: ThreadSanitizer reports in build-tsan/tsan-logs:"; ls build-tsan/tsan-logs; exit 1; fi
 
+# libFuzzer harnesses (fuzz/fuzz_<reader>.c, see fuzz/README.md), built with clang into
+# build-fuzz/ whatever BUILD is, so the suite's second pass (BUILD=build-san) reuses them.
+# Objects take -fsanitize=fuzzer-no-link,address,undefined (coverage and sanitizers, no
+# main), the harnesses link with -fsanitize=fuzzer. The library keeps -fopenmp: clang's
+# OpenMP runtime is libomp (Debian's libomp-14-dev, which scripts/setup.sh installs with
+# clang), so runtime.c and the OpenMP loops compile as in the normal build rather than with
+# their pragmas ignored; the readers themselves start no threads. -Wno-pass-failed: the
+# sanitizers' checks keep clang from vectorizing `omp simd` loops, a missed optimization
+# that is no fault of the code. `make fuzz` runs each harness FUZZ_SECONDS from
+# fuzz/corpus/<reader>, new inputs going to build-fuzz/run/scratch/ (fuzz/run.sh).
+FUZZ_CC      ?= clang
+FUZZ_BUILD    = build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_SAN      = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_CFLAGS   = -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror -Wno-pass-failed -g -O1 -fopenmp \
+                -fno-fast-math -fno-math-errno -Iinclude -Isrc -I$(BLAS_INC) $(MPI_CFLAGS) $(PNG_CFLAGS) \
+                -fsanitize=fuzzer-no-link $(FUZZ_SAN) -MMD -MP
+FUZZ_SRC      = $(wildcard fuzz/fuzz_*.c)
+FUZZERS       = $(FUZZ_SRC:fuzz/%.c=$(FUZZ_BUILD)/%)
+FUZZ_LIB_OBJ  = $(LIB_SRC:%.c=$(FUZZ_BUILD)/%.o)
+
+fuzz-build: $(FUZZERS)
+
+fuzz: fuzz-build
+	bash fuzz/run.sh $(FUZZ_SECONDS)
+
+$(FUZZ_BUILD)/libcetus.a: $(FUZZ_LIB_OBJ)
+	@mkdir -p $(dir $@)
+	ar rcs $@ $^
+
+$(FUZZ_BUILD)/fuzz_%: $(FUZZ_BUILD)/fuzz/fuzz_%.o $(FUZZ_BUILD)/libcetus.a
+	$(FUZZ_CC) -fsanitize=fuzzer $(FUZZ_SAN) -o $@ $^ $(LDLIBS)
+
+$(FUZZ_BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -c -o $@ $<
+
 bench: all
 	bash bench/run.sh
 
@@ -106,6 +143,7 @@ compile_commands.json:
 	bear --output $(CURDIR)/$@ -- $(MAKE) --no-print-directory -B all >/dev/null
 
 clean:
-	rm -rf build build-san build-tsan
+	rm -rf build build-san build-tsan build-fuzz
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+-include $(shell find $(FUZZ_BUILD) -name '*.d' 2>/dev/null)

