@@ -71,8 +71,9 @@ static inline const char *fuzz_write(char *out, size_t cap, const char *name, co
 }
 
 /* The file of a checksummed shard input: data[1..size) (in a malloc'd buffer, *n bytes),
- * where mode bit 0 of data[0] set stores the XXH64 (seed 0) of file[from..n) little-endian
- * at file[at..at+8), where the header keeps the checksum of what follows it, so that
+ * where mode bit 0 of data[0] set stores the XXH64 (seed 0) of file[from..n) (version 2,
+ * the u32 at offset 8 of both shard kinds: followed by the header's bytes before the
+ * checksum, file[0..at)) little-endian at file[at..at+8), so that
  * mutations reach the checks behind the checksum. NULL for an empty input. */
 static inline uint8_t *fuzz_shard_file(const uint8_t *data, size_t size, size_t from, size_t at, size_t *n) {
     if (size == 0) return NULL;
@@ -80,8 +81,16 @@ static inline uint8_t *fuzz_shard_file(const uint8_t *data, size_t size, size_t 
     uint8_t *file = malloc(size);
     FUZZ_CHECK(file != NULL);
     memcpy(file, data + 1, *n);
-    if ((data[0] & 1) && *n >= from) {
-        uint64_t h = XXH64(file + from, *n - from, 0);
+    if ((data[0] & 1) && *n >= from) { /* version 1: the body alone; 2: then header[0..at) */
+        uint32_t version = (uint32_t)file[8] | (uint32_t)file[9] << 8 | (uint32_t)file[10] << 16 |
+                           (uint32_t)file[11] << 24;
+        size_t body = *n - from, hashed = body + (version != 1 ? at : 0);
+        uint8_t *scope = malloc(hashed ? hashed : 1);
+        FUZZ_CHECK(scope != NULL);
+        memcpy(scope, file + from, body);
+        memcpy(scope + body, file, hashed - body);
+        uint64_t h = XXH64(scope, hashed, 0);
+        free(scope);
         for (int i = 0; i < 8; i++) file[at + (size_t)i] = (uint8_t)(h >> (8 * i));
     }
     return file;
