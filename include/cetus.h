@@ -225,7 +225,7 @@ typedef struct ct_parallel {
     int tensor;           /* tensor-parallel ranks (Megatron split of heads, MLP and vocabulary); 0 = 1 */
     int pipeline;         /* pipeline stages (consecutive blocks, balanced by compute); 0 = 1 */
     int expert;           /* MoE experts spread over this many of the data ranks; 0 = 1 */
-    int zero;             /* ZeRO stage over the data ranks: 0, 1 or 2 */
+    int zero;             /* ZeRO stage over the data ranks: 0, 1, 2 or 3 */
     int micro_batches;    /* pipeline micro-batches per batch; 0 = chosen (parallel.micro_batches) */
     const char *schedule; /* pipeline schedule: "1f1b" or "gpipe"; NULL = "1f1b" */
 } ct_parallel;

@@ -172,7 +172,7 @@ void ct_model_free(ct_model *m) {
     ct_gpt_tp_free(&m->tp);
     if (!m->base) {
         ct_gpt_offload_free(m);
-        if (m->placed) ct_tier_move(m->table.n_params * sizeof(float), CT_TIER_COMPUTE, CT_TIER_HOST);
+        ct_gpt_offload_unplace(m);
         ct_gpt_table_free(&m->table);
     }
     ct_free(m);

@@ -89,6 +89,8 @@ typedef struct gpt_hooks {
     void *grad_ctx;
     ct_progress_fn progress;
     void *progress_ctx;
+    ct_params_fn params; /* ZeRO 3: brings a unit's weights before a use, releases them after */
+    void *params_ctx;
 } gpt_hooks;
 
 /* The collectives of a split model (gpt_tp.c): tensor-parallel sums and gathers, the
@@ -113,6 +115,11 @@ struct ct_model {
     int placed;            /* the parameters are counted on the compute tier (all of them;
                               * with offload, the offload state counts its ranges instead);
                               * gpt_offload.c */
+    size_t placed_floats;  /* how many floats of parameters that charged */
+    size_t sharded[2];     /* ZeRO 3: floats of parameters [0] and gradients [1] resident at
+                              * most (this rank's shards and the units gathered or being
+                              * reduced); the compute tier counts these, not the whole buffers
+                              * (0: whole); gpt_offload.c */
     ct_model *base;        /* a micro-batch view: the model whose parameters, gradients and
                               * hooks it shares (NULL for a model of its own) */
 };
@@ -168,6 +175,10 @@ void ct_gpt_offload_free(ct_model *m);
 /* Counts the parameters on the compute tier, once (at the first pass unless offload placed
  * them): fails past the compute budget. */
 ct_status ct_gpt_offload_place(ct_model *m);
+/* Allocates the gradient buffer where placement says (ZeRO 3: counting only the sharded
+ * floats); returns the placement's accounting to the host tier before the buffers are freed. */
+ct_status ct_gpt_offload_alloc_grads(ct_model *m);
+void ct_gpt_offload_unplace(ct_model *m);
 /* Zeroes the gradients when some live on disk (1), else leaves them (0). */
 int ct_gpt_offload_zero_grad(ct_model *m);
 /* Tensors of block l's weights in the table (its attention half and its feed-forward). */

@@ -218,10 +218,40 @@ void ct_gpt_offload_free(ct_model *m) {
 ct_status ct_gpt_offload_place(ct_model *m) {
     if (m->base) m = m->base;
     if (m->placed || m->off) return CT_OK;
-    if (!ct_tier_charge(m->table.n_params * sizeof(float), CT_TIER_HOST, CT_TIER_COMPUTE, "model parameters"))
+    size_t floats = m->sharded[0] ? m->sharded[0] : m->table.n_params;
+    if (!ct_tier_charge(floats * sizeof(float), CT_TIER_HOST, CT_TIER_COMPUTE,
+                        m->sharded[0] ? "model parameters (this rank's shards and the gathered units)"
+                                      : "model parameters"))
         return CT_ENOMEM;
     m->placed = 1;
+    m->placed_floats = floats;
     return CT_OK;
+}
+
+ct_status ct_model_set_sharded(ct_model *m, size_t param_floats, size_t grad_floats) {
+    if (m->base || m->pass.acts || m->off || m->placed || m->table.grads)
+        return ct_fail(CT_EINVAL, "sharded parameters must be set once, before the model's first pass, its "
+                                  "views and offload");
+    m->sharded[0] = param_floats < m->table.n_params ? param_floats : m->table.n_params;
+    m->sharded[1] = grad_floats < m->table.n_params ? grad_floats : m->table.n_params;
+    return CT_OK;
+}
+
+ct_status ct_gpt_offload_alloc_grads(ct_model *m) {
+    if (!m->sharded[1]) return ct_gpt_table_alloc(m, 1, CT_TIER_COMPUTE);
+    CT_TRY(ct_gpt_table_alloc(m, 1, CT_TIER_HOST)); /* address space: only the shards stay resident */
+    if (ct_tier_charge(m->sharded[1] * sizeof(float), CT_TIER_HOST, CT_TIER_COMPUTE,
+                       "model gradients (this rank's shards and the units being reduced)"))
+        return CT_OK;
+    ct_free(m->table.grads);
+    m->table.grads = NULL;
+    return CT_ENOMEM;
+}
+
+void ct_gpt_offload_unplace(ct_model *m) {
+    if (m->placed) ct_tier_move(m->placed_floats * sizeof(float), CT_TIER_COMPUTE, CT_TIER_HOST);
+    if (m->sharded[1] && m->table.grads) ct_tier_move(m->sharded[1] * sizeof(float), CT_TIER_COMPUTE, CT_TIER_HOST);
+    m->placed = 0;
 }
 
 ct_status ct_model_set_offload(ct_model *m, const ct_place *params, const ct_place *grads, const char *dir,

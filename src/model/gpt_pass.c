@@ -178,6 +178,17 @@ void ct_model_set_grad_hook(ct_model *m, ct_grad_ready_fn fn, void *ctx) {
     m->hooks.grad_ctx = ctx;
 }
 
+void ct_model_set_params_hook(ct_model *m, ct_params_fn fn, void *ctx) {
+    m->hooks.params = fn;
+    m->hooks.params_ctx = ctx;
+}
+
+/* Tells the parameters hook (ZeRO 3) about a use of unit's weights. */
+static ct_status use_params(const ct_model *m, ct_use_event event, int unit, int next) {
+    const ct_model *o = ct_gpt_owner(m);
+    return o->hooks.params ? o->hooks.params(o->hooks.params_ctx, event, unit, next) : CT_OK;
+}
+
 void ct_model_get_progress_hook(const ct_model *m, ct_progress_fn *fn, void **ctx) {
     *fn = m->hooks.progress;
     *ctx = m->hooks.progress_ctx;
@@ -356,9 +367,12 @@ ct_status ct_model_forward_stage(ct_model *m, const int32_t *tokens, const int32
         memcpy(m->pass.prefix, prefix_len, (size_t)B * sizeof(int32_t));
         prefix = m->pass.prefix;
     }
+    int head = m->cfg.n_layer + 1, after_blocks = m->layout.has_head ? head : -1;
     if (m->layout.has_embed) {
         CT_TRY(take_patches(m, B));
+        CT_TRY(use_params(m, CT_USE_GET, 0, m->layout.l0 < m->layout.l1 ? 1 + m->layout.l0 : after_blocks));
         embed(m, tokens, B, T);
+        CT_TRY(use_params(m, CT_USE_PUT_FORWARD, 0, -1));
     } else {
         memcpy(m->pass.res, x_in, (size_t)N * C * sizeof(float));
     }
@@ -366,15 +380,19 @@ ct_status ct_model_forward_stage(ct_model *m, const int32_t *tokens, const int32
     for (int l = m->layout.l0; l < m->layout.l1; l++) {
         ct_block_ffn ffn = block_ffn(m, l);
         size_t i = (size_t)(l - m->layout.l0);
+        CT_TRY(use_params(m, CT_USE_GET, 1 + l, l + 1 < m->layout.l1 ? 2 + l : after_blocks));
         CT_TRY(ct_gpt_offload_enter(m, l, l + 1));
         m->pass.aux_loss += ct_block_forward(&m->table.blocks[l], &m->pass.block_acts[l],
                                              m->pass.res + i * N * C, m->pass.res + (i + 1) * N * C, prefix, d,
                                              &ffn);
         if (recomputed(m, l) && ffn.moe) snapshot_moe(m, l);
+        CT_TRY(use_params(m, CT_USE_PUT_FORWARD, 1 + l, -1));
     }
     if (m->layout.has_head) {
+        CT_TRY(use_params(m, CT_USE_GET, head, -1));
         float l = head_forward(m, targets, N);
         if (targets && loss) *loss = l;
+        CT_TRY(use_params(m, CT_USE_PUT_FORWARD, head, -1));
     }
     return ct_gpt_tp_end(m, "parallel forward");
 }
@@ -455,11 +473,17 @@ ct_status ct_model_backward_stage(ct_model *m, float grad_scale, const float *dy
     ct_dims d = model_dims(m, B, T);
     const int32_t *prefix = m->pass.prefix_set ? m->pass.prefix : NULL;
     ct_gpt_tp_begin(m);
-    if (m->layout.has_head) head_backward(m, grad_scale, N);
-    else
+    if (m->layout.has_head) {
+        int head = m->cfg.n_layer + 1;
+        CT_TRY(use_params(m, CT_USE_GET, head, m->layout.l1 > m->layout.l0 ? m->layout.l1 : -1));
+        head_backward(m, grad_scale, N);
+        CT_TRY(use_params(m, CT_USE_PUT_BACKWARD, head, -1));
+    } else {
         memcpy(m->pass.dres, dy, (size_t)N * C * sizeof(float));
+    }
     for (int l = m->layout.l1 - 1; l >= m->layout.l0; l--) {
         ct_block_ffn ffn = block_ffn(m, l);
+        CT_TRY(use_params(m, CT_USE_GET, 1 + l, l > m->layout.l0 ? l : -1));
         CT_TRY(ct_gpt_offload_enter(m, l, l - 1));
         ct_gpt_offload_grads_in(m, l);
         if (recomputed(m, l)) /* the same forward again (same noise): its output is unchanged */
@@ -470,6 +494,7 @@ ct_status ct_model_backward_stage(ct_model *m, float grad_scale, const float *dy
                           m->pass.res + (size_t)(l - m->layout.l0) * N * C, m->pass.dres, &m->pass.scratch,
                           prefix, d, &ffn, grad_scale);
         ct_gpt_offload_grads_out(m, l);
+        CT_TRY(use_params(m, CT_USE_PUT_BACKWARD, 1 + l, -1));
         if (m->table.holds[l]) /* shared weights: this is their last use in backward */
             grads_ready(m, m->table.layer_first[l],
                         m->table.layer_first[l] + (size_t)ct_gpt_table_block_tensors(m, l));

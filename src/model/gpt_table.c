@@ -172,7 +172,7 @@ ct_status ct_gpt_table_alloc(ct_model *m, int grads, ct_tier tier) {
 }
 
 ct_status ct_model_ensure_grads(ct_model *m) {
-    return m->table.grads ? CT_OK : ct_gpt_table_alloc(m, 1, CT_TIER_COMPUTE);
+    return m->table.grads ? CT_OK : ct_gpt_offload_alloc_grads(m);
 }
 
 ct_status ct_gpt_table_create(gpt_table *t, const ct_model_config *cfg) {
@@ -269,6 +269,23 @@ void ct_gpt_table_block_range(const ct_model *m, int l, size_t *lo, size_t *n) {
         &m->table.tensors[m->table.layer_first[l] + (size_t)ct_gpt_table_block_tensors(m, l) - 1];
     *lo = m->table.tensors[m->table.layer_first[l]].offset;
     *n = last->offset + last->numel - *lo;
+}
+
+int ct_model_num_units(const ct_model *m) { return m->cfg.n_layer + 2; }
+
+void ct_model_unit_range(const ct_model *m, int unit, size_t *lo, size_t *n) {
+    const gpt_table *t = &m->table;
+    int l = unit - 1;
+    *lo = *n = 0;
+    if (unit == 0 && m->layout.has_embed && t->embed_tensors) {
+        const ct_tensor_info *last = &t->tensors[t->embed_tensors - 1];
+        *n = last->offset + last->numel;
+    } else if (l >= m->layout.l0 && l < m->layout.l1) {
+        ct_gpt_table_block_range(m, l, lo, n);
+    } else if (unit == m->cfg.n_layer + 1 && m->layout.has_head) {
+        *lo = t->tensors[t->lnf_first].offset;
+        *n = t->n_params - *lo;
+    }
 }
 
 size_t ct_model_num_tensors(const ct_model *m) { return m->table.n_tensors; }

@@ -182,6 +182,29 @@ ct_status ct_model_moe_stats(const ct_model *m, int layer, ct_moe_stats *out);
  * then the embeddings. Data parallelism starts reducing a range while backward goes on. */
 typedef void (*ct_grad_ready_fn)(size_t offset, size_t count, void *ctx);
 void ct_model_set_grad_hook(ct_model *m, ct_grad_ready_fn fn, void *ctx);
+/* The units a model's state is placed, gathered and sharded by (the offload units): 0 the
+ * embeddings (with the image tower), 1 + l block l, n_layer + 1 ln_f and the head (its
+ * tied wte copy on a last pipeline stage). Unit u's flat range on this stage is
+ * [*lo, *lo + *n) (n 0: not here; a block that uses another block's shared weights: theirs).
+ * The head's use also needs the embeddings' range when this stage holds both (the tied wte). */
+int ct_model_num_units(const ct_model *m); /* n_layer + 2 */
+void ct_model_unit_range(const ct_model *m, int unit, size_t *lo, size_t *n);
+
+/* Parameters gathered just in time (ZeRO 3). When set, a pass calls fn(ctx, CT_USE_GET, u,
+ * next) before it reads unit u's weights (next: the unit it will use after u, -1 at the end
+ * of the pass, so its gather can start now) and fn(ctx, CT_USE_PUT_FORWARD or
+ * CT_USE_PUT_BACKWARD, u, -1) after. Forward uses the embeddings, each block, then the head
+ * (ln_f and the tied wte); backward the head, then the blocks from the last (the
+ * embeddings' backward reads no weight). A failure ends the pass with it. */
+typedef enum ct_use_event { CT_USE_GET, CT_USE_PUT_FORWARD, CT_USE_PUT_BACKWARD } ct_use_event;
+typedef ct_status (*ct_params_fn)(void *ctx, ct_use_event event, int unit, int next);
+void ct_model_set_params_hook(ct_model *m, ct_params_fn fn, void *ctx);
+/* ZeRO 3: at most param_floats of the parameters and grad_floats of the gradients are
+ * resident at once (this rank's shards plus the units in use; the rest of each buffer is
+ * address space whose pages are given back): the compute tier counts these instead of the
+ * whole buffers. Before the first pass. */
+ct_status ct_model_set_sharded(ct_model *m, size_t param_floats, size_t grad_floats);
+
 /* Called between the large products of forward and backward (several times per block), so
  * that reductions started by the grad hook, and pipeline messages, keep moving while the
  * model computes. */

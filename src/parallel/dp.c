@@ -9,6 +9,7 @@
 #include "model/model.h"
 #include "parallel/dp.h"
 #include "parallel/progress.h"
+#include "parallel/zero3.h"
 #include "ops/ops.h"
 #include <math.h>
 #include <string.h>
@@ -17,7 +18,8 @@ typedef struct bucket {
     struct ct_dp *dp;
     ct_axis axis; /* DATA, or EXPERT_DATA for experts split over an expert group */
     size_t offset, count;
-    ct_split *split; /* stage 2: this bucket's floats per shard */
+    ct_split *split; /* stages 2 and 3: this bucket's floats per shard (stage 3: near-even over
+                      * the bucket, which is one unit of the model) */
     int tied;        /* the tied wte of a first or last pipeline stage: summed with the other
                       * stage's copy in ct_dp_finish, then reduced */
     int deferred;    /* reduced in ct_dp_finish, after the sums over the pipeline stages (the
@@ -40,12 +42,14 @@ struct ct_dp {
     ct_progress *prog; /* drives the buckets' reductions while backward computes */
     ct_split *shards;  /* the flat parameter buffer split over the data ranks */
     bucket *buckets;   /* [n_buckets]: at most one per tensor, allocated once */
+    ct_zero3 *z3;      /* stage 3: the parameters' gathers */
 };
 
 int ct_dp_ranks(const ct_dp *dp) { return dp->ranks; }
 ct_axis ct_dp_shard_axis(const ct_dp *dp) { return dp->shard_axis; }
 
 void ct_dp_shard(const ct_dp *dp, size_t *lo, size_t *hi) {
+    CT_ASSERT(dp->zero < 3 || dp->ranks == 1); /* stage 3 owns a slice of each unit: ct_dp_owned_ranges */
     if (dp->zero == 0) {
         *lo = 0;
         *hi = ct_model_num_params(dp->m);
@@ -57,6 +61,7 @@ void ct_dp_shard(const ct_dp *dp, size_t *lo, size_t *hi) {
 
 /* Stage 2: the part of [offset, offset + count) in each rank's shard. */
 static ct_status bucket_split(ct_dp *dp, bucket *b) {
+    if (dp->zero == 3) return ct_split_create_even(&b->split, dp->w, CT_AXIS_DATA, b->count);
     size_t counts[1024];
     CT_ASSERT(dp->ranks <= 1024);
     for (int r = 0; r < dp->ranks; r++) {
@@ -67,33 +72,31 @@ static ct_status bucket_split(ct_dp *dp, bucket *b) {
     return ct_split_create(&b->split, dp->w, CT_AXIS_DATA, counts);
 }
 
-/* Stage 2: a reduced bucket's sums for other ranks are not needed here: give back their
- * pages at once, so the gradient buffer's resident part stays near this rank's shard. */
+/* Stages 2 and 3: a reduced bucket's sums for other ranks are not needed here: give back
+ * their pages at once, so the gradient buffer's resident part stays near this rank's
+ * shard (the bucket's split says which part of it is this rank's). */
 static void release_reduced(ct_dp *dp, const bucket *b) {
-    size_t lo, hi, end = b->offset + b->count;
-    float *g = ct_model_grads(dp->m);
-    ct_dp_shard(dp, &lo, &hi);
-    if (b->offset < lo) ct_pages_release(g + b->offset, ((end < lo ? end : lo) - b->offset) * sizeof(float));
-    if (end > hi) {
-        size_t a = b->offset > hi ? b->offset : hi;
-        ct_pages_release(g + a, (end - a) * sizeof(float));
-    }
+    size_t off = ct_split_offset(b->split, dp->me), cnt = ct_split_count(b->split, dp->me);
+    float *g = ct_model_grads(dp->m) + b->offset;
+    ct_pages_release(g, off * sizeof(float));
+    ct_pages_release(g + off + cnt, (b->count - off - cnt) * sizeof(float));
 }
 
 /* On the driving thread, when a bucket's reduction completed. */
 static void bucket_done(void *ctx) {
     bucket *b = ctx;
-    if (b->dp->zero == 2) release_reduced(b->dp, b);
+    if (b->dp->zero >= 2) release_reduced(b->dp, b);
 }
 
 static void on_progress(void *ctx) {
     ct_dp *dp = ctx;
     if (dp->armed) ct_progress_poll(dp->prog);
+    ct_zero3_poll(dp->z3);
 }
 
 static ct_status start_bucket(ct_dp *dp, bucket *b) {
     float *g = ct_model_grads(dp->m) + b->offset;
-    if (dp->zero == 2) {
+    if (dp->zero >= 2) {
         float *recv = g + ct_split_offset(b->split, dp->me);
         CT_TRY(ct_comm_reduce_scatterv_start(dp->w, b->split, g, recv, &b->req));
     } else {
@@ -126,7 +129,7 @@ static ct_status record_bucket(ct_dp *dp, size_t offset, size_t count, ct_axis a
     b->axis = axis;
     b->offset = offset;
     b->count = count;
-    return dp->zero == 2 ? bucket_split(dp, b) : CT_OK;
+    return dp->zero >= 2 ? bucket_split(dp, b) : CT_OK;
 }
 
 static ct_status make_buckets(ct_dp *dp) {
@@ -203,9 +206,25 @@ ct_status ct_overlap_parse(const char *text, ct_overlap *out) {
 
 int ct_dp_threaded(const ct_dp *dp) { return dp->prog && ct_progress_threaded(dp->prog); }
 
-ct_status ct_dp_create(ct_dp **out, ct_world *w, ct_model *m, int zero_stage, ct_overlap overlap) {
-    if (zero_stage < 0 || zero_stage > 2)
-        return ct_fail(CT_EINVAL, "parallel.zero = %d: allowed 0, 1 or 2", zero_stage);
+/* Stage 3 runs on the data axis of a one-stage model without experts spread. */
+static ct_status check_stage3(const ct_model *m) {
+    if (ct_model_expert_ranks(m) > 1)
+        return ct_fail(CT_EINVAL,
+                       "parallel.zero = 3 with parallel.expert = %d: not supported yet; use parallel.zero = 1, "
+                       "which shards the optimizer state over the ranks that hold the same experts",
+                       ct_model_expert_ranks(m));
+    if (ct_model_stages(m) > 1)
+        return ct_fail(CT_EINVAL,
+                       "parallel.zero = 3 with parallel.pipeline = %d: not supported yet; use parallel.zero = 2 "
+                       "with pipeline stages, or parallel.zero = 3 with data and tensor parallelism",
+                       ct_model_stages(m));
+    return CT_OK;
+}
+
+ct_status ct_dp_create(ct_dp **out, ct_world *w, ct_model *m, int zero_stage, int zero_keep, ct_overlap overlap) {
+    if (zero_stage < 0 || zero_stage > 3)
+        return ct_fail(CT_EINVAL, "parallel.zero = %d: allowed 0, 1, 2 or 3", zero_stage);
+    if (zero_stage == 3) CT_TRY(check_stage3(m));
     if (zero_stage == 2 && ct_model_expert_ranks(m) > 1)
         return ct_fail(CT_EINVAL,
                        "parallel.zero = 2 with parallel.expert = %d: not supported yet (the "
@@ -229,8 +248,9 @@ ct_status ct_dp_create(ct_dp **out, ct_world *w, ct_model *m, int zero_stage, ct
     if (s == CT_OK) s = make_buckets(dp);
     int thread = overlap == CT_OVERLAP_THREAD ||
                  (overlap == CT_OVERLAP_AUTO &&
-                  (zero_stage == 2 || !ct_world_axis_on_one_node(w, CT_AXIS_DATA)));
+                  (zero_stage >= 2 || !ct_world_axis_on_one_node(w, CT_AXIS_DATA)));
     if (s == CT_OK) s = ct_progress_create(&dp->prog, w, thread && dp->ranks > 1);
+    if (s == CT_OK && zero_stage == 3 && dp->ranks > 1) s = ct_zero3_create(&dp->z3, w, m, CT_AXIS_DATA, zero_keep);
     if (s != CT_OK) {
         ct_dp_free(dp);
         return s;
@@ -245,6 +265,7 @@ void ct_dp_free(ct_dp *dp) {
     if (!dp) return;
     ct_model_set_grad_hook(dp->m, NULL, NULL);
     ct_model_set_progress_hook(dp->m, NULL, NULL);
+    ct_zero3_free(dp->z3);
     ct_progress_free(dp->prog);
     for (int i = 0; i < dp->n_buckets; i++) ct_split_free(dp->buckets[i].split);
     ct_free(dp->buckets);
@@ -258,8 +279,19 @@ void ct_dp_arm(ct_dp *dp, int reduce) { dp->armed = reduce && dp->ranks > 1; }
 
 void ct_dp_zero_grad(ct_dp *dp) {
     float *g = ct_model_grads(dp->m);
-    if (!g || dp->zero != 2 || dp->ranks == 1) {
+    if (!g || dp->zero < 2 || dp->ranks == 1) {
         ct_model_zero_grad(dp->m);
+        return;
+    }
+    if (dp->zero == 3) { /* each bucket: this rank's part zeroed, the rest given back */
+        for (int i = 0; i < dp->n_buckets; i++) {
+            const bucket *b = &dp->buckets[i];
+            size_t off = ct_split_offset(b->split, dp->me), cnt = ct_split_count(b->split, dp->me);
+            float *at = g + b->offset;
+            ct_zero_lazily(at, off * sizeof(float));
+            memset(at + off, 0, cnt * sizeof(float));
+            ct_zero_lazily(at + off + cnt, (b->count - off - cnt) * sizeof(float));
+        }
         return;
     }
     size_t lo, hi, n = ct_model_num_params(dp->m);
@@ -305,7 +337,11 @@ ct_status ct_dp_finish(ct_dp *dp) {
     int armed = dp->armed;
     dp->armed = 0;
     dp->status = CT_OK;
-    if (s != CT_OK || !armed || dp->zero != 2) return s;
+    if (s != CT_OK || !armed || dp->zero < 2) return s;
+    if (dp->zero == 3) { /* what the buckets' completions did not give back yet */
+        for (int i = 0; i < dp->n_buckets; i++) release_reduced(dp, &dp->buckets[i]);
+        return CT_OK;
+    }
     /* stage 2: other ranks' gradient sums are not needed here: give their pages back */
     size_t lo, hi, n = ct_model_num_params(dp->m);
     float *g = ct_model_grads(dp->m);
@@ -315,15 +351,47 @@ ct_status ct_dp_finish(ct_dp *dp) {
     return CT_OK;
 }
 
-void ct_dp_shard_of(const ct_dp *dp, int coord, size_t *lo, size_t *hi) {
-    if (dp->zero == 0) {
-        *lo = 0;
-        *hi = ct_model_num_params(dp->m);
-        return;
-    }
-    *lo = ct_split_offset(dp->shards, coord);
-    *hi = *lo + ct_split_count(dp->shards, coord);
+/* The bucket holding flat position at (stage 3's units). */
+static const bucket *bucket_at(const ct_dp *dp, size_t at) {
+    for (int i = 0; i < dp->n_buckets; i++)
+        if (at >= dp->buckets[i].offset && at < dp->buckets[i].offset + dp->buckets[i].count)
+            return &dp->buckets[i];
+    return NULL;
 }
+
+void ct_dp_owned_part(const ct_dp *dp, int coord, size_t first, size_t end, size_t *a, size_t *e) {
+    size_t lo = 0, hi = ct_model_num_params(dp->m);
+    if (dp->zero == 3 && dp->ranks > 1) {
+        const bucket *b = bucket_at(dp, first);
+        CT_ASSERT(b && end <= b->offset + b->count);
+        lo = b->offset + ct_split_offset(b->split, coord);
+        hi = lo + ct_split_count(b->split, coord);
+    } else if (dp->zero > 0) {
+        lo = ct_split_offset(dp->shards, coord);
+        hi = lo + ct_split_count(dp->shards, coord);
+    }
+    *a = lo > first ? lo : first;
+    *e = hi < end ? hi : end;
+    if (*e < *a) *e = *a;
+}
+
+int ct_dp_owned_ranges(const ct_dp *dp, ct_place_range *out) {
+    if (dp->zero < 3 || dp->ranks == 1) {
+        size_t lo = 0, hi = ct_model_num_params(dp->m);
+        if (dp->zero > 0) ct_dp_shard(dp, &lo, &hi);
+        out[0] = (ct_place_range){lo, hi - lo, CT_PLACE_COMPUTE};
+        return 1;
+    }
+    int n = 0;
+    for (int i = 0; i < dp->n_buckets; i++) {
+        const bucket *b = &dp->buckets[i];
+        size_t cnt = ct_split_count(b->split, dp->me);
+        if (cnt) out[n++] = (ct_place_range){b->offset + ct_split_offset(b->split, dp->me), cnt, CT_PLACE_COMPUTE};
+    }
+    return n;
+}
+
+int ct_dp_max_owned_ranges(const ct_dp *dp) { return dp->n_buckets > 1 ? dp->n_buckets : 1; }
 
 /* With tensor or expert parallelism: the squares of the split tensors' gradients are summed
  * over the ranks they are split over; those of the tensors every rank holds whole count
@@ -340,7 +408,26 @@ static ct_status split_model_norm(ct_dp *dp, size_t lo, size_t hi, float *norm) 
     return CT_OK;
 }
 
+/* Stage 3: the squares over this rank's part of every unit, summed over the data ranks and
+ * over the tensor ranks for the split tensors. */
+static ct_status owned_norm(ct_dp *dp, float *norm) {
+    double sq[3] = {0, 0, 0};
+    for (int i = 0; i < dp->n_buckets; i++) {
+        const bucket *b = &dp->buckets[i];
+        size_t lo = b->offset + ct_split_offset(b->split, dp->me), n = ct_split_count(b->split, dp->me);
+        double split, expert, whole;
+        ct_model_grad_sq(dp->m, lo, lo + n, &split, &expert, &whole);
+        sq[0] += split, sq[1] += expert, sq[2] += whole;
+    }
+    float f[3] = {(float)sq[0], (float)sq[1], (float)sq[2]};
+    CT_TRY(ct_comm_allreduce(dp->w, CT_AXIS_DATA, f, 3));
+    CT_TRY(ct_comm_allreduce(dp->w, CT_AXIS_TENSOR, &f[0], 1));
+    *norm = sqrtf(f[0] + f[1] + f[2]);
+    return CT_OK;
+}
+
 ct_status ct_dp_grad_norm(ct_dp *dp, float *norm) {
+    if (dp->zero == 3 && dp->ranks > 1) return owned_norm(dp, norm);
     size_t lo, hi;
     ct_dp_shard(dp, &lo, &hi);
     const float *g = ct_model_grads(dp->m);
@@ -359,9 +446,14 @@ ct_status ct_dp_grad_norm(ct_dp *dp, float *norm) {
 }
 
 ct_status ct_dp_gather_params(ct_dp *dp) {
+    if (dp->z3) return ct_zero3_invalidate(dp->z3); /* each unit is gathered when next used */
     if (dp->zero == 0 || dp->shard_ranks == 1) return CT_OK;
     float *p = ct_model_params(dp->m);
     return ct_comm_allgatherv(dp->w, dp->shards, p + ct_split_offset(dp->shards, dp->shard_me), p);
+}
+
+void ct_dp_gather_stats(const ct_dp *dp, double *bytes, double *wait_s, long *gathers) {
+    ct_zero3_stats(dp->z3, bytes, wait_s, gathers);
 }
 
 ct_status ct_dp_mean(ct_dp *dp, float *value) {

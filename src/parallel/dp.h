@@ -10,6 +10,11 @@
  *      them), so the resident gradient memory is this rank's shard plus the buckets that
  *      backward has written and not yet reduced; otherwise as stage 1. With gradient
  *      accumulation the micro-batches before the last sum into the whole buffer.
+ *   3  the parameters too (zero3.h): each unit (the embeddings, a block, the head) is split
+ *      near-evenly over the data ranks, and a rank keeps, updates and is reduced into its
+ *      slice of every unit; a unit's parameters are gathered just before each use and given
+ *      back after it; gradients are reduce-scattered per unit into the slices, as stage 2
+ *      does per bucket. One pipeline stage, experts not spread.
  * With tensor parallelism every buffer here is this rank's part of the model, the data
  * axis groups the ranks holding the same part, and the gradient norm adds the split
  * tensors' squares over the tensor ranks. */
@@ -18,6 +23,7 @@
 
 #include "cetus.h"
 #include "parallel/comm.h"
+#include "core/store.h"
 
 typedef struct ct_dp ct_dp;
 
@@ -33,13 +39,19 @@ typedef enum ct_overlap { CT_OVERLAP_AUTO = 0, CT_OVERLAP_THREAD, CT_OVERLAP_POL
 /* "auto", "thread", "poll" -> *out; EINVAL naming parallel.overlap otherwise. */
 ct_status ct_overlap_parse(const char *text, ct_overlap *out);
 
-ct_status ct_dp_create(ct_dp **out, ct_world *w, ct_model *m, int zero_stage, ct_overlap overlap);
+/* zero_keep: stage 3's parallel.zero_keep (the uses at the end of forward left gathered). */
+ct_status ct_dp_create(ct_dp **out, ct_world *w, ct_model *m, int zero_stage, int zero_keep, ct_overlap overlap);
 /* 1 when a helper thread drives the reductions. */
 int ct_dp_threaded(const ct_dp *dp);
 void ct_dp_free(ct_dp *dp);
 int ct_dp_ranks(const ct_dp *dp);
-/* The flat parameter range this rank updates: [lo, hi); everything for stage 0. */
+/* The flat parameter range this rank updates: [lo, hi); everything for stage 0 (stages
+ * 0-2, or one rank). */
 void ct_dp_shard(const ct_dp *dp, size_t *lo, size_t *hi);
+/* The flat ranges this rank updates, sorted (any stage; place: compute): out
+ * [ct_dp_max_owned_ranges]; returns how many. */
+int ct_dp_owned_ranges(const ct_dp *dp, ct_place_range *out);
+int ct_dp_max_owned_ranges(const ct_dp *dp);
 
 /* Zeroes the gradients before a step. Stage 2 touches only this rank's shard (and page
  * edges): the rest was given back and reads as zeros, so it stays unmapped until written. */
@@ -52,11 +64,16 @@ void ct_dp_arm(ct_dp *dp, int reduce);
 ct_status ct_dp_finish(ct_dp *dp);
 
 /* The global gradient norm after ct_dp_finish: every rank gets the same value (summed over
- * the shards under ZeRO 2, the tensor, expert and pipeline splits). The optimizer then
- * updates this rank's shard (ct_dp_shard) and ct_dp_gather_params brings every rank the
- * other shards' updated parameters (ZeRO 1 and 2; nothing to do for stage 0). */
+ * the shards under ZeRO 2 and 3, the tensor, expert and pipeline splits). The optimizer then
+ * updates this rank's shard (ct_dp_owned_ranges) and ct_dp_gather_params brings every rank
+ * the other shards' updated parameters (ZeRO 1 and 2; nothing to do for stage 0; stage 3
+ * drops every gathered unit instead, and each is gathered again at its next use: call it
+ * after anything that changed this rank's slices, a checkpoint load too). */
 ct_status ct_dp_grad_norm(ct_dp *dp, float *norm);
 ct_status ct_dp_gather_params(ct_dp *dp);
+/* Stage 3: gathered bytes, seconds waited for gathers and their count since creation (0
+ * otherwise). */
+void ct_dp_gather_stats(const ct_dp *dp, double *bytes, double *wait_s, long *gathers);
 
 /* Mean of a per-rank value over the data axis (losses for reporting). */
 ct_status ct_dp_mean(ct_dp *dp, float *value);
@@ -64,8 +81,9 @@ ct_status ct_dp_mean(ct_dp *dp, float *value);
 /* The axis the ZeRO shards are spread over: the data axis, or with experts split over an
  * expert group the expert-data axis (the ranks that hold equal copies of everything). */
 ct_axis ct_dp_shard_axis(const ct_dp *dp);
-/* The range the rank at coordinate coord of that axis updates (for assembling moments). */
-void ct_dp_shard_of(const ct_dp *dp, int coord, size_t *lo, size_t *hi);
+/* The part [*a, *e) of flat [first, end) (a tensor: inside one unit) that the rank at
+ * coordinate coord of that axis updates (empty: *a == *e); for assembling checkpoints. */
+void ct_dp_owned_part(const ct_dp *dp, int coord, size_t first, size_t end, size_t *a, size_t *e);
 
 /* Every rank learns whether any rank failed: returns local when it failed here, an error
  * naming the other rank's failure otherwise, CT_OK when all succeeded. */

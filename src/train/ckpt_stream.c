@@ -60,33 +60,33 @@ void ct_ckpt_stream_free(ct_ckpt_stream *cs) {
     memset(cs, 0, sizeof *cs);
 }
 
-/* The flat range [lo, hi) whose moments this rank holds. */
-static void moment_range(const ct_ckpt_stream *cs, size_t *lo, size_t *hi) {
-    *lo = ct_adamw_range_lo(cs->opt);
-    *hi = *lo + ct_adamw_range_n(cs->opt);
+/* This rank's share of b's values of flat [a, a + n) into out [n]: parameters (b = 0, from
+ * the model) or moments (1: exp_avg, 2: exp_avg_sq, wherever the optimizer placed them). */
+static ct_status read_share(ct_ckpt_stream *cs, int b, size_t a, size_t n, float *out) {
+    if (b > 0) return ct_adamw_read(cs->opt, b, a, n, out);
+    memcpy(out, ct_model_params(cs->model) + a, n * sizeof(float));
+    return CT_OK;
 }
 
-/* This rank's part of tensor t's moments (b = 1: exp_avg, 2: exp_avg_sq) into out [numel],
- * from the data shards (wherever the optimizer placed them). */
-static ct_status gather_moment_part(ct_ckpt_stream *cs, const ct_tensor_info *t, int b, float *out) {
-    size_t lo, hi, first = t->offset, end = t->offset + t->numel;
-    moment_range(cs, &lo, &hi);
+/* This rank's part of tensor t's values b into out [numel], from the data shards: the
+ * moments (ZeRO 1 to 3) and, at stage 3, the parameters too. */
+static ct_status gather_part(ct_ckpt_stream *cs, const ct_tensor_info *t, int b, float *out) {
+    size_t first = t->offset, end = t->offset + t->numel;
     ct_axis axis = ct_dp_shard_axis(cs->dp);
     int ranks = ct_world_axis_size(cs->world, axis);
     if (ranks == 1 || cs->cfg->parallel.zero == 0) /* every moment is here */
-        return ct_adamw_read(cs->opt, b, first, t->numel, out);
+        return read_share(cs, b, first, t->numel, out);
     size_t counts[1024];
     if (ranks > 1024) return ct_fail(CT_EINVAL, "checkpoint: more than 1024 data ranks");
     for (int r = 0; r < ranks; r++) {
         size_t a, e;
-        ct_dp_shard_of(cs->dp, r, &a, &e);
-        a = a > first ? a : first;
-        e = e < end ? e : end;
-        counts[r] = e > a ? e - a : 0;
+        ct_dp_owned_part(cs->dp, r, first, end, &a, &e);
+        counts[r] = e - a;
     }
     int me = ct_world_coord(cs->world, axis);
-    size_t a = lo > first ? lo : first; /* this rank's piece lands at out + (a - first) */
-    if (counts[me]) CT_TRY(ct_adamw_read(cs->opt, b, a, counts[me], out + (a - first)));
+    size_t a, e; /* this rank's piece lands at out + (a - first) */
+    ct_dp_owned_part(cs->dp, me, first, end, &a, &e);
+    if (counts[me]) CT_TRY(read_share(cs, b, a, counts[me], out + (a - first)));
     ct_split *split;
     CT_TRY(ct_split_create(&split, cs->world, axis, counts));
     ct_status s = ct_comm_allgatherv(cs->world, split, counts[me] ? out + (a - first) : out, out);
@@ -100,9 +100,9 @@ static ct_status assemble(ct_ckpt_stream *cs, const ct_tensor_info *t, int b, co
     int rank, R;
     ct_model_tensor_part(cs->model, t, &rank, &R);
     float *part = cs->parts;
-    if (b == 0) part = ct_model_params(cs->model) + t->offset;
+    if (b == 0 && cs->cfg->parallel.zero < 3) part = ct_model_params(cs->model) + t->offset;
     else
-        CT_TRY(gather_moment_part(cs, t, b, part));
+        CT_TRY(gather_part(cs, t, b, part));
     if (R == 1) {
         *data = part;
         return CT_OK;
@@ -149,15 +149,18 @@ static void stream_put(void *ctx, size_t i, int b, const float *data) {
     const ct_tensor_info *t = ct_model_tensor(cs->model, (size_t)cs->local[i]);
     int rank, R;
     ct_model_tensor_part(cs->model, t, &rank, &R);
-    if (b == 0) {
+    if (b == 0 && cs->cfg->parallel.zero < 3) {
         ct_tensor_take_part(t, rank, R, data, ct_model_params(cs->model) + t->offset);
         return;
     }
-    size_t lo, hi, first = t->offset, end = t->offset + t->numel;
-    moment_range(cs, &lo, &hi);
-    size_t a = lo > first ? lo : first, e = hi < end ? hi : end;
+    size_t a, e, first = t->offset;
+    ct_dp_owned_part(cs->dp, ct_world_coord(cs->world, ct_dp_shard_axis(cs->dp)), first, first + t->numel, &a, &e);
     if (e <= a) return;
     ct_tensor_take_part(t, rank, R, data, cs->parts);
+    if (b == 0) { /* stage 3: this rank's slice of the parameters alone */
+        memcpy(ct_model_params(cs->model) + a, cs->parts + (a - first), (e - a) * sizeof(float));
+        return;
+    }
     if (ct_adamw_write(cs->opt, b, a, e - a, cs->parts + (a - first)) != CT_OK && cs->put_status == CT_OK)
         cs->put_status = ct_fail_context(CT_EIO, "restoring the optimizer state");
 }

@@ -50,7 +50,8 @@ typedef struct ct_config {
         int micro_batches; /* pipeline micro-batches per batch (0: chosen, see config.c) */
         char schedule[16]; /* "1f1b" or "gpipe": see src/train/pipeline.h */
         char stages[256];  /* blocks per stage, e.g. "5,3" ("auto" = balanced by compute) */
-        int zero;          /* ZeRO stage 0, 1 or 2 */
+        int zero;          /* ZeRO stage 0, 1, 2 or 3 */
+        int zero_keep;     /* stage 3: uses at the end of forward left gathered for backward */
         char overlap[16];  /* "auto", "thread" or "poll": see src/parallel/dp.h */
         double timeout;    /* seconds without progress in a wait before the watchdog aborts */
     } parallel;

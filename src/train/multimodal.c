@@ -69,9 +69,10 @@ ct_status ct_mm_evaluate(ct_trainer *tr, ct_caption_eval *out) {
     ct_caption_loader *l = tr->cap_val;
     uint64_t fit = ct_caption_loader_count(l) / (uint64_t)c->train.batch_size;
     int batches = fit < (uint64_t)c->train.eval_batches ? (int)(fit ? fit : 1) : c->train.eval_batches;
-    /* greedy decoding stops when every caption ended, so ranks of an expert group (which
-     * must run every forward together) would fall out of step: exact match is skipped there */
-    int exact_batches = ct_model_expert_ranks(tr->model) > 1
+    /* greedy decoding stops when every caption ended, so ranks of an expert group, or the
+     * data ranks at ZeRO 3 (which gather every unit together), would fall out of step:
+     * exact match is skipped there */
+    int exact_batches = ct_model_expert_ranks(tr->model) > 1 || c->parallel.zero == 3
                             ? 0
                             : (c->train.eval_captions + c->train.batch_size - 1) / c->train.batch_size;
     ct_caption_tally t = {0};

@@ -47,21 +47,19 @@ ct_status ct_adamw_create_range(ct_adamw **out, size_t lo, size_t num_params) {
     return ct_adamw_create_placed(out, lo, num_params, NULL, 0, NULL);
 }
 
-/* The segments: the placed ranges clipped to [lo, hi), compute in the gaps. */
-static ct_status cut_segments(ct_adamw *o, const ct_place_range *ranges, int count) {
-    size_t hi = o->lo + o->n, at = o->lo;
-    o->segs = ct_calloc((2 * (size_t)count + 1) * sizeof *o->segs, "the optimizer's segments");
-    if (!o->segs) return CT_ENOMEM;
+/* The segments of owned range [lo, hi): the placed ranges clipped to it, compute in the
+ * gaps (appended to o->segs, which has room). */
+static void cut_segments(ct_adamw *o, size_t lo, size_t hi, const ct_place_range *ranges, int count) {
+    size_t at = lo;
     for (int i = 0; i <= count; i++) {
         size_t a = i < count ? ranges[i].lo : hi, e = i < count ? ranges[i].lo + ranges[i].n : hi;
-        a = a < o->lo ? o->lo : a > hi ? hi : a;
+        a = a < lo ? lo : a > hi ? hi : a;
         e = e < a ? a : e > hi ? hi : e;
         CT_ASSERT(a >= at); /* sorted, not overlapping */
         if (a > at) o->segs[o->n_segs++] = (segment){at, a - at, CT_PLACE_COMPUTE, NULL, NULL, 0};
         if (i < count && e > a) o->segs[o->n_segs++] = (segment){a, e - a, ranges[i].place, NULL, NULL, 0};
         at = e > at ? e : at;
     }
-    return CT_OK;
 }
 
 /* Memory (or file room) for each segment; zeroed moments everywhere. */
@@ -104,13 +102,21 @@ static ct_status place_segments(ct_adamw *o) {
 
 ct_status ct_adamw_create_placed(ct_adamw **out, size_t lo, size_t num_params, const ct_place_range *ranges,
                                  int count, ct_store *store) {
+    ct_place_range owned = {lo, num_params, CT_PLACE_COMPUTE};
+    return ct_adamw_create_owned(out, &owned, 1, ranges, count, store);
+}
+
+ct_status ct_adamw_create_owned(ct_adamw **out, const ct_place_range *owned, int n_owned,
+                                const ct_place_range *ranges, int count, ct_store *store) {
+    CT_ASSERT(n_owned >= 1);
     ct_adamw *o = ct_calloc(sizeof *o, "the optimizer");
     if (!o) return CT_ENOMEM;
+    size_t lo = owned[0].lo, num_params = owned[0].n;
     o->lo = lo;
-    o->n = num_params;
+    o->n = owned[n_owned - 1].lo + owned[n_owned - 1].n - lo;
     o->store = store;
     ct_status s = CT_OK;
-    if (count == 0) {
+    if (count == 0 && n_owned == 1) {
         o->m = ct_calloc_in(CT_TIER_COMPUTE, num_params * sizeof(float), "AdamW first moments");
         o->v = ct_calloc_in(CT_TIER_COMPUTE, num_params * sizeof(float), "AdamW second moments");
         if (!o->m || !o->v) s = CT_ENOMEM;
@@ -118,9 +124,15 @@ ct_status ct_adamw_create_placed(ct_adamw **out, size_t lo, size_t num_params, c
             s = CT_ENOMEM;
         else
             o->segs[o->n_segs++] = (segment){lo, num_params, CT_PLACE_COMPUTE, o->m, o->v, 0};
+    } else if (!(o->segs = ct_calloc((size_t)n_owned * (2 * (size_t)count + 1) * sizeof *o->segs,
+                                      "the optimizer's segments"))) {
+        s = CT_ENOMEM;
     } else {
-        s = cut_segments(o, ranges, count);
-        if (s == CT_OK) s = place_segments(o);
+        for (int i = 0; i < n_owned; i++) {
+            CT_ASSERT(i == 0 || owned[i].lo >= owned[i - 1].lo + owned[i - 1].n);
+            cut_segments(o, owned[i].lo, owned[i].lo + owned[i].n, ranges, count);
+        }
+        s = place_segments(o);
     }
     if (s != CT_OK) {
         ct_adamw_free(o);

@@ -25,6 +25,11 @@ void ct_adamw_free(ct_adamw *o);
  * 8 bytes per disk-placed float), the rest in compute memory. */
 ct_status ct_adamw_create_placed(ct_adamw **out, size_t lo, size_t n, const ct_place_range *ranges, int count,
                                  ct_store *store);
+/* The same for several owned ranges (sorted, disjoint: a ZeRO 3 rank's slice of every
+ * unit); the moments cover only them. The optimizer's range (ct_adamw_range_lo/_n) then spans
+ * from the first to the end of the last. */
+ct_status ct_adamw_create_owned(ct_adamw **out, const ct_place_range *owned, int n_owned,
+                                const ct_place_range *ranges, int count, ct_store *store);
 /* Bytes of moments placed at place. */
 size_t ct_adamw_bytes(const ct_adamw *o, ct_place place);
 /* Moments [n] for the range in the model's parameter layout, when none are placed off the

@@ -39,7 +39,7 @@ ct_status ct_run_parallel(ct_run *r, ct_parallel p) {
     if (p.schedule) CT_TRY(ct_schedule_parse(p.schedule, &schedule));
     if (p.schedule && strlen(p.schedule) >= sizeof r->cfg.parallel.schedule)
         return ct_fail(CT_EINVAL, "parallel.schedule: too long");
-    if (p.zero < 0 || p.zero > 2) return ct_fail(CT_EINVAL, "parallel.zero = %d: allowed 0, 1 or 2", p.zero);
+    if (p.zero < 0 || p.zero > 3) return ct_fail(CT_EINVAL, "parallel.zero = %d: allowed 0, 1, 2 or 3", p.zero);
     r->cfg.parallel.data = p.data;
     r->cfg.parallel.tensor = p.tensor ? p.tensor : 1;
     r->cfg.parallel.expert = p.expert ? p.expert : 1;

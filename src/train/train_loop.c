@@ -55,10 +55,12 @@ static void print_token(int32_t id, void *ctx) {
 
 /* The leader's tensor group samples (all its ranks run the model; the leader prints), with
  * pipeline stages the stages of the leader's data coordinate; with expert parallelism every
- * rank does, as each expert group must run every forward whole. */
+ * rank does, as each expert group must run every forward whole, and so does every rank at
+ * ZeRO 3, where each forward gathers every unit from all the data ranks. */
 static ct_status print_sample(ct_trainer *tr, run_output *o) {
     if (tr->cfg.train.sample_tokens <= 0) return CT_OK;
-    if (ct_model_expert_ranks(tr->model) == 1 && ct_world_coord(tr->world, CT_AXIS_DATA) != 0) return CT_OK;
+    int everyone = ct_model_expert_ranks(tr->model) > 1 || tr->cfg.parallel.zero == 3;
+    if (!everyone && ct_world_coord(tr->world, CT_AXIS_DATA) != 0) return CT_OK;
     uint64_t seed = (uint64_t)tr->cfg.train.seed * 1000003u + (uint64_t)tr->step;
     ct_rng rng;
     ct_rng_seed(&rng, seed);

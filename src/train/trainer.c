@@ -10,6 +10,7 @@
 #include "train/optim.h"
 #include "train/multimodal.h"
 #include "train/trainer_internal.h"
+#include "parallel/zero3.h"
 #include <dirent.h>
 #include <inttypes.h>
 #include <math.h>
@@ -121,6 +122,7 @@ static ct_status resume(ct_trainer *tr, const char *dir) {
         return tr->stream.put_status;
     }
     ct_status settled = ct_model_offload_settle(tr->model);
+    if (settled == CT_OK && tr->cfg.parallel.zero == 3) settled = ct_dp_gather_params(tr->dp); /* new slices */
     if (settled != CT_OK) {
         cJSON_Delete(state);
         return settled;
@@ -177,6 +179,17 @@ static ct_status check_micro_batches(const ct_config *cfg, int rows) {
 
 static ct_status offload_model(ct_trainer *tr);
 
+/* ZeRO 3: the compute tier counts this rank's slices and the units in use, not the whole
+ * parameter and gradient buffers. */
+static ct_status shard_model(ct_trainer *tr) {
+    const ct_config *c = &tr->cfg;
+    int ranks = ct_world_axis_size(tr->world, CT_AXIS_DATA);
+    if (c->parallel.zero != 3 || ranks == 1) return CT_OK;
+    size_t params, grads;
+    ct_zero3_resident(tr->model, ranks, c->parallel.zero_keep, c->train.grad_accum, &params, &grads);
+    return ct_model_set_sharded(tr->model, params, grads);
+}
+
 static ct_status build_model(ct_trainer *tr) {
     const ct_config *c = &tr->cfg;
     int blocks[CT_MAX_STAGES];
@@ -187,6 +200,7 @@ static ct_status build_model(ct_trainer *tr) {
     ct_status s = ct_config_recompute_layers(c, layers);
     if (s == CT_OK) s = ct_model_set_recompute(tr->model, layers);
     ct_free(layers);
+    if (s == CT_OK) s = shard_model(tr);
     return s == CT_OK ? offload_model(tr) : s;
 }
 
@@ -260,27 +274,36 @@ static ct_status offload_model(ct_trainer *tr) {
     return ct_model_set_offload(tr->model, tr->plan, tr->plan + units, dir, ct_world_rank(tr->world));
 }
 
-/* The optimizer for this rank's shard [lo, hi), its moments placed as offload.optimizer
- * says (disk-placed ones in a store file under offload.dir). */
-static ct_status build_optimizer(ct_trainer *tr, size_t lo, size_t hi) {
+/* Bytes of the disk-placed ranges inside the owned ranges, for m and v. */
+static size_t disk_bytes(const ct_place_range *owned, int n_owned, const ct_place_range *ranges, int count) {
+    size_t disk = 0;
+    for (int k = 0; k < n_owned; k++) {
+        size_t lo = owned[k].lo, hi = lo + owned[k].n;
+        for (int i = 0; i < count; i++) {
+            size_t a = ranges[i].lo > lo ? ranges[i].lo : lo,
+                   e = ranges[i].lo + ranges[i].n < hi ? ranges[i].lo + ranges[i].n : hi;
+            if (ranges[i].place == CT_PLACE_DISK && e > a) disk += 2 * (e - a) * sizeof(float);
+        }
+    }
+    return disk;
+}
+
+/* The optimizer for this rank's shard (ranges owned [n_owned]), its moments placed as
+ * offload.optimizer says (disk-placed ones in a store file under offload.dir). */
+static ct_status build_optimizer(ct_trainer *tr, const ct_place_range *owned, int n_owned) {
     const ct_config *c = &tr->cfg;
     int L = c->model.n_layer;
     const ct_place *units = tr->plan + 2 * ((size_t)L + 2);
     ct_place_range *ranges = ct_alloc(((size_t)L + 2) * sizeof *ranges, "the optimizer's placement");
     ct_status s = ranges ? CT_OK : CT_ENOMEM;
     int count = s == CT_OK ? ct_offload_ranges(tr->model, units, ranges) : 0;
-    size_t disk = 0;
-    for (int i = 0; i < count; i++) {
-        size_t a = ranges[i].lo > lo ? ranges[i].lo : lo,
-               e = ranges[i].lo + ranges[i].n < hi ? ranges[i].lo + ranges[i].n : hi;
-        if (ranges[i].place == CT_PLACE_DISK && e > a) disk += 2 * (e - a) * sizeof(float);
-    }
+    size_t disk = s == CT_OK ? disk_bytes(owned, n_owned, ranges, count) : 0;
     if (s == CT_OK && disk) {
         char dir[1100];
         offload_dir(c, dir, sizeof dir);
         s = ct_store_open(&tr->store, dir, ct_world_rank(tr->world), disk);
     }
-    if (s == CT_OK) s = ct_adamw_create_placed(&tr->opt, lo, hi - lo, ranges, count, tr->store);
+    if (s == CT_OK) s = ct_adamw_create_owned(&tr->opt, owned, n_owned, ranges, count, tr->store);
     ct_free(ranges);
     return s;
 }
@@ -288,10 +311,13 @@ static ct_status build_optimizer(ct_trainer *tr, size_t lo, size_t hi) {
 static ct_status build_parallel(ct_trainer *tr) {
     ct_overlap overlap;
     CT_TRY(ct_overlap_parse(tr->cfg.parallel.overlap, &overlap));
-    CT_TRY(ct_dp_create(&tr->dp, tr->world, tr->model, tr->cfg.parallel.zero, overlap));
-    size_t lo, hi;
-    ct_dp_shard(tr->dp, &lo, &hi);
-    return build_optimizer(tr, lo, hi);
+    CT_TRY(ct_dp_create(&tr->dp, tr->world, tr->model, tr->cfg.parallel.zero, tr->cfg.parallel.zero_keep,
+                        overlap));
+    ct_place_range *owned = ct_alloc((size_t)ct_dp_max_owned_ranges(tr->dp) * sizeof *owned, "the optimizer's shard");
+    if (!owned) return CT_ENOMEM;
+    ct_status s = build_optimizer(tr, owned, ct_dp_owned_ranges(tr->dp, owned));
+    ct_free(owned);
+    return s;
 }
 
 int ct_trainer_is_leader(const ct_trainer *tr) { return ct_world_rank(tr->world) == 0; }

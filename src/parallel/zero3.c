@@ -1,0 +1,267 @@
+/* zero3.c: ZeRO stage 3's parameter gathers (see zero3.h): the model's units as sets of
+ * flat ranges (blocks sharing weights name one set), each set's near-even split over the
+ * data ranks, the gather in place with the next use's gather in flight, and the release of
+ * the pages outside this rank's slice after a use. */
+#include "core/core.h"
+#include "parallel/zero3.h"
+#include <string.h>
+
+enum { ABSENT, GATHERING, PRESENT };
+
+/* One set of weights: a unit's flat range [lo, lo + n) and its slices over the ranks. */
+typedef struct weight_set {
+    size_t lo, n;
+    ct_split *split;
+    int state, kept;
+    ct_request req;
+} weight_set;
+
+struct ct_zero3 {
+    ct_world *w;
+    ct_model *m;
+    ct_axis axis;
+    int me, ranks, units;
+    int n_sets;
+    weight_set *sets;
+    int *unit_set;          /* [units]: the set unit u uses, or -1 (none on this stage) */
+    int tied;               /* the head's use also needs the embeddings' set (one stage holds both) */
+    unsigned char *keep;    /* [units]: forward leaves the unit's sets gathered for backward */
+    int next;               /* the unit the pass announced it uses next, or -1 */
+    double bytes, wait_s;   /* gathered into this rank; waited for */
+    long gathers;
+};
+
+static float *params(ct_zero3 *z) { return ct_model_params(z->m); }
+
+/* This rank's slice of set s: [lo + off, lo + off + cnt). */
+static void slice(const ct_zero3 *z, const weight_set *s, size_t *off, size_t *cnt) {
+    *off = ct_split_offset(s->split, z->me);
+    *cnt = ct_split_count(s->split, z->me);
+}
+
+/* Gives back the pages of set s outside this rank's slice (they read as zeros until the next
+ * gather writes them). */
+static void release(ct_zero3 *z, weight_set *s) {
+    size_t off, cnt;
+    slice(z, s, &off, &cnt);
+    float *p = params(z) + s->lo;
+    ct_pages_release(p, off * sizeof(float));
+    ct_pages_release(p + off + cnt, (s->n - off - cnt) * sizeof(float));
+    s->state = ABSENT;
+    s->kept = 0;
+}
+
+static ct_status start(ct_zero3 *z, weight_set *s) {
+    if (s->state != ABSENT) return CT_OK;
+    size_t off, cnt;
+    slice(z, s, &off, &cnt);
+    float *p = params(z) + s->lo;
+    CT_TRY(ct_comm_allgatherv_start(z->w, s->split, p + off, p, &s->req));
+    s->state = GATHERING;
+    z->bytes += (double)(s->n - cnt) * sizeof(float);
+    z->gathers++;
+    return CT_OK;
+}
+
+static ct_status finish(ct_zero3 *z, weight_set *s) {
+    if (s->state != GATHERING) return CT_OK;
+    int done = 0;
+    CT_TRY(ct_comm_test(z->w, &s->req, &done));
+    if (!done) {
+        double t0 = ct_now();
+        CT_TRY(ct_comm_wait(z->w, &s->req));
+        z->wait_s += ct_now() - t0;
+    }
+    s->state = PRESENT;
+    return CT_OK;
+}
+
+/* The sets unit u's use reads: its own and, for the head on a stage with the tied
+ * embeddings, the embeddings'. Returns how many (0..2). */
+static int use_sets(const ct_zero3 *z, int u, int out[2]) {
+    int n = 0;
+    if (u < 0 || u >= z->units) return 0;
+    if (z->unit_set[u] >= 0) out[n++] = z->unit_set[u];
+    if (u == z->units - 1 && z->tied && z->unit_set[0] >= 0) out[n++] = z->unit_set[0];
+    return n;
+}
+
+static int needed_next(const ct_zero3 *z, int set) {
+    int next[2], n = use_sets(z, z->next, next);
+    for (int i = 0; i < n; i++)
+        if (next[i] == set) return 1;
+    return 0;
+}
+
+static ct_status on_get(ct_zero3 *z, int u, int next) {
+    int mine[2], ahead[2], n = use_sets(z, u, mine), k = use_sets(z, next, ahead);
+    for (int i = 0; i < n; i++) CT_TRY(start(z, &z->sets[mine[i]]));
+    for (int i = 0; i < k; i++) CT_TRY(start(z, &z->sets[ahead[i]])); /* moves while u computes */
+    for (int i = 0; i < n; i++) CT_TRY(finish(z, &z->sets[mine[i]]));
+    z->next = next;
+    return CT_OK;
+}
+
+static void on_put(ct_zero3 *z, int u, int forward) {
+    int mine[2], n = use_sets(z, u, mine);
+    for (int i = 0; i < n; i++) {
+        weight_set *s = &z->sets[mine[i]];
+        if (forward && z->keep[u]) s->kept = 1;
+        if (s->state != PRESENT || (forward && s->kept) || needed_next(z, mine[i])) continue;
+        release(z, s);
+    }
+}
+
+static ct_status hook(void *ctx, ct_use_event event, int unit, int next) {
+    ct_zero3 *z = ctx;
+    if (event == CT_USE_GET) return on_get(z, unit, next);
+    on_put(z, unit, event == CT_USE_PUT_FORWARD);
+    return CT_OK;
+}
+
+void ct_zero3_poll(ct_zero3 *z) {
+    for (int i = 0; z && i < z->n_sets; i++) {
+        weight_set *s = &z->sets[i];
+        int done = 0;
+        if (s->state == GATHERING && ct_comm_test(z->w, &s->req, &done) == CT_OK && done) s->state = PRESENT;
+    }
+}
+
+/* The sets: one per distinct unit range, in unit order. */
+static ct_status find_sets(ct_zero3 *z) {
+    for (int u = 0; u < z->units; u++) {
+        size_t lo, n;
+        ct_model_unit_range(z->m, u, &lo, &n);
+        z->unit_set[u] = -1;
+        if (!n) continue;
+        for (int i = 0; i < z->n_sets; i++)
+            if (z->sets[i].lo == lo) z->unit_set[u] = i; /* a block using shared weights */
+        if (z->unit_set[u] >= 0) continue;
+        weight_set *s = &z->sets[z->n_sets];
+        *s = (weight_set){.lo = lo, .n = n, .state = PRESENT};
+        CT_TRY(ct_split_create_even(&s->split, z->w, z->axis, n));
+        z->unit_set[u] = z->n_sets++;
+    }
+    return CT_OK;
+}
+
+/* The last `keep` uses of forward: the head, then the blocks from the last. */
+static void mark_kept(ct_zero3 *z, int keep) {
+    int first, end;
+    ct_model_stage_layers(z->m, &first, &end);
+    int k = 0;
+    if (z->unit_set[z->units - 1] >= 0 && k < keep) z->keep[z->units - 1] = 1, k++;
+    for (int l = end - 1; l >= first && k < keep; l--, k++) z->keep[1 + l] = 1;
+}
+
+ct_status ct_zero3_check_keep(int keep, int n_layer) {
+    if (keep < 0 || keep > n_layer + 1)
+        return ct_fail(CT_EINVAL,
+                       "parallel.zero_keep = %d: allowed 0 to %d (the uses at the end of forward that stay "
+                       "gathered for backward: the head, then blocks from the last)",
+                       keep, n_layer + 1);
+    return CT_OK;
+}
+
+ct_status ct_zero3_create(ct_zero3 **out, ct_world *w, ct_model *m, ct_axis axis, int keep) {
+    CT_TRY(ct_zero3_check_keep(keep, ct_model_get_config(m)->n_layer));
+    ct_zero3 *z = ct_calloc(sizeof *z, "ZeRO 3 state");
+    if (!z) return CT_ENOMEM;
+    *z = (ct_zero3){.w = w,
+                    .m = m,
+                    .axis = axis,
+                    .me = ct_world_coord(w, axis),
+                    .ranks = ct_world_axis_size(w, axis),
+                    .units = ct_model_num_units(m),
+                    .next = -1};
+    size_t units = (size_t)z->units;
+    ct_status s = (z->sets = ct_calloc(units * sizeof *z->sets, "ZeRO 3 weight sets")) &&
+                          (z->unit_set = ct_calloc(units * sizeof *z->unit_set, "ZeRO 3 weight sets")) &&
+                          (z->keep = ct_calloc(units, "ZeRO 3 weight sets"))
+                      ? find_sets(z)
+                      : CT_ENOMEM;
+    if (s != CT_OK) {
+        ct_zero3_free(z);
+        return s;
+    }
+    size_t e_lo, e_n, h_lo, h_n;
+    ct_model_unit_range(m, 0, &e_lo, &e_n);
+    ct_model_unit_range(m, z->units - 1, &h_lo, &h_n);
+    z->tied = e_n && h_n && ct_model_find_tensor(m, "wte.weight")->offset < h_lo;
+    mark_kept(z, keep);
+    for (int i = 0; i < z->n_sets; i++) release(z, &z->sets[i]);
+    ct_model_set_params_hook(m, hook, z);
+    *out = z;
+    return CT_OK;
+}
+
+ct_status ct_zero3_invalidate(ct_zero3 *z) {
+    ct_status s = CT_OK;
+    for (int i = 0; i < z->n_sets; i++) {
+        weight_set *set = &z->sets[i];
+        ct_status f = finish(z, set);
+        if (s == CT_OK) s = f;
+        release(z, set);
+    }
+    z->next = -1;
+    return s;
+}
+
+void ct_zero3_stats(const ct_zero3 *z, double *gathered_bytes, double *wait_s, long *gathers) {
+    *gathered_bytes = z ? z->bytes : 0.0;
+    *wait_s = z ? z->wait_s : 0.0;
+    *gathers = z ? z->gathers : 0;
+}
+
+void ct_zero3_free(ct_zero3 *z) {
+    if (!z) return;
+    for (int i = 0; i < z->n_sets; i++) {
+        if (z->sets[i].state == GATHERING) (void)ct_comm_wait(z->w, &z->sets[i].req);
+        ct_split_free(z->sets[i].split);
+    }
+    ct_model_set_params_hook(z->m, NULL, NULL);
+    ct_free(z->sets);
+    ct_free(z->unit_set);
+    ct_free(z->keep);
+    ct_free(z);
+}
+
+/* ceil(n / ranks): the largest slice of a near-even split. */
+static size_t slice_most(size_t n, int ranks) { return (n + (size_t)ranks - 1) / (size_t)ranks; }
+
+/* Unit u's range when no earlier unit names the same one (shared block weights count once). */
+static size_t distinct_range(const ct_model *m, int u) {
+    size_t lo, n, lo2, n2;
+    ct_model_unit_range(m, u, &lo, &n);
+    for (int v = 0; n && v < u; v++) {
+        ct_model_unit_range(m, v, &lo2, &n2);
+        if (n2 && lo2 == lo) return 0;
+    }
+    return n;
+}
+
+void ct_zero3_resident(const ct_model *m, int ranks, int keep, int accum, size_t *params_out,
+                       size_t *grads_out) {
+    int units = ct_model_num_units(m), first, end;
+    ct_model_stage_layers(m, &first, &end);
+    size_t own = 0, block_most = 0, kept = 0, e_n, h_n, lo;
+    for (int u = 0; u < units; u++) {
+        size_t n = distinct_range(m, u);
+        own += slice_most(n, ranks);
+        if (u > 0 && u < units - 1 && n > block_most) block_most = n;
+    }
+    ct_model_unit_range(m, 0, &lo, &e_n);
+    ct_model_unit_range(m, units - 1, &lo, &h_n);
+    size_t head_use = e_n + h_n;
+    int k = 0;
+    if (h_n && k < keep) kept += head_use, k++;
+    for (int l = end - 1; l >= first && k < keep; l--, k++) {
+        size_t n;
+        ct_model_unit_range(m, 1 + l, &lo, &n);
+        kept += n;
+    }
+    size_t use_most = head_use > block_most ? head_use : block_most, total = ct_model_num_params(m);
+    size_t p = own + kept + 2 * use_most, g = own + head_use + 2 * block_most;
+    *params_out = p < total ? p : total;
+    *grads_out = accum > 1 || g > total ? total : g;
+}
