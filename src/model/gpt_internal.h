@@ -175,9 +175,8 @@ void ct_gpt_offload_free(ct_model *m);
 /* Counts the parameters on the compute tier, once (at the first pass unless offload placed
  * them): fails past the compute budget. */
 ct_status ct_gpt_offload_place(ct_model *m);
-/* Allocates the gradient buffer where placement says (ZeRO 3: counting only the sharded
- * floats); returns the placement's accounting to the host tier before the buffers are freed. */
-ct_status ct_gpt_offload_alloc_grads(ct_model *m);
+/* Returns the placement's accounting (and ZeRO 3's charge for the gradients) to the host
+ * tier before the buffers are freed. */
 void ct_gpt_offload_unplace(ct_model *m);
 /* Zeroes the gradients when some live on disk (1), else leaves them (0). */
 int ct_gpt_offload_zero_grad(ct_model *m);

@@ -237,17 +237,6 @@ ct_status ct_model_set_sharded(ct_model *m, size_t param_floats, size_t grad_flo
     return CT_OK;
 }
 
-ct_status ct_gpt_offload_alloc_grads(ct_model *m) {
-    if (!m->sharded[1]) return ct_gpt_table_alloc(m, 1, CT_TIER_COMPUTE);
-    CT_TRY(ct_gpt_table_alloc(m, 1, CT_TIER_HOST)); /* address space: only the shards stay resident */
-    if (ct_tier_charge(m->sharded[1] * sizeof(float), CT_TIER_HOST, CT_TIER_COMPUTE,
-                       "model gradients (this rank's shards and the units being reduced)"))
-        return CT_OK;
-    ct_free(m->table.grads);
-    m->table.grads = NULL;
-    return CT_ENOMEM;
-}
-
 void ct_gpt_offload_unplace(ct_model *m) {
     if (m->placed) ct_tier_move(m->placed_floats * sizeof(float), CT_TIER_COMPUTE, CT_TIER_HOST);
     if (m->sharded[1] && m->table.grads) ct_tier_move(m->sharded[1] * sizeof(float), CT_TIER_COMPUTE, CT_TIER_HOST);

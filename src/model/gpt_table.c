@@ -171,8 +171,18 @@ ct_status ct_gpt_table_alloc(ct_model *m, int grads, ct_tier tier) {
     return CT_OK;
 }
 
+/* ZeRO 3 (m->sharded[1]): the buffer is address space in the host tier, and the compute tier
+ * counts only the floats resident at once. */
 ct_status ct_model_ensure_grads(ct_model *m) {
-    return m->table.grads ? CT_OK : ct_gpt_offload_alloc_grads(m);
+    if (m->table.grads) return CT_OK;
+    if (!m->sharded[1]) return ct_gpt_table_alloc(m, 1, CT_TIER_COMPUTE);
+    CT_TRY(ct_gpt_table_alloc(m, 1, CT_TIER_HOST));
+    if (ct_tier_charge(m->sharded[1] * sizeof(float), CT_TIER_HOST, CT_TIER_COMPUTE,
+                       "model gradients (this rank's shards and the units being reduced)"))
+        return CT_OK;
+    ct_free(m->table.grads);
+    m->table.grads = NULL;
+    return CT_ENOMEM;
 }
 
 ct_status ct_gpt_table_create(gpt_table *t, const ct_model_config *cfg) {

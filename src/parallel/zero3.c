@@ -4,6 +4,7 @@
  * the pages outside this rank's slice after a use. */
 #include "core/core.h"
 #include "parallel/zero3.h"
+#include <stdint.h>
 #include <string.h>
 
 enum { ABSENT, GATHERING, PRESENT };
@@ -229,6 +230,61 @@ void ct_zero3_free(ct_zero3 *z) {
 /* ceil(n / ranks): the largest slice of a near-even split. */
 static size_t slice_most(size_t n, int ranks) { return (n + (size_t)ranks - 1) / (size_t)ranks; }
 
+/* The gathered floats beyond this rank's slices while one use runs: the sets of the use,
+ * of the next one (in flight) and the kept ones, each counted once (non-owned part: at most
+ * n - floor(n / ranks)). */
+typedef struct resident_walk {
+    const ct_model *m;
+    int ranks, units;
+    unsigned char *held; /* [units]: set (by its first unit) counted at this instant */
+} resident_walk;
+
+static int first_unit_of(const ct_model *m, int u) {
+    size_t lo, n, lo2, n2;
+    ct_model_unit_range(m, u, &lo, &n);
+    if (!n) return -1;
+    for (int v = 0; v < u; v++) {
+        ct_model_unit_range(m, v, &lo2, &n2);
+        if (n2 && lo2 == lo) return v;
+    }
+    return u;
+}
+
+/* Adds unit u's use (its set, and the embeddings' for a tied head) to the instant's sets. */
+static void hold_use(resident_walk *r, int u) {
+    if (u < 0) return;
+    int f = first_unit_of(r->m, u);
+    if (f >= 0) r->held[f] = 1;
+    if (u == r->units - 1 && first_unit_of(r->m, 0) == 0) r->held[0] = 1;
+}
+
+static size_t held_floats(const resident_walk *r) {
+    size_t total = 0, lo, n;
+    for (int u = 0; u < r->units; u++) {
+        if (!r->held[u]) continue;
+        ct_model_unit_range(r->m, u, &lo, &n);
+        total += n - n / (size_t)r->ranks;
+    }
+    return total;
+}
+
+/* The most gathered floats over the schedule of one forward and backward: uses in order
+ * (embeddings, blocks, head; head, blocks back), the next one prefetched, kept ones held
+ * from their forward use to their backward use. */
+static size_t gathered_peak(resident_walk *r, const int *order, int n_order, int n_forward, const int *kept_at) {
+    size_t most = 0;
+    for (int i = 0; i < n_order; i++) {
+        memset(r->held, 0, (size_t)r->units);
+        for (int j = 0; j < n_forward; j++) /* kept: from its forward use on, until its backward use ends */
+            if (kept_at[j] >= 0 && j <= i && i <= kept_at[j]) hold_use(r, order[j]);
+        hold_use(r, order[i]);
+        hold_use(r, i + 1 < n_order ? order[i + 1] : -1);
+        size_t now = held_floats(r);
+        if (now > most) most = now;
+    }
+    return most;
+}
+
 /* Unit u's range when no earlier unit names the same one (shared block weights count once). */
 static size_t distinct_range(const ct_model *m, int u) {
     size_t lo, n, lo2, n2;
@@ -240,11 +296,45 @@ static size_t distinct_range(const ct_model *m, int u) {
     return n;
 }
 
+/* The use order of one forward and backward on this stage, and each forward use's kept
+ * span; SIZE_MAX when the walk's tables cannot be allocated (count everything). */
+static size_t walk_schedule(const ct_model *m, int ranks, int keep, int first, int end) {
+    int units = ct_model_num_units(m), blocks = end - first, n = 0, has_e, has_h;
+    size_t lo, e_n, h_n;
+    ct_model_unit_range(m, 0, &lo, &e_n);
+    ct_model_unit_range(m, units - 1, &lo, &h_n);
+    has_e = e_n > 0, has_h = h_n > 0;
+    int cap = 2 * (blocks + 2);
+    int *order = ct_alloc((size_t)cap * 2 * sizeof *order, "ZeRO 3 sizing");
+    unsigned char *held = ct_alloc((size_t)units, "ZeRO 3 sizing");
+    if (!order || !held) {
+        ct_free(order);
+        ct_free(held);
+        return SIZE_MAX;
+    }
+    int *kept_at = order + cap;
+    if (has_e) order[n++] = 0;
+    for (int l = first; l < end; l++) order[n++] = 1 + l;
+    if (has_h) order[n++] = units - 1;
+    int n_forward = n;
+    if (has_h) order[n++] = units - 1;
+    for (int l = end - 1; l >= first; l--) order[n++] = 1 + l;
+    for (int j = 0; j < n_forward; j++) { /* the last `keep` forward uses, held to their backward use */
+        int from_end = n_forward - 1 - j;
+        kept_at[j] = from_end < keep ? n_forward + from_end : -1;
+    }
+    resident_walk r = {m, ranks, units, held};
+    size_t most = gathered_peak(&r, order, n, n_forward, kept_at);
+    ct_free(order);
+    ct_free(held);
+    return most;
+}
+
 void ct_zero3_resident(const ct_model *m, int ranks, int keep, int accum, size_t *params_out,
                        size_t *grads_out) {
     int units = ct_model_num_units(m), first, end;
     ct_model_stage_layers(m, &first, &end);
-    size_t own = 0, block_most = 0, kept = 0, e_n, h_n, lo;
+    size_t own = 0, block_most = 0, e_n, h_n, lo, total = ct_model_num_params(m);
     for (int u = 0; u < units; u++) {
         size_t n = distinct_range(m, u);
         own += slice_most(n, ranks);
@@ -252,16 +342,8 @@ void ct_zero3_resident(const ct_model *m, int ranks, int keep, int accum, size_t
     }
     ct_model_unit_range(m, 0, &lo, &e_n);
     ct_model_unit_range(m, units - 1, &lo, &h_n);
-    size_t head_use = e_n + h_n;
-    int k = 0;
-    if (h_n && k < keep) kept += head_use, k++;
-    for (int l = end - 1; l >= first && k < keep; l--, k++) {
-        size_t n;
-        ct_model_unit_range(m, 1 + l, &lo, &n);
-        kept += n;
-    }
-    size_t use_most = head_use > block_most ? head_use : block_most, total = ct_model_num_params(m);
-    size_t p = own + kept + 2 * use_most, g = own + head_use + 2 * block_most;
+    size_t gathered = walk_schedule(m, ranks, keep, first, end);
+    size_t p = gathered == SIZE_MAX ? total : own + gathered, g = own + e_n + h_n + 2 * block_most;
     *params_out = p < total ? p : total;
     *grads_out = accum > 1 || g > total ? total : g;
 }

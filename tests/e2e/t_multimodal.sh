@@ -2,7 +2,7 @@
 # Fashion-MNIST clothes from `cetus prepare --scenes`), mixed with text batches:
 #  - both losses are reported per step, and the validation caption loss, token accuracy and
 #    exact-match rate at the end, also from `cetus eval` on the checkpoint;
-#  - data 2, tensor 2, and MoE with experts over 2 ranks follow the one-process run (captions
+#  - data 2 (also at ZeRO 3), tensor 2, and MoE with experts over 2 ranks follow the one-process run (captions
 #    differ in length: each rank weighs in by its share of the batch's caption targets; the
 #    MoE balancing and z losses are each rank's own, so they are off here);
 #  - stopping and resuming gives the same losses bit for bit;
@@ -28,6 +28,8 @@ grep -q "captions (.*, validation): loss [0-9.]*, token accuracy [0-9.]*, exact 
     fail "eval reports no caption metrics: $out"
 run 2 d2 parallel.data=2
 close "$SCRATCH/single" "$SCRATCH/d2" $LOSS_TOL
+run 2 d2-z3 parallel.data=2 parallel.zero=3 # the image tower is part of the embeddings unit
+close "$SCRATCH/single" "$SCRATCH/d2-z3" $LOSS_TOL
 run 2 t2 parallel.tensor=2
 close "$SCRATCH/single" "$SCRATCH/t2" $LOSS_TOL
 moe="model.moe_every=2 moe.n_experts=4 moe.top_k=2 moe.d_hidden=64 moe.dropless=true moe.aux_coef=0 moe.z_coef=0 moe.router_noise=0"

@@ -1,10 +1,12 @@
 /* test_model.c: the whole GPT model: loss at initialisation, every parameter tensor's
  * gradient against central finite differences (sampled entries, objective in double), the
- * prefix-LM mask, gradient accumulation, that AdamW lowers the loss, and bad shapes. */
+ * prefix-LM mask, gradient accumulation, that AdamW lowers the loss (over owned ranges too),
+ * the parameters hook's use order, and bad shapes. */
 #include <criterion/criterion.h>
 #include "core/core.h"
 #include "model/model.h"
 #include "train/optim.h"
+#include <stdlib.h>
 #include <math.h>
 #include <string.h>
 
@@ -259,6 +261,95 @@ Test(model, adamw_overfits_a_batch, .init = setup) {
     }
     cr_assert(loss < 0.3f * first, "loss %f did not fall below 30%% of %f", loss, first);
     ct_adamw_free(opt);
+    ct_model_free(m);
+}
+
+/* ZeRO 3's optimizer: moments over several owned ranges, a host placement cutting through
+ * one of them; the owned elements step exactly as with the whole optimizer, the others stay. */
+Test(model, adamw_over_owned_ranges_steps_only_them, .init = setup) {
+    ct_model *a, *b;
+    ct_adamw *whole, *part;
+    cr_assert_eq(ct_model_create(&a, &tiny, 1), CT_OK);
+    cr_assert_eq(ct_model_create(&b, &tiny, 1), CT_OK);
+    size_t n = ct_model_num_params(a);
+    ct_place_range owned[3] = {{10, 100, CT_PLACE_COMPUTE}, {500, 777, CT_PLACE_COMPUTE}, {n - 50, 50, CT_PLACE_COMPUTE}};
+    ct_place_range host = {600, 1000, CT_PLACE_HOST};
+    cr_assert_eq(ct_adamw_create(&whole, n), CT_OK);
+    cr_assert_eq(ct_adamw_create_owned(&part, owned, 3, &host, 1, NULL), CT_OK);
+    cr_assert_eq(ct_adamw_range_lo(part), 10);
+    cr_assert_eq(ct_adamw_range_n(part), n - 10);
+    cr_assert_eq(ct_adamw_bytes(part, CT_PLACE_HOST), 2 * (1277 - 600) * sizeof(float));
+    float *before = malloc(n * sizeof(float));
+    memcpy(before, ct_model_params(b), n * sizeof(float));
+    ct_adamw_config ac = {0.9f, 0.95f, 1e-8f, 0.1f, 1.0f};
+    for (int step = 0; step < 3; step++) {
+        float loss;
+        for (int k = 0; k < 2; k++) {
+            ct_model *m = k ? b : a;
+            cr_assert_eq(ct_model_forward(m, toks, tgts, NULL, B, T, &loss), CT_OK);
+            ct_model_zero_grad(m);
+            cr_assert_eq(ct_model_backward(m, 1.0f), CT_OK);
+        }
+        memcpy(ct_model_grads(b), ct_model_grads(a), n * sizeof(float)); /* the same gradients */
+        cr_assert_eq(ct_adamw_update(whole, a, 1e-2f, 1.0f, &ac), CT_OK);
+        cr_assert_eq(ct_adamw_update(part, b, 1e-2f, 1.0f, &ac), CT_OK);
+        for (size_t i = 0; i < n; i++) { /* b's owned part follows a; the rest keeps its start */
+            int mine = 0;
+            for (int r = 0; r < 3; r++) mine |= i >= owned[r].lo && i < owned[r].lo + owned[r].n;
+            if (mine) cr_assert_eq(ct_model_params(b)[i], ct_model_params(a)[i], "owned %zu", i);
+            else
+                cr_assert_eq(ct_model_params(b)[i], before[i], "not owned %zu changed", i);
+        }
+        memcpy(ct_model_params(a), ct_model_params(b), n * sizeof(float)); /* a restarts from b */
+        for (size_t i = 0; i < n; i++) before[i] = ct_model_params(b)[i];
+    }
+    float m_part[777], m_whole[777];
+    cr_assert_eq(ct_adamw_read(part, 1, 500, 777, m_part), CT_OK);
+    cr_assert_eq(ct_adamw_read(whole, 1, 500, 777, m_whole), CT_OK);
+    cr_assert(!memcmp(m_part, m_whole, sizeof m_part), "moments of an owned range differ");
+    free(before);
+    ct_adamw_free(whole);
+    ct_adamw_free(part);
+    ct_model_free(a);
+    ct_model_free(b);
+}
+
+/* The parameters hook sees every use in the order ZeRO 3 gathers by: embeddings, blocks,
+ * head in forward; head, blocks from the last in backward; each announcing the next. */
+typedef struct use_log {
+    int n;
+    int ev[32], unit[32], next[32];
+} use_log;
+static ct_status log_use(void *ctx, ct_use_event ev, int unit, int next) {
+    use_log *l = ctx;
+    if (l->n < 32) l->ev[l->n] = (int)ev, l->unit[l->n] = unit, l->next[l->n] = next, l->n++;
+    return CT_OK;
+}
+
+Test(model, params_hook_announces_each_use, .init = setup) {
+    ct_model *m;
+    cr_assert_eq(ct_model_create(&m, &tiny, 1), CT_OK);
+    cr_assert_eq(ct_model_num_units(m), 4);
+    size_t lo, n, total = 0;
+    for (int u = 0; u < 4; u++) {
+        ct_model_unit_range(m, u, &lo, &n);
+        cr_assert_eq(lo, total, "unit %d starts at %zu", u, lo);
+        total += n;
+    }
+    cr_assert_eq(total, ct_model_num_params(m));
+    use_log l = {0};
+    ct_model_set_params_hook(m, log_use, &l);
+    float loss;
+    cr_assert_eq(ct_model_forward(m, toks, tgts, NULL, B, T, &loss), CT_OK);
+    cr_assert_eq(ct_model_backward(m, 1.0f), CT_OK);
+    enum { G = CT_USE_GET, F = CT_USE_PUT_FORWARD, K = CT_USE_PUT_BACKWARD };
+    int ev[] = {G, F, G, F, G, F, G, F, G, K, G, K, G, K};
+    int unit[] = {0, 0, 1, 1, 2, 2, 3, 3, 3, 3, 2, 2, 1, 1};
+    int next[] = {1, -1, 2, -1, 3, -1, -1, -1, 2, -1, 1, -1, -1, -1};
+    cr_assert_eq(l.n, 14);
+    for (int i = 0; i < 14; i++)
+        cr_assert(l.ev[i] == ev[i] && l.unit[i] == unit[i] && l.next[i] == next[i], "use %d: %d %d %d", i, l.ev[i],
+                  l.unit[i], l.next[i]);
     ct_model_free(m);
 }
 
