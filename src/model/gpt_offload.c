@@ -308,8 +308,10 @@ ct_status ct_gpt_offload_enter(ct_model *m, int l, int next) {
     size_t lo, n;
     ct_gpt_table_block_range(m, l, &lo, &n);
     ct_gpt_table_bind_block(m, l, &m->table.blocks[l], o->pslot[s], lo);
+    /* under ZeRO 3 the next block's gather into its home may still be in flight: it is copied
+     * to a slot when it is entered */
     if (next >= m->layout.l0 && next < m->layout.l1 && o->param_place[next] != CT_PLACE_COMPUTE &&
-        o->pslot_layer[1 - s] != next)
+        o->pslot_layer[1 - s] != next && !owner->hooks.params)
         prefetch(owner, next, 1 - s);
     return CT_OK;
 }
@@ -345,6 +347,55 @@ static void zero_disk(ct_model *m, int l, size_t lo, size_t n) {
     ct_pages_drop((char *)p + skip, len);
     if (fallocate(o->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)file_at, (off_t)len) != 0)
         memset((char *)p + skip, 0, len); /* no hole punching here: write the zeros */
+}
+
+/* Zeroes [a, e) of block l's disk-placed gradients: the whole pages inside are punched from
+ * the file and dropped, the edges written. */
+static void zero_disk_span(ct_model *m, int l, size_t a, size_t e) {
+    ct_model_offload *o = m->off;
+    size_t lo, n, skip, len;
+    ct_gpt_table_block_range(m, l, &lo, &n);
+    float *home = m->table.grads + lo;
+    ct_page_interior(home, n * sizeof(float), &skip, &len);
+    char *mapped = (char *)home + skip, *from = (char *)(m->table.grads + a), *to = (char *)(m->table.grads + e);
+    size_t in_skip, in_len;
+    ct_page_interior(from, (size_t)(to - from), &in_skip, &in_len);
+    char *p0 = from + in_skip, *p1 = p0 + in_len;
+    if (p0 < mapped) p0 = mapped;
+    if (p1 > mapped + len) p1 = mapped + len;
+    if (p1 <= p0) {
+        memset(from, 0, (size_t)(to - from));
+        return;
+    }
+    memset(from, 0, (size_t)(p0 - from));
+    memset(p1, 0, (size_t)(to - p1));
+    ct_pages_drop(p0, (size_t)(p1 - p0));
+    off_t at = (off_t)(o->file_at[2 * l + 1] + (size_t)(p0 - mapped));
+    if (fallocate(o->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, at, (off_t)(p1 - p0)) != 0)
+        memset(p0, 0, (size_t)(p1 - p0)); /* no hole punching here: write the zeros */
+}
+
+/* Zeroes n floats of memory (not file-backed): written with keep, else given back. */
+static void zero_plain(float *p, size_t n, int keep) {
+    if (keep) memset(p, 0, n * sizeof(float));
+    else
+        ct_zero_lazily(p, n * sizeof(float));
+}
+
+void ct_model_zero_grad_range(ct_model *m, size_t lo, size_t n, int keep) {
+    ct_model_offload *o = m->off;
+    size_t at = lo, end = lo + n;
+    float *g = m->table.grads;
+    for (int l = m->layout.l0; o && l < m->layout.l1 && at < end; l++) {
+        size_t b_lo, b_n;
+        ct_gpt_table_block_range(m, l, &b_lo, &b_n);
+        size_t a = b_lo > at ? b_lo : at, e = b_lo + b_n < end ? b_lo + b_n : end;
+        if (o->grad_place[l] != CT_PLACE_DISK || e <= a) continue;
+        zero_plain(g + at, a - at, keep);
+        zero_disk_span(m, l, a, e);
+        at = e;
+    }
+    zero_plain(g + at, end - at, keep);
 }
 
 int ct_gpt_offload_zero_grad(ct_model *m) {

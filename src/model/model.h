@@ -199,6 +199,10 @@ void ct_model_unit_range(const ct_model *m, int unit, size_t *lo, size_t *n);
 typedef enum ct_use_event { CT_USE_GET, CT_USE_PUT_FORWARD, CT_USE_PUT_BACKWARD } ct_use_event;
 typedef ct_status (*ct_params_fn)(void *ctx, ct_use_event event, int unit, int next);
 void ct_model_set_params_hook(ct_model *m, ct_params_fn fn, void *ctx);
+/* Zeroes the gradients of flat [lo, lo + n): with keep the pages stay resident (written),
+ * otherwise they are given back and read as zeros; disk-placed gradients are punched from
+ * their file either way. (ZeRO 3 keeps only its slices' pages.) */
+void ct_model_zero_grad_range(ct_model *m, size_t lo, size_t n, int keep);
 /* ZeRO 3: at most param_floats of the parameters and grad_floats of the gradients are
  * resident at once (this rank's shards plus the units in use; the rest of each buffer is
  * address space whose pages are given back): the compute tier counts these instead of the

@@ -131,24 +131,28 @@ static void unit_sizes(const ct_model *m, size_t *n) {
 }
 
 /* The compute tier's peak for a placement: the state kept there, the slots offloaded
- * blocks compute from, and the fixed part. */
+ * blocks compute from, and the fixed part (with ZeRO 3's sharded weights and gradients:
+ * params and grads are ignored, the fixed part holds them). */
 static size_t predict(int L, const size_t *n, const ct_place *params, const ct_place *grads,
-                      const ct_place *opt, double share, size_t fixed) {
+                      const ct_place *opt, double share, size_t fixed, int sharded) {
     size_t bytes = fixed, pmax = 0, gmax = 0;
     for (int u = 0; u < L + 2; u++) {
+        if (opt[u] == CT_PLACE_COMPUTE) bytes += (size_t)(2.0 * (double)n[u] * sizeof(float) * share);
+        if (sharded) continue;
         if (params[u] == CT_PLACE_COMPUTE) bytes += n[u] * sizeof(float);
         else if (n[u] > pmax)
             pmax = n[u];
         if (grads[u] == CT_PLACE_COMPUTE) bytes += n[u] * sizeof(float);
         else if (n[u] > gmax)
             gmax = n[u];
-        if (opt[u] == CT_PLACE_COMPUTE) bytes += (size_t)(2.0 * (double)n[u] * sizeof(float) * share);
     }
     return bytes + (2 * pmax + gmax) * sizeof(float);
 }
 
-ct_status ct_offload_auto(const ct_model *m, size_t budget, size_t fixed, double share, ct_place tier,
-                          ct_place *params, ct_place *grads, ct_place *opt, size_t *predicted) {
+ct_status ct_offload_auto(const ct_model *m, size_t budget, size_t fixed, size_t sharded_bytes, double share,
+                          ct_place tier, ct_place *params, ct_place *grads, ct_place *opt, size_t *predicted) {
+    int sharded = sharded_bytes > 0;
+    fixed += sharded_bytes;
     const ct_model_config *c = ct_model_get_config(m);
     int L = c->n_layer, first, end;
     ct_model_stage_layers(m, &first, &end);
@@ -156,26 +160,38 @@ ct_status ct_offload_auto(const ct_model *m, size_t budget, size_t fixed, double
     if (!n) return CT_ENOMEM;
     unit_sizes(m, n);
     for (int u = 0; u < L + 2; u++) params[u] = grads[u] = opt[u] = CT_PLACE_COMPUTE;
-    size_t need = predict(L, n, params, grads, opt, share, fixed);
+    size_t need = predict(L, n, params, grads, opt, share, fixed, sharded);
     while (need > budget) { /* the optimizer state first, the largest unit first */
         int best = -1;
         for (int u = 0; u < L + 2; u++)
             if (opt[u] == CT_PLACE_COMPUTE && n[u] && (best < 0 || n[u] > n[best])) best = u;
         if (best < 0) break;
         opt[best] = tier;
-        need = predict(L, n, params, grads, opt, share, fixed);
+        need = predict(L, n, params, grads, opt, share, fixed, sharded);
     }
     int shared = ct_model_unique_blocks(c) < L;                   /* shared weights stay on the compute tier */
-    for (int moe = 0; moe < 2 && need > budget && !shared; moe++) /* then blocks, dense ones first */
+    for (int moe = 0; moe < 2 && need > budget && !shared && !sharded; moe++) /* then blocks, dense first */
         for (int l = first; l < end && need > budget; l++) {
             if ((c->moe_every > 0 && (l + 1) % c->moe_every == 0) != moe) continue;
             params[1 + l] = grads[1 + l] = tier;
-            size_t with = predict(L, n, params, grads, opt, share, fixed);
+            size_t with = predict(L, n, params, grads, opt, share, fixed, sharded);
             need = with;
         }
+    size_t most = 0;
+    for (int u = 0; u < L + 2; u++) most = n[u] > most ? n[u] : most;
     ct_free(n);
     *predicted = need;
-    char b[32], w[32], f[32];
+    char b[32], w[32], f[32], z[32], u1[32];
+    if (need > budget && sharded)
+        return ct_fail(CT_ENOMEM,
+                       "memory.compute_budget = %s: at parallel.zero = 3, even with all optimizer state "
+                       "offloaded the compute tier needs %s (activations and buffers %s; this rank's slices of "
+                       "the weights and gradients and the units gathered at once %s, the largest unit %s); "
+                       "use more data ranks, tensor parallelism, memory.recompute, a smaller "
+                       "train.batch_size, or raise the budget",
+                       ct_format_bytes(budget, b, sizeof b), ct_format_bytes(need, w, sizeof w),
+                       ct_format_bytes(fixed - sharded_bytes, f, sizeof f),
+                       ct_format_bytes(sharded_bytes, z, sizeof z), ct_format_bytes(most * sizeof(float), u1, sizeof u1));
     if (need > budget)
         return ct_fail(
             CT_ENOMEM,

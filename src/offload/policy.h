@@ -25,8 +25,11 @@ int ct_offload_ranges(const ct_model *m, const ct_place *units, ct_place_range *
  * parameters and gradients together, dense blocks before MoE blocks (more compute per byte
  * moved, so their transfers hide best behind compute). Offloaded state goes to `tier`.
  * Fills params, grads and opt [n_layer + 2] and the predicted compute peak; fails with what
- * would be needed when nothing fits. */
-ct_status ct_offload_auto(const ct_model *m, size_t budget, size_t fixed, double moment_share, ct_place tier,
+ * would be needed when nothing fits. sharded_bytes != 0 (ZeRO 3): the weights and gradients
+ * are held sharded, at most that many bytes at once, and stay where they are: only the
+ * moments are placed. */
+ct_status ct_offload_auto(const ct_model *m, size_t budget, size_t fixed, size_t sharded_bytes, double moment_share,
+                          ct_place tier,
                           ct_place *params, ct_place *grads, ct_place *opt, size_t *predicted);
 /* One line describing a placement, e.g. "moments of all units on host; weights and
  * gradients of blocks 0-9 on host". */

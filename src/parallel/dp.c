@@ -48,6 +48,12 @@ struct ct_dp {
 int ct_dp_ranks(const ct_dp *dp) { return dp->ranks; }
 ct_axis ct_dp_shard_axis(const ct_dp *dp) { return dp->shard_axis; }
 
+static const bucket *bucket_at(const ct_dp *dp, size_t at);
+ct_axis ct_dp_part_axis(const ct_dp *dp, size_t at) {
+    const bucket *b = dp->zero == 3 && dp->ranks > 1 ? bucket_at(dp, at) : NULL;
+    return b ? b->axis : dp->shard_axis;
+}
+
 void ct_dp_shard(const ct_dp *dp, size_t *lo, size_t *hi) {
     CT_ASSERT(dp->zero < 3 || dp->ranks == 1); /* stage 3 owns a slice of each unit: ct_dp_owned_ranges */
     if (dp->zero == 0) {
@@ -61,7 +67,7 @@ void ct_dp_shard(const ct_dp *dp, size_t *lo, size_t *hi) {
 
 /* Stage 2: the part of [offset, offset + count) in each rank's shard. */
 static ct_status bucket_split(ct_dp *dp, bucket *b) {
-    if (dp->zero == 3) return ct_split_create_even(&b->split, dp->w, CT_AXIS_DATA, b->count);
+    if (dp->zero == 3) return ct_split_create_even(&b->split, dp->w, b->axis, b->count);
     size_t counts[1024];
     CT_ASSERT(dp->ranks <= 1024);
     for (int r = 0; r < dp->ranks; r++) {
@@ -72,11 +78,20 @@ static ct_status bucket_split(ct_dp *dp, bucket *b) {
     return ct_split_create(&b->split, dp->w, CT_AXIS_DATA, counts);
 }
 
+/* Stages 2 and 3: this rank's part of bucket b, [b->offset + *off, + *cnt) (its coordinate on
+ * the bucket's axis: the data ranks, or for spread experts those holding the same ones). */
+static void own_slice(const ct_dp *dp, const bucket *b, size_t *off, size_t *cnt) {
+    int me = ct_world_coord(dp->w, b->axis);
+    *off = ct_split_offset(b->split, me);
+    *cnt = ct_split_count(b->split, me);
+}
+
 /* Stages 2 and 3: a reduced bucket's sums for other ranks are not needed here: give back
  * their pages at once, so the gradient buffer's resident part stays near this rank's
  * shard (the bucket's split says which part of it is this rank's). */
 static void release_reduced(ct_dp *dp, const bucket *b) {
-    size_t off = ct_split_offset(b->split, dp->me), cnt = ct_split_count(b->split, dp->me);
+    size_t off, cnt;
+    own_slice(dp, b, &off, &cnt);
     float *g = ct_model_grads(dp->m) + b->offset;
     ct_pages_release(g, off * sizeof(float));
     ct_pages_release(g + off + cnt, (b->count - off - cnt) * sizeof(float));
@@ -97,7 +112,9 @@ static void on_progress(void *ctx) {
 static ct_status start_bucket(ct_dp *dp, bucket *b) {
     float *g = ct_model_grads(dp->m) + b->offset;
     if (dp->zero >= 2) {
-        float *recv = g + ct_split_offset(b->split, dp->me);
+        size_t off, cnt;
+        own_slice(dp, b, &off, &cnt);
+        float *recv = g + off;
         CT_TRY(ct_comm_reduce_scatterv_start(dp->w, b->split, g, recv, &b->req));
     } else {
         CT_TRY(ct_comm_allreduce_start(dp->w, b->axis, g, b->count, &b->req));
@@ -206,25 +223,21 @@ ct_status ct_overlap_parse(const char *text, ct_overlap *out) {
 
 int ct_dp_threaded(const ct_dp *dp) { return dp->prog && ct_progress_threaded(dp->prog); }
 
-/* Stage 3 runs on the data axis of a one-stage model without experts spread. */
-static ct_status check_stage3(const ct_model *m) {
-    if (ct_model_expert_ranks(m) > 1)
-        return ct_fail(CT_EINVAL,
-                       "parallel.zero = 3 with parallel.expert = %d: not supported yet; use parallel.zero = 1, "
-                       "which shards the optimizer state over the ranks that hold the same experts",
-                       ct_model_expert_ranks(m));
-    if (ct_model_stages(m) > 1)
-        return ct_fail(CT_EINVAL,
-                       "parallel.zero = 3 with parallel.pipeline = %d: not supported yet; use parallel.zero = 2 "
-                       "with pipeline stages, or parallel.zero = 3 with data and tensor parallelism",
-                       ct_model_stages(m));
-    return CT_OK;
+/* Stage 3: the parameters are gathered in the buckets' parts, over the buckets' axes. */
+static ct_status create_zero3(ct_dp *dp, int keep) {
+    ct_zero3_part *parts = ct_alloc((size_t)dp->n_buckets * sizeof *parts, "ZeRO 3 parts");
+    if (!parts) return CT_ENOMEM;
+    for (int i = 0; i < dp->n_buckets; i++)
+        parts[i] = (ct_zero3_part){dp->buckets[i].offset, dp->buckets[i].count, dp->buckets[i].axis,
+                                   dp->buckets[i].split};
+    ct_status s = ct_zero3_create(&dp->z3, dp->w, dp->m, parts, dp->n_buckets, keep);
+    ct_free(parts);
+    return s;
 }
 
 ct_status ct_dp_create(ct_dp **out, ct_world *w, ct_model *m, int zero_stage, int zero_keep, ct_overlap overlap) {
     if (zero_stage < 0 || zero_stage > 3)
         return ct_fail(CT_EINVAL, "parallel.zero = %d: allowed 0, 1, 2 or 3", zero_stage);
-    if (zero_stage == 3) CT_TRY(check_stage3(m));
     if (zero_stage == 2 && ct_model_expert_ranks(m) > 1)
         return ct_fail(CT_EINVAL,
                        "parallel.zero = 2 with parallel.expert = %d: not supported yet (the "
@@ -250,7 +263,7 @@ ct_status ct_dp_create(ct_dp **out, ct_world *w, ct_model *m, int zero_stage, in
                  (overlap == CT_OVERLAP_AUTO &&
                   (zero_stage >= 2 || !ct_world_axis_on_one_node(w, CT_AXIS_DATA)));
     if (s == CT_OK) s = ct_progress_create(&dp->prog, w, thread && dp->ranks > 1);
-    if (s == CT_OK && zero_stage == 3 && dp->ranks > 1) s = ct_zero3_create(&dp->z3, w, m, CT_AXIS_DATA, zero_keep);
+    if (s == CT_OK && zero_stage == 3 && dp->ranks > 1) s = create_zero3(dp, zero_keep);
     if (s != CT_OK) {
         ct_dp_free(dp);
         return s;
@@ -286,11 +299,11 @@ void ct_dp_zero_grad(ct_dp *dp) {
     if (dp->zero == 3) { /* each bucket: this rank's part zeroed, the rest given back */
         for (int i = 0; i < dp->n_buckets; i++) {
             const bucket *b = &dp->buckets[i];
-            size_t off = ct_split_offset(b->split, dp->me), cnt = ct_split_count(b->split, dp->me);
-            float *at = g + b->offset;
-            ct_zero_lazily(at, off * sizeof(float));
-            memset(at + off, 0, cnt * sizeof(float));
-            ct_zero_lazily(at + off + cnt, (b->count - off - cnt) * sizeof(float));
+            size_t off, cnt;
+            own_slice(dp, b, &off, &cnt);
+            ct_model_zero_grad_range(dp->m, b->offset, off, 0);
+            ct_model_zero_grad_range(dp->m, b->offset + off, cnt, 1);
+            ct_model_zero_grad_range(dp->m, b->offset + off + cnt, b->count - off - cnt, 0);
         }
         return;
     }
@@ -362,7 +375,7 @@ static const bucket *bucket_at(const ct_dp *dp, size_t at) {
 void ct_dp_owned_part(const ct_dp *dp, int coord, size_t first, size_t end, size_t *a, size_t *e) {
     size_t lo = 0, hi = ct_model_num_params(dp->m);
     if (dp->zero == 3 && dp->ranks > 1) {
-        const bucket *b = bucket_at(dp, first);
+        const bucket *b = bucket_at(dp, first); /* coord: on the bucket's axis (ct_dp_part_axis) */
         CT_ASSERT(b && end <= b->offset + b->count);
         lo = b->offset + ct_split_offset(b->split, coord);
         hi = lo + ct_split_count(b->split, coord);
@@ -384,9 +397,9 @@ int ct_dp_owned_ranges(const ct_dp *dp, ct_place_range *out) {
     }
     int n = 0;
     for (int i = 0; i < dp->n_buckets; i++) {
-        const bucket *b = &dp->buckets[i];
-        size_t cnt = ct_split_count(b->split, dp->me);
-        if (cnt) out[n++] = (ct_place_range){b->offset + ct_split_offset(b->split, dp->me), cnt, CT_PLACE_COMPUTE};
+        size_t off, cnt;
+        own_slice(dp, &dp->buckets[i], &off, &cnt);
+        if (cnt) out[n++] = (ct_place_range){dp->buckets[i].offset + off, cnt, CT_PLACE_COMPUTE};
     }
     return n;
 }
@@ -408,13 +421,15 @@ static ct_status split_model_norm(ct_dp *dp, size_t lo, size_t hi, float *norm) 
     return CT_OK;
 }
 
-/* Stage 3: the squares over this rank's part of every unit, summed over the data ranks and
- * over the tensor ranks for the split tensors. */
+/* Stage 3: the squares over this rank's part of every unit, summed over the data ranks (each
+ * expert slice lies on one of them too), over the tensor ranks for the split tensors and over
+ * the pipeline stages. */
 static ct_status owned_norm(ct_dp *dp, float *norm) {
     double sq[3] = {0, 0, 0};
-    for (int i = 0; i < dp->n_buckets; i++) {
-        const bucket *b = &dp->buckets[i];
-        size_t lo = b->offset + ct_split_offset(b->split, dp->me), n = ct_split_count(b->split, dp->me);
+    for (int i = 0; i < dp->n_buckets; i++) { /* experts: each slice on one rank of the data axis */
+        size_t off, n;
+        own_slice(dp, &dp->buckets[i], &off, &n);
+        size_t lo = dp->buckets[i].offset + off;
         double split, expert, whole;
         ct_model_grad_sq(dp->m, lo, lo + n, &split, &expert, &whole);
         sq[0] += split, sq[1] += expert, sq[2] += whole;
@@ -422,6 +437,7 @@ static ct_status owned_norm(ct_dp *dp, float *norm) {
     float f[3] = {(float)sq[0], (float)sq[1], (float)sq[2]};
     CT_TRY(ct_comm_allreduce(dp->w, CT_AXIS_DATA, f, 3));
     CT_TRY(ct_comm_allreduce(dp->w, CT_AXIS_TENSOR, &f[0], 1));
+    CT_TRY(ct_comm_allreduce(dp->w, CT_AXIS_PIPELINE, f, 3)); /* every stage's tensors */
     *norm = sqrtf(f[0] + f[1] + f[2]);
     return CT_OK;
 }

@@ -14,7 +14,8 @@
  *      near-evenly over the data ranks, and a rank keeps, updates and is reduced into its
  *      slice of every unit; a unit's parameters are gathered just before each use and given
  *      back after it; gradients are reduce-scattered per unit into the slices, as stage 2
- *      does per bucket. One pipeline stage, experts not spread.
+ *      does per bucket (expert buckets over the ranks that hold the same experts). One
+ *      pipeline stage.
  * With tensor parallelism every buffer here is this rank's part of the model, the data
  * axis groups the ranks holding the same part, and the gradient norm adds the split
  * tensors' squares over the tensor ranks. */
@@ -81,8 +82,12 @@ ct_status ct_dp_mean(ct_dp *dp, float *value);
 /* The axis the ZeRO shards are spread over: the data axis, or with experts split over an
  * expert group the expert-data axis (the ranks that hold equal copies of everything). */
 ct_axis ct_dp_shard_axis(const ct_dp *dp);
+/* The axis the part holding flat position at is sharded over: the shard axis, or at
+ * stage 3 its bucket's (the data axis; for experts spread, the expert-data axis). */
+ct_axis ct_dp_part_axis(const ct_dp *dp, size_t at);
 /* The part [*a, *e) of flat [first, end) (a tensor: inside one unit) that the rank at
- * coordinate coord of that axis updates (empty: *a == *e); for assembling checkpoints. */
+ * coordinate coord of its axis (ct_dp_part_axis) updates (empty: *a == *e); for
+ * assembling checkpoints. */
 void ct_dp_owned_part(const ct_dp *dp, int coord, size_t first, size_t end, size_t *a, size_t *e);
 
 /* Every rank learns whether any rank failed: returns local when it failed here, an error

@@ -1,18 +1,19 @@
-/* zero3.c: ZeRO stage 3's parameter gathers (see zero3.h): the model's units as sets of
- * flat ranges (blocks sharing weights name one set), each set's near-even split over the
- * data ranks, the gather in place with the next use's gather in flight, and the release of
- * the pages outside this rank's slice after a use. */
+/* zero3.c: ZeRO stage 3's parameter gathers (see zero3.h): the model's units as runs of
+ * the parts data parallelism reduces (blocks sharing weights name the same parts), each
+ * part gathered over its own axis and split, the next use's gathers in flight during the
+ * current one, and the pages outside this rank's slice given back after a use. */
 #include "core/core.h"
 #include "parallel/zero3.h"
 #include <stdint.h>
 #include <string.h>
 
 enum { ABSENT, GATHERING, PRESENT };
+enum { MAX_USE_PARTS = 8 }; /* a use: the head's parts and the embeddings'; a block: at most 2 */
 
-/* One set of weights: a unit's flat range [lo, lo + n) and its slices over the ranks. */
+/* One part: its range, split and axis (borrowed from dp), and where its gather stands. */
 typedef struct weight_set {
-    size_t lo, n;
-    ct_split *split;
+    ct_zero3_part part;
+    int me; /* this rank's coordinate on the part's axis */
     int state, kept;
     ct_request req;
 } weight_set;
@@ -20,34 +21,32 @@ typedef struct weight_set {
 struct ct_zero3 {
     ct_world *w;
     ct_model *m;
-    ct_axis axis;
-    int me, ranks, units;
-    int n_sets;
+    int units, n_sets;
     weight_set *sets;
-    int *unit_set;          /* [units]: the set unit u uses, or -1 (none on this stage) */
-    int tied;               /* the head's use also needs the embeddings' set (one stage holds both) */
-    unsigned char *keep;    /* [units]: forward leaves the unit's sets gathered for backward */
-    int next;               /* the unit the pass announced it uses next, or -1 */
-    double bytes, wait_s;   /* gathered into this rank; waited for */
+    int *unit_first, *unit_end; /* [units]: unit u's parts are sets [first, end) */
+    int tied;                   /* the head's use also needs the embeddings' parts (one stage holds both) */
+    unsigned char *keep;        /* [units]: forward leaves the unit's parts gathered for backward */
+    int next;                   /* the unit the pass announced it uses next, or -1 */
+    double bytes, wait_s;       /* gathered into this rank; waited for */
     long gathers;
 };
 
 static float *params(ct_zero3 *z) { return ct_model_params(z->m); }
 
 /* This rank's slice of set s: [lo + off, lo + off + cnt). */
-static void slice(const ct_zero3 *z, const weight_set *s, size_t *off, size_t *cnt) {
-    *off = ct_split_offset(s->split, z->me);
-    *cnt = ct_split_count(s->split, z->me);
+static void slice(const weight_set *s, size_t *off, size_t *cnt) {
+    *off = ct_split_offset(s->part.split, s->me);
+    *cnt = ct_split_count(s->part.split, s->me);
 }
 
 /* Gives back the pages of set s outside this rank's slice (they read as zeros until the next
  * gather writes them). */
 static void release(ct_zero3 *z, weight_set *s) {
     size_t off, cnt;
-    slice(z, s, &off, &cnt);
-    float *p = params(z) + s->lo;
+    slice(s, &off, &cnt);
+    float *p = params(z) + s->part.lo;
     ct_pages_release(p, off * sizeof(float));
-    ct_pages_release(p + off + cnt, (s->n - off - cnt) * sizeof(float));
+    ct_pages_release(p + off + cnt, (s->part.n - off - cnt) * sizeof(float));
     s->state = ABSENT;
     s->kept = 0;
 }
@@ -55,11 +54,11 @@ static void release(ct_zero3 *z, weight_set *s) {
 static ct_status start(ct_zero3 *z, weight_set *s) {
     if (s->state != ABSENT) return CT_OK;
     size_t off, cnt;
-    slice(z, s, &off, &cnt);
-    float *p = params(z) + s->lo;
-    CT_TRY(ct_comm_allgatherv_start(z->w, s->split, p + off, p, &s->req));
+    slice(s, &off, &cnt);
+    float *p = params(z) + s->part.lo;
+    CT_TRY(ct_comm_allgatherv_start(z->w, s->part.split, p + off, p, &s->req));
     s->state = GATHERING;
-    z->bytes += (double)(s->n - cnt) * sizeof(float);
+    z->bytes += (double)(s->part.n - cnt) * sizeof(float);
     z->gathers++;
     return CT_OK;
 }
@@ -77,25 +76,26 @@ static ct_status finish(ct_zero3 *z, weight_set *s) {
     return CT_OK;
 }
 
-/* The sets unit u's use reads: its own and, for the head on a stage with the tied
- * embeddings, the embeddings'. Returns how many (0..2). */
-static int use_sets(const ct_zero3 *z, int u, int out[2]) {
+/* The sets unit u's use reads: its own parts and, for the head on a stage with the tied
+ * embeddings, the embeddings'. Returns how many. */
+static int use_sets(const ct_zero3 *z, int u, int out[MAX_USE_PARTS]) {
     int n = 0;
     if (u < 0 || u >= z->units) return 0;
-    if (z->unit_set[u] >= 0) out[n++] = z->unit_set[u];
-    if (u == z->units - 1 && z->tied && z->unit_set[0] >= 0) out[n++] = z->unit_set[0];
+    for (int i = z->unit_first[u]; i < z->unit_end[u] && n < MAX_USE_PARTS; i++) out[n++] = i;
+    if (u == z->units - 1 && z->tied)
+        for (int i = z->unit_first[0]; i < z->unit_end[0] && n < MAX_USE_PARTS; i++) out[n++] = i;
     return n;
 }
 
 static int needed_next(const ct_zero3 *z, int set) {
-    int next[2], n = use_sets(z, z->next, next);
+    int next[MAX_USE_PARTS], n = use_sets(z, z->next, next);
     for (int i = 0; i < n; i++)
         if (next[i] == set) return 1;
     return 0;
 }
 
 static ct_status on_get(ct_zero3 *z, int u, int next) {
-    int mine[2], ahead[2], n = use_sets(z, u, mine), k = use_sets(z, next, ahead);
+    int mine[MAX_USE_PARTS], ahead[MAX_USE_PARTS], n = use_sets(z, u, mine), k = use_sets(z, next, ahead);
     for (int i = 0; i < n; i++) CT_TRY(start(z, &z->sets[mine[i]]));
     for (int i = 0; i < k; i++) CT_TRY(start(z, &z->sets[ahead[i]])); /* moves while u computes */
     for (int i = 0; i < n; i++) CT_TRY(finish(z, &z->sets[mine[i]]));
@@ -104,7 +104,7 @@ static ct_status on_get(ct_zero3 *z, int u, int next) {
 }
 
 static void on_put(ct_zero3 *z, int u, int forward) {
-    int mine[2], n = use_sets(z, u, mine);
+    int mine[MAX_USE_PARTS], n = use_sets(z, u, mine);
     for (int i = 0; i < n; i++) {
         weight_set *s = &z->sets[mine[i]];
         if (forward && z->keep[u]) s->kept = 1;
@@ -128,20 +128,21 @@ void ct_zero3_poll(ct_zero3 *z) {
     }
 }
 
-/* The sets: one per distinct unit range, in unit order. */
-static ct_status find_sets(ct_zero3 *z) {
+/* Each unit's run of parts: those inside its range (the parts tile the units). */
+static ct_status map_units(ct_zero3 *z) {
     for (int u = 0; u < z->units; u++) {
         size_t lo, n;
         ct_model_unit_range(z->m, u, &lo, &n);
-        z->unit_set[u] = -1;
-        if (!n) continue;
-        for (int i = 0; i < z->n_sets; i++)
-            if (z->sets[i].lo == lo) z->unit_set[u] = i; /* a block using shared weights */
-        if (z->unit_set[u] >= 0) continue;
-        weight_set *s = &z->sets[z->n_sets];
-        *s = (weight_set){.lo = lo, .n = n, .state = PRESENT};
-        CT_TRY(ct_split_create_even(&s->split, z->w, z->axis, n));
-        z->unit_set[u] = z->n_sets++;
+        z->unit_first[u] = z->unit_end[u] = 0;
+        for (int i = 0; n && i < z->n_sets; i++) {
+            const ct_zero3_part *p = &z->sets[i].part;
+            if (p->lo < lo || p->lo + p->n > lo + n) continue;
+            if (z->unit_end[u] == 0) z->unit_first[u] = i;
+            z->unit_end[u] = i + 1;
+        }
+        if (n && z->unit_end[u] - z->unit_first[u] > MAX_USE_PARTS / 2)
+            return ct_fail(CT_EINVAL, "ZeRO 3: unit %d spans %d parts (at most %d)", u,
+                           z->unit_end[u] - z->unit_first[u], MAX_USE_PARTS / 2);
     }
     return CT_OK;
 }
@@ -149,9 +150,11 @@ static ct_status find_sets(ct_zero3 *z) {
 /* The last `keep` uses of forward: the head, then the blocks from the last. */
 static void mark_kept(ct_zero3 *z, int keep) {
     int first, end;
+    size_t lo, n;
     ct_model_stage_layers(z->m, &first, &end);
+    ct_model_unit_range(z->m, z->units - 1, &lo, &n);
     int k = 0;
-    if (z->unit_set[z->units - 1] >= 0 && k < keep) z->keep[z->units - 1] = 1, k++;
+    if (n && k < keep) z->keep[z->units - 1] = 1, k++;
     for (int l = end - 1; l >= first && k < keep; l--, k++) z->keep[1 + l] = 1;
 }
 
@@ -164,23 +167,22 @@ ct_status ct_zero3_check_keep(int keep, int n_layer) {
     return CT_OK;
 }
 
-ct_status ct_zero3_create(ct_zero3 **out, ct_world *w, ct_model *m, ct_axis axis, int keep) {
+ct_status ct_zero3_create(ct_zero3 **out, ct_world *w, ct_model *m, const ct_zero3_part *parts, int n_parts,
+                          int keep) {
     CT_TRY(ct_zero3_check_keep(keep, ct_model_get_config(m)->n_layer));
     ct_zero3 *z = ct_calloc(sizeof *z, "ZeRO 3 state");
     if (!z) return CT_ENOMEM;
-    *z = (ct_zero3){.w = w,
-                    .m = m,
-                    .axis = axis,
-                    .me = ct_world_coord(w, axis),
-                    .ranks = ct_world_axis_size(w, axis),
-                    .units = ct_model_num_units(m),
-                    .next = -1};
+    *z = (ct_zero3){.w = w, .m = m, .units = ct_model_num_units(m), .n_sets = n_parts, .next = -1};
     size_t units = (size_t)z->units;
-    ct_status s = (z->sets = ct_calloc(units * sizeof *z->sets, "ZeRO 3 weight sets")) &&
-                          (z->unit_set = ct_calloc(units * sizeof *z->unit_set, "ZeRO 3 weight sets")) &&
-                          (z->keep = ct_calloc(units, "ZeRO 3 weight sets"))
-                      ? find_sets(z)
+    ct_status s = (z->sets = ct_calloc((size_t)(n_parts ? n_parts : 1) * sizeof *z->sets, "ZeRO 3 parts")) &&
+                          (z->unit_first = ct_calloc(units * sizeof *z->unit_first, "ZeRO 3 parts")) &&
+                          (z->unit_end = ct_calloc(units * sizeof *z->unit_end, "ZeRO 3 parts")) &&
+                          (z->keep = ct_calloc(units, "ZeRO 3 parts"))
+                      ? CT_OK
                       : CT_ENOMEM;
+    for (int i = 0; s == CT_OK && i < n_parts; i++)
+        z->sets[i] = (weight_set){.part = parts[i], .me = ct_world_coord(w, parts[i].axis), .state = PRESENT};
+    if (s == CT_OK) s = map_units(z);
     if (s != CT_OK) {
         ct_zero3_free(z);
         return s;
@@ -216,13 +218,12 @@ void ct_zero3_stats(const ct_zero3 *z, double *gathered_bytes, double *wait_s, l
 
 void ct_zero3_free(ct_zero3 *z) {
     if (!z) return;
-    for (int i = 0; i < z->n_sets; i++) {
+    for (int i = 0; i < z->n_sets; i++)
         if (z->sets[i].state == GATHERING) (void)ct_comm_wait(z->w, &z->sets[i].req);
-        ct_split_free(z->sets[i].split);
-    }
     ct_model_set_params_hook(z->m, NULL, NULL);
     ct_free(z->sets);
-    ct_free(z->unit_set);
+    ct_free(z->unit_first);
+    ct_free(z->unit_end);
     ct_free(z->keep);
     ct_free(z);
 }
@@ -330,15 +331,18 @@ static size_t walk_schedule(const ct_model *m, int ranks, int keep, int first, i
     return most;
 }
 
-void ct_zero3_resident(const ct_model *m, int ranks, int keep, int accum, size_t *params_out,
+void ct_zero3_resident(const ct_model *m, int ranks, int expert_ranks, int keep, int accum, size_t *params_out,
                        size_t *grads_out) {
     int units = ct_model_num_units(m), first, end;
     ct_model_stage_layers(m, &first, &end);
     size_t own = 0, block_most = 0, e_n, h_n, lo, total = ct_model_num_params(m);
-    for (int u = 0; u < units; u++) {
+    for (size_t i = 0; i < ct_model_num_tensors(m); i++) { /* the held ranges tile the table */
+        const ct_tensor_info *t = ct_model_tensor(m, i);
+        own += slice_most(t->numel, t->split_expert ? expert_ranks : ranks);
+    }
+    for (int u = 1; u < units - 1; u++) {
         size_t n = distinct_range(m, u);
-        own += slice_most(n, ranks);
-        if (u > 0 && u < units - 1 && n > block_most) block_most = n;
+        if (n > block_most) block_most = n;
     }
     ct_model_unit_range(m, 0, &lo, &e_n);
     ct_model_unit_range(m, units - 1, &lo, &h_n);

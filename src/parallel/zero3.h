@@ -18,10 +18,20 @@
 
 typedef struct ct_zero3 ct_zero3;
 
-/* Shards the model's parameters over axis (the data ranks) and installs the hook: the
- * other ranks' slices are given back now. The model must hold the same parameters on every
- * rank of the axis. */
-ct_status ct_zero3_create(ct_zero3 **out, ct_world *w, ct_model *m, ct_axis axis, int keep);
+/* A part of the flat buffer that is gathered as one (data parallelism's buckets: a unit, or
+ * its dense and its expert tensors apart): [lo, lo + n), split over axis (the data ranks, or
+ * for experts spread the ranks that hold the same experts) as split says. */
+typedef struct ct_zero3_part {
+    size_t lo, n;
+    ct_axis axis;
+    const ct_split *split; /* borrowed: it must outlive the ct_zero3 */
+} ct_zero3_part;
+
+/* Shards the model's parameters as the parts say (sorted, tiling every unit) and installs
+ * the hook: the other ranks' slices are given back now. The model must hold the same
+ * parameters on every rank of each part's axis. */
+ct_status ct_zero3_create(ct_zero3 **out, ct_world *w, ct_model *m, const ct_zero3_part *parts, int n_parts,
+                          int keep);
 void ct_zero3_free(ct_zero3 *z); /* removes the hook; NULL is a no-op */
 /* Advances the gathers in flight (between the model's products). */
 void ct_zero3_poll(ct_zero3 *z);
@@ -36,8 +46,10 @@ void ct_zero3_stats(const ct_zero3 *z, double *gathered_bytes, double *wait_s, l
  * `ranks` data ranks (its slices, plus: the units in use, the next one in flight and the
  * kept ones; for gradients the head's and the embeddings' ranges, written from the start
  * of backward, and two blocks being reduced; with gradient accumulation the whole buffer,
- * as micro-batches before the last sum into all of it). */
-void ct_zero3_resident(const ct_model *m, int ranks, int keep, int accum, size_t *params, size_t *grads);
+ * as micro-batches before the last sum into all of it). expert_ranks: the ranks each expert
+ * tensor is sliced over (those holding the same experts; = ranks without experts spread). */
+void ct_zero3_resident(const ct_model *m, int ranks, int expert_ranks, int keep, int accum, size_t *params,
+                       size_t *grads);
 /* keep outside 0 .. n_layer + 1: EINVAL naming parallel.zero_keep. */
 ct_status ct_zero3_check_keep(int keep, int n_layer);
 

@@ -72,7 +72,7 @@ static ct_status read_share(ct_ckpt_stream *cs, int b, size_t a, size_t n, float
  * moments (ZeRO 1 to 3) and, at stage 3, the parameters too. */
 static ct_status gather_part(ct_ckpt_stream *cs, const ct_tensor_info *t, int b, float *out) {
     size_t first = t->offset, end = t->offset + t->numel;
-    ct_axis axis = ct_dp_shard_axis(cs->dp);
+    ct_axis axis = ct_dp_part_axis(cs->dp, first);
     int ranks = ct_world_axis_size(cs->world, axis);
     if (ranks == 1 || cs->cfg->parallel.zero == 0) /* every moment is here */
         return read_share(cs, b, first, t->numel, out);
@@ -154,7 +154,8 @@ static void stream_put(void *ctx, size_t i, int b, const float *data) {
         return;
     }
     size_t a, e, first = t->offset;
-    ct_dp_owned_part(cs->dp, ct_world_coord(cs->world, ct_dp_shard_axis(cs->dp)), first, first + t->numel, &a, &e);
+    ct_dp_owned_part(cs->dp, ct_world_coord(cs->world, ct_dp_part_axis(cs->dp, first)), first, first + t->numel, &a,
+                     &e);
     if (e <= a) return;
     ct_tensor_take_part(t, rank, R, data, cs->parts);
     if (b == 0) { /* stage 3: this rank's slice of the parameters alone */

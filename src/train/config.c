@@ -347,8 +347,6 @@ static ct_status check_delink(const ct_config *c) {
     return ct_config_stage_blocks(&after, (int[CT_MAX_STAGES]){0});
 }
 
-static ct_status check_zero3(const ct_config *c, int model_offloaded, int auto_offload);
-
 ct_status ct_config_validate(const ct_config *c) {
     CT_TRY(ct_model_config_check(&c->model));
     CT_TRY(ct_moe_config_check(&c->model.moe, c->model.d_model)); /* set keys are checked even if unused */
@@ -386,7 +384,7 @@ ct_status ct_config_validate(const ct_config *c) {
         return ct_fail(CT_EINVAL,
                        "offload.policy = auto chooses offload.params, offload.grads and offload.optimizer "
                        "itself; leave them at none, or use offload.policy = manual");
-    if (c->parallel.zero == 3) CT_TRY(check_zero3(c, grads_off || strcmp(c->offload.params, "none"), is_auto));
+    if (c->parallel.zero == 3) CT_TRY(ct_zero3_check_keep(c->parallel.zero_keep, c->model.n_layer));
     if (grads_off && c->parallel.zero == 2)
         return ct_fail(CT_EINVAL,
                        "offload.grads with parallel.zero = 2: not supported (ZeRO 2 keeps only its "
@@ -419,29 +417,6 @@ ct_status ct_config_validate(const ct_config *c) {
                            c->parallel.expert);
     }
     return ct_model_check_tensor_split(&c->model, c->parallel.tensor);
-}
-
-/* What stage 3 does not compose with yet, each with what to use instead. */
-static ct_status check_zero3(const ct_config *c, int model_offloaded, int auto_offload) {
-    CT_TRY(ct_zero3_check_keep(c->parallel.zero_keep, c->model.n_layer));
-    if (c->parallel.pipeline > 1)
-        return ct_fail(CT_EINVAL,
-                       "parallel.zero = 3 with parallel.pipeline = %d: not supported yet; use parallel.zero = 2 "
-                       "with pipeline stages, or parallel.zero = 3 over data and tensor ranks",
-                       c->parallel.pipeline);
-    if (c->parallel.expert > 1 && c->model.moe_every > 0)
-        return ct_fail(CT_EINVAL,
-                       "parallel.zero = 3 with parallel.expert = %d: not supported yet; use parallel.zero = 1, "
-                       "which shards the optimizer state over the ranks that hold the same experts",
-                       c->parallel.expert);
-    if (model_offloaded)
-        return ct_fail(CT_EINVAL, "offload.params / offload.grads with parallel.zero = 3: not supported yet (a "
-                                  "rank keeps only its slice of each already); offload the optimizer state "
-                                  "(offload.optimizer), or use parallel.zero = 1 with offload.params");
-    if (auto_offload)
-        return ct_fail(CT_EINVAL, "offload.policy = auto with parallel.zero = 3: not supported yet; use "
-                                  "offload.policy = manual with offload.optimizer");
-    return CT_OK;
 }
 
 ct_status ct_config_stage_blocks(const ct_config *c, int *blocks) {
