@@ -15,7 +15,8 @@
 #   + gather); 3: f 4N (reduce-scatter) + what the gathers moved (forward: every unit, the
 #   tied wte twice; backward: every unit but the kept head), about 3 f 4N.
 # Then tokens/s of stage 3 against stage 1 on the same ranks (median step time) and how
-# much of the gather time the passes waited for.
+# much of the gathers' time (start to completion) the passes waited for, the rest hidden
+# behind compute.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STEPS=${1:-4}
@@ -45,8 +46,10 @@ for z in range(4):
     extra = ""
     if z == 3:
         per_step = last["gathered_mb"] / len(steps)
+        hidden = 1 - last["gather_wait_s"] / last["gather_s"] if last["gather_s"] > 0 else 0
         extra = (f" | gathered {per_step:.0f} MiB/step, {last['gathers'] // len(steps)} gathers, "
-                 f"waited {last['gather_wait_s'] / len(steps):.3f} s/step")
+                 f"{last['gather_s'] / len(steps):.3f} s/step of gathers, waited {last['gather_wait_s'] / len(steps):.3f}"
+                 f" ({100 * hidden:.0f}% hidden)")
     print(f"data={D} ZeRO {z}: compute peak {last['compute_peak_mb']:7.1f} MiB (state formula {state:6.1f}"
           f" + activations {last['acts_mb']:.0f}), peak RSS {last['peak_rss_mb']:7.1f} MiB | sent "
           f"{last['comm_bytes'] / 2**20:6.1f} MiB/step (ring {ring:6.1f}) | step {speed[z]:.2f} s{extra}")

@@ -1,7 +1,8 @@
 /* dp.c: data parallelism: bucketed gradient reduction overlapped with backward (each
  * bucket's reduction handed to the progress engine as soon as the model reports it
- * final), ZeRO stages 0/1/2 over the flat parameter buffer, the sharded AdamW step and the
- * parameter gather. With pipeline stages, the tied wte of the first and last stage is summed
+ * final), ZeRO stages 0/1/2 over the flat parameter buffer and stage 3 per bucket (each
+ * bucket split near-evenly over its axis; the parameters' gathers in zero3.c), the sharded
+ * gradient norm and the parameter gather. With pipeline stages, the tied wte of the first and last stage is summed
  * between them before its reduction, so are the copies of shared block weights
  * (model.share_layers) used on several stages, and the gradient norm adds every stage's
  * squares. */
@@ -468,8 +469,8 @@ ct_status ct_dp_gather_params(ct_dp *dp) {
     return ct_comm_allgatherv(dp->w, dp->shards, p + ct_split_offset(dp->shards, dp->shard_me), p);
 }
 
-void ct_dp_gather_stats(const ct_dp *dp, double *bytes, double *wait_s, long *gathers) {
-    ct_zero3_stats(dp->z3, bytes, wait_s, gathers);
+void ct_dp_gather_stats(const ct_dp *dp, double *bytes, double *busy_s, double *wait_s, long *gathers) {
+    ct_zero3_stats(dp->z3, bytes, busy_s, wait_s, gathers);
 }
 
 ct_status ct_dp_mean(ct_dp *dp, float *value) {

@@ -72,9 +72,9 @@ ct_status ct_dp_finish(ct_dp *dp);
  * after anything that changed this rank's slices, a checkpoint load too). */
 ct_status ct_dp_grad_norm(ct_dp *dp, float *norm);
 ct_status ct_dp_gather_params(ct_dp *dp);
-/* Stage 3: gathered bytes, seconds waited for gathers and their count since creation (0
- * otherwise). */
-void ct_dp_gather_stats(const ct_dp *dp, double *bytes, double *wait_s, long *gathers);
+/* Stage 3: gathered bytes, the gathers' busy seconds, seconds waited for them and their
+ * count since creation (ct_zero3_stats; 0 otherwise). */
+void ct_dp_gather_stats(const ct_dp *dp, double *bytes, double *busy_s, double *wait_s, long *gathers);
 
 /* Mean of a per-rank value over the data axis (losses for reporting). */
 ct_status ct_dp_mean(ct_dp *dp, float *value);

@@ -15,6 +15,7 @@ typedef struct weight_set {
     ct_zero3_part part;
     int me; /* this rank's coordinate on the part's axis */
     int state, kept;
+    double started; /* when its gather started */
     ct_request req;
 } weight_set;
 
@@ -28,6 +29,7 @@ struct ct_zero3 {
     unsigned char *keep;        /* [units]: forward leaves the unit's parts gathered for backward */
     int next;                   /* the unit the pass announced it uses next, or -1 */
     double bytes, wait_s;       /* gathered into this rank; waited for */
+    double busy_s;              /* the gathers' durations, start to completion seen */
     long gathers;
 };
 
@@ -58,9 +60,15 @@ static ct_status start(ct_zero3 *z, weight_set *s) {
     float *p = params(z) + s->part.lo;
     CT_TRY(ct_comm_allgatherv_start(z->w, s->part.split, p + off, p, &s->req));
     s->state = GATHERING;
+    s->started = ct_now();
     z->bytes += (double)(s->part.n - cnt) * sizeof(float);
     z->gathers++;
     return CT_OK;
+}
+
+static void completed(ct_zero3 *z, weight_set *s) {
+    s->state = PRESENT;
+    z->busy_s += ct_now() - s->started;
 }
 
 static ct_status finish(ct_zero3 *z, weight_set *s) {
@@ -72,7 +80,7 @@ static ct_status finish(ct_zero3 *z, weight_set *s) {
         CT_TRY(ct_comm_wait(z->w, &s->req));
         z->wait_s += ct_now() - t0;
     }
-    s->state = PRESENT;
+    completed(z, s);
     return CT_OK;
 }
 
@@ -124,7 +132,7 @@ void ct_zero3_poll(ct_zero3 *z) {
     for (int i = 0; z && i < z->n_sets; i++) {
         weight_set *s = &z->sets[i];
         int done = 0;
-        if (s->state == GATHERING && ct_comm_test(z->w, &s->req, &done) == CT_OK && done) s->state = PRESENT;
+        if (s->state == GATHERING && ct_comm_test(z->w, &s->req, &done) == CT_OK && done) completed(z, s);
     }
 }
 
@@ -210,8 +218,9 @@ ct_status ct_zero3_invalidate(ct_zero3 *z) {
     return s;
 }
 
-void ct_zero3_stats(const ct_zero3 *z, double *gathered_bytes, double *wait_s, long *gathers) {
+void ct_zero3_stats(const ct_zero3 *z, double *gathered_bytes, double *busy_s, double *wait_s, long *gathers) {
     *gathered_bytes = z ? z->bytes : 0.0;
+    *busy_s = z ? z->busy_s : 0.0;
     *wait_s = z ? z->wait_s : 0.0;
     *gathers = z ? z->gathers : 0;
 }

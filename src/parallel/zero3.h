@@ -38,9 +38,10 @@ void ct_zero3_poll(ct_zero3 *z);
 /* After this rank's slices changed (an optimizer step, a checkpoint load): waits for the
  * gathers in flight and drops every gathered unit, so the next use gathers the new values. */
 ct_status ct_zero3_invalidate(ct_zero3 *z);
-/* Bytes all-gathered into this rank and seconds the passes waited for gathers, since
- * creation (the gather time not hidden behind compute). */
-void ct_zero3_stats(const ct_zero3 *z, double *gathered_bytes, double *wait_s, long *gathers);
+/* Since creation: bytes all-gathered into this rank, the gathers' seconds from start to
+ * completion seen (busy), the seconds the passes waited for them (the part not hidden
+ * behind compute: 1 - wait / busy was hidden), and how many. */
+void ct_zero3_stats(const ct_zero3 *z, double *gathered_bytes, double *busy_s, double *wait_s, long *gathers);
 
 /* The most floats of parameters and of gradients a rank holds at once at stage 3 with
  * `ranks` data ranks (its slices, plus: the units in use, the next one in flight and the

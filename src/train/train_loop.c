@@ -182,11 +182,12 @@ static const char *pipe_json(const ct_trainer *tr, const ct_step_stats *st, char
     buf[0] = 0;
     size_t used = 0;
     if (tr->cfg.parallel.zero == 3) { /* cumulative, like the offload times */
-        double bytes, wait_s;
+        double bytes, busy_s, wait_s;
         long gathers;
-        ct_dp_gather_stats(tr->dp, &bytes, &wait_s, &gathers);
-        used = (size_t)snprintf(buf, cap, " \"gathered_mb\": %.1f, \"gathers\": %ld, \"gather_wait_s\": %.4f,",
-                                bytes / (1 << 20), gathers, wait_s);
+        ct_dp_gather_stats(tr->dp, &bytes, &busy_s, &wait_s, &gathers);
+        used = (size_t)snprintf(buf, cap,
+                                " \"gathered_mb\": %.1f, \"gathers\": %ld, \"gather_s\": %.4f, \"gather_wait_s\": %.4f,",
+                                bytes / (1 << 20), gathers, busy_s, wait_s);
     }
     if (!st->pipe_busy) return buf;
     used += (size_t)snprintf(buf + used, cap - used, " \"pipe_s\": %.4f, \"pipe_busy_s\": [", st->pipe_s);

@@ -5,7 +5,8 @@
 #    and MoE with experts over 2 ranks, as on one process; its checkpoint is smaller.
 #  - `cetus delink` keeps the function (same validation loss through `cetus eval`); training
 #    on from it, and the in-process switch (delink.step), give bit-identical losses; the
-#    switch resumes bit-identically from a stop in either phase and runs under pipeline 2.
+#    switch resumes bit-identically from a stop in either phase and runs under pipeline 2 and
+#    at ZeRO 3 on 2 data ranks.
 #  - Bad input: a checkpoint without sharing, fewer layers than groups, an existing OUT, a
 #    corrupted input, a real checkpoint resumed with the pseudo settings, bad delink keys:
 #    each a clear message; the input checkpoint is never modified.
@@ -65,6 +66,8 @@ run 1 resumed $share delink.step=5                     # resumes in the real pha
 diff <(losses "$SCRATCH/switch") <(losses "$SCRATCH/resumed") || fail "resuming around the switch is not bit-identical"
 run 2 switch-p2 $share delink.step=5 parallel.pipeline=2
 close "$SCRATCH/switch" "$SCRATCH/switch-p2" $LOSS_TOL
+run 2 switch-z3 $share delink.step=5 parallel.zero=3 # the shared set gathered at each use, then each block
+close "$SCRATCH/switch" "$SCRATCH/switch-z3" $LOSS_TOL
 grep -q '"adam_steps":[[:space:]]*"0"' "$SCRATCH/switch/ckpt/step_00000005/trainer.json" || fail "the step count was not reset"
 run 1 carry $share delink.step=5 delink.optimizer=carry delink.layers=6
 grep -q "became 6 independent blocks (AdamW state carried)" "$SCRATCH/carry.log" || fail "no carry switch"
