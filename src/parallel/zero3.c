@@ -240,42 +240,26 @@ void ct_zero3_free(ct_zero3 *z) {
 /* ceil(n / ranks): the largest slice of a near-even split. */
 static size_t slice_most(size_t n, int ranks) { return (n + (size_t)ranks - 1) / (size_t)ranks; }
 
-/* The gathered floats beyond this rank's slices while one use runs: the sets of the use,
- * of the next one (in flight) and the kept ones, each counted once (non-owned part: at most
- * n - floor(n / ranks)). */
+/* The gathered floats beyond this rank's slices while one use runs: the sets of the use, of
+ * the next one (in flight) and the kept ones, each set counted once (its non-owned part: at
+ * most n - floor(n / ranks)). first[u]: the first unit naming unit u's range (-1: none here);
+ * extra[u]: that non-owned part; seen_at[f]: the last instant set f was counted at. */
 typedef struct resident_walk {
-    const ct_model *m;
-    int ranks, units;
-    unsigned char *held; /* [units]: set (by its first unit) counted at this instant */
+    int units, tied, instant;
+    int *first, *seen_at;
+    size_t *extra;
 } resident_walk;
 
-static int first_unit_of(const ct_model *m, int u) {
-    size_t lo, n, lo2, n2;
-    ct_model_unit_range(m, u, &lo, &n);
-    if (!n) return -1;
-    for (int v = 0; v < u; v++) {
-        ct_model_unit_range(m, v, &lo2, &n2);
-        if (n2 && lo2 == lo) return v;
+/* Counts unit u's use (its set, and the embeddings' for a tied head) once into the instant. */
+static size_t hold_use(resident_walk *r, int u) {
+    size_t added = 0;
+    for (int k = 0; u >= 0 && k < 2; k++) {
+        int f = k == 0 ? r->first[u] : u == r->units - 1 && r->tied ? r->first[0] : -1;
+        if (f < 0 || r->seen_at[f] == r->instant) continue;
+        r->seen_at[f] = r->instant;
+        added += r->extra[f];
     }
-    return u;
-}
-
-/* Adds unit u's use (its set, and the embeddings' for a tied head) to the instant's sets. */
-static void hold_use(resident_walk *r, int u) {
-    if (u < 0) return;
-    int f = first_unit_of(r->m, u);
-    if (f >= 0) r->held[f] = 1;
-    if (u == r->units - 1 && first_unit_of(r->m, 0) == 0) r->held[0] = 1;
-}
-
-static size_t held_floats(const resident_walk *r) {
-    size_t total = 0, lo, n;
-    for (int u = 0; u < r->units; u++) {
-        if (!r->held[u]) continue;
-        ct_model_unit_range(r->m, u, &lo, &n);
-        total += n - n / (size_t)r->ranks;
-    }
-    return total;
+    return added;
 }
 
 /* The most gathered floats over the schedule of one forward and backward: uses in order
@@ -284,12 +268,12 @@ static size_t held_floats(const resident_walk *r) {
 static size_t gathered_peak(resident_walk *r, const int *order, int n_order, int n_forward, const int *kept_at) {
     size_t most = 0;
     for (int i = 0; i < n_order; i++) {
-        memset(r->held, 0, (size_t)r->units);
-        for (int j = 0; j < n_forward; j++) /* kept: from its forward use on, until its backward use ends */
-            if (kept_at[j] >= 0 && j <= i && i <= kept_at[j]) hold_use(r, order[j]);
-        hold_use(r, order[i]);
-        hold_use(r, i + 1 < n_order ? order[i + 1] : -1);
-        size_t now = held_floats(r);
+        size_t now = 0;
+        r->instant = i;
+        for (int j = 0; j < n_forward && j <= i; j++) /* kept: from its forward use until its backward use */
+            if (kept_at[j] >= i) now += hold_use(r, order[j]);
+        now += hold_use(r, order[i]);
+        now += hold_use(r, i + 1 < n_order ? order[i + 1] : -1);
         if (now > most) most = now;
     }
     return most;
@@ -309,34 +293,41 @@ static size_t distinct_range(const ct_model *m, int u) {
 /* The use order of one forward and backward on this stage, and each forward use's kept
  * span; SIZE_MAX when the walk's tables cannot be allocated (count everything). */
 static size_t walk_schedule(const ct_model *m, int ranks, int keep, int first, int end) {
-    int units = ct_model_num_units(m), blocks = end - first, n = 0, has_e, has_h;
-    size_t lo, e_n, h_n;
-    ct_model_unit_range(m, 0, &lo, &e_n);
-    ct_model_unit_range(m, units - 1, &lo, &h_n);
-    has_e = e_n > 0, has_h = h_n > 0;
-    int cap = 2 * (blocks + 2);
-    int *order = ct_alloc((size_t)cap * 2 * sizeof *order, "ZeRO 3 sizing");
-    unsigned char *held = ct_alloc((size_t)units, "ZeRO 3 sizing");
-    if (!order || !held) {
+    int units = ct_model_num_units(m), n = 0, cap = 2 * (end - first + 2);
+    int *order = ct_alloc(((size_t)cap * 2 + 2 * (size_t)units) * sizeof *order, "ZeRO 3 sizing");
+    size_t *extra = ct_alloc((size_t)units * sizeof *extra, "ZeRO 3 sizing");
+    if (!order || !extra) {
         ct_free(order);
-        ct_free(held);
+        ct_free(extra);
         return SIZE_MAX;
     }
-    int *kept_at = order + cap;
-    if (has_e) order[n++] = 0;
+    int *kept_at = order + cap, *first_of = kept_at + cap, *seen_at = first_of + units;
+    for (int u = 0; u < units; u++) {
+        size_t lo, len;
+        ct_model_unit_range(m, u, &lo, &len);
+        first_of[u] = distinct_range(m, u) ? u : -1;
+        for (int v = 0; len && first_of[u] < 0 && v < u; v++) { /* shared weights: the first unit naming them */
+            size_t lo2, n2;
+            ct_model_unit_range(m, v, &lo2, &n2);
+            if (n2 && lo2 == lo) first_of[u] = v;
+        }
+        extra[u] = len - len / (size_t)ranks;
+        seen_at[u] = -1;
+    }
+    if (first_of[0] >= 0) order[n++] = 0;
     for (int l = first; l < end; l++) order[n++] = 1 + l;
-    if (has_h) order[n++] = units - 1;
+    if (first_of[units - 1] >= 0) order[n++] = units - 1;
     int n_forward = n;
-    if (has_h) order[n++] = units - 1;
+    if (first_of[units - 1] >= 0) order[n++] = units - 1;
     for (int l = end - 1; l >= first; l--) order[n++] = 1 + l;
     for (int j = 0; j < n_forward; j++) { /* the last `keep` forward uses, held to their backward use */
         int from_end = n_forward - 1 - j;
         kept_at[j] = from_end < keep ? n_forward + from_end : -1;
     }
-    resident_walk r = {m, ranks, units, held};
+    resident_walk r = {units, first_of[0] == 0 && first_of[units - 1] >= 0, -1, first_of, seen_at, extra};
     size_t most = gathered_peak(&r, order, n, n_forward, kept_at);
     ct_free(order);
-    ct_free(held);
+    ct_free(extra);
     return most;
 }
 

@@ -5,7 +5,8 @@
 # recomputation, gradient accumulation and no kept units, with blocks' weights and
 # gradients on the host and disk tiers and AdamW moments on disk, and with the automatic
 # offload policy under a budget; MoE at data 2, with experts local and spread over 2 ranks,
-# equals stage 1 on the same layout (capacity is per rank, so neither equals one process).
+# equals stage 1 on the same layout (capacity and the balancing losses are per rank), and
+# dropless without those losses, experts spread, equals one process.
 # Checkpoints saved at stage 3 on 4 ranks resume at stage 1 on 2 ranks, on one process and
 # at stage 3 on 2; resume on the same layout is bit-identical. A compute budget that stage 1
 # cannot meet trains at stage 3 (it counts only the slices and the units in use); one that
@@ -54,13 +55,18 @@ same "$SCRATCH/shared" "$SCRATCH/d2p2-shared"
 run 4 d2p2 parallel.zero=3 parallel.pipeline=2
 same "$SCRATCH/single" "$SCRATCH/d2p2"
 
-# MoE: stage 3 against stage 1 on the same ranks, experts local and spread over 2 ranks
+# MoE: stage 3 against stage 1 on the same ranks, experts local and spread over 2 ranks;
+# and dropless, without the per-rank balancing losses, against one process
 moe="model.moe_every=2 moe.n_experts=4"
 for e in 1 2; do
     run 2 "moe-e$e-z1" $moe parallel.zero=1 parallel.expert=$e
     run 2 "moe-e$e-z3" $moe parallel.zero=3 parallel.expert=$e
     same "$SCRATCH/moe-e$e-z1" "$SCRATCH/moe-e$e-z3"
 done
+exact="$moe moe.dropless=true moe.aux_coef=0 moe.z_coef=0 moe.router_noise=0"
+run 1 moe-exact $exact
+run 2 moe-exact-e2 $exact parallel.zero=3 parallel.expert=2
+same "$SCRATCH/moe-exact" "$SCRATCH/moe-exact-e2"
 
 # the automatic policy knows stage 3: it keeps the slices and offloads moments to fit
 run 2 d2-auto parallel.zero=3 offload.policy=auto memory.compute_budget=50M
