@@ -73,12 +73,13 @@ san:
 # ThreadSanitizer on the tests that run cetus's own threads: the offload store's I/O thread
 # (t_offload; Criterion's binaries cannot start under ThreadSanitizer, whose shadow takes
 # the address range their test arena maps) and the progress thread of gradient reductions (t_mpi_comm's
-# progress engine check, t_mpi_dp with parallel.overlap=thread and ZeRO 2). One compute
+# progress engine check, t_mpi_dp with parallel.overlap=thread and ZeRO 2, t_mpi_zero3 with
+# ZeRO 3's gathers on the main thread beside the progress thread). One compute
 # thread (OMP_NUM_THREADS=1; the scripts also set runtime.threads=1 where they train), as
 # libgomp is not instrumented; tests/tsan.supp names what is left outside cetus. Every
 # process's reports go to build-tsan/tsan-logs/, also those whose output a script swallows,
 # and any report fails the target.
-TSAN_TESTS = t_offload t_mpi_comm t_mpi_dp
+TSAN_TESTS = t_offload t_mpi_comm t_mpi_dp t_mpi_zero3
 tsan:
 	$(MAKE) --no-print-directory BUILD=build-tsan OPT="-O1" SANFLAGS="-fsanitize=thread" \
 	    build-tsan/cetus build-tsan/tests/tool_comm_check
