@@ -239,7 +239,8 @@ ct_status ct_model_set_sharded(ct_model *m, size_t param_floats, size_t grad_flo
 
 void ct_gpt_offload_unplace(ct_model *m) {
     if (m->placed) ct_tier_move(m->placed_floats * sizeof(float), CT_TIER_COMPUTE, CT_TIER_HOST);
-    if (m->sharded[1] && m->table.grads) ct_tier_move(m->sharded[1] * sizeof(float), CT_TIER_COMPUTE, CT_TIER_HOST);
+    if (m->sharded[1] && m->table.grads)
+        ct_tier_move(m->sharded[1] * sizeof(float), CT_TIER_COMPUTE, CT_TIER_HOST);
     m->placed = 0;
 }
 
@@ -334,30 +335,16 @@ void ct_gpt_offload_grads_out(ct_model *m, int l) {
     if (o->grad_place[l] == CT_PLACE_DISK) ct_pages_drop(m->table.grads + lo, n * sizeof(float));
 }
 
-/* Zeroes block l's disk range without touching its pages: the file's bytes are punched to
- * zeros. */
-static void zero_disk(ct_model *m, int l, size_t lo, size_t n) {
-    ct_model_offload *o = m->off;
-    float *p = m->table.grads + lo;
-    size_t skip, len, file_at = o->file_at[2 * l + 1];
-    ct_page_interior(p, n * sizeof(float), &skip, &len);
-    memset(p, 0, skip);
-    memset((char *)p + skip + len, 0, n * sizeof(float) - skip - len);
-    if (!len) return;
-    ct_pages_drop((char *)p + skip, len);
-    if (fallocate(o->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)file_at, (off_t)len) != 0)
-        memset((char *)p + skip, 0, len); /* no hole punching here: write the zeros */
-}
-
-/* Zeroes [a, e) of block l's disk-placed gradients: the whole pages inside are punched from
- * the file and dropped, the edges written. */
+/* Zeroes [a, e) of block l's disk-placed gradients without touching its pages: the whole
+ * pages inside are dropped and punched to zeros in the file, the edges written. */
 static void zero_disk_span(ct_model *m, int l, size_t a, size_t e) {
     ct_model_offload *o = m->off;
     size_t lo, n, skip, len;
     ct_gpt_table_block_range(m, l, &lo, &n);
     float *home = m->table.grads + lo;
     ct_page_interior(home, n * sizeof(float), &skip, &len);
-    char *mapped = (char *)home + skip, *from = (char *)(m->table.grads + a), *to = (char *)(m->table.grads + e);
+    char *mapped = (char *)home + skip, *from = (char *)(m->table.grads + a),
+         *to = (char *)(m->table.grads + e);
     size_t in_skip, in_len;
     ct_page_interior(from, (size_t)(to - from), &in_skip, &in_len);
     char *p0 = from + in_skip, *p1 = p0 + in_len;
@@ -399,18 +386,8 @@ void ct_model_zero_grad_range(ct_model *m, size_t lo, size_t n, int keep) {
 }
 
 int ct_gpt_offload_zero_grad(ct_model *m) {
-    ct_model_offload *o = m->off;
-    if (!o || !m->table.grads) return 0;
-    size_t at = 0;
-    for (int l = m->layout.l0; l < m->layout.l1; l++) {
-        size_t lo, n;
-        ct_gpt_table_block_range(m, l, &lo, &n);
-        if (o->grad_place[l] != CT_PLACE_DISK) continue;
-        memset(m->table.grads + at, 0, (lo - at) * sizeof(float));
-        zero_disk(m, l, lo, n);
-        at = lo + n;
-    }
-    memset(m->table.grads + at, 0, (m->table.n_params - at) * sizeof(float));
+    if (!m->off || !m->table.grads) return 0;
+    ct_model_zero_grad_range(m, 0, m->table.n_params, 1);
     return 1;
 }
 

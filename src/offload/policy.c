@@ -169,7 +169,7 @@ ct_status ct_offload_auto(const ct_model *m, size_t budget, size_t fixed, size_t
         opt[best] = tier;
         need = predict(L, n, params, grads, opt, share, fixed, sharded);
     }
-    int shared = ct_model_unique_blocks(c) < L;                   /* shared weights stay on the compute tier */
+    int shared = ct_model_unique_blocks(c) < L; /* shared weights stay on the compute tier */
     for (int moe = 0; moe < 2 && need > budget && !shared && !sharded; moe++) /* then blocks, dense first */
         for (int l = first; l < end && need > budget; l++) {
             if ((c->moe_every > 0 && (l + 1) % c->moe_every == 0) != moe) continue;
@@ -191,7 +191,8 @@ ct_status ct_offload_auto(const ct_model *m, size_t budget, size_t fixed, size_t
                        "train.batch_size, or raise the budget",
                        ct_format_bytes(budget, b, sizeof b), ct_format_bytes(need, w, sizeof w),
                        ct_format_bytes(fixed - sharded_bytes, f, sizeof f),
-                       ct_format_bytes(sharded_bytes, z, sizeof z), ct_format_bytes(most * sizeof(float), u1, sizeof u1));
+                       ct_format_bytes(sharded_bytes, z, sizeof z),
+                       ct_format_bytes(most * sizeof(float), u1, sizeof u1));
     if (need > budget)
         return ct_fail(
             CT_ENOMEM,

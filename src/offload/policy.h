@@ -28,9 +28,9 @@ int ct_offload_ranges(const ct_model *m, const ct_place *units, ct_place_range *
  * would be needed when nothing fits. sharded_bytes != 0 (ZeRO 3): the weights and gradients
  * are held sharded, at most that many bytes at once, and stay where they are: only the
  * moments are placed. */
-ct_status ct_offload_auto(const ct_model *m, size_t budget, size_t fixed, size_t sharded_bytes, double moment_share,
-                          ct_place tier,
-                          ct_place *params, ct_place *grads, ct_place *opt, size_t *predicted);
+ct_status ct_offload_auto(const ct_model *m, size_t budget, size_t fixed, size_t sharded_bytes,
+                          double moment_share, ct_place tier, ct_place *params, ct_place *grads, ct_place *opt,
+                          size_t *predicted);
 /* One line describing a placement, e.g. "moments of all units on host; weights and
  * gradients of blocks 0-9 on host". */
 void ct_offload_describe(int n_layer, const ct_place *params, const ct_place *grads, const ct_place *opt,

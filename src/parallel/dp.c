@@ -236,7 +236,8 @@ static ct_status create_zero3(ct_dp *dp, int keep) {
     return s;
 }
 
-ct_status ct_dp_create(ct_dp **out, ct_world *w, ct_model *m, int zero_stage, int zero_keep, ct_overlap overlap) {
+ct_status ct_dp_create(ct_dp **out, ct_world *w, ct_model *m, int zero_stage, int zero_keep,
+                       ct_overlap overlap) {
     if (zero_stage < 0 || zero_stage > 3)
         return ct_fail(CT_EINVAL, "parallel.zero = %d: allowed 0, 1, 2 or 3", zero_stage);
     if (zero_stage == 2 && ct_model_expert_ranks(m) > 1)
@@ -352,10 +353,7 @@ ct_status ct_dp_finish(ct_dp *dp) {
     dp->armed = 0;
     dp->status = CT_OK;
     if (s != CT_OK || !armed || dp->zero < 2) return s;
-    if (dp->zero == 3) { /* what the buckets' completions did not give back yet */
-        for (int i = 0; i < dp->n_buckets; i++) release_reduced(dp, &dp->buckets[i]);
-        return CT_OK;
-    }
+    if (dp->zero == 3) return CT_OK; /* each bucket's completion gave its pages back */
     /* stage 2: other ranks' gradient sums are not needed here: give their pages back */
     size_t lo, hi, n = ct_model_num_params(dp->m);
     float *g = ct_model_grads(dp->m);

@@ -41,7 +41,8 @@ typedef enum ct_overlap { CT_OVERLAP_AUTO = 0, CT_OVERLAP_THREAD, CT_OVERLAP_POL
 ct_status ct_overlap_parse(const char *text, ct_overlap *out);
 
 /* zero_keep: stage 3's parallel.zero_keep (the uses at the end of forward left gathered). */
-ct_status ct_dp_create(ct_dp **out, ct_world *w, ct_model *m, int zero_stage, int zero_keep, ct_overlap overlap);
+ct_status ct_dp_create(ct_dp **out, ct_world *w, ct_model *m, int zero_stage, int zero_keep,
+                       ct_overlap overlap);
 /* 1 when a helper thread drives the reductions. */
 int ct_dp_threaded(const ct_dp *dp);
 void ct_dp_free(ct_dp *dp);

@@ -265,7 +265,8 @@ static size_t hold_use(resident_walk *r, int u) {
 /* The most gathered floats over the schedule of one forward and backward: uses in order
  * (embeddings, blocks, head; head, blocks back), the next one prefetched, kept ones held
  * from their forward use to their backward use. */
-static size_t gathered_peak(resident_walk *r, const int *order, int n_order, int n_forward, const int *kept_at) {
+static size_t gathered_peak(resident_walk *r, const int *order, int n_order, int n_forward,
+                            const int *kept_at) {
     size_t most = 0;
     for (int i = 0; i < n_order; i++) {
         size_t now = 0;

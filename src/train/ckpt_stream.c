@@ -154,8 +154,8 @@ static void stream_put(void *ctx, size_t i, int b, const float *data) {
         return;
     }
     size_t a, e, first = t->offset;
-    ct_dp_owned_part(cs->dp, ct_world_coord(cs->world, ct_dp_part_axis(cs->dp, first)), first, first + t->numel, &a,
-                     &e);
+    ct_dp_owned_part(cs->dp, ct_world_coord(cs->world, ct_dp_part_axis(cs->dp, first)), first, first + t->numel,
+                     &a, &e);
     if (e <= a) return;
     ct_tensor_take_part(t, rank, R, data, cs->parts);
     if (b == 0) { /* stage 3: this rank's slice of the parameters alone */

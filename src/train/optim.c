@@ -125,7 +125,7 @@ ct_status ct_adamw_create_owned(ct_adamw **out, const ct_place_range *owned, int
         else
             o->segs[o->n_segs++] = (segment){lo, num_params, CT_PLACE_COMPUTE, o->m, o->v, 0};
     } else if (!(o->segs = ct_calloc((size_t)n_owned * (2 * (size_t)count + 1) * sizeof *o->segs,
-                                      "the optimizer's segments"))) {
+                                     "the optimizer's segments"))) {
         s = CT_ENOMEM;
     } else {
         for (int i = 0; i < n_owned; i++) {

@@ -177,17 +177,19 @@ static double moe_json(ct_trainer *tr, char *buf, size_t cap) {
     return layers ? dropped / layers : 0.0;
 }
 
-/* " \"pipe_s\": S, \"pipe_busy_s\": [each stage's]," or "" without pipeline stages. */
-static const char *pipe_json(const ct_trainer *tr, const ct_step_stats *st, char *buf, size_t cap) {
+/* The parallel layout's figures for metrics.jsonl: at ZeRO 3 " \"gathered_mb\": M,
+ * \"gathers\": N, \"gather_s\": S, \"gather_wait_s\": W," (cumulative), with pipeline stages
+ * " \"pipe_s\": S, \"pipe_busy_s\": [each stage's],"; "" without either. */
+static const char *parallel_json(const ct_trainer *tr, const ct_step_stats *st, char *buf, size_t cap) {
     buf[0] = 0;
     size_t used = 0;
     if (tr->cfg.parallel.zero == 3) { /* cumulative, like the offload times */
         double bytes, busy_s, wait_s;
         long gathers;
         ct_dp_gather_stats(tr->dp, &bytes, &busy_s, &wait_s, &gathers);
-        used = (size_t)snprintf(buf, cap,
-                                " \"gathered_mb\": %.1f, \"gathers\": %ld, \"gather_s\": %.4f, \"gather_wait_s\": %.4f,",
-                                bytes / (1 << 20), gathers, busy_s, wait_s);
+        used = (size_t)snprintf(
+            buf, cap, " \"gathered_mb\": %.1f, \"gathers\": %ld, \"gather_s\": %.4f, \"gather_wait_s\": %.4f,",
+            bytes / (1 << 20), gathers, busy_s, wait_s);
     }
     if (!st->pipe_busy) return buf;
     used += (size_t)snprintf(buf + used, cap - used, " \"pipe_s\": %.4f, \"pipe_busy_s\": [", st->pipe_s);
@@ -224,8 +226,8 @@ static void progress(ct_trainer *tr, run_output *o, const ct_step_stats *st, dou
                  "\"offload_io_s\": %.4f, \"offload_wait_s\": %.4f, "
                  "\"peak_rss_mb\": %.1f%s%.9g%s%s%s}",
                  tr->step, loss_s, st->skipped ? " \"skipped\": true," : "", kinds, (double)st->lr, norm_s,
-                 tok_s, mfu, st->seconds, st->comm_bytes, st->expert_bytes, pipe_json(tr, st, pipe, sizeof pipe),
-                 (double)ct_trainer_acts_bytes(tr) / (1 << 20),
+                 tok_s, mfu, st->seconds, st->comm_bytes, st->expert_bytes,
+                 parallel_json(tr, st, pipe, sizeof pipe), (double)ct_trainer_acts_bytes(tr) / (1 << 20),
                  (double)ct_tier_peak(CT_TIER_COMPUTE) / (1 << 20),
                  (double)ct_tier_in_use(CT_TIER_HOST) / (1 << 20), io_busy, io_wait, peak_rss_mb(),
                  ", \"aux_loss\": ", (double)st->aux, moe[0] ? ", \"moe\": [" : "", moe, moe[0] ? "]" : "");

@@ -180,19 +180,17 @@ static ct_status check_micro_batches(const ct_config *cfg, int rows) {
 static ct_status offload_model(ct_trainer *tr);
 
 /* ZeRO 3: the compute tier counts this rank's slices and the units in use, not the whole
- * parameter and gradient buffers. */
-static void zero3_resident(const ct_trainer *tr, size_t *params, size_t *grads) {
+ * parameter and gradient buffers (tr->sharded_bytes, which the offload policy reads too). */
+static ct_status shard_model(ct_trainer *tr) {
     const ct_config *c = &tr->cfg;
     int ranks = ct_world_axis_size(tr->world, CT_AXIS_DATA);
-    int experts = c->parallel.expert > 1 && c->model.moe_every > 0 ? ct_world_axis_size(tr->world, CT_AXIS_EXPERT_DATA)
-                                                                    : ranks;
-    ct_zero3_resident(tr->model, ranks, experts, c->parallel.zero_keep, c->train.grad_accum, params, grads);
-}
-
-static ct_status shard_model(ct_trainer *tr) {
-    if (tr->cfg.parallel.zero != 3 || ct_world_axis_size(tr->world, CT_AXIS_DATA) == 1) return CT_OK;
+    if (c->parallel.zero != 3 || ranks == 1) return CT_OK;
+    int experts = c->parallel.expert > 1 && c->model.moe_every > 0
+                      ? ct_world_axis_size(tr->world, CT_AXIS_EXPERT_DATA)
+                      : ranks;
     size_t params, grads;
-    zero3_resident(tr, &params, &grads);
+    ct_zero3_resident(tr->model, ranks, experts, c->parallel.zero_keep, c->train.grad_accum, &params, &grads);
+    tr->sharded_bytes = (params + grads) * sizeof(float);
     return ct_model_set_sharded(tr->model, params, grads);
 }
 
@@ -262,14 +260,9 @@ static ct_status plan_offload(ct_trainer *tr) {
                                                          ? CT_AXIS_EXPERT_DATA
                                                          : CT_AXIS_DATA)
                      : 1;
-    size_t budget = ct_tier_budget() ? ct_tier_budget() : SIZE_MAX, sharded = 0;
-    if (c->parallel.zero == 3 && ct_world_axis_size(tr->world, CT_AXIS_DATA) > 1) { /* slices: kept as they are */
-        size_t p, g;
-        zero3_resident(tr, &p, &g);
-        sharded = (p + g) * sizeof(float);
-    }
-    CT_TRY(ct_offload_auto(tr->model, budget, fixed_bytes(tr), sharded, 1.0 / shards, tier, params, grads, opt,
-                           &tr->predicted_peak));
+    size_t budget = ct_tier_budget() ? ct_tier_budget() : SIZE_MAX;
+    CT_TRY(ct_offload_auto(tr->model, budget, fixed_bytes(tr), tr->sharded_bytes, 1.0 / shards, tier, params,
+                           grads, opt, &tr->predicted_peak));
     if (c->parallel.zero == 2)
         for (size_t u = 0; u < units; u++) grads[u] = CT_PLACE_COMPUTE; /* ZeRO 2 shards them already */
     return CT_OK;
@@ -324,7 +317,8 @@ static ct_status build_parallel(ct_trainer *tr) {
     CT_TRY(ct_overlap_parse(tr->cfg.parallel.overlap, &overlap));
     CT_TRY(ct_dp_create(&tr->dp, tr->world, tr->model, tr->cfg.parallel.zero, tr->cfg.parallel.zero_keep,
                         overlap));
-    ct_place_range *owned = ct_alloc((size_t)ct_dp_max_owned_ranges(tr->dp) * sizeof *owned, "the optimizer's shard");
+    ct_place_range *owned = ct_alloc((size_t)ct_dp_max_owned_ranges(tr->dp) * sizeof *owned,
+                                     "the optimizer's shard");
     if (!owned) return CT_ENOMEM;
     ct_status s = build_optimizer(tr, owned, ct_dp_owned_ranges(tr->dp, owned));
     ct_free(owned);

@@ -26,6 +26,7 @@ struct ct_trainer {
     ct_store *store;       /* the disk tier's file, when state is placed there */
     ct_place *plan;        /* [3][n_layer + 2]: each unit's weights, gradients and moments */
     size_t predicted_peak; /* the automatic policy's prediction of the compute tier's peak */
+    size_t sharded_bytes;  /* ZeRO 3: parameters and gradients resident at most (0: not sharded) */
     ct_loader *train, *val;
     int64_t step;
     int32_t *inputs, *targets; /* [B, T] each */

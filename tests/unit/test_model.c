@@ -272,7 +272,9 @@ Test(model, adamw_over_owned_ranges_steps_only_them, .init = setup) {
     cr_assert_eq(ct_model_create(&a, &tiny, 1), CT_OK);
     cr_assert_eq(ct_model_create(&b, &tiny, 1), CT_OK);
     size_t n = ct_model_num_params(a);
-    ct_place_range owned[3] = {{10, 100, CT_PLACE_COMPUTE}, {500, 777, CT_PLACE_COMPUTE}, {n - 50, 50, CT_PLACE_COMPUTE}};
+    ct_place_range owned[3] = {{10, 100, CT_PLACE_COMPUTE},
+                               {500, 777, CT_PLACE_COMPUTE},
+                               {n - 50, 50, CT_PLACE_COMPUTE}};
     ct_place_range host = {600, 1000, CT_PLACE_HOST};
     cr_assert_eq(ct_adamw_create(&whole, n), CT_OK);
     cr_assert_eq(ct_adamw_create_owned(&part, owned, 3, &host, 1, NULL), CT_OK);
@@ -348,8 +350,8 @@ Test(model, params_hook_announces_each_use, .init = setup) {
     int next[] = {1, -1, 2, -1, 3, -1, -1, -1, 2, -1, 1, -1, -1, -1};
     cr_assert_eq(l.n, 14);
     for (int i = 0; i < 14; i++)
-        cr_assert(l.ev[i] == ev[i] && l.unit[i] == unit[i] && l.next[i] == next[i], "use %d: %d %d %d", i, l.ev[i],
-                  l.unit[i], l.next[i]);
+        cr_assert(l.ev[i] == ev[i] && l.unit[i] == unit[i] && l.next[i] == next[i], "use %d: %d %d %d", i,
+                  l.ev[i], l.unit[i], l.next[i]);
     ct_model_free(m);
 }
 
