@@ -52,10 +52,20 @@ static size_t acts_size(const ct_model *m, ct_dims d, int threads) {
 
 /* Expert parallelism: bytes of one MoE block's expert side for N tokens per member, and of
  * this stage's MoE blocks together. */
+/* Bytes of the expert-parallel sides of this stage's MoE blocks: each kept block its own,
+ * the recomputed ones one shared (their forward runs again, exchange included, just before
+ * their backward, as their block activations do). *one: a side's bytes. */
 static size_t expert_sides_bytes(const ct_model *m, int N, size_t *one) {
     size_t layers = 0;
+    int shared = 0;
     *one = (ct_moe_ep_acts_bytes(&m->cfg.moe, N, m->cfg.d_model, m->layout.ep_ranks) + 63) / 64 * 64;
-    for (int l = m->layout.l0; l < m->layout.l1; l++) layers += (size_t)ct_model_layer_is_moe(&m->cfg, l);
+    for (int l = m->layout.l0; l < m->layout.l1; l++) {
+        if (!ct_model_layer_is_moe(&m->cfg, l)) continue;
+        if (recomputed(m, l)) shared = 1;
+        else
+            layers++;
+    }
+    layers += (size_t)shared;
     return *one * (layers ? layers : 1);
 }
 
@@ -73,11 +83,13 @@ static ct_status layout_expert_sides(ct_model *m, int N) {
             return CT_ENOMEM;
         m->pass.ep_buf_cap = need;
     }
-    size_t at = 0;
-    for (int l = m->layout.l0; l < m->layout.l1; l++)
-        if (ct_model_layer_is_moe(&m->cfg, l))
-            ct_moe_ep_acts_layout(&m->pass.ep_acts[l], (char *)m->pass.ep_buf + one * at++, c, N,
-                                  m->cfg.d_model, m->layout.ep_ranks);
+    size_t at = 0, shared = SIZE_MAX;
+    for (int l = m->layout.l0; l < m->layout.l1; l++) {
+        if (!ct_model_layer_is_moe(&m->cfg, l)) continue;
+        size_t slot = recomputed(m, l) ? (shared == SIZE_MAX ? (shared = at++) : shared) : at++;
+        ct_moe_ep_acts_layout(&m->pass.ep_acts[l], (char *)m->pass.ep_buf + one * slot, c, N, m->cfg.d_model,
+                              m->layout.ep_ranks);
+    }
     return CT_OK;
 }
 

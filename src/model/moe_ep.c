@@ -23,8 +23,13 @@ ct_status ct_moe_group_check(const ct_moe_config *c, int ranks) {
     return CT_OK;
 }
 
+/* The most rows a member receives: from each of the ranks, at most one row per token for
+ * each of its local experts, and at most the capacity of each (a sender enforces it over
+ * its own tokens), and never more than that sender's N * k rows. */
 static size_t rows_received_max(const ct_moe_config *c, int n_max, int ranks) {
-    return (size_t)ranks * (size_t)ct_moe_rows_max(c, n_max);
+    size_t local = (size_t)(c->n_experts / ranks), all = (size_t)n_max * (size_t)c->top_k;
+    size_t bound = local * (size_t)ct_moe_capacity(c, n_max);
+    return (size_t)ranks * (all < bound ? all : bound);
 }
 
 size_t ct_moe_ep_acts_bytes(const ct_moe_config *c, int n_max, int C, int ranks) {

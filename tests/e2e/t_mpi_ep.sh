@@ -8,6 +8,8 @@
 #    from each rank's own tokens) with experts over 2 and 4 ranks, over 2 of 4 data ranks,
 #    and data=2 x tensor=2 x expert=2 follows the one-process losses over 10 steps within
 #    LOSS_TOL and ends with the same weights within W_TOL.
+#  - Four MoE blocks, all recomputed, with experts over 2 ranks (their expert-parallel sides
+#    share one buffer) follow the one-process run.
 #  - A checkpoint saved with experts over 2 ranks resumes with experts over 4 and on one
 #    process with the same losses; bit-identically on the same layout.
 #  - With ZeRO 1 (optimizer state sharded over the ranks that hold the same experts) too, and
@@ -31,6 +33,12 @@ for layout in "2 2 1 0" "4 4 1 0" "4 2 1 0" "4 2 2 0" "4 2 1 1"; do
     weights_close "$SCRATCH/single" "$SCRATCH/$name"
 done
 grep -q "data 2 x tensor 2 x pipeline 1 (experts over 2)" "$SCRATCH/n4-e2-t2-z0.log" || fail "no hybrid banner"
+
+# recomputed MoE blocks share one expert-parallel side (their exchange runs again in backward)
+run 1 rec-single model.n_layer=4 model.moe_every=1
+run 2 rec-e2 model.n_layer=4 model.moe_every=1 parallel.expert=2 memory.recompute=all
+close "$SCRATCH/rec-single" "$SCRATCH/rec-e2" $LOSS_TOL
+weights_close "$SCRATCH/rec-single" "$SCRATCH/rec-e2"
 
 run 2 half parallel.expert=2 run.stop_at_step=5
 for d in e4 one same; do cp -r "$SCRATCH/half" "$SCRATCH/half-$d"; done
