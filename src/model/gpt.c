@@ -116,8 +116,9 @@ ct_status ct_model_create(ct_model **out, const ct_model_config *cfg, uint64_t s
     return ct_model_create_comm(out, cfg, seed, NULL, NULL);
 }
 
-ct_status ct_model_create_comm(ct_model **out, const ct_model_config *cfg, uint64_t seed,
-                               const ct_model_comm *comm, const int *stage_blocks) {
+/* The model's table on the layout comm gives (NULL: one process), without memory. */
+static ct_status create_layout(ct_model **out, const ct_model_config *cfg, const ct_model_comm *comm,
+                               const int *stage_blocks) {
     CT_TRY(ct_model_config_check(cfg));
     int ranks = comm ? comm->tp_ranks : 1;
     int experts = comm ? comm->ep_ranks : 1;
@@ -136,9 +137,22 @@ ct_status ct_model_create_comm(ct_model **out, const ct_model_config *cfg, uint6
     m->layout.ep_rank = m->layout.ep_ranks > 1 ? comm->ep_rank : 0;
     ct_gpt_tp_init(m, comm);
     ct_gpt_table_build(m);
+    *out = m;
+    return CT_OK;
+}
+
+ct_status ct_model_create_layout(ct_model **out, const ct_model_config *cfg, const ct_model_comm *layout,
+                                 const int *stage_blocks) {
+    return create_layout(out, cfg, layout, stage_blocks);
+}
+
+ct_status ct_model_create_comm(ct_model **out, const ct_model_config *cfg, uint64_t seed,
+                               const ct_model_comm *comm, const int *stage_blocks) {
+    ct_model *m;
+    CT_TRY(create_layout(&m, cfg, comm, stage_blocks));
     /* counted in the host tier until placed (ct_gpt_offload_place): offload may keep most of it
      * off the compute tier */
-    s = ct_gpt_table_alloc(m, 0, CT_TIER_HOST);
+    ct_status s = ct_gpt_table_alloc(m, 0, CT_TIER_HOST);
     if (s == CT_OK) s = init_params(m, seed);
     if (s != CT_OK) {
         ct_model_free(m);

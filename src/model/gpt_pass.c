@@ -50,8 +50,6 @@ static size_t acts_size(const ct_model *m, ct_dims d, int threads) {
            N * (size_t)local_vocab(m) + N * C;
 }
 
-/* Expert parallelism: bytes of one MoE block's expert side for N tokens per member, and of
- * this stage's MoE blocks together. */
 /* Bytes of the expert-parallel sides of this stage's MoE blocks: each kept block its own,
  * the recomputed ones one shared (their forward runs again, exchange included, just before
  * their backward, as their block activations do). *one: a side's bytes. */
@@ -436,6 +434,12 @@ size_t ct_model_acts_bytes_for(const ct_model *m, int B, int T) {
     if (m->layout.ep_ranks > 1) bytes += expert_sides_bytes(m, (int)N, &one);
     if (m->layout.tp_ranks > 1) bytes += ((size_t)m->layout.tp_ranks + 2) * N * sizeof(float);
     return bytes;
+}
+
+size_t ct_model_block_acts_bytes(const ct_model *m, int layer, int B, int T) {
+    size_t bytes = ct_block_acts_size(model_dims(m, B, T), layer_moe(m, layer)) * sizeof(float), one = 0;
+    if (m->layout.ep_ranks > 1 && layer_moe(m, layer)) expert_sides_bytes(m, B * T, &one);
+    return bytes + one;
 }
 
 size_t ct_model_acts_bytes(const ct_model *m) { return m->pass.acts_cap * sizeof(float) + m->pass.ep_buf_cap; }

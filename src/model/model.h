@@ -148,6 +148,9 @@ void ct_model_offload_times(const ct_model *m, double *busy_s, double *wait_s);
 size_t ct_model_offloaded_bytes(const ct_model *m, ct_place place);
 /* Bytes of activation buffers a pass of [B, T] needs (what ct_model_acts_bytes will be). */
 size_t ct_model_acts_bytes_for(const ct_model *m, int B, int T);
+/* Bytes block `layer` holds through a pass of [B, T] (its expert-parallel side included):
+ * a kept block its own; recomputed blocks take turns in one buffer, the largest of theirs. */
+size_t ct_model_block_acts_bytes(const ct_model *m, int layer, int B, int T);
 /* Bytes of activation buffers this model (or view) holds for its last (B, T). */
 size_t ct_model_acts_bytes(const ct_model *m);
 /* Allocates the gradient buffer now (zeroed) instead of at the first backward. */

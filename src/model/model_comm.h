@@ -32,5 +32,10 @@ typedef struct ct_model_comm {
  * with the world's table. */
 ct_status ct_model_create_comm(ct_model **out, const ct_model_config *cfg, uint64_t seed,
                                const ct_model_comm *comm, const int *stage_blocks);
+/* The table a rank on that layout would hold (names, shapes, offsets, its pipeline stage,
+ * tensor and expert parts), without parameters, gradients or activations: for planning
+ * memory and work (the collectives of layout are never called). It cannot run. */
+ct_status ct_model_create_layout(ct_model **out, const ct_model_config *cfg, const ct_model_comm *layout,
+                                 const int *stage_blocks);
 
 #endif
