@@ -556,3 +556,11 @@ void ct_config_print_keys(FILE *out) {
     for (size_t i = 0; i < N_KEYS; i++)
         fprintf(out, "  %-22s %-12s %s\n", keys[i].name, keys[i].def, keys[i].help);
 }
+
+int ct_config_micro_batches(const ct_config *c, int rows) {
+    if (c->parallel.micro_batches > 0) return c->parallel.micro_batches;
+    int best = 1;
+    for (int m = 1; m <= rows && m <= 4 * c->parallel.pipeline; m++)
+        if (rows % m == 0) best = m;
+    return best;
+}

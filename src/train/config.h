@@ -88,6 +88,9 @@ int ct_config_train_seq_len(const ct_config *c);
 /* Blocks per pipeline stage, blocks[parallel.pipeline]: parallel.stages parsed and checked,
  * or the compute-balanced plan. */
 ct_status ct_config_stage_blocks(const ct_config *c, int *blocks);
+/* Pipeline micro-batches per batch for a data rank's `rows` sequences: parallel.micro_batches,
+ * or the largest divisor of the rows up to 4 x the stages. */
+int ct_config_micro_batches(const ct_config *c, int rows);
 /* memory.compute_budget in bytes (0: none), checked. */
 ct_status ct_config_compute_budget(const ct_config *c, size_t *bytes);
 /* memory.recompute as a mask layers[model.n_layer] (1: recomputed), checked. */

@@ -12,8 +12,7 @@
 #include <math.h>
 #include <string.h>
 
-/* Disk segments stream in pieces of at most PIECE floats of m and of v (16 MiB each). */
-enum { PIECE = 1 << 22 };
+enum { PIECE = CT_ADAMW_PIECE };
 
 /* A run of the moments' range in one place: compute or host memory (m, v point at it), or
  * the disk (at file bytes [at, at + 2 n floats): m then v). */

@@ -7,6 +7,10 @@
 #include "cetus.h"
 #include "core/store.h"
 
+/* Disk-held moments stream through two staging buffers, each a piece of at most this many
+ * floats of m and of v (16 MiB each). */
+enum { CT_ADAMW_PIECE = 1 << 22 };
+
 typedef struct ct_adamw_config {
     float beta1, beta2, eps, weight_decay;
     float grad_clip; /* max global L2 norm; <= 0 disables clipping */

@@ -23,7 +23,8 @@ typedef struct run_output {
     FILE *metrics;
     int tty;
     double peak_flops;
-    ct_tokenizer *tok; /* NULL: samples print token ids */
+    ct_tokenizer *tok;   /* NULL: samples print token ids */
+    float step_peaks[2]; /* this rank's compute-tier and resident peaks (MiB) over its steps */
 } run_output;
 
 static void metrics_line(run_output *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -272,6 +273,8 @@ static ct_status run_steps(ct_trainer *tr, run_output *o) {
     while (tr->step < stop && !ct_preempt_stopped()) {
         ct_step_stats st;
         CT_TRY(ct_trainer_step(tr, &st));
+        o->step_peaks[0] = (float)((double)ct_tier_peak(CT_TIER_COMPUTE) / (1 << 20));
+        o->step_peaks[1] = (float)peak_rss_mb();
         smoothed = smoothed == 0.0 ? st.seconds : 0.9 * smoothed + 0.1 * st.seconds;
         progress(tr, o, &st, st.positions / st.seconds, smoothed * (double)(c->train.steps - tr->step));
         if (due(tr->step, c->train.eval_interval, c->train.steps)) CT_TRY(evaluate(tr, o));
@@ -285,6 +288,27 @@ static ct_status run_steps(ct_trainer *tr, run_output *o) {
     return CT_OK;
 }
 
+/* Every rank's peaks over its training steps (before checkpoints at the end), as one
+ * metrics line: {"event": "memory", "step": N, "ranks": [{"rank": 0, "compute_peak_mb": C,
+ * "peak_rss_mb": R}, ...]}: what `cetus plan` predicts per rank. */
+static ct_status memory_line(ct_trainer *tr, run_output *o) {
+    int n = ct_world_size(tr->world);
+    float *all = ct_alloc((size_t)n * 2 * sizeof *all, "the ranks' memory peaks");
+    if (!all) return CT_ENOMEM;
+    ct_status s = n > 1 ? ct_comm_allgather(tr->world, CT_AXIS_WORLD, o->step_peaks, all, 2) : CT_OK;
+    if (n == 1) memcpy(all, o->step_peaks, sizeof o->step_peaks);
+    if (s == CT_OK && o->metrics) {
+        fprintf(o->metrics, "{\"event\": \"memory\", \"step\": %" PRId64 ", \"ranks\": [", tr->step);
+        for (int r = 0; r < n; r++)
+            fprintf(o->metrics, "%s{\"rank\": %d, \"compute_peak_mb\": %.1f, \"peak_rss_mb\": %.1f}",
+                    r ? ", " : "", r, (double)all[2 * r], (double)all[2 * r + 1]);
+        fprintf(o->metrics, "]}\n");
+        fflush(o->metrics);
+    }
+    ct_free(all);
+    return s;
+}
+
 ct_status ct_trainer_run(ct_trainer *tr) {
     const ct_config *c = &tr->cfg;
     run_output o = {0};
@@ -292,7 +316,10 @@ ct_status ct_trainer_run(ct_trainer *tr) {
     o.tty = isatty(STDOUT_FILENO);
     /* per core: 3.6 GHz x 32 FP32 FLOP/cycle; every rank's threads count */
     o.peak_flops = 115.2e9 * ct_runtime_threads() * ct_world_size(tr->world);
-    if (!o.leader) return run_steps(tr, &o);
+    if (!o.leader) {
+        CT_TRY(run_steps(tr, &o));
+        return memory_line(tr, &o);
+    }
     CT_TRY(ct_mkdirs(c->run.dir));
     char path[1100];
     snprintf(path, sizeof path, "%s/metrics.jsonl", c->run.dir);
@@ -333,6 +360,7 @@ ct_status ct_trainer_run(ct_trainer *tr) {
                  tr->step, ct_model_num_params_full(tr->model),
                  ct_model_flops_per_token(tr->model, ct_config_train_seq_len(c)));
     ct_status s = run_steps(tr, &o);
+    if (s == CT_OK) s = memory_line(tr, &o);
     if (o.tty) printf("\n");
     if (o.tok) ct_tokenizer_free(o.tok);
     fclose(o.metrics);

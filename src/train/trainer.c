@@ -154,17 +154,8 @@ static ct_status check_batch_split(const ct_config *cfg, int ranks) {
     return CT_OK;
 }
 
-/* parallel.micro_batches, or the largest divisor of the rows up to 4 x the stages. */
-static int micro_batches(const ct_config *cfg, int rows) {
-    if (cfg->parallel.micro_batches > 0) return cfg->parallel.micro_batches;
-    int best = 1;
-    for (int m = 1; m <= rows && m <= 4 * cfg->parallel.pipeline; m++)
-        if (rows % m == 0) best = m;
-    return best;
-}
-
 static ct_status check_micro_batches(const ct_config *cfg, int rows) {
-    int m = micro_batches(cfg, rows);
+    int m = ct_config_micro_batches(cfg, rows);
     if (cfg->parallel.pipeline == 1 || rows % m == 0) return CT_OK;
     char fits[256] = "";
     size_t used = 0;
@@ -217,8 +208,8 @@ static ct_status build_pipeline(ct_trainer *tr) {
     if (!(tr->pipe_busy = ct_calloc((size_t)ct_model_stages(tr->model) * sizeof *tr->pipe_busy,
                                     "the pipeline stage times")))
         return CT_ENOMEM;
-    return ct_pipe_create(&tr->pipe, tr->world, tr->model, schedule, micro_batches(c, tr->rows), tr->rows,
-                          ct_config_train_seq_len(c));
+    return ct_pipe_create(&tr->pipe, tr->world, tr->model, schedule, ct_config_micro_batches(c, tr->rows),
+                          tr->rows, ct_config_train_seq_len(c));
 }
 
 /* offload.dir, resolved. */
@@ -234,7 +225,7 @@ static size_t fixed_bytes(const ct_trainer *tr) {
     const ct_config *c = &tr->cfg;
     int P = ct_model_stages(tr->model), s = ct_model_stage(tr->model), micro = 1, slots = 1;
     if (P > 1) {
-        micro = micro_batches(c, tr->rows);
+        micro = ct_config_micro_batches(c, tr->rows);
         slots = !strcmp(c->parallel.schedule, "gpipe") || P - s > micro ? micro : P - s;
     }
     return ct_model_acts_bytes_for(tr->model, tr->rows / micro, ct_config_train_seq_len(c)) * (size_t)slots +
