@@ -2,7 +2,7 @@
 # scripts/check_layers.sh: checks that the folders under src/ depend only downwards, in the
 # order written in docs/architecture.md:
 #
-#   core < ops < spec < {model, data} < {parallel, offload} < train < cli
+#   core < ops < spec < {model, data} < {parallel, offload} < train < plan < cli
 #
 # Folders in braces stand beside each other: neither may use the other. Two checks:
 #   includes  every #include "folder/file.h" in src/ names its own folder or a lower one,
@@ -17,7 +17,7 @@
 set -uo pipefail
 root=${1:-$(cd "$(dirname "$0")/.." && pwd)}
 build=${2:-$root/build}
-declare -A rank=([core]=0 [ops]=1 [spec]=2 [model]=3 [data]=3 [parallel]=4 [offload]=4 [train]=5 [cli]=6)
+declare -A rank=([core]=0 [ops]=1 [spec]=2 [model]=3 [data]=3 [parallel]=4 [offload]=4 [train]=5 [plan]=6 [cli]=7)
 bad=0
 
 allowed() { # from to: 0 when folder `from` may use folder `to`

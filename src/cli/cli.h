@@ -15,5 +15,6 @@ int cmd_tokenize(int argc, char **argv);
 int cmd_upcycle(int argc, char **argv);
 int cmd_delink(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
+int cmd_plan(int argc, char **argv);
 
 #endif

@@ -18,6 +18,9 @@ static const command commands[] = {
     {"upcycle", cmd_upcycle, "turn a dense checkpoint into an MoE one (experts copy the MLP)"},
     {"delink", cmd_delink, "turn a shared-weight (pseudo) checkpoint into the real model's (Pseudo-to-Real)"},
     {"tokenize", cmd_tokenize, "print the GPT-2 token ids of a file (or decode ids)"},
+    {"plan", cmd_plan,
+     "predict a layout's memory per rank and step time, search the layouts that fit (--calibrate: measure "
+     "this machine)"},
     {"verify", cmd_verify,
      "check checkpoints (one, or a run's every one) or a data directory without loading a model"},
 };
