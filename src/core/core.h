@@ -96,6 +96,20 @@ void ct_free(void *p);
 int ct_runtime_cores(void);
 /* This machine's physical memory in bytes (0 when the system does not say). */
 size_t ct_runtime_memory_bytes(void);
+/* The machine's FLOP peak (peak.c): fp32 FMAs at the widest width it has ("avx512",
+ * "avx2", "scalar") and bf16 dot products (0 without AVX512_BF16), FLOP/s of `threads`
+ * threads running at once. ct_peak_measure times it (about 0.5 s); ct_peak_get gives every
+ * online CPU's together (threads = their count): the highest figure the machine's cache
+ * holds, or measured and cached. */
+typedef struct ct_peak {
+    double fp32, bf16;
+    int threads;
+    char width[16];
+} ct_peak;
+void ct_peak_measure(ct_peak *out, int threads);
+void ct_peak_get(ct_peak *out);
+/* Measures every online CPU again now and adds the figure to the machine's cache. */
+void ct_peak_record(ct_peak *out);
 /* More compute threads than this per core are refused (runtime.threads): past it a thread
  * team only waits on itself, and the OpenMP runtime may fail to create it. */
 #define CT_THREADS_PER_CORE_MAX 8
