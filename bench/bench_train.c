@@ -9,7 +9,8 @@
  *                    [--threads N] [--peak GFLOPS] [--profile] [--no-pin]
  *   small  6 layers, d 384, 6 heads, T 256, vocab 8192, batch 4
  *   gpt2   GPT-2 124M: 12 layers, d 768, 12 heads, vocab 50257, seq_len 1024; T 256, batch 4
- *   --peak defaults to 230 GFLOP/s: 2 cores x 3.6 GHz x 32 fp32 FLOP/cycle (2 AVX2 FMA).
+ *   --peak defaults to the machine's measured fp32 peak (core/peak.c, `cetus peak`) for the
+ *   threads the bench runs.
  * The last line is machine-readable:
  *   RESULT impl=cetus config=NAME steps=N step_ms=.. tokens_per_s=.. mfu=.. fwd_ms=.. ... */
 #include "cetus.h"
@@ -232,7 +233,7 @@ static void usage(void) {
 int main(int argc, char **argv) {
     const char *name = "small";
     int steps = 10, warmup = 2, B = 0, T = 0, threads = 0, pin = 1, profile = 0;
-    double peak = 230.0;
+    double peak = 0.0; /* GFLOP/s; 0: measured */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--profile")) {
@@ -273,9 +274,15 @@ int main(int argc, char **argv) {
     if (B > 0) bc.B = B;
     if (T > 0) bc.T = T;
     if (bc.T > bc.model.seq_len) bc.model.seq_len = bc.T;
-    if (steps < 1 || warmup < 0 || peak <= 0) usage();
+    if (steps < 1 || warmup < 0 || peak < 0) usage();
 
     ct_runtime_init(threads, pin);
+    if (peak == 0) {
+        ct_peak machine;
+        ct_peak_get(&machine);
+        int used = ct_runtime_threads() < machine.threads ? ct_runtime_threads() : machine.threads;
+        peak = machine.fp32 / machine.threads * used / 1e9;
+    }
     ct_model *m;
     check(ct_model_create(&m, &bc.model, 1337), "ct_model_create");
     ct_adamw *opt;

@@ -17,7 +17,7 @@ set -u
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 PY=${PYTHON:-/usr/bin/python3}
-configs=all rounds=3 steps="" warmup="" peak=230 quiet=
+configs=all rounds=3 steps="" warmup="" peak="" quiet=
 while [ $# -gt 0 ]; do
     case "$1" in
         --config) configs=$2; shift 2;;
@@ -33,7 +33,8 @@ done
 [ "$configs" = all ] && configs="small gpt2"
 
 bin=$BUILD/bench/bench_train
-make -s BUILD="$BUILD" "$bin" || { echo "run.sh: could not build $bin" >&2; exit 1; }
+make -s BUILD="$BUILD" "$bin" "$BUILD/cetus" || { echo "run.sh: could not build $bin" >&2; exit 1; }
+[ -n "$peak" ] || peak=$("$BUILD/cetus" peak --gflops) # the machine's measured fp32 peak, all cores
 "$PY" -c 'import torch' 2>/dev/null || { echo "run.sh: $PY has no torch" >&2; exit 1; }
 logs=${LOG_DIR:-$(mktemp -d)}
 mkdir -p "$logs"

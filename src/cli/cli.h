@@ -16,5 +16,6 @@ int cmd_upcycle(int argc, char **argv);
 int cmd_delink(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_plan(int argc, char **argv);
+int cmd_peak(int argc, char **argv);
 
 #endif

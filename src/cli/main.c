@@ -21,6 +21,7 @@ static const command commands[] = {
     {"plan", cmd_plan,
      "predict a layout's memory per rank and step time, search the layouts that fit (--calibrate: measure "
      "this machine)"},
+    {"peak", cmd_peak, "the machine's fp32 and bf16 FLOP peak, measured (what MFU is against)"},
     {"verify", cmd_verify,
      "check checkpoints (one, or a run's every one) or a data directory without loading a model"},
 };

@@ -14,6 +14,7 @@
 #include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -309,13 +310,26 @@ static ct_status memory_line(ct_trainer *tr, run_output *o) {
     return s;
 }
 
+/* The most FLOP/s this run's threads can do (what MFU is against): the machine's measured
+ * fp32 peak per CPU, times the CPUs a node's ranks use (their threads, at most all of its
+ * CPUs), times the nodes (ranks over the node's ranks; the same kind of machine each). */
+static double run_peak(const ct_trainer *tr, ct_peak *machine) {
+    ct_peak_get(machine);
+    int world = ct_world_size(tr->world);
+    const char *env = getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+    int local = env && atoi(env) > 0 && atoi(env) <= world ? atoi(env) : world;
+    int used = local * ct_runtime_threads();
+    if (used > machine->threads) used = machine->threads;
+    return machine->fp32 / machine->threads * used * ((double)world / local);
+}
+
 ct_status ct_trainer_run(ct_trainer *tr) {
     const ct_config *c = &tr->cfg;
     run_output o = {0};
     o.leader = ct_trainer_is_leader(tr);
     o.tty = isatty(STDOUT_FILENO);
-    /* per core: 3.6 GHz x 32 FP32 FLOP/cycle; every rank's threads count */
-    o.peak_flops = 115.2e9 * ct_runtime_threads() * ct_world_size(tr->world);
+    ct_peak machine;
+    o.peak_flops = run_peak(tr, &machine);
     if (!o.leader) {
         CT_TRY(run_steps(tr, &o));
         return memory_line(tr, &o);
@@ -341,6 +355,9 @@ ct_status ct_trainer_run(ct_trainer *tr) {
                unique, unique == 1 ? "" : "s", g,
                c->delink.step > 0 ? "; delinked into the real model at delink.step" : "");
     }
+    printf("peak: %.0f GFLOP/s fp32 measured on this machine's %d CPUs (%s FMAs; bf16 dot products %.0f); "
+           "MFU is against %.0f GFLOP/s, this run's CPUs\n",
+           machine.fp32 / 1e9, machine.threads, machine.width, machine.bf16 / 1e9, o.peak_flops / 1e9);
     printf("training: %d steps of %d x %d tokens x %d accumulation, from step %" PRId64
            "; run dir %s; backend %s\n",
            c->train.steps, c->train.batch_size, ct_config_train_seq_len(c), c->train.grad_accum, tr->step,
@@ -356,9 +373,11 @@ ct_status ct_trainer_run(ct_trainer *tr) {
     print_offload(tr);
     fflush(stdout);
     metrics_line(&o,
-                 "{\"event\": \"start\", \"step\": %" PRId64 ", \"params\": %zu, \"flops_per_token\": %.6g}",
+                 "{\"event\": \"start\", \"step\": %" PRId64 ", \"params\": %zu, \"flops_per_token\": %.6g, "
+                 "\"peak_flops\": %.6g, \"machine_fp32_flops\": %.6g, \"machine_bf16_flops\": %.6g}",
                  tr->step, ct_model_num_params_full(tr->model),
-                 ct_model_flops_per_token(tr->model, ct_config_train_seq_len(c)));
+                 ct_model_flops_per_token(tr->model, ct_config_train_seq_len(c)), o.peak_flops, machine.fp32,
+                 machine.bf16);
     ct_status s = run_steps(tr, &o);
     if (s == CT_OK) s = memory_line(tr, &o);
     if (o.tty) printf("\n");
