@@ -1,6 +1,7 @@
 /* attention.c: multi-head scaled dot-product attention with a causal or prefix-LM mask.
  * One (batch, head) pair per task, each on single-threaded sgemm calls inside an OpenMP
- * loop; rows are processed in blocks so masked-out columns past the diagonal are skipped. */
+ * loop; rows (and in backward's dK and dV, columns) are processed in blocks so the masked-out
+ * blocks past the diagonal are skipped, forward and backward. */
 #include "ops/cpu.h"
 #include "ops/vmath.h"
 #include <cblas.h>
@@ -15,6 +16,9 @@ static inline int visible(int i, int prefix, int T) {
     int lim = i + 1 > prefix ? i + 1 : prefix;
     return lim < T ? lim : T;
 }
+
+/* The first row that sees column c: every row within the prefix, else row c on. */
+static inline int first_seeing(int c, int prefix) { return c < prefix ? 0 : c; }
 
 static void softmax_rows(float *S, int r0, int r1, int prefix, int T) {
     for (int i = r0; i < r1; i++) {
@@ -87,9 +91,21 @@ void ct_cpu_attention_backward(float *dqkv, float *scratch, const float *dout, c
                     for (int j = lim; j < T; j++) d[j] = 0.0f;
                 }
             }
-            /* dQ = scale dS K, dK = scale dS^T Q, dV = P^T dO */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, scale, dS, T, k, C3, 0.0f, dq, C3);
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, scale, dS, T, q, C3, 0.0f, dk, C3);
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, 1.0f, P, T, dO, C, 0.0f, dv, C3);
+            /* dQ = scale dS K, dK = scale dS^T Q, dV = P^T dO, each over the unmasked blocks
+             * only (dS and P are zero above the diagonal and right of the prefix) */
+            for (int r0 = 0; r0 < T; r0 += ROW_BLOCK) { /* rows r0..r1 see columns < cols */
+                int r1 = r0 + ROW_BLOCK < T ? r0 + ROW_BLOCK : T;
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, r1 - r0, hd, visible(r1 - 1, prefix, T),
+                            scale, dS + (size_t)r0 * T, T, k, C3, 0.0f, dq + (size_t)r0 * C3, C3);
+            }
+            for (int c0 = 0; c0 < T; c0 += ROW_BLOCK) { /* columns c0..c1 are seen from row `from` on */
+                int c1 = c0 + ROW_BLOCK < T ? c0 + ROW_BLOCK : T, from = first_seeing(c0, prefix);
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, c1 - c0, hd, T - from, scale,
+                            dS + (size_t)from * T + c0, T, q + (size_t)from * C3, C3, 0.0f,
+                            dk + (size_t)c0 * C3, C3);
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, c1 - c0, hd, T - from, 1.0f,
+                            P + (size_t)from * T + c0, T, dO + (size_t)from * C, C, 0.0f, dv + (size_t)c0 * C3,
+                            C3);
+            }
         }
 }

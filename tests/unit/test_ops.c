@@ -9,6 +9,7 @@
 #include "ops/ops.h"
 #include "ops/vmath.h"
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 enum { B = 2, T = 7, C = 8, H = 2, V = 11, N = B * T };
@@ -186,6 +187,67 @@ Test(ops, attention_mask_blocks_future, .init = setup) {
         int changed_pos0 = memcmp(y0, y1, sizeof(float) * C) != 0;
         cr_assert_eq(changed_pos0, mode, "mode %d: position 0 %s", mode,
                      changed_pos0 ? "saw position 2" : "did not see position 2");
+    }
+}
+
+/* Attention's backward over several row and column blocks (T past the kernel's 64-row
+ * blocks, a prefix that ends inside one) against the definitions in double. */
+static void attention_reference(const float *qkv, const float *dout, int T_, int C_, int H_, int prefix_,
+                                double *dqkv) {
+    int hd = C_ / H_, C3 = 3 * C_;
+    double scale = 1.0 / sqrt((double)hd), *P = calloc((size_t)T_ * T_, sizeof *P),
+           *dS = calloc((size_t)T_ * T_, sizeof *dS);
+    cr_assert(P && dS);
+    memset(dqkv, 0, sizeof(double) * (size_t)T_ * C3);
+    for (int h = 0; h < H_; h++) {
+        const float *q = qkv + h * hd, *k = q + C_, *v = q + 2 * C_;
+        for (int i = 0; i < T_; i++) {
+            int lim = i + 1 > prefix_ ? i + 1 : prefix_;
+            double m = -INFINITY, sum = 0.0, dot = 0.0;
+            for (int j = 0; j < lim; j++) {
+                double sc = 0.0;
+                for (int d = 0; d < hd; d++) sc += (double)q[i * C3 + d] * k[j * C3 + d];
+                P[i * T_ + j] = sc * scale;
+                m = P[i * T_ + j] > m ? P[i * T_ + j] : m;
+            }
+            for (int j = 0; j < lim; j++) sum += P[i * T_ + j] = exp(P[i * T_ + j] - m);
+            for (int j = 0; j < T_; j++) P[i * T_ + j] = j < lim ? P[i * T_ + j] / sum : 0.0;
+            for (int j = 0; j < lim; j++) { /* dP = dO V^T, then the softmax's backward */
+                double dp = 0.0;
+                for (int d = 0; d < hd; d++) dp += (double)dout[i * C_ + h * hd + d] * v[j * C3 + d];
+                dS[i * T_ + j] = dp;
+                dot += P[i * T_ + j] * dp;
+            }
+            for (int j = 0; j < T_; j++)
+                dS[i * T_ + j] = j < lim ? P[i * T_ + j] * (dS[i * T_ + j] - dot) : 0.0;
+        }
+        for (int i = 0; i < T_; i++)
+            for (int j = 0; j < T_; j++)
+                for (int d = 0; d < hd; d++) {
+                    dqkv[i * C3 + h * hd + d] += scale * dS[i * T_ + j] * k[j * C3 + d];
+                    dqkv[j * C3 + C_ + h * hd + d] += scale * dS[i * T_ + j] * q[i * C3 + d];
+                    dqkv[j * C3 + 2 * C_ + h * hd + d] += P[i * T_ + j] * dout[i * C_ + h * hd + d];
+                }
+    }
+    free(P);
+    free(dS);
+}
+
+Test(ops, attention_backward_over_blocks_matches_the_definition, .init = setup) {
+    enum { LT = 150, LC = 16, LH = 2 };
+    static float qkv[LT * 3 * LC], dout[LT * LC], y[LT * LC], probs[LH * LT * LT], dqkv[LT * 3 * LC];
+    static float scratch[64 * LT * LT];
+    static double want[LT * 3 * LC];
+    fill(qkv, LT * 3 * LC, 1.0f);
+    fill(dout, LT * LC, 1.0f);
+    for (int mode = 0; mode < 2; mode++) {
+        int32_t pl[1] = {70};
+        ct_attention_forward(y, probs, qkv, mode ? pl : NULL, 1, LT, LC, LH);
+        ct_attention_backward(dqkv, scratch, dout, qkv, probs, mode ? pl : NULL, 1, LT, LC, LH);
+        attention_reference(qkv, dout, LT, LC, LH, mode ? pl[0] : 0, want);
+        for (int i = 0; i < LT * 3 * LC; i++)
+            cr_assert(fabs(dqkv[i] - want[i]) <= 1e-4 + 1e-4 * fabs(want[i]),
+                      "mode %d: dqkv[%d] = %.7g, want %.7g", mode, i, (double)dqkv[i], want[i]);
     }
 }
 
