@@ -232,7 +232,6 @@ static ct_status stage_memory(ct_plan *p, const ct_config *c, const ct_model *m,
     st->bytes[CT_PK_INIT][CT_PT_HOST] = init;
     st->resident_peak = p->base_rss + (resident > init ? resident : init);
     ct_offload_describe(L, units, units + L + 2, units + 2 * (L + 2), p->offload, sizeof p->offload);
-    (void)s;
     return CT_OK;
 }
 

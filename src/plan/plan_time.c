@@ -110,10 +110,10 @@ static void stage_comm(ct_plan *p, const ct_config *c, const ct_model *m, int s,
     double F = sizeof(float), N = (double)(p->rows / p->micro) * p->seq_len, C = c->model.d_model;
     double passes = (double)p->micro * p->accum, n = (double)ct_model_num_params(m), bw, lat;
     int blocks = st->end - st->first, D = p->layout.data, Tp = p->layout.tensor, Ep = p->layout.expert;
-    /* tensor: two all-reduces of [N, C] per block each way, one at the embedding and the head */
+    /* tensor: two all-reduces of [N, C] per block each way (and per recomputed forward), one
+     * at the embedding, two at the head */
     if (Tp > 1) {
-        double sums = 4.0 * blocks + 2.0 * p->recomputed * blocks / c->model.n_layer + (s == 0) +
-                      2.0 * (s == p->n_stages - 1);
+        double sums = 4.0 * blocks + 2.0 * st->recomputed + (s == 0) + 2.0 * (s == p->n_stages - 1);
         double each = 2.0 * (Tp - 1) / Tp * N * C * F;
         axis_link(&d, 1, Tp, &bw, &lat);
         st->sent[CT_PA_TENSOR] = sums * each * passes;
@@ -158,8 +158,8 @@ static void stage_comm(ct_plan *p, const ct_config *c, const ct_model *m, int s,
     }
 }
 
-/* Offloaded weights, gradients and moments: bytes moved per pass, and the seconds left
- * exposed behind compute (one block ahead) and in the optimizer step. */
+/* Offloaded weights and gradients: the seconds their transfers leave exposed per step (one
+ * block ahead of the compute; on a CPU node all of them). Moments: optim_s. */
 static void stage_offload(ct_plan *p, int s, device d, double pass_s) {
     ct_plan_stage *st = &p->stage[s];
     const ct_hw_group *g = d.g;

@@ -62,6 +62,17 @@ static void balance_stages(const ct_config *c, int world, int P, const ct_hardwa
         used += (size_t)snprintf(out + used, cap - used, "%s%d", s ? "," : "", blocks[s]);
 }
 
+/* Keeps the least compute peak a refused plan's worst stage needs, and what dominates it. */
+static void note_least(reasons *r, const ct_plan *p) {
+    const ct_plan_stage *worst = &p->stage[0];
+    for (int i = 1; i < p->n_stages; i++)
+        if (p->stage[i].compute_peak > worst->compute_peak) worst = &p->stage[i];
+    if (r->least == 0 || worst->compute_peak < r->least) {
+        r->least = worst->compute_peak;
+        snprintf(r->least_kind, sizeof r->least_kind, "%s", ct_plan_kind_name(ct_plan_dominant(worst)));
+    }
+}
+
 /* Notes the least device memory a candidate needs: every block's weights and gradients and
  * all moments offloaded (what ZeRO 3 cannot place stays). */
 static void least_needed(const ct_config *c, int world, const ct_hardware *hw, ct_plan_choice *scratch,
@@ -73,14 +84,7 @@ static void least_needed(const ct_config *c, int world, const ct_hardware *hw, c
     snprintf(all.offload.grads, sizeof all.offload.grads, "%s",
              c->parallel.zero >= 2 ? "none" : c->offload.tier);
     snprintf(all.offload.optimizer, sizeof all.offload.optimizer, "%s", c->offload.tier);
-    if (ct_plan_make_at(&scratch->plan, &all, world, hw, 0.0) != CT_OK) return;
-    const ct_plan_stage *worst = &scratch->plan.stage[0];
-    for (int i = 1; i < scratch->plan.n_stages; i++)
-        if (scratch->plan.stage[i].compute_peak > worst->compute_peak) worst = &scratch->plan.stage[i];
-    if (r->least == 0 || worst->compute_peak < r->least) {
-        r->least = worst->compute_peak;
-        snprintf(r->least_kind, sizeof r->least_kind, "%s", ct_plan_kind_name(ct_plan_dominant(worst)));
-    }
+    if (ct_plan_make_at(&scratch->plan, &all, world, hw, 0.0) == CT_OK) note_least(r, &scratch->plan);
 }
 
 /* Plans one candidate; a choice if it fits, else its reason counted. */
@@ -100,13 +104,7 @@ static int try_one(const ct_config *c, int world, const ct_hardware *hw, double 
         return 0;
     }
     if (!ct_plan_fits(&out->plan, hw, why, sizeof why)) {
-        const ct_plan_stage *worst = &out->plan.stage[0];
-        for (int i = 1; i < out->plan.n_stages; i++)
-            if (out->plan.stage[i].compute_peak > worst->compute_peak) worst = &out->plan.stage[i];
-        if (r->least == 0 || worst->compute_peak < r->least) {
-            r->least = worst->compute_peak;
-            snprintf(r->least_kind, sizeof r->least_kind, "%s", ct_plan_kind_name(ct_plan_dominant(worst)));
-        }
+        note_least(r, &out->plan);
         count_reason(r, strstr(why, "host") ? "over host memory" : "over device memory");
         return 0;
     }
