@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # scripts/setup.sh: installs everything cetus needs on a fresh Debian 12 machine and fetches
 # the data files: Debian packages (compiler, OpenBLAS, Open MPI, cJSON, xxHash, PCRE2,
-# Criterion, libpng, PyTorch and NumPy for reference checks, matplotlib for benchmark plots,
+# oneDNN (its AVX-512, AMX and bf16 products), Criterion, libpng, PyTorch and NumPy for reference checks, matplotlib for benchmark plots,
 # the Python docs as the text corpus, clang-format and bear for `make format` and
 # `make compile_commands.json`, clang with its libFuzzer and sanitizer runtimes and its
 # OpenMP runtime libomp for the harnesses of `make fuzz`), the GPT-2 BPE files from the
@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES="build-essential make pkg-config git ca-certificates nodejs npm
-  libopenblas-openmp-dev libopenmpi-dev openmpi-bin libcjson-dev libxxhash-dev
+  libopenblas-openmp-dev libdnnl-dev libopenmpi-dev openmpi-bin libcjson-dev libxxhash-dev
   libpcre2-dev libcriterion-dev libpng-dev python3 python3-torch python3-numpy python3-matplotlib
   python3.11-doc time clang-format bear clang libclang-rt-14-dev libomp-14-dev"
 

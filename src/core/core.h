@@ -110,6 +110,12 @@ void ct_peak_measure(ct_peak *out, int threads);
 void ct_peak_get(ct_peak *out);
 /* Measures every online CPU again now and adds the figure to the machine's cache. */
 void ct_peak_record(ct_peak *out);
+/* The processor's identity, "name|family|model|logical CPUs", keying cached measurements
+ * (machine.c); the cache file NAME under $XDG_CACHE_HOME/cetus (else ~/.cache/cetus), opened
+ * for reading and appending under an exclusive lock (NULL when it cannot be), and closed. */
+void ct_machine_key(char *key, size_t cap);
+FILE *ct_machine_cache_open(const char *name);
+void ct_machine_cache_close(FILE *f);
 /* More compute threads than this per core are refused (runtime.threads): past it a thread
  * team only waits on itself, and the OpenMP runtime may fail to create it. */
 #define CT_THREADS_PER_CORE_MAX 8

@@ -1,19 +1,22 @@
 /* peak.c: the machine's FLOP peak, measured rather than assumed: every compute thread runs
  * a loop of independent fused multiply-adds at the widest width the processor has (512-bit
  * AVX-512, else 256-bit FMA, else scalar), and of bf16 dot products (vdpbf16ps) where it has
- * AVX512_BF16, for a fixed time, twice; the peak is the better run's FLOPs of all threads
+ * AVX512_BF16 and of AMX-BF16 tile products (tdpbf16ps) where the processor and the kernel
+ * allow AMX (the bf16 peak is the faster of the two), for a fixed time, twice; the peak is the better run's FLOPs of all threads
  * over its wall time (a busy machine only ever lowers the figure).
  * Cached per machine (the processor's name, family, model and its logical CPUs, all of them
  * measured at once) in $XDG_CACHE_HOME/cetus/peak (else ~/.cache/cetus/peak), the highest of
  * the entries for this machine; entries of another machine, or damaged ones, are ignored. */
+#define _GNU_SOURCE
 #include "core.h"
 #include <immintrin.h>
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
-#include <sys/file.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #define MEASURE_SECONDS 0.1 /* per run; the best of two runs of each kind */
@@ -63,6 +66,47 @@ PEAK_LOOP(dot_bf16, "avx512f,avx512bf16", __m512, __m512bh, (__m512bh)_mm512_set
           (__m512bh)_mm512_set1_epi16(0x3380), _mm512_set1_ps, _mm512_dpbf16_ps, _mm512_add_ps,
           _mm512_reduce_add_ps)
 
+/* AMX: four accumulator tiles of 16 x 16 fp32, each row a dot product of 32 bf16 pairs per
+ * instruction (16 * 16 * 32 * 2 FLOP); the tiles' contents are bf16 ones and tiny values. */
+typedef struct amx_config {
+    uint8_t palette, start_row, reserved[14];
+    uint16_t bytes_per_row[16];
+    uint8_t rows[16];
+} amx_config;
+
+__attribute__((target("amx-tile,amx-bf16"))) static float amx_bf16(long iters) {
+    amx_config cfg = {.palette = 1};
+    for (int t = 0; t < 8; t++) cfg.rows[t] = 16, cfg.bytes_per_row[t] = 64;
+    uint16_t a[16 * 32], b[16 * 32];
+    float c[16 * 16];
+    for (int i = 0; i < 16 * 32; i++) a[i] = 0x3f80, b[i] = 0x3380;
+    _tile_loadconfig(&cfg);
+    _tile_zero(0);
+    _tile_zero(1);
+    _tile_zero(2);
+    _tile_zero(3);
+    _tile_loadd(4, a, 64);
+    _tile_loadd(5, a, 64);
+    _tile_loadd(6, b, 64);
+    _tile_loadd(7, b, 64);
+    for (long i = 0; i < iters; i++) {
+        _tile_dpbf16ps(0, 4, 6);
+        _tile_dpbf16ps(1, 4, 7);
+        _tile_dpbf16ps(2, 5, 6);
+        _tile_dpbf16ps(3, 5, 7);
+    }
+    _tile_stored(0, c, 64);
+    _tile_release();
+    return c[0];
+}
+
+/* Linux gives a process the AMX tile state only when asked (arch_prctl, since 5.16). */
+static int amx_allowed(void) {
+    enum { ARCH_REQ_XCOMP_PERM = 0x1023, XFEATURE_XTILEDATA = 18 };
+    if (!__builtin_cpu_supports("amx-tile") || !__builtin_cpu_supports("amx-bf16")) return 0;
+    return syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0;
+}
+
 typedef float (*peak_loop)(long iters);
 
 /* FLOP/s of `threads` threads each running loop (flops_per_iter per round) for about
@@ -84,34 +128,6 @@ static double run_loop(peak_loop loop, double flops_per_iter, int threads, volat
     double wall = ct_now() - t0;
     *sink += part;
     return flops_per_iter * (double)rounds * threads / wall;
-}
-
-/* The processor's identity: "name|family|model|logical CPUs". */
-static void machine_key(char *key, size_t cap) {
-    char name[256] = "?", family[32] = "?", model[32] = "?", line[512];
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    while (f && fgets(line, sizeof line, f)) {
-        char *v = strchr(line, ':');
-        if (!v) continue;
-        v += v[1] == ' ' ? 2 : 1;
-        v[strcspn(v, "\n")] = 0;
-        if (!strncmp(line, "model name", 10) && name[0] == '?') snprintf(name, sizeof name, "%s", v);
-        else if (!strncmp(line, "cpu family", 10) && family[0] == '?')
-            snprintf(family, sizeof family, "%s", v);
-        else if (!strncmp(line, "model\t", 6) && model[0] == '?')
-            snprintf(model, sizeof model, "%s", v);
-    }
-    if (f) fclose(f);
-    snprintf(key, cap, "%s|%s|%s|%ld", name, family, model, sysconf(_SC_NPROCESSORS_ONLN));
-}
-
-static void cache_path(char *path, size_t cap) {
-    const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
-    if (xdg && *xdg) snprintf(path, cap, "%s/cetus/peak", xdg);
-    else if (home && *home)
-        snprintf(path, cap, "%s/.cache/cetus/peak", home);
-    else
-        snprintf(path, cap, "/tmp/cetus-peak");
 }
 
 /* Reads the cached peak for key from f; 0 when there is none that matches. */
@@ -155,20 +171,15 @@ void ct_peak_measure(ct_peak *out, int threads) {
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bf16"))
         out->bf16 = fmax(run_loop(dot_bf16, CHAINS * 64.0, out->threads, &sink),
                          run_loop(dot_bf16, CHAINS * 64.0, out->threads, &sink));
+    if (amx_allowed())
+        out->bf16 = fmax(out->bf16, fmax(run_loop(amx_bf16, 4 * 16 * 16 * 32 * 2.0, out->threads, &sink),
+                                         run_loop(amx_bf16, 4 * 16 * 16 * 32 * 2.0, out->threads, &sink)));
 }
 
-/* Opens the cache for this machine, locked (the other processes wait on the lock, asleep);
- * NULL when there is none. */
+/* Opens the peak cache, locked; NULL when there is none. */
 static FILE *cache_open(char *key, size_t cap) {
-    char path[1024], dir[1024];
-    machine_key(key, cap);
-    cache_path(path, sizeof path);
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (slash) *slash = 0;
-    FILE *f = slash && ct_mkdirs(dir) == CT_OK ? fopen(path, "a+") : NULL;
-    if (f) flock(fileno(f), LOCK_EX);
-    return f;
+    ct_machine_key(key, cap);
+    return ct_machine_cache_open("peak");
 }
 
 static void cache_close(FILE *f, const char *key, const ct_peak *add) {
@@ -176,10 +187,8 @@ static void cache_close(FILE *f, const char *key, const ct_peak *add) {
     if (add) {
         fseek(f, 0, SEEK_END);
         fprintf(f, "%s\t%d %.6g %.6g %s\n", key, add->threads, add->fp32, add->bf16, add->width);
-        fflush(f);
     }
-    flock(fileno(f), LOCK_UN);
-    fclose(f);
+    ct_machine_cache_close(f);
 }
 
 static int online_cpus(void) {

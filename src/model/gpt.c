@@ -8,7 +8,6 @@
 #include "model/gpt_internal.h"
 #include "model/model_comm.h"
 #include "ops/ops.h"
-#include <cblas.h>
 #include <math.h>
 #include <string.h>
 

@@ -5,7 +5,6 @@
 #include "model/model.h"
 #include "model/gpt_internal.h"
 #include "ops/ops.h"
-#include <cblas.h>
 #include <omp.h>
 #include <string.h>
 
@@ -337,14 +336,12 @@ static float head_forward(ct_model *m, const int32_t *targets, int N) {
     m->pass.logits_partial = !targets && m->pass.logits_last;
     if (m->pass.logits_partial) { /* generation: only each row's last position, rows T apart */
         int B = m->pass.B, T = m->pass.T;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, V, C, 1.0f, m->pass.lnf + (size_t)(T - 1) * C,
-                    T * C, m->table.params + m->table.wte, C, 0.0f, m->pass.logits + (size_t)(T - 1) * V,
-                    T * V);
+        ct_gemm(0, 1, B, V, C, 1.0f, m->pass.lnf + (size_t)(T - 1) * C, T * C, m->table.params + m->table.wte,
+                C, 0.0f, m->pass.logits + (size_t)(T - 1) * V, T * V);
         return l;
     }
     /* logits[N,V] = lnf[N,C] wte[V,C]^T (this rank's V/R vocabulary rows) */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, V, C, 1.0f, m->pass.lnf, C,
-                m->table.params + m->table.wte, C, 0.0f, m->pass.logits, V);
+    ct_gemm(0, 1, N, V, C, 1.0f, m->pass.lnf, C, m->table.params + m->table.wte, C, 0.0f, m->pass.logits, V);
     if (targets)
         l = m->layout.tp_ranks == 1
                 ? ct_crossentropy_forward(m->pass.lse, m->pass.logits, targets, N, V, &m->pass.counted)
@@ -457,11 +454,9 @@ static void head_backward(ct_model *m, float grad_scale, int N) {
     m->pass.logits_are_grads = 1;
     float *dlogits = m->pass.logits, *dlnf = m->pass.scratch.dln, *g = m->table.grads;
     /* dlnf[N,C] = dlogits[N,V] wte[V,C];  dwte[V,C] += dlogits^T lnf */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, V, 1.0f, dlogits, V,
-                m->table.params + m->table.wte, C, 0.0f, dlnf, C);
+    ct_gemm(0, 0, N, C, V, 1.0f, dlogits, V, m->table.params + m->table.wte, C, 0.0f, dlnf, C);
     ct_gpt_tp_sum(m, dlnf, (size_t)N * C); /* each rank's vocabulary rows contribute */
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, V, C, N, 1.0f, dlogits, V, m->pass.lnf, C, 1.0f,
-                g + m->table.wte, C);
+    ct_gemm(1, 0, V, C, N, 1.0f, dlogits, V, m->pass.lnf, C, 1.0f, g + m->table.wte, C);
     const ct_model *o = ct_gpt_owner(m);
     if (o->hooks.progress) o->hooks.progress(o->hooks.progress_ctx);
     memset(m->pass.dres, 0, (size_t)N * C * sizeof(float));

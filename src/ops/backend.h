@@ -20,6 +20,10 @@
 /* X(return type, op, (parameters), (arguments)) for every op, in table order. The return
  * type is one token: void, float or double (see CT_BACKEND_RETURN). */
 #define CT_BACKEND_OPS(X) \
+    X(void, gemm, \
+      (int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda, const float *B, \
+       int ldb, float beta, float *C, int ldc), \
+      (trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)) \
     X(void, matmul_forward, \
       (float *out, const float *inp, const float *w, const float *bias, int N, int IC, int OC), \
       (out, inp, w, bias, N, IC, OC)) \

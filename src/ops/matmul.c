@@ -1,9 +1,8 @@
-/* matmul.c: the linear layer y = x W + b on OpenBLAS sgemm, with W stored [in, out] as in
+/* matmul.c: the linear layer y = x W + b on the backend's product (gemm.c), with W stored [in, out] as in
  * Hugging Face's GPT-2 Conv1D, and the deterministic reductions: the column-sum used for
  * bias gradients and the sum of squares used for gradient norms. */
 #include "core/core.h"
 #include "ops/cpu.h"
-#include <cblas.h>
 #include <string.h>
 
 #define COL_BLOCK 64  /* channels one thread sums: the partials live on its stack */
@@ -55,13 +54,12 @@ void ct_cpu_matmul_forward(float *out, const float *inp, const float *w, const f
         for (int n = 0; n < N; n++) memcpy(out + (size_t)n * OC, bias, sizeof(float) * (size_t)OC);
         beta = 1.0f;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, OC, IC, 1.0f, inp, IC, w, OC, beta, out, OC);
+    ct_cpu_gemm(0, 0, N, OC, IC, 1.0f, inp, IC, w, OC, beta, out, OC);
 }
 
 void ct_cpu_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout, const float *inp,
                             const float *w, int N, int IC, int OC) {
-    if (dinp)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, IC, OC, 1.0f, dout, OC, w, OC, 0.0f, dinp, IC);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, IC, OC, N, 1.0f, inp, IC, dout, OC, 1.0f, dw, OC);
+    if (dinp) ct_cpu_gemm(0, 1, N, IC, OC, 1.0f, dout, OC, w, OC, 0.0f, dinp, IC);
+    ct_cpu_gemm(1, 0, IC, OC, N, 1.0f, inp, IC, dout, OC, 1.0f, dw, OC);
     if (dbias) ct_cpu_colsum_accumulate(dbias, dout, N, OC);
 }

@@ -9,8 +9,31 @@
 #ifndef CT_OPS_H
 #define CT_OPS_H
 
+#include "cetus.h"
 #include <stdint.h>
 #include <stddef.h>
+
+/* The matrix product every other op builds on, row-major:
+ *   C[M,N] = alpha * op(A)[M,K] @ op(B)[K,N] + beta * C
+ * op(A) is A[M,K] (leading dimension lda) or, with trans_a, the transpose of A[K,M]; likewise
+ * B. beta = 0 overwrites C (whatever it held). In fp32 on the library chosen for the shape,
+ * in bf16 inputs with fp32 accumulation when the precision is bf16 (ct_gemm_configure). */
+void ct_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+             const float *B, int ldb, float beta, float *C, int ldc);
+
+/* The CPU backend's products (ops/gemm.h): library = "auto" (each shape class on the library
+ * that ran it faster on this machine: OpenBLAS or oneDNN, measured once in about 0.2 s and
+ * cached per machine and library versions), "openblas" or "onednn"; precision = "fp32" or
+ * "bf16" (inputs rounded to bf16, fp32 accumulation; refused on a processor without bf16
+ * instructions). Called between passes. ct_gemm_check only checks the names. */
+ct_status ct_gemm_check(const char *library, const char *precision);
+ct_status ct_gemm_configure(const char *library, const char *precision);
+int ct_gemm_is_bf16(void);
+/* Times the libraries again now (auto, fp32) and caches the choice, which then counts. */
+void ct_gemm_measure(void);
+/* One line: the libraries and versions, each class's library (with the rates measured,
+ * GFLOP/s OpenBLAS/oneDNN), the precision. */
+void ct_gemm_describe(char *out, size_t cap);
 
 /* out[N,OC] = inp[N,IC] @ w[IC,OC] + bias[OC]   (bias may be NULL) */
 void ct_matmul_forward(float *out, const float *inp, const float *w, const float *bias, int N, int IC, int OC);

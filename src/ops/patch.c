@@ -2,7 +2,6 @@
  * projected into the model width plus a learned 2-D position (a row and a column vector),
  * and cutting an image into patches. */
 #include "ops/cpu.h"
-#include <cblas.h>
 #include <omp.h>
 #include <string.h>
 
@@ -20,7 +19,7 @@ void ct_cpu_patches_cut(float *out, const float *pixels, int H, int W, int P) {
 void ct_cpu_patch_embed_forward(float *x, const float *patches, const float *w, const float *bias,
                                 const float *row, const float *col, int Np, int Wp, int K, int C) {
     /* x[Np, C] = patches[Np, K] w[K, C] */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Np, C, K, 1.0f, patches, K, w, C, 0.0f, x, C);
+    ct_cpu_gemm(0, 0, Np, C, K, 1.0f, patches, K, w, C, 0.0f, x, C);
 #pragma omp parallel for schedule(static)
     for (int n = 0; n < Np; n++) {
         float *out = x + (size_t)n * C;
@@ -32,7 +31,7 @@ void ct_cpu_patch_embed_forward(float *x, const float *patches, const float *w, 
 void ct_cpu_patch_embed_backward(float *dw, float *dbias, float *drow, float *dcol, const float *dx,
                                  const float *patches, int Np, int Wp, int K, int C) {
     /* dw[K, C] += patches^T[K, Np] dx[Np, C] */
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, C, Np, 1.0f, patches, K, dx, C, 1.0f, dw, C);
+    ct_cpu_gemm(1, 0, K, C, Np, 1.0f, patches, K, dx, C, 1.0f, dw, C);
 #pragma omp parallel
     { /* each thread owns a slice of channels: no races, a fixed order */
         int nt = omp_get_num_threads(), id = omp_get_thread_num();

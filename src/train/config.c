@@ -61,6 +61,8 @@ static const key_def keys[] = {
     {"train.grad_accum", K_INT, F(train.grad_accum), 1, 1 << 20, "1",
      "micro-batches accumulated per optimizer step"},
     {"train.steps", K_INT, F(train.steps), 1, 1e9, "600", "optimizer steps in total"},
+    {"train.precision", K_STR, F(train.precision), 0, 8, "fp32",
+     "fp32, or bf16: the matrix products take bf16 inputs and accumulate in fp32 (oneDNN); weights, gradients, AdamW state, norms, softmax, loss and checkpoints stay fp32"},
     {"train.lr", K_FLOAT, F(train.lr), 1e-12, 10, "2e-3", "peak learning rate"},
     {"train.lr_min", K_FLOAT, F(train.lr_min), 0, 10, "1e-4", "learning rate at the end of the cosine decay"},
     {"train.warmup_steps", K_INT, F(train.warmup_steps), 0, 1e9, "30", "linear warmup steps"},
@@ -148,6 +150,8 @@ static const key_def keys[] = {
     {"runtime.pin", K_BOOL, F(runtime.pin), 0, 1, "true", "pin compute thread i to core i"},
     {"runtime.backend", K_STR, F(runtime.backend), 0, 32, "cpu",
      "the backend the ops run on, by name: cpu (OpenBLAS + OpenMP) or another registered one; see docs/backends.md"},
+    {"runtime.gemm", K_STR, F(runtime.gemm), 0, 16, "auto",
+     "the CPU backend's matrix products: auto (each shape class on the faster of OpenBLAS and oneDNN, timed on this machine once and cached), openblas or onednn"},
 };
 #undef F
 #define N_KEYS (sizeof keys / sizeof keys[0])
@@ -407,6 +411,7 @@ ct_status ct_config_validate(const ct_config *c) {
                        c->runtime.threads, CT_THREADS_PER_CORE_MAX, CT_THREADS_PER_CORE_MAX * cores, cores);
     ct_status bs = ct_backend_check(c->runtime.backend);
     if (bs != CT_OK) return ct_fail_context(bs, "runtime.backend");
+    CT_TRY(ct_gemm_check(c->runtime.gemm, c->train.precision));
     if (c->parallel.expert > 1 && c->model.moe_every > 0) {
         CT_TRY(ct_moe_group_check(&c->model.moe, c->parallel.expert));
         if (c->parallel.zero == 2)

@@ -26,6 +26,7 @@ typedef struct ct_config {
         int eval_captions;    /* validation scenes whose greedy captions are matched exactly */
         char on_nonfinite[8]; /* "stop" or "skip": a step whose loss is not finite or explodes */
         double loss_spike;    /* explodes: over this multiple of its kind's recent mean (0 = off) */
+        char precision[8];    /* "fp32" or "bf16": the matrix products' inputs (ops/ops.h) */
     } train;
     struct {
         int step;           /* Pseudo-to-Real: delink the shared model at this step (0 = never) */
@@ -72,6 +73,7 @@ typedef struct ct_config {
         int threads; /* 0 = all cores */
         int pin;
         char backend[32]; /* the registered backend the ops run on (ops/backend.h) */
+        char gemm[16];    /* the CPU backend's product library: "auto", "openblas", "onednn" */
     } runtime;
 } ct_config;
 

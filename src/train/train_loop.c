@@ -311,7 +311,8 @@ static ct_status memory_line(ct_trainer *tr, run_output *o) {
 }
 
 /* The most FLOP/s this run's threads can do (what MFU is against): the machine's measured
- * fp32 peak per CPU, times the CPUs a node's ranks use (their threads, at most all of its
+ * peak per CPU in the run's precision (fp32 FMAs, or for bf16 the faster of its dot products
+ * and AMX tiles), times the CPUs a node's ranks use (their threads, at most all of its
  * CPUs), times the nodes (ranks over the node's ranks; the same kind of machine each). */
 static double run_peak(const ct_trainer *tr, ct_peak *machine) {
     ct_peak_get(machine);
@@ -320,7 +321,8 @@ static double run_peak(const ct_trainer *tr, ct_peak *machine) {
     int local = env && atoi(env) > 0 && atoi(env) <= world ? atoi(env) : world;
     int used = local * ct_runtime_threads();
     if (used > machine->threads) used = machine->threads;
-    return machine->fp32 / machine->threads * used * ((double)world / local);
+    double per_cpu = (ct_gemm_is_bf16() ? machine->bf16 : machine->fp32) / machine->threads;
+    return per_cpu * used * ((double)world / local);
 }
 
 ct_status ct_trainer_run(ct_trainer *tr) {
@@ -355,9 +357,13 @@ ct_status ct_trainer_run(ct_trainer *tr) {
                unique, unique == 1 ? "" : "s", g,
                c->delink.step > 0 ? "; delinked into the real model at delink.step" : "");
     }
-    printf("peak: %.0f GFLOP/s fp32 measured on this machine's %d CPUs (%s FMAs; bf16 dot products %.0f); "
-           "MFU is against %.0f GFLOP/s, this run's CPUs\n",
-           machine.fp32 / 1e9, machine.threads, machine.width, machine.bf16 / 1e9, o.peak_flops / 1e9);
+    printf("peak: %.0f GFLOP/s fp32 measured on this machine's %d CPUs (%s FMAs; bf16 %.0f); MFU is against "
+           "%.0f GFLOP/s, this run's CPUs in %s\n",
+           machine.fp32 / 1e9, machine.threads, machine.width, machine.bf16 / 1e9, o.peak_flops / 1e9,
+           c->train.precision);
+    char gemm[768];
+    ct_gemm_describe(gemm, sizeof gemm);
+    printf("products: %s\n", gemm);
     printf("training: %d steps of %d x %d tokens x %d accumulation, from step %" PRId64
            "; run dir %s; backend %s\n",
            c->train.steps, c->train.batch_size, ct_config_train_seq_len(c), c->train.grad_accum, tr->step,
@@ -372,12 +378,14 @@ ct_status ct_trainer_run(ct_trainer *tr) {
     if (tr->pipe) print_stages(tr);
     print_offload(tr);
     fflush(stdout);
-    metrics_line(&o,
-                 "{\"event\": \"start\", \"step\": %" PRId64 ", \"params\": %zu, \"flops_per_token\": %.6g, "
-                 "\"peak_flops\": %.6g, \"machine_fp32_flops\": %.6g, \"machine_bf16_flops\": %.6g}",
-                 tr->step, ct_model_num_params_full(tr->model),
-                 ct_model_flops_per_token(tr->model, ct_config_train_seq_len(c)), o.peak_flops, machine.fp32,
-                 machine.bf16);
+    metrics_line(
+        &o,
+        "{\"event\": \"start\", \"step\": %" PRId64 ", \"params\": %zu, \"flops_per_token\": %.6g, "
+        "\"peak_flops\": %.6g, \"machine_fp32_flops\": %.6g, \"machine_bf16_flops\": %.6g, \"precision\": \"%s\", "
+        "\"gemm\": \"%s\"}",
+        tr->step, ct_model_num_params_full(tr->model),
+        ct_model_flops_per_token(tr->model, ct_config_train_seq_len(c)), o.peak_flops, machine.fp32,
+        machine.bf16, c->train.precision, gemm);
     ct_status s = run_steps(tr, &o);
     if (s == CT_OK) s = memory_line(tr, &o);
     if (o.tty) printf("\n");

@@ -328,6 +328,7 @@ ct_status ct_trainer_create(ct_trainer **out, const ct_config *cfg, ct_world *wo
     CT_TRY(ct_config_compute_budget(cfg, &budget));
     ct_tier_set_budget(budget);
     CT_TRY(ct_backend_select(cfg->runtime.backend));
+    CT_TRY(ct_gemm_configure(cfg->runtime.gemm, cfg->train.precision));
     ct_trainer *tr = ct_calloc(sizeof *tr, "the trainer");
     if (!tr) return CT_ENOMEM;
     tr->cfg = *cfg;

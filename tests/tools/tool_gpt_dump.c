@@ -5,11 +5,13 @@
  *   is active on the first step): the gradients fed to each step, the gradient norms it
  *   returned, the parameters after each step and the moments after the second.
  *
- * Usage: tool_gpt_dump OUT.bin [causal|prefix|image] [perturb]
+ * Usage: tool_gpt_dump OUT.bin [causal|prefix|image] [perturb] [bf16]
  *   prefix   rows get prefix-LM lengths {5, 0, 16} instead of a causal mask
  *   image    the model has an image prefix (8x8 images in 4x4 patches: the first 4
  *            positions of each row), prefix-LM over the image and the next token
  *   perturb  adds 1e-4 to one entry of one gradient before writing (the reference must fail)
+ *   bf16     the matrix products in bf16 (train.precision = bf16); the dump gets a record
+ *            "bf16" and the reference compares against PyTorch's bf16 autocast
  *
  * Dump format (little endian), a sequence of records until end of file:
  *   u32 name_len, name bytes, u32 dtype (0 = float32, 1 = int32), u32 ndim,
@@ -23,6 +25,7 @@
  *   "step1.NAME", "grad2.NAME" (the backward at step1), "step2.NAME", "m2.NAME", "v2.NAME". */
 #include "cetus.h"
 #include "model/model.h"
+#include "ops/ops.h"
 #include "train/optim.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,13 +79,18 @@ static void check(ct_status s, const char *what) {
 
 int main(int argc, char **argv) {
     if (argc < 2) {
-        fprintf(stderr, "usage: %s OUT.bin [causal|prefix] [perturb]\n", argv[0]);
+        fprintf(stderr, "usage: %s OUT.bin [causal|prefix|image] [perturb] [bf16]\n", argv[0]);
         return 2;
     }
     int use_image = argc > 2 && strcmp(argv[2], "image") == 0;
     int use_prefix = argc > 2 && (strcmp(argv[2], "prefix") == 0 || use_image);
-    int perturb = argc > 3 && strcmp(argv[3], "perturb") == 0;
+    int perturb = 0, bf16 = 0;
+    for (int i = 3; i < argc; i++) {
+        perturb |= !strcmp(argv[i], "perturb");
+        bf16 |= !strcmp(argv[i], "bf16");
+    }
     ct_runtime_init(0, 0);
+    check(ct_gemm_configure("auto", bf16 ? "bf16" : "fp32"), "ct_gemm_configure");
 
     ct_model_config cfg = {.n_layer = L, .d_model = D, .n_head = NH, .seq_len = SEQ, .vocab_size = VOCAB};
     if (use_image) cfg.image = (ct_image_config){.patch = 4, .height = 8, .width = 8};
@@ -156,6 +164,7 @@ int main(int argc, char **argv) {
     put("tokens", 1, 2, bt, tokens);
     put("targets", 1, 2, bt, targets);
     if (use_prefix) put("prefix", 1, 1, &b1, prefix);
+    if (bf16) put("bf16", 1, 1, &one, &one);
     if (use_image) {
         int three = 3, img[3] = {4, 8, 8}, pshape[3] = {B, Np, 16};
         put("image", 1, 1, &three, img);

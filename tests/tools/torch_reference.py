@@ -43,6 +43,12 @@ from dump_format import read_dump  # noqa: E402
 
 TOL = {"logits": 1e-5, "loss": 1e-6, "grad": 1e-4, "norm": 1e-5, "step": 1e-6,
        "moment": 1e-5, "fused": 1e-10}
+# bf16 dumps: products from bf16-rounded inputs (unit roundoff 2^-9 = 2e-3), accumulated in
+# float32. Each error must stay within BF16_VS_TORCH x PyTorch autocast's own error against
+# float64 (+ a floor), and under the absolute tolerance below.
+TOL_BF16 = {"logits": 2e-2, "loss": 1e-2, "grad": 5e-2}
+BF16_VS_TORCH = 2.0
+TOL_BF16_FLOOR = 1e-3
 
 
 
@@ -51,6 +57,7 @@ class Checker:
     def __init__(self):
         self.failures = []
         self.worst = {}
+        self.autocast = {}
 
     def rel(self, key, label, got, ref, tol):
         got = torch.as_tensor(np.asarray(got, dtype=np.float64))
@@ -149,6 +156,31 @@ def check_adamw(ck, d, cfg):
         ck.rel("moment", "v2." + name, d["v2." + name], st["exp_avg_sq"], TOL["moment"])
 
 
+def check_bf16(ck, d, cfg):
+    """A dump whose products ran in bf16: logits, loss and every gradient against the float64
+    model, each within a bound of PyTorch's own bf16 autocast (the same float32 model, its
+    matmuls in bf16) against that same reference; and visibly off the float64 result, so the
+    bf16 path really ran (float32 products land ~1e-7 from it)."""
+    ref = torch_gpt.GPT(cfg, dtype=torch.float64, fused=False)
+    logits, loss, grads = forward_backward(ref, d, tensors(d, "param"))
+    auto = torch_gpt.GPT(cfg, dtype=torch.float32, fused=False)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        alogits, aloss, agrads = forward_backward(auto, d, tensors(d, "param"))
+    pairs = [("logits", "logits", d["logits"], alogits.detach().float(), logits),
+             ("loss", "loss", d["loss"], aloss.detach().float().reshape(1), loss.reshape(1))]
+    pairs += [("grad", "grad." + n, d["grad." + n], agrads[n].float(), g) for n, g in grads.items()]
+    for key, label, got, theirs, exact in pairs:
+        mine = ck.rel(key, label, got, exact, TOL_BF16[key])
+        torch_err = Checker().rel(key, label, theirs, exact, 1.0)
+        if mine > BF16_VS_TORCH * torch_err + TOL_BF16_FLOOR:
+            ck.failures.append(f"{label}: bf16 error {mine:.3e} > {BF16_VS_TORCH} x PyTorch autocast's "
+                               f"{torch_err:.3e} + {TOL_BF16_FLOOR:.0e}")
+        ck.autocast[key] = max(ck.autocast.get(key, 0.0), torch_err)
+    if ck.worst["logits"][0] < 1e-5:
+        ck.failures.append(f"logits within {ck.worst['logits'][0]:.1e} of float64: the products did not run in bf16")
+    print(f"loss: cetus bf16 {d['loss'][0]:.7f}  torch autocast {aloss.item():.7f}  torch float64 {loss.item():.7f}")
+
+
 def main():
     if len(sys.argv) != 2:
         print(__doc__)
@@ -163,12 +195,18 @@ def main():
     print(f"model: {L} layers, d {C}, {H} heads, seq_len {S}, vocab {V}; batch {B} x {T}; {mode}")
     torch.set_num_threads(1)
     ck = Checker()
+    bf16 = "bf16" in d
     if check_table(ck, d, cfg):
-        check_model(ck, d, cfg)
-        check_adamw(ck, d, cfg)
+        if bf16:
+            check_bf16(ck, d, cfg)
+        else:
+            check_model(ck, d, cfg)
+            check_adamw(ck, d, cfg)
     print("max error (max|cetus - ref| / max|ref|) per kind, against its tolerance:")
     for key, (err, label) in ck.worst.items():
-        print(f"  {key:7s} {err:.3e}  (tol {TOL[key]:.0e})  worst: {label}")
+        tol = TOL_BF16[key] if bf16 else TOL[key]
+        extra = f"; PyTorch autocast {ck.autocast[key]:.3e}" if key in ck.autocast else ""
+        print(f"  {key:7s} {err:.3e}  (tol {tol:.0e}{extra})  worst: {label}")
     for f in ck.failures:
         print("FAIL " + f)
     print("FAILED" if ck.failures else "PASSED", f"({len(ck.failures)} failures)")
