@@ -5,14 +5,18 @@
  * With --profile it also times every kernel of one step, called with the model's shapes
  * (bench-side timers around the src/ops kernels; nothing in the library is instrumented).
  *
- * Usage: bench_train [--config small|gpt2] [--steps N] [--warmup N] [--batch B] [--seq T]
- *                    [--threads N] [--peak GFLOPS] [--profile] [--no-pin]
- *   small  6 layers, d 384, 6 heads, T 256, vocab 8192, batch 4
- *   gpt2   GPT-2 124M: 12 layers, d 768, 12 heads, vocab 50257, seq_len 1024; T 256, batch 4
- *   --peak defaults to the machine's measured fp32 peak (core/peak.c, `cetus peak`) for the
- *   threads the bench runs.
+ * Usage: bench_train [--config small|gpt2|gpt2_1k|moe] [--steps N] [--warmup N] [--batch B]
+ *                    [--seq T] [--threads N] [--peak GFLOPS] [--precision fp32|bf16]
+ *                    [--gemm auto|openblas|onednn] [--profile] [--no-pin]
+ *   small    6 layers, d 384, 6 heads, T 256, vocab 8192, batch 4
+ *   gpt2     GPT-2 124M: 12 layers, d 768, 12 heads, vocab 50257, seq_len 1024; T 256, batch 4
+ *   gpt2_1k  GPT-2 124M at T 1024, batch 4
+ *   moe      small with blocks 1, 3, 5 Mixture-of-Experts: 8 experts of width 1536, top 2
+ *   --precision bf16: the products from bf16 inputs (train.precision); --gemm: runtime.gemm.
+ *   --peak defaults to the machine's measured peak in that precision (core/peak.c, `cetus
+ *   peak`) for the threads the bench runs.
  * The last line is machine-readable:
- *   RESULT impl=cetus config=NAME steps=N step_ms=.. tokens_per_s=.. mfu=.. fwd_ms=.. ... */
+ *   RESULT impl=cetus config=NAME precision=P steps=N step_ms=.. tokens_per_s=.. mfu=.. ... */
 #include "cetus.h"
 #include "model/model.h"
 #include "ops/ops.h"
@@ -21,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include "bench_util.h"
 #include "core/core.h"
@@ -34,6 +39,23 @@ typedef struct bench_config {
 static const bench_config CONFIGS[] = {
     {"small", {.n_layer = 6, .d_model = 384, .n_head = 6, .seq_len = 256, .vocab_size = 8192}, 256, 4},
     {"gpt2", {.n_layer = 12, .d_model = 768, .n_head = 12, .seq_len = 1024, .vocab_size = 50257}, 256, 4},
+    {"gpt2_1k", {.n_layer = 12, .d_model = 768, .n_head = 12, .seq_len = 1024, .vocab_size = 50257}, 1024, 4},
+    /* small with every second block a Mixture of Experts: 8 experts of width 1536, top 2 */
+    {"moe",
+     {.n_layer = 6,
+      .d_model = 384,
+      .n_head = 6,
+      .seq_len = 256,
+      .vocab_size = 8192,
+      .moe_every = 2,
+      .moe = {.n_experts = 8,
+              .top_k = 2,
+              .d_hidden = 1536,
+              .routing = CT_MOE_TOPK,
+              .capacity_factor = 1.25f,
+              .aux_coef = 0.01f}},
+     256,
+     4},
 };
 
 static void check(ct_status s, const char *what) {
@@ -224,14 +246,22 @@ static void run_profile(ct_model *m, ct_adamw *opt, const ct_adamw_config *ac, c
     printf("  %-28s %9.1f (the timed training step: %.1f ms)\n", "sum", 1e3 * total, 1e3 * step_median);
 }
 
+/* The process's peak resident memory, MiB. */
+static double peak_rss_mb(void) {
+    struct rusage u;
+    return getrusage(RUSAGE_SELF, &u) == 0 ? (double)u.ru_maxrss / 1024.0 : 0.0;
+}
+
 static void usage(void) {
-    fprintf(stderr, "usage: bench_train [--config small|gpt2] [--steps N] [--warmup N] [--batch B]\n"
-                    "                   [--seq T] [--threads N] [--peak GFLOPS] [--profile] [--no-pin]\n");
+    fprintf(stderr,
+            "usage: bench_train [--config small|gpt2|gpt2_1k|moe] [--steps N] [--warmup N] [--batch B]\n"
+            "                   [--seq T] [--threads N] [--peak GFLOPS] [--precision fp32|bf16]\n"
+            "                   [--gemm auto|openblas|onednn] [--profile] [--no-pin]\n");
     exit(2);
 }
 
 int main(int argc, char **argv) {
-    const char *name = "small";
+    const char *name = "small", *precision = "fp32", *gemm = "auto";
     int steps = 10, warmup = 2, B = 0, T = 0, threads = 0, pin = 1, profile = 0;
     double peak = 0.0; /* GFLOP/s; 0: measured */
     for (int i = 1; i < argc; i++) {
@@ -258,6 +288,10 @@ int main(int argc, char **argv) {
             threads = atoi(v);
         else if (!strcmp(a, "--peak"))
             peak = atof(v);
+        else if (!strcmp(a, "--precision"))
+            precision = v;
+        else if (!strcmp(a, "--gemm"))
+            gemm = v;
         else
             usage();
         i++;
@@ -267,7 +301,7 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < sizeof CONFIGS / sizeof *CONFIGS; i++)
         if (!strcmp(CONFIGS[i].name, name)) found = &CONFIGS[i];
     if (!found) {
-        fprintf(stderr, "bench_train: unknown config '%s' (small, gpt2)\n", name);
+        fprintf(stderr, "bench_train: unknown config '%s' (small, gpt2, gpt2_1k, moe)\n", name);
         return 2;
     }
     bc = *found;
@@ -277,12 +311,16 @@ int main(int argc, char **argv) {
     if (steps < 1 || warmup < 0 || peak < 0) usage();
 
     ct_runtime_init(threads, pin);
-    if (peak == 0) {
+    check(ct_gemm_configure(gemm, precision), "the products");
+    if (peak == 0) { /* the measured peak of the precision the products run in */
         ct_peak machine;
         ct_peak_get(&machine);
         int used = ct_runtime_threads() < machine.threads ? ct_runtime_threads() : machine.threads;
-        peak = machine.fp32 / machine.threads * used / 1e9;
+        peak = (ct_gemm_is_bf16() ? machine.bf16 : machine.fp32) / machine.threads * used / 1e9;
     }
+    char products[768];
+    ct_gemm_describe(products, sizeof products);
+    printf("products: %s\n", products);
     ct_model *m;
     check(ct_model_create(&m, &bc.model, 1337), "ct_model_create");
     ct_adamw *opt;
@@ -333,9 +371,9 @@ int main(int argc, char **argv) {
     printf("median of %d steps: %.1f ms/step (forward %.1f, backward %.1f, adamw %.1f), "
            "%.0f tokens/s, %.1f GFLOP/s, MFU %.1f%%\n",
            steps, 1e3 * step, 1e3 * fwd, 1e3 * bwd, 1e3 * optm, tps, flops_tok * tps * 1e-9, 100.0 * mfu);
-    printf("RESULT impl=cetus config=%s steps=%d step_ms=%.2f tokens_per_s=%.1f mfu=%.4f "
-           "fwd_ms=%.2f bwd_ms=%.2f opt_ms=%.2f\n",
-           bc.name, steps, 1e3 * step, tps, mfu, 1e3 * fwd, 1e3 * bwd, 1e3 * optm);
+    printf("RESULT impl=cetus config=%s precision=%s steps=%d step_ms=%.2f tokens_per_s=%.1f mfu=%.4f "
+           "fwd_ms=%.2f bwd_ms=%.2f opt_ms=%.2f peak_rss_mb=%.0f\n",
+           bc.name, precision, steps, 1e3 * step, tps, mfu, 1e3 * fwd, 1e3 * bwd, 1e3 * optm, peak_rss_mb());
     free(t_step);
     free(tok);
     ct_adamw_free(opt);

@@ -8,12 +8,15 @@ Run it with its fastest settings on this machine (bench/run.sh does):
   LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-openmp OMP_PROC_BIND=close \
   OMP_PLACES=cores /usr/bin/python3 bench/torch_train.py --config small --threads 2
 
-Usage: torch_train.py [--config small|gpt2] [--steps N] [--warmup N] [--batch B] [--seq T]
-                      [--threads N] [--peak GFLOPS] [--foreach 0|1]
+Usage: torch_train.py [--config small|gpt2|gpt2_1k] [--steps N] [--warmup N] [--batch B]
+                      [--seq T] [--threads N] [--peak GFLOPS] [--foreach 0|1] [--bf16]
+  --bf16: the forward under torch.autocast("cpu", dtype=torch.bfloat16) (its matmuls in bf16,
+  float32 master weights and optimizer), PyTorch's mixed precision on a CPU.
 The last line is machine-readable: RESULT impl=torch config=NAME steps=N step_ms=.. ...
 """
 import argparse
 import os
+import resource
 import statistics
 import sys
 import time
@@ -26,6 +29,7 @@ import torch_gpt  # noqa: E402
 CONFIGS = {  # n_layer, d_model, n_head, seq_len (position table), vocab; T, B
     "small": ((6, 384, 6, 256, 8192), 256, 4),
     "gpt2": ((12, 768, 12, 1024, 50257), 256, 4),
+    "gpt2_1k": ((12, 768, 12, 1024, 50257), 1024, 4),
 }
 
 
@@ -40,6 +44,7 @@ def main():
     ap.add_argument("--peak", type=float, default=230.0)
     ap.add_argument("--foreach", type=int, default=0,
                     help="multi-tensor AdamW (slower here, so off by default)")
+    ap.add_argument("--bf16", action="store_true", help="bf16 autocast")
     a = ap.parse_args()
 
     torch.set_num_threads(a.threads)
@@ -63,7 +68,8 @@ def main():
         tokens, targets = stream[:-1].view(B, T), stream[1:].view(B, T)
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
-        _, loss = model.forward(tokens, targets)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.bf16):
+            _, loss = model.forward(tokens, targets)
         t1 = time.perf_counter()
         loss.backward()
         t2 = time.perf_counter()
@@ -83,9 +89,10 @@ def main():
     print(f"median of {a.steps} steps: {1e3 * med['step']:.1f} ms/step (forward {1e3 * med['fwd']:.1f}, "
           f"backward {1e3 * med['bwd']:.1f}, adamw {1e3 * med['opt']:.1f}), {tps:.0f} tokens/s, "
           f"{flops_tok * tps * 1e-9:.1f} GFLOP/s, MFU {100 * mfu:.1f}%")
-    print(f"RESULT impl=torch config={a.config} steps={a.steps} step_ms={1e3 * med['step']:.2f} "
+    print(f"RESULT impl=torch config={a.config} precision={'bf16' if a.bf16 else 'fp32'} steps={a.steps} step_ms={1e3 * med['step']:.2f} "
           f"tokens_per_s={tps:.1f} mfu={mfu:.4f} fwd_ms={1e3 * med['fwd']:.2f} "
-          f"bwd_ms={1e3 * med['bwd']:.2f} opt_ms={1e3 * med['opt']:.2f}")
+          f"bwd_ms={1e3 * med['bwd']:.2f} opt_ms={1e3 * med['opt']:.2f} "
+          f"peak_rss_mb={resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f}")
 
 
 if __name__ == "__main__":
