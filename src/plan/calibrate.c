@@ -11,6 +11,7 @@
 #include "parallel/comm.h"
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdarg.h>
 #include <string.h>
 #include <time.h>
@@ -147,6 +148,24 @@ static ct_status gemm_alloc(gemm_bufs *b) {
     return CT_OK;
 }
 
+/* The best rate of the large shapes with the products in bf16 (train.precision = bf16), where
+ * the processor has bf16 instructions (else matmul_tflops_bf16 stays unset). */
+static ct_status measure_gemm_bf16(ct_hw_group *g, const gemm_bufs *b, int print) {
+    g->matmul_bf16 = 0;
+    if (ct_gemm_check("auto", "bf16") != CT_OK) {
+        say(print, "bf16: no bf16 instructions here (matmul_tflops_bf16 left out)");
+        return CT_OK;
+    }
+    CT_TRY(ct_gemm_configure("auto", "bf16"));
+    for (int i = 0; i < N_SHAPES; i++) {
+        const shape *s = &shapes[i];
+        double flop = 2.0 * s->m * s->k * s->n;
+        if (flop >= LARGE_GEMM) g->matmul_bf16 = fmax(g->matmul_bf16, flop / time_shape(b, s));
+    }
+    say(print, "matmul in bf16 %.1f GFLOP/s (the best product of >= 1 GFLOP)", g->matmul_bf16 / 1e9);
+    return ct_gemm_configure("auto", "fp32");
+}
+
 /* Times each shape on this process's threads (rank 0, alone: the node's rate on its cores;
  * the planner gives a rank its threads' share). */
 static ct_status measure_gemm(ct_hw_group *g, int print) {
@@ -161,6 +180,7 @@ static ct_status measure_gemm(ct_hw_group *g, int print) {
         if (flop >= LARGE_GEMM && rate > g->matmul_flops) g->matmul_flops = rate;
         say(print, "gemm %4dx%4dx%4d (m x k x n) %8.1f GFLOP/s", s->m, s->k, s->n, rate / 1e9);
     }
+    if (st == CT_OK) st = measure_gemm_bf16(g, &b, print);
     gemm_free(&b);
     if (st != CT_OK) return st;
     say(print, "matmul %.1f GFLOP/s (the best product of >= 1 GFLOP)", g->matmul_flops / 1e9);
