@@ -75,14 +75,14 @@ static void ln_gb_bwd(const float *gb, const float *dy, float *dgb) {
 static void gelu_fwd(const float *x, float *y) { ct_gelu_forward(y, x, N * C); }
 static void gelu_bwd(const float *x, const float *dy, float *dx) { ct_gelu_backward(dx, x, dy, N * C); }
 
-static float probs[B * H * T * T], att_scratch[64 * T * T];
+static float att_lse[B * H * T];
 static void attn_fwd_mask(const float *qkv, float *y, const int32_t *pl) {
-    ct_attention_forward(y, probs, qkv, pl, B, T, C, H);
+    ct_attention_forward(y, att_lse, qkv, pl, B, T, C, H);
 }
 static void attn_bwd_mask(const float *qkv, const float *dy, float *dqkv, const int32_t *pl) {
     float y[N * C];
-    ct_attention_forward(y, probs, qkv, pl, B, T, C, H);
-    ct_attention_backward(dqkv, att_scratch, dy, qkv, probs, pl, B, T, C, H);
+    ct_attention_forward(y, att_lse, qkv, pl, B, T, C, H);
+    ct_attention_backward(dqkv, dy, qkv, y, att_lse, pl, B, T, C, H);
 }
 static void attn_fwd(const float *q, float *y) { attn_fwd_mask(q, y, NULL); }
 static void attn_bwd(const float *q, const float *dy, float *dq) { attn_bwd_mask(q, dy, dq, NULL); }
@@ -190,7 +190,7 @@ Test(ops, attention_mask_blocks_future, .init = setup) {
     }
 }
 
-/* Attention's backward over several row and column blocks (T past the kernel's 64-row
+/* Attention's backward over several row and column blocks (T past the kernel's 128-row
  * blocks, a prefix that ends inside one) against the definitions in double. */
 static void attention_reference(const float *qkv, const float *dout, int T_, int C_, int H_, int prefix_,
                                 double *dqkv) {
@@ -235,15 +235,14 @@ static void attention_reference(const float *qkv, const float *dout, int T_, int
 
 Test(ops, attention_backward_over_blocks_matches_the_definition, .init = setup) {
     enum { LT = 150, LC = 16, LH = 2 };
-    static float qkv[LT * 3 * LC], dout[LT * LC], y[LT * LC], probs[LH * LT * LT], dqkv[LT * 3 * LC];
-    static float scratch[64 * LT * LT];
+    static float qkv[LT * 3 * LC], dout[LT * LC], y[LT * LC], lse[LH * LT], dqkv[LT * 3 * LC];
     static double want[LT * 3 * LC];
     fill(qkv, LT * 3 * LC, 1.0f);
     fill(dout, LT * LC, 1.0f);
     for (int mode = 0; mode < 2; mode++) {
         int32_t pl[1] = {70};
-        ct_attention_forward(y, probs, qkv, mode ? pl : NULL, 1, LT, LC, LH);
-        ct_attention_backward(dqkv, scratch, dout, qkv, probs, mode ? pl : NULL, 1, LT, LC, LH);
+        ct_attention_forward(y, lse, qkv, mode ? pl : NULL, 1, LT, LC, LH);
+        ct_attention_backward(dqkv, dout, qkv, y, lse, mode ? pl : NULL, 1, LT, LC, LH);
         attention_reference(qkv, dout, LT, LC, LH, mode ? pl[0] : 0, want);
         for (int i = 0; i < LT * 3 * LC; i++)
             cr_assert(fabs(dqkv[i] - want[i]) <= 1e-4 + 1e-4 * fabs(want[i]),
