@@ -134,15 +134,15 @@ static void profile_step(ct_model *m, ct_adamw *opt, const ct_adamw_config *ac, 
     int L = bc->model.n_layer, C = bc->model.d_model, H = bc->model.n_head, V = bc->model.vocab_size;
     int B = bc->B, T = bc->T, N = B * T;
     size_t NC = (size_t)N * C;
-    static float *x, *ln, *mean, *rstd, *qkv, *probs, *att, *fc, *ge, *logits, *lse, *dx, *dqkv, *dfc, *datt,
-        *dprob, *w, *dw, *wte, *dwte;
+    static float *x, *ln, *mean, *rstd, *qkv, *att_lse, *att, *fc, *ge, *logits, *lse, *dx, *dqkv, *dfc, *datt,
+        *w, *dw, *wte, *dwte;
     if (!x) {
         x = falloc(NC);
         ln = falloc(NC);
         mean = falloc(N);
         rstd = falloc(N);
         qkv = falloc(3 * NC);
-        probs = falloc((size_t)B * H * T * T);
+        att_lse = falloc((size_t)B * H * T);
         att = falloc(NC);
         fc = falloc(4 * NC);
         ge = falloc(4 * NC);
@@ -152,7 +152,6 @@ static void profile_step(ct_model *m, ct_adamw *opt, const ct_adamw_config *ac, 
         dqkv = falloc(3 * NC);
         dfc = falloc(4 * NC);
         datt = falloc(NC);
-        dprob = falloc((size_t)ct_runtime_threads() * T * T);
         w = falloc((size_t)12 * C * C + 13 * (size_t)C);
         dw = falloc((size_t)12 * C * C + 13 * (size_t)C);
         wte = falloc((size_t)V * C);
@@ -169,7 +168,7 @@ static void profile_step(ct_model *m, ct_adamw *opt, const ct_adamw_config *ac, 
     for (int l = 0; l < L; l++) {
         TIMED(K_LN, ct_layernorm_forward(ln, mean, rstd, x, g, b, N, C));
         TIMED(K_LIN_FWD, ct_matmul_forward(qkv, ln, wqkv, bias, N, C, 3 * C));
-        TIMED(K_ATT_FWD, ct_attention_forward(att, probs, qkv, NULL, B, T, C, H));
+        TIMED(K_ATT_FWD, ct_attention_forward(att, att_lse, qkv, NULL, B, T, C, H));
         TIMED(K_LIN_FWD, ct_matmul_forward(dx, att, wproj, bias, N, C, C));
         TIMED(K_RESID, residual(x, x, dx, NC));
         TIMED(K_LN, ct_layernorm_forward(ln, mean, rstd, x, g, b, N, C));
@@ -199,7 +198,7 @@ static void profile_step(ct_model *m, ct_adamw *opt, const ct_adamw_config *ac, 
         TIMED(K_LN, ct_layernorm_backward(datt, dg, db, dx, x, g, mean, rstd, N, C));
         TIMED(K_LIN_BWD, ct_matmul_backward(dx, dwproj, NULL, datt, att, wproj, N, C, C));
         TIMED(K_BIAS, ct_colsum_accumulate(dbias, datt, N, C));
-        TIMED(K_ATT_BWD, ct_attention_backward(dqkv, dprob, dx, qkv, probs, NULL, B, T, C, H));
+        TIMED(K_ATT_BWD, ct_attention_backward(dqkv, dx, qkv, att, att_lse, NULL, B, T, C, H));
         TIMED(K_LIN_BWD, ct_matmul_backward(dx, dwqkv, NULL, dqkv, ln, wqkv, N, C, 3 * C));
         TIMED(K_BIAS, ct_colsum_accumulate(dbias, dqkv, N, 3 * C));
         TIMED(K_LN, ct_layernorm_backward(datt, dg, db, dx, x, g, mean, rstd, N, C));

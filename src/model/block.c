@@ -20,10 +20,11 @@ static local_dims local(ct_dims d) {
     return (local_dims){R, d.tp ? d.tp->rank : 0, d.C / R, d.H / R, 4 * d.C / R};
 }
 
-/* Floats of the attention half: ln1, mean, rstd, qkv, probs, att, res2, ln2, mean, rstd. */
+/* Floats of the attention half: ln1, mean, rstd, qkv, the attention's log-sum-exp [B, H, T],
+ * att, res2, ln2, mean, rstd. Linear in T: the fused attention keeps no [T, T] matrix. */
 static size_t attn_acts_size(ct_dims d) {
     size_t N = (size_t)d.B * d.T, C = (size_t)d.C, Cl = (size_t)local(d).C;
-    return 4 * N * C + 4 * N * Cl + 4 * N + (size_t)d.B * local(d).H * d.T * d.T;
+    return 4 * N * C + 4 * N * Cl + 4 * N + N * (size_t)local(d).H;
 }
 
 size_t ct_block_acts_size(ct_dims d, const ct_moe_config *moe) {
@@ -45,7 +46,7 @@ void ct_block_acts_layout(ct_block_acts *a, float *buf, ct_dims d, const ct_moe_
     TAKE(ln1_mean, N);
     TAKE(ln1_rstd, N);
     TAKE(qkv, 3 * N * l.C);
-    TAKE(probs, (size_t)d.B * l.H * d.T * d.T);
+    TAKE(att_lse, N * l.H);
     TAKE(att, N * l.C);
     TAKE(res2, N * C);
     TAKE(ln2, N * C);
@@ -63,8 +64,8 @@ void ct_block_acts_layout(ct_block_acts *a, float *buf, ct_dims d, const ct_moe_
 size_t ct_block_scratch_size(ct_dims d, int threads, const ct_moe_config *moe) {
     size_t N = (size_t)d.B * d.T, C = (size_t)d.C;
     local_dims l = local(d);
-    return N * C + 4 * N * l.C + N * l.F + (size_t)threads * d.T * d.T +
-           (moe ? ct_moe_scratch_size(moe, (int)N, d.C) : 0);
+    (void)threads; /* the attention's tiles live on each thread's stack */
+    return N * C + 4 * N * l.C + N * l.F + (moe ? ct_moe_scratch_size(moe, (int)N, d.C) : 0);
 }
 
 void ct_block_scratch_layout(ct_block_scratch *s, float *buf, ct_dims d, int threads,
@@ -76,8 +77,8 @@ void ct_block_scratch_layout(ct_block_scratch *s, float *buf, ct_dims d, int thr
     s->dqkv = s->dln + N * C;
     s->datt = s->dqkv + 3 * N * l.C;
     s->dfc = s->datt + N * l.C;
-    s->dprob = s->dfc + N * l.F;
-    if (moe) ct_moe_scratch_layout(&s->moe, s->dprob + (size_t)threads * d.T * d.T, moe, (int)N, d.C);
+    (void)threads;
+    if (moe) ct_moe_scratch_layout(&s->moe, s->dfc + N * l.F, moe, (int)N, d.C);
 }
 
 /* Completes a row-parallel or column-parallel product: the sum of every rank's part. */
@@ -101,7 +102,7 @@ float ct_block_forward(const ct_block_params *p, ct_block_acts *a, const float *
     ct_layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, x, p->ln1_w, p->ln1_b, N, C);
     ct_matmul_forward(a->qkv, a->ln1, p->qkv_w, p->qkv_b, N, C, 3 * l.C);
     poll(d);
-    ct_attention_forward(a->att, a->probs, a->qkv, prefix_len, d.B, d.T, l.C, l.H);
+    ct_attention_forward(a->att, a->att_lse, a->qkv, prefix_len, d.B, d.T, l.C, l.H);
     poll(d);
     ct_matmul_forward(y, a->att, p->proj_w, row_bias(d, p->proj_b), N, l.C, C); /* y as scratch */
     tp_sum(d, y, NC);
@@ -148,7 +149,7 @@ void ct_block_backward(const ct_block_params *p, ct_block_params *g, const ct_bl
     /* attention branch */
     ct_matmul_backward(s->datt, g->proj_w, g->proj_b, dres, a->att, p->proj_w, N, l.C, C);
     poll(d);
-    ct_attention_backward(s->dqkv, s->dprob, s->datt, a->qkv, a->probs, prefix_len, d.B, d.T, l.C, l.H);
+    ct_attention_backward(s->dqkv, s->datt, a->qkv, a->att, a->att_lse, prefix_len, d.B, d.T, l.C, l.H);
     poll(d);
     ct_matmul_backward(s->dln, g->qkv_w, g->qkv_b, s->dqkv, a->ln1, p->qkv_w, N, C, 3 * l.C);
     poll(d);

@@ -56,7 +56,7 @@ typedef struct ct_block_ffn {
 typedef struct ct_block_acts {        /* tensor-parallel: C/R of the 3C, C and 4C columns, H/R heads */
     float *ln1, *ln1_mean, *ln1_rstd; /* [N, C], [N], [N] */
     float *qkv;                       /* [N, 3C] */
-    float *probs;                     /* [B, H, T, T] */
+    float *att_lse;                   /* [B, H, T] log-sum-exp of each attention row */
     float *att;                       /* [N, C] attention output before projection */
     float *res2;                      /* [N, C] x + attention */
     float *ln2, *ln2_mean, *ln2_rstd; /* [N, C], [N], [N] */
@@ -72,14 +72,15 @@ void ct_block_acts_layout(ct_block_acts *a, float *buf, ct_dims d, const ct_moe_
 
 /* Scratch shared by all blocks in backward. */
 typedef struct ct_block_scratch {
-    float *dln;   /* [N, C] */
-    float *dqkv;  /* [N, 3C] */
-    float *datt;  /* [N, C] */
-    float *dfc;   /* [N, 4C] */
-    float *dprob; /* [threads, T, T] */
+    float *dln;  /* [N, C] */
+    float *dqkv; /* [N, 3C] */
+    float *datt; /* [N, C] */
+    float *dfc;  /* [N, 4C] */
     ct_moe_scratch moe;
 } ct_block_scratch;
-/* moe: the model's MoE configuration, or NULL when no block is MoE */
+/* moe: the model's MoE configuration, or NULL when no block is MoE. threads: OpenMP threads
+ * of the passes; nothing in the scratch is per thread now (the attention's tiles live on
+ * each thread's stack), the argument stays for the callers. */
 size_t ct_block_scratch_size(ct_dims d, int threads, const ct_moe_config *moe);
 void ct_block_scratch_layout(ct_block_scratch *s, float *buf, ct_dims d, int threads, const ct_moe_config *moe);
 

@@ -44,12 +44,12 @@
     X(void, gelu_forward, (float *out, const float *inp, size_t n), (out, inp, n)) \
     X(void, gelu_backward, (float *dinp, const float *inp, const float *dout, size_t n), (dinp, inp, dout, n)) \
     X(void, attention_forward, \
-      (float *out, float *probs, const float *qkv, const int32_t *prefix_len, int B, int T, int C, int H), \
-      (out, probs, qkv, prefix_len, B, T, C, H)) \
+      (float *out, float *lse, const float *qkv, const int32_t *prefix_len, int B, int T, int C, int H), \
+      (out, lse, qkv, prefix_len, B, T, C, H)) \
     X(void, attention_backward, \
-      (float *dqkv, float *scratch, const float *dout, const float *qkv, const float *probs, \
+      (float *dqkv, const float *dout, const float *qkv, const float *out, const float *lse, \
        const int32_t *prefix_len, int B, int T, int C, int H), \
-      (dqkv, scratch, dout, qkv, probs, prefix_len, B, T, C, H)) \
+      (dqkv, dout, qkv, out, lse, prefix_len, B, T, C, H)) \
     X(void, embedding_forward, \
       (float *x, const int32_t *tokens, const float *wte, const float *wpe, int B, int T, int C), \
       (x, tokens, wte, wpe, B, T, C)) \

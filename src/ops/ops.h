@@ -59,11 +59,14 @@ void ct_gelu_backward(float *dinp, const float *inp, const float *dout, size_t n
 
 /* Multi-head attention on a packed qkv[B,T,3C] (q | k | v, heads contiguous inside each).
  * Mask: position i attends to j iff j <= max(i, prefix_len[b] - 1); prefix_len NULL means
- * causal. out[B,T,C]; probs[B,H,T,T] saved for backward. */
-void ct_attention_forward(float *out, float *probs, const float *qkv, const int32_t *prefix_len, int B, int T,
+ * causal. Fused: no [T, T] matrix is stored; each thread works on tiles of at most 128 x 128
+ * scores. out[B,T,C]; lse[B,H,T] saved for backward: each row's log-sum-exp of its scaled
+ * scores q.k / sqrt(hd) over the columns it sees. */
+void ct_attention_forward(float *out, float *lse, const float *qkv, const int32_t *prefix_len, int B, int T,
                           int C, int H);
-/* dqkv[B,T,3C] (overwrites); scratch holds threads * T * T floats */
-void ct_attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv, const float *probs,
+/* dqkv[B,T,3C] (overwrites) from dout[B,T,C] and what forward gave: qkv, out[B,T,C] and
+ * lse[B,H,T]; the probabilities are recomputed tile by tile. Same bits for any thread count. */
+void ct_attention_backward(float *dqkv, const float *dout, const float *qkv, const float *out, const float *lse,
                            const int32_t *prefix_len, int B, int T, int C, int H);
 
 /* x[B,T,C] = wte[tokens[b,t]] + wpe[t] */

@@ -1,12 +1,13 @@
 /* plan_time.c: the planner's time model. Per stage and micro-batch: every GEMM the blocks,
- * attention and the head run (forward once, backward twice the work, recomputed blocks one
- * more forward) at the rate the hardware gives for its shape, the memory-bound work
- * (norms, GELU, softmax, residuals, loss) at the memory bandwidth, and the collectives each
- * axis runs as rings over the link between the ranks of that axis (in a node or across
- * nodes). What the engine overlaps: gradient reductions behind backward, ZeRO 3 gathers and
- * offload prefetch one unit ahead of the compute; tensor all-reduces, expert all-to-alls and
- * the parameter gather after the optimizer step are waited for. The step is the slowest
- * stage's micro-batches through the schedule: (micro + stages - 1) of them (the bubble). */
+ * attention and the head run (forward once, backward twice the work and attention's scores
+ * once more, recomputed blocks one more forward) at the rate the hardware gives for its
+ * shape, the memory-bound work (norms, GELU, residuals, loss; attention's softmax works on
+ * tiles in cache) at the memory bandwidth, and the collectives each axis runs as rings over
+ * the link between the ranks of that axis (in a node or across nodes). What the engine
+ * overlaps: gradient reductions behind backward, ZeRO 3 gathers and offload prefetch one
+ * unit ahead of the compute; tensor all-reduces, expert all-to-alls and the parameter gather
+ * after the optimizer step are waited for. The step is the slowest stage's micro-batches
+ * through the schedule: (micro + stages - 1) of them (the bubble). */
 #include "plan/plan_internal.h"
 #include "core/core.h"
 #include "model/model.h"
@@ -79,13 +80,15 @@ static double route_k(const ct_moe_config *m) {
 }
 
 /* One block's forward on a micro-batch of N = Bm * T tokens: GEMM seconds, FLOPs and the
- * bytes of memory-bound work. */
+ * bytes of memory-bound work. *rescore: the seconds of the attention scores that backward
+ * computes again (the fused attention keeps no probabilities), beyond twice the forward. */
 static double block_forward(const ct_config *c, const ct_plan *p, device d, int moe, double Bm, double *flops,
-                            double *bytes) {
+                            double *bytes, double *rescore) {
     double T = p->seq_len, N = Bm * T, C = c->model.d_model, Tp = p->layout.tensor;
-    double H = c->model.n_head / Tp, hs = C / c->model.n_head, s = 0.0;
+    double H = c->model.n_head / Tp, hs = C / c->model.n_head, s = 0.0, uncounted = 0.0;
     s += gemm_s(d, N, 3 * C / Tp, C, flops);
     s += Bm * H * (gemm_s(d, T, T / 2, hs, flops) + gemm_s(d, T, hs, T / 2, flops)); /* causal: half */
+    *rescore = Bm * H * gemm_s(d, T, T / 2, hs, &uncounted); /* hardware work, not model FLOPs */
     s += gemm_s(d, N, C, C / Tp, flops);
     if (!moe) {
         s += gemm_s(d, N, 4 * C / Tp, C, flops) + gemm_s(d, N, C, 4 * C / Tp, flops);
@@ -99,7 +102,7 @@ static double block_forward(const ct_config *c, const ct_plan *p, device d, int 
         *flops += (E / Ep) * one;
         *bytes += N * k * 4.0 * C * sizeof(float); /* gathering rows to and from the experts */
     }
-    *bytes += N * (18.0 * C + 2.0 * H * T) * sizeof(float);
+    *bytes += N * 18.0 * C * sizeof(float); /* attention's score tiles stay in cache: nothing in T */
     return s;
 }
 
@@ -190,11 +193,14 @@ void ct_plan_stage_work(ct_plan *p, const ct_config *c, const ct_model *m, int s
     device d = stage_device(p, c, hw, s);
     double Bm = (double)(p->rows / p->micro), N = Bm * p->seq_len, C = c->model.d_model;
     double V = (double)c->model.vocab_size / p->layout.tensor, flops = 0.0, bytes = 0.0, fwd = 0.0, rec = 0.0;
+    double rescore = 0.0; /* backward's extra GEMM seconds */
     int layers[CT_PLAN_MAX_UNITS];
     if (ct_config_recompute_layers(c, layers) != CT_OK) memset(layers, 0, sizeof layers);
     for (int l = st->first; l < st->end; l++) {
-        double f = 0.0, b = 0.0, t = block_forward(c, p, d, ct_model_layer_is_moe(&c->model, l), Bm, &f, &b);
+        double f = 0.0, b = 0.0, r = 0.0;
+        double t = block_forward(c, p, d, ct_model_layer_is_moe(&c->model, l), Bm, &f, &b, &r);
         fwd += t;
+        rescore += r;
         flops += 3.0 * f;
         bytes += 3.0 * b;
         if (layers[l]) rec += t, flops += f, bytes += b;
@@ -207,10 +213,10 @@ void ct_plan_stage_work(ct_plan *p, const ct_config *c, const ct_model *m, int s
     }
     if (s == 0) bytes += 3.0 * N * C * sizeof(float);
     double mem_bw = d.g->memory_bw * d.share, passes = (double)p->micro * p->accum;
-    st->gemm_s = passes * (3.0 * fwd + rec);
+    st->gemm_s = passes * (3.0 * fwd + rescore + rec);
     st->other_s = passes * bytes / mem_bw;
     st->flops = passes * flops;
-    double pass_s = 3.0 * fwd + rec + bytes / mem_bw, bwd_s = pass_s * 2.0 / 3.0;
+    double pass_s = 3.0 * fwd + rescore + rec + bytes / mem_bw, bwd_s = pass_s * 2.0 / 3.0;
     stage_comm(p, c, m, s, d, pass_s, bwd_s);
     stage_offload(p, s, d, pass_s);
     st->optim_s = optim_s(st, d);

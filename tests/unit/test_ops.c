@@ -75,14 +75,14 @@ static void ln_gb_bwd(const float *gb, const float *dy, float *dgb) {
 static void gelu_fwd(const float *x, float *y) { ct_gelu_forward(y, x, N * C); }
 static void gelu_bwd(const float *x, const float *dy, float *dx) { ct_gelu_backward(dx, x, dy, N * C); }
 
-static float probs[B * H * T * T], att_scratch[64 * T * T];
+static float att_lse[B * H * T];
 static void attn_fwd_mask(const float *qkv, float *y, const int32_t *pl) {
-    ct_attention_forward(y, probs, qkv, pl, B, T, C, H);
+    ct_attention_forward(y, att_lse, qkv, pl, B, T, C, H);
 }
 static void attn_bwd_mask(const float *qkv, const float *dy, float *dqkv, const int32_t *pl) {
     float y[N * C];
-    ct_attention_forward(y, probs, qkv, pl, B, T, C, H);
-    ct_attention_backward(dqkv, att_scratch, dy, qkv, probs, pl, B, T, C, H);
+    ct_attention_forward(y, att_lse, qkv, pl, B, T, C, H);
+    ct_attention_backward(dqkv, dy, qkv, y, att_lse, pl, B, T, C, H);
 }
 static void attn_fwd(const float *q, float *y) { attn_fwd_mask(q, y, NULL); }
 static void attn_bwd(const float *q, const float *dy, float *dq) { attn_bwd_mask(q, dy, dq, NULL); }
@@ -190,64 +190,165 @@ Test(ops, attention_mask_blocks_future, .init = setup) {
     }
 }
 
-/* Attention's backward over several row and column blocks (T past the kernel's 64-row
- * blocks, a prefix that ends inside one) against the definitions in double. */
+/* Attention against its definitions in double, over shapes that cross the kernel's 128-row
+ * blocks and 128-column tiles: T not a multiple of them, T = 1, prefixes ending inside a
+ * tile, on a tile's edge, covering the whole row, and the causal mask. Rows of one batch
+ * element, packed like the kernels' qkv [T, 3C]; out [T, C], lse [H, T], dqkv [T, 3C]. */
+typedef struct attention_want {
+    double *out, *lse, *dqkv;
+} attention_want;
+
+/* Row i's scaled scores over the columns it sees into P (exp'd and normalised on return);
+ * returns lim and the log-sum-exp in *lse. */
+static int reference_probs(const float *q, const float *k, int C3, int hd, int T_, int prefix_, int i,
+                           double *P, double *lse) {
+    int lim = i + 1 > prefix_ ? i + 1 : prefix_;
+    lim = lim < T_ ? lim : T_;
+    double scale = 1.0 / sqrt((double)hd), m = -INFINITY, sum = 0.0;
+    for (int j = 0; j < lim; j++) {
+        double sc = 0.0;
+        for (int d = 0; d < hd; d++) sc += (double)q[i * C3 + d] * k[j * C3 + d];
+        P[j] = sc * scale;
+        m = P[j] > m ? P[j] : m;
+    }
+    for (int j = 0; j < lim; j++) sum += P[j] = exp(P[j] - m);
+    for (int j = 0; j < T_; j++) P[j] = j < lim ? P[j] / sum : 0.0;
+    *lse = m + log(sum);
+    return lim;
+}
+
 static void attention_reference(const float *qkv, const float *dout, int T_, int C_, int H_, int prefix_,
-                                double *dqkv) {
+                                attention_want *w) {
     int hd = C_ / H_, C3 = 3 * C_;
     double scale = 1.0 / sqrt((double)hd), *P = calloc((size_t)T_ * T_, sizeof *P),
            *dS = calloc((size_t)T_ * T_, sizeof *dS);
     cr_assert(P && dS);
-    memset(dqkv, 0, sizeof(double) * (size_t)T_ * C3);
+    memset(w->out, 0, sizeof(double) * (size_t)T_ * C_);
+    memset(w->dqkv, 0, sizeof(double) * (size_t)T_ * C3);
     for (int h = 0; h < H_; h++) {
         const float *q = qkv + h * hd, *k = q + C_, *v = q + 2 * C_;
         for (int i = 0; i < T_; i++) {
-            int lim = i + 1 > prefix_ ? i + 1 : prefix_;
-            double m = -INFINITY, sum = 0.0, dot = 0.0;
-            for (int j = 0; j < lim; j++) {
-                double sc = 0.0;
-                for (int d = 0; d < hd; d++) sc += (double)q[i * C3 + d] * k[j * C3 + d];
-                P[i * T_ + j] = sc * scale;
-                m = P[i * T_ + j] > m ? P[i * T_ + j] : m;
-            }
-            for (int j = 0; j < lim; j++) sum += P[i * T_ + j] = exp(P[i * T_ + j] - m);
-            for (int j = 0; j < T_; j++) P[i * T_ + j] = j < lim ? P[i * T_ + j] / sum : 0.0;
+            double *p = P + (size_t)i * T_, dot = 0.0;
+            int lim = reference_probs(q, k, C3, hd, T_, prefix_, i, p, &w->lse[h * T_ + i]);
             for (int j = 0; j < lim; j++) { /* dP = dO V^T, then the softmax's backward */
                 double dp = 0.0;
                 for (int d = 0; d < hd; d++) dp += (double)dout[i * C_ + h * hd + d] * v[j * C3 + d];
                 dS[i * T_ + j] = dp;
-                dot += P[i * T_ + j] * dp;
+                dot += p[j] * dp;
             }
-            for (int j = 0; j < T_; j++)
-                dS[i * T_ + j] = j < lim ? P[i * T_ + j] * (dS[i * T_ + j] - dot) : 0.0;
+            for (int j = 0; j < T_; j++) dS[i * T_ + j] = j < lim ? p[j] * (dS[i * T_ + j] - dot) : 0.0;
         }
         for (int i = 0; i < T_; i++)
             for (int j = 0; j < T_; j++)
                 for (int d = 0; d < hd; d++) {
-                    dqkv[i * C3 + h * hd + d] += scale * dS[i * T_ + j] * k[j * C3 + d];
-                    dqkv[j * C3 + C_ + h * hd + d] += scale * dS[i * T_ + j] * q[i * C3 + d];
-                    dqkv[j * C3 + 2 * C_ + h * hd + d] += P[i * T_ + j] * dout[i * C_ + h * hd + d];
+                    w->out[i * C_ + h * hd + d] += P[i * T_ + j] * v[j * C3 + d];
+                    w->dqkv[i * C3 + h * hd + d] += scale * dS[i * T_ + j] * k[j * C3 + d];
+                    w->dqkv[j * C3 + C_ + h * hd + d] += scale * dS[i * T_ + j] * q[i * C3 + d];
+                    w->dqkv[j * C3 + 2 * C_ + h * hd + d] += P[i * T_ + j] * dout[i * C_ + h * hd + d];
                 }
     }
     free(P);
     free(dS);
 }
 
-Test(ops, attention_backward_over_blocks_matches_the_definition, .init = setup) {
-    enum { LT = 150, LC = 16, LH = 2 };
-    static float qkv[LT * 3 * LC], dout[LT * LC], y[LT * LC], probs[LH * LT * LT], dqkv[LT * 3 * LC];
-    static float scratch[64 * LT * LT];
-    static double want[LT * 3 * LC];
-    fill(qkv, LT * 3 * LC, 1.0f);
-    fill(dout, LT * LC, 1.0f);
-    for (int mode = 0; mode < 2; mode++) {
-        int32_t pl[1] = {70};
-        ct_attention_forward(y, probs, qkv, mode ? pl : NULL, 1, LT, LC, LH);
-        ct_attention_backward(dqkv, scratch, dout, qkv, probs, mode ? pl : NULL, 1, LT, LC, LH);
-        attention_reference(qkv, dout, LT, LC, LH, mode ? pl[0] : 0, want);
-        for (int i = 0; i < LT * 3 * LC; i++)
-            cr_assert(fabs(dqkv[i] - want[i]) <= 1e-4 + 1e-4 * fabs(want[i]),
-                      "mode %d: dqkv[%d] = %.7g, want %.7g", mode, i, (double)dqkv[i], want[i]);
+static void expect_close(const char *what, const float *got, const double *want, size_t n, double tol, int T_,
+                         int prefix_) {
+    for (size_t i = 0; i < n; i++)
+        cr_assert(fabs(got[i] - want[i]) <= tol + tol * fabs(want[i]),
+                  "T %d prefix %d: %s[%zu] = %.7g, want %.7g", T_, prefix_, what, i, (double)got[i], want[i]);
+}
+
+/* One batch element of T_ rows, 2 heads of 8 channels, prefix_ 0: causal. */
+static void check_attention_shape(int T_, int prefix_) {
+    enum { AC = 16, AH = 2 };
+    size_t n = (size_t)T_ * AC;
+    float *qkv = malloc(sizeof(float) * 3 * n), *dout = malloc(sizeof(float) * n),
+          *y = malloc(sizeof(float) * n);
+    float *lse = malloc(sizeof(float) * AH * T_), *dqkv = malloc(sizeof(float) * 3 * n);
+    attention_want w = {malloc(sizeof(double) * n), malloc(sizeof(double) * AH * T_),
+                        malloc(sizeof(double) * 3 * n)};
+    cr_assert(qkv && dout && y && lse && dqkv && w.out && w.lse && w.dqkv);
+    fill(qkv, 3 * n, 1.0f);
+    fill(dout, n, 1.0f);
+    int32_t pl[1] = {prefix_};
+    ct_attention_forward(y, lse, qkv, prefix_ ? pl : NULL, 1, T_, AC, AH);
+    ct_attention_backward(dqkv, dout, qkv, y, lse, prefix_ ? pl : NULL, 1, T_, AC, AH);
+    attention_reference(qkv, dout, T_, AC, AH, prefix_, &w);
+    expect_close("out", y, w.out, n, 1e-5, T_, prefix_);
+    expect_close("lse", lse, w.lse, (size_t)AH * T_, 1e-5, T_, prefix_);
+    expect_close("dqkv", dqkv, w.dqkv, 3 * n, 1e-4, T_, prefix_);
+    free(qkv), free(dout), free(y), free(lse), free(dqkv), free(w.out), free(w.lse), free(w.dqkv);
+}
+
+/* Several row blocks and column tiles, causal and with a prefix that ends inside a tile (it
+ * fails when the prefix's rows skip the tiles past their diagonal). */
+Test(ops, attention_over_blocks_matches_the_definition, .init = setup) {
+    check_attention_shape(150, 0);
+    check_attention_shape(150, 70);
+    check_attention_shape(300, 200);
+}
+
+/* The last row block and column tile cut short: T one past a block, one short of two. */
+Test(ops, attention_t_not_a_multiple_of_the_block, .init = setup) {
+    check_attention_shape(129, 0);
+    check_attention_shape(255, 0);
+    check_attention_shape(255, 130);
+    check_attention_shape(256, 0);
+}
+
+Test(ops, attention_of_one_position, .init = setup) {
+    check_attention_shape(1, 0);
+    check_attention_shape(1, 1);
+}
+
+/* A prefix on a tile's edge, one past it, and covering every row (prefix_len T or more:
+ * full bidirectional attention, every tile seen). */
+Test(ops, attention_prefix_edges, .init = setup) {
+    check_attention_shape(300, 128);
+    check_attention_shape(300, 129);
+    check_attention_shape(300, 300);
+    check_attention_shape(200, 1000);
+}
+
+/* lse is the log-sum-exp of the scaled scores, and backward's probabilities come from it: a
+ * forward that saved the sum without the max, or unscaled scores, fails here before the
+ * gradients do; a backward that ignored the lse it is given fails on the shifted one. */
+Test(ops, attention_backward_uses_the_saved_lse, .init = setup) {
+    enum { AT = 140, AC = 16, AH = 2 };
+    static float qkv[AT * 3 * AC], dout[AT * AC], y[AT * AC], lse[AH * AT], dq0[AT * 3 * AC], dq1[AT * 3 * AC];
+    fill(qkv, AT * 3 * AC, 3.0f); /* large scores: a lse without its max overflows */
+    fill(dout, AT * AC, 1.0f);
+    ct_attention_forward(y, lse, qkv, NULL, 1, AT, AC, AH);
+    for (int h = 0; h < AH; h++)
+        for (int i = 0; i < AT; i++) {
+            double P[AT], want;
+            reference_probs(qkv + h * (AC / AH), qkv + AC + h * (AC / AH), 3 * AC, AC / AH, AT, 0, i, P, &want);
+            cr_assert(fabs(lse[h * AT + i] - want) <= 1e-5 * (1.0 + fabs(want)),
+                      "lse[%d][%d] = %.7g, want %.7g", h, i, (double)lse[h * AT + i], want);
+        }
+    ct_attention_backward(dq0, dout, qkv, y, lse, NULL, 1, AT, AC, AH);
+    for (int i = 0; i < AH * AT; i++) lse[i] += 0.5f;
+    ct_attention_backward(dq1, dout, qkv, y, lse, NULL, 1, AT, AC, AH);
+    cr_assert(memcmp(dq0, dq1, sizeof dq0) != 0, "backward ignored the lse it was given");
+}
+
+/* Same bits for 1, 2 and 3 threads: each (batch, head) pair's sums run in one fixed order. */
+Test(ops, attention_bits_do_not_depend_on_the_thread_count, .init = setup) {
+    enum { AB = 3, AT = 300, AC = 16, AH = 2, AN = AB * AT };
+    static float qkv[AN * 3 * AC], dout[AN * AC], y[3][AN * AC], lse[3][AB * AH * AT], dqkv[3][AN * 3 * AC];
+    int32_t pl[AB] = {0, 200, 17};
+    fill(qkv, AN * 3 * AC, 1.0f);
+    fill(dout, AN * AC, 1.0f);
+    for (int t = 0; t < 3; t++) {
+        ct_runtime_init(t + 1, 0);
+        ct_attention_forward(y[t], lse[t], qkv, pl, AB, AT, AC, AH);
+        ct_attention_backward(dqkv[t], dout, qkv, y[t], lse[t], pl, AB, AT, AC, AH);
+    }
+    ct_runtime_init(0, 0);
+    for (int t = 1; t < 3; t++) {
+        cr_assert(memcmp(y[0], y[t], sizeof y[0]) == 0, "out differs at %d threads", t + 1);
+        cr_assert(memcmp(lse[0], lse[t], sizeof lse[0]) == 0, "lse differs at %d threads", t + 1);
+        cr_assert(memcmp(dqkv[0], dqkv[t], sizeof dqkv[0]) == 0, "dqkv differs at %d threads", t + 1);
     }
 }
 
