@@ -6,13 +6,14 @@
  * that log-sum-exp and accumulates dQ, dK and dV tile by tile. Tiles wholly above the
  * diagonal (right of the prefix) are skipped both ways.
  *
- * One (batch, head) pair per task of an OpenMP loop, on single-threaded sgemm calls; a pair's
+ * One (batch, head) pair per task of an OpenMP loop, on single-threaded tile products (gemm.c:
+ * the library chosen for the tile class, fp32 in either precision); a pair's
  * sums all run in one fixed order on one thread, so the bits do not depend on the thread
  * count. A thread's tiles live on its stack (at most 2 x ROW_BLOCK x COL_BLOCK floats, 128
  * KiB): the kernels allocate nothing, so there is no failure to report. */
 #include "ops/cpu.h"
+#include "ops/gemm.h"
 #include "ops/vmath.h"
-#include <cblas.h>
 #include <math.h>
 #include <string.h>
 
@@ -48,38 +49,38 @@ static inline int seen_in_tile(const head *p, int i, int c0, int w) {
     return n < 0 ? 0 : min_int(n, w);
 }
 
-/* ---- the tile products (every sgemm of the kernels) ------------------------------------ */
+/* ---- the tile products (every matrix product of the kernels) ---------------------------- */
 
 /* S[rows, w] (row stride COL_BLOCK) = scale Q[r0.., :] K[c0.., :]^T */
 static void tile_scores(float *S, const head *p, int r0, int rows, int c0, int w) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, w, p->hd, p->scale, p->q + (size_t)r0 * p->ld,
-                p->ld, p->k + (size_t)c0 * p->ld, p->ld, 0.0f, S, COL_BLOCK);
+    ct_cpu_gemm_tile(0, 1, rows, w, p->hd, p->scale, p->q + (size_t)r0 * p->ld, p->ld,
+                     p->k + (size_t)c0 * p->ld, p->ld, 0.0f, S, COL_BLOCK);
 }
 
 /* O[r0.., :] = P[rows, w] V[c0.., :] + beta O[r0.., :]   (O row stride C) */
 static void tile_times_v(float *o, const float *P, const head *p, int r0, int rows, int c0, int w, float beta) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, p->hd, w, 1.0f, P, COL_BLOCK,
-                p->v + (size_t)c0 * p->ld, p->ld, beta, o + (size_t)r0 * p->C, p->C);
+    ct_cpu_gemm_tile(0, 0, rows, p->hd, w, 1.0f, P, COL_BLOCK, p->v + (size_t)c0 * p->ld, p->ld, beta,
+                     o + (size_t)r0 * p->C, p->C);
 }
 
 /* dP[rows, w] (row stride COL_BLOCK) = dO[r0.., :] V[c0.., :]^T */
 static void tile_dprobs(float *dP, const float *dO, const head *p, int r0, int rows, int c0, int w) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, w, p->hd, 1.0f, dO + (size_t)r0 * p->C, p->C,
-                p->v + (size_t)c0 * p->ld, p->ld, 0.0f, dP, COL_BLOCK);
+    ct_cpu_gemm_tile(0, 1, rows, w, p->hd, 1.0f, dO + (size_t)r0 * p->C, p->C, p->v + (size_t)c0 * p->ld, p->ld,
+                     0.0f, dP, COL_BLOCK);
 }
 
 /* Y[r0.., :] += alpha X[rows, w] Z[c0.., :]   (Y and Z row stride ld: dQ += scale dS K) */
 static void tile_accumulate(float *y, const float *X, const float *z, const head *p, int r0, int rows, int c0,
                             int w, float alpha) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, p->hd, w, alpha, X, COL_BLOCK,
-                z + (size_t)c0 * p->ld, p->ld, 1.0f, y + (size_t)r0 * p->ld, p->ld);
+    ct_cpu_gemm_tile(0, 0, rows, p->hd, w, alpha, X, COL_BLOCK, z + (size_t)c0 * p->ld, p->ld, 1.0f,
+                     y + (size_t)r0 * p->ld, p->ld);
 }
 
 /* Y[c0.., :] += alpha X[rows, w]^T Z[r0.., :]   (dK += scale dS^T Q, dV += P^T dO) */
 static void tile_accumulate_t(float *y, const float *X, const float *z, int ldz, const head *p, int r0,
                               int rows, int c0, int w, float alpha) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, w, p->hd, rows, alpha, X, COL_BLOCK,
-                z + (size_t)r0 * ldz, ldz, 1.0f, y + (size_t)c0 * p->ld, p->ld);
+    ct_cpu_gemm_tile(1, 0, w, p->hd, rows, alpha, X, COL_BLOCK, z + (size_t)r0 * ldz, ldz, 1.0f,
+                     y + (size_t)c0 * p->ld, p->ld);
 }
 
 /* ---- forward ---------------------------------------------------------------------------- */
