@@ -114,6 +114,8 @@ void ct_peak_record(ct_peak *out);
  * (machine.c); the cache file NAME under $XDG_CACHE_HOME/cetus (else ~/.cache/cetus), opened
  * for reading and appending under an exclusive lock (NULL when it cannot be), and closed. */
 void ct_machine_key(char *key, size_t cap);
+/* 1 when the processor has AMX tiles with bf16 products (the kernel must still allow them). */
+int ct_cpu_has_amx_bf16(void);
 FILE *ct_machine_cache_open(const char *name);
 void ct_machine_cache_close(FILE *f);
 /* More compute threads than this per core are refused (runtime.threads): past it a thread

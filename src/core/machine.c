@@ -1,9 +1,10 @@
-/* machine.c: who this machine is and where its measurements are kept. The processor's
+/* machine.c: who this machine is (and whether it has AMX) and where its measurements are kept. The processor's
  * identity (name, family, model, logical CPUs) keys every cached measurement (the FLOP peak,
  * the GEMM library choice), so a cache copied from another machine is ignored; the cache files
  * live in $XDG_CACHE_HOME/cetus/ (else ~/.cache/cetus/, else /tmp/cetus-NAME) and are opened
  * under an exclusive lock so that the ranks of one node measure one at a time. */
 #include "core.h"
+#include <cpuid.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,14 @@ void ct_machine_key(char *key, size_t cap) {
     }
     if (f) fclose(f);
     snprintf(key, cap, "%s|%s|%s|%ld", name, family, model, sysconf(_SC_NPROCESSORS_ONLN));
+}
+
+/* CPUID leaf 7: subleaf 0's EDX bit 22 is AMX-BF16, bit 24 AMX-TILE (read directly: not every
+ * compiler's __builtin_cpu_supports knows them). */
+int ct_cpu_has_amx_bf16(void) {
+    unsigned a, b, c, d;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
+    return (d >> 22 & 1u) && (d >> 24 & 1u);
 }
 
 static void cache_path(const char *name, char *path, size_t cap) {

@@ -103,7 +103,7 @@ __attribute__((target("amx-tile,amx-bf16"))) static float amx_bf16(long iters) {
 /* Linux gives a process the AMX tile state only when asked (arch_prctl, since 5.16). */
 static int amx_allowed(void) {
     enum { ARCH_REQ_XCOMP_PERM = 0x1023, XFEATURE_XTILEDATA = 18 };
-    if (!__builtin_cpu_supports("amx-tile") || !__builtin_cpu_supports("amx-bf16")) return 0;
+    if (!ct_cpu_has_amx_bf16()) return 0;
     return syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0;
 }
 

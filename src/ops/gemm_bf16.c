@@ -36,7 +36,7 @@ static struct {
 
 int ct_gemm_bf16_supported(void) {
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512bf16") || __builtin_cpu_supports("amx-bf16");
+    return __builtin_cpu_supports("avx512bf16") || ct_cpu_has_amx_bf16();
 }
 
 static inline uint16_t round_bf16(float f) {
