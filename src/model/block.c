@@ -20,11 +20,12 @@ static local_dims local(ct_dims d) {
     return (local_dims){R, d.tp ? d.tp->rank : 0, d.C / R, d.H / R, 4 * d.C / R};
 }
 
-/* Floats of the attention half: ln1, mean, rstd, qkv, the attention's log-sum-exp [B, H, T],
- * att, res2, ln2, mean, rstd. Linear in T: the fused attention keeps no [T, T] matrix. */
+/* Floats of the attention half, as ct_block_acts_layout takes them: ln1 [N, C], its mean and
+ * rstd [N] each, qkv [N, 3Cl], the attention's log-sum-exp [B, Hl, T], att [N, Cl], res2 and
+ * ln2 [N, C] each, ln2's mean and rstd. Linear in T: the fused attention keeps no [T, T]. */
 static size_t attn_acts_size(ct_dims d) {
     size_t N = (size_t)d.B * d.T, C = (size_t)d.C, Cl = (size_t)local(d).C;
-    return 4 * N * C + 4 * N * Cl + 4 * N + N * (size_t)local(d).H;
+    return 3 * N * C + 4 * N * Cl + 4 * N + N * (size_t)local(d).H;
 }
 
 size_t ct_block_acts_size(ct_dims d, const ct_moe_config *moe) {
