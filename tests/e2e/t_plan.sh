@@ -98,6 +98,11 @@ expect_error 'has 512 devices but the world is 1024 ranks' "$CETUS" plan -c conf
     --hardware hardware/v100_512.json
 expect_error 'the least device memory any layout needed' "$CETUS" plan $args --world 2 --hardware "$HW" --search \
     --memory 64M
+if grep -q -w -E 'avx512_bf16|amx_bf16' /proc/cpuinfo; then # the calibration measured the bf16 rate
+    grep -q '"matmul_tflops_bf16"' "$HW" || fail "the calibration did not measure the bf16 product rate"
+    "$CETUS" plan $args --world 1 --hardware "$HW" --precision bf16 >/dev/null || fail "plan --precision bf16"
+    sed -i '/"matmul_tflops_bf16"/d' "$HW"
+fi
 expect_error 'gives no matmul_tflops_bf16' "$CETUS" plan $args --world 1 --hardware "$HW" --precision bf16
 mkdir -p "$SCRATCH/empty"
 (cd "$SCRATCH/empty" && expect_error 'run `cetus plan --calibrate` first' "$CETUS" plan --world 1) || exit 1
