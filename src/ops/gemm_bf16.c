@@ -2,8 +2,8 @@
  * rounded to bf16 (round to nearest even, as the processor's conversion does) into packed
  * copies kept between calls, and oneDNN's matmul multiplies them into the fp32 C: on
  * AMX-BF16 its tile kernels, else its AVX512_BF16 dot products. alpha is the matmul's output
- * scale and beta a sum post-op onto C. Built primitives are kept by shape (oneDNN builds one
- * in tens of microseconds), the least recently used replaced. Runs on the OpenMP team; not
+ * scale and beta a sum post-op onto C. Built primitives are kept by shape, the least recently
+ * used replaced; M and K are padded (below). Runs on the OpenMP team; not
  * from inside a parallel region (the cache and the copies are this thread's). */
 #include "core/core.h"
 #include "ops/gemm.h"
@@ -14,7 +14,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { CACHE_SLOTS = 64 };
+/* CACHE_SLOTS built products kept; M and K (the dimensions that carry a batch's rows, which
+ * vary from call to call in MoE experts and generation) rounded up to a multiple of PAD, so
+ * that a handful of kernels serves them: oneDNN builds a kernel per shape (its AMX kernels
+ * need the shape fixed; a runtime-sized matmul runs at half their rate here), and building
+ * one costs far more than a small product. */
+enum { CACHE_SLOTS = 64, PAD = 64 };
 
 typedef struct built {
     int trans_a, trans_b, M, N, K, ldc;
@@ -30,8 +35,9 @@ static struct {
     int failed; /* the engine could not be made: every call falls back */
     built slots[CACHE_SLOTS];
     unsigned long clock;
-    uint16_t *a16, *b16; /* the rounded copies [M*K], [K*N] */
-    size_t a_cap, b_cap;
+    void *a16, *b16;            /* the rounded copies, bf16 [M*K], [K*N] (padded) */
+    void *c32;                  /* fp32 C of a product whose M was padded [M, N] */
+    size_t a_cap, b_cap, c_cap; /* bytes */
 } g16;
 
 int ct_gemm_bf16_supported(void) {
@@ -64,18 +70,30 @@ static void round_row(uint16_t *dst, const float *src, int n, int vector) {
         for (int i = 0; i < n; i++) dst[i] = round_bf16(src[i]);
 }
 
-/* rows x cols of src (leading dimension ld) into the packed dst [rows, cols]. */
-static void round_matrix(uint16_t *dst, const float *src, int rows, int cols, int ld) {
+/* rows x cols of src (leading dimension ld) into dst [prows, pcols], the padding zero. */
+static void round_matrix(uint16_t *dst, const float *src, int rows, int cols, int ld, int prows, int pcols) {
     int vector = __builtin_cpu_supports("avx512bf16");
 #pragma omp parallel for schedule(static)
-    for (int r = 0; r < rows; r++) round_row(dst + (size_t)r * cols, src + (size_t)r * ld, cols, vector);
+    for (int r = 0; r < prows; r++) {
+        uint16_t *out = dst + (size_t)r * pcols;
+        if (r < rows) round_row(out, src + (size_t)r * ld, cols, vector);
+        memset(out + (r < rows ? cols : 0), 0, sizeof *out * (size_t)(r < rows ? pcols - cols : pcols));
+    }
 }
 
-static int grow(uint16_t **buf, size_t *cap, size_t n) {
-    if (n <= *cap) return 1;
-    uint16_t *p = realloc(*buf, n * sizeof *p);
+/* C rows [0, rows) of width n between the caller's C (ldc) and the scratch (row stride n). */
+static void copy_rows(float *dst, size_t ld_dst, const float *src, size_t ld_src, int rows, int n) {
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < rows; r++)
+        memcpy(dst + (size_t)r * ld_dst, src + (size_t)r * ld_src, sizeof *dst * (size_t)n);
+}
+
+/* *buf holds at least bytes (its capacity *cap, in bytes); 0 when out of memory. */
+static int grow(void **buf, size_t *cap, size_t bytes) {
+    if (bytes <= *cap) return 1;
+    void *p = realloc(*buf, bytes);
     if (!p) return 0;
-    *buf = p, *cap = n;
+    *buf = p, *cap = bytes;
     return 1;
 }
 
@@ -162,19 +180,41 @@ static built *find(const ct_gemm_shape *g) {
     return build(oldest, g) ? oldest : NULL;
 }
 
-int ct_gemm_bf16_run(const ct_gemm_shape *g) {
-    if (omp_in_parallel() || !start_engine()) return 0;
-    size_t a_n = (size_t)g->M * g->K, b_n = (size_t)g->K * g->N;
-    if (!grow(&g16.a16, &g16.a_cap, a_n) || !grow(&g16.b16, &g16.b_cap, b_n)) return 0;
-    built *b = find(g);
+static int round_up(int n) { return (n + PAD - 1) / PAD * PAD; }
+
+/* The product on the padded shape p (M and K rounded up: zero rows and columns in the
+ * rounded copies; C through a scratch when M grew). */
+static int run_padded(const ct_gemm_shape *g, const ct_gemm_shape *p) {
+    size_t a_n = (size_t)p->M * p->K, b_n = (size_t)p->K * p->N, c_n = p->M != g->M ? (size_t)p->M * p->N : 0;
+    if (!grow(&g16.a16, &g16.a_cap, a_n * 2) || !grow(&g16.b16, &g16.b_cap, b_n * 2) ||
+        (c_n && !grow(&g16.c32, &g16.c_cap, c_n * sizeof(float))))
+        return 0;
+    built *b = find(p);
     if (!b) return 0;
     b->used = ++g16.clock;
-    round_matrix(g16.a16, g->A, g->trans_a ? g->K : g->M, g->trans_a ? g->M : g->K, g->lda);
-    round_matrix(g16.b16, g->B, g->trans_b ? g->N : g->K, g->trans_b ? g->K : g->N, g->ldb);
+    if (g->trans_a) round_matrix(g16.a16, g->A, g->K, g->M, g->lda, p->K, p->M);
+    else
+        round_matrix(g16.a16, g->A, g->M, g->K, g->lda, p->M, p->K);
+    if (g->trans_b) round_matrix(g16.b16, g->B, g->N, g->K, g->ldb, p->N, p->K);
+    else
+        round_matrix(g16.b16, g->B, g->K, g->N, g->ldb, p->K, p->N);
+    float *c = c_n ? g16.c32 : g->C;
+    if (c_n && g->beta != 0.0f) copy_rows(c, (size_t)p->N, g->C, (size_t)g->ldc, g->M, g->N);
     dnnl_memory_set_data_handle(b->a, g16.a16);
     dnnl_memory_set_data_handle(b->b, g16.b16);
-    dnnl_memory_set_data_handle(b->c, g->C);
+    dnnl_memory_set_data_handle(b->c, c);
     dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, b->a}, {DNNL_ARG_WEIGHTS, b->b}, {DNNL_ARG_DST, b->c}};
-    if (dnnl_primitive_execute(b->prim, g16.stream, 3, args) != dnnl_success) return 0;
-    return dnnl_stream_wait(g16.stream) == dnnl_success;
+    if (dnnl_primitive_execute(b->prim, g16.stream, 3, args) != dnnl_success ||
+        dnnl_stream_wait(g16.stream) != dnnl_success)
+        return 0;
+    if (c_n) copy_rows(g->C, (size_t)g->ldc, c, (size_t)p->N, g->M, g->N);
+    return 1;
+}
+
+int ct_gemm_bf16_run(const ct_gemm_shape *g) {
+    if (omp_in_parallel() || !start_engine()) return 0;
+    ct_gemm_shape p = *g; /* M and K rounded up: rows that vary (MoE experts) share kernels */
+    p.M = round_up(g->M), p.K = round_up(g->K);
+    if (p.M != g->M) p.ldc = g->N;
+    return run_padded(g, &p);
 }
