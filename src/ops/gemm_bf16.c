@@ -11,7 +11,6 @@
 #include <immintrin.h>
 #include <omp.h>
 #include <stdint.h>
-#include <stdlib.h>
 #include <string.h>
 
 /* CACHE_SLOTS built products kept; M and K (the dimensions that carry a batch's rows, which
@@ -88,10 +87,11 @@ static void copy_rows(float *dst, size_t ld_dst, const float *src, size_t ld_src
         memcpy(dst + (size_t)r * ld_dst, src + (size_t)r * ld_src, sizeof *dst * (size_t)n);
 }
 
-/* *buf holds at least bytes (its capacity *cap, in bytes); 0 when out of memory. */
+/* *buf holds at least bytes (its capacity *cap, in bytes), from the project's allocator (the
+ * host tier: a bf16 run's memory figures count the copies); 0 when out of memory. */
 static int grow(void **buf, size_t *cap, size_t bytes) {
     if (bytes <= *cap) return 1;
-    void *p = realloc(*buf, bytes);
+    void *p = ct_realloc(*buf, bytes, "the bf16 copies of a product's inputs");
     if (!p) return 0;
     *buf = p, *cap = bytes;
     return 1;

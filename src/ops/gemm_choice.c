@@ -38,7 +38,10 @@ ct_gemm_class ct_gemm_classify(int trans_a, int trans_b, int M, int N, int K, in
     return small ? (ct_gemm_class)(base + CT_GEMM_NN_SMALL) : base;
 }
 
-/* The operands of a class's product, filled with small values; NULL when out of memory. */
+/* The operands of a class's product, filled with small values; NULL when out of memory.
+ * Plain malloc on purpose: a few MiB of measurement scratch, freed before any model exists,
+ * kept out of the tiers' accounting so the first run on a machine reports the same memory
+ * peaks as every later one (the planner's predictions are checked against them). */
 static float *operands(const class_shape *s, ct_gemm_shape *g, int copies) {
     size_t a = (size_t)s->M * s->K, b = (size_t)s->K * s->N, c = (size_t)s->M * s->N;
     float *buf = malloc((a + b + c) * sizeof *buf * (size_t)copies);
