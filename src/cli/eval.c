@@ -1,5 +1,5 @@
 /* eval.c: `cetus eval`: validation loss and perplexity of a checkpoint over the whole
- * validation split (or its first N batches); for a model with image input also the
+ * validation split (or N batches spread over it); for a model with image input also the
  * validation scenes' caption loss, token accuracy and exact-match rate. */
 #include "cli/cli.h"
 #include "train/commands.h"
@@ -16,7 +16,8 @@ static void eval_help(void) {
            "the exact-match rate of greedy captions.\n"
            "  --ckpt PATH     checkpoint directory or run directory (default runs/default)\n"
            "  --data DIR      token shards (default: the data.dir the checkpoint was trained on)\n"
-           "  --batches N     evaluate only the first N batches (default: the whole split)\n"
+           "  --batches N     evaluate only N batches, their windows spread evenly over the split\n"
+           "                  (default: every complete batch, the whole split)\n"
            "  --batch-size B  rows per batch (default: the training micro-batch)\n"
            "  --scenes DIR    captioned scene shards (default: the data.scenes it was trained on)\n"
            "  --captions N    validation scenes to caption (default: all of them)\n");

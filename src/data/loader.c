@@ -17,6 +17,7 @@ struct ct_loader {
     uint64_t n_tokens, n_windows;
     int B, T, vocab, shuffle;
     uint64_t seed;
+    uint64_t spread; /* > 0: visit only this many windows, spread over the split */
     ct_loader_pos pos;
     uint64_t *perm; /* [n_windows] order of perm_epoch, when shuffling */
     uint64_t perm_epoch;
@@ -185,6 +186,11 @@ static ct_status make_perm(ct_loader *l, uint64_t epoch) {
 }
 
 static ct_status window_at(ct_loader *l, uint64_t epoch, uint64_t index, uint64_t *w) {
+    if (l->spread) { /* the centre of the index-th of `spread` equal parts of the split */
+        uint64_t W = l->n_windows, n = l->spread, k = index % n;
+        *w = (uint64_t)(((unsigned __int128)k * W + W / 2) / n); /* < W: k <= n - 1 */
+        return CT_OK;
+    }
     if (!l->shuffle) {
         *w = index;
         return CT_OK;
@@ -223,7 +229,7 @@ ct_status ct_loader_next_rows(ct_loader *l, int row0, int nrows, int32_t *inputs
     if (row0 < 0 || nrows < 0 || row0 > l->B - nrows)
         return ct_fail(CT_EINVAL, "loader for %s: rows [%d, %d) are outside the batch of %d rows", l->dir, row0,
                        row0 + nrows, l->B);
-    uint64_t W = l->n_windows;
+    uint64_t W = l->spread ? l->spread : l->n_windows; /* positions of an epoch */
     for (int r = 0; r < nrows; r++) {
         uint64_t abs = l->pos.index + (uint64_t)(row0 + r), w;
         CT_TRY(window_at(l, l->pos.epoch + abs / W, abs % W, &w));
@@ -254,6 +260,15 @@ ct_status ct_loader_set_pos(ct_loader *l, ct_loader_pos pos) {
 }
 
 void ct_loader_reset(ct_loader *l) { l->pos = (ct_loader_pos){0, 0}; }
+
+ct_status ct_loader_spread(ct_loader *l, uint64_t n) {
+    if (l->shuffle && n)
+        return ct_fail(CT_EINVAL, "loader for %s: a shuffled loader cannot visit a spread set of windows", l->dir);
+    if (n > l->n_windows) n = l->n_windows;
+    l->spread = n;
+    l->pos = (ct_loader_pos){0, 0};
+    return CT_OK;
+}
 uint64_t ct_loader_num_windows(const ct_loader *l) { return l->n_windows; }
 uint64_t ct_loader_num_tokens(const ct_loader *l) { return l->n_tokens; }
 int ct_loader_vocab_size(const ct_loader *l) { return l->vocab; }

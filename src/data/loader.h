@@ -39,6 +39,12 @@ ct_loader_pos ct_loader_get_pos(const ct_loader *l);
 /* Fails (CT_EINVAL, naming the value) if pos.index >= the number of windows. */
 ct_status ct_loader_set_pos(ct_loader *l, ct_loader_pos pos);
 void ct_loader_reset(ct_loader *l); /* back to epoch 0, index 0 */
+/* Evaluation: from now on the loader visits n windows spread evenly over the whole split,
+ * k-th window (k in [0, n)) = floor((k W + floor(W / 2)) / n), i.e. the middle of the k-th of n
+ * equal parts, then starts over (no epochs of its own); n is capped at W; n = 0 goes back to
+ * visiting every window. Resets the position. Refused for a shuffling loader. A fixed set
+ * that samples the whole split, where the first n windows would sample only its start. */
+ct_status ct_loader_spread(ct_loader *l, uint64_t n);
 
 uint64_t ct_loader_num_windows(const ct_loader *l);
 /* The order of epoch `epoch`: a Fisher-Yates shuffle of [0, n) into perm from an RNG seeded

@@ -18,8 +18,9 @@ ct_status ct_checkpoint_read_config(const char *ckpt_dir, ct_config *out);
  * needed), and (cfg_out, may be NULL) the config it was trained with. */
 ct_status ct_model_from_checkpoint(ct_model **out, const char *ckpt_dir, ct_config *cfg_out);
 
-/* Mean loss of m over the first `batches` batches of B rows of data's validation split
- * (batches <= 0 or more than there are: all of it); *tokens counts the targets scored.
+/* Mean loss of m over `batches` batches of B rows of data's validation split, their windows
+ * spread evenly over it (ct_loader_spread; batches <= 0 or more than there are: every
+ * complete batch); *tokens counts the distinct targets scored.
  * Prints progress on stderr when it is a terminal. */
 ct_status ct_eval_split(ct_model *m, const ct_config *cfg, const char *data, int batches, int B, double *loss,
                         long *tokens);

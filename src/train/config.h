@@ -20,7 +20,7 @@ typedef struct ct_config {
         int warmup_steps;
         double weight_decay, beta1, beta2, eps, grad_clip;
         long long seed;
-        int log_interval, eval_interval, eval_batches;
+        int log_interval, eval_interval, eval_batches, final_eval;
         int sample_interval, sample_tokens;
         int ckpt_interval, ckpt_keep;
         int eval_captions;    /* validation scenes whose greedy captions are matched exactly */

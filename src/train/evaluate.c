@@ -19,10 +19,11 @@ ct_status ct_eval_split(ct_model *m, const ct_config *cfg, const char *data, int
     long available = (long)(ct_loader_num_windows(val) / (uint64_t)B);
     if (available < 1) available = 1;
     if (batches <= 0 || batches > available) batches = (int)available;
+    ct_status s = ct_loader_spread(val, (uint64_t)batches * (uint64_t)B); /* spread over the split */
     int32_t *in = ct_alloc(sizeof(int32_t) * 2 * (size_t)B * T, "evaluation batch"); /* [B*T] inputs, targets */
     double sum = 0.0;
     int tty = isatty(STDERR_FILENO);
-    ct_status s = in ? CT_OK : CT_ENOMEM;
+    if (s == CT_OK && !in) s = CT_ENOMEM;
     for (int i = 0; i < batches && s == CT_OK; i++) {
         float l = 0.0f;
         int32_t *tg = in + (size_t)B * T;
@@ -35,7 +36,8 @@ ct_status ct_eval_split(ct_model *m, const ct_config *cfg, const char *data, int
     ct_free(in);
     ct_loader_close(val);
     *loss = sum / batches;
-    *tokens = (long)batches * B * T;
+    uint64_t windows = ct_loader_num_windows(val), scored = (uint64_t)batches * (uint64_t)B;
+    *tokens = (long)((scored < windows ? scored : windows) * (uint64_t)T); /* distinct windows */
     return s;
 }
 

@@ -134,15 +134,24 @@ static ct_status evaluate_captions(ct_trainer *tr, run_output *o) {
     return CT_OK;
 }
 
-static ct_status evaluate(ct_trainer *tr, run_output *o) {
-    float val;
+/* Validation over `batches` micro-batches spread over the split (<= 0: the whole split,
+ * metrics key "val_loss_full"); every figure says how many tokens it covers. Sets *whole
+ * when the evaluation covered the whole split. */
+static ct_status evaluate(ct_trainer *tr, run_output *o, int batches, int *whole) {
+    ct_eval_result e;
     double t0 = ct_now();
-    CT_TRY(ct_trainer_evaluate(tr, &val));
+    CT_TRY(ct_trainer_evaluate(tr, batches, &e));
+    if (whole) *whole = e.whole;
     if (!o->leader) return tr->cap_val ? evaluate_captions(tr, o) : CT_OK; /* collective */
-    printf("%sstep %" PRId64 ": val loss %.4f (perplexity %.1f) in %.1fs\n", o->tty ? "\n" : "", tr->step,
-           (double)val, exp((double)val), ct_now() - t0);
+    char cover[48] = "the whole split";
+    if (!e.whole) snprintf(cover, sizeof cover, "%.1f%% of the split", 100.0 * (double)e.tokens / (double)e.split_tokens);
+    printf("%sstep %" PRId64 ": val loss %.4f (perplexity %.1f) over %" PRIu64 " tokens (%s) in %.1fs\n",
+           o->tty ? "\n" : "", tr->step, (double)e.loss, exp((double)e.loss), e.tokens, cover, ct_now() - t0);
     fflush(stdout);
-    metrics_line(o, "{\"step\": %" PRId64 ", \"val_loss\": %.9g}", tr->step, (double)val);
+    metrics_line(o,
+                 "{\"step\": %" PRId64 ", \"%s\": %.9g, \"val_tokens\": %" PRIu64
+                 ", \"val_split_tokens\": %" PRIu64 "}",
+                 tr->step, batches <= 0 ? "val_loss_full" : "val_loss", (double)e.loss, e.tokens, e.split_tokens);
     return tr->cap_val ? evaluate_captions(tr, o) : CT_OK;
 }
 
@@ -267,6 +276,8 @@ static ct_status run_steps(ct_trainer *tr, run_output *o) {
     int64_t stop = c->run.stop_at_step > 0 && c->run.stop_at_step < c->train.steps ? c->run.stop_at_step
                                                                                    : c->train.steps;
     int asked = stop < c->train.steps; /* run.stop_at_step ends this invocation */
+    int last_whole = 0;                /* the last step's evaluation covered the whole split */
+    int64_t first = tr->step;
     if (tr->stop_step > 0 && tr->stop_step < stop) {
         stop = tr->stop_step;
         asked = 0;
@@ -278,12 +289,18 @@ static ct_status run_steps(ct_trainer *tr, run_output *o) {
         o->step_peaks[1] = (float)peak_rss_mb();
         smoothed = smoothed == 0.0 ? st.seconds : 0.9 * smoothed + 0.1 * st.seconds;
         progress(tr, o, &st, st.positions / st.seconds, smoothed * (double)(c->train.steps - tr->step));
-        if (due(tr->step, c->train.eval_interval, c->train.steps)) CT_TRY(evaluate(tr, o));
+        last_whole = 0;
+        if (due(tr->step, c->train.eval_interval, c->train.steps))
+            CT_TRY(evaluate(tr, o, c->train.eval_batches, &last_whole));
         if (due(tr->step, c->train.sample_interval, c->train.steps)) CT_TRY(print_sample(tr, o));
         int saved = due(tr->step, c->train.ckpt_interval, stop);
         if (saved) CT_TRY(ct_trainer_save(tr));
         CT_TRY(stop_on_signal(tr, o, saved));
     }
+    /* the run's end: the whole split, unless the last evaluation already covered it */
+    if (tr->step == c->train.steps && tr->step > first && c->train.final_eval && !last_whole &&
+        !ct_preempt_stopped())
+        CT_TRY(evaluate(tr, o, 0, NULL));
     if (asked && o->leader && !ct_preempt_stopped())
         printf("stopped at step %" PRId64 " as run.stop_at_step asks; run again to continue\n", tr->step);
     return CT_OK;

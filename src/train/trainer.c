@@ -478,26 +478,25 @@ ct_status ct_trainer_step(ct_trainer *tr, ct_step_stats *st) {
     return CT_OK;
 }
 
-ct_status ct_trainer_evaluate(ct_trainer *tr, float *val_loss) {
+ct_status ct_trainer_evaluate(ct_trainer *tr, int batches, ct_eval_result *out) {
     CT_TRY(ensure_batch_buffers(tr));
-    ct_loader_reset(tr->val);
+    uint64_t B = (uint64_t)tr->cfg.train.batch_size, W = ct_loader_num_windows(tr->val), T = (uint64_t)ct_config_train_seq_len(&tr->cfg);
+    uint64_t fit = W / B; /* complete batches in the split */
+    int whole = batches <= 0 || (uint64_t)batches >= fit;
+    if (whole) batches = fit ? (int)fit : 1; /* fewer windows than a batch: they repeat */
+    CT_TRY(ct_loader_spread(tr->val, (uint64_t)batches * B));
     double sum = 0.0;
-    int n = 0;
-    uint64_t windows = ct_loader_num_windows(tr->val) / (uint64_t)tr->cfg.train.batch_size;
-    int batches = (uint64_t)tr->cfg.train.eval_batches < windows ? tr->cfg.train.eval_batches : (int)windows;
-    if (batches < 1) batches = 1; /* fewer windows than a batch: the loader wraps */
-    for (; n < batches; n++) {
+    for (int n = 0; n < batches; n++) {
         float loss;
         CT_TRY(ct_loader_next_rows(tr->val, tr->row0, tr->rows, tr->inputs, tr->targets));
         if (tr->pipe) CT_TRY(ct_pipe_eval(tr->pipe, tr->inputs, tr->targets, &loss));
         else
-            CT_TRY(ct_model_forward(tr->model, tr->inputs, tr->targets, NULL, tr->rows,
-                                    ct_config_train_seq_len(&tr->cfg), &loss));
+            CT_TRY(ct_model_forward(tr->model, tr->inputs, tr->targets, NULL, tr->rows, (int)T, &loss));
         sum += loss;
     }
-    *val_loss = (float)(sum / n);
-    CT_TRY(ct_dp_mean(tr->dp, val_loss));
-    return CT_OK;
+    uint64_t windows = (uint64_t)batches * B < W ? (uint64_t)batches * B : W;
+    *out = (ct_eval_result){(float)(sum / batches), windows * T, W * T, batches, whole};
+    return ct_dp_mean(tr->dp, &out->loss);
 }
 
 cJSON *ct_trainer_state_json(const ct_config *cfg, int64_t step, int64_t adam_steps, ct_loader_pos pos) {

@@ -44,8 +44,17 @@ ct_status ct_trainer_step(ct_trainer *tr, ct_step_stats *st);
 void ct_trainer_offload_times(const ct_trainer *tr, double *busy_s, double *wait_s);
 /* Bytes of activation buffers this rank holds (every pipeline micro-batch slot). */
 size_t ct_trainer_acts_bytes(const ct_trainer *tr);
-/* Mean loss over train.eval_batches validation micro-batches, always the same ones. */
-ct_status ct_trainer_evaluate(ct_trainer *tr, float *val_loss);
+/* What one evaluation covered: the mean loss over `tokens` validation targets, out of the
+ * split's `split_tokens` (every complete batch of windows when whole). */
+typedef struct ct_eval_result {
+    float loss;
+    uint64_t tokens, split_tokens;
+    int batches, whole;
+} ct_eval_result;
+/* Mean validation loss over `batches` micro-batches whose windows are spread evenly over the
+ * whole split (the same windows at every evaluation; see ct_loader_spread), or over every
+ * complete batch of windows when batches <= 0 or the split holds no more. Collective. */
+ct_status ct_trainer_evaluate(ct_trainer *tr, int batches, ct_eval_result *out);
 /* Writes run.dir/ckpt/step_NNNNNNNN and prunes to train.ckpt_keep checkpoints. */
 ct_status ct_trainer_save(ct_trainer *tr);
 /* The whole run: steps with progress lines, metrics, evaluations, samples, checkpoints. */

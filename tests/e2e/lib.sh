@@ -11,7 +11,7 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 # A tiny model that trains in seconds; extra key=value arguments override.
 TINY="model.n_layer=2 model.d_model=64 model.n_head=2 model.seq_len=32 train.batch_size=4
       train.warmup_steps=2 train.lr=3e-3 train.eval_batches=2 train.sample_tokens=8
-      runtime.threads=2 runtime.pin=false"
+      runtime.threads=2 runtime.pin=false train.final_eval=0"
 
 # make_corpus DIR: ~40 documents of the Python docs, tokenized into DIR/data
 make_corpus() {

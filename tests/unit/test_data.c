@@ -377,6 +377,30 @@ Test(loader, batches_wrap_across_epochs) {
     ct_loader_close(l);
 }
 
+Test(loader, spread_windows_sample_the_whole_split_and_repeat) {
+    ct_loader *l = open_loader("train", 4, 0, 0); /* 96 windows, batches of 4 */
+    int32_t in[4 * T_], tg[4 * T_];
+    cr_assert_eq(ct_loader_spread(l, 8), CT_OK); /* 2 batches: the middles of 8 parts of 12 */
+    for (int round = 0; round < 2; round++)      /* the same windows each time round */
+        for (int k = 0; k < 2; k++) {
+            cr_assert_eq(ct_loader_next(l, in, tg), CT_OK);
+            for (int b = 0; b < 4; b++)
+                cr_assert_eq(row_window(in + b * T_, tg + b * T_), (uint64_t)(12 * (4 * k + b) + 6));
+        }
+    cr_assert_eq(ct_loader_spread(l, 1000), CT_OK); /* capped at W: every window, in order */
+    for (int k = 0; k < 24; k++) {
+        cr_assert_eq(ct_loader_next(l, in, tg), CT_OK);
+        for (int b = 0; b < 4; b++) cr_assert_eq(row_window(in + b * T_, tg + b * T_), (uint64_t)(4 * k + b));
+    }
+    cr_assert_eq(ct_loader_spread(l, 0), CT_OK); /* back to the plain order */
+    cr_assert_eq(ct_loader_next(l, in, tg), CT_OK);
+    cr_assert_eq(row_window(in, tg), 0);
+    ct_loader_close(l);
+    l = open_loader("train", 4, 1, 1); /* shuffling: refused */
+    cr_assert_eq(ct_loader_spread(l, 8), CT_EINVAL);
+    ct_loader_close(l);
+}
+
 Test(loader, data_parallel_rows_match_the_global_batch) {
     ct_loader *g = open_loader("train", B_, 11, 1), *r0 = open_loader("train", B_, 11, 1);
     ct_loader *r1 = open_loader("train", B_, 11, 1);
