@@ -263,7 +263,8 @@ void ct_loader_reset(ct_loader *l) { l->pos = (ct_loader_pos){0, 0}; }
 
 ct_status ct_loader_spread(ct_loader *l, uint64_t n) {
     if (l->shuffle && n)
-        return ct_fail(CT_EINVAL, "loader for %s: a shuffled loader cannot visit a spread set of windows", l->dir);
+        return ct_fail(CT_EINVAL, "loader for %s: a shuffled loader cannot visit a spread set of windows",
+                       l->dir);
     if (n > l->n_windows) n = l->n_windows;
     l->spread = n;
     l->pos = (ct_loader_pos){0, 0};

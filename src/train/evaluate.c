@@ -19,7 +19,7 @@ ct_status ct_eval_split(ct_model *m, const ct_config *cfg, const char *data, int
     long available = (long)(ct_loader_num_windows(val) / (uint64_t)B);
     if (available < 1) available = 1;
     if (batches <= 0 || batches > available) batches = (int)available;
-    ct_status s = ct_loader_spread(val, (uint64_t)batches * (uint64_t)B); /* spread over the split */
+    ct_status s = ct_loader_spread(val, (uint64_t)batches * (uint64_t)B);            /* spread over the split */
     int32_t *in = ct_alloc(sizeof(int32_t) * 2 * (size_t)B * T, "evaluation batch"); /* [B*T] inputs, targets */
     double sum = 0.0;
     int tty = isatty(STDERR_FILENO);

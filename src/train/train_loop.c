@@ -144,14 +144,16 @@ static ct_status evaluate(ct_trainer *tr, run_output *o, int batches, int *whole
     if (whole) *whole = e.whole;
     if (!o->leader) return tr->cap_val ? evaluate_captions(tr, o) : CT_OK; /* collective */
     char cover[48] = "the whole split";
-    if (!e.whole) snprintf(cover, sizeof cover, "%.1f%% of the split", 100.0 * (double)e.tokens / (double)e.split_tokens);
+    if (!e.whole)
+        snprintf(cover, sizeof cover, "%.1f%% of the split", 100.0 * (double)e.tokens / (double)e.split_tokens);
     printf("%sstep %" PRId64 ": val loss %.4f (perplexity %.1f) over %" PRIu64 " tokens (%s) in %.1fs\n",
            o->tty ? "\n" : "", tr->step, (double)e.loss, exp((double)e.loss), e.tokens, cover, ct_now() - t0);
     fflush(stdout);
     metrics_line(o,
                  "{\"step\": %" PRId64 ", \"%s\": %.9g, \"val_tokens\": %" PRIu64
                  ", \"val_split_tokens\": %" PRIu64 "}",
-                 tr->step, batches <= 0 ? "val_loss_full" : "val_loss", (double)e.loss, e.tokens, e.split_tokens);
+                 tr->step, batches <= 0 ? "val_loss_full" : "val_loss", (double)e.loss, e.tokens,
+                 e.split_tokens);
     return tr->cap_val ? evaluate_captions(tr, o) : CT_OK;
 }
 

@@ -480,7 +480,8 @@ ct_status ct_trainer_step(ct_trainer *tr, ct_step_stats *st) {
 
 ct_status ct_trainer_evaluate(ct_trainer *tr, int batches, ct_eval_result *out) {
     CT_TRY(ensure_batch_buffers(tr));
-    uint64_t B = (uint64_t)tr->cfg.train.batch_size, W = ct_loader_num_windows(tr->val), T = (uint64_t)ct_config_train_seq_len(&tr->cfg);
+    uint64_t B = (uint64_t)tr->cfg.train.batch_size, W = ct_loader_num_windows(tr->val),
+             T = (uint64_t)ct_config_train_seq_len(&tr->cfg);
     uint64_t fit = W / B; /* complete batches in the split */
     int whole = batches <= 0 || (uint64_t)batches >= fit;
     if (whole) batches = fit ? (int)fit : 1; /* fewer windows than a batch: they repeat */
