@@ -21,7 +21,7 @@ mv "$SCRATCH/resumed-straight" "$SCRATCH/straight"
 n=$(losses "$SCRATCH/straight" | wc -l)
 [ "$n" -eq 14 ] || fail "expected 12 step losses + 2 validation losses, got $n"
 first=$(losses "$SCRATCH/straight" | head -n 1 | sed 's/.*: //')
-last=$(grep -o '"val_loss": [^}]*' "$SCRATCH/straight/metrics.jsonl" | tail -n 1 | sed 's/.*: //')
+last=$(grep -o '"val_loss": [^,}]*' "$SCRATCH/straight/metrics.jsonl" | tail -n 1 | sed 's/.*: //')
 echo "first train loss $first, final val loss $last"
 awk -v a="$first" -v b="$last" 'BEGIN { exit !(b < a - 0.5) }' || fail "loss did not fall"
 # generate and eval read the checkpoint alone
