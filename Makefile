@@ -19,7 +19,7 @@ PNG_LIBS   := $(shell pkg-config --libs libpng 2>/dev/null || echo -lpng)
 
 CFLAGS  = -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror -g $(OPT) -fopenmp \
           -fno-fast-math -fno-math-errno -Iinclude -Isrc -I$(BLAS_INC) $(MPI_CFLAGS) $(PNG_CFLAGS) $(SANFLAGS) -MMD -MP
-LDLIBS  = -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas -ldnnl -lcjson -lxxhash -lpcre2-8 $(PNG_LIBS) $(MPI_LIBS) -lm -fopenmp $(SANFLAGS)
+LDLIBS  = -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas -ldnnl -lcjson -lxxhash -lpcre2-8 -lz $(PNG_LIBS) $(MPI_LIBS) -lm -fopenmp $(SANFLAGS)
 
 LIB_SRC  = $(wildcard src/core/*.c src/ops/*.c src/spec/*.c src/model/*.c src/train/*.c src/data/*.c src/parallel/*.c src/offload/*.c src/plan/*.c)
 CLI_SRC  = $(wildcard src/cli/*.c)

@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES="build-essential make pkg-config git ca-certificates nodejs npm
-  libopenblas-openmp-dev libdnnl-dev libopenmpi-dev openmpi-bin libcjson-dev libxxhash-dev
+  libopenblas-openmp-dev libdnnl-dev libopenmpi-dev openmpi-bin libcjson-dev libxxhash-dev zlib1g-dev
   libpcre2-dev libcriterion-dev libpng-dev python3 python3-torch python3-numpy python3-matplotlib
   python3.11-doc time clang-format bear clang libclang-rt-14-dev libomp-14-dev"
 

@@ -1,5 +1,5 @@
 /* prepare.c: `cetus prepare`: argument parsing for ct_prepare (tokenize a text corpus into
- * train/val token shards plus meta.json) and, with --scenes, for ct_scenes_prepare (captioned
+ * train/val token shards plus meta.json; one tokenizer loaded per thread) and, with --scenes, for ct_scenes_prepare (captioned
  * image scenes from MNIST and Fashion-MNIST into scene shards). */
 #include "data/prepare.h"
 #include "data/scenes.h"
@@ -32,22 +32,40 @@ static void scenes_usage(FILE *f) {
 static void prepare_usage(FILE *f) {
     fprintf(f,
             "usage: cetus prepare [--input PATH]... [--out DIR] [--val-fraction F] [--shard-tokens N]\n"
-            "                     [--keep-whitespace]\n"
+            "                     [--format auto|text|jsonl] [--text-field NAME] [--skip-bad]\n"
+            "                     [--threads N] [--keep-whitespace]\n"
             "       cetus prepare --scenes [options]   (captioned image scenes; --scenes --help)\n"
             "  Tokenizes a text corpus with the GPT-2 tokenizer into token shards for training.\n"
-            "  --input PATH        a text file, or a directory walked recursively for *.txt, *.rst\n"
-            "                      and *.md files; repeatable (default %s)\n"
+            "  --input PATH        a text or JSONL file, a directory walked recursively for *.txt,\n"
+            "                      *.rst, *.md and *.jsonl files (each also as .gz), or - for\n"
+            "                      standard input; repeatable (default %s).\n"
+            "                      Gzip-compressed input is recognised by its contents and\n"
+            "                      decompressed as it streams.\n"
+            "  --format F          auto (default): *.jsonl and *.jsonl.gz are JSONL, other files\n"
+            "                      and standard input text; text or jsonl: every input is read so\n"
+            "                      (standard input is JSONL only with --format jsonl)\n"
+            "  --text-field NAME   JSONL: the string field holding a line's text (default %s)\n"
+            "  --skip-bad          skip malformed JSONL lines (not JSON, not an object, the field\n"
+            "                      missing or not a string), count them in meta.json; without it\n"
+            "                      the first one is refused as FILE:LINE and nothing is written\n"
             "  --out DIR           output directory (default %s): train_000.bin..., val_000.bin...,\n"
             "                      meta.json with token counts and the unigram-entropy baseline\n"
-            "  --val-fraction F    share of documents for validation, in (0, 1) (default %g);\n"
-            "                      each file is one document and each split gets at least one\n"
+            "  --val-fraction F    share of documents for validation, in (0, 1) (default %g).\n"
+            "                      A text file (or text on standard input) is one document: of n\n"
+            "                      files the round(F*n) with the smallest hash of their relative\n"
+            "                      path, at least 1 and at most n-1, are validation. A JSONL line is\n"
+            "                      one document, validation when the hash of \"PATH:LINE\" is below F\n"
+            "                      (about a share F, decided as it streams). Each split needs one.\n"
             "  --shard-tokens N    tokens per shard file (default %llu)\n"
+            "  --threads N         tokenizing threads (default: every core this process may use);\n"
+            "                      the output is the same for any N\n"
             "  --keep-whitespace   keep every space: by default runs of spaces and tabs become one\n"
             "                      space and blank-line runs one blank line (markup indentation\n"
             "                      otherwise fills a quarter of the Python docs' tokens with spaces)\n"
-            "  Documents are separated by the end-of-text token %d. Progress goes to stderr.\n",
-            CT_PREPARE_DEFAULT_INPUT, CT_PREPARE_DEFAULT_OUT, CT_PREPARE_DEFAULT_VAL_FRACTION,
-            (unsigned long long)CT_PREPARE_DEFAULT_SHARD_TOKENS, CT_TOKEN_EOT);
+            "  Documents are separated by the end-of-text token %d. Progress (MB read, MB/s, ETA)\n"
+            "  goes to stderr: every second on a terminal, every 10 s otherwise.\n",
+            CT_PREPARE_DEFAULT_INPUT, CT_DOCS_DEFAULT_TEXT_FIELD, CT_PREPARE_DEFAULT_OUT,
+            CT_PREPARE_DEFAULT_VAL_FRACTION, (unsigned long long)CT_PREPARE_DEFAULT_SHARD_TOKENS, CT_TOKEN_EOT);
 }
 
 /* Parses the value of option argv[*i]; returns 0 on a usage error (message printed). */
@@ -179,15 +197,49 @@ static int cmd_prepare_scenes(int argc, char **argv) {
 
 /* ---- text corpus ----------------------------------------------------------------------- */
 
+static int parse_format(const char *v, ct_docs_format *out) {
+    if (!strcmp(v, "auto")) *out = CT_DOCS_AUTO;
+    else if (!strcmp(v, "text"))
+        *out = CT_DOCS_TEXT;
+    else if (!strcmp(v, "jsonl"))
+        *out = CT_DOCS_JSONL;
+    else
+        return bad_value("--format", v, "auto, text or jsonl");
+    return 1;
+}
+
+/* Parses the value of a corpus-format option a (or --skip-bad) into o; 0 on a usage error,
+ * -1 when a is not one of them. */
+static int parse_format_option(int argc, char **argv, int *i, ct_prepare_opts *o) {
+    const char *a = argv[*i], *v;
+    if (!strcmp(a, "--skip-bad")) {
+        o->skip_bad = 1;
+        return 1;
+    }
+    if (strcmp(a, "--format") && strcmp(a, "--text-field")) return -1;
+    if (!option_value(argc, argv, i, &v)) return 0;
+    if (!strcmp(a, "--format")) return parse_format(v, &o->format);
+    if (!v[0]) return bad_value(a, v, "a field name");
+    o->text_field = v;
+    return 1;
+}
+
 /* Fills o from argv; returns -1 when parsed, else the exit code (0 for --help). */
-static int parse_prepare_args(int argc, char **argv, ct_prepare_opts *o, const char **inputs) {
+static int parse_prepare_args(int argc, char **argv, ct_prepare_opts *o, const char **inputs,
+                              uint64_t *threads) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             prepare_usage(stdout);
             return 0;
         }
-        if (!strcmp(a, "--input")) {
+        int fmt = parse_format_option(argc, argv, &i, o);
+        if (fmt == 0) return 2;
+        if (fmt == 1) continue;
+        if (!strcmp(a, "--threads")) {
+            if (!option_value(argc, argv, &i, &v) || !parse_range(a, v, 1, CT_PREPARE_MAX_THREADS, threads))
+                return 2;
+        } else if (!strcmp(a, "--input")) {
             if (!option_value(argc, argv, &i, &v)) return 2;
             inputs[o->n_inputs++] = v;
         } else if (!strcmp(a, "--out")) {
@@ -217,6 +269,20 @@ static void print_summary(const ct_prepare_opts *o, const ct_prepare_stats *st) 
             o->out_dir, (unsigned long long)st->train.documents, (unsigned long long)st->train.tokens,
             st->train.shards, (unsigned long long)st->val.documents, (unsigned long long)st->val.tokens,
             st->val.shards, st->train_entropy, st->val_cross_entropy);
+    if (o->skip_bad)
+        fprintf(stderr, "prepare: skipped %llu malformed line(s)\n", (unsigned long long)st->skipped);
+}
+
+/* Loads one tokenizer per thread and runs the preparation. */
+static ct_status run_prepare(const ct_prepare_opts *o, int threads, ct_prepare_stats *st) {
+    ct_tokenizer **toks = ct_calloc((size_t)threads * sizeof *toks, "the tokenizers");
+    if (!toks) return CT_ENOMEM;
+    ct_status s = CT_OK;
+    for (int i = 0; i < threads && s == CT_OK; i++) s = ct_tokenizer_load_default(&toks[i]);
+    if (s == CT_OK) s = ct_prepare(o, toks, threads, st);
+    for (int i = 0; i < threads; i++) ct_tokenizer_free(toks[i]);
+    ct_free(toks);
+    return s;
 }
 
 int cmd_prepare(int argc, char **argv) {
@@ -233,16 +299,15 @@ int cmd_prepare(int argc, char **argv) {
                          .shard_tokens = CT_PREPARE_DEFAULT_SHARD_TOKENS,
                          .progress = 1,
                          .squeeze_whitespace = 1};
-    int rc = parse_prepare_args(argc, argv, &o, inputs);
+    uint64_t threads = (uint64_t)ct_runtime_cores();
+    int rc = parse_prepare_args(argc, argv, &o, inputs, &threads);
     if (rc >= 0) {
         ct_free(inputs);
         return rc;
     }
-    ct_tokenizer *tok = NULL;
     ct_prepare_stats st;
-    ct_status s = ct_tokenizer_load_default(&tok);
-    if (s == CT_OK) s = ct_prepare(&o, tok, &st);
-    ct_tokenizer_free(tok);
+    ct_status s = run_prepare(&o, threads > CT_PREPARE_MAX_THREADS ? CT_PREPARE_MAX_THREADS : (int)threads,
+                              &st);
     if (s == CT_OK) print_summary(&o, &st);
     else if (strstr(ct_last_error(), CT_PREPARE_DEFAULT_INPUT))
         fprintf(stderr,

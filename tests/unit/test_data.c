@@ -1,6 +1,7 @@
 /* test_data.c: token shards (round trip, every corruption refused with the file named), the
  * loader (windows across shards, determinism, resume, epoch wrap, data-parallel rows) and
- * prepare (small corpus, split, stale shards, empty corpus). Runs from the repo root. */
+ * prepare (small corpus, split, stale shards, empty corpus) and the document stream (JSONL lines,
+ * their origins and split). Runs from the repo root. */
 #include <criterion/criterion.h>
 #include "data/data_check.h"
 #include "data/loader.h"
@@ -495,8 +496,8 @@ static ct_status run_prepare(const char *in, const char *out, uint64_t shard_tok
     path_in(ip, sizeof ip, in);
     path_in(op, sizeof op, out);
     const char *inputs[] = {ip};
-    ct_prepare_opts o = {inputs, 1, op, 0.2, shard_tokens, 0, 0};
-    return ct_prepare(&o, tok, st);
+    ct_prepare_opts o = {inputs, 1, op, 0.2, shard_tokens, 0, 0, CT_DOCS_AUTO, NULL, 0};
+    return ct_prepare(&o, &tok, 1, st);
 }
 
 static size_t count_tokens(const char *text) {
@@ -564,9 +565,9 @@ Test(prepare, squeeze_whitespace_collapses_runs) {
     path_in(ip, sizeof ip, "ws");
     path_in(op, sizeof op, "wsout");
     const char *inputs[] = {ip};
-    ct_prepare_opts o = {inputs, 1, op, 0.5, 1000, 0, 1};
+    ct_prepare_opts o = {inputs, 1, op, 0.5, 1000, 0, 1, CT_DOCS_AUTO, NULL, 0};
     ct_prepare_stats st;
-    cr_assert_eq(ct_prepare(&o, tok, &st), CT_OK, "%s", ct_last_error());
+    cr_assert_eq(ct_prepare(&o, &tok, 1, &st), CT_OK, "%s", ct_last_error());
     cr_assert_eq(st.train.tokens, 1 + count_tokens(squeezed));
     cr_assert_eq(st.val.tokens, 1 + count_tokens(squeezed));
     char p[600];
@@ -650,10 +651,60 @@ Test(prepare, bad_options_are_refused) {
     path_in(ip, sizeof ip, "corpus");
     path_in(op, sizeof op, "out");
     const char *inputs[] = {ip};
-    ct_prepare_opts o = {inputs, 1, op, 1.0, 100, 0, 0};
-    cr_assert_eq(ct_prepare(&o, tok, NULL), CT_EINVAL);
+    ct_prepare_opts o = {inputs, 1, op, 1.0, 100, 0, 0, CT_DOCS_AUTO, NULL, 0};
+    cr_assert_eq(ct_prepare(&o, &tok, 1, NULL), CT_EINVAL);
     cr_assert(strstr(ct_last_error(), "val fraction"), "%s", ct_last_error());
     o.val_fraction = 0.5;
     o.shard_tokens = 0;
-    cr_assert_eq(ct_prepare(&o, tok, NULL), CT_EINVAL);
+    cr_assert_eq(ct_prepare(&o, &tok, 1, NULL), CT_EINVAL);
+}
+
+/* ---- the document stream --------------------------------------------------------------- */
+
+TestSuite(docs, .init = make_tmpdir, .fini = cleanup);
+
+/* The stream over one input with --val-fraction f: each document's origin, text and split. */
+static ct_status docs_all(const char *in, double f, char out[][64], int *val, int *n) {
+    char ip[512];
+    path_in(ip, sizeof ip, in);
+    const char *inputs[] = {ip};
+    ct_docs_opts o = {inputs, 1, CT_DOCS_AUTO, "body", f, 1, 0};
+    ct_docs *d;
+    CT_TRY(ct_docs_open(&d, &o));
+    ct_status s;
+    ct_doc doc;
+    int got;
+    *n = 0;
+    while ((s = ct_docs_next(d, &doc, &got)) == CT_OK && got) {
+        snprintf(out[*n], 64, "%s|%s", strrchr(doc.origin, '/') + 1, doc.text);
+        val[(*n)++] = doc.val;
+    }
+    ct_docs_close(d);
+    return s;
+}
+
+Test(docs, jsonl_lines_with_origins_and_the_streaming_split) {
+    write_text("c.jsonl", "{\"body\": \"one\"}\n\n{\"body\": 2}\n  {\"body\": \"th\\u00e9\", \"x\": [1]}\r\n"
+                          "{\"body\": \"four\"}");
+    char docs[8][64];
+    int val[8], n;
+    cr_assert_eq(docs_all("c.jsonl", 0.5, docs, val, &n), CT_OK, "%s", ct_last_error());
+    cr_assert_eq(n, 3);
+    cr_assert_str_eq(docs[0], "c.jsonl:1|one");
+    cr_assert_str_eq(docs[1], "c.jsonl:4|th\xc3\xa9"); /* blank line 2 and bad line 3 skipped */
+    cr_assert_str_eq(docs[2], "c.jsonl:5|four");
+    const int lines[3] = {1, 4, 5};
+    for (int i = 0; i < 3; i++) {
+        char key[32];
+        int k = snprintf(key, sizeof key, "c.jsonl:%d", lines[i]);
+        cr_assert_eq(val[i], XXH64(key, (size_t)k, 0) < ((uint64_t)1 << 63), "line %d", lines[i]);
+    }
+}
+
+Test(docs, a_split_left_empty_is_refused_at_the_end) {
+    write_text("one.jsonl", "{\"body\": \"only\"}\n");
+    char docs[2][64];
+    int val[2], n;
+    cr_assert_eq(docs_all("one.jsonl", 0.01, docs, val, &n), CT_EINVAL);
+    cr_assert(strstr(ct_last_error(), "1 training and 0 validation documents"), "%s", ct_last_error());
 }
