@@ -183,14 +183,6 @@ static ct_status resolve(const char *dir, char out[CKPT_PATH]) {
 
 /* ---- the view --------------------------------------------------------------------------- */
 
-static const char *shape_str(char *buf, size_t cap, int ndim, const int64_t *shape) {
-    size_t k = (size_t)snprintf(buf, cap, "[");
-    for (int i = 0; i < ndim && k < cap; i++)
-        k += (size_t)snprintf(buf + k, cap - k, "%s%" PRId64, i ? ", " : "", shape[i]);
-    if (k < cap) snprintf(buf + k, cap - k, "]");
-    return buf;
-}
-
 static void view_shape(const ct_ckpt_tensor *t, int64_t out[4]) {
     for (int i = 0; i < 4; i++) out[i] = i < t->ndim ? t->shape[i] : 1;
 }
@@ -641,10 +633,10 @@ static ct_status match_one(const ct_safetensors *st, const ct_ckpt_tensor *t, co
     view_shape(t, want);
     if (!ct_safetensors_find(st, name, &ndim, got))
         return ct_fail(CT_ECORRUPT, "%s: tensor %s is missing (expected shape %s)", ct_safetensors_path(st),
-                       name, shape_str(a, sizeof a, t->ndim, want));
+                       name, ct_st_shape_str(a, sizeof a, t->ndim, want));
     if (ndim != t->ndim || memcmp(got, want, sizeof got) != 0)
         return ct_fail(CT_ECORRUPT, "%s: tensor %s has shape %s, expected %s", ct_safetensors_path(st), name,
-                       shape_str(a, sizeof a, ndim, got), shape_str(b, sizeof b, t->ndim, want));
+                       ct_st_shape_str(a, sizeof a, ndim, got), ct_st_shape_str(b, sizeof b, t->ndim, want));
     return CT_OK;
 }
 
