@@ -29,7 +29,7 @@ same_as_reference() {
         awk -v a="$(sed -n 's/^loss //p' "$SCRATCH/$label.loss")" -v what="$label" -v dir="${dirs[$label]}" '
             $1 == dir { d = (a - $3) / $3; if (d < 0) d = -d
                 printf "%s: cetus loss %s, reference %s (relative difference %.2g), logits error %s\n", what, a, $3, d, $6
-                ok = d <= 1e-6 && $6 <= 1e-5 }
+                ok = d <= 1e-5 && $6 <= 1e-5 }
             END { exit !ok }' "$SCRATCH/ref.txt" || fail "$label: cetus and the reference differ"
     done
 }
