@@ -14,6 +14,7 @@ int cmd_prepare(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_upcycle(int argc, char **argv);
 int cmd_delink(int argc, char **argv);
+int cmd_import(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_plan(int argc, char **argv);
 int cmd_peak(int argc, char **argv);

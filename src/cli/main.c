@@ -17,6 +17,7 @@ static const command commands[] = {
      "tokenize text files into checksummed token shards (--scenes: captioned image scenes)"},
     {"upcycle", cmd_upcycle, "turn a dense checkpoint into an MoE one (experts copy the MLP)"},
     {"delink", cmd_delink, "turn a shared-weight (pseudo) checkpoint into the real model's (Pseudo-to-Real)"},
+    {"import", cmd_import, "read a Hugging Face GPT-2 directory into a run directory to train on"},
     {"tokenize", cmd_tokenize, "print the GPT-2 token ids of a file (or decode ids)"},
     {"plan", cmd_plan,
      "predict a layout's memory per rank and step time, search the layouts that fit (--calibrate: measure "

@@ -25,9 +25,12 @@
 #define F_TRAINER "trainer.json"
 #define F_LATEST "latest"
 
-/* The only files cetus deletes from a checkpoint directory. */
-static const char *const owned_files[] = {F_MODEL,        F_OPTIM,        F_TRAINER,
-                                          F_MODEL ".tmp", F_OPTIM ".tmp", F_TRAINER ".tmp"};
+/* The only files cetus deletes from a checkpoint directory: these, the side files, and the
+ * temporary ".tmp" of each. */
+static const char *const owned_files[] = {F_MODEL, F_OPTIM, F_TRAINER};
+static const char *const side_names[] = {CT_CKPT_SIDE_NAMES};
+#define N_OWNED (sizeof owned_files / sizeof *owned_files)
+#define N_SIDE (sizeof side_names / sizeof *side_names)
 static const char *const model_suffix[] = {""};
 static const char *const optim_suffixes[] = {".exp_avg", ".exp_avg_sq"};
 
@@ -101,9 +104,20 @@ static ct_status fsync_dir(const char *path) {
 /* Deletes the files cetus writes in dir, then dir itself. 1 if dir is gone. */
 static int remove_owned(const char *dir) {
     char path[CKPT_PATH];
-    for (size_t i = 0; i < sizeof owned_files / sizeof *owned_files; i++)
-        if (join(path, dir, owned_files[i]) == CT_OK) unlink(path);
+    for (size_t i = 0; i < N_OWNED + N_SIDE; i++) {
+        const char *name = i < N_OWNED ? owned_files[i] : side_names[i - N_OWNED];
+        if (join(path, dir, name) != CT_OK) continue;
+        unlink(path);
+        if (strlen(path) + 5 <= CKPT_PATH) unlink(strcat(path, ".tmp"));
+    }
     return rmdir(dir) == 0 || errno == ENOENT;
+}
+
+/* 1 if name is one of the side files a checkpoint may hold. */
+static int side_name(const char *name) {
+    for (size_t i = 0; i < N_SIDE; i++)
+        if (!strcmp(name, side_names[i])) return 1;
+    return 0;
 }
 
 static int all_digits(const char *s) {
@@ -169,14 +183,6 @@ static ct_status resolve(const char *dir, char out[CKPT_PATH]) {
 
 /* ---- the view --------------------------------------------------------------------------- */
 
-static const char *shape_str(char *buf, size_t cap, int ndim, const int64_t *shape) {
-    size_t k = (size_t)snprintf(buf, cap, "[");
-    for (int i = 0; i < ndim && k < cap; i++)
-        k += (size_t)snprintf(buf + k, cap - k, "%s%" PRId64, i ? ", " : "", shape[i]);
-    if (k < cap) snprintf(buf + k, cap - k, "]");
-    return buf;
-}
-
 static void view_shape(const ct_ckpt_tensor *t, int64_t out[4]) {
     for (int i = 0; i < 4; i++) out[i] = i < t->ndim ? t->shape[i] : 1;
 }
@@ -221,6 +227,22 @@ static ct_status check_unique_names(const char *dir, const ct_ckpt_view *v) {
     return s;
 }
 
+/* The view's side files: known names, each once, with their bytes. */
+static ct_status check_side_files(const char *dir, const ct_ckpt_view *v) {
+    if (v->n_files && !v->files) return ct_fail(CT_EINVAL, "checkpoint %s: side files without a table", dir);
+    for (size_t i = 0; i < v->n_files; i++) {
+        const ct_ckpt_file *f = &v->files[i];
+        if (!f->name || !side_name(f->name) || (f->bytes && !f->data))
+            return ct_fail(CT_EINVAL, "checkpoint %s: side file %s is not one a checkpoint holds (%s)", dir,
+                           f->name ? f->name : "(no name)",
+                           "config.json, vocab.json, merges.txt, tokenizer.json");
+        for (size_t j = 0; j < i; j++)
+            if (!strcmp(v->files[j].name, f->name))
+                return ct_fail(CT_EINVAL, "checkpoint %s: side file %s appears twice", dir, f->name);
+    }
+    return CT_OK;
+}
+
 /* Checks the view for a save (saving = 1: needs io->get) or a load (needs io->put). */
 static ct_status check_view(const char *dir, const ct_ckpt_view *v, int saving) {
     if (v && v->io) {
@@ -236,6 +258,7 @@ static ct_status check_view(const char *dir, const ct_ckpt_view *v, int saving) 
                        dir);
     }
     for (size_t i = 0; i < v->n_tensors; i++) CT_TRY(check_view_tensor(dir, v, &v->tensors[i]));
+    CT_TRY(check_side_files(dir, v));
     return check_unique_names(dir, v);
 }
 
@@ -330,13 +353,17 @@ static int add_state(cJSON *root, const cJSON *state) {
     return 0;
 }
 
-/* The text of trainer.json (free with cJSON_free), or NULL when out of memory. */
-static char *trainer_text(const file_rec *model, const file_rec *optim, const cJSON *state) {
+/* The text of trainer.json (free with cJSON_free), or NULL when out of memory. side[i] is
+ * the record of v's side file i. */
+static char *trainer_text(const file_rec *model, const file_rec *optim, const ct_ckpt_view *v,
+                          const file_rec *side, const cJSON *state) {
     cJSON *root = cJSON_CreateObject(), *files = NULL;
     int ok = root && cJSON_AddStringToObject(root, "format", CKPT_FORMAT) &&
              cJSON_AddNumberToObject(root, "version", CKPT_VERSION) &&
              (files = cJSON_AddObjectToObject(root, "files")) && add_record(files, F_MODEL, model) &&
-             (!optim || add_record(files, F_OPTIM, optim)) && add_state(root, state);
+             (!optim || add_record(files, F_OPTIM, optim));
+    for (size_t i = 0; ok && i < v->n_files; i++) ok = add_record(files, v->files[i].name, &side[i]);
+    ok = ok && add_state(root, state);
     char *canon = ok ? cJSON_PrintUnformatted(root) : NULL, hex[17], *text = NULL;
     if (canon) {
         snprintf(hex, sizeof hex, "%016" PRIx64, (uint64_t)XXH64(canon, strlen(canon), 0));
@@ -347,24 +374,38 @@ static char *trainer_text(const file_rec *model, const file_rec *optim, const cJ
     return text;
 }
 
-static ct_status write_trainer(const char *path, const file_rec *model, const file_rec *optim,
-                               const cJSON *state) {
-    char *text = trainer_text(model, optim, state);
-    if (!text) return ct_fail(CT_ENOMEM, "%s: out of memory building the trainer state", path);
+/* Writes path atomically from data [bytes] (and a newline after it when nl). */
+static ct_status write_whole(const char *path, const void *data, size_t bytes, int nl) {
     ct_atomic_file *f;
-    ct_status s = ct_atomic_open(&f, path);
-    if (s != CT_OK) {
-        cJSON_free(text);
-        return s;
-    }
-    s = ct_atomic_write(f, text, strlen(text));
-    if (s == CT_OK) s = ct_atomic_write(f, "\n", 1);
-    cJSON_free(text);
+    CT_TRY(ct_atomic_open(&f, path));
+    ct_status s = ct_atomic_write(f, data, bytes);
+    if (s == CT_OK && nl) s = ct_atomic_write(f, "\n", 1);
     if (s != CT_OK) {
         ct_atomic_abort(f);
         return s;
     }
     return ct_atomic_commit(f);
+}
+
+static ct_status write_trainer(const char *path, const file_rec *model, const file_rec *optim,
+                               const ct_ckpt_view *v, const file_rec *side, const cJSON *state) {
+    char *text = trainer_text(model, optim, v, side, state);
+    if (!text) return ct_fail(CT_ENOMEM, "%s: out of memory building the trainer state", path);
+    ct_status s = write_whole(path, text, strlen(text), 1);
+    cJSON_free(text);
+    return s;
+}
+
+/* Writes v's side files into dir, their records into side[]. */
+static ct_status write_side_files(const char *dir, const ct_ckpt_view *v, file_rec *side) {
+    char path[CKPT_PATH];
+    for (size_t i = 0; i < v->n_files; i++) {
+        const ct_ckpt_file *f = &v->files[i];
+        CT_TRY(join(path, dir, f->name));
+        CT_TRY(write_whole(path, f->data ? f->data : "", f->bytes, 0));
+        side[i] = (file_rec){f->bytes, XXH64(f->data ? f->data : "", f->bytes, 0)};
+    }
+    return CT_OK;
 }
 
 /* Writes the complete new checkpoint into p->tmp; trainer.json goes last. */
@@ -381,8 +422,10 @@ static ct_status write_tmp(const ckpt_paths *p, const ct_ckpt_view *v, const cJS
         CT_TRY(join(path, p->tmp, F_OPTIM));
         CT_TRY(write_st(path, v, &io, optim_suffixes, 1, 2, "adamw moments", &optim));
     }
+    file_rec side[N_SIDE];
+    CT_TRY(write_side_files(p->tmp, v, side));
     CT_TRY(join(path, p->tmp, F_TRAINER));
-    CT_TRY(write_trainer(path, &model, moments ? &optim : NULL, state));
+    CT_TRY(write_trainer(path, &model, moments ? &optim : NULL, v, side, state));
     return fsync_dir(p->tmp);
 }
 
@@ -406,15 +449,7 @@ static ct_status swap_in(const ckpt_paths *p) {
 static ct_status write_latest(const ckpt_paths *p) {
     char path[CKPT_PATH];
     CT_TRY(join(path, p->parent, F_LATEST));
-    ct_atomic_file *f;
-    CT_TRY(ct_atomic_open(&f, path));
-    ct_status s = ct_atomic_write(f, p->base, strlen(p->base));
-    if (s == CT_OK) s = ct_atomic_write(f, "\n", 1);
-    if (s != CT_OK) {
-        ct_atomic_abort(f);
-        return s;
-    }
-    return ct_atomic_commit(f);
+    return write_whole(path, p->base, strlen(p->base), 1);
 }
 
 static ct_status refuse_foreign(const ckpt_paths *p) {
@@ -521,21 +556,19 @@ static ct_status read_trainer(ckpt_open *c) {
     return CT_OK;
 }
 
-/* Opens c->dir/fname and checks its size and XXH64 against trainer.json. */
-static ct_status open_verified(ckpt_open *c, const char *fname, ct_safetensors **out) {
-    char path[CKPT_PATH];
-    CT_TRY(join(path, c->dir, fname));
-    const cJSON *files = cJSON_GetObjectItemCaseSensitive(c->doc, "files");
-    const cJSON *rec = cJSON_GetObjectItemCaseSensitive(files, fname);
-    uint64_t bytes, hash;
+/* rec (trainer.json's record of file name in c->dir): its size and XXH64. */
+static ct_status read_record(const ckpt_open *c, const char *name, const cJSON *rec, uint64_t *bytes,
+                             uint64_t *hash) {
     if (!rec)
-        return ct_fail(CT_ECORRUPT, "%s/%s has no record of %s (saved without it?)", c->dir, F_TRAINER, fname);
-    if (!json_uint(cJSON_GetObjectItemCaseSensitive(rec, "bytes"), &bytes) ||
-        !json_hex64(cJSON_GetObjectItemCaseSensitive(rec, "xxh64"), &hash))
-        return ct_fail(CT_ECORRUPT, "%s/%s: bad record for %s", c->dir, F_TRAINER, fname);
-    CT_TRY(ct_safetensors_open(out, path));
-    size_t size;
-    const uint8_t *data = ct_safetensors_bytes(*out, &size);
+        return ct_fail(CT_ECORRUPT, "%s/%s has no record of %s (saved without it?)", c->dir, F_TRAINER, name);
+    if (!json_uint(cJSON_GetObjectItemCaseSensitive(rec, "bytes"), bytes) ||
+        !json_hex64(cJSON_GetObjectItemCaseSensitive(rec, "xxh64"), hash))
+        return ct_fail(CT_ECORRUPT, "%s/%s: bad record for %s", c->dir, F_TRAINER, name);
+    return CT_OK;
+}
+
+/* The file at path, data [size], is the one its record (bytes, hash) describes. */
+static ct_status match_record(const char *path, const void *data, size_t size, uint64_t bytes, uint64_t hash) {
     if (size != bytes)
         return ct_fail(CT_ECORRUPT, "%s: %zu bytes, %s records %" PRIu64, path, size, F_TRAINER, bytes);
     uint64_t got = XXH64(data, size, 0);
@@ -544,6 +577,45 @@ static ct_status open_verified(ckpt_open *c, const char *fname, ct_safetensors *
                        "%s: file checksum mismatch: it hashes to %016" PRIx64 ", %s records %016" PRIx64
                        " (corrupt file)",
                        path, got, F_TRAINER, hash);
+    return CT_OK;
+}
+
+/* Opens c->dir/fname and checks its size and XXH64 against trainer.json. */
+static ct_status open_verified(ckpt_open *c, const char *fname, ct_safetensors **out) {
+    char path[CKPT_PATH];
+    uint64_t bytes, hash;
+    size_t size;
+    CT_TRY(join(path, c->dir, fname));
+    const cJSON *files = cJSON_GetObjectItemCaseSensitive(c->doc, "files");
+    CT_TRY(read_record(c, fname, cJSON_GetObjectItemCaseSensitive(files, fname), &bytes, &hash));
+    CT_TRY(ct_safetensors_open(out, path));
+    const uint8_t *data = ct_safetensors_bytes(*out, &size);
+    return match_record(path, data, size, bytes, hash);
+}
+
+/* Checks the side file c->dir/name against its record rec in trainer.json. */
+static ct_status verify_side_file(const ckpt_open *c, const char *name, const cJSON *rec) {
+    char path[CKPT_PATH], *data;
+    uint64_t bytes, hash;
+    size_t n;
+    if (!side_name(name))
+        return ct_fail(CT_ECORRUPT, "%s/%s records a file %s that a checkpoint does not hold", c->dir,
+                       F_TRAINER, name);
+    CT_TRY(read_record(c, name, rec, &bytes, &hash));
+    CT_TRY(join(path, c->dir, name));
+    CT_TRY(ct_read_file(path, &data, &n));
+    ct_status s = match_record(path, data, n, bytes, hash);
+    ct_free(data);
+    return s;
+}
+
+/* Every side file trainer.json records (none in a checkpoint saved without them). */
+static ct_status verify_side_files(const ckpt_open *c) {
+    const cJSON *rec;
+    cJSON_ArrayForEach(rec, cJSON_GetObjectItemCaseSensitive(c->doc, "files")) {
+        if (!rec->string || !strcmp(rec->string, F_MODEL) || !strcmp(rec->string, F_OPTIM)) continue;
+        CT_TRY(verify_side_file(c, rec->string, rec));
+    }
     return CT_OK;
 }
 
@@ -561,10 +633,10 @@ static ct_status match_one(const ct_safetensors *st, const ct_ckpt_tensor *t, co
     view_shape(t, want);
     if (!ct_safetensors_find(st, name, &ndim, got))
         return ct_fail(CT_ECORRUPT, "%s: tensor %s is missing (expected shape %s)", ct_safetensors_path(st),
-                       name, shape_str(a, sizeof a, t->ndim, want));
+                       name, ct_st_shape_str(a, sizeof a, t->ndim, want));
     if (ndim != t->ndim || memcmp(got, want, sizeof got) != 0)
         return ct_fail(CT_ECORRUPT, "%s: tensor %s has shape %s, expected %s", ct_safetensors_path(st), name,
-                       shape_str(a, sizeof a, ndim, got), shape_str(b, sizeof b, t->ndim, want));
+                       ct_st_shape_str(a, sizeof a, ndim, got), ct_st_shape_str(b, sizeof b, t->ndim, want));
     return CT_OK;
 }
 
@@ -613,6 +685,7 @@ static ct_status open_all(ckpt_open *c, const char *dir, const ct_ckpt_view *v, 
     CT_TRY(check_view(dir, v, 0));
     CT_TRY(resolve(dir, c->dir));
     CT_TRY(read_trainer(c));
+    CT_TRY(verify_side_files(c));
     CT_TRY(open_verified(c, F_MODEL, &c->model));
     CT_TRY(match_tensors(c->model, v, model_suffix, 1));
     if (!optim) return CT_OK;
@@ -683,6 +756,7 @@ static int records_optim(const ckpt_open *c) {
 static ct_status check_all(ckpt_open *c, const ct_ckpt_view *v, int *has_optim) {
     CT_TRY(read_trainer(c));
     *has_optim = records_optim(c);
+    CT_TRY(verify_side_files(c));
     CT_TRY(open_verified(c, F_MODEL, &c->model));
     CT_TRY(match_tensors(c->model, v, model_suffix, 1));
     if (!*has_optim) return CT_OK;

@@ -9,9 +9,13 @@
  *                          "format": "pt" so Hugging Face tools accept it
  *   optimizer.safetensors  AdamW moments "<name>.exp_avg" (all tensors, in view order),
  *                          then "<name>.exp_avg_sq"; absent in a weights-only checkpoint
+ *   config.json, vocab.json, merges.txt, tokenizer.json
+ *                          side files the caller hands in (ct_ckpt_view.files): the Hugging
+ *                          Face config and tokenizer files (train/hf.h); only these names
  *   trainer.json           {"format": "cetus-checkpoint", "version": 1,
  *                           "files": {"model.safetensors": {"bytes": N, "xxh64": "<hex>"},
- *                                     "optimizer.safetensors": {...}},
+ *                                     "optimizer.safetensors": {...},
+ *                                     "config.json": {...}, ...},
  *                           "trainer": <the caller's state, stored as given>,
  *                           "xxh64": "<hex>"}
  *                          where the last xxh64 is the XXH64 of the unformatted JSON of the
@@ -64,12 +68,24 @@ typedef struct ct_ckpt_io {
     void *ctx;
 } ct_ckpt_io;
 
+/* A side file saved beside the tensors: name is one of CT_CKPT_SIDE_NAMES, data holds its
+ * bytes. Recorded in trainer.json's "files" with its size and XXH64, which every load and
+ * check verifies. */
+#define CT_CKPT_SIDE_NAMES "config.json", "vocab.json", "merges.txt", "tokenizer.json"
+typedef struct ct_ckpt_file {
+    const char *name;
+    const void *data;
+    size_t bytes;
+} ct_ckpt_file;
+
 /* The caller's state: a tensor table and either
  *  - io == NULL: flat buffers of num_params floats holding each tensor at its offset;
  *    adam_m and adam_v are both set (weights + AdamW moments) or both NULL (weights only);
  *  - io != NULL: the tensors come from io->get (save) and go to io->put (load); params,
  *    adam_m, adam_v and num_params are not used and offsets are not checked (names, shapes
  *    and numel are); moments = 1 when the checkpoint has/needs the optimizer file.
+ * files[0..n_files) are side files a save writes (a load ignores the fields and verifies
+ * the side files trainer.json records).
  * Callers that initialise the first six fields positionally get io = NULL. */
 typedef struct ct_ckpt_view {
     const ct_ckpt_tensor *tensors;
@@ -80,6 +96,8 @@ typedef struct ct_ckpt_view {
     float *adam_v;
     const ct_ckpt_io *io;
     int moments;
+    const ct_ckpt_file *files;
+    size_t n_files;
 } ct_ckpt_view;
 
 /* Saves v (and the moments when present) and trainer_state (may be NULL: stored as {})

@@ -1,10 +1,10 @@
 /* commands.h: what the train layer offers the `cetus` subcommands beyond include/cetus.h:
  * the run configuration (ct_config, its keys and files: train/config.h), rebuilding a
  * model and its config from a checkpoint, evaluation over a split or the caption scenes,
- * upcycling a dense checkpoint to MoE, delinking a pseudo model into a run directory and
- * verifying a checkpoint without a model. The CLI includes this header and the public one,
+ * upcycling a dense checkpoint to MoE, delinking a pseudo model into a run directory,
+ * importing a Hugging Face GPT-2 and verifying a checkpoint without a model. The CLI includes this header and the public one,
  * never the train files' own headers. Implemented in restore.c, evaluate.c, upcycle.c,
- * delink.c, ckpt_verify.c and run.c. */
+ * delink.c, hf_import.c, ckpt_verify.c and run.c. */
 #ifndef CT_COMMANDS_H
 #define CT_COMMANDS_H
 
@@ -47,6 +47,21 @@ typedef struct ct_delink_result {
 } ct_delink_result;
 ct_status ct_delink_into_run(const char *in_ckpt, const char *run_dir, int layers, const char *optimizer,
                              ct_delink_result *out);
+
+/* cetus import: the Hugging Face GPT-2 directory hf_dir (config.json and a float32
+ * model.safetensors: GPT-2's tensor names, with or without the "transformer." prefix,
+ * Conv1D weights [in, out], lm_head.weight absent or equal to wte) becomes the new run
+ * directory run_dir: cetus.json (its run config, cetus's defaults with the imported model)
+ * and ckpt/step_00000000 (the weights, zero AdamW moments). A config field cetus's model does
+ * not compute (another activation, layer norm epsilon, n_inner, attention scaling,
+ * cross-attention) and a tensor missing, misshapen or unexpected are refused by name before
+ * anything is written; the run directory appears whole or not at all (hf_import.c). */
+typedef struct ct_import_result {
+    ct_config cfg;   /* the run's config, as in cetus.json */
+    char ckpt[1300]; /* the checkpoint written */
+    size_t tensors, params;
+} ct_import_result;
+ct_status ct_hf_import(const char *hf_dir, const char *run_dir, ct_import_result *out);
 
 /* What ct_checkpoint_verify found in a good checkpoint. */
 typedef struct ct_ckpt_report {

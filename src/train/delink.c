@@ -7,6 +7,7 @@
 #include "train/commands.h"
 #include "train/trainer.h"
 #include "train/trainer_internal.h"
+#include "train/hf.h"
 #include <cjson/cJSON.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -103,7 +104,7 @@ static ct_status write_real(const char *in, const char *out, const ct_config *pc
         delink_src src = {{state, reset ? NULL : state + np, reset ? NULL : state + 2 * np}, zeros, from};
         ct_ckpt_io io = {get_tensor, NULL, &src};
         ct_ckpt_view v = {.tensors = tensors, .n_tensors = n, .io = &io, .moments = 1};
-        s = ct_checkpoint_save(out, &v, st);
+        s = ct_hf_checkpoint_save(out, &v, st, &rc->model);
     }
     cJSON_Delete(st);
     ct_free(zeros);

@@ -23,8 +23,7 @@ static int cmp_str_ptr(const void *a, const void *b) {
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* Formats shape as "[d0, d1, ...]" into buf. */
-static const char *shape_str(char *buf, size_t cap, int ndim, const int64_t *shape) {
+const char *ct_st_shape_str(char *buf, size_t cap, int ndim, const int64_t *shape) {
     size_t k = (size_t)snprintf(buf, cap, "[");
     for (int i = 0; i < ndim && k < cap; i++)
         k += (size_t)snprintf(buf + k, cap - k, "%s%" PRId64, i ? ", " : "", shape[i]);
@@ -100,7 +99,7 @@ static int add_meta(const char *path, cJSON *root, const char *const *kv, uint64
 /* Adds one {"dtype","shape","data_offsets"} entry; numbers are written as raw integers. */
 static int add_entry(cJSON *root, const ct_st_tensor *t, uint64_t begin, uint64_t end) {
     char shape[160], offs[64];
-    shape_str(shape, sizeof shape, t->ndim, t->shape);
+    ct_st_shape_str(shape, sizeof shape, t->ndim, t->shape);
     snprintf(offs, sizeof offs, "[%" PRIu64 ", %" PRIu64 "]", begin, end);
     cJSON *e = cJSON_AddObjectToObject(root, t->name);
     return e && cJSON_AddStringToObject(e, "dtype", "F32") && cJSON_AddRawToObject(e, "shape", shape) &&
@@ -386,7 +385,7 @@ static ct_status parse_offsets(const ct_safetensors *st, const cJSON *j, st_entr
                        "%s: tensor %s: data_offsets [%" PRIu64 ", %" PRIu64 "] hold "
                        "%" PRIu64 " bytes but F32 shape %s needs %" PRIu64,
                        path, e->name, e->begin, e->end, e->end - e->begin,
-                       shape_str(sh, sizeof sh, e->ndim, e->shape), want);
+                       ct_st_shape_str(sh, sizeof sh, e->ndim, e->shape), want);
     return CT_OK;
 }
 
@@ -510,7 +509,7 @@ static ct_status nonfinite_error(const ct_safetensors *st, const data_scan *d) {
                    isnan(x[d->at]) ? "NaN"
                    : x[d->at] > 0  ? "+Inf"
                                    : "-Inf",
-                   d->at, shape_str(sh, sizeof sh, d->bad->ndim, d->bad->shape));
+                   d->at, ct_st_shape_str(sh, sizeof sh, d->bad->ndim, d->bad->shape));
 }
 
 /* One pass over the data section: the recorded checksum (when present) and finite values. A

@@ -58,6 +58,9 @@ ct_status ct_safetensors_write_fetch(const char *path, const ct_st_tensor *tenso
                                      const char *const *meta_kv, ct_st_fetch_fn fetch, void *ctx,
                                      uint64_t *file_bytes, uint64_t *file_xxh64);
 
+/* Formats shape [ndim] as "[d0, d1, ...]" into buf (cap bytes) and returns buf. */
+const char *ct_st_shape_str(char *buf, size_t cap, int ndim, const int64_t *shape);
+
 /* A validated, memory-mapped safetensors file. */
 typedef struct ct_safetensors ct_safetensors;
 

@@ -10,6 +10,7 @@
 #include "train/optim.h"
 #include "train/multimodal.h"
 #include "train/trainer_internal.h"
+#include "train/hf.h"
 #include "parallel/zero3.h"
 #include <dirent.h>
 #include <inttypes.h>
@@ -568,7 +569,7 @@ ct_status ct_trainer_save(ct_trainer *tr) {
         /* the others take part in each tensor's gathers */
         cJSON *state = NULL;
         s = trainer_state(tr, &state);
-        if (s == CT_OK) s = ct_checkpoint_save(dir, &tr->view, state);
+        if (s == CT_OK) s = ct_hf_checkpoint_save(dir, &tr->view, state, &tr->cfg.model);
         cJSON_Delete(state);
         if (s == CT_OK) s = prune_checkpoints(tr);
     }

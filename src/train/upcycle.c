@@ -5,6 +5,7 @@
 #include "train/commands.h"
 #include "train/trainer.h"
 #include "train/trainer_internal.h"
+#include "train/hf.h"
 #include <string.h>
 
 static ct_status check_target(const ct_config *dense, const ct_config *t) {
@@ -63,7 +64,7 @@ static ct_status save_step0(ct_model *moe, const ct_config *t, const char *out_r
         snprintf(dir, sizeof dir, "%s/ckpt", out_run_dir);
         s = state ? ct_mkdirs(dir) : ct_fail(CT_ENOMEM, "out of memory building the trainer state");
         snprintf(dir, sizeof dir, "%s/ckpt/step_00000000", out_run_dir);
-        if (s == CT_OK) s = ct_checkpoint_save(dir, &view, state);
+        if (s == CT_OK) s = ct_hf_checkpoint_save(dir, &view, state, &cfg.model);
         cJSON_Delete(state);
     }
     ct_free(tensors);

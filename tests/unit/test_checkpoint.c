@@ -957,7 +957,7 @@ static ct_ckpt_view io_view(io_rec *r, const fixture *src, fixture *dst, int mom
     r->scratch = calloc(src ? src->n : 1, sizeof(float));
     r->fail_at = SIZE_MAX;
     const fixture *fx = src ? src : dst;
-    return (ct_ckpt_view){fx->t, fx->v.n_tensors, 0, NULL, NULL, NULL, &r->io, moments};
+    return (ct_ckpt_view){fx->t, fx->v.n_tensors, 0, NULL, NULL, NULL, &r->io, moments, NULL, 0};
 }
 
 /* The calls were exactly b = 0..nbuf-1 in turn, i = 0..NT-1 within each. */
