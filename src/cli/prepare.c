@@ -2,6 +2,7 @@
  * train/val token shards plus meta.json) and, with --scenes, for ct_scenes_prepare (captioned
  * image scenes from MNIST and Fashion-MNIST into scene shards). */
 #include "data/prepare.h"
+#include "data/bpe_train.h"
 #include "data/scenes.h"
 #include "cli/cli.h"
 #include <errno.h>
@@ -32,7 +33,7 @@ static void scenes_usage(FILE *f) {
 static void prepare_usage(FILE *f) {
     fprintf(f,
             "usage: cetus prepare [--input PATH]... [--out DIR] [--val-fraction F] [--shard-tokens N]\n"
-            "                     [--keep-whitespace]\n"
+            "                     [--keep-whitespace] [--vocab-size N]\n"
             "       cetus prepare --scenes [options]   (captioned image scenes; --scenes --help)\n"
             "  Tokenizes a text corpus with the GPT-2 tokenizer into token shards for training.\n"
             "  --input PATH        a text file, or a directory walked recursively for *.txt, *.rst\n"
@@ -45,9 +46,13 @@ static void prepare_usage(FILE *f) {
             "  --keep-whitespace   keep every space: by default runs of spaces and tabs become one\n"
             "                      space and blank-line runs one blank line (markup indentation\n"
             "                      otherwise fills a quarter of the Python docs' tokens with spaces)\n"
-            "  Documents are separated by the end-of-text token %d. Progress goes to stderr.\n",
+            "  --vocab-size N      train a byte-level BPE of N tokens (257..%d) on the training\n"
+            "                      documents, write it to DIR/tokenizer.json (Hugging Face's format)\n"
+            "                      and tokenize with it instead of GPT-2's\n"
+            "  Documents are separated by the end-of-text token (GPT-2's %d; with --vocab-size the\n"
+            "  last id). Progress goes to stderr.\n",
             CT_PREPARE_DEFAULT_INPUT, CT_PREPARE_DEFAULT_OUT, CT_PREPARE_DEFAULT_VAL_FRACTION,
-            (unsigned long long)CT_PREPARE_DEFAULT_SHARD_TOKENS, CT_TOKEN_EOT);
+            (unsigned long long)CT_PREPARE_DEFAULT_SHARD_TOKENS, CT_TOKENIZER_MAX_VOCAB, CT_TOKEN_EOT);
 }
 
 /* Parses the value of option argv[*i]; returns 0 on a usage error (message printed). */
@@ -196,6 +201,12 @@ static int parse_prepare_args(int argc, char **argv, ct_prepare_opts *o, const c
             if (!option_value(argc, argv, &i, &v) || !parse_double(a, v, &o->val_fraction)) return 2;
         } else if (!strcmp(a, "--keep-whitespace")) {
             o->squeeze_whitespace = 0;
+        } else if (!strcmp(a, "--vocab-size")) {
+            uint64_t u;
+            if (!option_value(argc, argv, &i, &v) || !parse_u64(a, v, &u)) return 2;
+            o->vocab_size = u > INT32_MAX ? INT32_MAX : (int)u;
+            if (u == 0 || ct_bpe_check_vocab((long long)u) != CT_OK)
+                return bad_value(a, v, "a vocabulary size from 257 to 16777216") + 2;
         } else if (!strcmp(a, "--shard-tokens")) {
             if (!option_value(argc, argv, &i, &v) || !parse_u64(a, v, &o->shard_tokens)) return 2;
         } else {
@@ -209,6 +220,9 @@ static int parse_prepare_args(int argc, char **argv, ct_prepare_opts *o, const c
 }
 
 static void print_summary(const ct_prepare_opts *o, const ct_prepare_stats *st) {
+    if (o->vocab_size)
+        fprintf(stderr, "prepare: BPE training counted %.1f MB/s and merged in %.2f s; vocabulary %d\n",
+                st->bpe_count_mbps, st->bpe_merge_secs, st->vocab_size);
     fprintf(stderr,
             "prepare: wrote %s: train %llu documents, %llu tokens in %d shard(s); val %llu documents, "
             "%llu tokens in %d shard(s)\n"

