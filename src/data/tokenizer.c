@@ -297,7 +297,8 @@ static ct_status load_merges(ct_tokenizer *t, const char *path) {
 
 /* The identity: the mode, the vocabulary in id order, the merges in rank order, EOT. */
 static uint64_t identity_hash(const ct_tokenizer *t) {
-    uint64_t h = XXH64(t->hf ? "cetus-bpe-hf" : "cetus-bpe-gpt2", 14, 0);
+    const char *mode = t->hf ? "cetus-bpe-hf" : "cetus-bpe-gpt2";
+    uint64_t h = XXH64(mode, strlen(mode), 0);
     uint32_t head[3] = {(uint32_t)t->vocab, (uint32_t)t->eot, (uint32_t)t->n_added};
     h = XXH64(head, sizeof head, h);
     h = XXH64(t->tok_off, ((size_t)t->vocab + 1) * sizeof *t->tok_off, h);
