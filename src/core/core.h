@@ -156,6 +156,8 @@ ct_status ct_atomic_pwrite(ct_atomic_file *f, uint64_t offset, const void *data,
 ct_status ct_atomic_pread(ct_atomic_file *f, uint64_t offset, void *buf, size_t bytes);
 ct_status ct_atomic_commit(ct_atomic_file *f); /* fsync + rename; frees f */
 void ct_atomic_abort(ct_atomic_file *f);       /* removes the temp file; frees f */
+/* The whole of a small file in one call: open, write, commit (abort on failure). */
+ct_status ct_atomic_write_file(const char *path, const void *data, size_t bytes);
 /* Test hook simulating a full disk: after after_bytes more bytes (over all files),
  * ct_atomic_write writes what fits and fails with ENOSPC. -1 turns it off. */
 void ct_files_inject_write_failure(long long after_bytes);

