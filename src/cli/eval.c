@@ -65,6 +65,7 @@ int cmd_eval(int argc, char **argv) {
     long tokens = 0;
     ct_status s = ct_checkpoint_resolve(ckpt, dir, sizeof dir);
     if (s == CT_OK) s = ct_model_from_checkpoint(&m, dir, &cfg);
+    if (s == CT_OK) s = ct_checkpoint_check_data_tokenizer(dir, data ? data : cfg.data.dir);
     if (s == CT_OK)
         s = ct_eval_split(m, &cfg, data ? data : cfg.data.dir, batches, B > 0 ? B : cfg.train.batch_size, &loss,
                           &tokens);

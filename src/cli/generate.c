@@ -100,7 +100,7 @@ static ct_status generate_text(ct_model *m, ct_tokenizer *tok, const gen_args *a
     if (s == CT_OK && n == 0) {
         ids = ct_alloc(sizeof(int32_t), "prompt");
         if (ids) {
-            ids[0] = CT_TOKEN_EOT;
+            ids[0] = ct_tokenizer_eot(tok);
             n = 1;
         } else
             s = CT_ENOMEM;
@@ -182,7 +182,7 @@ int cmd_generate(int argc, char **argv) {
                     "--image %s: the model in %s has no image input (image.patch = 0); captions need "
                     "a checkpoint trained with image.patch > 0",
                     a.image, dir);
-    if (s == CT_OK) s = ct_tokenizer_load_default(&tok);
+    if (s == CT_OK) s = ct_checkpoint_tokenizer_load(dir, &tok);
     if (s == CT_OK) s = a.image ? generate_caption(m, tok, &a) : generate_text(m, tok, &a);
     if (tok) ct_tokenizer_free(tok);
     ct_model_free(m);

@@ -513,8 +513,9 @@ static ct_status check_opts(const ct_prepare_opts *o, int threads) {
         CT_TRY(ct_bpe_check_vocab(o->vocab_size));
         for (int i = 0; i < o->n_inputs; i++)
             if (!strcmp(o->inputs[i], CT_DOCS_STDIN))
-                return ct_fail(CT_EINVAL, "a tokenizer is trained in a first pass over the documents, and standard "
-                                          "input cannot be read twice: save it to a file for --vocab-size");
+                return ct_fail(CT_EINVAL,
+                               "a tokenizer is trained in a first pass over the documents, and standard "
+                               "input cannot be read twice: save it to a file for --vocab-size");
     }
     return CT_OK;
 }
@@ -562,11 +563,12 @@ static ct_status train_tokenizer(prep_run *r, ct_prepare_stats *st) {
     st->bpe_count_mbps = bs.count_secs > 0 ? (double)bs.bytes / 1e6 / bs.count_secs : 0;
     st->bpe_merge_secs = bs.merge_secs;
     if (r->o->progress)
-        ct_log("prepare: trained a %d-token BPE on %llu documents (%.1f MB, %llu distinct words): counting %.1f "
-               "MB/s, %d merges in %.2f s%s",
-               bs.vocab, (unsigned long long)bs.documents, (double)bs.bytes / 1e6,
-               (unsigned long long)bs.unique_words, st->bpe_count_mbps, bs.merges, bs.merge_secs,
-               bs.vocab < r->o->vocab_size ? " (the corpus ran out of pairs to merge)" : "");
+        ct_log(
+            "prepare: trained a %d-token BPE on %llu documents (%.1f MB, %llu distinct words): counting %.1f "
+            "MB/s, %d merges in %.2f s%s",
+            bs.vocab, (unsigned long long)bs.documents, (double)bs.bytes / 1e6,
+            (unsigned long long)bs.unique_words, st->bpe_count_mbps, bs.merges, bs.merge_secs,
+            bs.vocab < r->o->vocab_size ? " (the corpus ran out of pairs to merge)" : "");
     r->trained = ct_alloc((size_t)r->threads * sizeof *r->trained, "the trained tokenizers");
     if (!r->trained) return CT_ENOMEM;
     memset(r->trained, 0, (size_t)r->threads * sizeof *r->trained);

@@ -29,7 +29,7 @@
 #define CT_PREPARE_DEFAULT_VAL_FRACTION 0.05
 #define CT_PREPARE_DEFAULT_SHARD_TOKENS 100000000ULL
 #define CT_PREPARE_STAGING_DIR ".prepare-staging"
-#define CT_PREPARE_MAX_THREADS 1024 /* --threads at most */
+#define CT_PREPARE_MAX_THREADS 1024                /* --threads at most */
 #define CT_PREPARE_TOKENIZER_FILE "tokenizer.json" /* beside the shards, with vocab_size */
 
 typedef struct ct_prepare_opts {

@@ -18,6 +18,12 @@ ct_status ct_checkpoint_read_config(const char *ckpt_dir, ct_config *out);
  * needed), and (cfg_out, may be NULL) the config it was trained with. */
 ct_status ct_model_from_checkpoint(ct_model **out, const char *ckpt_dir, ct_config *cfg_out);
 
+/* The tokenizer a checkpoint was trained with: its tokenizer.json when it carries one (a
+ * trained vocabulary), else GPT-2's; and the refusal (CT_EINVAL naming both) when data_dir's
+ * shards hold another tokenizer's ids. */
+ct_status ct_checkpoint_tokenizer_load(const char *ckpt_dir, ct_tokenizer **out);
+ct_status ct_checkpoint_check_data_tokenizer(const char *ckpt_dir, const char *data_dir);
+
 /* Mean loss of m over `batches` batches of B rows of data's validation split, their windows
  * spread evenly over it (ct_loader_spread; batches <= 0 or more than there are: every
  * complete batch); *tokens counts the distinct targets scored.

@@ -104,7 +104,9 @@ static ct_status write_real(const char *in, const char *out, const ct_config *pc
         delink_src src = {{state, reset ? NULL : state + np, reset ? NULL : state + 2 * np}, zeros, from};
         ct_ckpt_io io = {get_tensor, NULL, &src};
         ct_ckpt_view v = {.tensors = tensors, .n_tensors = n, .io = &io, .moments = 1};
-        s = ct_hf_checkpoint_save(out, &v, st, &rc->model);
+        char tok[4200];
+        s = ct_hf_carry_tokenizer(in, st, tok, sizeof tok);
+        if (s == CT_OK) s = ct_hf_checkpoint_save(out, &v, st, &rc->model, tok[0] ? tok : NULL);
     }
     cJSON_Delete(st);
     ct_free(zeros);

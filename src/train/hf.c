@@ -117,13 +117,28 @@ void ct_hf_files_free(ct_hf_files *f) {
 }
 
 ct_status ct_hf_checkpoint_save(const char *dir, const ct_ckpt_view *v, const cJSON *state,
-                                const ct_model_config *mc) {
+                                const ct_model_config *mc, const char *tokenizer_json) {
     ct_hf_files hf;
-    CT_TRY(ct_hf_files_create(&hf, mc, NULL));
+    CT_TRY(ct_hf_files_create(&hf, mc, tokenizer_json));
     ct_ckpt_view with = *v;
     with.files = hf.files;
     with.n_files = hf.n;
     ct_status s = ct_checkpoint_save(dir, &with, state);
     ct_hf_files_free(&hf);
     return s;
+}
+
+ct_status ct_hf_carry_tokenizer(const char *src_ckpt, cJSON *state, char *json, size_t cap) {
+    cJSON *src;
+    json[0] = 0;
+    CT_TRY(ct_checkpoint_read_state(src_ckpt, &src));
+    cJSON *rec = cJSON_DetachItemFromObjectCaseSensitive(src, "tokenizer");
+    cJSON_Delete(src);
+    if (rec) {
+        cJSON_DeleteItemFromObjectCaseSensitive(state, "tokenizer");
+        cJSON_AddItemToObject(state, "tokenizer", rec);
+    }
+    CT_TRY(ct_path_format(json, cap, "%s/tokenizer.json", src_ckpt));
+    if (access(json, R_OK) != 0) json[0] = 0;
+    return CT_OK;
 }

@@ -33,9 +33,13 @@ ct_status ct_hf_files_create(ct_hf_files *out, const ct_model_config *mc, const 
 void ct_hf_files_free(ct_hf_files *f); /* a zeroed struct is fine */
 
 /* ct_checkpoint_save of v (its own side files ignored) with the Hugging Face files of a model
- * of config mc (GPT-2's tokenizer files): what every checkpoint of a run is saved with. */
+ * of config mc (tokenizer_json: the trained tokenizer's file, NULL: GPT-2's tokenizer files):
+ * what every checkpoint of a run is saved with. */
 ct_status ct_hf_checkpoint_save(const char *dir, const ct_ckpt_view *v, const cJSON *state,
-                                const ct_model_config *mc);
+                                const ct_model_config *mc, const char *tokenizer_json);
+/* For a checkpoint made from another (delinked, upcycled): copies src_ckpt's tokenizer record
+ * into state and sets json (cap bytes) to src_ckpt/tokenizer.json when it has one, else "". */
+ct_status ct_hf_carry_tokenizer(const char *src_ckpt, cJSON *state, char *json, size_t cap);
 
 /* The text of config.json for mc (free with cJSON_free), or NULL when out of memory. */
 char *ct_hf_config_text(const ct_model_config *mc);

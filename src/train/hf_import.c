@@ -260,7 +260,7 @@ static ct_status write_step0(const char *dir, hf_src *src, const ct_config *cfg,
         ct_model_ckpt_table(src->table, tensors);
         ct_ckpt_io io = {hf_get, NULL, src};
         ct_ckpt_view v = {.tensors = tensors, .n_tensors = n, .io = &io, .moments = 1};
-        s = ct_hf_checkpoint_save(path, &v, state, &cfg->model);
+        s = ct_hf_checkpoint_save(path, &v, state, &cfg->model, NULL);
     }
     cJSON_Delete(state);
     ct_free(tensors);

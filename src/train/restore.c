@@ -5,6 +5,8 @@
 #include "train/commands.h"
 #include "train/checkpoint.h"
 #include "train/trainer_internal.h"
+#include "data/shard_tokenizer.h"
+#include <unistd.h>
 #include <cjson/cJSON.h>
 #include <string.h>
 
@@ -88,4 +90,28 @@ ct_status ct_model_load(ct_model **out, const char *path) {
     char dir[1100];
     CT_TRY(ct_checkpoint_resolve(path, dir, sizeof dir));
     return ct_model_from_checkpoint(out, dir, NULL);
+}
+
+ct_status ct_checkpoint_tokenizer_load(const char *ckpt_dir, ct_tokenizer **out) {
+    char json[4096];
+    CT_TRY(ct_path_format(json, sizeof json, "%s/tokenizer.json", ckpt_dir));
+    return access(json, F_OK) == 0 ? ct_tokenizer_load_json(out, json) : ct_tokenizer_load_default(out);
+}
+
+ct_status ct_checkpoint_check_data_tokenizer(const char *ckpt_dir, const char *data_dir) {
+    cJSON *state;
+    ct_shard_tokenizer was, data;
+    char where[1100], a[128], b[128];
+    snprintf(where, sizeof where, "%s/trainer.json", ckpt_dir);
+    CT_TRY(ct_checkpoint_read_state(ckpt_dir, &state));
+    ct_status s = ct_shard_tokenizer_from_state(state, where, &was);
+    cJSON_Delete(state);
+    CT_TRY(s);
+    CT_TRY(ct_shard_tokenizer_read(data_dir, &data));
+    if (ct_shard_tokenizer_same(&was, &data)) return CT_OK;
+    return ct_fail(CT_EINVAL,
+                   "checkpoint %s was trained on ids of the tokenizer %s, but %s holds ids of %s: its loss "
+                   "there would mean nothing",
+                   ckpt_dir, ct_shard_tokenizer_describe(&was, a, sizeof a), data_dir,
+                   ct_shard_tokenizer_describe(&data, b, sizeof b));
 }

@@ -66,7 +66,10 @@ static ct_status print_sample(ct_trainer *tr, run_output *o) {
     uint64_t seed = (uint64_t)tr->cfg.train.seed * 1000003u + (uint64_t)tr->step;
     ct_rng rng;
     ct_rng_seed(&rng, seed);
-    int32_t prompt = tr->cfg.model.vocab_size > 50256 ? 50256 : 0; /* <|endoftext|> starts a document */
+    /* <|endoftext|> starts a document: a trained tokenizer's last id, or GPT-2's */
+    int32_t prompt = tr->tokenizer.file[0]                     ? ct_loader_vocab_size(tr->train) - 1
+                     : tr->cfg.model.vocab_size > CT_TOKEN_EOT ? CT_TOKEN_EOT
+                                                               : 0;
     if (o->leader) printf("%s--- sample at step %" PRId64 " ---\n", o->tty ? "\n" : "", tr->step);
     ct_status s = tr->pipe ? ct_pipe_generate(tr->pipe, &prompt, 1, tr->cfg.train.sample_tokens, 0.8f, 40, &rng,
                                               print_token, o)
@@ -360,8 +363,10 @@ ct_status ct_trainer_run(ct_trainer *tr) {
     snprintf(path, sizeof path, "%s/metrics.jsonl", c->run.dir);
     o.metrics = fopen(path, "a");
     if (!o.metrics) return ct_fail(CT_EIO, "cannot open %s for appending", path);
-    /* GPT-2 ids, possibly in a padded vocabulary (padding rows are never targets) */
-    if (c->model.vocab_size >= CT_TOKENIZER_VOCAB && ct_tokenizer_load_default(&o.tok) != CT_OK) {
+    /* the shards' tokenizer: a trained one, or GPT-2's, possibly in a padded vocabulary
+     * (padding rows are never targets) */
+    if ((tr->tokenizer.file[0] || c->model.vocab_size >= CT_TOKENIZER_VOCAB) &&
+        ct_shard_tokenizer_load(&tr->tokenizer, &o.tok) != CT_OK) {
         ct_log("warning: %s; samples will show token ids", ct_last_error());
         o.tok = NULL;
     }

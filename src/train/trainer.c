@@ -24,7 +24,14 @@ static ct_status open_loaders(ct_trainer *tr) {
     CT_TRY(ct_loader_open(&tr->train, c->data.dir, "train", B, T, (uint64_t)c->train.seed, 1));
     CT_TRY(ct_loader_open(&tr->val, c->data.dir, "val", B, T, (uint64_t)c->train.seed, 0));
     CT_TRY(ct_loader_check_vocab(tr->train, c->model.vocab_size));
-    return ct_loader_check_vocab(tr->val, c->model.vocab_size);
+    CT_TRY(ct_loader_check_vocab(tr->val, c->model.vocab_size));
+    CT_TRY(ct_shard_tokenizer_read(c->data.dir, &tr->tokenizer));
+    int V = ct_loader_vocab_size(tr->train);
+    if (tr->tokenizer.file[0] && c->model.vocab_size > V && ct_trainer_is_leader(tr))
+        ct_log("note: model.vocab_size = %d, but %s's tokenizer %s has %d tokens: the %d rows past them are "
+               "never a target; model.vocab_size=%d saves their share of the head",
+               c->model.vocab_size, c->data.dir, tr->tokenizer.name, V, c->model.vocab_size - V, V);
+    return CT_OK;
 }
 
 /* The checkpoint sees whole tensors under their one-process names; the stream moves each
@@ -110,10 +117,24 @@ static ct_status check_same_model(const ct_trainer *tr, const cJSON *state, cons
     return CT_OK;
 }
 
+/* A checkpoint continues only on shards of the tokenizer it was trained with. */
+static ct_status check_same_tokenizer(const ct_trainer *tr, const cJSON *state, const char *where) {
+    ct_shard_tokenizer was;
+    char a[128], b[128];
+    CT_TRY(ct_shard_tokenizer_from_state(state, where, &was));
+    if (ct_shard_tokenizer_same(&was, &tr->tokenizer)) return CT_OK;
+    return ct_fail(CT_EINVAL,
+                   "%s was trained on ids of the tokenizer %s, but data.dir %s holds ids of %s: prepare the "
+                   "data with the checkpoint's tokenizer, or start a new run.dir",
+                   where, ct_shard_tokenizer_describe(&was, a, sizeof a), tr->cfg.data.dir,
+                   ct_shard_tokenizer_describe(&tr->tokenizer, b, sizeof b));
+}
+
 static ct_status resume(ct_trainer *tr, const char *dir) {
     cJSON *state = NULL;
     CT_TRY(ct_checkpoint_read_state(dir, &state)); /* the model shape first, for a clear message */
     ct_status s = check_same_model(tr, state, dir);
+    if (s == CT_OK) s = check_same_tokenizer(tr, state, dir);
     cJSON_Delete(state);
     CT_TRY(s);
     tr->stream.put_status = CT_OK;
@@ -522,7 +543,9 @@ cJSON *ct_trainer_state_json(const ct_config *cfg, int64_t step, int64_t adam_st
 static ct_status trainer_state(const ct_trainer *tr, cJSON **out) {
     cJSON *st = ct_trainer_state_json(&tr->cfg, tr->step, ct_adamw_steps(tr->opt),
                                       ct_loader_get_pos(tr->train));
-    if (!st || !ct_mm_save_state(tr, st)) {
+    cJSON *tok = st ? ct_shard_tokenizer_json(&tr->tokenizer) : NULL;
+    if (tok) cJSON_AddItemToObject(st, "tokenizer", tok);
+    if (!st || !tok || !ct_mm_save_state(tr, st)) {
         cJSON_Delete(st);
         return ct_fail(CT_ENOMEM, "out of memory building the trainer state");
     }
@@ -569,7 +592,9 @@ ct_status ct_trainer_save(ct_trainer *tr) {
         /* the others take part in each tensor's gathers */
         cJSON *state = NULL;
         s = trainer_state(tr, &state);
-        if (s == CT_OK) s = ct_hf_checkpoint_save(dir, &tr->view, state, &tr->cfg.model);
+        if (s == CT_OK)
+            s = ct_hf_checkpoint_save(dir, &tr->view, state, &tr->cfg.model,
+                                      tr->tokenizer.file[0] ? tr->tokenizer.file : NULL);
         cJSON_Delete(state);
         if (s == CT_OK) s = prune_checkpoints(tr);
     }

@@ -6,6 +6,7 @@
 #include "data/caption_loader.h"
 #include "train/caption_eval.h"
 #include "data/loader.h"
+#include "data/shard_tokenizer.h"
 #include "parallel/dp.h"
 #include "train/checkpoint.h"
 #include "train/ckpt_stream.h"
@@ -28,6 +29,7 @@ struct ct_trainer {
     size_t predicted_peak; /* the automatic policy's prediction of the compute tier's peak */
     size_t sharded_bytes;  /* ZeRO 3: parameters and gradients resident at most (0: not sharded) */
     ct_loader *train, *val;
+    ct_shard_tokenizer tokenizer; /* what data.dir's shards were tokenized with */
     int64_t step;
     int32_t *inputs, *targets; /* [B, T] each */
     ct_ckpt_tensor *ckpt_tensors;

@@ -44,7 +44,7 @@ static ct_status copy_tensor(ct_model *moe, const ct_tensor_info *t, ct_model *d
     return CT_OK;
 }
 
-static ct_status save_step0(ct_model *moe, const ct_config *t, const char *out_run_dir) {
+static ct_status save_step0(ct_model *moe, const ct_config *t, const char *in_ckpt, const char *out_run_dir) {
     ct_config cfg = *t;
     snprintf(cfg.run.dir, sizeof cfg.run.dir, "%s", out_run_dir);
     size_t n = ct_model_num_tensors(moe), np = ct_model_num_params(moe);
@@ -64,7 +64,9 @@ static ct_status save_step0(ct_model *moe, const ct_config *t, const char *out_r
         snprintf(dir, sizeof dir, "%s/ckpt", out_run_dir);
         s = state ? ct_mkdirs(dir) : ct_fail(CT_ENOMEM, "out of memory building the trainer state");
         snprintf(dir, sizeof dir, "%s/ckpt/step_00000000", out_run_dir);
-        if (s == CT_OK) s = ct_hf_checkpoint_save(dir, &view, state, &cfg.model);
+        char tok[4200];
+        if (s == CT_OK) s = ct_hf_carry_tokenizer(in_ckpt, state, tok, sizeof tok);
+        if (s == CT_OK) s = ct_hf_checkpoint_save(dir, &view, state, &cfg.model, tok[0] ? tok : NULL);
         cJSON_Delete(state);
     }
     ct_free(tensors);
@@ -80,7 +82,7 @@ ct_status ct_upcycle(const char *in_ckpt, const ct_config *target, const char *o
     if (s == CT_OK) s = ct_model_create(&moe, &target->model, (uint64_t)target->train.seed);
     for (size_t i = 0; s == CT_OK && i < ct_model_num_tensors(moe); i++)
         s = copy_tensor(moe, ct_model_tensor(moe, i), dense);
-    if (s == CT_OK) s = save_step0(moe, target, out_run_dir);
+    if (s == CT_OK) s = save_step0(moe, target, in_ckpt, out_run_dir);
     ct_model_free(dense);
     ct_model_free(moe);
     return s;
