@@ -23,6 +23,19 @@ static void eval_help(void) {
            "  --captions N    validation scenes to caption (default: all of them)\n");
 }
 
+/* ", 1.2345 bits per byte" into out (left empty when the tokenizer cannot be loaded). */
+static void print_bits_per_byte(const char *ckpt, const char *data, const ct_config *cfg, int batches, int B,
+                                double loss, char *out, size_t cap) {
+    ct_tokenizer *tok;
+    uint64_t bytes = 0, targets = 0;
+    if (ct_checkpoint_tokenizer_load(ckpt, &tok) != CT_OK) return;
+    if (ct_eval_target_bytes(data, B > 0 ? B : cfg->train.batch_size, ct_config_train_seq_len(cfg), batches,
+                             tok, &bytes, &targets) == CT_OK &&
+        bytes > 0)
+        snprintf(out, cap, ", %.4f bits per byte", loss * (double)targets / ((double)bytes * log(2.0)));
+    ct_tokenizer_free(tok);
+}
+
 int cmd_eval(int argc, char **argv) {
     const char *ckpt = "runs/default", *data = NULL, *scenes = NULL;
     int batches = 0, B = 0, captions = 0;
@@ -69,8 +82,12 @@ int cmd_eval(int argc, char **argv) {
     if (s == CT_OK)
         s = ct_eval_split(m, &cfg, data ? data : cfg.data.dir, batches, B > 0 ? B : cfg.train.batch_size, &loss,
                           &tokens);
+    char bpb[48] = "";
     if (s == CT_OK)
-        printf("checkpoint %s: val loss %.4f, perplexity %.2f over %ld tokens\n", dir, loss, exp(loss), tokens);
+        print_bits_per_byte(dir, data ? data : cfg.data.dir, &cfg, batches, B, loss, bpb, sizeof bpb);
+    if (s == CT_OK)
+        printf("checkpoint %s: val loss %.4f, perplexity %.2f%s over %ld tokens\n", dir, loss, exp(loss), bpb,
+               tokens);
     if (s == CT_OK && !scenes && strcmp(cfg.data.scenes, "none")) scenes = cfg.data.scenes;
     ct_caption_tally t = {0};
     if (s == CT_OK && scenes && cfg.model.image.patch == 0)

@@ -30,6 +30,14 @@ ct_status ct_checkpoint_check_data_tokenizer(const char *ckpt_dir, const char *d
  * Prints progress on stderr when it is a terminal. */
 ct_status ct_eval_split(ct_model *m, const ct_config *cfg, const char *data, int batches, int B, double *loss,
                         long *tokens);
+/* The bytes of text that the targets of `batches` batches of B x T windows of data's
+ * validation split decode to with tok (spread as ct_eval_split and ct_trainer_evaluate
+ * spread them; batches <= 0: every complete batch), the end-of-text token counting none;
+ * *targets counts the targets. Bits per byte = mean loss * targets / (bytes * ln 2): the
+ * measure that compares models across tokenizers. */
+ct_status ct_eval_target_bytes(const char *data, int B, int T, int batches, const ct_tokenizer *tok,
+                               uint64_t *bytes, uint64_t *targets);
+
 /* Caption loss, token accuracy and greedy exact matches of m over the first `captions`
  * validation scenes of the scene shards in scenes (0: all), in batches of B. */
 ct_status ct_eval_captions(ct_model *m, const ct_config *cfg, const char *scenes, int captions, int B,

@@ -3,6 +3,7 @@
  * train/commands.h). Progress goes to stderr when it is a terminal. */
 #include "core/core.h"
 #include "data/loader.h"
+#include "data/tokenizer.h"
 #include "train/commands.h"
 #include <stdio.h>
 #include <unistd.h>
@@ -38,6 +39,31 @@ ct_status ct_eval_split(ct_model *m, const ct_config *cfg, const char *data, int
     *loss = sum / batches;
     uint64_t windows = ct_loader_num_windows(val), scored = (uint64_t)batches * (uint64_t)B;
     *tokens = (long)((scored < windows ? scored : windows) * (uint64_t)T); /* distinct windows */
+    return s;
+}
+
+ct_status ct_eval_target_bytes(const char *data, int B, int T, int batches, const ct_tokenizer *tok,
+                               uint64_t *bytes, uint64_t *targets) {
+    ct_loader *val;
+    CT_TRY(ct_loader_open(&val, data, "val", B, T, 0, 0));
+    uint64_t fit = ct_loader_num_windows(val) / (uint64_t)B;
+    if (batches <= 0 || (uint64_t)batches > fit) batches = fit ? (int)fit : 1;
+    int32_t *in = ct_alloc(sizeof(int32_t) * 2 * (size_t)B * T, "evaluation batch"); /* [B*T] inputs, targets */
+    ct_status s = in ? ct_loader_spread(val, (uint64_t)batches * (uint64_t)B) : CT_ENOMEM;
+    int32_t eot = ct_tokenizer_eot(tok);
+    *bytes = *targets = 0;
+    for (int i = 0; i < batches && s == CT_OK; i++) {
+        int32_t *tg = in + (size_t)B * T;
+        s = ct_loader_next(val, in, tg);
+        for (size_t k = 0; s == CT_OK && k < (size_t)B * T; k++) {
+            size_t len = 0;
+            if (tg[k] != eot && !ct_tokenizer_token(tok, tg[k], &len)) len = 0; /* padding ids: no text */
+            *bytes += len;
+        }
+        *targets += (uint64_t)B * (uint64_t)T;
+    }
+    ct_free(in);
+    ct_loader_close(val);
     return s;
 }
 

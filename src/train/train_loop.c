@@ -8,6 +8,7 @@
 #include "model/sample.h"
 #include "offload/policy.h"
 #include "ops/backend.h"
+#include "train/commands.h"
 #include "train/multimodal.h"
 #include "train/preempt.h"
 #include "train/trainer_internal.h"
@@ -146,17 +147,27 @@ static ct_status evaluate(ct_trainer *tr, run_output *o, int batches, int *whole
     CT_TRY(ct_trainer_evaluate(tr, batches, &e));
     if (whole) *whole = e.whole;
     if (!o->leader) return tr->cap_val ? evaluate_captions(tr, o) : CT_OK; /* collective */
-    char cover[48] = "the whole split";
+    char cover[48] = "the whole split", bpb_text[48] = "", bpb_json[48] = "";
     if (!e.whole)
         snprintf(cover, sizeof cover, "%.1f%% of the split", 100.0 * (double)e.tokens / (double)e.split_tokens);
-    printf("%sstep %" PRId64 ": val loss %.4f (perplexity %.1f) over %" PRIu64 " tokens (%s) in %.1fs\n",
-           o->tty ? "\n" : "", tr->step, (double)e.loss, exp((double)e.loss), e.tokens, cover, ct_now() - t0);
+    uint64_t bytes = 0, targets = 0; /* bits per byte: comparable across tokenizers */
+    if (o->tok &&
+        ct_eval_target_bytes(tr->cfg.data.dir, tr->cfg.train.batch_size, ct_config_train_seq_len(&tr->cfg),
+                             e.whole ? 0 : e.batches, o->tok, &bytes, &targets) == CT_OK &&
+        bytes > 0) {
+        double bpb = (double)e.loss * (double)targets / ((double)bytes * log(2.0));
+        snprintf(bpb_text, sizeof bpb_text, ", %.4f bits per byte", bpb);
+        snprintf(bpb_json, sizeof bpb_json, ", \"val_bpb\": %.6f", bpb);
+    }
+    printf("%sstep %" PRId64 ": val loss %.4f (perplexity %.1f%s) over %" PRIu64 " tokens (%s) in %.1fs\n",
+           o->tty ? "\n" : "", tr->step, (double)e.loss, exp((double)e.loss), bpb_text, e.tokens, cover,
+           ct_now() - t0);
     fflush(stdout);
     metrics_line(o,
                  "{\"step\": %" PRId64 ", \"%s\": %.9g, \"val_tokens\": %" PRIu64
-                 ", \"val_split_tokens\": %" PRIu64 "}",
+                 ", \"val_split_tokens\": %" PRIu64 "%s}",
                  tr->step, batches <= 0 ? "val_loss_full" : "val_loss", (double)e.loss, e.tokens,
-                 e.split_tokens);
+                 e.split_tokens, bpb_json);
     return tr->cap_val ? evaluate_captions(tr, o) : CT_OK;
 }
 
