@@ -438,9 +438,10 @@ ct_status ct_trainer_run(ct_trainer *tr) {
     snprintf(path, sizeof path, "%s/metrics.jsonl", c->run.dir);
     o.metrics = fopen(path, "a");
     if (!o.metrics) return ct_fail(CT_EIO, "cannot open %s for appending", path);
-    if (c->run.tensorboard && ct_tb_open(&o.tb, c->run.dir, c->run.resume) != CT_OK) {
+    ct_status s = c->run.tensorboard ? ct_tb_open(&o.tb, c->run.dir, c->run.resume) : CT_OK;
+    if (s != CT_OK) { /* no memory: its I/O problems only warn */
         fclose(o.metrics);
-        return CT_ENOMEM; /* its only failure: I/O problems turn the events off with a warning */
+        return s;
     }
     /* the shards' tokenizer: a trained one, or GPT-2's, possibly in a padded vocabulary
      * (padding rows are never targets) */
@@ -489,7 +490,7 @@ ct_status ct_trainer_run(ct_trainer *tr) {
         tr->step, ct_model_num_params_full(tr->model),
         ct_model_flops_per_token(tr->model, ct_config_train_seq_len(c)), o.peak_flops, machine.fp32,
         machine.bf16, c->train.precision, gemm);
-    ct_status s = run_steps(tr, &o);
+    s = run_steps(tr, &o);
     if (s == CT_OK) s = memory_line(tr, &o);
     if (o.tty) printf("\n");
     if (o.tok) ct_tokenizer_free(o.tok);
