@@ -8,6 +8,7 @@
 #include "train/checkpoint.h"
 #include "train/config.h"
 #include "train/safetensors.h"
+#include "train/tb_events.h"
 #include <png.h>
 
 static const char *out_root;
@@ -250,6 +251,28 @@ static int tokenizer_seeds(void) {
     return bad || damage("bpe", "text_0");
 }
 
+/* A run's event log: three steps of a few scalars each, then a step's MoE loads. */
+static int tb_seeds(void) {
+    char dir[] = "/tmp/cetus_tb_seed_XXXXXX", path[1200], *text;
+    if (!mkdtemp(dir)) return fail("mkdtemp");
+    ct_tb_events *tb;
+    if (ct_tb_open(&tb, dir, 1) != CT_OK || !tb) return fail("ct_tb_open");
+    static const char *tags[] = {"train/loss", "train/lr", "val/loss", "moe/layer1/load/0",
+                                 "moe/layer1/load/1"};
+    for (int step = 1; step <= 4; step++)
+        for (int i = step < 4 ? 0 : 3; i < (step < 4 ? 3 : 5); i++)
+            if (ct_tb_scalar(tb, step, tags[i], 1.0 / (step + i)) != CT_OK) return fail("ct_tb_scalar");
+    snprintf(path, sizeof path, "%s", ct_tb_path(tb));
+    ct_tb_close(tb);
+    size_t n;
+    if (ct_read_file(path, &text, &n) != CT_OK) return fail(path);
+    remove(path);
+    rmdir(dir);
+    int bad = put("tb_events", "log", text, n);
+    ct_free(text);
+    return bad || with_mode("tb_events", "log");
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) {
         fprintf(stderr, "usage: tool_fuzz_seeds OUTDIR\n");
@@ -257,6 +280,6 @@ int main(int argc, char **argv) {
     }
     out_root = argv[1];
     int bad = config_seeds() || safetensors_seeds() || trainer_seeds() || shard_seeds();
-    bad = bad || scene_seeds() || image_seeds() || tokenizer_seeds();
+    bad = bad || scene_seeds() || image_seeds() || tokenizer_seeds() || tb_seeds();
     return bad;
 }
