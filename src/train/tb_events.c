@@ -245,7 +245,8 @@ static void newest_file(const char *dir, char *name, size_t cap) {
 /* Creates a new file events.out.tfevents.<seconds>.<host>.<pid>, its time after after's
  * (an existing name, or "") so that it sorts last, and writes the version record. */
 static int create_file(ct_tb_events *tb, const char *dir, const char *after) {
-    long long t = (long long)time(NULL), prev = atoll(after[0] ? after + strlen(TB_PREFIX) : "0");
+    long long t = (long long)time(NULL), prev = after[0] ? strtoll(after + strlen(TB_PREFIX), NULL, 10) : 0;
+    if (prev < 0 || prev > 9999999999LL) prev = 0; /* not a time in seconds (10 digits) */
     char host[64] = "host";
     gethostname(host, sizeof host - 1);
     host[sizeof host - 1] = 0;
