@@ -163,6 +163,7 @@ static ct_status evaluate(ct_trainer *tr, run_output *o, int batches, int *whole
         double bpb = (double)e.loss * (double)targets / ((double)bytes * log(2.0));
         snprintf(bpb_text, sizeof bpb_text, ", %.4f bits per byte", bpb);
         snprintf(bpb_json, sizeof bpb_json, ", \"val_bpb\": %.6f", bpb);
+        CT_TRY(ct_tb_scalar(o->tb, tr->step, batches <= 0 ? "val/bpb_full" : "val/bpb", bpb));
     }
     printf("%sstep %" PRId64 ": val loss %.4f (perplexity %.1f%s) over %" PRIu64 " tokens (%s) in %.1fs\n",
            o->tty ? "\n" : "", tr->step, (double)e.loss, exp((double)e.loss), bpb_text, e.tokens, cover,

@@ -27,6 +27,7 @@ grep -q "from step 2" "$SCRATCH/tb.log" || fail "the second run did not resume a
 read_events $(events) >"$SCRATCH/events.txt" || fail "the event file does not read back"
 compare || fail "the events disagree with metrics.jsonl"
 grep -q '^3 val/loss ' "$SCRATCH/events.txt" || fail "no validation loss at step 3"
+grep -q '^3 val/bpb ' "$SCRATCH/events.txt" || fail "no bits per byte at step 3"
 grep -q '^4 moe/layer1/load/3 ' "$SCRATCH/events.txt" || fail "no MoE load at step 4"
 grep -q '^4 memory/rank0/peak_rss_mb ' "$SCRATCH/events.txt" || fail "no memory peaks at step 4"
 echo "a resumed run repeats no (tag, step)"

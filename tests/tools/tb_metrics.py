@@ -53,6 +53,8 @@ def expected(path):
         for k, tag in VAL_KEYS.items():
             if k in m:
                 add(tag, step, m[k])
+        if "val_bpb" in m:
+            add("val/bpb_full" if "val_loss_full" in m else "val/bpb", step, m["val_bpb"])
     return want
 
 
