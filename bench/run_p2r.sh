@@ -35,7 +35,7 @@ train() { # NAME extra-args...
     grep -E "^step +[0-9]+/|delink:" "$out/$name.log" | tail -n 2 >&2
 }
 train scratch
-for S in $S_LIST; do train "p2r-$S" model.share_layers=all delink.step="$S"; done
+for S in $S_LIST; do train "p2r-$S" model.share_layers=all delink.step="$S" delink.optimizer=carry; done
 best=$(/usr/bin/python3 bench/p2r_report.py --best "$out" scratch $(for S in $S_LIST; do echo "p2r-$S"; done))
 S=${best#p2r-}
 train "p2r-$S-reset" model.share_layers=all delink.step="$S" delink.optimizer=reset
