@@ -99,7 +99,7 @@ static const key_def keys[] = {
     {"delink.layers", K_INT, F(delink.layers), 0, 4096, "0",
      "blocks of the real model (0 = model.n_layer: the same function as the pseudo model)"},
     {"delink.optimizer", K_STR, F(delink.optimizer), 0, 16, "reset",
-     "AdamW state at delinking: reset (zero moments, step count 0: measured better, see docs/benchmarks.md) or carry (each block takes the shared weights' moments and step count)"},
+     "AdamW state at delinking: reset (zero moments, step count 0; docs/benchmarks.md compares the two) or carry (each block takes the shared weights' moments and step count)"},
     {"data.dir", K_STR, F(data.dir), 0, 0, "data/pydocs", "token shards written by `cetus prepare`"},
     {"data.scenes", K_STR, F(data.scenes), 0, 0, "none",
      "multimodal: captioned scene shards written by `cetus prepare --scenes` (none = text only); needs image.patch"},
