@@ -47,7 +47,7 @@ for round in $(seq "$ROUNDS"); do
             rm -rf "$out/run"
             /usr/bin/time -v -o "$out/time" "$bin" train -c configs/gpt2_124m.json model.seq_len="$T" \
                 train.seq_len="$T" train.batch_size=4 train.grad_accum=1 train.steps="$STEPS" \
-                train.warmup_steps=10 train.eval_interval=0 train.eval_batches=1 train.sample_tokens=0 \
+                train.warmup_steps=10 train.eval_interval=0 train.final_eval=0 train.eval_batches=1 train.sample_tokens=0 \
                 train.ckpt_interval=0 data.dir="$PWD/data/pydocs" run.dir="$out/run" $extra >"$out/log" 2>&1 ||
                 { tail -n 5 "$out/log" >&2; echo "run_attention.sh: T $T $setting failed" >&2; exit 1; }
             /usr/bin/python3 - "$out/run/metrics.jsonl" "$out/time" "$T" "$setting" >>"$out/results" <<'PY'

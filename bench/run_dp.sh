@@ -21,7 +21,7 @@ cd "$(dirname "$0")/.."
 STEPS=${1:-30}
 ROUNDS=${ROUNDS:-3}
 source bench/mpi_lib.sh
-common="train.steps=$STEPS train.eval_interval=0 train.sample_interval=0 train.ckpt_interval=0 train.warmup_steps=5
+common="train.steps=$STEPS train.eval_interval=0 train.final_eval=0 train.sample_interval=0 train.ckpt_interval=0 train.warmup_steps=5
         model.vocab_size=50304"
 summary() { # RUN_DIR TIME_FILE LABEL DATA TENSOR ZERO
     /usr/bin/python3 - "$@" <<'PY'

@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 STEPS=${1:-30}
 ROUNDS=${ROUNDS:-3}
 source bench/mpi_lib.sh
-common="-c configs/moe.json train.steps=$STEPS train.eval_interval=0 train.sample_tokens=0 train.ckpt_interval=0
+common="-c configs/moe.json train.steps=$STEPS train.eval_interval=0 train.final_eval=0 train.sample_tokens=0 train.ckpt_interval=0
         train.warmup_steps=5 model.vocab_size=50304"
 run() { # LABEL NP EXPERT
     local dir="$out/run"

@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 STEPS=${1:-8}
 source bench/mpi_lib.sh
 common="model.n_layer=12 model.d_model=512 model.n_head=8 model.seq_len=64 model.vocab_size=50304
-        train.batch_size=8 train.steps=$STEPS train.eval_interval=0 train.eval_batches=1 train.sample_tokens=0
+        train.batch_size=8 train.steps=$STEPS train.eval_interval=0 train.final_eval=0 train.eval_batches=1 train.sample_tokens=0
         train.ckpt_interval=0 train.warmup_steps=5 runtime.threads=2"
 : >"$out/results"
 run() { # LABEL KEY=VALUE...: one run, its summary to $out/results

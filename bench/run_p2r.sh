@@ -43,7 +43,7 @@ train "p2r-$S-reset" model.share_layers=all delink.step="$S" delink.optimizer=re
     $(for S in $S_LIST; do echo "p2r-$S"; done) "p2r-$S-reset"
 
 mem="model.n_layer=24 model.d_model=512 model.n_head=8 model.vocab_size=50304 train.steps=2 train.warmup_steps=1
-     train.eval_interval=0 train.eval_batches=1"
+     train.eval_interval=0 train.eval_batches=1 train.final_eval=0"
 train mem-real $mem
 train mem-pseudo $mem model.share_layers=all
 /usr/bin/python3 bench/p2r_report.py --memory --json bench/out/p2r_memory.json "$out" mem-real mem-pseudo

@@ -12,7 +12,7 @@ source bench/mpi_lib.sh
 "${MPIRUN[@]}" -np 2 ./build/cetus plan --calibrate --out "$out/hw.json" >"$out/calibrate.log"
 grep -E "matmul|memory copy|disk|link" "$out/calibrate.log"
 base="model.n_layer=6 model.d_model=384 model.n_head=6 model.seq_len=256 model.vocab_size=50304
-      train.batch_size=4 train.steps=$STEPS train.eval_interval=0 train.sample_interval=0 train.ckpt_interval=0
+      train.batch_size=4 train.steps=$STEPS train.eval_interval=0 train.final_eval=0 train.sample_interval=0 train.ckpt_interval=0
       runtime.pin=false"
 layouts=(
     "dense 1"

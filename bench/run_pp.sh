@@ -26,7 +26,7 @@ cd "$(dirname "$0")/.."
 STEPS=${1:-20}
 ROUNDS=${ROUNDS:-1}
 source bench/mpi_lib.sh
-common="train.steps=$STEPS train.grad_accum=1 train.eval_interval=0 train.eval_batches=1 train.sample_tokens=0
+common="train.steps=$STEPS train.grad_accum=1 train.eval_interval=0 train.final_eval=0 train.eval_batches=1 train.sample_tokens=0
         train.ckpt_interval=0 train.warmup_steps=5 model.vocab_size=50304"
 deep="model.n_layer=12 model.d_model=512 model.n_head=8 model.seq_len=64 train.batch_size=8"
 moe="model.n_layer=4 model.d_model=256 model.n_head=4 model.moe_every=2 moe.n_experts=8 moe.top_k=2 moe.d_hidden=512

@@ -24,7 +24,7 @@ source bench/mpi_lib.sh
 for D in 2 4; do
     for zero in 0 1 2 3; do
         "${MPIRUN[@]}" -np $D ./build/cetus train -c configs/gpt2_124m.json train.grad_accum=1 \
-            train.batch_size=$D train.steps="$STEPS" train.eval_interval=0 train.sample_tokens=0 \
+            train.batch_size=$D train.steps="$STEPS" train.eval_interval=0 train.final_eval=0 train.sample_tokens=0 \
             train.ckpt_interval=0 train.eval_batches=1 parallel.zero=$zero run.dir="$out/d$D-z$zero" \
             >/dev/null 2>"$out/d$D-z$zero.err" || { tail -n 5 "$out/d$D-z$zero.err"; exit 1; }
     done
