@@ -11,6 +11,7 @@
 
 #include "cetus.h"
 #include "ops/ops.h"
+#include <signal.h>
 
 /* The fp32 libraries. */
 typedef enum { CT_GEMM_OPENBLAS, CT_GEMM_ONEDNN, CT_GEMM_LIBRARIES } ct_gemm_library;
@@ -51,6 +52,10 @@ void ct_cpu_gemm_tile(int trans_a, int trans_b, int M, int N, int K, float alpha
 /* gemm_lib.c */
 const char *ct_gemm_library_name(ct_gemm_library lib);
 void ct_gemm_library_run(ct_gemm_library lib, const ct_gemm_shape *g);
+/* Holds the stop signals on the calling thread while a oneDNN call runs (see gemm_lib.c),
+ * then restores the mask it saved in *before. */
+void ct_gemm_signals_hold(sigset_t *before);
+void ct_gemm_signals_release(const sigset_t *before);
 /* "OpenBLAS 0.3.21 (Haswell) | oneDNN 2.6.3 (avx512_core_amx)": what a cached choice is
  * valid for, besides the machine. */
 void ct_gemm_libraries_id(char *out, size_t cap);

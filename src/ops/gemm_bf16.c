@@ -204,9 +204,12 @@ static int run_padded(const ct_gemm_shape *g, const ct_gemm_shape *p) {
     dnnl_memory_set_data_handle(b->b, g16.b16);
     dnnl_memory_set_data_handle(b->c, c);
     dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, b->a}, {DNNL_ARG_WEIGHTS, b->b}, {DNNL_ARG_DST, b->c}};
-    if (dnnl_primitive_execute(b->prim, g16.stream, 3, args) != dnnl_success ||
-        dnnl_stream_wait(g16.stream) != dnnl_success)
-        return 0;
+    sigset_t before;
+    ct_gemm_signals_hold(&before);
+    int ok = dnnl_primitive_execute(b->prim, g16.stream, 3, args) == dnnl_success &&
+             dnnl_stream_wait(g16.stream) == dnnl_success;
+    ct_gemm_signals_release(&before);
+    if (!ok) return 0;
     if (c_n) copy_rows(g->C, (size_t)g->ldc, c, (size_t)p->N, g->M, g->N);
     return 1;
 }
