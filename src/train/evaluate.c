@@ -34,10 +34,10 @@ ct_status ct_eval_split(ct_model *m, const ct_config *cfg, const char *data, int
         if (tty) fprintf(stderr, "\reval: batch %d/%d", i + 1, batches);
     }
     if (tty) fprintf(stderr, "\n");
+    uint64_t windows = ct_loader_num_windows(val), scored = (uint64_t)batches * (uint64_t)B;
     ct_free(in);
     ct_loader_close(val);
     *loss = sum / batches;
-    uint64_t windows = ct_loader_num_windows(val), scored = (uint64_t)batches * (uint64_t)B;
     *tokens = (long)((scored < windows ? scored : windows) * (uint64_t)T); /* distinct windows */
     return s;
 }
