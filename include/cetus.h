@@ -198,11 +198,6 @@ void ct_tokenizer_free(ct_tokenizer *t);
 int ct_tokenizer_vocab_size(const ct_tokenizer *t);
 /* The id of <|endoftext|>, which separates documents. */
 int32_t ct_tokenizer_eot(const ct_tokenizer *t);
-/* Identity: a hash of what decides the ids (the vocabulary, the merges, the added tokens and
- * which file format's rules apply), equal for the same tokenizer whatever its file's
- * formatting; and a name for messages ("gpt2", or "bpe-<vocab size>"). */
-uint64_t ct_tokenizer_hash(const ct_tokenizer *t);
-const char *ct_tokenizer_name(const ct_tokenizer *t);
 /* Encodes text[0..len) and appends the ids to *ids (*n_ids used of *cap allocated; start
  * with NULL, 0, 0; free *ids with ct_tokenizer_free_buffer). */
 ct_status ct_tokenizer_encode(ct_tokenizer *t, const char *text, size_t len, int32_t **ids, size_t *n_ids,

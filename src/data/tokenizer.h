@@ -33,6 +33,13 @@
 /* Loading, encoding and decoding (ct_tokenizer_load*, _encode, _decode, _free) are
  * declared in include/cetus.h. Their buffers come from ct_alloc: ct_free frees them. */
 
+/* Identity, for the records of data directories and checkpoints (shard_tokenizer.h): a hash
+ * of what decides the ids (the vocabulary, the merges, the added tokens and which file
+ * format's rules apply), equal for the same tokenizer whatever its file's formatting; and a
+ * name for messages ("gpt2", or "bpe-<vocab size>"). */
+uint64_t ct_tokenizer_hash(const ct_tokenizer *t);
+const char *ct_tokenizer_name(const ct_tokenizer *t);
+
 /* The raw bytes of one token (for streaming samples; a token may end inside a UTF-8
  * character). Returns NULL for an id outside [0, vocab). Not NUL-terminated. */
 const char *ct_tokenizer_token(const ct_tokenizer *t, int32_t id, size_t *len);
